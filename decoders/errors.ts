@@ -1,0 +1,46 @@
+/**
+ * The one catalogue of decode errors. Every error a decoder reports carries one of these
+ * stable codes, so collectors can count errors per exporter and reason and rate-limit the
+ * log line per code. Decoders throw only DecodeError; anything else escaping a decoder is
+ * a bug (the property tests assert exactly that).
+ */
+export const DecodeErrorCodes = [
+  // generic
+  'truncated', // a length or count points past the bytes we were given
+  'bad-version', // the datagram's version field is not one this decoder handles
+  'bad-length', // a length field is impossible (smaller than its own header, zero where not allowed)
+  'limit-exceeded', // a hard cap (templates, fields, samples, records, buffered bytes) was hit
+  // IPFIX / NetFlow v9 (RFC 7011, RFC 3954)
+  'bad-set-id', // set id 4..255 is reserved (RFC 7011 section 3.3.2)
+  'bad-template', // template record is malformed (id < 256, zero-length field where not allowed...)
+  'template-missing', // data set for a template we do not know (buffered or dropped)
+  'template-withdrawn', // data set for a template that was withdrawn
+  'record-malformed', // a data record cannot be decoded with its template (varlen overrun...)
+  // sFlow v5
+  'bad-address-type', // agent address type is neither IPv4 (1) nor IPv6 (2)
+  // pcap files
+  'pcap-bad-magic',
+  'pcap-unsupported-linktype',
+  'pcap-truncated',
+  // packet walker
+  'unknown-protocol',
+] as const;
+
+export type DecodeErrorCode = (typeof DecodeErrorCodes)[number];
+
+export class DecodeError extends Error {
+  readonly code: DecodeErrorCode;
+  /** Byte offset within the datagram (or file) where the problem was found, when known. */
+  readonly offset: number | undefined;
+
+  constructor(code: DecodeErrorCode, message: string, offset?: number) {
+    super(`${code}: ${message}${offset === undefined ? '' : ` (at offset ${offset})`}`);
+    this.name = 'DecodeError';
+    this.code = code;
+    this.offset = offset;
+  }
+}
+
+export function isDecodeError(err: unknown): err is DecodeError {
+  return err instanceof DecodeError;
+}

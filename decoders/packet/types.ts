@@ -1,0 +1,34 @@
+/**
+ * What the raw-header walker (decoders/packet/walker.ts) reports about one frame or IP
+ * packet. Shared by sFlow raw packet headers (sFlow v5 flow record 1) and IPFIX IE 315
+ * (dataLinkFrameSection). Fields past the point where the header was cut are `undefined`
+ * ("unavailable"), never guessed and never read from beyond the given length.
+ */
+export type HeaderStart = 'ethernet' | 'ipv4' | 'ipv6';
+
+export interface PacketInfo {
+  /** 4 or 6 once the IP version nibble was read; 0 when no IP header was reached. */
+  ipVersion: 0 | 4 | 6;
+  /** 20-bit flow label; set whenever the first 4 octets of the IPv6 header are present. */
+  flowLabel: number | undefined;
+  trafficClass: number | undefined;
+  /** Total IP length from the header: IPv4 total length, IPv6 payload length + 40. */
+  ipLength: number | undefined;
+  srcAddr: string | undefined;
+  dstAddr: string | undefined;
+  /** Final upper-layer protocol after walking IPv6 extension headers. */
+  ipProtocol: number | undefined;
+  srcPort: number | undefined;
+  dstPort: number | undefined;
+  /** ICMP / ICMPv6 type and code, when the upper layer is ICMP. */
+  icmpType: number | undefined;
+  icmpCode: number | undefined;
+  /** VLAN ids from outermost to innermost (802.1Q / 802.1ad / 0x9100 tags). */
+  vlans: number[];
+  /** MPLS labels from top of stack down, when the frame carried MPLS. */
+  mplsLabels: number[];
+  /** True when the packet is a non-first fragment (no L4 header in it). */
+  fragment: boolean;
+  /** True when the walk stopped because the header ended before a field it needed. */
+  truncated: boolean;
+}

@@ -1,0 +1,130 @@
+import { DecodeError } from './errors.js';
+
+/**
+ * One bounds-checked big-endian cursor over a byte range. Every read checks the bytes left
+ * and throws DecodeError('truncated') instead of reading past `end`; decoders never index
+ * the underlying buffer on a wire-supplied length without going through `need()` first.
+ *
+ * The reader is deliberately a small mutable class (not an immutable view per field) so the
+ * hot path allocates nothing per field.
+ */
+export class Reader {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  pos: number;
+  end: number;
+
+  constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
+    if (start < 0 || end > bytes.length || start > end) {
+      throw new DecodeError('truncated', `reader range ${start}..${end} outside ${bytes.length} bytes`);
+    }
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pos = start;
+    this.end = end;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  /** Throws unless `n` more bytes are available. `what` names the field for the error message. */
+  need(n: number, what: string): void {
+    if (n < 0 || this.pos + n > this.end) {
+      throw new DecodeError('truncated', `${what}: need ${n} bytes, ${this.end - this.pos} left`, this.pos);
+    }
+  }
+
+  u8(what = 'u8'): number {
+    this.need(1, what);
+    return this.bytes[this.pos++]!;
+  }
+
+  u16(what = 'u16'): number {
+    this.need(2, what);
+    const v = this.view.getUint16(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(what = 'u32'): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** 64-bit unsigned as a double: exact up to 2^53, which no real counter reaches. */
+  u64(what = 'u64'): number {
+    this.need(8, what);
+    const hi = this.view.getUint32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
+    this.pos += 8;
+    return hi * 4294967296 + lo;
+  }
+
+  /**
+   * Unsigned integer of 1..8 octets (RFC 7011 section 6.2, reduced-size encoding):
+   * exporters may send a counter in fewer octets than its abstract type.
+   */
+  uint(len: number, what = 'uint'): number {
+    this.need(len, what);
+    const v = readUintBE(this.bytes, this.pos, len);
+    this.pos += len;
+    return v;
+  }
+
+  skip(n: number, what = 'skip'): void {
+    this.need(n, what);
+    this.pos += n;
+  }
+
+  /** A sub-reader over the next `n` bytes; advances this reader past them. */
+  sub(n: number, what = 'sub'): Reader {
+    this.need(n, what);
+    const r = new Reader(this.bytes, this.pos, this.pos + n);
+    this.pos += n;
+    return r;
+  }
+}
+
+/** Big-endian unsigned integer of 0..8 octets at `off`. Caller has checked the bounds. */
+export function readUintBE(bytes: Uint8Array, off: number, len: number): number {
+  let v = 0;
+  for (let i = 0; i < len; i++) v = v * 256 + bytes[off + i]!;
+  return v;
+}
+
+/** IPv4 address at `off` in dotted form. Caller has checked the bounds. */
+export function formatIPv4(bytes: Uint8Array, off: number): string {
+  return `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
+}
+
+/** IPv6 address at `off` in RFC 5952 canonical text form. Caller has checked the bounds. */
+export function formatIPv6(bytes: Uint8Array, off: number): string {
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push((bytes[off + 2 * i]! << 8) | bytes[off + 2 * i + 1]!);
+  // RFC 5952 4.2: compress the longest run (length >= 2) of zero words, first one on ties.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  // RFC 5952 5: IPv4-mapped addresses keep the dotted quad.
+  if (bestStart === 0 && bestLen === 5 && words[5] === 0xffff) {
+    return `::ffff:${formatIPv4(bytes, off + 12)}`;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
