@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { VERSION } from './version.js';
+
+const USAGE = `scitags-collector ${VERSION}: SciTags-aware IPFIX / NetFlow / sFlow collector
+
+Usage:
+  scitags-collector serve [options]          run the collector (default command)
+  scitags-collector ingest FILE.pcap [...]   decode captures, print per-experiment totals as JSON
+  scitags-collector decode FILE.pcap [...]   print one JSON line per decoded record
+  scitags-collector --help | --version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case '--version':
+    case '-V':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'serve': {
+      const { runServe } = await import('./commands/serve.js');
+      return runServe(rest);
+    }
+    default:
+      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`scitags-collector: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

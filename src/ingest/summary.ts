@@ -1,0 +1,95 @@
+import type { FlowRecord } from '../../decoders/record.js';
+import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
+import type { Registry } from '../registry/registry.js';
+
+/**
+ * Totals over a set of records in the `ingest` document shape (DESIGN.md, "Contract used by
+ * the acceptance checks"): every decoded non-zero IPv6 label as a pair, registered or not;
+ * IPv6 without a usable label and all IPv4 as unmarked. Packets and bytes are scaled by the
+ * sampling rate in force for each record; `records` is not.
+ */
+export interface Counts {
+  records: number;
+  packets: number;
+  bytes: number;
+}
+
+export interface PairTotals extends Counts {
+  community: number;
+  activity: number;
+  communityName: string | null;
+  activityName: string | null;
+  registered: boolean;
+}
+
+export type TrafficClass = 'pair' | 'ipv6' | 'ipv4' | 'unknown';
+
+/**
+ * Which class a record counts under. A non-zero label is a pair even when the record did not
+ * state its IP version (IE 31 exists only for IPv6). A record with neither label nor IP
+ * version (a template with no address or version field) is `unknown`, reported in stats.
+ */
+export function classify(rec: FlowRecord): TrafficClass {
+  if (rec.flowLabel !== undefined && rec.flowLabel !== 0 && rec.ipVersion !== 4) return 'pair';
+  if (rec.ipVersion === 6) return 'ipv6';
+  if (rec.ipVersion === 4) return 'ipv4';
+  return 'unknown';
+}
+
+function zero(): Counts {
+  return { records: 0, packets: 0, bytes: 0 };
+}
+
+function add(c: Counts, rec: FlowRecord): void {
+  c.records += 1;
+  c.packets += rec.packets * rec.samplingRate;
+  c.bytes += rec.bytes * rec.samplingRate;
+}
+
+export class TrafficSummary {
+  /** Keyed by community * 64 + activity (both fit: 9 + 6 bits). */
+  private readonly pairs = new Map<number, Counts>();
+  readonly ipv6 = zero();
+  readonly ipv4 = zero();
+  readonly unknown = zero();
+
+  addRecord(rec: FlowRecord): void {
+    switch (classify(rec)) {
+      case 'pair': {
+        const label = rec.flowLabel!;
+        const key = communityOf(label) * 64 + activityOf(label);
+        let c = this.pairs.get(key);
+        if (!c) this.pairs.set(key, (c = zero()));
+        add(c, rec);
+        break;
+      }
+      case 'ipv6':
+        add(this.ipv6, rec);
+        break;
+      case 'ipv4':
+        add(this.ipv4, rec);
+        break;
+      case 'unknown':
+        add(this.unknown, rec);
+        break;
+    }
+  }
+
+  pairTotals(registry: Registry): PairTotals[] {
+    return [...this.pairs.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([key, c]) => {
+        const community = Math.floor(key / 64);
+        const activity = key % 64;
+        const names = registry.names(community, activity);
+        return {
+          community,
+          activity,
+          communityName: names.communityName ?? null,
+          activityName: names.activityName ?? null,
+          registered: names.registered,
+          ...c,
+        };
+      });
+  }
+}

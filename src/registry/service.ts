@@ -1,0 +1,107 @@
+import { loadCache, loadSnapshot, parseRegistryText, saveCache } from './loader.js';
+import { Registry } from './registry.js';
+
+export interface RegistryConfig {
+  /** URL of the registry JSON; empty string disables refreshing (offline deployments). */
+  url: string;
+  /** Refresh period in seconds. */
+  refreshSeconds: number;
+  /** Last good download is kept here; loaded at start before the shipped snapshot. */
+  cacheFile: string;
+  /** Give up on one download after this many ms. */
+  timeoutMs: number;
+}
+
+export interface RegistryDeps {
+  now: () => number;
+  fetchText: (url: string, timeoutMs: number) => Promise<string>;
+  log: (level: 'info' | 'warn', msg: string) => void;
+}
+
+export interface RegistryStatus {
+  source: Registry['source'];
+  modified: string | undefined;
+  loadedAtMs: number;
+  lastAttemptMs: number | undefined;
+  lastError: string | undefined;
+  refreshes: number;
+  failures: number;
+}
+
+export async function fetchTextWithTimeout(url: string, timeoutMs: number): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+  if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}`);
+  return await res.text();
+}
+
+/**
+ * Keeps the registry in use current: starts from the cache file (last good download) or the
+ * shipped snapshot without touching the network, then refreshes on a timer. A download is
+ * used only after it validates; a failed or invalid one keeps the registry in use, so the
+ * collector never stops naming traffic because the registry is unreachable.
+ */
+export class RegistryService {
+  private current: Registry;
+  private timer: NodeJS.Timeout | undefined;
+  private lastAttemptMs: number | undefined;
+  private lastError: string | undefined;
+  private refreshes = 0;
+  private failures = 0;
+
+  constructor(
+    private readonly config: RegistryConfig,
+    private readonly deps: RegistryDeps,
+  ) {
+    const cached = config.cacheFile ? loadCache(config.cacheFile, deps.now()) : { registry: undefined, error: undefined };
+    if (cached.error) deps.log('warn', `ignoring registry cache: ${cached.error}`);
+    this.current = cached.registry ?? loadSnapshot(deps.now());
+  }
+
+  get registry(): Registry {
+    return this.current;
+  }
+
+  status(): RegistryStatus {
+    return {
+      source: this.current.source,
+      modified: this.current.modified,
+      loadedAtMs: this.current.loadedAtMs,
+      lastAttemptMs: this.lastAttemptMs,
+      lastError: this.lastError,
+      refreshes: this.refreshes,
+      failures: this.failures,
+    };
+  }
+
+  /** One refresh attempt; resolves true when a new valid registry was installed. Never rejects. */
+  async refresh(): Promise<boolean> {
+    if (!this.config.url) return false;
+    this.lastAttemptMs = this.deps.now();
+    try {
+      const text = await this.deps.fetchText(this.config.url, this.config.timeoutMs);
+      const doc = parseRegistryText(text);
+      this.current = new Registry(doc, 'download', this.deps.now());
+      if (this.config.cacheFile) saveCache(this.config.cacheFile, text);
+      this.lastError = undefined;
+      this.refreshes++;
+      return true;
+    } catch (err) {
+      this.failures++;
+      this.lastError = (err as Error).message;
+      this.deps.log('warn', `registry refresh from ${this.config.url} failed, keeping ${this.current.source} copy: ${this.lastError}`);
+      return false;
+    }
+  }
+
+  start(): void {
+    if (!this.config.url || this.timer) return;
+    void this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.config.refreshSeconds * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
