@@ -1,0 +1,88 @@
+/**
+ * The one store interface. The embedded store (default) and the InfluxDB store implement
+ * it; the aggregator writes closed buckets through it and the REST API queries through it.
+ *
+ * A row is the whole total of one key in one bucket. Writing a row whose key exists
+ * replaces it (never adds), so re-writing a bucket after late data is idempotent.
+ */
+
+/** Which share of a link's traffic a row counts: marked, unmarked IPv6, IPv4, or unknown. */
+export type TrafficClass = 'scitags' | 'ipv6_unmarked' | 'ipv4' | 'unknown';
+
+export interface TrafficRow {
+  /** Bucket start, ms since the Unix epoch (a multiple of the bucket width). */
+  bucketStartMs: number;
+  /** Bucket width in seconds (so stores can serve rates and roll-ups). */
+  bucketSeconds: number;
+  /** Exporter (router / agent) address, without the UDP port: one router, one exporter. */
+  exporter: string;
+  /** Input / output ifIndex as reported; null when the exporter did not say. */
+  inIf: number | null;
+  outIf: number | null;
+  trafficClass: TrafficClass;
+  /**
+   * SciTags ids for class 'scitags'. Both null for unregistered pairs folded into one
+   * `unregistered` series (the default, so random RFC 6437 labels cannot explode the series
+   * count); numbers for registered pairs and for unregistered pairs kept by configuration.
+   * Always null for the unmarked classes.
+   */
+  community: number | null;
+  activity: number | null;
+  /** Whether the registry knew (community, activity) when the bucket was written. */
+  registered: boolean;
+  bytes: number;
+  packets: number;
+  records: number;
+}
+
+export type GroupByDimension = 'community' | 'activity' | 'link' | 'exporter' | 'direction' | 'class';
+
+export interface TrafficQuery {
+  fromMs: number;
+  toMs: number;
+  /** Step of the returned series in seconds (a multiple of the bucket width is best). */
+  stepSeconds: number;
+  groupBy: GroupByDimension[];
+  /** Filters: numeric ids (names are resolved to ids by the API layer through the registry). */
+  community?: number[];
+  activity?: number[];
+  /** Link filter: exporter + ifIndex pairs (the API resolves link names from configuration). */
+  link?: { exporter: string; ifIndex: number }[];
+  exporter?: string[];
+  trafficClass?: TrafficClass[];
+}
+
+export interface TrafficTotals {
+  bytes: number;
+  packets: number;
+  records: number;
+}
+
+export interface TrafficSeriesPoint extends TrafficTotals {
+  timeMs: number;
+  /** bytes * 8 / stepSeconds */
+  bitsPerSecond: number;
+  packetsPerSecond: number;
+}
+
+export interface TrafficSeries {
+  /** The group's values, one per groupBy dimension, e.g. { community: 2, activity: 1 }. */
+  group: Record<string, string | number | null>;
+  points: TrafficSeriesPoint[];
+  totals: TrafficTotals;
+}
+
+export interface TrafficQueryResult {
+  series: TrafficSeries[];
+  totals: TrafficTotals;
+}
+
+export interface TrafficStore {
+  readonly kind: string;
+  /** Replaces every given row's key in its bucket. Resolves once the rows are durable. */
+  writeRows(rows: TrafficRow[]): Promise<void>;
+  queryTraffic(query: TrafficQuery): Promise<TrafficQueryResult>;
+  /** Deletes data older than the retention; returns rows removed (embedded store). */
+  applyRetention?(nowMs: number): Promise<number>;
+  close(): Promise<void>;
+}
