@@ -7,6 +7,8 @@ Usage:
   scitags-collector serve [options]          run the collector (default command)
   scitags-collector ingest FILE.pcap [...]   decode captures, print per-experiment totals as JSON
   scitags-collector decode FILE.pcap [...]   print one JSON line per decoded record
+  scitags-collector replay FILE.pcap --to HOST:PORT [--speed N|--rate PPS]
+                                             re-send a capture's UDP payloads to a collector
   scitags-collector --help | --version
 `;
 
@@ -22,6 +24,10 @@ async function main(argv: string[]): Promise<number> {
     case '-V':
       process.stdout.write(`${VERSION}\n`);
       return 0;
+    case 'replay': {
+      const { runReplay } = await import('./commands/replay.js');
+      return runReplay(rest);
+    }
     case 'serve': {
       const { runServe } = await import('./commands/serve.js');
       return runServe(rest);
