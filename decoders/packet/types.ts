@@ -7,7 +7,11 @@
 export type HeaderStart = 'ethernet' | 'ipv4' | 'ipv6';
 
 export interface PacketInfo {
-  /** 4 or 6 once the IP version nibble was read; 0 when no IP header was reached. */
+  /**
+   * 4 or 6 once an IP header was reached (by EtherType, the caller's start, or the first
+   * nibble after MPLS), even when the header is cut before its first octet; 0 when no IP
+   * header was reached or its version nibble contradicts the EtherType / start.
+   */
   ipVersion: 0 | 4 | 6;
   /** 20-bit flow label; set whenever the first 4 octets of the IPv6 header are present. */
   flowLabel: number | undefined;
@@ -31,4 +35,10 @@ export interface PacketInfo {
   fragment: boolean;
   /** True when the walk stopped because the header ended before a field it needed. */
   truncated: boolean;
+  /**
+   * The packet inside a tunnel (GRE, IP-in-IP, VXLAN), walked only when the caller asks
+   * (WalkOptions.inner). The outer fields above stay the ones used for accounting; this
+   * exposes the inner flow label. Its own `inner` is never set (one level only).
+   */
+  inner?: PacketInfo | undefined;
 }

@@ -1,0 +1,39 @@
+/**
+ * IE 315 dataLinkFrameSection (PSAMP, RFC 5477): the record carries (the start of) one
+ * sampled frame instead of flow fields. The shared packet walker reads the frame; the record
+ * then stands for one packet whose size is the IP length in its header (the frame section
+ * may be cut short or zero-padded by the exporter, so its own length says nothing).
+ */
+import { newPacketInfo, walkHeader } from '../packet/walker.js';
+import type { FlowRecord } from '../record.js';
+
+/**
+ * Fills `rec` from the frame at `b[off..off+len)`. Fields the record's template already
+ * supplied win over what the frame says; counts come from the frame only when the template
+ * has none (a PSAMP packet report has no packetDeltaCount / octetDeltaCount).
+ */
+export function walkFrame(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  rec: FlowRecord,
+  hasCounts: boolean,
+  withAddresses: boolean,
+): void {
+  const info = walkHeader(b, off, len, 'ethernet', newPacketInfo());
+  if (!hasCounts) {
+    rec.packets = 1;
+    rec.bytes = info.ipLength ?? 0;
+  }
+  if (rec.ipVersion === 0) rec.ipVersion = info.ipVersion;
+  if (rec.flowLabel === undefined) rec.flowLabel = info.flowLabel;
+  if (rec.trafficClass === undefined) rec.trafficClass = info.trafficClass;
+  if (rec.ipProtocol === undefined) rec.ipProtocol = info.ipProtocol;
+  if (rec.srcPort === undefined) rec.srcPort = info.srcPort;
+  if (rec.dstPort === undefined) rec.dstPort = info.dstPort;
+  if (rec.vlan === undefined) rec.vlan = info.vlans[0];
+  if (withAddresses) {
+    if (rec.srcAddr === undefined) rec.srcAddr = info.srcAddr;
+    if (rec.dstAddr === undefined) rec.dstAddr = info.dstAddr;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * NetFlow v9 export packet decoding (RFC 3954), sharing templates, plans and set handling
+ * with IPFIX. Differences that matter here:
+ *  - 20-octet header with sysUptime and unix seconds (section 5.1); the source id plays the
+ *    observation domain; the sequence number counts export packets, not records;
+ *  - no message length: the flowsets run to the end of the datagram, so the structural
+ *    check is that the flowset chain tiles the datagram (a few trailing zero octets are
+ *    tolerated as padding);
+ *  - template flowset 0, options template flowset 1 with scope/option lengths in octets;
+ *  - no variable-length fields and no withdrawal.
+ * Containment is the same as IPFIX (see ipfix.ts). The header's record count is only
+ * checked one way: when every flowset was decoded and fewer records were found than the
+ * count says, a 'truncated' error is reported (the datagram lost whole flowsets); more
+ * records than the count is tolerated, since exporters disagree about what it counts.
+ */
+import { DecodeError } from '../errors.js';
+import { Reader } from '../reader.js';
+import { expirePending, handleDataSet, handleTemplateOps, type MessageCtx } from './sets.js';
+import { trackSequence, type SequenceResult } from './sequence.js';
+import { getSession, type FlowDecoderState } from './state.js';
+import {
+  getDomain,
+  MIN_DATA_SET_ID,
+  parseV9OptionsFlowset,
+  parseV9TemplateFlowset,
+  V9_OPTIONS_FLOWSET,
+  V9_TEMPLATE_FLOWSET,
+} from './templates.js';
+import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
+
+export const NETFLOW9_VERSION = 9;
+export const NETFLOW9_HEADER_LENGTH = 20;
+const FLOWSET_HEADER_LENGTH = 4;
+
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
+
+export function decodeNetflow9(
+  b: Uint8Array,
+  ctx: FlowDecodeContext,
+  state: FlowDecoderState,
+  opts: FlowDecodeOptions,
+  result: FlowDecodeResult,
+): void {
+  result.stats.version = NETFLOW9_VERSION;
+  if (b.length < NETFLOW9_HEADER_LENGTH) {
+    throw new DecodeError('truncated', `NetFlow v9 header needs ${NETFLOW9_HEADER_LENGTH} octets, got ${b.length}`, 0);
+  }
+  // Header (RFC 3954 5.1): version, count, sysUptime, unix secs, sequence, source id.
+  const headerCount = (b[2]! << 8) | b[3]!;
+  const sysUptimeMs = u32(b, 4);
+  const unixSecs = u32(b, 8);
+  const seq = u32(b, 12);
+  const sourceId = u32(b, 16);
+
+  // Pass 1: the flowset chain must tile the datagram.
+  let end = b.length;
+  for (let p = NETFLOW9_HEADER_LENGTH; p < end; ) {
+    if (end - p < FLOWSET_HEADER_LENGTH) {
+      let zero = true;
+      for (let i = p; i < end; i++) if (b[i] !== 0) zero = false;
+      if (!zero) throw new DecodeError('truncated', `${end - p} octets after the last flowset`, p);
+      end = p;
+      break;
+    }
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    if (len < FLOWSET_HEADER_LENGTH) throw new DecodeError('bad-length', `flowset length ${len}`, p + 2);
+    if (p + len > end) throw new DecodeError('truncated', `flowset length ${len} past datagram end ${end}`, p + 2);
+    p += len;
+  }
+
+  const session = getSession(state, ctx.exporterAddr, ctx.exporterPort, ctx.receivedMs);
+  const key = session.key;
+  const d = getDomain(session, sourceId, state.limits);
+  const m: MessageCtx = {
+    state,
+    session,
+    d,
+    protocol: 'netflow9',
+    exporter: key,
+    exporterAddr: ctx.exporterAddr,
+    domain: sourceId,
+    exportSecs: unixSecs,
+    sysUptimeMs,
+    receivedMs: ctx.receivedMs,
+    opts,
+    result,
+  };
+  expirePending(m);
+
+  // Pass 2. `found` counts records of every kind for the header count check (-1: unknown).
+  let found = 0;
+  for (let p = NETFLOW9_HEADER_LENGTH; p < end; ) {
+    const setId = (b[p]! << 8) | b[p + 1]!;
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    const start = p + FLOWSET_HEADER_LENGTH;
+    const setEnd = p + len;
+    p = setEnd;
+    result.stats.sets++;
+    const mark = result.records.length;
+    try {
+      if (setId === V9_TEMPLATE_FLOWSET || setId === V9_OPTIONS_FLOWSET) {
+        const fr = new Reader(b, start, setEnd);
+        const ops = setId === V9_TEMPLATE_FLOWSET ? parseV9TemplateFlowset(fr, state.limits) : parseV9OptionsFlowset(fr, state.limits);
+        if (found >= 0) found += ops.length;
+        handleTemplateOps(m, ops);
+      } else if (setId >= MIN_DATA_SET_ID) {
+        const n = handleDataSet(m, setId, b, start, setEnd);
+        found = n < 0 || found < 0 ? -1 : found + n;
+      } else {
+        // RFC 3954 5.3: flowset ids 2..255 are reserved.
+        result.errors.push(new DecodeError('bad-set-id', `flowset id ${setId} skipped`, p - len));
+        found = -1;
+      }
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      if (setId >= MIN_DATA_SET_ID) result.records.length = mark;
+      result.errors.push(e);
+      result.stopped = true;
+      found = -1;
+      break;
+    }
+  }
+  if (found >= 0 && found < headerCount) {
+    result.errors.push(new DecodeError('truncated', `header count ${headerCount}, ${found} records present`, 2));
+  }
+
+  // RFC 3954 5.1: the sequence number counts export packets from this source id.
+  trackSequence(d.sequence, seq, 1, seqOut);
+  if (seqOut.lost > 0) {
+    result.stats.sequenceGaps++;
+    result.stats.lostDatagrams += seqOut.lost;
+  }
+  result.stats.lateDatagrams += seqOut.late;
+  if (seqOut.reset) result.stats.sequenceResets++;
+}

@@ -1,0 +1,178 @@
+/**
+ * Set handling shared by IPFIX and NetFlow v9 once their headers are read: template
+ * operations (with replay of held data), options data and flow data.
+ */
+import { DecodeError } from '../errors.js';
+import type { FlowRecord } from '../record.js';
+import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
+import { evictExpired, hold, take } from './pending.js';
+import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
+import { type ApplyResult, applyTemplateOps, type TemplateOp } from './templates.js';
+import type { DomainState, FlowDecoderState, PendingSet, SessionState } from './state.js';
+import type { FlowDecodeOptions, FlowDecodeResult } from './types.js';
+
+/** What one message (datagram) is about, filled by the protocol decoder after its header. */
+export interface MessageCtx {
+  state: FlowDecoderState;
+  session: SessionState;
+  d: DomainState;
+  protocol: 'ipfix' | 'netflow9';
+  exporter: string;
+  exporterAddr: string;
+  domain: number;
+  exportSecs: number;
+  sysUptimeMs: number;
+  receivedMs: number;
+  opts: FlowDecodeOptions;
+  result: FlowDecodeResult;
+}
+
+const dataCtx: DataContext = {
+  protocol: 'ipfix',
+  exporter: '',
+  exporterAddr: '',
+  domain: 0,
+  exportMs: 0,
+  sysUptimeMs: -1,
+  systemInitMs: -1,
+  sessionSampling: newSamplingTable(),
+  exporterSampling: undefined,
+  sampling: {},
+  withFields: false,
+  withAddresses: true,
+  unknownSampling: 0,
+};
+
+function exporterTable(state: FlowDecoderState, key: string, create: boolean): SamplingTable | undefined {
+  let t = state.exporterSampling.get(key);
+  if (t === undefined && create) {
+    if (state.exporterSampling.size >= state.limits.maxSessions) {
+      const first = state.exporterSampling.keys().next();
+      if (!first.done) state.exporterSampling.delete(first.value);
+    }
+    t = newSamplingTable();
+    state.exporterSampling.set(key, t);
+  }
+  return t;
+}
+
+/** Evicts held sets past their age; call once per datagram before handling its sets. */
+export function expirePending(m: MessageCtx): void {
+  const n = evictExpired(m.session, m.receivedMs, m.state.limits);
+  m.result.stats.evicted += n;
+  m.state.totals.pendingEvicted += n;
+}
+
+/** Applies a parsed template set, then decodes the data held for the templates it defined. */
+export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): void {
+  const r: ApplyResult = { defined: [], templates: 0, withdrawals: 0 };
+  try {
+    applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state.limits, r);
+  } finally {
+    m.result.stats.templates += r.templates;
+    m.result.stats.withdrawals += r.withdrawals;
+    // Held sets for templates defined before a cap was hit are still replayed.
+    for (const id of r.defined) replay(m, id);
+  }
+}
+
+function replay(m: MessageCtx, templateId: number): void {
+  if (m.session.pending.length === 0) return;
+  const held = take(m.session, m.domain, templateId);
+  for (const p of held) {
+    const out = m.result.records;
+    const mark = out.length;
+    try {
+      const n = decodeSetBody(m, p.protocol, templateId, p.body, 0, p.body.length, p.exportSecs, p.sysUptimeMs);
+      if (n >= 0) m.result.stats.replayed += n;
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      // A held set that does not fit its template is dropped alone; the datagram carrying
+      // the template is fine and goes on.
+      out.length = mark;
+      m.result.errors.push(e);
+    }
+  }
+}
+
+/**
+ * Decodes a data set (id >= 256) of the current message. Returns the number of records it
+ * held (data or options), or -1 when that is unknown (template missing or withdrawn).
+ */
+export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start: number, end: number): number {
+  const t = m.d.templates.get(setId);
+  const st = m.result.stats;
+  if (t === undefined) {
+    if (m.d.withdrawn.has(setId)) {
+      // RFC 7011 8.1: never decode data with a layout the exporter took back.
+      st.withdrawnDrops++;
+      m.result.errors.push(new DecodeError('template-withdrawn', `data set for withdrawn template ${setId} dropped`, start));
+      return -1;
+    }
+    st.templateMisses++;
+    const entry: PendingSet = {
+      protocol: m.protocol,
+      domain: m.domain,
+      templateId: setId,
+      body: b.slice(start, end),
+      receivedMs: m.receivedMs,
+      exportSecs: m.exportSecs,
+      sysUptimeMs: m.sysUptimeMs,
+    };
+    const evicted = hold(m.session, entry, m.state.limits);
+    st.evicted += evicted;
+    m.state.totals.pendingEvicted += evicted;
+    if (entry.body.length <= m.state.limits.maxPendingBytes) st.buffered++;
+    return -1;
+  }
+  const n = decodeSetBody(m, t.protocol, setId, b, start, end, m.exportSecs, m.sysUptimeMs);
+  if (t.kind === 'options') st.optionsRecords += n;
+  else st.dataRecords += n;
+  return n;
+}
+
+function decodeSetBody(
+  m: MessageCtx,
+  protocol: 'ipfix' | 'netflow9',
+  templateId: number,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  exportSecs: number,
+  sysUptimeMs: number,
+): number {
+  const t = m.d.templates.get(templateId);
+  if (t === undefined) return -1;
+  if (t.kind === 'options') {
+    const limits = m.state.limits;
+    const d = m.d;
+    return decodeOptionsSet(b, start, end, t.plan, (f: SamplingFields) => {
+      // Kept both per exact session and per exporter address: options from another source
+      // port of the same exporter and domain still apply.
+      applyOptions(d.sampling, f, limits.maxSamplingEntries);
+      const et = exporterTable(m.state, m.d.exporterKey, true)!;
+      applyOptions(et, f, limits.maxSamplingEntries);
+    });
+  }
+  const c = dataCtx;
+  c.protocol = protocol;
+  c.exporter = m.exporter;
+  c.exporterAddr = m.exporterAddr;
+  c.domain = m.domain;
+  c.exportMs = exportSecs * 1000;
+  c.sysUptimeMs = protocol === 'netflow9' ? sysUptimeMs : -1;
+  c.sessionSampling = m.d.sampling;
+  c.exporterSampling = exporterTable(m.state, m.d.exporterKey, false);
+  c.systemInitMs = m.d.sampling.systemInitMs >= 0 ? m.d.sampling.systemInitMs : (c.exporterSampling?.systemInitMs ?? -1);
+  c.sampling = m.opts;
+  c.withFields = m.opts.withFields === true;
+  c.withAddresses = m.opts.withAddresses !== false;
+  c.unknownSampling = 0;
+  const out: FlowRecord[] = m.result.records;
+  try {
+    return decodeDataSet(b, start, end, t.plan, c, out);
+  } finally {
+    m.result.stats.unknownSampling += c.unknownSampling;
+    m.state.totals.unknownSamplingRecords += c.unknownSampling;
+  }
+}

@@ -1,0 +1,87 @@
+/** Public input and output types of decodeFlowDatagram (see index.ts). */
+import type { DecodeError } from '../errors.js';
+import type { FlowRecord } from '../record.js';
+import type { SamplingConfig } from './sampling.js';
+
+/** Where and when a datagram was received; the clock is the caller's (capture time in replays). */
+export interface FlowDecodeContext {
+  exporterAddr: string;
+  exporterPort: number;
+  receivedMs: number;
+}
+
+export interface FlowDecodeOptions extends SamplingConfig {
+  /** Fill FlowRecord.fields with every field by IANA name (the `decode` CLI). Default false. */
+  withFields?: boolean;
+  /** Format srcAddr / dstAddr. Default true; aggregation alone does not need them. */
+  withAddresses?: boolean;
+}
+
+/** Per-datagram counters; the caller sums them per exporter. */
+export interface FlowDecodeStats {
+  /** 5, 9 or 10; 0 when the version could not be read. */
+  version: number;
+  sets: number;
+  /** Template and options template records defined (including redefinitions). */
+  templates: number;
+  /** Withdrawal records (a withdraw-all counts once). */
+  withdrawals: number;
+  optionsRecords: number;
+  /** Data records decoded from this datagram's own sets (replayed ones are in `replayed`). */
+  dataRecords: number;
+  /** Data sets whose template was unknown (held for later, or dropped when the buffer is full). */
+  templateMisses: number;
+  /** Data sets dropped because their template had been withdrawn. */
+  withdrawnDrops: number;
+  /** Data sets held waiting for their template. */
+  buffered: number;
+  /** Records decoded from held sets because their template arrived in this datagram. */
+  replayed: number;
+  /** Held sets evicted (too old, or no room) while handling this datagram. */
+  evicted: number;
+  /** Sequence gaps seen, and what they say was lost: records (IPFIX, v5) or datagrams (v9). */
+  sequenceGaps: number;
+  lostRecords: number;
+  lostDatagrams: number;
+  /** Units handed back by a late (reordered) datagram inside an earlier gap. */
+  lateRecords: number;
+  lateDatagrams: number;
+  sequenceResets: number;
+  /** Records whose sampling rate nobody stated (the default was used). */
+  unknownSampling: number;
+}
+
+export interface FlowDecodeResult {
+  records: FlowRecord[];
+  stats: FlowDecodeStats;
+  /**
+   * Problems found, in order. The last one ends decoding of the datagram when `stopped` is
+   * true; 'template-withdrawn' and 'bad-set-id' (a reserved set skipped by its length) and
+   * a v9 short record count are reported without stopping.
+   */
+  errors: DecodeError[];
+  stopped: boolean;
+}
+
+export function newStats(): FlowDecodeStats {
+  return {
+    version: 0,
+    sets: 0,
+    templates: 0,
+    withdrawals: 0,
+    optionsRecords: 0,
+    dataRecords: 0,
+    templateMisses: 0,
+    withdrawnDrops: 0,
+    buffered: 0,
+    replayed: 0,
+    evicted: 0,
+    sequenceGaps: 0,
+    lostRecords: 0,
+    lostDatagrams: 0,
+    lateRecords: 0,
+    lateDatagrams: 0,
+    sequenceResets: 0,
+    unknownSampling: 0,
+  };
+}
