@@ -1,0 +1,167 @@
+/**
+ * Properties of the raw-header walker: it never throws on any bytes inside its range, never
+ * reads past offset + length (a buffer poisoned after the cut gives the same answer as one
+ * that ends there), and a longer cut never contradicts a shorter one. Also: the hot-path
+ * address formatter equals reader.ts's RFC 5952 formatter.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { formatIPv4, formatIPv6 } from '../../decoders/reader.js';
+import { ipv4String, ipv6String } from '../../decoders/packet/addr.js';
+import type { HeaderStart, PacketInfo } from '../../decoders/packet/types.js';
+import { newPacketInfo, walkHeader } from '../../decoders/packet/walker.js';
+import { buildFrame, type ExtHeaderSpec, type FrameSpec, type L4Spec } from '../builders/sflow.js';
+
+const starts: HeaderStart[] = ['ethernet', 'ipv4', 'ipv6'];
+
+function snapshot(info: PacketInfo): unknown {
+  // Structured copy: the walker reuses arrays, and `inner` is a reused object too.
+  return JSON.parse(JSON.stringify(info)) as unknown;
+}
+
+/** Walks bytes[offset, offset+len) three ways: cut buffer, and poisoned with 0x00 and 0xff after. */
+function walkThreeWays(bytes: Uint8Array, offset: number, len: number, start: HeaderStart, inner: boolean): unknown[] {
+  const cut = bytes.slice(0, offset + len);
+  const results: unknown[] = [];
+  for (const poison of [undefined, 0x00, 0xff]) {
+    let buf = cut;
+    if (poison !== undefined) {
+      buf = new Uint8Array(offset + len + 64).fill(poison);
+      buf.set(cut);
+    }
+    results.push(snapshot(walkHeader(buf, offset, len, start, newPacketInfo(), { inner })));
+  }
+  return results;
+}
+
+const l4Arb: fc.Arbitrary<L4Spec> = fc.oneof(
+  fc.record({ proto: fc.constantFrom('tcp' as const, 'udp' as const, 'sctp' as const), srcPort: fc.nat(65535), dstPort: fc.nat(65535), payload: fc.nat(64) }),
+  fc.record({ proto: fc.constantFrom('icmp' as const, 'icmpv6' as const), type: fc.nat(255), code: fc.nat(255) }),
+);
+
+const extArb: fc.Arbitrary<ExtHeaderSpec> = fc.oneof(
+  fc.record({ type: fc.constantFrom('hop' as const, 'routing' as const, 'dest' as const), len: fc.nat(4) }),
+  fc.record({ type: fc.constant('fragment' as const), offset: fc.oneof(fc.constant(0), fc.nat(8191)), more: fc.boolean() }),
+  fc.record({ type: fc.constant('ah' as const), len: fc.integer({ min: 1, max: 8 }) }),
+);
+
+const v6Text = fc.array(fc.oneof(fc.constant(0), fc.nat(0xffff)), { minLength: 8, maxLength: 8 }).map((w) => w.map((x) => x.toString(16)).join(':'));
+const v4Text = fc.array(fc.nat(255), { minLength: 4, maxLength: 4 }).map((b) => b.join('.'));
+
+const frameArb: fc.Arbitrary<FrameSpec> = fc.record({
+  vlans: fc.array(fc.record({ vid: fc.nat(4095), tpid: fc.constantFrom(0x8100, 0x88a8, 0x9100) }), { maxLength: 3 }),
+  mpls: fc.array(fc.nat(0xfffff), { maxLength: 3 }),
+  ip: fc.oneof(
+    fc.record({
+      version: fc.constant(6 as const),
+      trafficClass: fc.nat(255),
+      flowLabel: fc.nat(0xfffff),
+      src: v6Text,
+      dst: v6Text,
+      ext: fc.array(extArb, { maxLength: 4 }),
+      l4: l4Arb,
+    }),
+    fc.record({
+      version: fc.constant(4 as const),
+      src: v4Text,
+      dst: v4Text,
+      options: fc.constantFrom(0, 4, 40),
+      fragOffset: fc.oneof(fc.constant(0), fc.nat(8191)),
+      l4: l4Arb,
+    }),
+  ),
+});
+
+describe('walkHeader properties', () => {
+  it('never throws and never reads past offset + length, on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.nat(), fc.constantFrom(...starts), fc.boolean(), (bytes, a, b, start, inner) => {
+        const offset = bytes.length === 0 ? 0 : a % (bytes.length + 1);
+        const len = (bytes.length - offset) === 0 ? 0 : b % (bytes.length - offset + 1);
+        const [cut, zeros, ones] = walkThreeWays(bytes, offset, len, start, inner);
+        expect(zeros).toEqual(cut);
+        expect(ones).toEqual(cut);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('never reads past the cut of a well-formed frame, at any cut', () => {
+    fc.assert(
+      fc.property(frameArb, fc.nat(), fc.boolean(), (spec, c, inner) => {
+        const frame = buildFrame(spec);
+        const len = c % (frame.length + 1);
+        const [cut, zeros, ones] = walkThreeWays(frame, 0, len, 'ethernet', inner);
+        expect(zeros).toEqual(cut);
+        expect(ones).toEqual(cut);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a longer cut never contradicts a shorter one', () => {
+    fc.assert(
+      fc.property(frameArb, (spec) => {
+        const frame = buildFrame(spec);
+        const full = walkHeader(frame, 0, frame.length, 'ethernet', newPacketInfo());
+        expect(full.truncated).toBe(false);
+        const complete = snapshot(full) as Record<string, unknown>;
+        const contradictions: string[] = [];
+        for (let n = 0; n < Math.min(frame.length, 120); n++) {
+          const part = snapshot(walkHeader(frame, 0, n, 'ethernet', newPacketInfo())) as Record<string, unknown>;
+          for (const [k, v] of Object.entries(part)) {
+            // Unknown (undefined), not-yet-seen (ipVersion 0, fragment false) never contradict.
+            if (k === 'truncated' || v === undefined || v === null) continue;
+            if ((k === 'ipVersion' && v === 0) || (k === 'fragment' && v === false)) continue;
+            const want = Array.isArray(v) ? JSON.stringify((complete[k] as unknown[]).slice(0, v.length)) : JSON.stringify(complete[k]);
+            if (JSON.stringify(v) !== want) contradictions.push(`cut ${n}: ${k} = ${JSON.stringify(v)}, full ${want}`);
+          }
+        }
+        expect(contradictions).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('throws only DecodeError for ranges outside the buffer', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: -10, max: 100 }), fc.integer({ min: -10, max: 100 }), (bytes, offset, len) => {
+        try {
+          walkHeader(bytes, offset, len, 'ethernet', newPacketInfo());
+          expect(offset >= 0 && len >= 0 && offset + len <= bytes.length).toBe(true);
+        } catch (err) {
+          expect((err as Error).name).toBe('DecodeError');
+          expect(offset < 0 || len < 0 || offset + len > bytes.length).toBe(true);
+        }
+      }),
+    );
+  });
+});
+
+describe('address formatting', () => {
+  const zeroBiased = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.nat(255)), { minLength: 16, maxLength: 16 }).map((a) => Uint8Array.from(a));
+  it('ipv6String equals reader formatIPv6 (RFC 5952), cached or not', () => {
+    fc.assert(
+      fc.property(zeroBiased, fc.boolean(), (bytes, mapped) => {
+        if (mapped) {
+          bytes.fill(0, 0, 10);
+          bytes[10] = 0xff;
+          bytes[11] = 0xff;
+        }
+        const want = formatIPv6(bytes, 0);
+        expect(ipv6String(bytes, 0)).toBe(want);
+        expect(ipv6String(bytes, 0)).toBe(want); // second call is served from the cache
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  it('ipv4String equals reader formatIPv4', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (bytes) => {
+        expect(ipv4String(bytes, 0)).toBe(formatIPv4(bytes, 0));
+        expect(ipv4String(bytes, 0)).toBe(formatIPv4(bytes, 0));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
