@@ -24,6 +24,14 @@ async function main(argv: string[]): Promise<number> {
     case '-V':
       process.stdout.write(`${VERSION}\n`);
       return 0;
+    case 'ingest': {
+      const { runIngest } = await import('./commands/ingest.js');
+      return runIngest(rest);
+    }
+    case 'decode': {
+      const { runDecode } = await import('./commands/decode.js');
+      return runDecode(rest);
+    }
     case 'replay': {
       const { runReplay } = await import('./commands/replay.js');
       return runReplay(rest);

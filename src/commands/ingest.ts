@@ -1,0 +1,133 @@
+import { parseArgs } from 'node:util';
+import { readCaptureFile } from '../../collectors/pcap.js';
+import { DecodeError } from '../../decoders/errors.js';
+import { loadSnapshot } from '../registry/loader.js';
+import type { Registry } from '../registry/registry.js';
+import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
+import { TrafficSummary, type Counts, type PairTotals } from '../ingest/summary.js';
+import { loadCache } from '../registry/loader.js';
+
+/** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
+export interface IngestDocument {
+  pairs: PairTotals[];
+  unmarked: { ipv6: Counts; ipv4: Counts };
+  stats: {
+    datagrams: number;
+    records: number;
+    decodeErrors: number;
+    templateMisses: number;
+    files: number;
+    /** Frames of the captures that were not UDP datagrams we could use. */
+    skippedFrames: number;
+    /** Records that stated neither an IP version nor a label (not in pairs or unmarked). */
+    unknownIpVersion: Counts;
+    errorsByCode: Record<string, number>;
+    lostRecords: number;
+    lostDatagrams: number;
+    lostSamples: number;
+    unknownSampling: number;
+    registry: { source: string; modified: string | null };
+  };
+}
+
+export interface IngestOptions {
+  registry: Registry;
+  /** Called for every problem, already naming file, frame and reason. */
+  onDiagnostic: (line: string) => void;
+}
+
+/** Runs the capture files through the decode path and sums them (no store, no clock). */
+export function ingestFiles(files: readonly string[], opts: IngestOptions): IngestDocument {
+  const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
+  const summary = new TrafficSummary();
+  let skippedFrames = 0;
+  for (const file of files) {
+    const capture = readCaptureFile(file);
+    for (const s of capture.skipped) {
+      skippedFrames++;
+      opts.onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`);
+    }
+    for (const d of capture.datagrams) {
+      const { records, errors } = decoder.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
+      for (const e of errors) opts.onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
+      for (const rec of records) summary.addRecord(rec);
+    }
+  }
+  const errorsByCode: Record<string, number> = {};
+  let lostRecords = 0;
+  let lostDatagrams = 0;
+  let lostSamples = 0;
+  let unknownSampling = 0;
+  for (const ex of decoder.exporters.all()) {
+    for (const [code, n] of ex.errorsByCode) errorsByCode[code] = (errorsByCode[code] ?? 0) + n;
+    lostRecords += ex.lostRecords;
+    lostDatagrams += ex.lostDatagrams;
+    lostSamples += ex.lostSamples;
+    unknownSampling += ex.unknownSampling;
+  }
+  return {
+    pairs: summary.pairTotals(opts.registry),
+    unmarked: { ipv6: { ...summary.ipv6 }, ipv4: { ...summary.ipv4 } },
+    stats: {
+      datagrams: decoder.totals.datagrams,
+      records: decoder.totals.records,
+      decodeErrors: decoder.totals.decodeErrors,
+      templateMisses: decoder.totals.templateMisses,
+      files: files.length,
+      skippedFrames,
+      unknownIpVersion: { ...summary.unknown },
+      errorsByCode,
+      lostRecords,
+      lostDatagrams,
+      lostSamples,
+      unknownSampling,
+      registry: { source: opts.registry.source, modified: opts.registry.modified ?? null },
+    },
+  };
+}
+
+const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--registry-cache FILE] [--quiet]
+Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5) as if received
+live and prints per-experiment totals as one JSON document. Problems go to stderr as
+"FILE: frame N: reason".
+`;
+
+export function runIngest(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      'registry-cache': { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const now = Date.now();
+  const cached = values['registry-cache'] ? loadCache(values['registry-cache'], now) : undefined;
+  if (cached?.error) process.stderr.write(`ignoring registry cache: ${cached.error}\n`);
+  const registry = cached?.registry ?? loadSnapshot(now);
+  try {
+    const doc = ingestFiles(positionals, {
+      registry,
+      onDiagnostic: (line) => {
+        if (!values.quiet) process.stderr.write(`${line}\n`);
+      },
+    });
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      process.stderr.write(`scitags-collector ingest: ${(err as Error).message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

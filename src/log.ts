@@ -1,0 +1,52 @@
+/**
+ * Logging with a rate limit per key: hostile or broken exporters can produce an error per
+ * datagram, and the log must stay readable (and cheap) anyway. The first line of a key is
+ * printed, then at most one per `intervalMs`, reporting how many were suppressed between.
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  log(level: LogLevel, msg: string): void;
+  /** Logs under `key` at most once per interval; counts the rest. */
+  limited(key: string, level: LogLevel, msg: string): void;
+}
+
+export function createLogger(opts: {
+  level: LogLevel;
+  write?: (line: string) => void;
+  now?: () => number;
+  intervalMs?: number;
+  maxKeys?: number;
+}): Logger {
+  const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const now = opts.now ?? Date.now;
+  const intervalMs = opts.intervalMs ?? 10_000;
+  const maxKeys = opts.maxKeys ?? 10_000;
+  const last = new Map<string, { at: number; suppressed: number }>();
+  const log = (level: LogLevel, msg: string): void => {
+    if (ORDER[level] < ORDER[opts.level]) return;
+    write(`${new Date(now()).toISOString()} ${level} ${msg}`);
+  };
+  return {
+    log,
+    limited(key, level, msg) {
+      if (ORDER[level] < ORDER[opts.level]) return;
+      const t = now();
+      const entry = last.get(key);
+      if (entry && t - entry.at < intervalMs) {
+        entry.suppressed++;
+        return;
+      }
+      // Bounded: forget the oldest keys first (Map keeps insertion order).
+      if (!entry && last.size >= maxKeys) {
+        const oldest = last.keys().next().value;
+        if (oldest !== undefined) last.delete(oldest);
+      }
+      const suffix = entry && entry.suppressed > 0 ? ` (${entry.suppressed} similar suppressed)` : '';
+      last.delete(key);
+      last.set(key, { at: t, suppressed: 0 });
+      log(level, msg + suffix);
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import type { DecodeErrorCode } from '../../decoders/errors.js';
+import type { FlowProtocol } from '../../decoders/record.js';
+
+/** What the collector knows about one exporter (router / agent address), for API and metrics. */
+export interface ExporterCounters {
+  address: string;
+  protocols: Set<FlowProtocol>;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  datagrams: number;
+  records: number;
+  /** Datagrams that produced at least one error. */
+  badDatagrams: number;
+  errorsByCode: Map<DecodeErrorCode | 'unknown-protocol', number>;
+  templateMisses: number;
+  /** Lost units by sequence numbers: IPFIX/v5 records, v9 datagrams, sFlow datagrams and samples. */
+  lostRecords: number;
+  lostDatagrams: number;
+  lostSamples: number;
+  unknownSampling: number;
+  /** Sampling rates seen in this exporter's records, with counts (bounded). */
+  samplingRates: Map<string, number>;
+}
+
+/**
+ * Bounded table of exporter counters. Beyond `maxExporters` addresses, new exporters are
+ * counted under one 'other' entry, so a spoofed-source flood cannot grow memory.
+ */
+export class ExporterTable {
+  private readonly table = new Map<string, ExporterCounters>();
+
+  constructor(private readonly maxExporters = 4096) {}
+
+  get(address: string, nowMs: number): ExporterCounters {
+    let e = this.table.get(address);
+    if (!e) {
+      const key = this.table.size < this.maxExporters ? address : 'other';
+      e = this.table.get(key);
+      if (!e) {
+        e = {
+          address: key,
+          protocols: new Set(),
+          firstSeenMs: nowMs,
+          lastSeenMs: nowMs,
+          datagrams: 0,
+          records: 0,
+          badDatagrams: 0,
+          errorsByCode: new Map(),
+          templateMisses: 0,
+          lostRecords: 0,
+          lostDatagrams: 0,
+          lostSamples: 0,
+          unknownSampling: 0,
+          samplingRates: new Map(),
+        };
+        this.table.set(key, e);
+      }
+    }
+    return e;
+  }
+
+  all(): ExporterCounters[] {
+    return [...this.table.values()];
+  }
+}
+
+export function countError(e: ExporterCounters, code: DecodeErrorCode | 'unknown-protocol'): void {
+  e.errorsByCode.set(code, (e.errorsByCode.get(code) ?? 0) + 1);
+}
