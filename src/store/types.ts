@@ -79,7 +79,11 @@ export interface TrafficQueryResult {
 
 export interface TrafficStore {
   readonly kind: string;
-  /** Replaces every given row's key in its bucket. Resolves once the rows are durable. */
+  /**
+   * Replaces every given row's key in its bucket. Resolves once the rows are durable.
+   * Contract with the aggregator: the rows of one bucket are always written together (the
+   * whole bucket), so a store may derive per-link sums from one call (InfluxDB link_traffic).
+   */
   writeRows(rows: TrafficRow[]): Promise<void>;
   queryTraffic(query: TrafficQuery): Promise<TrafficQueryResult>;
   /** Deletes data older than the retention; returns rows removed (embedded store). */

@@ -1,0 +1,475 @@
+import type { FlowRecord } from '../../decoders/record.js';
+import type { Registry } from '../registry/registry.js';
+import type { TrafficRow, TrafficStore } from '../store/types.js';
+import { Bucket, Cell } from './bucket.js';
+import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
+import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
+import { KeepPolicy, SERIES_SPACE, overflowSeries, seriesInfo, seriesOf } from './series.js';
+import { cumulativeShare } from './split.js';
+
+/**
+ * Sums flow records into (bucket, exporter, inIf, outIf, class, community, activity) cells
+ * and writes closed buckets to the store.
+ *
+ * Time. Buckets follow the collector's receive time. A record with exporter timestamps is
+ * shifted by that exporter's clock offset (receive time - export time of its datagram), so
+ * a router with a wrong clock still lands in the right bucket; a span covering several
+ * buckets is split in proportion to time (split.ts) and its record count goes to the bucket
+ * holding its end (a count is not divisible, and the end is when the flow was seen last).
+ * Records without timestamps (sFlow samples, templates without times) and records with
+ * absurd ones (end before start, longer than maxFlowSeconds, ending in the future) count in
+ * the bucket of their receive time; absurd ones are counted in `clampedTimestamps`.
+ *
+ * Lifecycle. tick(now) writes every bucket whose end + grace has passed and that changed
+ * since its last write, whole (the store replaces, never adds, so rewrites are idempotent).
+ * Buckets stay in memory for the late window and are then closed: records for a closed
+ * bucket are dropped and counted as too late. A failed write keeps the bucket for the next
+ * tick; nothing accepted is dropped unless the pending rows exceed maxPendingRows.
+ *
+ * Cardinality. When the live keys reach maxLiveKeys, records that would open a new key are
+ * folded into the overflow key of their exporter and class: inIf = outIf = null and, for
+ * class 'scitags', community = activity = null (the `unregistered` series). That key is
+ * shared with genuinely unregistered traffic of unknown interfaces; `foldedByCardinality`
+ * tells how much of it is overflow.
+ */
+
+export interface AggregatorLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface AggregatorDeps {
+  /** Wall clock for the tick timer and log rate limiting (tests inject a fake one). */
+  now(): number;
+  store: TrafficStore;
+  /** The registry in force; called per record, so a refreshed registry applies at once. */
+  registry(): Registry;
+  log?: AggregatorLog;
+}
+
+export interface AggregatorStats {
+  /** add() calls. */
+  records: number;
+  /** Records whose span covered several buckets. */
+  splitRecords: number;
+  /** Records with unusable exporter times, counted in their receive-time bucket. */
+  clampedTimestamps: number;
+  /** Record parts that updated an already written bucket (which is then written again). */
+  lateUpdates: number;
+  /** Records dropped whole because their (end) bucket was past the late window. */
+  tooLate: number;
+  /** Scaled bytes / packets dropped as too late: whole records and early parts of split ones. */
+  tooLateBytes: number;
+  tooLatePackets: number;
+  /** Records folded (wholly or, for split records, partly) into an overflow key by the cap. */
+  foldedByCardinality: number;
+  /** Bucket writes confirmed by the store, rewrites included, and their rows. */
+  bucketsWritten: number;
+  rowsWritten: number;
+  /** Rejected store writes (each is retried on the next tick). */
+  writeFailures: number;
+  /** Closed buckets dropped because the store failed for too long (pending rows over the cap). */
+  droppedBuckets: number;
+  droppedRows: number;
+  /** Gauges. */
+  openBuckets: number;
+  liveKeys: number;
+  pendingRows: number;
+  links: number;
+  exporters: number;
+}
+
+type Counters = Omit<AggregatorStats, 'openBuckets' | 'liveKeys' | 'pendingRows' | 'links' | 'exporters'>;
+
+interface ExporterState {
+  links: ExporterLinks;
+  /**
+   * receive time - export time of the exporter's latest datagram with an export time; NaN
+   * until one arrives. NaN rather than undefined keeps the field a plain double, updated in
+   * place: a number|undefined field would allocate a heap number per record.
+   */
+  offsetMs: number;
+}
+
+/** How often a persisting write failure is logged again. */
+const FAILURE_LOG_INTERVAL_MS = 60_000;
+
+export class Aggregator {
+  readonly config: AggregatorConfig;
+  private readonly widthMs: number;
+  private readonly graceMs: number;
+  private readonly lateMs: number;
+  private readonly maxFlowMs: number;
+  private readonly futureMs: number;
+  private readonly keep: KeepPolicy;
+  private readonly links: LinkTable;
+  private readonly exporters = new Map<string, ExporterState>();
+  private readonly buckets = new Map<number, Bucket>();
+  /** Buckets with a lower index are closed (past the late window). */
+  private acceptFrom = -Infinity;
+  private liveKeys = 0;
+  private linksAfterCompaction = 0;
+  private lastExporterAddr: string | undefined;
+  private lastExporter: ExporterState | undefined;
+  private lastBucket: Bucket | undefined;
+  /** Out-parameter of cellFor(). */
+  private folded = false;
+  private readonly c: Counters = {
+    records: 0,
+    splitRecords: 0,
+    clampedTimestamps: 0,
+    lateUpdates: 0,
+    tooLate: 0,
+    tooLateBytes: 0,
+    tooLatePackets: 0,
+    foldedByCardinality: 0,
+    bucketsWritten: 0,
+    rowsWritten: 0,
+    writeFailures: 0,
+    droppedBuckets: 0,
+    droppedRows: 0,
+  };
+  private consecutiveFailures = 0;
+  private lastFailureLogMs = -Infinity;
+  /** Ticks and flushes run one at a time, in call order. */
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    config: Partial<AggregatorConfig>,
+    private readonly deps: AggregatorDeps,
+  ) {
+    this.config = resolveAggregatorConfig(config);
+    this.widthMs = this.config.bucketSeconds * 1000;
+    this.graceMs = this.config.graceSeconds * 1000;
+    this.lateMs = this.config.lateWindowSeconds * 1000;
+    this.maxFlowMs = this.config.maxFlowSeconds * 1000;
+    this.futureMs = this.config.futureToleranceSeconds * 1000;
+    this.keep = new KeepPolicy(this.config.keepUnregistered);
+    this.links = new LinkTable(this.config.maxLiveKeys);
+  }
+
+  /** Starts the tick timer (serve). Tests and `ingest` call tick() themselves. */
+  start(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => {
+      // tick() handles store failures itself; anything reaching here is a bug, not a reason to
+      // take the daemon down with an unhandled rejection.
+      this.tick(this.deps.now()).catch((err: unknown) => this.deps.log?.error({ err }, 'aggregator tick failed'));
+    }, this.config.tickSeconds * 1000);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes every open bucket. */
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  /**
+   * Counts one record. `receivedMs` is when the collector received its datagram (`ingest`:
+   * the capture time); `exporterAddr` the exporter's address without port.
+   */
+  add(rec: FlowRecord, receivedMs: number, exporterAddr: string): void {
+    this.c.records++;
+    const ex = this.exporter(exporterAddr);
+    if (rec.exportMs !== undefined) ex.offsetMs = receivedMs - rec.exportMs;
+    const series = seriesOf(rec, this.deps.registry(), this.keep);
+    const bytes = rec.bytes * rec.samplingRate;
+    const packets = rec.packets * rec.samplingRate;
+    let link = this.links.intern(ex.links, rec.inIf ?? NO_IF, rec.outIf ?? NO_IF, false);
+    let folded = false;
+    if (link < 0) {
+      link = this.overflowLink(ex);
+      folded = true;
+    }
+
+    // Exporter times shifted into our clock; undefined when they cannot be used.
+    let start = rec.startMs ?? rec.endMs;
+    let end = rec.endMs ?? rec.startMs;
+    if (start !== undefined && end !== undefined && !Number.isNaN(ex.offsetMs)) {
+      start += ex.offsetMs;
+      end += ex.offsetMs;
+      if (!(end >= start) || end - start > this.maxFlowMs || end > receivedMs + this.futureMs) {
+        this.c.clampedTimestamps++;
+        start = end = undefined;
+      } else if (end > receivedMs) {
+        // Export times have 1 s resolution: nothing can end after we received it.
+        start -= end - receivedMs;
+        end = receivedMs;
+      }
+    } else {
+      start = end = undefined;
+    }
+
+    if (start === undefined || end === undefined || end === start) {
+      const index = Math.floor((end ?? receivedMs) / this.widthMs);
+      if (index < this.acceptFrom) return this.dropTooLate(bytes, packets);
+      const cell = this.cellFor(index, ex, link, series, folded);
+      cell.bytes += bytes;
+      cell.packets += packets;
+      cell.records += 1;
+      if (this.folded) this.c.foldedByCardinality++;
+      return;
+    }
+
+    // [start, end) over buckets first..last; the record count goes with the last part.
+    const first = Math.floor(start / this.widthMs);
+    const last = Math.ceil(end / this.widthMs) - 1;
+    if (last < this.acceptFrom) return this.dropTooLate(bytes, packets);
+    if (last > first) this.c.splitRecords++;
+    const span = end - start;
+    let anyFolded = false;
+    for (let i = first; i <= last; i++) {
+      const a = Math.max(start, i * this.widthMs) - start;
+      const b = Math.min(end, (i + 1) * this.widthMs) - start;
+      const pb = cumulativeShare(bytes, a, b, span);
+      const pp = cumulativeShare(packets, a, b, span);
+      if (i < this.acceptFrom) {
+        this.c.tooLateBytes += pb;
+        this.c.tooLatePackets += pp;
+        continue;
+      }
+      const records = i === last ? 1 : 0;
+      if (pb === 0 && pp === 0 && records === 0) continue;
+      const cell = this.cellFor(i, ex, link, series, folded);
+      cell.bytes += pb;
+      cell.packets += pp;
+      cell.records += records;
+      if (this.folded) anyFolded = true;
+    }
+    if (anyFolded) this.c.foldedByCardinality++;
+  }
+
+  /** Writes the buckets due at `nowMs` and closes those past the late window. Never rejects. */
+  tick(nowMs: number): Promise<void> {
+    return this.serial(async () => {
+      const closeBefore = Math.floor((nowMs - this.graceMs - this.lateMs) / this.widthMs);
+      if (closeBefore > this.acceptFrom) this.close(closeBefore);
+      const dueBefore = Math.floor((nowMs - this.graceMs) / this.widthMs);
+      await this.write((b) => b.index < dueBefore, false);
+      this.evict();
+      this.capPending();
+      this.maybeCompactLinks();
+    });
+  }
+
+  /** Writes every bucket with unwritten data (shutdown, end of `ingest`). Rejects on failure. */
+  flush(): Promise<void> {
+    return this.serial(async () => {
+      await this.write(() => true, true);
+      this.evict();
+    });
+  }
+
+  stats(): AggregatorStats {
+    let pendingRows = 0;
+    let openBuckets = 0;
+    for (const b of this.buckets.values()) {
+      if (b.closed) pendingRows += b.cells.size;
+      else openBuckets++;
+    }
+    return {
+      ...this.c,
+      openBuckets,
+      liveKeys: this.liveKeys,
+      pendingRows,
+      links: this.links.size,
+      exporters: this.exporters.size,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Hot path helpers
+  // ---------------------------------------------------------------------------------------
+
+  private exporter(addr: string): ExporterState {
+    if (addr === this.lastExporterAddr) return this.lastExporter!;
+    let ex = this.exporters.get(addr);
+    if (ex === undefined) this.exporters.set(addr, (ex = { links: this.links.exporter(addr), offsetMs: NaN }));
+    this.lastExporterAddr = addr;
+    this.lastExporter = ex;
+    return ex;
+  }
+
+  private overflowLink(ex: ExporterState): number {
+    return this.links.intern(ex.links, NO_IF, NO_IF, true);
+  }
+
+  private dropTooLate(bytes: number, packets: number): void {
+    this.c.tooLate++;
+    this.c.tooLateBytes += bytes;
+    this.c.tooLatePackets += packets;
+  }
+
+  /**
+   * The cell a record (part) adds to, marking its bucket updated; sets `this.folded` when it
+   * is an overflow key. Counts are added by the caller: passing doubles to a call that is not
+   * inlined would box them, one allocation per record.
+   */
+  private cellFor(index: number, ex: ExporterState, link: number, series: number, folded: boolean): Cell {
+    let bucket = this.lastBucket;
+    if (bucket === undefined || bucket.index !== index) {
+      bucket = this.buckets.get(index);
+      if (bucket === undefined) this.buckets.set(index, (bucket = new Bucket(index)));
+      this.lastBucket = bucket;
+    }
+    let key = link * SERIES_SPACE + (folded ? overflowSeries(series) : series);
+    let cell = bucket.cells.get(key);
+    if (cell === undefined) {
+      if (!folded && this.liveKeys >= this.config.maxLiveKeys) {
+        folded = true;
+        key = this.overflowLink(ex) * SERIES_SPACE + overflowSeries(series);
+        cell = bucket.cells.get(key);
+      }
+      if (cell === undefined) {
+        // Overflow keys are created past the cap too: at most one per exporter and class.
+        bucket.cells.set(key, (cell = new Cell()));
+        this.liveKeys++;
+      }
+    }
+    if (bucket.everWritten) this.c.lateUpdates++;
+    bucket.version++;
+    this.folded = folded;
+    return cell;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Lifecycle
+  // ---------------------------------------------------------------------------------------
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Closes buckets below `index`: they stop accepting records and leave the live keys. */
+  private close(index: number): void {
+    for (const b of this.buckets.values()) {
+      if (b.index < index && !b.closed) {
+        b.closed = true;
+        this.liveKeys -= b.cells.size;
+      }
+    }
+    this.acceptFrom = index;
+    this.lastBucket = undefined;
+  }
+
+  private evict(): void {
+    for (const [index, b] of this.buckets) {
+      if (b.closed && !b.dirty) this.buckets.delete(index);
+    }
+  }
+
+  /**
+   * Writes the dirty buckets selected by `due`, whole, in one store call (one transaction in
+   * the embedded store). On failure the buckets stay dirty and are retried next time.
+   */
+  private async write(due: (b: Bucket) => boolean, rethrow: boolean): Promise<void> {
+    const batch: { bucket: Bucket; version: number }[] = [];
+    const rows: TrafficRow[] = [];
+    const registry = this.deps.registry();
+    const buckets = [...this.buckets.values()].sort((x, y) => x.index - y.index);
+    for (const b of buckets) {
+      if (!b.dirty || !due(b)) continue;
+      batch.push({ bucket: b, version: b.version });
+      this.rowsOf(b, registry, rows);
+    }
+    if (batch.length === 0) return;
+    try {
+      await this.deps.store.writeRows(rows);
+    } catch (err) {
+      this.c.writeFailures++;
+      this.consecutiveFailures++;
+      const now = this.deps.now();
+      if (now - this.lastFailureLogMs >= FAILURE_LOG_INTERVAL_MS) {
+        this.lastFailureLogMs = now;
+        this.deps.log?.error(
+          { err, store: this.deps.store.kind, failures: this.consecutiveFailures, buckets: batch.length, rows: rows.length },
+          'store write failed; buckets kept for retry',
+        );
+      }
+      if (rethrow) throw err;
+      return;
+    }
+    if (this.consecutiveFailures > 0) {
+      this.deps.log?.warn({ store: this.deps.store.kind, failures: this.consecutiveFailures }, 'store writes recovered');
+      this.consecutiveFailures = 0;
+      this.lastFailureLogMs = -Infinity;
+    }
+    for (const { bucket, version } of batch) bucket.writtenVersion = version;
+    this.c.bucketsWritten += batch.length;
+    this.c.rowsWritten += rows.length;
+  }
+
+  private rowsOf(b: Bucket, registry: Registry, out: TrafficRow[]): void {
+    const bucketStartMs = b.index * this.widthMs;
+    const { exporterOf, inOf, outOf } = this.links;
+    for (const [key, cell] of b.cells) {
+      const link = Math.floor(key / SERIES_SPACE);
+      const info = seriesInfo(key - link * SERIES_SPACE);
+      const inIf = inOf[link]!;
+      const outIf = outOf[link]!;
+      out.push({
+        bucketStartMs,
+        bucketSeconds: this.config.bucketSeconds,
+        exporter: exporterOf[link]!,
+        inIf: inIf === NO_IF ? null : inIf,
+        outIf: outIf === NO_IF ? null : outIf,
+        trafficClass: info.trafficClass,
+        community: info.community,
+        activity: info.activity,
+        registered: info.community !== null && registry.isRegistered(info.community, info.activity!),
+        bytes: cell.bytes,
+        packets: cell.packets,
+        records: cell.records,
+      });
+    }
+  }
+
+  /** Store down for long: drop the oldest closed, unwritten buckets beyond the cap, loudly. */
+  private capPending(): void {
+    let pending = 0;
+    const closed = [...this.buckets.values()].filter((b) => b.closed).sort((x, y) => y.index - x.index);
+    for (const b of closed) {
+      pending += b.cells.size;
+      if (pending <= this.config.maxPendingRows) continue;
+      this.buckets.delete(b.index);
+      this.c.droppedBuckets++;
+      this.c.droppedRows += b.cells.size;
+      this.deps.log?.error(
+        { bucketStartMs: b.index * this.widthMs, rows: b.cells.size, maxPendingRows: this.config.maxPendingRows },
+        'store unavailable for too long: dropped an unwritten bucket',
+      );
+    }
+  }
+
+  /**
+   * Link ids are never freed one by one; when the table has grown well past what the buckets
+   * in memory use (ifIndex churn, a flood), renumber the live ones. Amortised O(1) per link.
+   */
+  private maybeCompactLinks(): void {
+    const size = this.links.size;
+    if (size <= 2 * this.linksAfterCompaction + 1024 && !(size >= this.config.maxLiveKeys && size > this.linksAfterCompaction)) {
+      return;
+    }
+    const old = this.links.reset();
+    for (const b of this.buckets.values()) {
+      const cells = new Map<number, Cell>();
+      for (const [key, cell] of b.cells) {
+        const link = Math.floor(key / SERIES_SPACE);
+        const ex = this.links.exporter(old.exporterOf[link]!);
+        const next = this.links.intern(ex, old.inOf[link]!, old.outOf[link]!, true);
+        cells.set(next * SERIES_SPACE + (key - link * SERIES_SPACE), cell);
+      }
+      b.cells = cells;
+    }
+    this.linksAfterCompaction = this.links.size;
+  }
+}
+
+export function createAggregator(config: Partial<AggregatorConfig>, deps: AggregatorDeps): Aggregator {
+  return new Aggregator(config, deps);
+}

@@ -1,0 +1,85 @@
+import type { FlowRecord } from '../../decoders/record.js';
+import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
+import { classify } from '../ingest/summary.js';
+import type { Registry } from '../registry/registry.js';
+import type { TrafficClass } from '../store/types.js';
+import type { AggregatorConfig } from './config.js';
+
+/**
+ * A "series code" is one number for (class, community, activity), so the hot path keys cells
+ * by numbers only:
+ *   0 .. 32767  class 'scitags', pair kept as numbers: community * 64 + activity
+ *   FOLDED      class 'scitags', unregistered pair folded (community = activity = null)
+ *   IPV6 / IPV4 / UNKNOWN   the unmarked classes (community = activity = null)
+ * The record -> class mapping is ingest's classify(), so `ingest` and the store agree.
+ */
+export const SERIES_FOLDED = 32768;
+export const SERIES_IPV6 = 32769;
+export const SERIES_IPV4 = 32770;
+export const SERIES_UNKNOWN = 32771;
+/** Number of series codes: the multiplier when packing (link, series) into one key. */
+export const SERIES_SPACE = 32772;
+
+export interface SeriesInfo {
+  trafficClass: TrafficClass;
+  community: number | null;
+  activity: number | null;
+}
+
+/** Which unregistered pairs keep their numbers: a 512 x 64 table, or all of them. */
+export class KeepPolicy {
+  private readonly table: Uint8Array | undefined;
+  private readonly all: boolean;
+
+  constructor(keep: AggregatorConfig['keepUnregistered']) {
+    this.all = keep === 'all';
+    if (keep === 'all' || keep === 'none' || keep.length === 0) return;
+    this.table = new Uint8Array(32768);
+    for (const sel of keep) {
+      if (sel.activity === undefined) this.table.fill(1, sel.community * 64, sel.community * 64 + 64);
+      else this.table[sel.community * 64 + sel.activity] = 1;
+    }
+  }
+
+  keeps(pair: number): boolean {
+    return this.all || (this.table !== undefined && this.table[pair] === 1);
+  }
+}
+
+/** The series a record counts under, given the registry in force. */
+export function seriesOf(rec: FlowRecord, registry: Registry, keep: KeepPolicy): number {
+  switch (classify(rec)) {
+    case 'pair': {
+      const label = rec.flowLabel!;
+      const community = communityOf(label);
+      const activity = activityOf(label);
+      const pair = community * 64 + activity;
+      return registry.isRegistered(community, activity) || keep.keeps(pair) ? pair : SERIES_FOLDED;
+    }
+    case 'ipv6':
+      return SERIES_IPV6;
+    case 'ipv4':
+      return SERIES_IPV4;
+    case 'unknown':
+      return SERIES_UNKNOWN;
+  }
+}
+
+/** The series an over-the-cap record is folded into: its class, without the pair. */
+export function overflowSeries(series: number): number {
+  return series < SERIES_FOLDED ? SERIES_FOLDED : series;
+}
+
+export function seriesInfo(series: number): SeriesInfo {
+  if (series < SERIES_FOLDED) return { trafficClass: 'scitags', community: series >>> 6, activity: series & 63 };
+  switch (series) {
+    case SERIES_FOLDED:
+      return { trafficClass: 'scitags', community: null, activity: null };
+    case SERIES_IPV6:
+      return { trafficClass: 'ipv6_unmarked', community: null, activity: null };
+    case SERIES_IPV4:
+      return { trafficClass: 'ipv4', community: null, activity: null };
+    default:
+      return { trafficClass: 'unknown', community: null, activity: null };
+  }
+}

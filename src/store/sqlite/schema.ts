@@ -1,0 +1,50 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Schema of the embedded store, versioned with SQLite's user_version: migration i takes the
+ * file from version i to i + 1, so a later release can change the layout of existing files.
+ *
+ * One row per (bucket, exporter, inIf, outIf, class, community, activity). "Not reported" /
+ * "folded" is stored as -1 rather than NULL because SQLite treats NULLs as distinct in a
+ * primary key: with NULLs, ON CONFLICT would never match and a rewrite would add a row.
+ * ifIndex is 0..2^32-1 and the SciTags ids are >= 0, so -1 is free. The key starts with the
+ * bucket, so time-range queries and retention deletes are range scans.
+ */
+export const NONE = -1;
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE traffic (
+     bucket_start   INTEGER NOT NULL,
+     exporter       TEXT    NOT NULL,
+     in_if          INTEGER NOT NULL,
+     out_if         INTEGER NOT NULL,
+     class          TEXT    NOT NULL CHECK (class IN ('scitags', 'ipv6_unmarked', 'ipv4', 'unknown')),
+     community      INTEGER NOT NULL,
+     activity       INTEGER NOT NULL,
+     bucket_seconds INTEGER NOT NULL,
+     registered     INTEGER NOT NULL,
+     bytes          INTEGER NOT NULL,
+     packets        INTEGER NOT NULL,
+     records        INTEGER NOT NULL,
+     PRIMARY KEY (bucket_start, exporter, in_if, out_if, class, community, activity)
+   ) WITHOUT ROWID`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the file to SCHEMA_VERSION; refuses a file written by a newer release. */
+export function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(
+      `${db.name}: schema version ${version} is newer than this release understands (${SCHEMA_VERSION}); ` +
+        'upgrade scitags-collector or point the store at another file',
+    );
+  }
+  db.transaction(() => {
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  }).immediate();
+}

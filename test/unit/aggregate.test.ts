@@ -1,0 +1,502 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
+import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
+import { createAggregator, resolveAggregatorConfig, type Aggregator, type AggregatorConfig } from '../../src/aggregate/index.js';
+import { defaultConfig } from '../../src/config/schema.js';
+import { loadSnapshot } from '../../src/registry/loader.js';
+import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqlite/index.js';
+import type { TrafficQuery, TrafficRow, TrafficStore } from '../../src/store/types.js';
+
+const registry = loadSnapshot(0);
+const T0 = Date.UTC(2025, 0, 1, 12, 0, 0); // a bucket start for widths up to 1 h
+const S = 1000;
+const MIN = 60_000;
+const HOUR = 3_600_000;
+const R1 = '192.0.2.1';
+const R2 = '192.0.2.2';
+const ATLAS = encodeFlowLabel(2, 1); // registered
+const CMS = encodeFlowLabel(3, 2); // registered
+const RANDOM = encodeFlowLabel(200, 10); // not registered
+
+/** An sFlow-like record: no timestamps, so it counts at its receive time. */
+function sample(over: Partial<FlowRecord> = {}): FlowRecord {
+  return { ...emptyRecord('sflow', `${R1}:6343`, 0), ipVersion: 6, flowLabel: ATLAS, bytes: 1000, packets: 1, inIf: 1, outIf: 2, ...over };
+}
+
+/** An IPFIX record from a datagram exported at `exportMs` (exporter clock) with a flow span. */
+function flow(startMs: number, endMs: number, exportMs: number, over: Partial<FlowRecord> = {}): FlowRecord {
+  return { ...emptyRecord('ipfix', `${R1}:4739`, 0), ipVersion: 6, flowLabel: ATLAS, bytes: 1000, packets: 10, inIf: 1, outIf: 2, startMs, endMs, exportMs, ...over };
+}
+
+/** The real SQLite store, recording each writeRows batch so tests can see rewrites. */
+class RecordingStore implements TrafficStore {
+  readonly kind = 'recording';
+  readonly batches: TrafficRow[][] = [];
+  failNext = 0;
+  constructor(readonly inner: SqliteTrafficStore) {}
+  async writeRows(rows: TrafficRow[]): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('disk full');
+    }
+    this.batches.push(rows);
+    await this.inner.writeRows(rows);
+  }
+  queryTraffic(q: TrafficQuery) {
+    return this.inner.queryTraffic(q);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+let dir: string;
+let store: RecordingStore;
+let logs: { level: string; msg: string }[];
+
+function aggregator(config: Partial<AggregatorConfig> = {}): Aggregator {
+  return createAggregator(config, {
+    now: () => T0,
+    store,
+    registry: () => registry,
+    log: {
+      warn: (_o, msg) => logs.push({ level: 'warn', msg }),
+      error: (_o, msg) => logs.push({ level: 'error', msg }),
+    },
+  });
+}
+
+/** Every row in the store, one key per entry, sorted: the exact state of the store. */
+async function stored(): Promise<Record<string, { bytes: number; packets: number; records: number }>> {
+  const r = await store.queryTraffic({
+    fromMs: 0,
+    toMs: 4e12,
+    stepSeconds: 1,
+    groupBy: ['exporter', 'link', 'direction', 'class', 'community', 'activity'],
+  });
+  const out: Record<string, { bytes: number; packets: number; records: number }> = {};
+  for (const s of r.series) {
+    // Keep the in-side only: each row appears once per direction.
+    if (s.group.direction !== 'in') continue;
+    for (const p of s.points) {
+      const g = s.group;
+      const key = `${(p.timeMs - T0) / S}s ${g.link} ${g.class} ${g.community}/${g.activity}`;
+      out[key] = { bytes: p.bytes, packets: p.packets, records: p.records };
+    }
+  }
+  return out;
+}
+
+async function storedTotals(): Promise<{ bytes: number; packets: number; records: number }> {
+  return (await store.queryTraffic({ fromMs: 0, toMs: 4e12, stepSeconds: 60, groupBy: [] })).totals;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'aggregate-'));
+  store = new RecordingStore(createSqliteStore({ path: join(dir, 'scitags.sqlite') }));
+  logs = [];
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('configuration', () => {
+  it("accepts the collector config's aggregation section and fills the rest", () => {
+    const agg = aggregator(defaultConfig().aggregation);
+    expect(agg.config).toEqual({
+      bucketSeconds: 60,
+      graceSeconds: 10,
+      lateWindowSeconds: 300,
+      maxLiveKeys: 100_000,
+      keepUnregistered: [],
+      maxFlowSeconds: 3600,
+      futureToleranceSeconds: 5,
+      maxPendingRows: 1_000_000,
+      tickSeconds: 1,
+    });
+  });
+
+  it('rejects values the bucket arithmetic cannot use', () => {
+    expect(() => resolveAggregatorConfig({ bucketSeconds: 0 })).toThrow(/bucketSeconds must be > 0/);
+    expect(() => resolveAggregatorConfig({ bucketSeconds: 0.0001 })).toThrow(/whole number of milliseconds/);
+    expect(() => resolveAggregatorConfig({ graceSeconds: -1 })).toThrow(/graceSeconds must be >= 0/);
+  });
+});
+
+describe('bucket boundaries and grace', () => {
+  it('59.999 s is the first bucket, 60.000 s the second; each is written after its grace', async () => {
+    const agg = aggregator({ bucketSeconds: 60, graceSeconds: 10 });
+    agg.add(sample({ bytes: 100 }), T0 + 59_999, R1);
+    agg.add(sample({ bytes: 200 }), T0 + 60_000, R1);
+    await agg.tick(T0 + 60_000 + 9_999);
+    expect(store.batches).toHaveLength(0);
+    await agg.tick(T0 + 70_000);
+    expect(store.batches.map((b) => b.map((r) => [r.bucketStartMs - T0, r.bytes]))).toEqual([[[0, 100]]]);
+    await agg.tick(T0 + 129_999);
+    expect(store.batches).toHaveLength(1);
+    await agg.tick(T0 + 130_000);
+    expect(store.batches.map((b) => b.map((r) => [r.bucketStartMs - T0, r.bytes]))).toEqual([[[0, 100]], [[60_000, 200]]]);
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 100, packets: 1, records: 1 },
+      [`60s ${R1}#1 scitags 2/1`]: { bytes: 200, packets: 1, records: 1 },
+    });
+    expect(agg.stats()).toMatchObject({ records: 2, bucketsWritten: 2, rowsWritten: 2, lateUpdates: 0, tooLate: 0 });
+  });
+
+  it('writes the row shape the store interface describes', async () => {
+    const agg = aggregator({ bucketSeconds: 300 });
+    agg.add(sample({ inIf: undefined, outIf: 0 }), T0 + 1, R2);
+    await agg.flush();
+    expect(store.batches).toEqual([
+      [
+        {
+          bucketStartMs: T0,
+          bucketSeconds: 300,
+          exporter: R2,
+          inIf: null,
+          outIf: 0,
+          trafficClass: 'scitags',
+          community: 2,
+          activity: 1,
+          registered: true,
+          bytes: 1000,
+          packets: 1,
+          records: 1,
+        },
+      ],
+    ]);
+  });
+});
+
+describe('exporter clocks', () => {
+  it('a router one hour behind lands in the receive-time bucket', async () => {
+    const agg = aggregator();
+    const received = T0 + 50 * S;
+    const routerNow = received - HOUR; // the router's clock at export
+    agg.add(flow(routerNow - 20 * S, routerNow - 5 * S, routerNow), received, R1);
+    // And one an hour ahead, on another exporter.
+    const aheadNow = received + HOUR;
+    agg.add(flow(aheadNow - 20 * S, aheadNow - 5 * S, aheadNow, { bytes: 7 }), received, R2);
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 1000, packets: 10, records: 1 },
+      [`0s ${R2}#1 scitags 2/1`]: { bytes: 7, packets: 10, records: 1 },
+    });
+    expect(agg.stats().clampedTimestamps).toBe(0);
+  });
+
+  it('a record without its own export time uses the exporter offset from its latest datagram', async () => {
+    const agg = aggregator();
+    const received = T0 + 50 * S;
+    agg.add(flow(received - HOUR - 2 * S, received - HOUR - S, received - HOUR), received, R1);
+    agg.add(flow(received - HOUR - 2 * S, received - HOUR - S, 0, { exportMs: undefined, bytes: 1 }), received + S, R1);
+    // Unknown offset (new exporter, no export time): the receive bucket, not the flow's times.
+    agg.add(flow(T0 - 3 * HOUR, T0 - 3 * HOUR, 0, { exportMs: undefined, bytes: 2 }), received, R2);
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 1001, packets: 20, records: 2 },
+      [`0s ${R2}#1 scitags 2/1`]: { bytes: 2, packets: 10, records: 1 },
+    });
+  });
+
+  it('absurd times count at the receive time and are counted', async () => {
+    const agg = aggregator({ maxFlowSeconds: 3600, futureToleranceSeconds: 5 });
+    const r = T0 + 30 * S;
+    agg.add(flow(r - 10 * S, r - 20 * S, r), r, R1); // end before start
+    agg.add(flow(r - 2 * HOUR, r - S, r), r, R1); // lasting two hours
+    agg.add(flow(r + 5 * MIN, r + 6 * MIN, r), r, R1); // ending in the future
+    agg.add(flow(r - 3 * S, r + 2 * S, r), r, R1); // 2 s ahead: within tolerance, slid back
+    await agg.flush();
+    expect(agg.stats().clampedTimestamps).toBe(3);
+    expect(await stored()).toEqual({ [`0s ${R1}#1 scitags 2/1`]: { bytes: 4000, packets: 40, records: 4 } });
+  });
+});
+
+describe('proportional split', () => {
+  it('splits a span over three buckets by time, integers summing exactly, records at the end', async () => {
+    const agg = aggregator({ graceSeconds: 0 });
+    const end = T0 + 150 * S;
+    // 120 s span: 30 s in bucket 0, 60 s in bucket 1, 30 s in bucket 2. Sampling 1:3.
+    agg.add(flow(T0 + 30 * S, end, end, { bytes: 1001, packets: 7, samplingRate: 3 }), end, R1);
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 750, packets: 5, records: 0 },
+      [`60s ${R1}#1 scitags 2/1`]: { bytes: 1502, packets: 10, records: 0 },
+      [`120s ${R1}#1 scitags 2/1`]: { bytes: 751, packets: 6, records: 1 },
+    });
+    expect(await storedTotals()).toEqual({ bytes: 3003, packets: 21, records: 1 });
+    expect(agg.stats().splitRecords).toBe(1);
+  });
+
+  it('a span ending exactly on a boundary does not touch the next bucket', async () => {
+    const agg = aggregator();
+    const end = T0 + 60 * S;
+    agg.add(flow(T0 + 30 * S, end, end + 100, { bytes: 10, packets: 2 }), end + 100, R1);
+    agg.add(flow(end, end, end + 100, { bytes: 5, packets: 1 }), end + 100, R1); // a point at 60 s
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 10, packets: 2, records: 1 },
+      [`60s ${R1}#1 scitags 2/1`]: { bytes: 5, packets: 1, records: 1 },
+    });
+  });
+});
+
+describe('late data', () => {
+  it('a late record rewrites the whole bucket; beyond the window it is counted too late', async () => {
+    const agg = aggregator({ bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300 });
+    agg.add(sample({ bytes: 100, packets: 1 }), T0 + 10 * S, R1);
+    agg.add(sample({ bytes: 50, packets: 1, flowLabel: CMS }), T0 + 20 * S, R1);
+    await agg.tick(T0 + 70 * S);
+    expect(await storedTotals()).toEqual({ bytes: 150, packets: 2, records: 2 });
+
+    // Received at 80 s, the flow ended at 50 s: it belongs to the written bucket 0.
+    const r = T0 + 80 * S;
+    agg.add(flow(T0 + 40 * S, T0 + 50 * S, r, { bytes: 30, packets: 3 }), r, R1);
+    expect(agg.stats().lateUpdates).toBe(1);
+    await agg.tick(T0 + 81 * S);
+    // The whole bucket again (both keys), and the store holds the full total: not only the
+    // late part, not the first write doubled.
+    expect(store.batches.map((b) => b.length)).toEqual([2, 2]);
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 130, packets: 4, records: 2 },
+      [`0s ${R1}#1 scitags 3/2`]: { bytes: 50, packets: 1, records: 1 },
+    });
+    // Unchanged buckets are not written again.
+    await agg.tick(T0 + 90 * S);
+    expect(store.batches).toHaveLength(2);
+
+    // The window closes at 60 + 10 + 300 s.
+    await agg.tick(T0 + 370 * S);
+    const r2 = T0 + 371 * S;
+    agg.add(flow(T0 + 40 * S, T0 + 50 * S, r2, { bytes: 999, packets: 9 }), r2, R1);
+    await agg.tick(T0 + 372 * S);
+    expect(agg.stats()).toMatchObject({ tooLate: 1, tooLateBytes: 999, tooLatePackets: 9, lateUpdates: 1 });
+    expect(await storedTotals()).toEqual({ bytes: 180, packets: 5, records: 3 });
+  });
+
+  it('drops only the parts of a split record that fall before the window', async () => {
+    const agg = aggregator({ graceSeconds: 0, lateWindowSeconds: 60 });
+    await agg.tick(T0 + 120 * S); // buckets before 60 s are closed
+    const end = T0 + 90 * S;
+    agg.add(flow(T0 + 30 * S, end, end, { bytes: 600, packets: 6 }), end, R1);
+    await agg.flush();
+    expect(agg.stats()).toMatchObject({ tooLate: 0, tooLateBytes: 300, tooLatePackets: 3 });
+    expect(await stored()).toEqual({ [`60s ${R1}#1 scitags 2/1`]: { bytes: 300, packets: 3, records: 1 } });
+  });
+
+  it('records arriving while a write is in flight are written on the next tick', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const inner = store.writeRows.bind(store);
+    store.writeRows = async (rows) => {
+      await gate;
+      return inner(rows);
+    };
+    const agg = aggregator({ graceSeconds: 0 });
+    agg.add(sample({ bytes: 1 }), T0 + S, R1);
+    const first = agg.tick(T0 + 60 * S);
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // the write is now waiting on the gate
+    agg.add(sample({ bytes: 2 }), T0 + 60 * S, R1 /* bucket 60 s */);
+    agg.add(flow(T0 + 2 * S, T0 + 2 * S, T0 + 60 * S, { bytes: 4 }), T0 + 60 * S, R1 /* bucket 0 */);
+    release();
+    await first;
+    await agg.tick(T0 + 61 * S);
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 5, packets: 11, records: 2 },
+      [`60s ${R1}#1 scitags 2/1`]: { bytes: 2, packets: 1, records: 1 },
+    });
+  });
+});
+
+describe('classes, folding and sampling', () => {
+  it('classes records like ingest and scales bytes and packets by the sampling rate', async () => {
+    const agg = aggregator();
+    const r = T0 + S;
+    agg.add(sample({ flowLabel: ATLAS, samplingRate: 1000, bytes: 1500, packets: 1 }), r, R1);
+    agg.add(sample({ flowLabel: 0, bytes: 10 }), r, R1); // IPv6, label 0
+    agg.add(sample({ flowLabel: undefined, bytes: 20 }), r, R1); // IPv6, no label
+    agg.add(sample({ ipVersion: 4, flowLabel: undefined, bytes: 30, samplingRate: 2, packets: 3 }), r, R1);
+    agg.add(sample({ ipVersion: 0, flowLabel: undefined, bytes: 40 }), r, R1);
+    agg.add(sample({ ipVersion: 0, flowLabel: CMS, bytes: 50 }), r, R1); // a label says IPv6
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 1_500_000, packets: 1000, records: 1 },
+      [`0s ${R1}#1 scitags 3/2`]: { bytes: 50, packets: 1, records: 1 },
+      [`0s ${R1}#1 ipv6_unmarked null/null`]: { bytes: 30, packets: 2, records: 2 },
+      [`0s ${R1}#1 ipv4 null/null`]: { bytes: 60, packets: 6, records: 1 },
+      [`0s ${R1}#1 unknown null/null`]: { bytes: 40, packets: 1, records: 1 },
+    });
+  });
+
+  it('folds unregistered pairs into community = activity = null by default', async () => {
+    const agg = aggregator();
+    agg.add(sample({ flowLabel: RANDOM, bytes: 1 }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(2, 63), bytes: 2 }), T0, R1); // atlas, unknown activity
+    agg.add(sample({ flowLabel: ATLAS, bytes: 4 }), T0, R1);
+    await agg.flush();
+    const rows = store.batches.flat().map((r) => [r.community, r.activity, r.registered, r.bytes]);
+    expect(rows).toEqual([
+      [null, null, false, 3],
+      [2, 1, true, 4],
+    ]);
+  });
+
+  it('keeps listed unregistered pairs (or whole communities) as numbers', async () => {
+    const agg = aggregator({ keepUnregistered: [{ community: 200, activity: 10 }, { community: 300 }] });
+    agg.add(sample({ flowLabel: RANDOM, bytes: 1 }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(200, 11), bytes: 2 }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(300, 5), bytes: 4 }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(300, 6), bytes: 8 }), T0, R1);
+    await agg.flush();
+    const rows = store.batches.flat().map((r) => [r.community, r.activity, r.registered, r.bytes]);
+    expect(rows).toEqual([
+      [200, 10, false, 1],
+      [null, null, false, 2],
+      [300, 5, false, 4],
+      [300, 6, false, 8],
+    ]);
+  });
+
+  it("keepUnregistered 'all' keeps every pair", async () => {
+    const agg = aggregator({ keepUnregistered: 'all' });
+    agg.add(sample({ flowLabel: RANDOM }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(511, 63) }), T0, R1);
+    await agg.flush();
+    expect(store.batches.flat().map((r) => [r.community, r.activity])).toEqual([
+      [200, 10],
+      [511, 63],
+    ]);
+  });
+});
+
+describe('cardinality cap', () => {
+  it('folds new keys beyond the cap into the exporter/class overflow key and counts them', async () => {
+    const agg = aggregator({ maxLiveKeys: 3, keepUnregistered: 'all' });
+    for (let i = 1; i <= 6; i++) agg.add(sample({ flowLabel: encodeFlowLabel(100 + i, 1), bytes: i, inIf: i }), T0, R1);
+    agg.add(sample({ flowLabel: encodeFlowLabel(101, 1), bytes: 100, inIf: 1 }), T0, R1); // existing key: no fold
+    agg.add(sample({ ipVersion: 4, flowLabel: undefined, bytes: 1000, inIf: 9 }), T0, R1);
+    agg.add(sample({ ipVersion: 4, flowLabel: undefined, bytes: 1000, inIf: 9 }), T0, R2);
+    expect(agg.stats()).toMatchObject({ foldedByCardinality: 5 });
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 101/1`]: { bytes: 101, packets: 2, records: 2 },
+      [`0s ${R1}#2 scitags 102/1`]: { bytes: 2, packets: 1, records: 1 },
+      [`0s ${R1}#3 scitags 103/1`]: { bytes: 3, packets: 1, records: 1 },
+      [`0s ${R1}#- scitags null/null`]: { bytes: 4 + 5 + 6, packets: 3, records: 3 },
+      [`0s ${R1}#- ipv4 null/null`]: { bytes: 1000, packets: 1, records: 1 },
+      [`0s ${R2}#- ipv4 null/null`]: { bytes: 1000, packets: 1, records: 1 },
+    });
+  });
+
+  it('frees live keys when buckets close, so later buckets are not folded', async () => {
+    const agg = aggregator({ maxLiveKeys: 2, graceSeconds: 0, lateWindowSeconds: 0 });
+    agg.add(sample({ inIf: 1 }), T0, R1);
+    agg.add(sample({ inIf: 2 }), T0, R1);
+    await agg.tick(T0 + MIN);
+    expect(agg.stats()).toMatchObject({ liveKeys: 0, openBuckets: 0 });
+    agg.add(sample({ inIf: 3 }), T0 + MIN, R1);
+    agg.add(sample({ inIf: 4 }), T0 + MIN, R1);
+    expect(agg.stats().foldedByCardinality).toBe(0);
+  });
+
+  it('renumbers links once the table has grown well past the live ones', async () => {
+    const agg = aggregator({ graceSeconds: 0, lateWindowSeconds: 0 });
+    for (let i = 0; i < 3000; i++) agg.add(sample({ inIf: i, bytes: 1 }), T0, R1);
+    agg.add(sample({ inIf: 5000, bytes: 7 }), T0 + MIN, R2); // live in the next bucket
+    await agg.tick(T0 + MIN); // bucket 0 written and evicted; its 3000 links are garbage
+    expect(agg.stats().links).toBe(1);
+    agg.add(sample({ inIf: 5000, bytes: 7 }), T0 + MIN, R2); // finds its renumbered cell
+    agg.add(sample({ inIf: 6000, bytes: 9 }), T0 + MIN, R2);
+    await agg.tick(T0 + 2 * MIN);
+    expect(await storedTotals()).toEqual({ bytes: 3023, packets: 3003, records: 3003 });
+    expect(await stored()).toMatchObject({
+      [`60s ${R2}#5000 scitags 2/1`]: { bytes: 14, packets: 2, records: 2 },
+      [`60s ${R2}#6000 scitags 2/1`]: { bytes: 9, packets: 1, records: 1 },
+    });
+  });
+});
+
+describe('store failures', () => {
+  it('keeps a bucket whose write failed and writes it on the next tick', async () => {
+    const agg = aggregator({ graceSeconds: 0 });
+    agg.add(sample({ bytes: 5 }), T0, R1);
+    store.failNext = 2;
+    await agg.tick(T0 + MIN);
+    await agg.tick(T0 + MIN + S);
+    expect(agg.stats()).toMatchObject({ writeFailures: 2, bucketsWritten: 0 });
+    expect(logs).toEqual([{ level: 'error', msg: 'store write failed; buckets kept for retry' }]);
+    await agg.tick(T0 + MIN + 2 * S);
+    expect(agg.stats()).toMatchObject({ writeFailures: 2, bucketsWritten: 1 });
+    expect(logs.map((l) => l.level)).toEqual(['error', 'warn']);
+    expect(await storedTotals()).toEqual({ bytes: 5, packets: 1, records: 1 });
+  });
+
+  it('keeps failed buckets past the late window, dropping the oldest (counted) beyond maxPendingRows', async () => {
+    const agg = aggregator({ graceSeconds: 0, lateWindowSeconds: 0, maxPendingRows: 2 });
+    store.failNext = 1000;
+    for (let m = 0; m < 3; m++) {
+      agg.add(sample({ bytes: 1, inIf: 1 }), T0 + m * MIN, R1);
+      agg.add(sample({ bytes: 1, inIf: 2 }), T0 + m * MIN, R1);
+    }
+    await agg.tick(T0 + 3 * MIN);
+    expect(agg.stats()).toMatchObject({ droppedBuckets: 2, droppedRows: 4, pendingRows: 2 });
+    store.failNext = 0;
+    await agg.tick(T0 + 3 * MIN + S);
+    expect(agg.stats()).toMatchObject({ pendingRows: 0, bucketsWritten: 1 });
+    expect(await stored()).toEqual({
+      [`120s ${R1}#1 scitags 2/1`]: { bytes: 1, packets: 1, records: 1 },
+      [`120s ${R1}#2 scitags 2/1`]: { bytes: 1, packets: 1, records: 1 },
+    });
+  });
+
+  it('flush rejects when the store fails and succeeds on retry', async () => {
+    const agg = aggregator();
+    agg.add(sample(), T0, R1);
+    store.failNext = 1;
+    await expect(agg.flush()).rejects.toThrow('disk full');
+    await agg.flush();
+    expect(await storedTotals()).toEqual({ bytes: 1000, packets: 1, records: 1 });
+  });
+});
+
+describe('timer', () => {
+  it('start() ticks with the injected clock; stop() flushes the open buckets', async () => {
+    vi.useFakeTimers();
+    try {
+      let now = T0;
+      const agg = createAggregator({ graceSeconds: 0 }, { now: () => now, store, registry: () => registry });
+      agg.start();
+      agg.add(sample({ bytes: 3 }), T0, R1);
+      now = T0 + MIN;
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(agg.stats().bucketsWritten).toBe(1);
+      agg.add(sample({ bytes: 4 }), T0 + MIN, R1);
+      await agg.stop();
+      expect(agg.stats().bucketsWritten).toBe(2);
+      expect(await storedTotals()).toEqual({ bytes: 7, packets: 2, records: 2 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('restart', () => {
+  it('data flushed before closing the store is answered after reopening the file', async () => {
+    const agg = aggregator();
+    agg.add(sample({ bytes: 10 }), T0, R1);
+    agg.add(sample({ bytes: 20, flowLabel: CMS }), T0 + MIN, R2);
+    await agg.stop();
+    const q: TrafficQuery = { fromMs: T0, toMs: T0 + HOUR, stepSeconds: 60, groupBy: ['community', 'exporter'] };
+    const before = await store.queryTraffic(q);
+    await store.close();
+    store = new RecordingStore(createSqliteStore({ path: join(dir, 'scitags.sqlite') }));
+    expect(await store.queryTraffic(q)).toEqual(before);
+    expect(before.totals).toEqual({ bytes: 30, packets: 2, records: 2 });
+  });
+});
