@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './params.js';
+export * from './traffic.js';
+export * from './server.js';

@@ -1,0 +1,123 @@
+import { isIP } from 'node:net';
+import type { GroupByDimension, TrafficClass } from '../store/types.js';
+
+/** A semantic problem with one query parameter: answered with HTTP 400 naming it. */
+export class BadParameter extends Error {
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BadParameter';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Times
+// ---------------------------------------------------------------------------------------
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 } as const;
+
+/** JSON-schema pattern of `from` / `to` (checked again semantically by parseTime). */
+export const TIME_PATTERN =
+  '^(now(-[0-9]{1,9}[smhdw])?|[0-9]{1,15}(\\.[0-9]{1,9})?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?([Zz]|[+ -][0-9]{2}:[0-9]{2}))$';
+
+export const TIME_FORMS =
+  'now, now-<n><s|m|h|d|w> (now-1h), epoch seconds (1735689600) or RFC 3339 (2025-01-01T00:00:00Z, 2025-01-01T01:00:00+01:00)';
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+ -])(\d{2}):(\d{2}))$/;
+
+/**
+ * Parses a time parameter to ms since the epoch:
+ *  - `now`, `now-<n><unit>` with unit s, m, h, d or w (`now-90s`, `now-1h`, `now-7d`);
+ *  - epoch seconds, integer or decimal (`1735689600`, `1735689600.5`); values of 10^11 and
+ *    more are refused as they look like milliseconds;
+ *  - RFC 3339 with `Z` or an offset (`2025-01-01T00:00:00Z`, `2025-01-01T01:00:00+01:00`),
+ *    `T` or a space between date and time; a `+` sent unencoded in a URL arrives as a space
+ *    and is accepted as `+`.
+ */
+export function parseTime(text: string, nowMs: number, parameter: string): number {
+  const rel = /^now(?:-(\d{1,9})([smhdw]))?$/.exec(text);
+  if (rel) {
+    if (rel[1] === undefined) return nowMs;
+    return nowMs - Number(rel[1]) * UNIT_SECONDS[rel[2] as keyof typeof UNIT_SECONDS] * 1000;
+  }
+  if (/^\d{1,15}(\.\d{1,9})?$/.test(text)) {
+    const seconds = Number(text);
+    if (seconds >= 1e11) throw new BadParameter(parameter, `must be epoch seconds; ${text} looks like milliseconds`);
+    return Math.round(seconds * 1000);
+  }
+  const m = RFC3339.exec(text);
+  if (m) {
+    const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+    const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
+    const base = Date.UTC(y, mo - 1, d, h, mi, s, ms);
+    const check = new Date(base);
+    if (
+      check.getUTCFullYear() !== y ||
+      check.getUTCMonth() !== mo - 1 ||
+      check.getUTCDate() !== d ||
+      h > 23 ||
+      mi > 59 ||
+      s > 59
+    ) {
+      throw new BadParameter(parameter, `${JSON.stringify(text)} is not a valid date and time`);
+    }
+    if (m[8]) return base;
+    const sign = m[9] === '-' ? -1 : 1;
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) throw new BadParameter(parameter, `${JSON.stringify(text)} has an invalid UTC offset`);
+    return base - sign * (oh * 60 + om) * 60000;
+  }
+  throw new BadParameter(parameter, `must be one of: ${TIME_FORMS}`);
+}
+
+/** JSON-schema pattern of `step`. */
+export const STEP_PATTERN = '^[0-9]{1,9}[smhd]?$';
+
+/** "300", "30s", "5m", "1h", "1d" -> seconds. */
+export function parseStep(text: string): number {
+  const m = /^(\d{1,9})([smhd])?$/.exec(text);
+  if (!m) throw new BadParameter('step', 'must be a duration in seconds (300) or with a unit (30s, 5m, 1h, 1d)');
+  return Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's') as keyof typeof UNIT_SECONDS];
+}
+
+// ---------------------------------------------------------------------------------------
+// Lists
+// ---------------------------------------------------------------------------------------
+
+export const GROUP_BY_DIMENSIONS: readonly GroupByDimension[] = ['community', 'activity', 'link', 'exporter', 'direction', 'class'];
+export const TRAFFIC_CLASSES: readonly TrafficClass[] = ['scitags', 'ipv6_unmarked', 'ipv4', 'unknown'];
+
+const alt = (xs: readonly string[]) => `(${xs.join('|')})`;
+export const GROUP_BY_PATTERN = `^(${alt(GROUP_BY_DIMENSIONS)}(,${alt(GROUP_BY_DIMENSIONS)})*)?$`;
+export const CLASS_PATTERN = `^${alt(TRAFFIC_CLASSES)}(,${alt(TRAFFIC_CLASSES)})*$`;
+/** Comma-separated, non-empty items. */
+export const LIST_PATTERN = '^[^,]+(,[^,]+)*$';
+
+export function splitList(text: string): string[] {
+  return [...new Set(text.split(',').map((s) => s.trim()))].filter((s) => s !== '');
+}
+
+/** "192.0.2.1:7", "[2001:db8::1]:7" or "2001:db8::1:7" (split at the last colon) -> link key. */
+export function parseLinkKey(text: string): { exporter: string; ifIndex: number } | undefined {
+  const bracket = /^\[([^\]]+)\]:(\d{1,10})$/.exec(text);
+  const plain = bracket ? undefined : /^(.+):(\d{1,10})$/.exec(text);
+  const m = bracket ?? plain;
+  if (!m) return undefined;
+  const exporter = m[1]!;
+  const ifIndex = Number(m[2]);
+  if (isIP(exporter) === 0 || ifIndex > 0xffffffff) return undefined;
+  return { exporter, ifIndex };
+}
+
+/**
+ * The canonical text of a link key, as shown in answers: "192.0.2.1:7", "[2001:db8::1]:7";
+ * "192.0.2.1:-" when the exporter reported no interface.
+ */
+export function linkKey(exporter: string, ifIndex: number | null): string {
+  const i = ifIndex === null ? '-' : String(ifIndex);
+  return exporter.includes(':') ? `[${exporter}]:${i}` : `${exporter}:${i}`;
+}

@@ -1,0 +1,517 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { VERSION } from '../version.js';
+import {
+  BadParameter,
+  CLASS_PATTERN,
+  GROUP_BY_DIMENSIONS,
+  GROUP_BY_PATTERN,
+  LIST_PATTERN,
+  linkKey,
+  STEP_PATTERN,
+  TIME_FORMS,
+  TIME_PATTERN,
+  TRAFFIC_CLASSES,
+} from './params.js';
+import { type TrafficParams, trafficQuery } from './traffic.js';
+import type { ApiDeps, ApiLimits } from './types.js';
+
+export const DEFAULT_API_LIMITS: ApiLimits = { maxPoints: 10000, maxGroups: 500 };
+
+// ---------------------------------------------------------------------------------------
+// Parameters: JSON schema + the sentence a 400 answer uses when the pattern does not match
+// ---------------------------------------------------------------------------------------
+
+const PARAMETERS = {
+  from: {
+    schema: { type: 'string', maxLength: 64, pattern: TIME_PATTERN },
+    description: `Start of the range, inclusive (default now-1h): ${TIME_FORMS}.`,
+    expect: `must be one of: ${TIME_FORMS}`,
+  },
+  to: {
+    schema: { type: 'string', maxLength: 64, pattern: TIME_PATTERN },
+    description: `End of the range, exclusive (default now); same forms as from.`,
+    expect: `must be one of: ${TIME_FORMS}`,
+  },
+  step: {
+    schema: { type: 'string', maxLength: 10, pattern: STEP_PATTERN },
+    description:
+      'Width of one point: seconds (300) or with a unit (30s, 5m, 1h, 1d); a multiple of the bucket width. Default: the bucket width, or the smallest multiple of it that keeps the series within the point limit.',
+    expect: 'must be a duration in seconds (300) or with a unit (30s, 5m, 1h, 1d)',
+  },
+  groupBy: {
+    schema: { type: 'string', maxLength: 200, pattern: GROUP_BY_PATTERN },
+    description: `Comma-separated dimensions among ${GROUP_BY_DIMENSIONS.join(', ')} (default community,activity; empty for one series). class is added whenever community or activity is grouped, so unmarked traffic never mixes with unregistered pairs.`,
+    expect: `must be a comma-separated list of ${GROUP_BY_DIMENSIONS.join(', ')}`,
+  },
+  community: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description: 'Experiments to keep: comma-separated ids (0..511) or registry names (case-insensitive), e.g. atlas,cms or 2,3.',
+    expect: 'must be a comma-separated list of experiment ids or names',
+  },
+  activity: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description:
+      'Activities to keep: comma-separated ids (0..63) or registry names (case-insensitive; a name matches its id in every experiment, or in the experiments of `community` when given).',
+    expect: 'must be a comma-separated list of activity ids or names',
+  },
+  link: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description: 'Links to keep: comma-separated configured link names or exporter:ifIndex (192.0.2.1:7, [2001:db8::1]:7).',
+    expect: 'must be a comma-separated list of link names or exporter:ifIndex',
+  },
+  exporter: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description: 'Exporters to keep: comma-separated addresses.',
+    expect: 'must be a comma-separated list of exporter addresses',
+  },
+  class: {
+    schema: { type: 'string', maxLength: 200, pattern: CLASS_PATTERN },
+    description: `Traffic classes to keep: ${TRAFFIC_CLASSES.join(', ')}.`,
+    expect: `must be a comma-separated list of ${TRAFFIC_CLASSES.join(', ')}`,
+  },
+} as const;
+
+type ParameterName = keyof typeof PARAMETERS;
+
+function querySchema(names: readonly ParameterName[]) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(names.map((n) => [n, { ...PARAMETERS[n].schema, description: PARAMETERS[n].description }])),
+  } as const;
+}
+
+const NO_PARAMETERS = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+// ---------------------------------------------------------------------------------------
+// Response schemas (documentation in the OpenAPI document, and fast serialisation)
+// ---------------------------------------------------------------------------------------
+
+const num = { type: 'number' } as const;
+const str = { type: 'string' } as const;
+const strOrNull = { type: ['string', 'null'] } as const;
+const numOrNull = { type: ['number', 'null'] } as const;
+
+const errorSchema = {
+  type: 'object',
+  properties: { error: str, parameter: str, message: str },
+  required: ['error', 'message'],
+} as const;
+
+const totalsSchema = {
+  type: 'object',
+  properties: { bytes: num, packets: num, records: num, bitsPerSecond: num, packetsPerSecond: num },
+  required: ['bytes', 'packets', 'records', 'bitsPerSecond', 'packetsPerSecond'],
+} as const;
+
+const trafficSchema = {
+  type: 'object',
+  properties: {
+    from: str,
+    to: str,
+    fromMs: num,
+    toMs: num,
+    stepSeconds: num,
+    bucketSeconds: num,
+    groupBy: { type: 'array', items: str },
+    filters: {
+      type: 'object',
+      properties: {
+        community: { type: 'array', items: { type: 'object', properties: { id: num, name: strOrNull } } },
+        activity: { type: 'array', items: { type: 'object', properties: { id: num, name: strOrNull } } },
+        link: { type: 'array', items: { type: 'object', properties: { link: str, name: strOrNull } } },
+        exporter: { type: 'array', items: str },
+        class: { type: 'array', items: str },
+      },
+    },
+    series: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          group: {
+            type: 'object',
+            description:
+              'One value per groupBy dimension; community and activity come with communityName / activityName ("unregistered" for folded or unknown pairs); link ("192.0.2.1:7", "[2001:db8::1]:7", "192.0.2.1:-" when the exporter gave no interface) with linkName, linkExporter, linkIfIndex.',
+            additionalProperties: { type: ['string', 'number', 'null'] },
+          },
+          points: {
+            type: 'array',
+            description: 'One point per step that has data (steps without data are omitted).',
+            items: {
+              type: 'object',
+              properties: { time: str, timeMs: num, bytes: num, packets: num, records: num, bitsPerSecond: num, packetsPerSecond: num },
+            },
+          },
+          totals: totalsSchema,
+        },
+      },
+    },
+    totals: totalsSchema,
+    omittedGroups: num,
+  },
+} as const;
+
+const experimentsSchema = {
+  type: 'object',
+  properties: {
+    registry: {
+      type: 'object',
+      properties: {
+        source: { type: 'string', enum: ['snapshot', 'cache', 'download'] },
+        modified: strOrNull,
+        modifiedAgeSeconds: numOrNull,
+        loadedAt: str,
+        loadedAgeSeconds: num,
+        lastAttempt: strOrNull,
+        lastError: strOrNull,
+        refreshes: num,
+        failures: num,
+      },
+    },
+    communities: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: num,
+          name: str,
+          activities: { type: 'array', items: { type: 'object', properties: { id: num, name: str } } },
+        },
+      },
+    },
+  },
+} as const;
+
+const linksSchema = {
+  type: 'object',
+  properties: {
+    links: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: str,
+          link: str,
+          exporter: str,
+          ifIndex: num,
+          capacityBps: numOrNull,
+          source: { type: 'string', enum: ['config', 'learned'] },
+        },
+      },
+    },
+  },
+} as const;
+
+const exportersSchema = {
+  type: 'object',
+  properties: {
+    exporters: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          address: str,
+          protocols: { type: 'array', items: str },
+          sessions: { type: 'array', items: str },
+          lastSeen: str,
+          lastSeenMs: num,
+          lastSeenAgeSeconds: num,
+          datagrams: num,
+          records: num,
+          errorsByReason: { type: 'object', additionalProperties: num },
+          sequenceGaps: num,
+          lostRecords: num,
+          samplingRates: {
+            type: 'array',
+            items: { type: 'object', properties: { domain: num, rate: num, source: str } },
+          },
+          liveTemplates: num,
+        },
+      },
+    },
+  },
+} as const;
+
+const healthSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
+    version: str,
+    time: str,
+    checks: {
+      type: 'object',
+      additionalProperties: { type: 'object', properties: { status: str, message: str }, required: ['status'] },
+    },
+  },
+} as const;
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter: string; message: string } {
+  if (v.keyword === 'additionalProperties') {
+    const name = String(v.params['additionalProperty']);
+    return { parameter: name, message: `unknown parameter${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ' (this endpoint takes none)'}` };
+  }
+  if (v.keyword === 'required') return { parameter: String(v.params['missingProperty']), message: 'is required' };
+  const parameter = v.instancePath.replace(/^\//, '').split('/')[0] ?? '';
+  if (v.keyword === 'type') return { parameter, message: 'must be given once (use a comma-separated list for several values)' };
+  if (v.keyword === 'pattern' && parameter in PARAMETERS) return { parameter, message: PARAMETERS[parameter as ParameterName].expect };
+  if (v.keyword === 'maxLength') return { parameter, message: `must be at most ${String(v.params['limit'])} characters` };
+  if (v.keyword === 'minLength') return { parameter, message: 'must not be empty' };
+  return { parameter, message: v.message ?? 'is invalid' };
+}
+
+// ---------------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The REST API (no socket: the caller listens, tests use inject()):
+ *  GET /api/v1/traffic, /api/v1/experiments, /api/v1/links, /api/v1/exporters,
+ *  /api/v1/openapi.json, /health, /metrics.
+ * Every query parameter is checked by a JSON schema (unknown parameters rejected); any bad
+ * input is answered 400 with {"error":"bad request","parameter":NAME,"message":WHY}.
+ */
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...deps.limits };
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    // Reject unknown parameters instead of silently dropping them (fastify's default).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Our 400 handler answers for bad query strings; keep route lookup case-sensitive.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  const allowedByRoute = new Map<string, readonly string[]>();
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof BadParameter) {
+      return reply.code(400).send({ error: 'bad request', parameter: err.parameter, message: err.message });
+    }
+    const first = err.validation?.[0] as AjvError | undefined;
+    if (first) {
+      const allowed = allowedByRoute.get(req.routeOptions.url ?? '') ?? [];
+      return reply.code(400).send({ error: 'bad request', ...validationAnswer(first, allowed) });
+    }
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: 'bad request', message: err.message });
+    }
+    req.log.error({ err }, 'API request failed');
+    return reply.code(500).send({ error: 'internal error', message: err.message });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: 'not found', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` });
+  });
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'scitags-collector',
+        version: VERSION,
+        description:
+          'Per-experiment (SciTags) traffic per link, from IPFIX / NetFlow / sFlow. Errors: 400 {"error":"bad request","parameter","message"}.',
+      },
+      tags: [
+        { name: 'traffic', description: 'Aggregated traffic' },
+        { name: 'inventory', description: 'Registry, links, exporters' },
+        { name: 'operations', description: 'Health and metrics' },
+      ],
+    },
+  });
+
+  void app.register(async (api) => {
+    const route = (url: string, params: readonly ParameterName[]) => {
+      allowedByRoute.set(url, params);
+      return params.length ? querySchema(params) : NO_PARAMETERS;
+    };
+
+    const trafficParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'] as const;
+    api.get<{ Querystring: TrafficParams }>(
+      '/api/v1/traffic',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary: 'Traffic time series and totals per group',
+          description:
+            'Rows whose bucket starts in [from, to), summed per step (points at multiples of the step counted from the Unix epoch; steps without data omitted) and per group. bytes and packets are scaled by the sampling rate; records are not. Rates are per step (bitsPerSecond = bytes * 8 / step) and, in totals, averaged over the range. Grouping by link or direction counts a row once for its input link (direction in) and once for its output link (direction out); the top-level totals count each row once.',
+          querystring: route('/api/v1/traffic', trafficParams),
+          response: { 200: trafficSchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      async (req, reply) => {
+        let result;
+        try {
+          result = await trafficQuery(deps, limits, req.query);
+        } catch (err) {
+          if (err instanceof BadParameter) throw err;
+          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
+        }
+        return result;
+      },
+    );
+
+    api.get(
+      '/api/v1/experiments',
+      {
+        schema: {
+          tags: ['inventory'],
+          summary: 'SciTags registry in use: experiments (communities) and their activities',
+          querystring: route('/api/v1/experiments', []),
+          response: { 200: experimentsSchema, 400: errorSchema },
+        },
+      },
+      async () => {
+        const now = deps.now();
+        const reg = deps.registry.registry;
+        const st = deps.registry.status();
+        const modifiedMs = st.modified === undefined ? NaN : Date.parse(st.modified);
+        return {
+          registry: {
+            source: st.source,
+            modified: st.modified ?? null,
+            modifiedAgeSeconds: Number.isNaN(modifiedMs) ? null : Math.floor((now - modifiedMs) / 1000),
+            loadedAt: new Date(st.loadedAtMs).toISOString(),
+            loadedAgeSeconds: Math.floor((now - st.loadedAtMs) / 1000),
+            lastAttempt: st.lastAttemptMs === undefined ? null : new Date(st.lastAttemptMs).toISOString(),
+            lastError: st.lastError ?? null,
+            refreshes: st.refreshes,
+            failures: st.failures,
+          },
+          communities: [...reg.document.experiments]
+            .sort((a, b) => a.expId - b.expId)
+            .map((e) => ({
+              id: e.expId,
+              name: e.expName,
+              activities: [...e.activities].sort((a, b) => a.activityId - b.activityId).map((a) => ({ id: a.activityId, name: a.activityName })),
+            })),
+        };
+      },
+    );
+
+    api.get(
+      '/api/v1/links',
+      {
+        schema: {
+          tags: ['inventory'],
+          summary: 'Links: configured (exporter, ifIndex) names and capacities, then names learned from IPFIX options',
+          querystring: route('/api/v1/links', []),
+          response: { 200: linksSchema, 400: errorSchema },
+        },
+      },
+      async () => {
+        const configured = deps.links.map((l) => ({
+          name: l.name,
+          link: linkKey(l.exporter, l.ifIndex),
+          exporter: l.exporter,
+          ifIndex: l.ifIndex,
+          capacityBps: l.capacityBps ?? null,
+          source: 'config' as const,
+        }));
+        const seen = new Set(configured.map((l) => l.link));
+        const learned = (deps.learnedInterfaces?.() ?? [])
+          .filter((l) => !seen.has(linkKey(l.exporter, l.ifIndex)))
+          .sort((a, b) => a.exporter.localeCompare(b.exporter) || a.ifIndex - b.ifIndex)
+          .map((l) => ({
+            name: l.name,
+            link: linkKey(l.exporter, l.ifIndex),
+            exporter: l.exporter,
+            ifIndex: l.ifIndex,
+            capacityBps: null,
+            source: 'learned' as const,
+          }));
+        return { links: [...configured, ...learned] };
+      },
+    );
+
+    api.get(
+      '/api/v1/exporters',
+      {
+        schema: {
+          tags: ['inventory'],
+          summary: 'Exporters seen: protocols, last seen, counters, errors by reason, sequence gaps, sampling rates, templates',
+          querystring: route('/api/v1/exporters', []),
+          response: { 200: exportersSchema, 400: errorSchema },
+        },
+      },
+      async () => {
+        const now = deps.now();
+        const exporters = [...deps.exporters()]
+          .sort((a, b) => a.address.localeCompare(b.address))
+          .map((e) => ({
+            address: e.address,
+            protocols: e.protocols,
+            sessions: e.sessions,
+            lastSeen: new Date(e.lastSeenMs).toISOString(),
+            lastSeenMs: e.lastSeenMs,
+            lastSeenAgeSeconds: Math.max(0, Math.floor((now - e.lastSeenMs) / 1000)),
+            datagrams: e.datagrams,
+            records: e.records,
+            errorsByReason: e.errorsByReason,
+            sequenceGaps: e.sequenceGaps,
+            lostRecords: e.lostRecords,
+            samplingRates: e.samplingRates,
+            liveTemplates: e.liveTemplates,
+          }));
+        return { exporters };
+      },
+    );
+
+    api.get(
+      '/api/v1/openapi.json',
+      { schema: { hide: true, querystring: route('/api/v1/openapi.json', []) } },
+      async () => app.swagger(),
+    );
+
+    api.get(
+      '/health',
+      {
+        schema: {
+          tags: ['operations'],
+          summary: 'Health: 200 when ok or degraded, 503 when down',
+          querystring: route('/health', []),
+          response: { 200: healthSchema, 503: healthSchema, 400: errorSchema },
+        },
+      },
+      async (_req, reply) => {
+        const h = deps.health();
+        return reply.code(h.status === 'down' ? 503 : 200).send({
+          status: h.status,
+          version: VERSION,
+          time: new Date(deps.now()).toISOString(),
+          checks: h.checks,
+        });
+      },
+    );
+
+    api.get(
+      '/metrics',
+      {
+        schema: {
+          tags: ['operations'],
+          summary: 'Prometheus metrics (text exposition format)',
+          querystring: route('/metrics', []),
+          produces: ['text/plain'],
+        },
+      },
+      async (_req, reply) => {
+        const text = await deps.metricsRegistry.metrics();
+        return reply.type(deps.metricsRegistry.contentType).send(text);
+      },
+    );
+  });
+
+  return app;
+}

@@ -1,0 +1,74 @@
+import type { FastifyServerOptions } from 'fastify';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { FlowProtocol, SamplingSource } from '../../decoders/record.js';
+import type { LinkConfig } from '../config/schema.js';
+import type { RegistryService } from '../registry/service.js';
+import type { TrafficStore } from '../store/types.js';
+
+/** What the exporters endpoint shows per exporter (one router / agent address). */
+export interface ExporterInfo {
+  /** Exporter address without the port (IPv4 or IPv6 text). */
+  address: string;
+  /** Protocols seen from this exporter. */
+  protocols: FlowProtocol[];
+  /** Transport sessions ("address:port", IPv6 in brackets) seen from it. */
+  sessions: string[];
+  /** Receive time of the last datagram, ms since the epoch. */
+  lastSeenMs: number;
+  datagrams: number;
+  records: number;
+  /** Decode errors by error-catalogue code (decoders/errors.ts), e.g. { truncated: 2 }. */
+  errorsByReason: Record<string, number>;
+  /** Sequence-number discontinuities, and records (datagrams for v9 / sFlow) they imply lost. */
+  sequenceGaps: number;
+  lostRecords: number;
+  /** Sampling rates in force per observation domain, and where each came from. */
+  samplingRates: { domain: number; rate: number; source: SamplingSource }[];
+  /** IPFIX / NetFlow v9 templates currently known for this exporter (all sessions, domains). */
+  liveTemplates: number;
+}
+
+export type HealthStatus = 'ok' | 'degraded' | 'down';
+
+/** What /health reports; 'down' answers HTTP 503, anything else 200. */
+export interface HealthInfo {
+  status: HealthStatus;
+  /** Per component: listeners, queue, store, registry... */
+  checks: Record<string, { status: HealthStatus; message?: string }>;
+}
+
+/** An interface name learned from IPFIX options (interfaceName, IE 82). */
+export interface LearnedInterface {
+  exporter: string;
+  ifIndex: number;
+  name: string;
+}
+
+export interface ApiLimits {
+  /** Largest points per series ((to - from) / step). Default 10000. */
+  maxPoints: number;
+  /** Largest series per answer; the rest are counted in `omittedGroups`. Default 500. */
+  maxGroups: number;
+}
+
+/** The registry as the API needs it (RegistryService satisfies it). */
+export type RegistryView = Pick<RegistryService, 'registry' | 'status'>;
+
+export interface ApiDeps {
+  store: TrafficStore;
+  registry: RegistryView;
+  /** Configured links (config.links). */
+  links: readonly LinkConfig[];
+  /** Interface names learned from IPFIX options; optional. */
+  learnedInterfaces?: () => LearnedInterface[];
+  exporters: () => ExporterInfo[];
+  health: () => HealthInfo;
+  metricsRegistry: PromRegistry;
+  /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */
+  bucketSeconds: number;
+  /** Clock (ms since the epoch), for `now`-relative times and ages. */
+  now: () => number;
+  limits?: Partial<ApiLimits>;
+  /** Fastify logger option (default: no logging). */
+  logger?: FastifyServerOptions['logger'];
+}

@@ -1,0 +1,281 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RegistryStatus } from '../registry/service.js';
+import type { KernelUdpListenerStats } from './procnetudp.js';
+
+/**
+ * Every Prometheus metric of the collector, defined in this one place. Components receive the
+ * CollectorMetrics object and increment; values that live elsewhere (queue length, kernel
+ * drops, registry age) are read at scrape time through the hooks in MetricsOptions.
+ *
+ * Label cardinality: `exporter` goes through exporterLabel(), which admits at most
+ * `maxExporterLabels` distinct addresses and counts the rest as "other", so a scan or spoofed
+ * sources cannot grow the scrape without bound. No label ever carries a flow value.
+ */
+
+export const METRIC_PREFIX = 'scitags_';
+/** The label value used for exporters beyond the cap. */
+export const OTHER_EXPORTER = 'other';
+
+export interface MetricsOptions {
+  /** Distinct exporter label values (default 200); later exporters are labelled "other". */
+  maxExporterLabels?: number;
+  /** Also register prom-client's process_* / nodejs_* metrics (default false). */
+  defaultMetrics?: boolean;
+  /** Clock for ages (ms since the epoch); Date.now by default. */
+  now?: () => number;
+  /** Registry status, read at scrape time. */
+  registryStatus?: () => RegistryStatus;
+  /** Kernel UDP drops per listener (e.g. kernelUdpStatsForListeners over readKernelUdpSockets). */
+  kernelUdp?: () => KernelUdpListenerStats[];
+  /** Datagrams waiting in the decode queue. */
+  queueLength?: () => number;
+  /** Live aggregation keys. */
+  liveKeys?: () => number;
+}
+
+/** Caps the distinct values of one label; values past the cap map to "other". */
+export class BoundedLabel {
+  private readonly seen = new Set<string>();
+  constructor(
+    readonly max: number,
+    private readonly other: string = OTHER_EXPORTER,
+  ) {}
+
+  value(v: string): string {
+    if (this.seen.has(v)) return v;
+    if (this.seen.size >= this.max) return this.other;
+    this.seen.add(v);
+    return v;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+export interface CollectorMetrics {
+  readonly registry: Registry;
+  /** The exporter label for an address (no port): itself, or "other" past the cap. */
+  exporterLabel(address: string): string;
+
+  // receive path
+  datagramsReceived: Counter<'listener' | 'exporter'>;
+  datagramsRejected: Counter<'listener' | 'exporter'>;
+  queueDrops: Counter<'exporter'>;
+  queueLength: Gauge;
+  kernelUdpDrops: Counter<'listener' | 'port'>;
+  kernelUdpQueuedBytes: Gauge<'listener' | 'port'>;
+
+  // decoding
+  recordsDecoded: Counter<'protocol' | 'exporter'>;
+  decodeErrors: Counter<'reason' | 'exporter'>;
+  templateMisses: Counter<'exporter'>;
+  sequenceGaps: Counter<'exporter'>;
+  recordsLost: Counter<'exporter'>;
+
+  // aggregation
+  bucketsWritten: Counter;
+  lateRecords: Counter;
+  tooLateRecords: Counter;
+  cardinalityFolds: Counter;
+  liveKeys: Gauge;
+
+  // store
+  storeWrites: Counter<'store'>;
+  storeWriteFailures: Counter<'store'>;
+  storeRowsWritten: Counter<'store'>;
+  storeWriteSeconds: Histogram<'store'>;
+
+  // registry
+  registryInfo: Gauge<'source' | 'modified'>;
+  registryAgeSeconds: Gauge;
+  registryRefreshes: Counter<'result'>;
+  registryLastRefreshOk: Gauge;
+}
+
+export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const now = options.now ?? Date.now;
+  const exporters = new BoundedLabel(options.maxExporterLabels ?? 200);
+  const n = (s: string) => `${METRIC_PREFIX}${s}`;
+
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+
+  const kernelHook = options.kernelUdp;
+  const kernelUdpQueuedBytes = new Gauge({
+    name: n('kernel_udp_queued_bytes'),
+    help: 'Bytes waiting in the kernel receive buffer of each listener socket (/proc/net/udp, udp6)',
+    labelNames: ['listener', 'port'] as const,
+    registers,
+    collect() {
+      if (!kernelHook) return;
+      this.reset();
+      for (const s of kernelHook()) this.set({ listener: s.listener, port: String(s.port) }, s.rxQueueBytes);
+    },
+  });
+
+  const kernelUdpDrops = new Counter({
+    name: n('kernel_udp_drops_total'),
+    help: 'Datagrams the kernel dropped on each listener socket, receive buffer full (/proc/net/udp, udp6)',
+    labelNames: ['listener', 'port'] as const,
+    registers,
+    collect() {
+      if (!kernelHook) return;
+      // The kernel keeps the running count: mirror it (reset + inc sets the absolute value).
+      this.reset();
+      for (const s of kernelHook()) this.inc({ listener: s.listener, port: String(s.port) }, s.drops);
+    },
+  });
+
+  const queueHook = options.queueLength;
+  const liveKeysHook = options.liveKeys;
+  const statusHook = options.registryStatus;
+
+  const registryInfo = new Gauge({
+    name: n('registry_info'),
+    help: 'The SciTags registry in use (value 1): source (snapshot, cache, download) and its modified date',
+    labelNames: ['source', 'modified'] as const,
+    registers,
+    collect() {
+      if (!statusHook) return;
+      const s = statusHook();
+      this.reset();
+      this.set({ source: s.source, modified: s.modified ?? '' }, 1);
+    },
+  });
+
+  const m: CollectorMetrics = {
+    registry,
+    exporterLabel: (address) => exporters.value(address),
+
+    datagramsReceived: new Counter({
+      name: n('datagrams_received_total'),
+      help: 'UDP datagrams received, per listener and exporter',
+      labelNames: ['listener', 'exporter'] as const,
+      registers,
+    }),
+    datagramsRejected: new Counter({
+      name: n('datagrams_rejected_total'),
+      help: 'Datagrams dropped because the exporter is not in exporters.allow',
+      labelNames: ['listener', 'exporter'] as const,
+      registers,
+    }),
+    queueDrops: new Counter({
+      name: n('queue_drops_total'),
+      help: 'Datagrams dropped because the decode queue was full, per exporter',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+    queueLength: new Gauge({
+      name: n('queue_length'),
+      help: 'Datagrams waiting in the decode queue',
+      registers,
+      collect() {
+        if (queueHook) this.set(queueHook());
+      },
+    }),
+    kernelUdpDrops,
+    kernelUdpQueuedBytes,
+
+    recordsDecoded: new Counter({
+      name: n('records_decoded_total'),
+      help: 'Flow records and sFlow samples decoded, per protocol and exporter',
+      labelNames: ['protocol', 'exporter'] as const,
+      registers,
+    }),
+    decodeErrors: new Counter({
+      name: n('decode_errors_total'),
+      help: 'Decode errors by reason (error catalogue code) and exporter',
+      labelNames: ['reason', 'exporter'] as const,
+      registers,
+    }),
+    templateMisses: new Counter({
+      name: n('template_misses_total'),
+      help: 'IPFIX / NetFlow v9 data sets whose template was not (yet) known',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+    sequenceGaps: new Counter({
+      name: n('sequence_gaps_total'),
+      help: 'Sequence number discontinuities seen, per exporter',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+    recordsLost: new Counter({
+      name: n('records_lost_total'),
+      help: 'Records (or datagrams, for NetFlow v9 / sFlow) missing according to sequence numbers',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+
+    bucketsWritten: new Counter({ name: n('buckets_written_total'), help: 'Aggregation buckets written to the store (rewrites included)', registers }),
+    lateRecords: new Counter({ name: n('late_records_total'), help: 'Records that arrived after their bucket was written and rewrote it', registers }),
+    tooLateRecords: new Counter({
+      name: n('too_late_records_total'),
+      help: 'Records older than aggregation.lateWindowSeconds, dropped',
+      registers,
+    }),
+    cardinalityFolds: new Counter({
+      name: n('cardinality_folds_total'),
+      help: 'Records folded into an overflow key because aggregation.maxLiveKeys was reached',
+      registers,
+    }),
+    liveKeys: new Gauge({
+      name: n('live_keys'),
+      help: 'Aggregation keys held in open buckets',
+      registers,
+      collect() {
+        if (liveKeysHook) this.set(liveKeysHook());
+      },
+    }),
+
+    storeWrites: new Counter({ name: n('store_writes_total'), help: 'Store write batches that succeeded', labelNames: ['store'] as const, registers }),
+    storeWriteFailures: new Counter({
+      name: n('store_write_failures_total'),
+      help: 'Store write batches that failed',
+      labelNames: ['store'] as const,
+      registers,
+    }),
+    storeRowsWritten: new Counter({ name: n('store_rows_written_total'), help: 'Rows written to the store', labelNames: ['store'] as const, registers }),
+    storeWriteSeconds: new Histogram({
+      name: n('store_write_seconds'),
+      help: 'Duration of store write batches',
+      labelNames: ['store'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    }),
+
+    registryInfo,
+    registryAgeSeconds: new Gauge({
+      name: n('registry_age_seconds'),
+      help: 'Seconds since the registry in use was loaded (downloaded, or read at start)',
+      registers,
+      collect() {
+        if (statusHook) this.set(Math.max(0, (now() - statusHook().loadedAtMs) / 1000));
+      },
+    }),
+    registryRefreshes: new Counter({
+      name: n('registry_refreshes_total'),
+      help: 'Registry download attempts by result (ok, error)',
+      labelNames: ['result'] as const,
+      registers,
+      collect() {
+        if (!statusHook) return;
+        const s = statusHook();
+        this.reset();
+        this.inc({ result: 'ok' }, s.refreshes);
+        this.inc({ result: 'error' }, s.failures);
+      },
+    }),
+    registryLastRefreshOk: new Gauge({
+      name: n('registry_last_refresh_ok'),
+      help: '1 if the last registry download attempt succeeded (or none was made), 0 if it failed',
+      registers,
+      collect() {
+        if (statusHook) this.set(statusHook().lastError === undefined ? 1 : 0);
+      },
+    }),
+  };
+  return m;
+}
