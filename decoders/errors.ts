@@ -34,7 +34,12 @@ export class DecodeError extends Error {
   readonly offset: number | undefined;
 
   constructor(code: DecodeErrorCode, message: string, offset?: number) {
+    // A hostile sender can make every datagram an error: skip the stack trace (10-20 us of
+    // V8 stack capture each); code, message and offset say all a decode error needs to.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${code}: ${message}${offset === undefined ? '' : ` (at offset ${offset})`}`);
+    Error.stackTraceLimit = limit;
     this.name = 'DecodeError';
     this.code = code;
     this.offset = offset;
