@@ -90,6 +90,15 @@ describe('decodeSflow: datagram header', () => {
     expect(res.records).toEqual([{ ...rec(V6_REC), exporter: '[2001:db8::99]:6343', domain: 1 }]);
   });
 
+  it('decodes a datagram that is a view into a larger buffer (as UDP sockets hand them out)', () => {
+    const bytes = buildSflowDatagram({ agent: '192.0.2.1', subAgent: 3, samples: [flow([header({ vlans: [{ vid: 9 }], ip: V6 })])] });
+    const pool = new Uint8Array(bytes.length + 301).fill(0xaa);
+    pool.set(bytes, 301);
+    const res = decodeSflow(pool.subarray(301), EXPORTER, PORT, createSflowState());
+    expect(res.errors).toEqual([]);
+    expect(res.records).toEqual([rec({ ...V6_REC, bytes: V6_REC.bytes! + 4, vlan: 9 })]);
+  });
+
   it('throws DecodeError for a header it cannot read', () => {
     const state = createSflowState();
     const bad = (spec: Partial<DatagramSpec>): (() => void) => () =>
