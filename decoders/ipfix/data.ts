@@ -349,6 +349,21 @@ export function decodeDataSet(
   return n;
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * interfaceName (RFC 7011 6.1.6 string: UTF-8, no terminator required). Exporters pad with
+ * NULs in fixed-length fields; control characters are dropped so a name is safe to show
+ * and to use as a tag, and its length is capped.
+ */
+function interfaceNameAt(b: Uint8Array, p: number, len: number): string | undefined {
+  let end = p + Math.min(len, 64);
+  const nul = b.indexOf(0, p);
+  if (nul >= 0 && nul < end) end = nul;
+  const name = utf8.decode(b.subarray(p, end)).replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return name.length > 0 ? name : undefined;
+}
+
 /**
  * Walks the records of an options data set, handing each record's sampling fields to
  * `onRecord`. Same layout rules as data records; returns the number of records.
@@ -421,6 +436,9 @@ export function decodeOptionsSet(
         case Slot.IN_IF:
           // An interface as a scope field: the options describe that interface only.
           if (scope) f.scopeInterface = uintAt(b, p, len);
+          break;
+        case Slot.INTERFACE_NAME:
+          f.interfaceName = interfaceNameAt(b, p, len);
           break;
         default:
           break;

@@ -70,6 +70,7 @@ export interface SamplingSummary {
   samplers: Record<string, number>;
   selectors: Record<string, number>;
   interfaces: Record<string, number>;
+  interfaceNames: Record<string, string>;
   systemInitMs: number | null;
 }
 
@@ -79,6 +80,7 @@ function samplingSummary(t: import('./sampling.js').SamplingTable): SamplingSumm
     samplers: Object.fromEntries(t.samplers),
     selectors: Object.fromEntries(t.selectors),
     interfaces: Object.fromEntries(t.interfaces),
+    interfaceNames: Object.fromEntries(t.interfaceNames),
     systemInitMs: t.systemInitMs >= 0 ? t.systemInitMs : null,
   };
 }

@@ -62,6 +62,7 @@ export const Slot = {
   SAMPLING_POPULATION: 38, // 310
   FRAME: 39, // dataLinkFrameSection 315
   SCOPE_INTERFACE: 40, // v9 scope type 2 (interface); IPFIX scope IE 10 maps to IN_IF
+  INTERFACE_NAME: 41, // interfaceName 82 (IPFIX) / IF_NAME 82 (v9), in interface options
 } as const;
 
 /**
@@ -191,6 +192,8 @@ function slotFor(id: number, len: number, scope: boolean, v9: boolean): number {
       return fixed && numeric(len) ? Slot.SAMPLING_POPULATION : Slot.SKIP;
     case 315:
       return v9 ? Slot.SKIP : Slot.FRAME;
+    case 82:
+      return Slot.INTERFACE_NAME;
     default:
       return Slot.SKIP;
   }

@@ -22,12 +22,14 @@ export interface SamplingTable {
   samplers: Map<number, number>;
   selectors: Map<number, number>;
   interfaces: Map<number, number>;
+  /** interfaceName (IE 82) per ifIndex from interface options records (link names). */
+  interfaceNames: Map<number, string>;
   /** systemInitTimeMilliseconds (160) from options: base of IPFIX sysUpTime fields (21/22). */
   systemInitMs: number;
 }
 
 export function newSamplingTable(): SamplingTable {
-  return { domainRate: 0, samplers: new Map(), selectors: new Map(), interfaces: new Map(), systemInitMs: -1 };
+  return { domainRate: 0, samplers: new Map(), selectors: new Map(), interfaces: new Map(), interfaceNames: new Map(), systemInitMs: -1 };
 }
 
 /** Sampling parameters read from one record (options or data); -1 means absent. */
@@ -44,6 +46,7 @@ export interface SamplingFields {
   population: number; // 310
   scopeInterface: number; // v9 interface scope, or IPFIX ingressInterface as a scope field
   systemInitMs: number; // 160
+  interfaceName: string | undefined; // 82
 }
 
 export function newSamplingFields(): SamplingFields {
@@ -60,6 +63,7 @@ export function newSamplingFields(): SamplingFields {
     population: -1,
     scopeInterface: -1,
     systemInitMs: -1,
+    interfaceName: undefined,
   };
 }
 
@@ -67,6 +71,7 @@ export function resetSamplingFields(f: SamplingFields): void {
   f.interval = f.algorithm = f.samplerId = f.samplerMode = f.samplerRandomInterval = -1;
   f.selectorId = f.packetInterval = f.packetSpace = f.size = f.population = -1;
   f.scopeInterface = f.systemInitMs = -1;
+  f.interfaceName = undefined;
 }
 
 /**
@@ -85,7 +90,7 @@ export function rateOf(f: SamplingFields): number {
   return 0;
 }
 
-function capSet(map: Map<number, number>, key: number, value: number, cap: number): void {
+function capSet<V>(map: Map<number, V>, key: number, value: V, cap: number): void {
   if (!map.has(key) && map.size >= cap) {
     // Forget the oldest entry (Map keeps insertion order) rather than refusing the newest.
     const first = map.keys().next();
@@ -97,6 +102,7 @@ function capSet(map: Map<number, number>, key: number, value: number, cap: numbe
 /** Applies one options record to a table. Returns true when it carried sampling information. */
 export function applyOptions(t: SamplingTable, f: SamplingFields, cap: number): boolean {
   if (f.systemInitMs >= 0) t.systemInitMs = f.systemInitMs;
+  if (f.interfaceName !== undefined && f.scopeInterface >= 0) capSet(t.interfaceNames, f.scopeInterface, f.interfaceName, cap);
   const rate = rateOf(f);
   if (rate === 0) return false;
   if (f.samplerId >= 0) capSet(t.samplers, f.samplerId, rate, cap);

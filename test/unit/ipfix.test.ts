@@ -379,7 +379,7 @@ describe('sampling', () => {
     expect(r.records[0]).toMatchObject({ samplingRate: 512, samplingSource: 'options' });
     expect(r.stats.unknownSampling).toBe(0);
     expect(summarizeFlowState(st).exporters).toEqual([
-      { exporterAddr: ADDR, domain: 0, sampling: { domainRate: 512, samplers: {}, selectors: {}, interfaces: {}, systemInitMs: null } },
+      { exporterAddr: ADDR, domain: 0, sampling: { domainRate: 512, samplers: {}, selectors: {}, interfaces: {}, interfaceNames: {}, systemInitMs: null } },
     ]);
   });
 
@@ -553,5 +553,27 @@ describe('hostile input and limits', () => {
     decode(t, st, {}, { port: 3, ms: 3 });
     expect([...st.sessions.keys()]).toEqual(['192.0.2.1:2', '192.0.2.1:3']);
     expect(st.totals.sessionsEvicted).toBe(1);
+  });
+});
+
+describe('interface names from interface options (interfaceName 82)', () => {
+  it('learns names per ifIndex from options scoped by ingressInterface, padded or varlen, cleaned', () => {
+    const st = createFlowDecoderState();
+    const varOpt = [f('ingressInterface', 4), f('interfaceName', VARLEN)];
+    const fixedOpt = [f('ingressInterface', 4), f('interfaceName', 16)];
+    const padded = new Uint8Array(16);
+    padded.set(new TextEncoder().encode('xe-0/0/1\u0007'));
+    const r = decode(
+      ipfixMessage({}, [
+        ipfixOptionsTemplateSet([{ id: 401, fields: varOpt, scopeCount: 1 }, { id: 402, fields: fixedOpt, scopeCount: 1 }]),
+        ipfixDataSet(401, varOpt, [[7, 'et-1/0/0 to CERN'], [8, '']]),
+        ipfixDataSet(402, fixedOpt, [[9, padded]]),
+      ]),
+      st,
+    );
+    expect(r.errors).toEqual([]);
+    expect(r.stats.optionsRecords).toBe(3);
+    const names = summarizeFlowState(st).exporters[0]!.sampling.interfaceNames;
+    expect(names).toEqual({ 7: 'et-1/0/0 to CERN', 9: 'xe-0/0/1' });
   });
 });
