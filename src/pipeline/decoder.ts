@@ -1,16 +1,20 @@
 import { DecodeError } from '../../decoders/errors.js';
-import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderLimits, type FlowDecoderState, type SamplingConfig } from '../../decoders/ipfix/index.js';
+import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderLimits, type FlowDecoderState } from '../../decoders/ipfix/index.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { createSflowState, decodeSflow, type SflowState } from '../../decoders/sflow/index.js';
 import { detectProtocol } from './detect.js';
-import { countError, ExporterTable } from './exporter-stats.js';
+import { countError, countSampling, ExporterTable } from './exporter-stats.js';
+import { SamplingRules, type SamplingRule } from './sampling-rules.js';
 
 export interface DatagramDecoderOptions {
   /** Fill FlowRecord.fields (the `decode` CLI); costs an object per record. */
   withFields: boolean;
   /** Format addresses into records (the `decode` CLI); aggregation does not need them. */
   withAddresses: boolean;
-  sampling: SamplingConfig;
+  /** Rate used when the exporter states none (1 unless configured). */
+  defaultSamplingRate: number;
+  /** Operator rules by exporter CIDR and domain (config `exporters.sampling`). */
+  samplingRules: readonly SamplingRule[];
   flowLimits: Partial<FlowDecoderLimits>;
   /** Walk tunnels in sFlow raw headers (inner label exposed, outer one counted). */
   innerHeaders: boolean;
@@ -19,7 +23,8 @@ export interface DatagramDecoderOptions {
 export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
   withFields: false,
   withAddresses: false,
-  sampling: {},
+  defaultSamplingRate: 1,
+  samplingRules: [],
   flowLimits: {},
   innerHeaders: false,
 };
@@ -40,15 +45,18 @@ export class DatagramDecoder {
   readonly sflowState: SflowState;
   readonly exporters = new ExporterTable();
   readonly totals = { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0 };
+  private readonly samplingRules: SamplingRules;
 
   constructor(private readonly opts: DatagramDecoderOptions = DEFAULT_DECODER_OPTIONS) {
     this.flowState = createFlowDecoderState(opts.flowLimits);
     this.sflowState = createSflowState();
+    this.samplingRules = new SamplingRules(opts.samplingRules);
   }
 
   decode(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number): DecodedDatagram {
     const ex = this.exporters.get(srcAddr, receivedMs);
     ex.lastSeenMs = receivedMs;
+    if (ex.sessions.size < 64) ex.sessions.add(srcPort);
     ex.datagrams++;
     this.totals.datagrams++;
     const protocol = detectProtocol(payload);
@@ -56,13 +64,14 @@ export class DatagramDecoder {
     let errors: DecodeError[] = [];
     if (protocol === 'flow') {
       const r = decodeFlowDatagram(payload, { exporterAddr: srcAddr, exporterPort: srcPort, receivedMs }, this.flowState, {
-        ...this.opts.sampling,
+        defaultSamplingRate: this.opts.defaultSamplingRate,
         withFields: this.opts.withFields,
         withAddresses: this.opts.withAddresses,
       });
       records = r.records;
       errors = r.errors;
       ex.templateMisses += r.stats.templateMisses;
+      ex.sequenceGaps += r.stats.sequenceGaps;
       this.totals.templateMisses += r.stats.templateMisses;
       ex.lostRecords += r.stats.lostRecords;
       ex.lostDatagrams += r.stats.lostDatagrams;
@@ -81,6 +90,7 @@ export class DatagramDecoder {
         errors = r.errors;
         ex.lostDatagrams += r.stats.lostDatagrams;
         ex.lostSamples += r.stats.lostSamples;
+        if (r.stats.lostDatagrams > 0 || r.stats.lostSamples > 0) ex.sequenceGaps++;
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         errors = [err];
@@ -96,13 +106,8 @@ export class DatagramDecoder {
     }
     ex.records += records.length;
     this.totals.records += records.length;
-    for (const rec of records) {
-      // Few distinct rates per exporter in practice; bounded anyway.
-      const key = `${rec.samplingRate}/${rec.samplingSource}`;
-      const n = ex.samplingRates.get(key);
-      if (n !== undefined) ex.samplingRates.set(key, n + 1);
-      else if (ex.samplingRates.size < 64) ex.samplingRates.set(key, 1);
-    }
+    if (!this.samplingRules.empty) for (const rec of records) this.samplingRules.apply(rec, srcAddr);
+    for (const rec of records) countSampling(ex, rec, receivedMs);
     return { records, errors, protocol };
   }
 }

@@ -1,5 +1,13 @@
 import type { DecodeErrorCode } from '../../decoders/errors.js';
-import type { FlowProtocol } from '../../decoders/record.js';
+import type { FlowProtocol, FlowRecord, SamplingSource } from '../../decoders/record.js';
+
+export interface SamplingSeen {
+  domain: number;
+  rate: number;
+  source: SamplingSource;
+  records: number;
+  lastSeenMs: number;
+}
 
 /** What the collector knows about one exporter (router / agent address), for API and metrics. */
 export interface ExporterCounters {
@@ -13,13 +21,19 @@ export interface ExporterCounters {
   badDatagrams: number;
   errorsByCode: Map<DecodeErrorCode | 'unknown-protocol', number>;
   templateMisses: number;
+  /** Sequence-number discontinuities seen (any protocol). */
+  sequenceGaps: number;
+  /** Source ports (transport sessions) seen from this exporter, bounded. */
+  sessions: Set<number>;
   /** Lost units by sequence numbers: IPFIX/v5 records, v9 datagrams, sFlow datagrams and samples. */
   lostRecords: number;
   lostDatagrams: number;
   lostSamples: number;
   unknownSampling: number;
-  /** Sampling rates seen in this exporter's records, with counts (bounded). */
-  samplingRates: Map<string, number>;
+  /** Sampling rates seen in this exporter's records per domain and source, with counts (bounded). */
+  samplingRates: Map<string, SamplingSeen>;
+  /** The entry the previous record counted under: consecutive records nearly always share it. */
+  lastSampling: SamplingSeen | undefined;
 }
 
 /**
@@ -47,11 +61,14 @@ export class ExporterTable {
           badDatagrams: 0,
           errorsByCode: new Map(),
           templateMisses: 0,
+          sequenceGaps: 0,
+          sessions: new Set(),
           lostRecords: 0,
           lostDatagrams: 0,
           lostSamples: 0,
           unknownSampling: 0,
           samplingRates: new Map(),
+          lastSampling: undefined,
         };
         this.table.set(key, e);
       }
@@ -66,4 +83,24 @@ export class ExporterTable {
 
 export function countError(e: ExporterCounters, code: DecodeErrorCode | 'unknown-protocol'): void {
   e.errorsByCode.set(code, (e.errorsByCode.get(code) ?? 0) + 1);
+}
+
+/** Counts a record under its (domain, rate, source); builds a key only when that changes. */
+export function countSampling(e: ExporterCounters, rec: FlowRecord, nowMs: number): void {
+  const last = e.lastSampling;
+  if (last && last.domain === rec.domain && last.rate === rec.samplingRate && last.source === rec.samplingSource) {
+    last.records++;
+    last.lastSeenMs = nowMs;
+    return;
+  }
+  const key = `${rec.domain}/${rec.samplingRate}/${rec.samplingSource}`;
+  let seen = e.samplingRates.get(key);
+  if (!seen) {
+    if (e.samplingRates.size >= 64) return;
+    seen = { domain: rec.domain, rate: rec.samplingRate, source: rec.samplingSource, records: 0, lastSeenMs: nowMs };
+    e.samplingRates.set(key, seen);
+  }
+  seen.records++;
+  seen.lastSeenMs = nowMs;
+  e.lastSampling = seen;
 }
