@@ -17,7 +17,8 @@ import { cumulativeShare } from './split.js';
  * buckets is split in proportion to time (split.ts) and its record count goes to the bucket
  * holding its end (a count is not divisible, and the end is when the flow was seen last).
  * Records without timestamps (sFlow samples, templates without times) and records with
- * absurd ones (end before start, longer than maxFlowSeconds, ending in the future) count in
+ * absurd ones (end before start, longer than maxFlowSeconds, ending in the future or more
+ * than maxFlowSeconds before the datagram was exported) count in
  * the bucket of their receive time; absurd ones are counted in `clampedTimestamps`.
  *
  * Lifecycle. tick(now) writes every bucket whose end + grace has passed and that changed
@@ -152,11 +153,14 @@ export class Aggregator {
   /** Starts the tick timer (serve). Tests and `ingest` call tick() themselves. */
   start(): void {
     if (this.timer !== undefined) return;
-    this.timer = setInterval(() => {
-      // tick() handles store failures itself; anything reaching here is a bug, not a reason to
-      // take the daemon down with an unhandled rejection.
+    // tick() handles store failures itself; anything reaching here is a bug, not a reason to
+    // take the daemon down with an unhandled rejection.
+    const tick = (): void => {
       this.tick(this.deps.now()).catch((err: unknown) => this.deps.log?.error({ err }, 'aggregator tick failed'));
-    }, this.config.tickSeconds * 1000);
+    };
+    // One tick now, so the late window applies from the first datagram, not the first second.
+    tick();
+    this.timer = setInterval(tick, this.config.tickSeconds * 1000);
     this.timer.unref();
   }
 
@@ -191,7 +195,10 @@ export class Aggregator {
     if (start !== undefined && end !== undefined && !Number.isNaN(ex.offsetMs)) {
       start += ex.offsetMs;
       end += ex.offsetMs;
-      if (!(end >= start) || end - start > this.maxFlowMs || end > receivedMs + this.futureMs) {
+      // A flow is exported at most an active timeout after its end, so one that ended more
+      // than maxFlowSeconds before its datagram was sent carries a clock the offset cannot
+      // fix (e.g. pmacct reading a pcap: packet times in flows, wall clock in the header).
+      if (!(end >= start) || end - start > this.maxFlowMs || end > receivedMs + this.futureMs || end < receivedMs - this.maxFlowMs) {
         this.c.clampedTimestamps++;
         start = end = undefined;
       } else if (end > receivedMs) {
