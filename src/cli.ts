@@ -22,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case '--version':
     case '-V':
+    case 'version':
       process.stdout.write(`${VERSION}\n`);
       return 0;
     case 'ingest': {

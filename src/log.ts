@@ -3,8 +3,10 @@
  * datagram, and the log must stay readable (and cheap) anyway. The first line of a key is
  * printed, then at most one per `intervalMs`, reporting how many were suppressed between.
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+/** Levels a logger can be set to: the message levels plus 'silent' (log nothing). */
+export type LogThreshold = LogLevel | 'silent';
+const ORDER: Record<LogThreshold, number> = { trace: 5, debug: 10, info: 20, warn: 30, error: 40, fatal: 50, silent: 100 };
 
 export interface Logger {
   log(level: LogLevel, msg: string): void;
@@ -13,7 +15,7 @@ export interface Logger {
 }
 
 export function createLogger(opts: {
-  level: LogLevel;
+  level: LogThreshold;
   write?: (line: string) => void;
   now?: () => number;
   intervalMs?: number;

@@ -1,37 +1,59 @@
-import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { CONFIG_USAGE, ConfigError, formatConfig, loadConfig } from '../config/index.js';
+import { createLogger } from '../log.js';
+import { Collector } from '../serve/collector.js';
+import { VERSION } from '../version.js';
 
-/**
- * First cut of the daemon: binds the conventional UDP ports and counts datagrams per
- * listener, so `npm start` shows a collector receiving. Decoding, aggregation, the store
- * and the API are wired in as they land (issue 5).
- */
-const LISTENERS = [
-  { name: 'ipfix', port: 4739 },
-  { name: 'netflow', port: 2055 },
-  { name: 'sflow', port: 6343 },
-] as const;
+const USAGE = `usage: scitags-collector serve [options]
+Runs the collector: IPFIX, NetFlow v5/v9 and sFlow v5 listeners, per-link per-experiment
+aggregation into the store (embedded SQLite by default), the REST API and /metrics.
 
-export async function runServe(_args: string[]): Promise<number> {
-  const counts = new Map<string, number>();
-  const sockets = await Promise.all(
-    LISTENERS.map(
-      (l) =>
-        new Promise<ReturnType<typeof createSocket>>((resolve, reject) => {
-          const s = createSocket({ type: 'udp6', ipv6Only: false });
-          s.on('message', () => counts.set(l.name, (counts.get(l.name) ?? 0) + 1));
-          s.once('error', reject);
-          s.bind(l.port, '::', () => {
-            process.stdout.write(`listening for ${l.name} on udp/[::]:${l.port}\n`);
-            resolve(s);
-          });
-        }),
-    ),
-  );
+${CONFIG_USAGE}`;
+
+/** `serve`: runs until SIGTERM / SIGINT, then drains, flushes every open bucket and exits 0. */
+export async function runServe(args: string[]): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig({ argv: args, env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`scitags-collector: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (loaded.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (loaded.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (loaded.dumpConfig) {
+    process.stdout.write(formatConfig(loaded.config));
+    return 0;
+  }
+  const config = loaded.config;
+  const log = createLogger({ level: config.log.level });
+  for (const w of loaded.warnings) log.log('warn', w);
+  const collector = await Collector.create(config, { now: Date.now, log });
+  await collector.start();
+  for (const { name, listener } of collector.listeners) {
+    const a = listener.address();
+    process.stdout.write(`listening for ${name} on udp/${a?.address.includes(':') ? `[${a.address}]` : a?.address}:${a?.port}\n`);
+  }
+  const store = config.store.type === 'sqlite' ? `sqlite ${config.store.path}` : `influx ${config.store.url}/${config.store.database}`;
+  process.stdout.write(`store: ${store}\n`);
+  process.stdout.write(collector.apiUrl ? `API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)\n` : 'API: off\n');
+
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  for (const s of sockets) s.close();
-  process.stdout.write(`datagrams received: ${JSON.stringify(Object.fromEntries(counts))}\n`);
+  log.log('info', 'stopping: draining the queue and writing open buckets');
+  await collector.stop();
+  const t = collector.decoder.totals;
+  log.log('info', `stopped after ${t.datagrams} datagrams, ${t.records} records, ${t.decodeErrors} decode errors`);
   return 0;
 }

@@ -1,6 +1,6 @@
 import { DecodeError } from '../../decoders/errors.js';
 import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderLimits, type FlowDecoderState } from '../../decoders/ipfix/index.js';
-import type { FlowRecord } from '../../decoders/record.js';
+import type { FlowProtocol, FlowRecord } from '../../decoders/record.js';
 import { createSflowState, decodeSflow, type SflowState } from '../../decoders/sflow/index.js';
 import { detectProtocol } from './detect.js';
 import { countError, countSampling, ExporterTable } from './exporter-stats.js';
@@ -62,6 +62,7 @@ export class DatagramDecoder {
     const protocol = detectProtocol(payload);
     let records: FlowRecord[] = [];
     let errors: DecodeError[] = [];
+    let wireProtocol: FlowProtocol | undefined;
     if (protocol === 'flow') {
       const r = decodeFlowDatagram(payload, { exporterAddr: srcAddr, exporterPort: srcPort, receivedMs }, this.flowState, {
         defaultSamplingRate: this.opts.defaultSamplingRate,
@@ -76,10 +77,10 @@ export class DatagramDecoder {
       ex.lostRecords += r.stats.lostRecords;
       ex.lostDatagrams += r.stats.lostDatagrams;
       ex.unknownSampling += r.stats.unknownSampling;
-      if (r.stats.version === 10) ex.protocols.add('ipfix');
-      else if (r.stats.version === 9) ex.protocols.add('netflow9');
-      else if (r.stats.version === 5) ex.protocols.add('netflow5');
+      wireProtocol = r.stats.version === 10 ? 'ipfix' : r.stats.version === 9 ? 'netflow9' : r.stats.version === 5 ? 'netflow5' : undefined;
+      if (wireProtocol) ex.protocols.add(wireProtocol);
     } else if (protocol === 'sflow') {
+      wireProtocol = 'sflow';
       ex.protocols.add('sflow');
       try {
         const r = decodeSflow(payload, srcAddr, srcPort, this.sflowState, {
@@ -105,6 +106,7 @@ export class DatagramDecoder {
       this.totals.decodeErrors += errors.length;
     }
     ex.records += records.length;
+    if (wireProtocol && records.length > 0) ex.recordsByProtocol.set(wireProtocol, (ex.recordsByProtocol.get(wireProtocol) ?? 0) + records.length);
     this.totals.records += records.length;
     if (!this.samplingRules.empty) for (const rec of records) this.samplingRules.apply(rec, srcAddr);
     for (const rec of records) countSampling(ex, rec, receivedMs);

@@ -17,6 +17,8 @@ export interface ExporterCounters {
   lastSeenMs: number;
   datagrams: number;
   records: number;
+  /** Records per protocol (an exporter may send IPFIX and sFlow at once). */
+  recordsByProtocol: Map<FlowProtocol, number>;
   /** Datagrams that produced at least one error. */
   badDatagrams: number;
   errorsByCode: Map<DecodeErrorCode | 'unknown-protocol', number>;
@@ -58,6 +60,7 @@ export class ExporterTable {
           lastSeenMs: nowMs,
           datagrams: 0,
           records: 0,
+          recordsByProtocol: new Map(),
           badDatagrams: 0,
           errorsByCode: new Map(),
           templateMisses: 0,

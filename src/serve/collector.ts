@@ -1,0 +1,221 @@
+import type { FastifyInstance } from 'fastify';
+import { ExporterAllowList } from '../../collectors/allowlist.js';
+import { BoundedQueue, type ReceivedDatagram } from '../../collectors/queue.js';
+import { UdpListener } from '../../collectors/udp.js';
+import { type Aggregator, createAggregator } from '../aggregate/index.js';
+import { buildApi } from '../api/index.js';
+import type { HealthInfo, HealthStatus } from '../api/types.js';
+import { type Config, enabledListeners } from '../config/index.js';
+import type { Logger } from '../log.js';
+import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
+import { DatagramDecoder } from '../pipeline/decoder.js';
+import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
+import { createStore } from '../store/factory.js';
+import type { TrafficStore } from '../store/types.js';
+import { exporterInfos, learnedInterfaces } from './exporters-view.js';
+import { MetricsSync } from './metrics-sync.js';
+
+/** Datagrams decoded per turn of the event loop before yielding to socket reads. */
+const DRAIN_BATCH = 512;
+const RETENTION_INTERVAL_MS = 3600_000;
+const METRICS_SYNC_MS = 5_000;
+
+export interface CollectorDeps {
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * The daemon: UDP listeners -> bounded queue -> decoder -> aggregator -> store, with the
+ * REST API, metrics and the registry around them. Start and stop are the only lifecycle;
+ * stop drains everything already accepted before it resolves.
+ */
+export class Collector {
+  readonly queue: BoundedQueue<ReceivedDatagram>;
+  readonly decoder: DatagramDecoder;
+  readonly aggregator: Aggregator;
+  readonly registry: RegistryService;
+  readonly listeners: { name: string; listener: UdpListener }[];
+  readonly api: FastifyInstance | undefined;
+  private readonly received = new Map<number, Map<string, number>>();
+  private readonly metricsSync: MetricsSync;
+  private drainScheduled = false;
+  private stopping = false;
+  private timers: NodeJS.Timeout[] = [];
+  private apiAddress: string | undefined;
+
+  private constructor(
+    readonly config: Config,
+    readonly store: TrafficStore,
+    private readonly deps: CollectorDeps,
+  ) {
+    const { now, log } = deps;
+    this.queue = new BoundedQueue(config.queue.size);
+    this.decoder = new DatagramDecoder({
+      withFields: false,
+      withAddresses: false,
+      defaultSamplingRate: config.exporters.defaultSamplingRate,
+      samplingRules: config.exporters.sampling,
+      flowLimits: {
+        maxSessions: config.decoder.maxSessions,
+        maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
+        maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
+      },
+      innerHeaders: false,
+    });
+    this.registry = new RegistryService(
+      { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
+      { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
+    );
+    this.aggregator = createAggregator(
+      {
+        bucketSeconds: config.aggregation.bucketSeconds,
+        graceSeconds: config.aggregation.graceSeconds,
+        lateWindowSeconds: config.aggregation.lateWindowSeconds,
+        maxLiveKeys: config.aggregation.maxLiveKeys,
+        keepUnregistered: config.aggregation.keepUnregistered,
+      },
+      {
+        now,
+        store,
+        registry: () => this.registry.registry,
+        log: {
+          warn: (obj, msg) => log.limited(`aggregate|${msg}`, 'warn', `${msg} ${JSON.stringify(obj)}`),
+          error: (obj, msg) => log.limited(`aggregate|${msg}`, 'error', `${msg} ${JSON.stringify(obj)}`),
+        },
+      },
+    );
+    const allow = new ExporterAllowList(config.exporters.allow);
+    this.listeners = enabledListeners(config).map((l) => ({
+      name: l.name,
+      listener: new UdpListener(
+        { protocol: l.protocol, port: l.port, bind: l.bind, receiveBufferBytes: l.receiveBufferBytes },
+        this.queue,
+        allow,
+        now,
+        () => this.scheduleDrain(),
+      ),
+    }));
+    const metrics = createMetrics({
+      maxExporterLabels: config.metrics.maxExporterLabels,
+      registryStatus: () => this.registry.status(),
+      kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
+      queueLength: () => this.queue.length,
+      liveKeys: () => this.aggregator.stats().liveKeys,
+    });
+    this.metricsSync = new MetricsSync(metrics, {
+      decoder: this.decoder,
+      aggregator: this.aggregator,
+      listeners: this.listeners,
+      queue: this.queue,
+      storeKind: store.kind,
+      received: this.received,
+    });
+    if (config.api.port !== 0) {
+      this.api = buildApi({
+        store,
+        registry: this.registry,
+        links: config.links,
+        learnedInterfaces: () => learnedInterfaces(this.decoder),
+        exporters: () => exporterInfos(this.decoder),
+        health: () => this.health(),
+        metricsRegistry: metrics.registry,
+        bucketSeconds: config.aggregation.bucketSeconds,
+        now,
+        limits: { maxPoints: config.api.maxPoints, maxGroups: config.api.maxGroups },
+      });
+      // Counters reach Prometheus at scrape time, not per datagram.
+      this.api.addHook('onRequest', async (req) => {
+        if (req.url.startsWith('/metrics')) this.metricsSync.sync();
+      });
+    } else {
+      this.api = undefined;
+    }
+  }
+
+  static async create(config: Config, deps: CollectorDeps): Promise<Collector> {
+    const store = await createStore(config.store, config.links, deps);
+    return new Collector(config, store, deps);
+  }
+
+  /** Binds every listener and the API; resolves once they all listen. */
+  async start(): Promise<void> {
+    for (const { listener } of this.listeners) await listener.start();
+    if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
+    this.registry.start();
+    this.aggregator.start();
+    const retention = setInterval(() => {
+      this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.deps.log.limited('retention', 'warn', `retention failed: ${String(err)}`));
+    }, RETENTION_INTERVAL_MS);
+    const sync = setInterval(() => this.metricsSync.sync(), METRICS_SYNC_MS);
+    retention.unref();
+    sync.unref();
+    this.timers.push(retention, sync);
+  }
+
+  /** Where the API listens (e.g. http://127.0.0.1:8080), when enabled. */
+  get apiUrl(): string | undefined {
+    return this.apiAddress;
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  /** Decodes queued datagrams in batches, yielding between them so sockets keep reading. */
+  private drain(): void {
+    this.drainScheduled = false;
+    for (let i = 0; i < DRAIN_BATCH; i++) {
+      const d = this.queue.shift();
+      if (!d) return;
+      this.process(d);
+    }
+    if (this.queue.length > 0) this.scheduleDrain();
+  }
+
+  private process(d: ReceivedDatagram): void {
+    let byExporter = this.received.get(d.localPort);
+    if (!byExporter) this.received.set(d.localPort, (byExporter = new Map()));
+    const n = byExporter.get(d.srcAddr);
+    if (n !== undefined) byExporter.set(d.srcAddr, n + 1);
+    else if (byExporter.size < 4096) byExporter.set(d.srcAddr, 1);
+    const { records, errors } = this.decoder.decode(d.payload, d.srcAddr, d.srcPort, d.receivedMs);
+    for (const e of errors) this.deps.log.limited(`decode|${d.srcAddr}|${e.code}`, 'warn', `exporter ${d.srcAddr}:${d.srcPort}: ${e.message}`);
+    for (const rec of records) this.aggregator.add(rec, d.receivedMs, d.srcAddr);
+  }
+
+  health(): HealthInfo {
+    const checks: HealthInfo['checks'] = {};
+    const fill = this.queue.length / this.queue.capacity;
+    checks.queue = fill > 0.9 ? { status: 'degraded', message: `queue ${Math.round(fill * 100)}% full` } : { status: 'ok' };
+    const st = this.aggregator.stats();
+    checks.store =
+      st.pendingRows > 0 && st.writeFailures > 0
+        ? { status: 'degraded', message: `${st.pendingRows} rows waiting for the ${this.store.kind} store` }
+        : { status: 'ok' };
+    const reg = this.registry.status();
+    checks.registry = reg.lastError ? { status: 'ok', message: `using ${reg.source} copy; last refresh failed: ${reg.lastError}` } : { status: 'ok' };
+    checks.listeners = this.stopping ? { status: 'down', message: 'shutting down' } : { status: 'ok' };
+    const order: HealthStatus[] = ['ok', 'degraded', 'down'];
+    const status = Object.values(checks).reduce<HealthStatus>((worst, c) => (order.indexOf(c.status) > order.indexOf(worst) ? c.status : worst), 'ok');
+    return { status, checks };
+  }
+
+  /**
+   * Graceful stop: close the sockets (nothing new is accepted), decode everything queued,
+   * write every open bucket, close the store and the API.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
+    for (let d = this.queue.shift(); d; d = this.queue.shift()) this.process(d);
+    this.registry.stop();
+    await this.aggregator.stop();
+    this.metricsSync.sync();
+    if (this.api) await this.api.close();
+    await this.store.close();
+  }
+}

@@ -1,0 +1,41 @@
+import { summarizeFlowState } from '../../decoders/ipfix/index.js';
+import { sessionKey } from '../../decoders/record.js';
+import type { ExporterInfo, LearnedInterface } from '../api/types.js';
+import type { DatagramDecoder } from '../pipeline/decoder.js';
+
+/** The exporters endpoint's view of the decoder state (built on request, not on the hot path). */
+export function exporterInfos(decoder: DatagramDecoder): ExporterInfo[] {
+  const summary = summarizeFlowState(decoder.flowState);
+  const templatesByAddr = new Map<string, number>();
+  for (const s of summary.sessions) {
+    const addr = s.exporter.startsWith('[') ? s.exporter.slice(1, s.exporter.lastIndexOf(']')) : s.exporter.slice(0, s.exporter.lastIndexOf(':'));
+    const n = s.domains.reduce((acc, d) => acc + d.templates.length, 0);
+    templatesByAddr.set(addr, (templatesByAddr.get(addr) ?? 0) + n);
+  }
+  return decoder.exporters.all().map((e) => ({
+    address: e.address,
+    protocols: [...e.protocols].sort(),
+    sessions: [...e.sessions].sort((a, b) => a - b).map((port) => sessionKey(e.address, port)),
+    lastSeenMs: e.lastSeenMs,
+    datagrams: e.datagrams,
+    records: e.records,
+    errorsByReason: Object.fromEntries(e.errorsByCode),
+    sequenceGaps: e.sequenceGaps,
+    lostRecords: e.lostRecords + e.lostDatagrams + e.lostSamples,
+    samplingRates: [...e.samplingRates.values()]
+      .sort((a, b) => a.domain - b.domain || b.lastSeenMs - a.lastSeenMs)
+      .map((s) => ({ domain: s.domain, rate: s.rate, source: s.source })),
+    liveTemplates: templatesByAddr.get(e.address) ?? 0,
+  }));
+}
+
+/** Interface names learned from IPFIX interface options (IE 82), per exporter address. */
+export function learnedInterfaces(decoder: DatagramDecoder): LearnedInterface[] {
+  const out: LearnedInterface[] = [];
+  for (const e of summarizeFlowState(decoder.flowState).exporters) {
+    for (const [ifIndex, name] of Object.entries(e.sampling.interfaceNames)) {
+      out.push({ exporter: e.exporterAddr, ifIndex: Number(ifIndex), name });
+    }
+  }
+  return out;
+}

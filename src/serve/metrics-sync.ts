@@ -1,0 +1,93 @@
+import type { Aggregator } from '../aggregate/index.js';
+import type { CollectorMetrics } from '../metrics/index.js';
+import type { DatagramDecoder } from '../pipeline/decoder.js';
+import type { BoundedQueue, ReceivedDatagram } from '../../collectors/queue.js';
+import type { UdpListener } from '../../collectors/udp.js';
+
+/**
+ * Moves the collector's own counters into the Prometheus metrics. The hot path keeps plain
+ * numbers (per exporter, per listener, in the aggregator); this runs before every scrape
+ * and on a timer, adding what changed since the last run, so no labelled counter is
+ * touched per datagram.
+ */
+export class MetricsSync {
+  private readonly last = new Map<string, number>();
+
+  constructor(
+    private readonly metrics: CollectorMetrics,
+    private readonly parts: {
+      decoder: DatagramDecoder;
+      aggregator: Aggregator;
+      listeners: readonly { name: string; listener: UdpListener }[];
+      /** Datagrams taken off the queue per local port and exporter address (drain loop). */
+      received: Map<number, Map<string, number>>;
+      queue: BoundedQueue<ReceivedDatagram>;
+      storeKind: string;
+    },
+  ) {}
+
+  /** Adds `value - previous` for `key` to the counter (counters only go up). */
+  private delta(key: string, value: number): number {
+    const prev = this.last.get(key) ?? 0;
+    this.last.set(key, value);
+    return value > prev ? value - prev : 0;
+  }
+
+  sync(): void {
+    const m = this.metrics;
+    const { decoder, aggregator, listeners, queue, storeKind, received } = this.parts;
+    const nameByPort = new Map(listeners.map((l) => [l.listener.port, l.name]));
+    for (const [port, byExporter] of received) {
+      const listener = nameByPort.get(port) ?? String(port);
+      for (const [addr, n] of byExporter) {
+        const d = this.delta(`rx|${port}|${addr}`, n);
+        if (d > 0) m.datagramsReceived.inc({ listener, exporter: m.exporterLabel(addr) }, d);
+      }
+    }
+    for (const { name, listener } of listeners) {
+      const s = listener.stats;
+      const d = this.delta(`rej|${name}`, s.deniedByAllowList);
+      if (d > 0) m.datagramsRejected.inc({ listener: name, exporter: 'denied' }, d);
+    }
+    for (const e of decoder.exporters.all()) {
+      const ex = m.exporterLabel(e.address);
+      const a = e.address;
+      let d: number;
+      for (const [protocol, n] of e.recordsByProtocol) {
+        d = this.delta(`rec|${a}|${protocol}`, n);
+        if (d > 0) m.recordsDecoded.inc({ protocol, exporter: ex }, d);
+      }
+      for (const [code, n] of e.errorsByCode) {
+        d = this.delta(`err|${a}|${code}`, n);
+        if (d > 0) m.decodeErrors.inc({ reason: code, exporter: ex }, d);
+      }
+      d = this.delta(`tm|${a}`, e.templateMisses);
+      if (d > 0) m.templateMisses.inc({ exporter: ex }, d);
+      d = this.delta(`gap|${a}`, e.sequenceGaps);
+      if (d > 0) m.sequenceGaps.inc({ exporter: ex }, d);
+      d = this.delta(`lost|${a}`, e.lostRecords + e.lostDatagrams + e.lostSamples);
+      if (d > 0) m.recordsLost.inc({ exporter: ex }, d);
+    }
+    for (const [addr, n] of queue.dropsByExporter) {
+      const d = this.delta(`qd|${addr}`, n);
+      if (d > 0) m.queueDrops.inc({ exporter: m.exporterLabel(addr) }, d);
+    }
+    m.queueLength.set(queue.length);
+    const st = aggregator.stats();
+    let d = this.delta('agg|buckets', st.bucketsWritten);
+    if (d > 0) m.bucketsWritten.inc(d);
+    d = this.delta('agg|late', st.lateUpdates);
+    if (d > 0) m.lateRecords.inc(d);
+    d = this.delta('agg|toolate', st.tooLate);
+    if (d > 0) m.tooLateRecords.inc(d);
+    d = this.delta('agg|fold', st.foldedByCardinality);
+    if (d > 0) m.cardinalityFolds.inc(d);
+    m.liveKeys.set(st.liveKeys);
+    d = this.delta('store|writes', st.bucketsWritten);
+    if (d > 0) m.storeWrites.inc({ store: storeKind }, d);
+    d = this.delta('store|rows', st.rowsWritten);
+    if (d > 0) m.storeRowsWritten.inc({ store: storeKind }, d);
+    d = this.delta('store|fail', st.writeFailures);
+    if (d > 0) m.storeWriteFailures.inc({ store: storeKind }, d);
+  }
+}

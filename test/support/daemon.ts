@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { freeTcpPort } from './influxd.js';
+
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
+
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export interface DaemonPorts {
+  ipfix: number;
+  netflow: number;
+  sflow: number;
+  api: number;
+}
+
+export async function freePorts(): Promise<DaemonPorts> {
+  return { ipfix: await freeUdpPort(), netflow: await freeUdpPort(), sflow: await freeUdpPort(), api: await freeTcpPort() };
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  apiUrl: string;
+  output: () => string;
+  /** SIGTERM and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `scitags-collector serve` (the built CLI) and resolves once it prints its API URL. */
+export async function startDaemon(ports: DaemonPorts, extraArgs: string[], env: Record<string, string> = {}): Promise<Daemon> {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      `--ipfix-port=${ports.ipfix}`,
+      `--netflow-port=${ports.netflow}`,
+      `--sflow-port=${ports.sflow}`,
+      `--api-port=${ports.api}`,
+      '--api-bind=127.0.0.1',
+      ...extraArgs,
+    ],
+    { env: { ...process.env, SCITAGS_REGISTRY_URL: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 20_000);
+    const check = (): void => {
+      if (out.includes('API: http')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => reject(new Error(`daemon exited with ${code}:\n${out}`)));
+  });
+  return {
+    child,
+    apiUrl: `http://127.0.0.1:${ports.api}`,
+    output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      child.kill(signal);
+      return await exited;
+    },
+  };
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+export async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
