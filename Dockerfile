@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+# scitags-collector: multi-stage build.
+#   docker build -t scitags-collector .
+#   docker run --rm -p 4739:4739/udp -p 2055:2055/udp -p 6343:6343/udp -p 8080:8080 \
+#     -e SCITAGS_API_BIND=:: -e SCITAGS_STORE=influx://influxdb:8086/scitags scitags-collector
+# Both stages use the same Debian release (bookworm), so the native module compiled or
+# downloaded in the build stage (better-sqlite3) runs unchanged in the runtime stage.
+
+# ---- build: install everything, compile TypeScript, then drop the dev dependencies ----
+FROM node:20-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+COPY decoders ./decoders
+COPY collectors ./collectors
+COPY data/registry-snapshot.json ./data/registry-snapshot.json
+# `npm ci` runs the package's `prepare` script, which is the build (tsc into dist/).
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund \
+ && test -f dist/src/cli.js \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: production dependencies and compiled code only, non-root ----
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/data/registry-snapshot.json ./data/registry-snapshot.json
+# Default configuration; mount your own over it (docker-compose.yml mounts deploy/config.yaml).
+COPY deploy/config.yaml /etc/scitags-collector/config.yaml
+RUN groupadd --system --gid 10001 scitags \
+ && useradd --system --uid 10001 --gid scitags --home-dir /var/lib/scitags-collector --shell /usr/sbin/nologin scitags \
+ && mkdir -p /var/lib/scitags-collector \
+ && chown scitags:scitags /var/lib/scitags-collector
+# State: registry cache, InfluxDB outage spool, the embedded store when chosen (relative
+# paths in the configuration resolve here).
+VOLUME ["/var/lib/scitags-collector"]
+WORKDIR /var/lib/scitags-collector
+USER 10001:10001
+# IPFIX, NetFlow v5/v9, sFlow v5, REST API (/health, /metrics, /api/v1). All above 1024: no
+# capability is needed.
+EXPOSE 4739/udp 2055/udp 6343/udp 8080/tcp
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["serve", "--config", "/etc/scitags-collector/config.yaml"]

@@ -1,0 +1,185 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Dashboard, DashboardLinkType, Panel, VariableType } from '@grafana/schema';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import healthJson from '../../dashboards/collector-health.json' with { type: 'json' };
+import linkDetailJson from '../../dashboards/link-detail.json' with { type: 'json' };
+import overviewJson from '../../dashboards/scitags-overview.json' with { type: 'json' };
+import { defaultConfig } from '../../src/config/index.js';
+import {
+  allPanels,
+  interpolateQuery,
+  panelTargets,
+  parseIntervalMs,
+  variableQuery,
+  type DashboardJson,
+  type PanelJson,
+  type VariableJson,
+} from '../support/dashboards.js';
+
+/**
+ * Static checks of dashboards/: provisioning, uids, datasource references, units,
+ * variables, and that every query is one the runner (and so Grafana) can interpolate. What
+ * the queries return is tested against a real InfluxDB in test/integration/dashboards.test.ts.
+ */
+
+// Compile-time: each dashboard has the shape of @grafana/schema's Dashboard (JSON imports
+// widen string unions to string, so compare with the union types widened, and check the
+// union-typed values at run time against lists the compiler checks against the schema).
+type Widen<T> = T extends string
+  ? string
+  : T extends number
+    ? number
+    : T extends boolean
+      ? boolean
+      : T extends readonly (infer U)[]
+        ? Widen<U>[]
+        : T extends object
+          ? { [K in keyof T]: Widen<T[K]> }
+          : T;
+const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson];
+const VARIABLE_TYPES: readonly VariableType[] = ['query'];
+const REPEAT_DIRECTIONS: readonly NonNullable<Panel['repeatDirection']>[] = ['h', 'v'];
+const LINK_TYPES: readonly DashboardLinkType[] = ['dashboards', 'link'];
+
+const dir = new URL('../../dashboards/', import.meta.url);
+const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const dashboards = files.map((f) => ({ file: f, d: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as DashboardJson & Record<string, unknown> }));
+const datasourceYaml = parse(readFileSync(new URL('provisioning/datasources/influxdb.yaml', dir), 'utf8')) as {
+  apiVersion: number;
+  datasources: { name: string; uid: string; type: string; url: string; database?: string; jsonData: { dbName: string; timeInterval: string } }[];
+};
+const providerYaml = parse(readFileSync(new URL('provisioning/dashboards/scitags.yaml', dir), 'utf8')) as {
+  apiVersion: number;
+  providers: { name: string; type: string; options: { path: string } }[];
+};
+const ds = datasourceYaml.datasources[0]!;
+
+const EXPECTED = {
+  'scitags-overview': { file: 'scitags-overview.json', title: 'SciTags overview', variables: ['exporter', 'experiment', 'link'] },
+  'scitags-link-detail': { file: 'link-detail.json', title: 'Link detail', variables: ['exporter', 'link', 'experiment'] },
+  'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['exporter'] },
+} as const;
+
+describe('Grafana provisioning', () => {
+  it('provisions one InfluxQL datasource with the uid, database and minimum interval the dashboards assume', () => {
+    expect(datasourceYaml.apiVersion).toBe(1);
+    expect(datasourceYaml.datasources).toHaveLength(1);
+    expect(ds).toMatchObject({ uid: 'scitags-influx', type: 'influxdb', url: 'http://influxdb:8086', database: 'scitags', jsonData: { dbName: 'scitags' } });
+    // rate panels divide whole buckets by $__interval: it must never be below one bucket
+    expect(parseIntervalMs(ds.jsonData.timeInterval)).toBe(defaultConfig().aggregation.bucketSeconds * 1000);
+  });
+
+  it('provisions a file provider reading the directory docker-compose.yml mounts dashboards/ at', () => {
+    expect(providerYaml.apiVersion).toBe(1);
+    expect(providerYaml.providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) })]);
+  });
+});
+
+describe('dashboards', () => {
+  it('are exactly the three dashboards, each with a unique stable uid and its title', () => {
+    expect(TYPED).toHaveLength(3);
+    expect(files).toEqual(Object.values(EXPECTED).map((e) => e.file).sort());
+    const uids = dashboards.map(({ d }) => d.uid);
+    expect(new Set(uids).size).toBe(uids.length);
+    for (const { file, d } of dashboards) {
+      const exp = EXPECTED[d.uid as keyof typeof EXPECTED];
+      expect(exp, `${file}: uid ${d.uid}`).toBeDefined();
+      expect(file).toBe(exp.file);
+      expect(d.title).toBe(exp.title);
+      expect(d.uid).toMatch(/^[a-z0-9-]{1,40}$/);
+      expect(d.id ?? null, `${file}: provisioned dashboards carry no database id`).toBeNull();
+      expect(typeof d.schemaVersion).toBe('number');
+    }
+  });
+
+  for (const { file, d } of dashboards) {
+    describe(file, () => {
+      const panels = allPanels(d);
+      const vars = d.templating?.list ?? [];
+
+      it('refers to the provisioned datasource everywhere (panels, targets, variables)', () => {
+        const refs = [
+          ...panels.filter((p) => p.type !== 'row').map((p) => [`panel ${p.id}`, p.datasource] as const),
+          ...panels.flatMap((p) => (p.targets ?? []).map((t) => [`panel ${p.id} ${t.refId}`, t.datasource] as const)),
+          ...vars.map((v) => [`variable ${v.name}`, v.datasource] as const),
+        ];
+        expect(refs.length).toBeGreaterThan(0);
+        for (const [where, ref] of refs) expect(ref, where).toEqual({ type: 'influxdb', uid: ds.uid });
+        expect(JSON.stringify(d)).not.toMatch(/\$\{DS_|__inputs/); // no import-time placeholders
+      });
+
+      it('has the exporter / link / experiment template variables as SHOW TAG VALUES queries', () => {
+        const exp = EXPECTED[d.uid as keyof typeof EXPECTED];
+        expect(vars.map((v) => v.name)).toEqual(exp.variables);
+        for (const v of vars) {
+          expect(VARIABLE_TYPES).toContain(v.type);
+          expect(variableQuery(v)).toMatch(/^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/);
+          if (v.includeAll) expect(v.allValue, `${v.name}: All matches every value, not just the listed ones`).toBe('.*');
+        }
+      });
+
+      it('has unique panel ids, a grid position, a unit on every data panel, valid repeats', () => {
+        const ids = panels.map((p) => p.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        for (const p of panels) {
+          const raw = p as PanelJson & { gridPos?: unknown; repeatDirection?: string };
+          expect(raw.gridPos, `panel ${p.id}`).toBeDefined();
+          if (p.type === 'row') continue;
+          expect(['timeseries', 'table']).toContain(p.type);
+          expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} ${p.title}: unit`).toMatch(/^(bps|pps|cps|percentunit|short)$/);
+          if (p.repeat) {
+            const v = vars.find((x) => x.name === p.repeat);
+            expect(v?.multi || v?.includeAll, `panel ${p.id} repeats on a multi-value variable`).toBe(true);
+            expect(REPEAT_DIRECTIONS).toContain(raw.repeatDirection);
+          }
+        }
+        for (const l of (d as { links?: { type: DashboardLinkType }[] }).links ?? []) expect(LINK_TYPES).toContain(l.type);
+      });
+
+      it('computes rates per interval: bit/s and pps panels divide by $__interval_ms, never below one bucket', () => {
+        for (const { panel, target } of panelTargets(d)) {
+          const q = target.query!;
+          const unit = panel.fieldConfig?.defaults?.unit;
+          if (/sum\("bytes"\) \* 8000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toMatch(/^(bps|percentunit)$/);
+          if (/sum\("packets"\) \* 1000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toBe('pps');
+          if (unit === 'bps' && panel.type === 'timeseries') expect(q, `${panel.title}`).toContain('sum("bytes") * 8000 / $__interval_ms');
+          if (unit === 'pps' && /FROM "(scitags|link)_traffic"/.test(q)) expect(q, `${panel.title}`).toContain('sum("packets") * 1000 / $__interval_ms');
+          if (/GROUP BY time\(\$__interval\)/.test(q) && /sum\("(bytes|packets)"\)/.test(q)) {
+            // a panel minimum below the bucket would make Grafana pick 10 s, 30 s... intervals
+            expect(parseIntervalMs(panel.interval ?? ds.jsonData.timeInterval), `${panel.title}: min interval`).toBeGreaterThanOrEqual(60_000);
+          }
+          expect(q, `${panel.title}: an explicit time filter`).toContain('$timeFilter');
+          expect(q, `${panel.title}: no hard-coded bucket width`).not.toMatch(/\/ ?60\b|\/ ?60000\b/);
+        }
+      });
+
+      it('interpolates every query (only ${var:regex}, $timeFilter and interval/range macros)', () => {
+        const selection = Object.fromEntries(vars.map((v) => [v.name, v.includeAll ? ('all' as const) : ['x.y (z)']]));
+        const ctx = { fromMs: 1_700_000_000_000, toMs: 1_700_003_600_000, intervalMs: 300_000, variables: vars, selection, options: {} };
+        const queries = [...panelTargets(d).map((t) => t.target.query!), ...vars.map(variableQuery)];
+        for (const q of queries) {
+          const out = interpolateQuery(q, ctx);
+          expect(out).not.toMatch(/\$(?!\/)|\[\[/);
+          for (const m of q.matchAll(/\$\{(\w+):regex\}/g)) expect(vars.map((v: VariableJson) => v.name), q).toContain(m[1]);
+        }
+        // a single value is regex-escaped; time filter and interval are Grafana's
+        const one = interpolateQuery('SELECT 1 FROM m WHERE "l" =~ /^${link:regex}$/ AND $timeFilter GROUP BY time($__interval)', {
+          ...ctx,
+          variables: [{ type: 'query', name: 'link', multi: false }],
+          selection: { link: ['x.y (z)'] },
+        });
+        expect(one).toBe('SELECT 1 FROM m WHERE "l" =~ /^x\\.y \\(z\\)$/ AND time >= 1700000000000ms and time <= 1700003600000ms GROUP BY time(5m)');
+      });
+    });
+  }
+
+  it('the runner rejects what Grafana would not interpolate the same way', () => {
+    const ctx = { fromMs: 0, toMs: 3_600_000, intervalMs: 60_000, variables: [{ type: 'query', name: 'link', multi: true }], selection: { link: ['a', 'b'] }, options: {} };
+    expect(interpolateQuery('"l" =~ /^${link:regex}$/', ctx)).toBe('"l" =~ /^(a|b)$/');
+    expect(() => interpolateQuery('"l" =~ /^$link$/', ctx)).toThrow(/link:regex/);
+    expect(() => interpolateQuery('"l" = $timefilter', ctx)).toThrow();
+    expect(() => interpolateQuery('${nope:regex}', ctx)).toThrow(/undefined variable/);
+    expect(() => interpolateQuery('time($__interval)', { ...ctx, intervalMs: 90_000 })).toThrow(/not one Grafana produces/);
+  });
+});
