@@ -8,6 +8,7 @@ import {
   defaultConfig,
   DEFAULT_PORTS,
   DEFAULT_SQLITE_PATH,
+  influxStoreSchema,
   type ListenerConfig,
   type ListenerProtocol,
   LOG_LEVELS,
@@ -176,16 +177,15 @@ export function parseStoreSpec(spec: string, current?: StoreConfig): StoreConfig
     const prev = current?.type === 'influx' ? current : undefined;
     const username = url.username ? decodeURIComponent(url.username) : (prev?.username ?? '');
     const password = url.password ? decodeURIComponent(url.password) : url.username ? '' : (prev?.password ?? '');
+    // Everything the URL does not say comes from earlier layers, else the schema defaults.
     return {
+      ...(prev ?? influxStoreSchema.parse({ type: 'influx' })),
       type: 'influx',
       url: `${https ? 'https' : 'http'}://${url.hostname}:${url.port || '8086'}`,
       database,
       retentionPolicy: url.searchParams.get('rp') ?? prev?.retentionPolicy ?? '',
       username,
       password,
-      tls: prev?.tls ?? { rejectUnauthorized: true, caFile: '' },
-      timeoutMs: prev?.timeoutMs ?? 10000,
-      batchSize: prev?.batchSize ?? 5000,
     };
   }
   throw new Error(

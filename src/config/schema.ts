@@ -138,7 +138,7 @@ const sqliteStore = z.strictObject({
 });
 
 /** InfluxDB 1.x store (issue 6 fills in the details; the shape is stable). */
-const influxStore = z.strictObject({
+export const influxStoreSchema = z.strictObject({
   type: z.literal('influx'),
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://localhost:8086' }).default('http://localhost:8086'),
   database: z.string().min(1).default('scitags'),
@@ -156,12 +156,27 @@ const influxStore = z.strictObject({
     .prefault({}),
   timeoutMs: positiveInt.default(10000),
   batchSize: positiveInt.default(5000),
+  /** Batches InfluxDB did not accept wait here (one file each, fsynced) and are replayed in order. */
+  spoolDir: z.string().min(1).default('./data/influx-spool'),
+  /** Cap on the spool; beyond it batches are refused and counted (default 1 GiB). */
+  spoolMaxBytes: positiveInt.default(1024 * 1024 * 1024),
+  /**
+   * On start: create the database, retention policies `raw` (default, rawRetention) and
+   * `rollup_1h` (rollupRetention), and continuous queries rolling 1-minute buckets up to
+   * 1-hour sums (docs/influx-schema.md). Needs admin rights; turn off on managed servers.
+   */
+  createDatabase: z.boolean().default(true),
+  rawRetention: z.string().regex(/^(\d+[hdw]|INF)$/, 'must look like 30d, 12w, 48h or INF').default('30d'),
+  rollupRetention: z.string().regex(/^(\d+[hdw]|INF)$/, 'must look like 400d, 12w, 48h or INF').default('400d'),
+  continuousQueries: z.boolean().default(true),
+  /** Seconds between collector_stats points (the collector's own counters). */
+  statsIntervalSeconds: positiveInt.default(60),
 });
 
 const storeSchema = z.preprocess(
   // `type` may be left out: a store section without it is the embedded SQLite store.
   (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('type' in v) ? { type: 'sqlite', ...v } : v),
-  z.discriminatedUnion('type', [sqliteStore, influxStore]),
+  z.discriminatedUnion('type', [sqliteStore, influxStoreSchema]),
 );
 
 const registrySchema = z.strictObject({

@@ -11,7 +11,7 @@ import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from 
 import { DatagramDecoder } from '../pipeline/decoder.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { createStore } from '../store/factory.js';
-import type { TrafficStore } from '../store/types.js';
+import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
 import { exporterInfos, learnedInterfaces } from './exporters-view.js';
 import { MetricsSync } from './metrics-sync.js';
 
@@ -34,7 +34,6 @@ export class Collector {
   readonly queue: BoundedQueue<ReceivedDatagram>;
   readonly decoder: DatagramDecoder;
   readonly aggregator: Aggregator;
-  readonly registry: RegistryService;
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
   private readonly received = new Map<number, Map<string, number>>();
@@ -47,6 +46,7 @@ export class Collector {
   private constructor(
     readonly config: Config,
     readonly store: TrafficStore,
+    readonly registry: RegistryService,
     private readonly deps: CollectorDeps,
   ) {
     const { now, log } = deps;
@@ -63,10 +63,6 @@ export class Collector {
       },
       innerHeaders: false,
     });
-    this.registry = new RegistryService(
-      { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
-      { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
-    );
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -134,8 +130,35 @@ export class Collector {
   }
 
   static async create(config: Config, deps: CollectorDeps): Promise<Collector> {
-    const store = await createStore(config.store, config.links, deps);
-    return new Collector(config, store, deps);
+    const { now, log } = deps;
+    const registry = new RegistryService(
+      { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
+      { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
+    );
+    const store = await createStore(config.store, { links: config.links, registry: () => registry.registry, log });
+    return new Collector(config, store, registry, deps);
+  }
+
+  /** The collector's own counters, for stores that keep them (InfluxDB collector_stats). */
+  statsSnapshot(): CollectorStatsSnapshot {
+    const zero = (): CollectorCounters => ({ datagrams: 0, records: 0, decode_errors: 0, template_misses: 0, sequence_lost: 0, queue_drops: 0, store_write_failures: 0 });
+    const all = zero();
+    const exporters: CollectorStatsSnapshot['exporters'] = [];
+    for (const e of this.decoder.exporters.all()) {
+      const c = zero();
+      c.datagrams = e.datagrams;
+      c.records = e.records;
+      for (const n of e.errorsByCode.values()) c.decode_errors += n;
+      c.template_misses = e.templateMisses;
+      c.sequence_lost = e.lostRecords + e.lostDatagrams + e.lostSamples;
+      c.queue_drops = this.queue.dropsByExporter.get(e.address) ?? 0;
+      for (const k of Object.keys(c) as (keyof CollectorCounters)[]) all[k] += c[k];
+      exporters.push({ exporter: e.address, counters: c, errorsByReason: Object.fromEntries(e.errorsByCode) });
+    }
+    // Drops of datagrams never decoded (queue full) count collector-wide even without an exporter entry.
+    all.queue_drops = this.queue.dropped;
+    all.store_write_failures = this.aggregator.stats().writeFailures;
+    return { timeMs: this.deps.now(), exporters, all };
   }
 
   /** Binds every listener and the API; resolves once they all listen. */
@@ -151,6 +174,15 @@ export class Collector {
     retention.unref();
     sync.unref();
     this.timers.push(retention, sync);
+    if (this.store.writeCollectorStats && this.config.store.type === 'influx') {
+      const stats = setInterval(() => {
+        this.store.writeCollectorStats!(this.statsSnapshot()).catch((err: unknown) =>
+          this.deps.log.limited('collector-stats', 'warn', `writing collector_stats failed: ${String(err)}`),
+        );
+      }, this.config.store.statsIntervalSeconds * 1000);
+      stats.unref();
+      this.timers.push(stats);
+    }
   }
 
   /** Where the API listens (e.g. http://127.0.0.1:8080), when enabled. */
@@ -215,6 +247,7 @@ export class Collector {
     this.registry.stop();
     await this.aggregator.stop();
     this.metricsSync.sync();
+    if (this.store.writeCollectorStats) await this.store.writeCollectorStats(this.statsSnapshot()).catch(() => {});
     if (this.api) await this.api.close();
     await this.store.close();
   }

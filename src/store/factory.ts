@@ -1,18 +1,23 @@
 import type { LinkConfig, StoreConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
+import type { Registry } from '../registry/registry.js';
+import { createInfluxStore } from './influx/store.js';
 import { createSqliteStore } from './sqlite/index.js';
 import type { TrafficStore } from './types.js';
 
 /** Builds the configured store: the embedded SQLite file by default, or InfluxDB. */
 export async function createStore(
   config: StoreConfig,
-  _links: readonly LinkConfig[],
-  _deps: { now: () => number; log: Logger },
+  deps: { links: readonly LinkConfig[]; registry: () => Registry; log: Logger },
 ): Promise<TrafficStore> {
   switch (config.type) {
     case 'sqlite':
       return createSqliteStore({ path: config.path, retentionDays: config.retentionDays });
     case 'influx':
-      throw new Error('the InfluxDB store is not available yet');
+      return await createInfluxStore(config, {
+        registry: deps.registry,
+        links: deps.links,
+        log: (msg) => deps.log.limited(`influx|${msg.slice(0, 40)}`, 'warn', msg),
+      });
   }
 }

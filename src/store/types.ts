@@ -77,6 +77,25 @@ export interface TrafficQueryResult {
   totals: TrafficTotals;
 }
 
+/** The collector's own cumulative counters at one moment (InfluxDB `collector_stats`). */
+export interface CollectorCounters {
+  datagrams: number;
+  records: number;
+  decode_errors: number;
+  template_misses: number;
+  sequence_lost: number;
+  queue_drops: number;
+  store_write_failures: number;
+}
+
+export interface CollectorStatsSnapshot {
+  timeMs: number;
+  /** Per exporter address, with decode errors by catalogue code. */
+  exporters: { exporter: string; counters: CollectorCounters; errorsByReason: Record<string, number> }[];
+  /** Collector-wide totals (tag exporter=all). */
+  all: CollectorCounters;
+}
+
 export interface TrafficStore {
   readonly kind: string;
   /**
@@ -86,6 +105,8 @@ export interface TrafficStore {
    */
   writeRows(rows: TrafficRow[]): Promise<void>;
   queryTraffic(query: TrafficQuery): Promise<TrafficQueryResult>;
+  /** Stores the collector's own counters, where the store keeps them (InfluxDB). */
+  writeCollectorStats?(snapshot: CollectorStatsSnapshot): Promise<void>;
   /** Deletes data older than the retention; returns rows removed (embedded store). */
   applyRetention?(nowMs: number): Promise<number>;
   close(): Promise<void>;

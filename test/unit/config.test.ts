@@ -255,6 +255,13 @@ describe('--store', () => {
       tls: { rejectUnauthorized: true, caFile: '' },
       timeoutMs: 10000,
       batchSize: 5000,
+      spoolDir: './data/influx-spool',
+      spoolMaxBytes: 1073741824,
+      createDatabase: true,
+      rawRetention: '30d',
+      rollupRetention: '400d',
+      continuousQueries: true,
+      statsIntervalSeconds: 60,
     });
     expect(parseStoreSpec('influxs://[2001:db8::5]/db')).toMatchObject({ url: 'https://[2001:db8::5]:8086', database: 'db', username: '', password: '' });
     expect(() => parseStoreSpec('influx://host:8086/')).toThrow('influx store needs one database name in the path');

@@ -1,0 +1,113 @@
+import { formatLinkKey } from './sqlite/link-key.js';
+import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficQueryResult, TrafficSeries } from './types.js';
+
+/**
+ * The TrafficQuery semantics in plain code, for stores that cannot express them in their own
+ * query language (InfluxDB: InfluxQL has no UNION for the in/out halves of a link). It is
+ * the same contract the SQLite store implements in SQL (see sqlite/query.ts): rows in
+ * [fromMs, toMs), points on multiples of the step from the epoch; grouping by link or
+ * direction counts a row for its in-link ('in') and its out-link ('out'); without those a
+ * row counts once and a link filter matches either side; totals count each matching row
+ * once; series largest first, ties by group. A test runs both stores on the same rows.
+ */
+export interface StoredRow {
+  bucketStartMs: number;
+  exporter: string;
+  inIf: number | null;
+  outIf: number | null;
+  trafficClass: TrafficClass;
+  community: number | null;
+  activity: number | null;
+  bytes: number;
+  packets: number;
+  records: number;
+}
+
+function matchesFilters(r: StoredRow, q: TrafficQuery, checkTime: boolean): boolean {
+  if (checkTime && (r.bucketStartMs < q.fromMs || r.bucketStartMs >= q.toMs)) return false;
+  if (q.community?.length && (r.community === null || !q.community.includes(r.community))) return false;
+  if (q.activity?.length && (r.activity === null || !q.activity.includes(r.activity))) return false;
+  if (q.exporter?.length && !q.exporter.includes(r.exporter)) return false;
+  if (q.trafficClass?.length && !q.trafficClass.includes(r.trafficClass)) return false;
+  return true;
+}
+
+function onLink(q: TrafficQuery, exporter: string, ifIndex: number | null): boolean {
+  return ifIndex !== null && (q.link ?? []).some((l) => l.exporter === exporter && l.ifIndex === ifIndex);
+}
+
+function dimensionValue(d: GroupByDimension, r: StoredRow, ifIndex: number | null, direction: 'in' | 'out' | undefined): string | number | null {
+  switch (d) {
+    case 'community':
+      return r.community;
+    case 'activity':
+      return r.activity;
+    case 'exporter':
+      return r.exporter;
+    case 'class':
+      return r.trafficClass;
+    case 'link':
+      return formatLinkKey(r.exporter, ifIndex);
+    case 'direction':
+      return direction ?? null;
+  }
+}
+
+/**
+ * `preBucketed`: the rows are already step sums of rows filtered by time (InfluxQL GROUP BY
+ * time() gives the step start, which may lie before `fromMs`), so the time filter is skipped.
+ */
+export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBucketed = false): TrafficQueryResult {
+  const stepMs = Math.round(q.stepSeconds * 1000);
+  const dims = [...new Set(q.groupBy)];
+  const expanded = dims.includes('link') || dims.includes('direction');
+  const hasLinkFilter = (q.link?.length ?? 0) > 0;
+  const totals = { bytes: 0, packets: 0, records: 0 };
+  const series = new Map<string, TrafficSeries & { byTime: Map<number, { bytes: number; packets: number; records: number }> }>();
+
+  const addTo = (r: StoredRow, ifIndex: number | null, direction: 'in' | 'out' | undefined): void => {
+    const group: Record<string, string | number | null> = {};
+    for (const d of dims) group[d] = dimensionValue(d, r, ifIndex, direction);
+    const key = JSON.stringify(group);
+    let s = series.get(key);
+    if (!s) series.set(key, (s = { group, points: [], totals: { bytes: 0, packets: 0, records: 0 }, byTime: new Map() }));
+    const t = r.bucketStartMs - (r.bucketStartMs % stepMs);
+    let p = s.byTime.get(t);
+    if (!p) s.byTime.set(t, (p = { bytes: 0, packets: 0, records: 0 }));
+    p.bytes += r.bytes;
+    p.packets += r.packets;
+    p.records += r.records;
+  };
+
+  for (const r of rows) {
+    if (!matchesFilters(r, q, !preBucketed)) continue;
+    const inMatch = !hasLinkFilter || onLink(q, r.exporter, r.inIf);
+    const outMatch = !hasLinkFilter || onLink(q, r.exporter, r.outIf);
+    if (hasLinkFilter && !inMatch && !outMatch) continue;
+    totals.bytes += r.bytes;
+    totals.packets += r.packets;
+    totals.records += r.records;
+    if (expanded) {
+      if (inMatch) addTo(r, r.inIf, 'in');
+      if (outMatch) addTo(r, r.outIf, 'out');
+    } else {
+      addTo(r, null, undefined);
+    }
+  }
+
+  const out: [string, TrafficSeries][] = [];
+  for (const [key, s] of series) {
+    const points = [...s.byTime.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([timeMs, p]) => ({ timeMs, ...p, bitsPerSecond: (p.bytes * 8) / q.stepSeconds, packetsPerSecond: p.packets / q.stepSeconds }));
+    const t = { bytes: 0, packets: 0, records: 0 };
+    for (const p of points) {
+      t.bytes += p.bytes;
+      t.packets += p.packets;
+      t.records += p.records;
+    }
+    out.push([key, { group: s.group, points, totals: t }]);
+  }
+  out.sort(([ka, a], [kb, b]) => b.totals.bytes - a.totals.bytes || (ka < kb ? -1 : ka > kb ? 1 : 0));
+  return { series: out.map(([, s]) => s), totals };
+}

@@ -1,0 +1,191 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InfluxDB } from 'influx';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../collectors/pcap.js';
+import { replayDatagrams } from '../../collectors/replay.js';
+import { influxStoreSchema } from '../../src/config/schema.js';
+import { loadSnapshot } from '../../src/registry/loader.js';
+import { createInfluxStore } from '../../src/store/influx/store.js';
+import type { TrafficRow } from '../../src/store/types.js';
+import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
+import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+
+const CAPTURES = [
+  { name: 'ipfix_pmacct_nfprobe_flowlabel', port: 'ipfix' },
+  { name: 'ipfix_softflowd_vlan', port: 'ipfix' },
+  { name: 'sflow_pmacct_sfprobe_rate1', port: 'sflow' },
+] as const;
+
+function add(a: ExpectedCounts | undefined, b: ExpectedCounts): ExpectedCounts {
+  const base = a ?? { records: 0, packets: 0, bytes: 0 };
+  return { records: base.records + b.records, packets: base.packets + b.packets, bytes: base.bytes + b.bytes };
+}
+
+describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', () => {
+  let db: InfluxdHandle;
+  beforeAll(async () => {
+    db = await startInfluxd();
+  });
+  afterAll(async () => {
+    await db?.destroy();
+  });
+
+  it('corpus replayed through serve: InfluxDB totals equal the truth, and the REST API answers as over SQLite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scitags-influx-'));
+    const influxPorts = await freePorts();
+    const sqlitePorts = await freePorts();
+    const t0 = Date.now();
+    const daemons: Daemon[] = [
+      await startDaemon(influxPorts, [`--store=influx://127.0.0.1:${db.port}/scitags`]),
+      await startDaemon(sqlitePorts, [`--store=sqlite:${join(dir, 'scitags.sqlite')}`]),
+    ];
+    let datagrams = 0;
+    for (const c of CAPTURES) {
+      const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
+      datagrams += cap.datagrams.length;
+      for (const ports of [influxPorts, sqlitePorts]) {
+        await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports[c.port], speed: 0, rate: 5000, onlyDstPort: 0 });
+      }
+    }
+    for (const d of daemons) {
+      await waitFor(async () => {
+        const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`);
+        return ex.exporters.reduce((n, e) => n + e.datagrams, 0) === datagrams;
+      });
+    }
+    for (const d of daemons) expect(await d.stop('SIGTERM')).toBe(0);
+
+    // What InfluxDB holds, read with plain InfluxQL.
+    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'scitags' });
+    const pairs = await influx.query<{ community_id: string; activity_id: string; bytes: number; packets: number; records: number }>(
+      'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" GROUP BY "community_id", "activity_id"',
+    );
+    const classes = await influx.query<{ class: string; bytes: number; packets: number; records: number }>(
+      'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "link_traffic" GROUP BY "class"',
+    );
+    const registry = loadSnapshot(0);
+    const wantPairs = new Map<string, ExpectedCounts>();
+    const wantClasses = new Map<string, ExpectedCounts>();
+    for (const c of CAPTURES) {
+      const t = expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`)));
+      for (const [pair, counts] of t.pairs) {
+        const [community, activity] = pair.split('/').map(Number) as [number, number];
+        const key = registry.isRegistered(community, activity) ? pair : 'unregistered/unregistered';
+        wantPairs.set(key, add(wantPairs.get(key), counts));
+        wantClasses.set('scitags', add(wantClasses.get('scitags'), counts));
+      }
+      wantClasses.set('ipv6_unmarked', add(wantClasses.get('ipv6_unmarked'), t.ipv6Unmarked));
+      wantClasses.set('ipv4', add(wantClasses.get('ipv4'), t.ipv4));
+    }
+    expect(new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantPairs);
+    expect(new Map(classes.map((r) => [r.class, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantClasses);
+    const stats = await influx.query<{ datagrams: number; records: number }>(
+      `SELECT last("datagrams") AS "datagrams", last("records") AS "records" FROM "collector_stats" WHERE "exporter" = 'all'`,
+    );
+    expect([stats[0]?.datagrams, stats[0]?.records]).toEqual([datagrams, 43 + 43 + 1448]);
+
+    // The REST API over each store gives the same answers.
+    const overInflux = await startDaemon(await freePorts(), [`--store=influx://127.0.0.1:${db.port}/scitags`]);
+    const overSqlite = await startDaemon(await freePorts(), [`--store=sqlite:${join(dir, 'scitags.sqlite')}`]);
+    try {
+      const from = Math.floor(t0 / 60_000) * 60 - 600;
+      const to = from + 3600;
+      for (const q of [
+        'groupBy=community,activity&step=1h',
+        'groupBy=class&step=60s',
+        'groupBy=link,direction&step=1h',
+        'groupBy=exporter,class&community=atlas&step=10m',
+        'groupBy=community&class=scitags&step=1h',
+      ]) {
+        const path = `/api/v1/traffic?from=${from}&to=${to}&${q}`;
+        const a = await getJson<Record<string, unknown>>(overInflux.apiUrl + path);
+        const b = await getJson<Record<string, unknown>>(overSqlite.apiUrl + path);
+        expect(a, q).toEqual(b);
+        expect((a.series as unknown[]).length, q).toBeGreaterThan(0);
+      }
+    } finally {
+      await overInflux.stop();
+      await overSqlite.stop();
+    }
+  });
+
+  it('survives an InfluxDB outage: writes spool to disk, replay in order, totals equal an uninterrupted run', async () => {
+    const registry = () => loadSnapshot(0);
+    const base = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}` });
+    const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
+      createInfluxStore(
+        { ...base, database, spoolDir, timeoutMs: 2000, continuousQueries: false },
+        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: () => {} },
+      );
+    // Recent buckets: influxd silently drops points older than the retention policy (30 d).
+    const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+    const row = (bucket: number, bytes: number, community: number | null): TrafficRow => ({
+      bucketStartMs: T0 + bucket * 60_000,
+      bucketSeconds: 60,
+      exporter: '192.0.2.1',
+      inIf: 7,
+      outIf: 9,
+      trafficClass: community === null ? 'ipv4' : 'scitags',
+      community,
+      activity: community === null ? null : 1,
+      registered: community !== null,
+      bytes,
+      packets: bytes / 100,
+      records: 1,
+    });
+    // The same write sequence, bucket 1 re-written whole after late data.
+    const batches: TrafficRow[][] = [
+      [row(0, 1000, 2), row(0, 500, null)],
+      [row(1, 2000, 3)],
+      [row(1, 2600, 3), row(1, 100, null)],
+      [row(2, 700, 2)],
+    ];
+    const reference = await mk('reference');
+    for (const b of batches) await reference.writeRows(b);
+    await reference.close();
+
+    const spoolDir = mkdtempSync(join(tmpdir(), 'spool-'));
+    const first = await mk('outage', spoolDir);
+    await first.writeRows(batches[0]!);
+    await db.stop();
+    await first.writeRows(batches[1]!);
+    await first.writeRows(batches[2]!);
+    expect(first.spooled).toBe(2);
+    expect(first.writerStats().writeFailures).toBe(1);
+    // The collector stops while InfluxDB is still down: the spool stays on disk...
+    await first.close();
+    // ...and the next run picks it up.
+    const store = await mk('outage', spoolDir);
+    expect(store.spooled).toBe(2);
+    await db.restart();
+    await store.writeRows(batches[3]!); // queued behind the spool, not ahead of it
+    expect(store.spooled).toBe(3);
+    // node-influx backs off from a host that failed; the spool drains once it is retried.
+    await waitFor(async () => {
+      await store.flush();
+      return store.spooled === 0;
+    }, 30_000);
+
+    const read = async (database: string) => {
+      const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });
+      return {
+        scitags: await influx.query('SELECT "bytes", "packets", "records", "community_id" FROM "scitags_traffic"'),
+        links: await influx.query('SELECT "bytes", "class", "in_capacity_bps", "in_link", "out_link" FROM "link_traffic"'),
+      };
+    };
+    const got = await read('outage');
+    expect(got).toEqual(await read('reference'));
+    expect(got.scitags.map((r) => (r as unknown as { bytes: number }).bytes)).toEqual([1000, 2600, 700]);
+    expect(got.links.map((r) => r as unknown as Record<string, unknown>).map((r) => [r.class, r.bytes, r.in_capacity_bps, r.in_link, r.out_link])).toEqual([
+      ['ipv4', 500, 1e11, 'to-cern', '9'],
+      ['scitags', 1000, 1e11, 'to-cern', '9'],
+      ['ipv4', 100, 1e11, 'to-cern', '9'],
+      ['scitags', 2600, 1e11, 'to-cern', '9'],
+      ['scitags', 700, 1e11, 'to-cern', '9'],
+    ]);
+    await store.close();
+  });
+});
