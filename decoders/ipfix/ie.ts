@@ -137,6 +137,8 @@ const TABLE: ReadonlyArray<readonly [number, string, IeType]> = [
   [245, 'dot1qCustomerVlanId', u],
   [254, 'postdot1qVlanId', u],
   [256, 'ethernetType', u],
+  [300, 'observationDomainName', 'string'],
+  [301, 'selectionSequenceId', u],
   [302, 'selectorId', u],
   [303, 'informationElementId', u],
   [304, 'selectorAlgorithm', u],
@@ -150,11 +152,14 @@ const TABLE: ReadonlyArray<readonly [number, string, IeType]> = [
   [313, 'ipHeaderPacketSection', 'octetArray'],
   [314, 'ipPayloadPacketSection', 'octetArray'],
   [315, 'dataLinkFrameSection', 'octetArray'],
+  [316, 'mplsLabelStackSection', 'octetArray'],
+  [317, 'mplsPayloadPacketSection', 'octetArray'],
   [322, 'observationTimeSeconds', 'dateTimeSeconds'],
   [323, 'observationTimeMilliseconds', 'dateTimeMilliseconds'],
   [324, 'observationTimeMicroseconds', 'dateTimeMicroseconds'],
   [325, 'observationTimeNanoseconds', 'dateTimeNanoseconds'],
   [352, 'layer2OctetDeltaCount', u],
+  [410, 'sectionExportedOctets', u],
 ];
 
 /** Dense lookup by id (ids are < 512 for everything we list; larger ids fall through). */
