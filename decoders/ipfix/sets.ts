@@ -100,8 +100,16 @@ function replay(m: MessageCtx, templateId: number): void {
  * held (data or options), or -1 when that is unknown (template missing or withdrawn).
  */
 export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start: number, end: number): number {
-  const t = m.d.templates.get(setId);
+  let t = m.d.templates.get(setId);
   const st = m.result.stats;
+  const lifetime = m.state.limits.templateLifetimeMs;
+  if (t !== undefined && lifetime > 0 && m.receivedMs - t.receivedMs > lifetime) {
+    // Expired (RFC 7011 8.4): forget it and hold the data until the exporter refreshes it.
+    m.d.templates.delete(setId);
+    m.session.templateCount--;
+    st.templatesExpired++;
+    t = undefined;
+  }
   if (t === undefined) {
     if (m.d.withdrawn.has(setId)) {
       // RFC 7011 8.1: never decode data with a layout the exporter took back.

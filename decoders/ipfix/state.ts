@@ -30,6 +30,11 @@ export interface FlowDecoderLimits {
   maxPendingAgeMs: number;
   /** Sampler / selector / interface entries per sampling table. */
   maxSamplingEntries: number;
+  /**
+   * RFC 7011 8.4: a template not refreshed within this time (by receive time) expires and
+   * its data is held as if the template were missing. 0 disables expiry.
+   */
+  templateLifetimeMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<FlowDecoderLimits> = {
@@ -42,6 +47,7 @@ export const DEFAULT_LIMITS: Readonly<FlowDecoderLimits> = {
   // data older than this is not worth keeping in the hope of a template.
   maxPendingAgeMs: 60_000,
   maxSamplingEntries: 1024,
+  templateLifetimeMs: 0,
 };
 
 export interface TemplateEntry {

@@ -31,6 +31,8 @@ export interface FlowDecodeStats {
   dataRecords: number;
   /** Data sets whose template was unknown (held for later, or dropped when the buffer is full). */
   templateMisses: number;
+  /** Templates that expired (not refreshed within the configured lifetime) in this datagram. */
+  templatesExpired: number;
   /** Data sets dropped because their template had been withdrawn. */
   withdrawnDrops: number;
   /** Data sets held waiting for their template. */
@@ -72,6 +74,7 @@ export function newStats(): FlowDecodeStats {
     optionsRecords: 0,
     dataRecords: 0,
     templateMisses: 0,
+    templatesExpired: 0,
     withdrawnDrops: 0,
     buffered: 0,
     replayed: 0,

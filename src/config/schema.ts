@@ -95,8 +95,12 @@ const decoderSchema = z.strictObject({
   maxSessions: positiveInt.default(10000),
   /** Bytes of data sets buffered per session while their template is missing. */
   maxBufferedBytesPerSession: z.number().int().min(0).default(1024 * 1024),
-  /** Templates not refreshed for this long are forgotten (RFC 7011 UDP template lifetime). */
-  templateTimeoutSeconds: positiveInt.default(1800),
+  /**
+   * Templates not refreshed for this long are forgotten (RFC 7011 8.4, UDP template
+   * lifetime); their data then waits for the next refresh. 0 keeps templates until they are
+   * withdrawn or redefined. When set, use at least 3x the exporters' refresh interval.
+   */
+  templateTimeoutSeconds: z.number().int().min(0).default(0),
 });
 
 const pairSelector = z.strictObject({

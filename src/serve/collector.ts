@@ -60,6 +60,7 @@ export class Collector {
         maxSessions: config.decoder.maxSessions,
         maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
         maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
+        templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
       },
       innerHeaders: false,
     });

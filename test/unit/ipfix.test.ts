@@ -577,3 +577,27 @@ describe('interface names from interface options (interfaceName 82)', () => {
     expect(names).toEqual({ 7: 'et-1/0/0 to CERN', 9: 'xe-0/0/1' });
   });
 });
+
+describe('template lifetime (RFC 7011 8.4)', () => {
+  const fields = [f('octetDeltaCount', 4), f('packetDeltaCount', 4)];
+  const tmpl = ipfixTemplateSet([{ id: 300, fields }]);
+  const data = ipfixDataSet(300, fields, [[100, 1]]);
+
+  it('expires a template not refreshed in time, holds its data, and decodes it when the refresh comes', () => {
+    const st = createFlowDecoderState({ templateLifetimeMs: 60_000 });
+    expect(decode(ipfixMessage({}, [tmpl, data]), st, {}, { ms: 0 }).records).toHaveLength(1);
+    expect(decode(ipfixMessage({ seq: 1 }, [data]), st, {}, { ms: 60_000 }).records).toHaveLength(1);
+    const late = decode(ipfixMessage({ seq: 2 }, [data]), st, {}, { ms: 60_001 });
+    expect(late.records).toHaveLength(0);
+    expect(late.stats).toMatchObject({ templatesExpired: 1, templateMisses: 1, buffered: 1 });
+    const refreshed = decode(ipfixMessage({ seq: 3 }, [tmpl]), st, {}, { ms: 61_000 });
+    expect(refreshed.stats.replayed).toBe(1);
+    expect(refreshed.records.map((r) => r.bytes)).toEqual([100]);
+  });
+
+  it('never expires with the default lifetime of 0', () => {
+    const st = createFlowDecoderState();
+    decode(ipfixMessage({}, [tmpl]), st, {}, { ms: 0 });
+    expect(decode(ipfixMessage({}, [data]), st, {}, { ms: 365 * 86_400_000 }).records).toHaveLength(1);
+  });
+});
