@@ -176,11 +176,14 @@ export class Collector {
     sync.unref();
     this.timers.push(retention, sync);
     if (this.store.writeCollectorStats && this.config.store.type === 'influx') {
-      const stats = setInterval(() => {
+      const writeStats = (): void => {
         this.store.writeCollectorStats!(this.statsSnapshot()).catch((err: unknown) =>
           this.deps.log.limited('collector-stats', 'warn', `writing collector_stats failed: ${String(err)}`),
         );
-      }, this.config.store.statsIntervalSeconds * 1000);
+      };
+      // A zero point at start: counters are differenced, and a restart resets them.
+      writeStats();
+      const stats = setInterval(writeStats, this.config.store.statsIntervalSeconds * 1000);
       stats.unref();
       this.timers.push(stats);
     }

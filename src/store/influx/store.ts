@@ -50,6 +50,9 @@ export class InfluxTrafficStore implements TrafficStore {
   readonly influx: InfluxDB;
   private readonly writer: InfluxWriter;
   private readonly linkIndex = new Map<string, LinkInfo>();
+  /** collector_stats / collector_decode_errors series written so far, and when. */
+  private readonly statsSeries = new Set<string>();
+  private lastStatsTime: Date | undefined;
 
   constructor(
     private readonly cfg: InfluxStoreConfig,
@@ -100,15 +103,33 @@ export class InfluxTrafficStore implements TrafficStore {
     await this.writer.write(points);
   }
 
+  /**
+   * Writes cumulative counters. Dashboards take differences of consecutive points, so a
+   * series must start from zero: a series seen for the first time (a new exporter, a new
+   * error reason) also gets a zero point at the previous stats time; otherwise everything it
+   * counted before its first point would never show.
+   */
   async writeCollectorStats(s: CollectorStatsSnapshot): Promise<void> {
     const timestamp = new Date(Math.floor(s.timeMs / 1000) * 1000);
-    const points: IPoint[] = [{ measurement: 'collector_stats', tags: { exporter: 'all' }, fields: { ...s.all }, timestamp }];
+    const previous = this.lastStatsTime;
+    const points: IPoint[] = [];
+    const push = (measurement: string, tags: Record<string, string>, fields: Record<string, number>, key: string): void => {
+      if (!this.statsSeries.has(key)) {
+        if (previous && previous.getTime() < timestamp.getTime()) {
+          points.push({ measurement, tags, fields: Object.fromEntries(Object.keys(fields).map((k) => [k, 0])), timestamp: previous });
+        }
+        if (this.statsSeries.size < 100_000) this.statsSeries.add(key);
+      }
+      points.push({ measurement, tags, fields, timestamp });
+    };
+    push('collector_stats', { exporter: 'all' }, { ...s.all }, 'all');
     for (const e of s.exporters) {
-      points.push({ measurement: 'collector_stats', tags: { exporter: e.exporter }, fields: { ...e.counters }, timestamp });
+      push('collector_stats', { exporter: e.exporter }, { ...e.counters }, `e|${e.exporter}`);
       for (const [reason, errors] of Object.entries(e.errorsByReason)) {
-        points.push({ measurement: 'collector_decode_errors', tags: { exporter: e.exporter, reason }, fields: { errors }, timestamp });
+        push('collector_decode_errors', { exporter: e.exporter, reason }, { errors }, `r|${e.exporter}|${reason}`);
       }
     }
+    this.lastStatsTime = timestamp;
     await this.writer.write(points);
   }
 
