@@ -1,9 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { freeTcpPort } from './influxd.js';
 
-export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
+/** The built CLI, found from the package root (this file runs from test/ and from dist/test/). */
+function packageRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above test/support');
+    dir = up;
+  }
+  return dir;
+}
+
+export const CLI = join(packageRoot(), 'dist', 'src', 'cli.js');
 
 export async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');

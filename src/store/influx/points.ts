@@ -43,13 +43,10 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
     const time = new Date(row.bucketStartMs);
     const inLink = linkTag(naming, row.exporter, row.inIf);
     const outLink = linkTag(naming, row.exporter, row.outIf);
-    const linkTags = {
-      exporter: row.exporter,
-      in_link: inLink,
-      out_link: outLink,
-      in_if: row.inIf === null ? NO_LINK : String(row.inIf),
-      out_if: row.outIf === null ? NO_LINK : String(row.outIf),
-    };
+    const inIf = row.inIf === null ? NO_LINK : String(row.inIf);
+    const outIf = row.outIf === null ? NO_LINK : String(row.outIf);
+    // Tag objects are written out literally (no spreads): this runs per row of every bucket,
+    // and object spreads made it 3-4x slower (npm run bench -- influx).
     if (row.trafficClass === 'scitags') {
       const known = row.community !== null && row.activity !== null;
       const names = known ? registry.names(row.community!, row.activity!) : undefined;
@@ -57,7 +54,11 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
         measurement: 'scitags_traffic',
         timestamp: time,
         tags: {
-          ...linkTags,
+          exporter: row.exporter,
+          in_link: inLink,
+          out_link: outLink,
+          in_if: inIf,
+          out_if: outIf,
           community: names?.registered ? names.communityName! : UNREGISTERED,
           activity: names?.registered ? names.activityName! : UNREGISTERED,
           community_id: known ? String(row.community) : UNREGISTERED,
@@ -66,7 +67,7 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
         fields: { bytes: row.bytes, packets: row.packets, records: row.records },
       });
     }
-    const key = `${row.bucketStartMs}|${row.exporter}|${linkTags.in_if}|${linkTags.out_if}|${row.trafficClass}`;
+    const key = `${row.bucketStartMs}|${row.exporter}|${inIf}|${outIf}|${row.trafficClass}`;
     const existing = links.get(key);
     if (existing) {
       existing.fields.bytes += row.bytes;
@@ -76,17 +77,14 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
       // Capacities ride along as fields (no extra series) so utilisation is one InfluxQL query.
       const inCap = capacity(naming, row.exporter, row.inIf);
       const outCap = capacity(naming, row.exporter, row.outIf);
+      const fields: Record<string, number> = { bytes: row.bytes, packets: row.packets, records: row.records };
+      if (inCap !== undefined) fields.in_capacity_bps = inCap;
+      if (outCap !== undefined) fields.out_capacity_bps = outCap;
       links.set(key, {
         measurement: 'link_traffic',
         timestamp: time,
-        tags: { ...linkTags, class: row.trafficClass },
-        fields: {
-          bytes: row.bytes,
-          packets: row.packets,
-          records: row.records,
-          ...(inCap !== undefined ? { in_capacity_bps: inCap } : {}),
-          ...(outCap !== undefined ? { out_capacity_bps: outCap } : {}),
-        },
+        tags: { exporter: row.exporter, in_link: inLink, out_link: outLink, in_if: inIf, out_if: outIf, class: row.trafficClass },
+        fields: fields as { bytes: number; packets: number; records: number },
       });
     }
   }
