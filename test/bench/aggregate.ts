@@ -4,6 +4,7 @@ import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import type { TrafficStore } from '../../src/store/types.js';
+import { median } from './common.js';
 
 /**
  * Aggregator hot path: add() over a realistic mix — 50 exporters x 20 links x 15 registered
@@ -101,8 +102,7 @@ export async function benchAggregate(): Promise<{ recordsPerSec: number }> {
     if (agg.stats().foldedByCardinality !== 0) throw new Error('bench mix exceeded the key cap');
     await agg.flush();
   }
-  rates.sort((x, y) => x - y);
-  return { recordsPerSec: Math.round(rates[Math.floor(rates.length / 2)]!) };
+  return { recordsPerSec: Math.round(median(rates)) };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -11,12 +11,16 @@
  * Runnable alone after `npm run build`:
  *   node -e "import('./dist/test/bench/ipfix.js').then(async m => console.log(await m.benchIpfix(), await m.benchNetflow9()))"
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readCaptureFile, type CapturedDatagram } from '../../collectors/pcap.js';
 import { createFlowDecoderState, decodeFlowDatagram, type FlowDecodeOptions } from '../../decoders/ipfix/index.js';
 import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
-import { f, readUdpDatagrams, v9DataFlowset, v9Message, v9TemplateFlowset, type UdpDatagram } from '../builders/ipfix.js';
+import { f, v9DataFlowset, v9Message, v9TemplateFlowset } from '../builders/ipfix.js';
+import { median, repoRoot } from './common.js';
+
+/** What the bench needs of a datagram: capture datagrams, or builder-made ones. */
+type UdpDatagram = Pick<CapturedDatagram, 'timeMs' | 'srcAddr' | 'srcPort' | 'payload'>;
 
 export interface FlowBenchOptions {
   file?: string;
@@ -39,28 +43,13 @@ export interface FlowBenchResult {
   source: string;
 }
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the bench');
-    dir = up;
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 function measure(datagrams: readonly UdpDatagram[], opts: FlowDecodeOptions, runs: number, runMs: number): { rates: number[]; perPass: number } {
   const state = createFlowDecoderState();
   let perPass = 0;
   for (const d of datagrams) {
-    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.src, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).records.length;
+    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).records.length;
   }
-  const ctxs = datagrams.map((d) => ({ exporterAddr: d.src, exporterPort: d.srcPort, receivedMs: d.timeMs }));
+  const ctxs = datagrams.map((d) => ({ exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }));
   // Warm-up so the JIT has optimized the decoder before timing.
   for (let i = 0; i < 300; i++) for (let k = 0; k < datagrams.length; k++) decodeFlowDatagram(datagrams[k]!.payload, ctxs[k]!, state, opts);
   const rates: number[] = [];
@@ -104,7 +93,7 @@ function bench(datagrams: readonly UdpDatagram[], source: string, o: FlowBenchOp
 
 export async function benchIpfix(o: FlowBenchOptions = {}): Promise<FlowBenchResult> {
   const file = o.file ?? join(repoRoot(), 'test', 'fixtures', 'ipfix_pmacct_nfprobe_flowlabel.pcap');
-  const datagrams = readUdpDatagrams(readFileSync(file));
+  const { datagrams } = readCaptureFile(file);
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   return bench(datagrams, file, o);
 }
@@ -132,9 +121,8 @@ function syntheticV9(): UdpDatagram[] {
   ];
   const out: UdpDatagram[] = [];
   const mk = (seq: number, flowsets: Uint8Array[], records: number): UdpDatagram => ({
-    frame: seq + 1,
     timeMs: 1_700_000_000_000 + seq,
-    src: '127.0.0.1',
+    srcAddr: '127.0.0.1',
     srcPort: 40000,
     payload: v9Message({ records, seq, sourceId: 11 }, flowsets),
   });
@@ -172,7 +160,7 @@ export async function benchNetflow9(o: FlowBenchOptions = {}): Promise<FlowBench
     if (found.length > 0) file = join(dir, found[0]!);
   }
   if (file === undefined) return bench(syntheticV9(), 'synthetic pmacct-like NetFlow v9 (builder)', o);
-  const datagrams = readUdpDatagrams(readFileSync(file));
+  const { datagrams } = readCaptureFile(file);
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   return bench(datagrams, file, o);
 }

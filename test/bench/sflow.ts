@@ -7,11 +7,10 @@
  * Wired into `npm run bench` by the lead; runnable alone after `npm run build` with
  *   node -e "import('./dist/test/bench/sflow.js').then(m => m.benchSflow()).then(r => console.log(r))"
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { readCaptureFile } from '../../collectors/pcap.js';
 import { createSflowState, decodeSflow } from '../../decoders/sflow/index.js';
-import { readPcapUdpTemp } from '../builders/sflow.js';
+import { median, repoRoot } from './common.js';
 
 export interface SflowBenchOptions {
   /** Capture to replay (default test/fixtures/sflow_pmacct_sfprobe_rate1.pcap). */
@@ -36,25 +35,9 @@ export interface SflowBenchResult {
   file: string;
 }
 
-/** The repository root: the nearest ancestor holding package.json (works from src and dist). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the bench');
-    dir = up;
-  }
-}
-
-function medianOf(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 export async function benchSflow(opts: SflowBenchOptions = {}): Promise<SflowBenchResult> {
   const file = opts.file ?? join(repoRoot(), 'test', 'fixtures', 'sflow_pmacct_sfprobe_rate1.pcap');
-  const datagrams = readPcapUdpTemp(readFileSync(file));
+  const { datagrams } = readCaptureFile(file);
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   const runs = opts.runs ?? 5;
   const runMs = opts.runMs ?? 1000;
@@ -88,13 +71,13 @@ export async function benchSflow(opts: SflowBenchOptions = {}): Promise<SflowBen
     await new Promise((resolve) => setImmediate(resolve)); // let GC and the event loop breathe
   }
   if (sink === 0) throw new Error('decoder produced nothing');
-  const median = medianOf(rates);
+  const rate = median(rates);
   const samplesPerDatagram = perPass / datagrams.length;
   return {
-    samplesPerSec: Math.round(median),
-    samplesPerCpuSec: Math.round(medianOf(cpuRates)),
-    datagramsPerSec: Math.round(median / samplesPerDatagram),
-    nsPerSample: Math.round(1e9 / median),
+    samplesPerSec: Math.round(rate),
+    samplesPerCpuSec: Math.round(median(cpuRates)),
+    datagramsPerSec: Math.round(rate / samplesPerDatagram),
+    nsPerSample: Math.round(1e9 / rate),
     runs: rates.map(Math.round),
     samplesPerDatagram,
     file,

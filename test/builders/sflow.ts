@@ -3,9 +3,7 @@
  * Ethernet / VLAN / QinQ / MPLS / IPv4 / IPv6 (+ extension headers) / TCP / UDP frames.
  * Lengths, counts, next-header chains and padding are computed, so a test names only the
  * fields it cares about; every field can still be overridden to build malformed input.
- *
- * Also holds a temporary pcap reader (readPcapUdpTemp) for the golden test and the bench,
- * until collectors/pcap.ts exists; the lead will replace it.
+ * (Fixture captures are read with the product's reader, collectors/pcap.ts.)
  */
 
 // ---------------------------------------------------------------------------------------
@@ -466,91 +464,4 @@ export function buildSflowDatagram(spec: DatagramSpec): Uint8Array {
     opaque(w, b.enterprise, b.format, b.body, b.length);
   }
   return w.finish();
-}
-
-// ---------------------------------------------------------------------------------------
-// Temporary pcap reader (to be replaced by collectors/pcap.ts)
-// ---------------------------------------------------------------------------------------
-
-export interface TempPcapDatagram {
-  /** 1-based frame number, as tshark numbers frames. */
-  frame: number;
-  timeMs: number;
-  srcAddr: string;
-  srcPort: number;
-  dstPort: number;
-  payload: Uint8Array;
-}
-
-/**
- * TEMPORARY: classic pcap (microsecond or nanosecond, either byte order), linktype 1
- * Ethernet, IPv4/IPv6 UDP only, no reassembly. Enough for the committed fixtures; the lead
- * replaces it with collectors/pcap.ts.
- */
-export function readPcapUdpTemp(file: Uint8Array): TempPcapDatagram[] {
-  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  const magic = dv.getUint32(0, true);
-  let le: boolean;
-  let nano: boolean;
-  if (magic === 0xa1b2c3d4 || magic === 0xa1b23c4d) {
-    le = true;
-    nano = magic === 0xa1b23c4d;
-  } else if (magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1) {
-    le = false;
-    nano = magic === 0x4d3cb2a1;
-  } else {
-    throw new Error('not a classic pcap file');
-  }
-  const linktype = dv.getUint32(20, le);
-  if (linktype !== 1) throw new Error(`linktype ${linktype} not supported by the temporary reader`);
-  const out: TempPcapDatagram[] = [];
-  let off = 24;
-  let frame = 0;
-  while (off + 16 <= file.length) {
-    const sec = dv.getUint32(off, le);
-    const frac = dv.getUint32(off + 4, le);
-    const incl = dv.getUint32(off + 8, le);
-    const start = off + 16;
-    off = start + incl;
-    frame++;
-    if (off > file.length) break;
-    const pkt = file.subarray(start, start + incl);
-    let p = 12;
-    let type = (pkt[p]! << 8) | pkt[p + 1]!;
-    p += 2;
-    while (type === 0x8100 || type === 0x88a8) {
-      type = (pkt[p + 2]! << 8) | pkt[p + 3]!;
-      p += 4;
-    }
-    let srcAddr: string;
-    let proto: number;
-    let l4: number;
-    if (type === 0x0800) {
-      srcAddr = `${pkt[p + 12]}.${pkt[p + 13]}.${pkt[p + 14]}.${pkt[p + 15]}`;
-      proto = pkt[p + 9]!;
-      l4 = p + (pkt[p]! & 0x0f) * 4;
-    } else if (type === 0x86dd) {
-      const words: string[] = [];
-      for (let i = 0; i < 8; i++) words.push((((pkt[p + 8 + 2 * i]! << 8) | pkt[p + 9 + 2 * i]!) >>> 0).toString(16));
-      srcAddr = words.join(':');
-      proto = pkt[p + 6]!;
-      l4 = p + 40;
-    } else {
-      continue;
-    }
-    if (proto !== 17) continue;
-    const srcPort = (pkt[l4]! << 8) | pkt[l4 + 1]!;
-    const dstPort = (pkt[l4 + 2]! << 8) | pkt[l4 + 3]!;
-    const udpLen = (pkt[l4 + 4]! << 8) | pkt[l4 + 5]!;
-    out.push({
-      frame,
-      timeMs: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3),
-      srcAddr,
-      srcPort,
-      dstPort,
-      // A copy, as a plain Uint8Array: `file` may be a Buffer, whose slice() does not copy.
-      payload: new Uint8Array(pkt.subarray(l4 + 8, l4 + udpLen)),
-    });
-  }
-  return out;
 }

@@ -4,9 +4,11 @@
  * headers, random mutations of builder datagrams, and every truncation of every datagram
  * in the IPFIX / NetFlow fixture captures.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderState } from '../../decoders/ipfix/index.js';
 import {
@@ -15,7 +17,6 @@ import {
   ipfixMessage,
   ipfixOptionsTemplateSet,
   ipfixTemplateSet,
-  readUdpDatagrams,
   v5Datagram,
   v9DataFlowset,
   v9Message,
@@ -112,7 +113,7 @@ const captures = existsSync(FIXTURES)
 describe.skipIf(captures.length === 0)('every truncation of every fixture datagram', () => {
   for (const name of captures) {
     it(name, () => {
-      const all = readUdpDatagrams(readFileSync(new URL(name, FIXTURES)));
+      const all = readCaptureFile(fileURLToPath(new URL(name, FIXTURES))).datagrams;
       expect(all.length).toBeGreaterThan(0);
       // Every truncation costs O(length) decodes per datagram: bound the work per capture to
       // the first datagrams (templates and options come first) up to ~64 KiB of payload, so a
@@ -128,7 +129,7 @@ describe.skipIf(captures.length === 0)('every truncation of every fixture datagr
       const st = createFlowDecoderState();
       for (const d of datagrams) {
         for (let n = 0; n <= d.payload.length; n++) {
-          const r = decodeFlowDatagram(d.payload.subarray(0, n), { exporterAddr: d.src, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, {
+          const r = decodeFlowDatagram(d.payload.subarray(0, n), { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, {
             withFields: true,
           });
           for (const e of r.errors) expect(e).toBeInstanceOf(DecodeError);

@@ -3,10 +3,11 @@
  * errors, record counts and totals match what tshark / ipfixDump report for them (see
  * ../shared/corpus/README.md; the per-record golden comparison is the lead's golden test).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createFlowDecoderState, decodeFlowDatagram, summarizeFlowState } from '../../decoders/ipfix/index.js';
-import { readUdpDatagrams } from '../builders/ipfix.js';
+import { readCaptureFile } from '../../collectors/pcap.js';
 
 const FIX = new URL('../fixtures/', import.meta.url);
 const pmacct = new URL('ipfix_pmacct_nfprobe_flowlabel.pcap', FIX);
@@ -16,8 +17,8 @@ function run(url: URL) {
   const st = createFlowDecoderState();
   const records = [];
   const stats = { datagrams: 0, errors: 0, lostRecords: 0, lateRecords: 0, optionsRecords: 0, templates: 0 };
-  for (const d of readUdpDatagrams(readFileSync(url))) {
-    const r = decodeFlowDatagram(d.payload, { exporterAddr: d.src, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, { withFields: true });
+  for (const d of readCaptureFile(fileURLToPath(url)).datagrams) {
+    const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, { withFields: true });
     stats.datagrams++;
     stats.errors += r.errors.length;
     stats.lostRecords += r.stats.lostRecords;

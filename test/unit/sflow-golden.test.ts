@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../collectors/pcap.js';
 import { decodeSflow, createSflowState } from '../../decoders/sflow/index.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
-import { readPcapUdpTemp } from '../builders/sflow.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 const CAPTURE = fixture('sflow_pmacct_sfprobe_rate1.pcap');
@@ -65,7 +65,7 @@ interface Truth {
 
 describe('sFlow golden: pmacct sfprobe rate 1', () => {
   const truth = JSON.parse(readFileSync(TRUTH, 'utf8')) as Truth;
-  const datagrams = readPcapUdpTemp(readFileSync(CAPTURE));
+  const { datagrams } = readCaptureFile(CAPTURE);
   const state = createSflowState();
   const decoded = datagrams.map((d) => ({ d, res: decodeSflow(d.payload, d.srcAddr, d.srcPort, state, { withFields: true }) }));
   const records: FlowRecord[] = decoded.flatMap(({ res }) => res.records);
