@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseCidr } from '../../collectors/allowlist.js';
 
 /**
  * The collector's configuration: one strict schema (unknown keys are rejected) with a default
@@ -8,23 +9,11 @@ import { z } from 'zod';
  */
 
 // ---------------------------------------------------------------------------------------
-// Addresses and CIDRs (IPv4 and IPv6, validated without third-party code)
+// Addresses and CIDRs (IPv4 and IPv6, validated without third-party code; CIDRs are parsed
+// by collectors/allowlist.ts, which the allow-list and the sampling rules use too)
 // ---------------------------------------------------------------------------------------
 
-/** Parses "address/len" (or a bare address = host prefix); undefined when invalid. */
-export function parseCidr(text: string): { address: string; family: 4 | 6; prefix: number } | undefined {
-  const slash = text.indexOf('/');
-  const address = slash < 0 ? text : text.slice(0, slash);
-  const family = isIP(address);
-  if (family !== 4 && family !== 6) return undefined;
-  const max = family === 4 ? 32 : 128;
-  if (slash < 0) return { address, family, prefix: max };
-  const lenText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(lenText)) return undefined;
-  const prefix = Number(lenText);
-  if (prefix > max) return undefined;
-  return { address, family, prefix };
-}
+export { parseCidr };
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 or IPv6 address' });
 const bindAddress = z

@@ -1,4 +1,4 @@
-import { BlockList, isIPv4 } from 'node:net';
+import { CidrSet } from '../../collectors/allowlist.js';
 import type { FlowRecord } from '../../decoders/record.js';
 
 /**
@@ -16,7 +16,7 @@ export interface SamplingRule {
 }
 
 interface CompiledRule {
-  list: BlockList;
+  exporters: CidrSet;
   domain: number | undefined;
   rate: number;
   override: boolean;
@@ -30,11 +30,8 @@ export class SamplingRules {
 
   constructor(rules: readonly SamplingRule[]) {
     this.rules = rules.map((r) => {
-      const [addr = '', bits] = r.exporter.split('/');
-      const type = isIPv4(addr) ? 'ipv4' : 'ipv6';
-      const list = new BlockList();
-      list.addSubnet(addr, bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits), type);
-      return { list, domain: r.domain, rate: r.rate, override: r.mode === 'override' };
+      const exporters = new CidrSet([r.exporter], 'sampling rule exporter');
+      return { exporters, domain: r.domain, rate: r.rate, override: r.mode === 'override' };
     });
   }
 
@@ -46,8 +43,7 @@ export class SamplingRules {
     const key = `${address}|${domain}`;
     let idx = this.cache.get(key);
     if (idx === undefined) {
-      const type = isIPv4(address) ? 'ipv4' : 'ipv6';
-      idx = this.rules.findIndex((r) => (r.domain === undefined || r.domain === domain) && r.list.check(address, type));
+      idx = this.rules.findIndex((r) => (r.domain === undefined || r.domain === domain) && r.exporters.has(address));
       if (this.cache.size >= SamplingRules.MAX_CACHE) this.cache.clear();
       this.cache.set(key, idx);
     }
