@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DecodeError } from '../decoders/errors.js';
-import { formatIPv4, formatIPv6 } from '../decoders/reader.js';
+import { ipv4String, ipv6String } from '../decoders/packet/addr.js';
 
 /**
  * Reads UDP datagrams out of capture files, so `ingest`, `decode` and `replay` can treat a
@@ -245,8 +245,8 @@ function extractUdp(b: Uint8Array, linkType: number, frame: number, timeMs: numb
     if (b[off + 9] !== IPPROTO_UDP) return `IPv4 protocol ${b[off + 9]} is not UDP`;
     if (fragOff !== 0) return 'IPv4 fragment (reassembly is not supported)';
     if (ihl < 20 || off + ihl + 8 > b.length) return 'IPv4/UDP header cut short';
-    src = formatIPv4(b, off + 12);
-    dst = formatIPv4(b, off + 16);
+    src = ipv4String(b, off + 12);
+    dst = ipv4String(b, off + 16);
     udp = off + ihl;
     udpEnd = Math.min(off + total, b.length);
   } else if (etherType === ETHERTYPE_IPV6 && version === 6) {
@@ -254,8 +254,8 @@ function extractUdp(b: Uint8Array, linkType: number, frame: number, timeMs: numb
     const next = b[off + 6]!;
     if (next !== IPPROTO_UDP) return `IPv6 next header ${next} is not UDP`;
     if (off + 48 > b.length) return 'IPv6/UDP header cut short';
-    src = formatIPv6(b, off + 8);
-    dst = formatIPv6(b, off + 24);
+    src = ipv6String(b, off + 8);
+    dst = ipv6String(b, off + 24);
     udp = off + 40;
     udpEnd = Math.min(off + 40 + view.getUint16(off + 4), b.length);
   } else {

@@ -95,36 +95,12 @@ export function readUintBE(bytes: Uint8Array, off: number, len: number): number 
   return v;
 }
 
-/** IPv4 address at `off` in dotted form. Caller has checked the bounds. */
-export function formatIPv4(bytes: Uint8Array, off: number): string {
-  return `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
+/** Big-endian u16 at `off`. Caller has checked the bounds. */
+export function u16(bytes: Uint8Array, off: number): number {
+  return (bytes[off]! << 8) | bytes[off + 1]!;
 }
 
-/** IPv6 address at `off` in RFC 5952 canonical text form. Caller has checked the bounds. */
-export function formatIPv6(bytes: Uint8Array, off: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((bytes[off + 2 * i]! << 8) | bytes[off + 2 * i + 1]!);
-  // RFC 5952 4.2: compress the longest run (length >= 2) of zero words, first one on ties.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  // RFC 5952 5: IPv4-mapped addresses keep the dotted quad.
-  if (bestStart === 0 && bestLen === 5 && words[5] === 0xffff) {
-    return `::ffff:${formatIPv4(bytes, off + 12)}`;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+/** Big-endian u32 at `off`. Caller has checked the bounds. */
+export function u32(bytes: Uint8Array, off: number): number {
+  return ((bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]!) >>> 0;
 }

@@ -260,6 +260,37 @@ function resetScratch(s: Scratch, recordSampling: boolean): void {
   if (recordSampling) resetSamplingFields(s.sf);
 }
 
+/** A record of `plan`'s template with the set-wide fields filled in; resets the scratch for it. */
+function startRecord(plan: DecodePlan, ctx: DataContext, rate: number, source: SamplingSource): FlowRecord {
+  const rec = emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
+  rec.templateId = plan.templateId;
+  rec.exportMs = ctx.exportMs;
+  rec.samplingRate = rate;
+  rec.samplingSource = source;
+  resetScratch(scratch, plan.recordSampling);
+  return rec;
+}
+
+/**
+ * Completes the record read from `b[recStart..recEnd)` and appends it to `out`;
+ * `setUnknown`: the set-wide rate applies and is unknown.
+ */
+function endRecord(
+  b: Uint8Array,
+  recStart: number,
+  recEnd: number,
+  rec: FlowRecord,
+  plan: DecodePlan,
+  ctx: DataContext,
+  setUnknown: boolean,
+  out: FlowRecord[],
+): void {
+  finish(b, rec, plan, scratch, ctx);
+  if (setUnknown) ctx.unknownSampling++;
+  if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, recEnd, plan);
+  out.push(rec);
+}
+
 /**
  * Decodes every record of a data set body `b[start..end)` with `plan`, appending to `out`.
  * Returns the number of records. Throws DecodeError('record-malformed') when a variable-length
@@ -284,7 +315,7 @@ export function decodeDataSet(
     setRate = s.rate.rate;
     setSource = s.rate.source;
   }
-  const exportMs = ctx.exportMs;
+  const setUnknown = !perRecordRate && setSource === 'unknown';
   let n = 0;
   if (plan.fixedLength > 0) {
     const L = plan.fixedLength;
@@ -294,17 +325,9 @@ export function decodeDataSet(
     const opLens = plan.opLens;
     // Trailing bytes shorter than a record are padding (RFC 7011 3.3.1, RFC 3954 5.3).
     for (let p = start; p + L <= end; p += L) {
-      const rec = emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
-      rec.templateId = plan.templateId;
-      rec.exportMs = exportMs;
-      rec.samplingRate = setRate;
-      rec.samplingSource = setSource;
-      resetScratch(s, plan.recordSampling);
+      const rec = startRecord(plan, ctx, setRate, setSource);
       for (let k = 0; k < ops; k++) applySlot(opSlots[k]!, b, p + opOffsets[k]!, opLens[k]!, rec, s, ctx);
-      finish(b, rec, plan, s, ctx);
-      if (!perRecordRate && setSource === 'unknown') ctx.unknownSampling++;
-      if (ctx.withFields) rec.fields = dumpRecordFields(b, p, p + L, plan);
-      out.push(rec);
+      endRecord(b, p, p + L, rec, plan, ctx, setUnknown, out);
       n++;
     }
     return n;
@@ -316,12 +339,7 @@ export function decodeDataSet(
   let p = start;
   while (end - p >= plan.minLength) {
     const recStart = p;
-    const rec = emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
-    rec.templateId = plan.templateId;
-    rec.exportMs = exportMs;
-    rec.samplingRate = setRate;
-    rec.samplingSource = setSource;
-    resetScratch(s, plan.recordSampling);
+    const rec = startRecord(plan, ctx, setRate, setSource);
     for (let i = 0; i < fc; i++) {
       let len = lens[i]!;
       if (len < 0) {
@@ -340,10 +358,7 @@ export function decodeDataSet(
       if (slot !== Slot.SKIP) applySlot(slot, b, p, len, rec, s, ctx);
       p += len;
     }
-    finish(b, rec, plan, s, ctx);
-    if (!perRecordRate && setSource === 'unknown') ctx.unknownSampling++;
-    if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, p, plan);
-    out.push(rec);
+    endRecord(b, recStart, p, rec, plan, ctx, setUnknown, out);
     n++;
   }
   return n;

@@ -3,7 +3,7 @@
  * record, including those the collector does not use. Off the hot path: only called when
  * the caller passes `withFields`.
  */
-import { formatIPv4, formatIPv6 } from '../reader.js';
+import { ipv4String, ipv6String } from '../packet/addr.js';
 import { ieInfo, ieName, V9_SCOPE_NAMES } from './ie.js';
 import type { DecodePlan } from './plan.js';
 
@@ -35,9 +35,9 @@ export function renderValue(id: number, pen: number, b: Uint8Array, o: number, l
     case 'unsigned':
       return len >= 1 && len <= 8 ? uint(b, o, len) : hex(b, o, len);
     case 'ipv4Address':
-      return len === 4 ? formatIPv4(b, o) : hex(b, o, len);
+      return len === 4 ? ipv4String(b, o) : hex(b, o, len);
     case 'ipv6Address':
-      return len === 16 ? formatIPv6(b, o) : hex(b, o, len);
+      return len === 16 ? ipv6String(b, o) : hex(b, o, len);
     case 'macAddress': {
       if (len !== 6) return hex(b, o, len);
       const parts: string[] = [];

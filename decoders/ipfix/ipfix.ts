@@ -14,11 +14,11 @@
  *     A reserved set id is reported and skipped by its length.
  */
 import { DecodeError } from '../errors.js';
-import { Reader } from '../reader.js';
-import { handleDataSet, handleTemplateOps, expirePending, type MessageCtx } from './sets.js';
-import { trackSequence, type SequenceResult } from './sequence.js';
-import { getSession, type FlowDecoderState } from './state.js';
-import { getDomain, IPFIX_OPTIONS_TEMPLATE_SET, IPFIX_TEMPLATE_SET, MIN_DATA_SET_ID, parseIpfixTemplateSet } from './templates.js';
+import { Reader, u32 } from '../reader.js';
+import { handleDataSet, handleTemplateOps, openMessage } from './sets.js';
+import { countSequence } from './sequence.js';
+import type { FlowDecoderState } from './state.js';
+import { IPFIX_OPTIONS_TEMPLATE_SET, IPFIX_TEMPLATE_SET, MIN_DATA_SET_ID, parseIpfixTemplateSet } from './templates.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
 /** RFC 7011 section 3.1. */
@@ -26,12 +26,6 @@ export const IPFIX_VERSION = 10;
 export const IPFIX_HEADER_LENGTH = 16;
 /** RFC 7011 section 3.3.2: set header (id, length). */
 const SET_HEADER_LENGTH = 4;
-
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
-const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
 
 export function decodeIpfix(
   b: Uint8Array,
@@ -65,24 +59,7 @@ export function decodeIpfix(
     result.errors.push(new DecodeError('bad-length', `${b.length - length} octets after the IPFIX message`, length));
   }
 
-  const session = getSession(state, ctx.exporterAddr, ctx.exporterPort, ctx.receivedMs);
-  const key = session.key;
-  const d = getDomain(session, domain, state.limits);
-  const m: MessageCtx = {
-    state,
-    session,
-    d,
-    protocol: 'ipfix',
-    exporter: key,
-    exporterAddr: ctx.exporterAddr,
-    domain,
-    exportSecs,
-    sysUptimeMs: -1,
-    receivedMs: ctx.receivedMs,
-    opts,
-    result,
-  };
-  expirePending(m);
+  const m = openMessage(state, ctx, opts, result, 'ipfix', domain, exportSecs, -1);
 
   // Pass 2: sets in order. `count` is the number of data records (options ones included,
   // RFC 7011 3.1) for the sequence check, -1 once any set's count is unknown.
@@ -117,11 +94,5 @@ export function decodeIpfix(
     }
   }
 
-  trackSequence(d.sequence, seq, count, seqOut);
-  if (seqOut.lost > 0) {
-    result.stats.sequenceGaps++;
-    result.stats.lostRecords += seqOut.lost;
-  }
-  result.stats.lateRecords += seqOut.late;
-  if (seqOut.reset) result.stats.sequenceResets++;
+  countSequence(m.d.sequence, seq, count, 'records', result.stats);
 }

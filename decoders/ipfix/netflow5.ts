@@ -7,9 +7,9 @@
  */
 import { DecodeError } from '../errors.js';
 import { ipv4String } from '../packet/addr.js';
-import { formatIPv4 } from '../reader.js';
+import { u16, u32 } from '../reader.js';
 import { emptyRecord } from '../record.js';
-import { trackSequence, type SequenceResult } from './sequence.js';
+import { countSequence } from './sequence.js';
 import { getSession, type FlowDecoderState } from './state.js';
 import { getDomain } from './templates.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
@@ -19,15 +19,6 @@ export const NETFLOW5_HEADER_LENGTH = 24;
 export const NETFLOW5_RECORD_LENGTH = 48;
 /** Cisco documents at most 30 records per v5 datagram; larger counts are corrupt headers. */
 export const NETFLOW5_MAX_COUNT = 30;
-
-const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
-
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-function u16(b: Uint8Array, o: number): number {
-  return (b[o]! << 8) | b[o + 1]!;
-}
 
 export function decodeNetflow5(
   b: Uint8Array,
@@ -108,9 +99,9 @@ export function decodeNetflow5(
     rec.trafficClass = b[o + 39]!;
     if (opts.withFields === true) {
       rec.fields = {
-        sourceIPv4Address: formatIPv4(b, o),
-        destinationIPv4Address: formatIPv4(b, o + 4),
-        ipNextHopIPv4Address: formatIPv4(b, o + 8),
+        sourceIPv4Address: ipv4String(b, o),
+        destinationIPv4Address: ipv4String(b, o + 4),
+        ipNextHopIPv4Address: ipv4String(b, o + 8),
         ingressInterface: rec.inIf,
         egressInterface: rec.outIf,
         packetDeltaCount: rec.packets,
@@ -137,11 +128,5 @@ export function decodeNetflow5(
   result.stats.dataRecords += count;
 
   // v5's flow_sequence counts flows (records) seen before this datagram.
-  trackSequence(d.sequence, flowSequence, count, seqOut);
-  if (seqOut.lost > 0) {
-    result.stats.sequenceGaps++;
-    result.stats.lostRecords += seqOut.lost;
-  }
-  result.stats.lateRecords += seqOut.late;
-  if (seqOut.reset) result.stats.sequenceResets++;
+  countSequence(d.sequence, flowSequence, count, 'records', result.stats);
 }

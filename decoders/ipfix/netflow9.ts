@@ -14,12 +14,11 @@
  * records than the count is tolerated, since exporters disagree about what it counts.
  */
 import { DecodeError } from '../errors.js';
-import { Reader } from '../reader.js';
-import { expirePending, handleDataSet, handleTemplateOps, type MessageCtx } from './sets.js';
-import { trackSequence, type SequenceResult } from './sequence.js';
-import { getSession, type FlowDecoderState } from './state.js';
+import { Reader, u32 } from '../reader.js';
+import { handleDataSet, handleTemplateOps, openMessage } from './sets.js';
+import { countSequence } from './sequence.js';
+import type { FlowDecoderState } from './state.js';
 import {
-  getDomain,
   MIN_DATA_SET_ID,
   parseV9OptionsFlowset,
   parseV9TemplateFlowset,
@@ -31,12 +30,6 @@ import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './t
 export const NETFLOW9_VERSION = 9;
 export const NETFLOW9_HEADER_LENGTH = 20;
 const FLOWSET_HEADER_LENGTH = 4;
-
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
-const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
 
 export function decodeNetflow9(
   b: Uint8Array,
@@ -72,24 +65,7 @@ export function decodeNetflow9(
     p += len;
   }
 
-  const session = getSession(state, ctx.exporterAddr, ctx.exporterPort, ctx.receivedMs);
-  const key = session.key;
-  const d = getDomain(session, sourceId, state.limits);
-  const m: MessageCtx = {
-    state,
-    session,
-    d,
-    protocol: 'netflow9',
-    exporter: key,
-    exporterAddr: ctx.exporterAddr,
-    domain: sourceId,
-    exportSecs: unixSecs,
-    sysUptimeMs,
-    receivedMs: ctx.receivedMs,
-    opts,
-    result,
-  };
-  expirePending(m);
+  const m = openMessage(state, ctx, opts, result, 'netflow9', sourceId, unixSecs, sysUptimeMs);
 
   // Pass 2. `found` counts records of every kind for the header count check (-1: unknown).
   let found = 0;
@@ -129,11 +105,5 @@ export function decodeNetflow9(
   }
 
   // RFC 3954 5.1: the sequence number counts export packets from this source id.
-  trackSequence(d.sequence, seq, 1, seqOut);
-  if (seqOut.lost > 0) {
-    result.stats.sequenceGaps++;
-    result.stats.lostDatagrams += seqOut.lost;
-  }
-  result.stats.lateDatagrams += seqOut.late;
-  if (seqOut.reset) result.stats.sequenceResets++;
+  countSequence(m.d.sequence, seq, 1, 'datagrams', result.stats);
 }

@@ -11,6 +11,8 @@
  * restart too, so one reordered or corrupt header never counts as millions of lost records.
  */
 
+import type { FlowDecodeStats } from './types.js';
+
 export interface SequenceState {
   /** Next expected sequence number, or -1 when unknown (first message, or undecodable sets). */
   expected: number;
@@ -74,4 +76,28 @@ export function trackSequence(s: SequenceState, seq: number, count: number, out:
   out.reset = true;
   s.resets++;
   s.expected = next;
+}
+
+const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
+
+/**
+ * trackSequence for one datagram, adding what it revealed to the datagram's stats in the
+ * protocol's unit: 'records' (IPFIX, NetFlow v5) or 'datagrams' (NetFlow v9).
+ */
+export function countSequence(
+  s: SequenceState,
+  seq: number,
+  count: number,
+  unit: 'records' | 'datagrams',
+  stats: FlowDecodeStats,
+): void {
+  trackSequence(s, seq, count, seqOut);
+  if (seqOut.lost > 0) {
+    stats.sequenceGaps++;
+    if (unit === 'records') stats.lostRecords += seqOut.lost;
+    else stats.lostDatagrams += seqOut.lost;
+  }
+  if (unit === 'records') stats.lateRecords += seqOut.late;
+  else stats.lateDatagrams += seqOut.late;
+  if (seqOut.reset) stats.sequenceResets++;
 }

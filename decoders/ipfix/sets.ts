@@ -7,9 +7,9 @@ import type { FlowRecord } from '../record.js';
 import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
 import { evictExpired, hold, take } from './pending.js';
 import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
-import { type ApplyResult, applyTemplateOps, type TemplateOp } from './templates.js';
-import type { DomainState, FlowDecoderState, PendingSet, SessionState } from './state.js';
-import type { FlowDecodeOptions, FlowDecodeResult } from './types.js';
+import { type ApplyResult, applyTemplateOps, getDomain, type TemplateOp } from './templates.js';
+import { getSession, type DomainState, type FlowDecoderState, type PendingSet, type SessionState } from './state.js';
+import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
 /** What one message (datagram) is about, filled by the protocol decoder after its header. */
 export interface MessageCtx {
@@ -56,8 +56,42 @@ function exporterTable(state: FlowDecoderState, key: string, create: boolean): S
   return t;
 }
 
+/**
+ * The context of one IPFIX / NetFlow v9 message once its header is read and its structure
+ * checked: finds (or opens) the transport session and the domain, and evicts held sets past
+ * their age before any set is handled. `sysUptimeMs` is -1 for IPFIX (no uptime in its header).
+ */
+export function openMessage(
+  state: FlowDecoderState,
+  ctx: FlowDecodeContext,
+  opts: FlowDecodeOptions,
+  result: FlowDecodeResult,
+  protocol: MessageCtx['protocol'],
+  domain: number,
+  exportSecs: number,
+  sysUptimeMs: number,
+): MessageCtx {
+  const session = getSession(state, ctx.exporterAddr, ctx.exporterPort, ctx.receivedMs);
+  const m: MessageCtx = {
+    state,
+    session,
+    d: getDomain(session, domain, state.limits),
+    protocol,
+    exporter: session.key,
+    exporterAddr: ctx.exporterAddr,
+    domain,
+    exportSecs,
+    sysUptimeMs,
+    receivedMs: ctx.receivedMs,
+    opts,
+    result,
+  };
+  expirePending(m);
+  return m;
+}
+
 /** Evicts held sets past their age; call once per datagram before handling its sets. */
-export function expirePending(m: MessageCtx): void {
+function expirePending(m: MessageCtx): void {
   const n = evictExpired(m.session, m.receivedMs, m.state.limits);
   m.result.stats.evicted += n;
   m.state.totals.pendingEvicted += n;

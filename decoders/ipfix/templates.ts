@@ -88,6 +88,23 @@ export function parseIpfixTemplateSet(r: Reader, setId: number, limits: FlowDeco
   return ops;
 }
 
+/**
+ * Reads the `count` v9 field specifiers (type, length; no enterprise numbers) of template
+ * `id`, the first `scopeCount` of them scope fields, with the field-count cap and the
+ * empty-record check.
+ */
+function readV9Fields(r: Reader, limits: FlowDecoderLimits, id: number, at: number, count: number, scopeCount: number): TemplateField[] {
+  checkFieldCount(count, limits, r, id);
+  const fields: TemplateField[] = [];
+  for (let i = 0; i < count; i++) {
+    const fid = r.u16('field type');
+    const length = r.u16('field length');
+    fields.push({ id: fid, pen: 0, length, scope: i < scopeCount });
+  }
+  checkNonEmpty(fields, id, at);
+  return fields;
+}
+
 /** Parses a NetFlow v9 template flowset (id 0), RFC 3954 section 5.2. */
 export function parseV9TemplateFlowset(r: Reader, limits: FlowDecoderLimits): TemplateOp[] {
   const ops: TemplateOp[] = [];
@@ -99,15 +116,7 @@ export function parseV9TemplateFlowset(r: Reader, limits: FlowDecoderLimits): Te
     if (id < MIN_DATA_SET_ID) throw new DecodeError('bad-template', `template id ${id} < 256`, at);
     // v9 has no withdrawal; an empty template is malformed.
     if (count === 0) throw new DecodeError('bad-template', `template ${id} has no fields`, at);
-    checkFieldCount(count, limits, r, id);
-    const fields: TemplateField[] = [];
-    for (let i = 0; i < count; i++) {
-      const fid = r.u16('field type');
-      const length = r.u16('field length');
-      fields.push({ id: fid, pen: 0, length, scope: false });
-    }
-    checkNonEmpty(fields, id, at);
-    ops.push({ op: 'define', id, kind: 'data', fields });
+    ops.push({ op: 'define', id, kind: 'data', fields: readV9Fields(r, limits, id, at, count, 0) });
   }
   return ops;
 }
@@ -130,15 +139,7 @@ export function parseV9OptionsFlowset(r: Reader, limits: FlowDecoderLimits): Tem
     }
     const scopeCount = scopeLen / 4;
     const count = scopeCount + optLen / 4;
-    checkFieldCount(count, limits, r, id);
-    const fields: TemplateField[] = [];
-    for (let i = 0; i < count; i++) {
-      const fid = r.u16('field type');
-      const length = r.u16('field length');
-      fields.push({ id: fid, pen: 0, length, scope: i < scopeCount });
-    }
-    checkNonEmpty(fields, id, at);
-    ops.push({ op: 'define', id, kind: 'options', fields });
+    ops.push({ op: 'define', id, kind: 'options', fields: readV9Fields(r, limits, id, at, count, scopeCount) });
   }
   return ops;
 }

@@ -1,6 +1,7 @@
 /**
- * Address-to-text for the hot path. Produces exactly the strings of reader.ts's formatIPv4 /
- * formatIPv6 (RFC 5952 canonical form; a property test holds the two equal), but:
+ * Address-to-text, the one implementation every decoder, the pcap reader and the /proc
+ * parser use. RFC 5952 canonical form (test/property/packet-walker.test.ts holds it equal to
+ * a plain array-based reference formatter), and built for the hot path:
  *
  * - formats without building intermediate arrays, and
  * - remembers recent results in a small direct-mapped cache keyed by the address octets.
@@ -8,7 +9,7 @@
  * Why a cache: a sampled link carries few distinct addresses per second relative to the sample
  * rate, and every sample needs two address strings for its FlowRecord. Measured on the pmacct
  * capture (test/bench/sflow.ts, loaded 2-core machine): about 2.9M samples/s with the cache,
- * 0.8-1.4M formatting each time without arrays, 0.6M with reader.ts's formatIPv6. A hit
+ * 0.8-1.4M formatting each time without arrays, 0.6M with an array-based formatter. A hit
  * compares all octets, so a collision only costs a re-format, never a wrong string.
  * The cache is module state but the functions stay pure: same octets in, same string out.
  */

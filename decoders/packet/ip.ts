@@ -7,6 +7,7 @@
  * Positions are plain numbers threaded through the functions (no cursor object) so the walk
  * allocates nothing except the address strings.
  */
+import { u16 } from '../reader.js';
 import type { PacketInfo } from './types.js';
 import { ipv4String, ipv6String } from './addr.js';
 import {
@@ -48,10 +49,6 @@ export type TunnelHook = (bytes: Uint8Array, p: number, end: number, proto: numb
  * (RFC 8200 section 4.1 recommends each header at most once, destination options twice).
  */
 const MAX_EXTENSION_HEADERS = 16;
-
-function u16(bytes: Uint8Array, p: number): number {
-  return (bytes[p]! << 8) | bytes[p + 1]!;
-}
 
 /** IPv6 fixed header (RFC 8200 section 3) at `p`; the caller has set nothing yet. */
 export function walkIpv6(bytes: Uint8Array, p: number, end: number, out: PacketInfo, tunnel: TunnelHook | null): void {

@@ -14,6 +14,7 @@
  *   and mplsLabels arrays) so a walk allocates nothing but address strings.
  */
 import { DecodeError } from '../errors.js';
+import { u16 } from '../reader.js';
 import type { HeaderStart, PacketInfo } from './types.js';
 import { walkIpv4, walkIpv6, type TunnelHook } from './ip.js';
 import {
@@ -114,10 +115,6 @@ function walkFrom(bytes: Uint8Array, p: number, end: number, start: HeaderStart,
   if (start === 'ethernet') walkEthernet(bytes, p, end, out, tunnel);
   else if (start === 'ipv6') walkIpv6(bytes, p, end, out, tunnel);
   else walkIpv4(bytes, p, end, out, tunnel);
-}
-
-function u16(bytes: Uint8Array, p: number): number {
-  return (bytes[p]! << 8) | bytes[p + 1]!;
 }
 
 /** Ethernet II header (IEEE 802.3 clause 3.2, DIX framing) and any VLAN tags after it. */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
+import { ipv6String } from '../../decoders/packet/addr.js';
 
 /**
  * Kernel UDP socket statistics from /proc/net/udp and /proc/net/udp6 (Linux). The `drops`
@@ -39,33 +40,7 @@ export function decodeProcAddress(hex: string, littleEndian: boolean): { address
   if (hex.length !== 32) return undefined;
   const bytes: number[] = [];
   for (let i = 0; i < 32; i += 8) bytes.push(...wordBytes(hex.slice(i, i + 8), littleEndian));
-  return { address: formatIPv6(bytes), family: 6 };
-}
-
-/** RFC 5952 text of 16 bytes (longest zero run compressed; IPv4-mapped shown dotted). */
-function formatIPv6(bytes: number[]): string {
-  const isMapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  if (isMapped) return `::ffff:${bytes.slice(12).join('.')}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return { address: ipv6String(Uint8Array.from(bytes), 0), family: 6 };
 }
 
 /**
