@@ -86,6 +86,10 @@ describe('serve end to end over loopback', () => {
     expect(metrics).toContain(`scitags_datagrams_received_total{listener="sflow",exporter="127.0.0.1"} 235`);
     expect(metrics).toContain(`scitags_records_decoded_total{protocol="ipfix",exporter="127.0.0.1"} 86`);
     expect(metrics).toContain(`scitags_records_decoded_total{protocol="sflow",exporter="127.0.0.1"} 1448`);
+    // Kernel drops on our own sockets, read from /proc/net/udp at scrape time (none here).
+    expect(metrics).toContain(`scitags_kernel_udp_drops_total{listener="ipfix",port="${ports.ipfix}"} 0`);
+    expect(metrics).toContain(`scitags_kernel_udp_drops_total{listener="sflow",port="${ports.sflow}"} 0`);
+    expect(metrics).toContain('scitags_queue_length 0');
 
     // SIGTERM: drain, flush every open bucket, exit 0.
     expect(await daemon.stop('SIGTERM')).toBe(0);
