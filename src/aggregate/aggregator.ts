@@ -95,6 +95,9 @@ interface ExporterState {
 /** How often a persisting write failure is logged again. */
 const FAILURE_LOG_INTERVAL_MS = 60_000;
 
+/** Exporter name for addresses beyond maxExporters. */
+export const OTHER_EXPORTER = 'other';
+
 export class Aggregator {
   readonly config: AggregatorConfig;
   private readonly widthMs: number;
@@ -294,7 +297,11 @@ export class Aggregator {
   private exporter(addr: string): ExporterState {
     if (addr === this.lastExporterAddr) return this.lastExporter!;
     let ex = this.exporters.get(addr);
-    if (ex === undefined) this.exporters.set(addr, (ex = { links: this.links.exporter(addr), offsetMs: NaN }));
+    if (ex === undefined) {
+      const key = this.exporters.size < this.config.maxExporters ? addr : OTHER_EXPORTER;
+      ex = this.exporters.get(key);
+      if (ex === undefined) this.exporters.set(key, (ex = { links: this.links.exporter(key), offsetMs: NaN }));
+    }
     this.lastExporterAddr = addr;
     this.lastExporter = ex;
     return ex;

@@ -23,6 +23,11 @@ export interface AggregatorConfig {
   /** Cap on live keys (cells of buckets still accepting data); overflow is folded, counted. */
   maxLiveKeys: number;
   /**
+   * Distinct exporter addresses tracked; datagrams from further addresses (a spoofed-source
+   * flood past a missing allow-list) are counted under the exporter "other".
+   */
+  maxExporters: number;
+  /**
    * Unregistered pairs are folded into community = activity = null by default so random
    * RFC 6437 labels cannot explode the series count. 'all' keeps every pair as numbers;
    * a list keeps the selected ones.
@@ -50,6 +55,7 @@ export const DEFAULT_AGGREGATOR_CONFIG: Readonly<AggregatorConfig> = Object.free
   graceSeconds: 10,
   lateWindowSeconds: 300,
   maxLiveKeys: 100_000,
+  maxExporters: 10_000,
   keepUnregistered: 'none',
   maxFlowSeconds: 3600,
   futureToleranceSeconds: 5,
@@ -61,7 +67,7 @@ export const DEFAULT_AGGREGATOR_CONFIG: Readonly<AggregatorConfig> = Object.free
 export function resolveAggregatorConfig(partial: Partial<AggregatorConfig> = {}): AggregatorConfig {
   const cfg: AggregatorConfig = { ...DEFAULT_AGGREGATOR_CONFIG };
   for (const [k, v] of Object.entries(partial)) if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;
-  const positive = ['bucketSeconds', 'maxLiveKeys', 'maxFlowSeconds', 'maxPendingRows', 'tickSeconds'] as const;
+  const positive = ['bucketSeconds', 'maxLiveKeys', 'maxExporters', 'maxFlowSeconds', 'maxPendingRows', 'tickSeconds'] as const;
   for (const k of positive) {
     if (!(cfg[k] > 0)) throw new RangeError(`aggregation.${k} must be > 0, got ${cfg[k]}`);
   }

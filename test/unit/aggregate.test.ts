@@ -113,6 +113,7 @@ describe('configuration', () => {
       graceSeconds: 10,
       lateWindowSeconds: 300,
       maxLiveKeys: 100_000,
+      maxExporters: 10_000,
       keepUnregistered: [],
       maxFlowSeconds: 3600,
       futureToleranceSeconds: 5,
@@ -501,5 +502,19 @@ describe('restart', () => {
     store = new RecordingStore(createSqliteStore({ path: join(dir, 'scitags.sqlite') }));
     expect(await store.queryTraffic(q)).toEqual(before);
     expect(before.totals).toEqual({ bytes: 30, packets: 2, records: 2 });
+  });
+});
+
+describe('exporter cap', () => {
+  it('counts addresses beyond maxExporters under "other", losing no bytes', async () => {
+    const agg = aggregator({ maxExporters: 2 });
+    for (const addr of [R1, R2, '192.0.2.3', '192.0.2.4', R1]) agg.add(sample({ bytes: 100 }), T0 + S, addr);
+    await agg.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 200, packets: 2, records: 2 },
+      [`0s ${R2}#1 scitags 2/1`]: { bytes: 100, packets: 1, records: 1 },
+      ['0s other#1 scitags 2/1']: { bytes: 200, packets: 2, records: 2 },
+    });
+    expect(agg.stats().exporters).toBe(3);
   });
 });
