@@ -189,3 +189,44 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     await store.close();
   });
 });
+
+describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
+  it('creates the database, raw and rollup_1h retention policies and continuous queries that sum hours with every tag', async () => {
+    const db = await startInfluxd();
+    try {
+      const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'prov', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
+      const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {} });
+      const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'prov' });
+      const rps = await influx.showRetentionPolicies('prov');
+      expect(rps.map((r) => [r.name, r.duration, r.default])).toEqual([
+        ['autogen', '0s', false],
+        ['raw', '720h0m0s', true],
+        ['rollup_1h', '9600h0m0s', false],
+      ]);
+      const cqs = (await influx.query('SHOW CONTINUOUS QUERIES')).filter((r) => (r as { name?: string }).name !== undefined);
+      expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
+      // Provisioning again (a restart) changes nothing and does not fail.
+      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {} }).then((s) => s.close());
+
+      // Two 1-minute buckets in one hour roll up to their sum, tags kept. The CQ runs every
+      // 10 minutes; its statement is run here over the same hour to check what it computes.
+      const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+      const row = (min: number, bytes: number): TrafficRow => ({
+        bucketStartMs: hour + min * 60_000, bucketSeconds: 60, exporter: '192.0.2.1', inIf: 1, outIf: 2,
+        trafficClass: 'scitags', community: 2, activity: 1, registered: true, bytes, packets: 2, records: 1,
+      });
+      await store.writeRows([row(5, 1000)]);
+      await store.writeRows([row(6, 500)]);
+      const cq = (await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).find((r) => r.name === 'cq_scitags_1h')!;
+      const select = /BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE time >= ${hour}ms AND time < ${hour + 3_600_000}ms GROUP BY`);
+      await influx.query(select);
+      const rolled = await influx.query('SELECT * FROM "prov"."rollup_1h"."scitags_traffic"');
+      expect(rolled.map((r) => { const { time, ...rest } = r as unknown as Record<string, unknown> & { time: Date }; return { time: time.getTime(), ...rest }; })).toEqual([
+        { time: hour, activity: 'default', activity_id: '1', bytes: 1500, community: 'atlas', community_id: '2', exporter: '192.0.2.1', in_if: '1', in_link: '1', out_if: '2', out_link: '2', packets: 4, records: 2 },
+      ]);
+      await store.close();
+    } finally {
+      await db.destroy();
+    }
+  });
+});
