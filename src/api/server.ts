@@ -228,6 +228,21 @@ const exportersSchema = {
             items: { type: 'object', properties: { domain: num, rate: num, source: str } },
           },
           liveTemplates: num,
+          sflowSources: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                subAgent: num,
+                sourceIdType: num,
+                sourceIdIndex: num,
+                samplingRate: num,
+                effectiveRate: { type: ['number', 'null'] },
+                drops: num,
+                lostSamples: num,
+              },
+            },
+          },
         },
       },
     },
@@ -464,6 +479,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
             lostRecords: e.lostRecords,
             samplingRates: e.samplingRates,
             liveTemplates: e.liveTemplates,
+            ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
           }));
         return { exporters };
       },

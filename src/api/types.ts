@@ -26,6 +26,23 @@ export interface ExporterInfo {
   samplingRates: { domain: number; rate: number; source: SamplingSource }[];
   /** IPFIX / NetFlow v9 templates currently known for this exporter (all sessions, domains). */
   liveTemplates: number;
+  /** sFlow data sources of the agent with this address (flow samplers only). */
+  sflowSources?: SflowSourceInfo[];
+}
+
+/** One sFlow flow-sample source: the rate it states, the rate its sample_pool shows, drops. */
+export interface SflowSourceInfo {
+  subAgent: number;
+  /** Source id class (0 ifIndex, 1 smonVlanDataSource, 2 entPhysicalEntry) and index. */
+  sourceIdType: number;
+  sourceIdIndex: number;
+  /** sampling_rate in the latest sample. */
+  samplingRate: number;
+  /** Growth of sample_pool per sample seen (sFlow v5 3.1); null before two samples. */
+  effectiveRate: number | null;
+  /** Packets the agent dropped without sampling (growth of `drops`), and samples lost by sequence numbers. */
+  drops: number;
+  lostSamples: number;
 }
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';

@@ -78,7 +78,14 @@ describe('serve end to end over loopback', () => {
       `${daemon.apiUrl}/api/v1/exporters`,
     );
     expect(exporters.exporters).toHaveLength(1);
-    expect(exporters.exporters[0]).toMatchObject({ address: '127.0.0.1', records: 43 + 43 + 1448, protocols: ['ipfix', 'sflow'], errorsByReason: {} });
+    expect(exporters.exporters[0]).toMatchObject({
+      address: '127.0.0.1',
+      records: 43 + 43 + 1448,
+      protocols: ['ipfix', 'sflow'],
+      errorsByReason: {},
+      // pmacct sfprobe: one flow source 0:1 at rate 1, and sample_pool grows by one per sample
+      sflowSources: [{ subAgent: 7, sourceIdType: 0, sourceIdIndex: 1, samplingRate: 1, effectiveRate: 1, drops: 0, lostSamples: 0 }],
+    });
     const health = await fetch(`${daemon.apiUrl}/health`);
     expect(health.status).toBe(200);
     const metrics = await (await fetch(`${daemon.apiUrl}/metrics`)).text();

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../collectors/pcap.js';
+import { DatagramDecoder } from '../../src/pipeline/decoder.js';
+import { exporterInfos } from '../../src/serve/exporters-view.js';
+import { fixturePath } from '../support/expected.js';
+
+function run(...files: string[]): DatagramDecoder {
+  const dec = new DatagramDecoder();
+  for (const f of files) for (const d of readCaptureFile(fixturePath(f)).datagrams) dec.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
+  return dec;
+}
+
+describe('exporters view', () => {
+  it('shows the sFlow rate stated and the rate sample_pool shows (pmacct sfprobe at 1:4)', () => {
+    const [ex] = exporterInfos(run('sflow_pmacct_sampled.pcap'));
+    // truth: 369 samples, sample_pool from 2 to 1437: 1435 pooled packets over 368 further samples
+    expect(ex!.sflowSources).toEqual([{ subAgent: 24, sourceIdType: 0, sourceIdIndex: 1, samplingRate: 4, effectiveRate: 1435 / 368, drops: 0, lostSamples: 0 }]);
+    expect(ex!.samplingRates).toEqual([{ domain: 24, rate: 4, source: 'header' }]);
+  });
+
+  it('shows IPFIX sampling joined from options and the live templates', () => {
+    const [ex] = exporterInfos(run('ipfix_pmacct_sampled.pcap'));
+    expect(ex).toMatchObject({ protocols: ['ipfix'], samplingRates: [{ domain: expect.any(Number), rate: 4, source: 'options' }] });
+    expect(ex!.liveTemplates).toBeGreaterThan(0);
+    expect(ex!.sflowSources).toBeUndefined();
+  });
+});
