@@ -35,7 +35,7 @@ function checkFieldCount(count: number, limits: FlowDecoderLimits, r: Reader, id
 }
 
 /** A record made of nothing would make a data set loop forever; refuse such templates. */
-function checkNonEmpty(fields: TemplateField[], id: number, at: number): void {
+export function checkNonEmpty(fields: readonly TemplateField[], id: number, at: number): void {
   let min = 0;
   for (const f of fields) min += f.length === VARLEN ? 1 : f.length;
   if (min === 0) throw new DecodeError('bad-template', `template ${id} describes empty records`, at);

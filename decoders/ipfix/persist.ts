@@ -1,0 +1,179 @@
+/**
+ * Saving and restoring the IPFIX / NetFlow v9 decoder state, so a collector restart does not
+ * forget templates. Exporters refresh templates only every few minutes (Cisco's default is
+ * 30 minutes); without this, every data set in that window after a restart would wait for a
+ * template that the buffer's age limit gives up on, and the traffic would be lost.
+ *
+ * What is kept: per transport session and domain the templates (fields; plans are compiled
+ * again), withdrawn ids, sequence state and sampling learnt from options; the per-exporter
+ * sampling tables; the data sets still waiting for their template. The document is checked
+ * on the way in (it is a file on disk, so it may be truncated or edited), against the same
+ * caps as live decoding.
+ */
+import { z } from 'zod';
+import { compilePlan, VARLEN } from './plan.js';
+import { newSamplingTable, type SamplingTable } from './sampling.js';
+import { checkNonEmpty } from './templates.js';
+import { createFlowDecoderState, type DomainState, type FlowDecoderLimits, type FlowDecoderState, type SessionState } from './state.js';
+
+export const FLOW_STATE_VERSION = 1;
+
+const u32 = z.number().int().min(0).max(0xffffffff);
+const finite = z.number().finite();
+const entries = <T extends z.ZodTypeAny>(value: T) => z.array(z.tuple([z.number().int(), value]));
+
+const samplingSchema = z.object({
+  domainRate: finite.min(0),
+  samplers: entries(finite.min(0)),
+  selectors: entries(finite.min(0)),
+  interfaces: entries(finite.min(0)),
+  interfaceNames: entries(z.string().max(64)),
+  systemInitMs: finite,
+});
+
+const fieldSchema = z.object({
+  id: z.number().int().min(0).max(0x7fff),
+  pen: u32,
+  length: z.number().int().min(0).max(VARLEN),
+  scope: z.boolean(),
+});
+
+const templateSchema = z.object({
+  id: z.number().int().min(256).max(0xffff),
+  kind: z.enum(['data', 'options']),
+  protocol: z.enum(['ipfix', 'netflow9']),
+  fields: z.array(fieldSchema).min(1),
+  receivedMs: finite,
+});
+
+const domainSchema = z.object({
+  domain: u32,
+  templates: z.array(templateSchema),
+  withdrawn: entries(finite),
+  sequence: z.object({ expected: z.number().int().min(-1), lost: finite.min(0), late: finite.min(0), resets: finite.min(0), gaps: finite.min(0) }),
+  sampling: samplingSchema,
+});
+
+const pendingSchema = z.object({
+  protocol: z.enum(['ipfix', 'netflow9']),
+  domain: u32,
+  templateId: z.number().int().min(256).max(0xffff),
+  body: z.string().max(1 << 20),
+  receivedMs: finite,
+  exportSecs: finite,
+  sysUptimeMs: finite,
+});
+
+const documentSchema = z.object({
+  version: z.literal(FLOW_STATE_VERSION),
+  savedMs: finite,
+  sessions: z.array(
+    z.object({
+      address: z.string().min(1).max(64),
+      port: z.number().int().min(0).max(65535),
+      lastSeenMs: finite,
+      domains: z.array(domainSchema),
+      pending: z.array(pendingSchema),
+    }),
+  ),
+  exporterSampling: z.array(z.tuple([z.string().max(80), samplingSchema])),
+});
+
+export type PersistedFlowState = z.infer<typeof documentSchema>;
+
+function samplingOut(t: SamplingTable): PersistedFlowState['exporterSampling'][number][1] {
+  return {
+    domainRate: t.domainRate,
+    samplers: [...t.samplers],
+    selectors: [...t.selectors],
+    interfaces: [...t.interfaces],
+    interfaceNames: [...t.interfaceNames],
+    systemInitMs: t.systemInitMs,
+  };
+}
+
+function samplingIn(p: PersistedFlowState['exporterSampling'][number][1], cap: number): SamplingTable {
+  const t = newSamplingTable();
+  t.domainRate = p.domainRate;
+  t.systemInitMs = p.systemInitMs;
+  for (const [k, v] of p.samplers.slice(0, cap)) t.samplers.set(k, v);
+  for (const [k, v] of p.selectors.slice(0, cap)) t.selectors.set(k, v);
+  for (const [k, v] of p.interfaces.slice(0, cap)) t.interfaces.set(k, v);
+  for (const [k, v] of p.interfaceNames.slice(0, cap)) t.interfaceNames.set(k, v);
+  return t;
+}
+
+/** The state as a JSON-ready document. */
+export function snapshotFlowState(state: FlowDecoderState, nowMs: number): PersistedFlowState {
+  return {
+    version: FLOW_STATE_VERSION,
+    savedMs: nowMs,
+    sessions: [...state.sessions.values()].map((s) => ({
+      address: s.address,
+      port: s.port,
+      lastSeenMs: s.lastSeenMs,
+      domains: [...s.domains.values()].map((d) => ({
+        domain: d.domain,
+        templates: [...d.templates.values()].map((t) => ({ id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, receivedMs: t.receivedMs })),
+        withdrawn: [...d.withdrawn],
+        sequence: { ...d.sequence },
+        sampling: samplingOut(d.sampling),
+      })),
+      pending: s.pending.map((p) => ({ ...p, body: Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength).toString('base64') })),
+    })),
+    exporterSampling: [...state.exporterSampling].map(([k, t]) => [k, samplingOut(t)]),
+  };
+}
+
+/**
+ * A decoder state from a saved document. Throws an Error naming the problem when the
+ * document is not one we wrote (the caller then starts empty). Anything beyond the limits
+ * in force (which may have been lowered since) is dropped, oldest sessions first.
+ */
+export function restoreFlowState(doc: unknown, limits: Partial<FlowDecoderLimits> = {}): FlowDecoderState {
+  const parsed = documentSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`decoder state is not valid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown problem'}`);
+  }
+  const state = createFlowDecoderState(limits);
+  const lim = state.limits;
+  const sessions = [...parsed.data.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs).slice(0, lim.maxSessions);
+  for (const ps of sessions.reverse()) {
+    const key = ps.address.includes(':') ? `[${ps.address}]:${ps.port}` : `${ps.address}:${ps.port}`;
+    const session: SessionState = { key, address: ps.address, port: ps.port, lastSeenMs: ps.lastSeenMs, templateCount: 0, domains: new Map(), pending: [], pendingBytes: 0 };
+    for (const pd of ps.domains.slice(0, lim.maxDomainsPerSession)) {
+      const d: DomainState = {
+        domain: pd.domain,
+        exporterKey: `${ps.address}|${pd.domain}`,
+        templates: new Map(),
+        withdrawn: new Map(),
+        sequence: { ...pd.sequence },
+        sampling: samplingIn(pd.sampling, lim.maxSamplingEntries),
+      };
+      for (const t of pd.templates) {
+        if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;
+        // Same checks as a template from the wire: an empty record layout would loop forever.
+        checkNonEmpty(t.fields, t.id, 0);
+        d.templates.set(t.id, { id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, plan: compilePlan(t.id, t.kind, t.fields, t.protocol), receivedMs: t.receivedMs });
+        session.templateCount++;
+      }
+      for (const [id, ms] of pd.withdrawn) {
+        if (session.templateCount >= lim.maxTemplatesPerSession) break;
+        if (d.templates.has(id)) continue;
+        d.withdrawn.set(id, ms);
+        session.templateCount++;
+      }
+      session.domains.set(d.domain, d);
+    }
+    for (const pp of ps.pending) {
+      const body = new Uint8Array(Buffer.from(pp.body, 'base64'));
+      if (session.pendingBytes + body.length > lim.maxPendingBytes) break;
+      session.pending.push({ ...pp, body });
+      session.pendingBytes += body.length;
+    }
+    state.sessions.set(key, session);
+  }
+  for (const [k, t] of parsed.data.exporterSampling.slice(0, lim.maxSessions)) state.exporterSampling.set(k, samplingIn(t, lim.maxSamplingEntries));
+  return state;
+}
