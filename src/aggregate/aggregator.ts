@@ -4,7 +4,7 @@ import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
 import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
-import { KeepPolicy, SERIES_SPACE, overflowSeries, seriesInfo, seriesOf } from './series.js';
+import { KeepPolicy, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from './series.js';
 import { cumulativeShare } from './split.js';
 
 /**
@@ -250,6 +250,44 @@ export class Aggregator {
       if (this.folded) anyFolded = true;
     }
     if (anyFolded) this.c.foldedByCardinality++;
+  }
+
+  /**
+   * Seeds the buckets still open at `nowMs` (within grace + late window) with the rows a
+   * previous run stored for them. Without this, the first write after a restart would
+   * replace the stored total of the current bucket with the new run's partial one. Call
+   * once, before the first add(). Returns the rows taken.
+   */
+  seed(rows: readonly TrafficRow[], nowMs: number): number {
+    const from = Math.floor((nowMs - this.graceMs - this.lateMs) / this.widthMs);
+    let taken = 0;
+    for (const row of rows) {
+      const index = Math.floor(row.bucketStartMs / this.widthMs);
+      if (index < from || index < this.acceptFrom) continue;
+      const ex = this.exporter(row.exporter);
+      let link = this.links.intern(ex.links, row.inIf ?? NO_IF, row.outIf ?? NO_IF, false);
+      let folded = false;
+      if (link < 0) {
+        link = this.overflowLink(ex);
+        folded = true;
+      }
+      const series =
+        row.trafficClass === 'scitags'
+          ? row.community === null || row.activity === null
+            ? SERIES_FOLDED
+            : row.community * 64 + row.activity
+          : row.trafficClass === 'ipv6_unmarked'
+            ? SERIES_IPV6
+            : row.trafficClass === 'ipv4'
+              ? SERIES_IPV4
+              : SERIES_UNKNOWN;
+      const cell = this.cellFor(index, ex, link, series, folded);
+      cell.bytes += row.bytes;
+      cell.packets += row.packets;
+      cell.records += row.records;
+      taken++;
+    }
+    return taken;
   }
 
   /** Writes the buckets due at `nowMs` and closes those past the late window. Never rejects. */

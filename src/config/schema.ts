@@ -90,6 +90,12 @@ const decoderSchema = z.strictObject({
    * withdrawn or redefined. When set, use at least 3x the exporters' refresh interval.
    */
   templateTimeoutSeconds: z.number().int().min(0).default(0),
+  /**
+   * Templates, sampling options and held data sets are saved here (every minute and at
+   * shutdown) and loaded at start, so a restart does not wait for the exporters' next
+   * template refresh. Empty disables.
+   */
+  stateFile: z.string().default('./data/decoder-state.json'),
 });
 
 const pairSelector = z.strictObject({

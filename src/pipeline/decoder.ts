@@ -47,8 +47,12 @@ export class DatagramDecoder {
   readonly totals = { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0 };
   private readonly samplingRules: SamplingRules;
 
-  constructor(private readonly opts: DatagramDecoderOptions = DEFAULT_DECODER_OPTIONS) {
-    this.flowState = createFlowDecoderState(opts.flowLimits);
+  /** `flowState`: a state restored from disk (templates survive restarts); empty otherwise. */
+  constructor(
+    private readonly opts: DatagramDecoderOptions = DEFAULT_DECODER_OPTIONS,
+    flowState?: FlowDecoderState,
+  ) {
+    this.flowState = flowState ?? createFlowDecoderState(opts.flowLimits);
     this.sflowState = createSflowState();
     this.samplingRules = new SamplingRules(opts.samplingRules);
   }

@@ -12,6 +12,7 @@ import { DatagramDecoder } from '../pipeline/decoder.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
+import { loadDecoderState, saveDecoderState } from './decoder-state-file.js';
 import { exporterInfos, learnedInterfaces } from './exporters-view.js';
 import { MetricsSync } from './metrics-sync.js';
 
@@ -19,6 +20,7 @@ import { MetricsSync } from './metrics-sync.js';
 const DRAIN_BATCH = 512;
 const RETENTION_INTERVAL_MS = 3600_000;
 const METRICS_SYNC_MS = 5_000;
+const STATE_SAVE_MS = 60_000;
 
 export interface CollectorDeps {
   now: () => number;
@@ -51,19 +53,23 @@ export class Collector {
   ) {
     const { now, log } = deps;
     this.queue = new BoundedQueue(config.queue.size);
+    const flowLimits = {
+      maxSessions: config.decoder.maxSessions,
+      maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
+      maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
+      templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
+    };
+    const saved = loadDecoderState(config.decoder.stateFile, flowLimits);
+    if (saved.warning) log.log('warn', saved.warning);
+    else if (saved.state) log.log('info', `restored templates of ${saved.state.sessions.size} exporter sessions from ${config.decoder.stateFile}`);
     this.decoder = new DatagramDecoder({
       withFields: false,
       withAddresses: false,
       defaultSamplingRate: config.exporters.defaultSamplingRate,
       samplingRules: config.exporters.sampling,
-      flowLimits: {
-        maxSessions: config.decoder.maxSessions,
-        maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
-        maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
-        templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
-      },
+      flowLimits,
       innerHeaders: false,
-    });
+    }, saved.state);
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -136,7 +142,7 @@ export class Collector {
       { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
       { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
     );
-    const store = await createStore(config.store, { links: config.links, registry: () => registry.registry, log });
+    const store = await createStore(config.store, { links: config.links, registry: () => registry.registry, log, bucketSeconds: config.aggregation.bucketSeconds });
     return new Collector(config, store, registry, deps);
   }
 
@@ -164,6 +170,17 @@ export class Collector {
 
   /** Binds every listener and the API; resolves once they all listen. */
   async start(): Promise<void> {
+    // Before the first datagram: buckets a previous run wrote and that are still open
+    // continue from their stored totals (a restart must add, not replace).
+    const a = this.config.aggregation;
+    const now = this.deps.now();
+    const fromMs = Math.floor((now - (a.graceSeconds + a.lateWindowSeconds) * 1000) / (a.bucketSeconds * 1000)) * a.bucketSeconds * 1000;
+    try {
+      const seeded = this.aggregator.seed(await this.store.readRows(fromMs), now);
+      if (seeded > 0) this.deps.log.log('info', `continuing ${seeded} stored rows of buckets still open`);
+    } catch (err) {
+      this.deps.log.log('warn', `could not read open buckets back from the ${this.store.kind} store (${String(err)}); a restart inside a bucket may undercount it`);
+    }
     for (const { listener } of this.listeners) await listener.start();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     this.registry.start();
@@ -175,6 +192,12 @@ export class Collector {
     retention.unref();
     sync.unref();
     this.timers.push(retention, sync);
+    if (this.config.decoder.stateFile) {
+      // Also on a timer, so a crash (not only a clean stop) keeps recent templates.
+      const save = setInterval(() => this.saveDecoderState(), STATE_SAVE_MS);
+      save.unref();
+      this.timers.push(save);
+    }
     if (this.store.writeCollectorStats && this.config.store.type === 'influx') {
       const writeStats = (): void => {
         this.store.writeCollectorStats!(this.statsSnapshot()).catch((err: unknown) =>
@@ -222,6 +245,15 @@ export class Collector {
     for (const rec of records) this.aggregator.add(rec, d.receivedMs, d.srcAddr);
   }
 
+  private saveDecoderState(): void {
+    if (!this.config.decoder.stateFile) return;
+    try {
+      saveDecoderState(this.config.decoder.stateFile, this.decoder.flowState, this.deps.now());
+    } catch (err) {
+      this.deps.log.limited('decoder-state', 'warn', `saving decoder state to ${this.config.decoder.stateFile} failed: ${String(err)}`);
+    }
+  }
+
   health(): HealthInfo {
     const checks: HealthInfo['checks'] = {};
     const fill = this.queue.length / this.queue.capacity;
@@ -248,6 +280,7 @@ export class Collector {
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
     for (let d = this.queue.shift(); d; d = this.queue.shift()) this.process(d);
+    this.saveDecoderState();
     this.registry.stop();
     await this.aggregator.stop();
     this.metricsSync.sync();

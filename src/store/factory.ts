@@ -8,7 +8,7 @@ import type { TrafficStore } from './types.js';
 /** Builds the configured store: the embedded SQLite file by default, or InfluxDB. */
 export async function createStore(
   config: StoreConfig,
-  deps: { links: readonly LinkConfig[]; registry: () => Registry; log: Logger },
+  deps: { links: readonly LinkConfig[]; registry: () => Registry; log: Logger; bucketSeconds: number },
 ): Promise<TrafficStore> {
   switch (config.type) {
     case 'sqlite':
@@ -17,6 +17,7 @@ export async function createStore(
       return await createInfluxStore(config, {
         registry: deps.registry,
         links: deps.links,
+        bucketSeconds: deps.bucketSeconds,
         log: (msg) => deps.log.limited(`influx|${msg.slice(0, 40)}`, 'warn', msg),
       });
   }

@@ -105,6 +105,12 @@ export interface TrafficStore {
    */
   writeRows(rows: TrafficRow[]): Promise<void>;
   queryTraffic(query: TrafficQuery): Promise<TrafficQueryResult>;
+  /**
+   * The stored rows of buckets starting at or after `fromMs`. At start the aggregator seeds
+   * the buckets still open with them, so a restart adds to what the previous run wrote for
+   * the current bucket instead of replacing it with a partial total.
+   */
+  readRows(fromMs: number): Promise<TrafficRow[]>;
   /** Stores the collector's own counters, where the store keeps them (InfluxDB). */
   writeCollectorStats?(snapshot: CollectorStatsSnapshot): Promise<void>;
   /** Deletes data older than the retention; returns rows removed (embedded store). */

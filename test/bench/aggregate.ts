@@ -85,6 +85,7 @@ function buildArrivals(count: number): Arrival[] {
 const nullStore: TrafficStore = {
   kind: 'null',
   writeRows: async () => undefined,
+  readRows: async () => [],
   queryTraffic: async () => ({ series: [], totals: { bytes: 0, packets: 0, records: 0 } }),
   close: async () => undefined,
 };

@@ -162,6 +162,7 @@ export async function benchInflux(opts: InfluxBenchOptions = {}): Promise<Influx
   const store = await createInfluxStore(influxStoreSchema.parse({ type: 'influx', url: influxd.url, database: 'bench', spoolDir }), {
     registry: () => registry,
     links: linkConfigs(),
+    bucketSeconds: 60,
     log: (msg) => process.stderr.write(`influx store: ${msg}\n`),
   });
   try {

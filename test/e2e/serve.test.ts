@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
-import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { createSocket } from 'node:dgram';
+import { freePorts, freeUdpPort, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 
 interface Series {
@@ -109,6 +110,50 @@ describe('serve end to end over loopback', () => {
       expect(groupsOf(answer)).toEqual(expectedGroups());
     } finally {
       expect(await again.stop('SIGINT')).toBe(0);
+    }
+  });
+});
+
+describe('templates survive a restart of the collector', () => {
+  it('data sent after a restart, before any template refresh, is decoded with the saved templates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scitags-state-'));
+    const store = `--store=sqlite:${join(dir, 'scitags.sqlite')}`;
+    const dgrams = readCaptureFile(fixturePath('ipfix_pmacct_nfprobe_flowlabel.pcap')).datagrams;
+    const sourcePort = await freeUdpPort();
+    // The exporter keeps its transport session (source port) across our restart.
+    const sendFromExporter = async (payloads: Uint8Array[], port: number): Promise<void> => {
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(sourcePort, '127.0.0.1', () => r()));
+      for (const p of payloads) await new Promise<void>((r) => s.send(p, port, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.close(() => r()));
+    };
+    const decoded = async (d: { apiUrl: string }, n: number) =>
+      waitFor(async () => (await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters[0]?.datagrams === n);
+
+    const portsA = await freePorts();
+    const a = await startDaemon(portsA, [store], {}, dir);
+    await sendFromExporter([dgrams[0]!.payload], portsA.ipfix); // the templates (and first records)
+    await decoded(a, 1);
+    expect(await a.stop()).toBe(0);
+
+    const portsB = await freePorts();
+    const b = await startDaemon(portsB, [store], {}, dir);
+    expect(b.output()).toMatch(/restored templates of 1 exporter sessions/);
+    await sendFromExporter(dgrams.slice(1).map((d) => d.payload), portsB.ipfix);
+    await decoded(b, dgrams.length - 1);
+    const metrics = await (await fetch(`${b.apiUrl}/metrics`)).text();
+    expect(metrics).not.toMatch(/scitags_template_misses_total\{[^}]*\} [1-9]/);
+    expect(await b.stop()).toBe(0);
+
+    const c = await startDaemon(await freePorts(), [store], {}, dir);
+    try {
+      const from = Math.floor(Date.now() / 1000) - 3600;
+      const answer = await getJson<TrafficAnswer>(`${c.apiUrl}/api/v1/traffic?from=${from}&to=now&step=1h&groupBy=class`);
+      const t = expectedTotals(loadTruth(fixturePath('ipfix_pmacct_nfprobe_flowlabel.truth.json')));
+      const marked = [...t.pairs.values()].reduce((acc, x) => add(acc, x), undefined as ExpectedCounts | undefined)!;
+      expect(groupsOf(answer)).toEqual(new Map([['ipv6_unmarked', t.ipv6Unmarked], ['ipv4', t.ipv4]]).set('scitags undefined/undefined', marked));
+    } finally {
+      await c.stop();
     }
   });
 });

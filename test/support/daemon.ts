@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { freeTcpPort } from './influxd.js';
 
@@ -39,13 +40,25 @@ export async function freePorts(): Promise<DaemonPorts> {
 export interface Daemon {
   child: ChildProcess;
   apiUrl: string;
+  /** The daemon's working directory (its ./data lives here). */
+  cwd: string;
   output: () => string;
   /** SIGTERM and wait for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `scitags-collector serve` (the built CLI) and resolves once it prints its API URL. */
-export async function startDaemon(ports: DaemonPorts, extraArgs: string[], env: Record<string, string> = {}): Promise<Daemon> {
+/**
+ * Starts `scitags-collector serve` (the built CLI) and resolves once it prints its API URL.
+ * It runs in its own working directory (a fresh temp dir unless `cwd` is given), so the
+ * relative defaults under ./data (store, registry cache, decoder state, spool) of daemons
+ * in parallel tests never meet; pass the same `cwd` to restart "the same" collector.
+ */
+export async function startDaemon(
+  ports: DaemonPorts,
+  extraArgs: string[],
+  env: Record<string, string> = {},
+  cwd: string = mkdtempSync(join(tmpdir(), 'scitags-daemon-')),
+): Promise<Daemon> {
   const child = spawn(
     process.execPath,
     [
@@ -58,7 +71,7 @@ export async function startDaemon(ports: DaemonPorts, extraArgs: string[], env: 
       '--api-bind=127.0.0.1',
       ...extraArgs,
     ],
-    { env: { ...process.env, SCITAGS_REGISTRY_URL: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd, env: { ...process.env, SCITAGS_REGISTRY_URL: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -78,6 +91,7 @@ export async function startDaemon(ports: DaemonPorts, extraArgs: string[], env: 
   return {
     child,
     apiUrl: `http://127.0.0.1:${ports.api}`,
+    cwd,
     output: () => out,
     stop: async (signal = 'SIGTERM') => {
       child.kill(signal);

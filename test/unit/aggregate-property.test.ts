@@ -76,6 +76,9 @@ class FlakyStore implements TrafficStore {
   readonly kind = 'flaky';
   fail = false;
   constructor(readonly inner: SqliteTrafficStore) {}
+  readRows(fromMs: number): Promise<TrafficRow[]> {
+    return this.inner.readRows(fromMs);
+  }
   async writeRows(rows: TrafficRow[]): Promise<void> {
     if (this.fail) {
       this.fail = false;

@@ -37,6 +37,9 @@ class RecordingStore implements TrafficStore {
   readonly batches: TrafficRow[][] = [];
   failNext = 0;
   constructor(readonly inner: SqliteTrafficStore) {}
+  readRows(fromMs: number): Promise<TrafficRow[]> {
+    return this.inner.readRows(fromMs);
+  }
   async writeRows(rows: TrafficRow[]): Promise<void> {
     if (this.failNext > 0) {
       this.failNext--;
@@ -516,5 +519,28 @@ describe('exporter cap', () => {
       ['0s other#1 scitags 2/1']: { bytes: 200, packets: 2, records: 2 },
     });
     expect(agg.stats().exporters).toBe(3);
+  });
+});
+
+describe('restart inside a bucket', () => {
+  it('a new aggregator seeded from the store adds to the stored total instead of replacing it', async () => {
+    const first = aggregator();
+    first.add(sample({ bytes: 100 }), T0 + S, R1);
+    first.add(sample({ bytes: 40, flowLabel: 0 }), T0 + S, R1);
+    await first.stop(); // shutdown: the open bucket is written with the first run's part
+    const second = aggregator();
+    expect(second.seed(await store.readRows(T0 - HOUR), T0 + 2 * S)).toBe(2);
+    second.add(sample({ bytes: 7 }), T0 + 3 * S, R1);
+    await second.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 107, packets: 2, records: 2 },
+      [`0s ${R1}#1 ipv6_unmarked null/null`]: { bytes: 40, packets: 1, records: 1 },
+    });
+  });
+
+  it('ignores stored rows of buckets already past the late window', async () => {
+    const agg = aggregator({ lateWindowSeconds: 60, graceSeconds: 0 });
+    const old = { bucketStartMs: T0, bucketSeconds: 60, exporter: R1, inIf: 1, outIf: 2, trafficClass: 'ipv4' as const, community: null, activity: null, registered: false, bytes: 1, packets: 1, records: 1 };
+    expect(agg.seed([old, { ...old, bucketStartMs: T0 + 10 * MIN }], T0 + 10 * MIN)).toBe(1);
   });
 });

@@ -33,6 +33,10 @@ class MemoryStore implements TrafficStore {
   fail: Error | undefined;
   lastQuery: TrafficQuery | undefined;
 
+  async readRows(fromMs: number): Promise<TrafficRow[]> {
+    return [...this.rows.values()].filter((r) => r.bucketStartMs >= fromMs);
+  }
+
   async writeRows(rows: TrafficRow[]): Promise<void> {
     for (const r of rows) {
       const key = [r.bucketStartMs, r.exporter, r.inIf, r.outIf, r.trafficClass, r.community, r.activity].join('|');

@@ -34,7 +34,7 @@ const DEFAULTS: Config = {
   },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [] },
-  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 1048576, templateTimeoutSeconds: 0 },
+  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 1048576, templateTimeoutSeconds: 0, stateFile: "./data/decoder-state.json" },
   aggregation: { bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300, maxLiveKeys: 100000, keepUnregistered: [] },
   links: [],
   store: { type: 'sqlite', path: './data/scitags.sqlite', retentionDays: 30 },

@@ -14,6 +14,8 @@ const COUNTER_FIELDS = ['datagrams', 'records', 'decode_errors', 'template_misse
 
 export interface InfluxStoreDeps {
   registry: () => Registry;
+  /** Aggregation bucket width, reported on rows read back. */
+  bucketSeconds: number;
   links: readonly LinkConfig[];
   log: (msg: string) => void;
 }
@@ -139,6 +141,23 @@ export class InfluxTrafficStore implements TrafficStore {
     if (scitags) for (const r of await this.influx.query<Record<string, unknown>>(scitags)) rows.push(influxRowToStored(r, 'scitags'));
     if (links) for (const r of await this.influx.query<Record<string, unknown>>(links)) rows.push(influxRowToStored(r, undefined));
     return groupRows(rows, q, true);
+  }
+
+  async readRows(fromMs: number): Promise<TrafficRow[]> {
+    // Spooled batches are not in InfluxDB yet: send them first so the read is complete.
+    await this.writer.flush().catch(() => {});
+    const since = `time >= ${Math.floor(fromMs)}ms`;
+    const stored: StoredRow[] = [];
+    for (const r of await this.influx.query<Record<string, unknown>>(`SELECT * FROM "scitags_traffic" WHERE ${since}`)) stored.push(influxRowToStored(r, 'scitags'));
+    for (const r of await this.influx.query<Record<string, unknown>>(`SELECT * FROM "link_traffic" WHERE ${since} AND "class" != 'scitags'`)) {
+      stored.push(influxRowToStored(r, undefined));
+    }
+    const registry = this.deps.registry();
+    return stored.map((r) => ({
+      ...r,
+      bucketSeconds: this.deps.bucketSeconds,
+      registered: r.community !== null && r.activity !== null && registry.isRegistered(r.community, r.activity),
+    }));
   }
 
   /** Waits for spooled batches to drain (tests, shutdown). */

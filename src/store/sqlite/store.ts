@@ -142,6 +142,31 @@ export class SqliteTrafficStore implements TrafficStore {
     return { series: ordered, totals: { bytes: totals.bytes, packets: totals.packets, records: totals.records } };
   }
 
+  async readRows(fromMs: number): Promise<TrafficRow[]> {
+    const rows = this.statement(
+      `SELECT bucket_start, bucket_seconds, exporter, in_if, out_if, class, community, activity, registered, bytes, packets, records
+       FROM traffic WHERE bucket_start >= ?`,
+    ).all(fromMs) as {
+      bucket_start: number; bucket_seconds: number; exporter: string; in_if: number; out_if: number; class: TrafficClass;
+      community: number; activity: number; registered: number; bytes: number; packets: number; records: number;
+    }[];
+    const orNull = (v: number): number | null => (v === NONE ? null : v);
+    return rows.map((r) => ({
+      bucketStartMs: r.bucket_start,
+      bucketSeconds: r.bucket_seconds,
+      exporter: r.exporter,
+      inIf: orNull(r.in_if),
+      outIf: orNull(r.out_if),
+      trafficClass: r.class,
+      community: orNull(r.community),
+      activity: orNull(r.activity),
+      registered: r.registered === 1,
+      bytes: r.bytes,
+      packets: r.packets,
+      records: r.records,
+    }));
+  }
+
   async applyRetention(nowMs: number): Promise<number> {
     if (!(this.config.retentionDays > 0)) return 0;
     const cutoff = nowMs - this.config.retentionDays * DAY_MS;
