@@ -7,7 +7,7 @@ import { replayDatagrams } from '../../collectors/replay.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { createSocket } from 'node:dgram';
 import { freePorts, freeUdpPort, getJson, startDaemon, waitFor } from '../support/daemon.js';
-import { type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
+import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 
 interface Series {
   group: Record<string, string | number | null>;
@@ -18,31 +18,21 @@ interface TrafficAnswer {
   totals: { bytes: number; packets: number; records: number };
 }
 
-const CAPTURES = [
-  { name: 'ipfix_pmacct_nfprobe_flowlabel', port: 'ipfix' },
-  { name: 'ipfix_softflowd_vlan', port: 'ipfix' },
-  { name: 'sflow_pmacct_sfprobe_rate1', port: 'sflow' },
-] as const;
-
-function add(a: ExpectedCounts | undefined, b: ExpectedCounts): ExpectedCounts {
-  const base = a ?? { records: 0, packets: 0, bytes: 0 };
-  return { records: base.records + b.records, packets: base.packets + b.packets, bytes: base.bytes + b.bytes };
-}
 
 /** What /api/v1/traffic?groupBy=community,activity must say: registered pairs by name, the rest folded. */
 function expectedGroups(): Map<string, ExpectedCounts> {
   const registry = loadSnapshot(0);
   const out = new Map<string, ExpectedCounts>();
-  for (const c of CAPTURES) {
+  for (const c of CORPUS_CAPTURES) {
     const t = expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`)));
     for (const [pair, counts] of t.pairs) {
       const [community, activity] = pair.split('/').map(Number) as [number, number];
       const names = registry.names(community, activity);
       const key = names.registered ? `scitags ${names.communityName}/${names.activityName}` : 'scitags unregistered/unregistered';
-      out.set(key, add(out.get(key), counts));
+      out.set(key, addCounts(out.get(key), counts));
     }
-    out.set('ipv6_unmarked', add(out.get('ipv6_unmarked'), t.ipv6Unmarked));
-    out.set('ipv4', add(out.get('ipv4'), t.ipv4));
+    out.set('ipv6_unmarked', addCounts(out.get('ipv6_unmarked'), t.ipv6Unmarked));
+    out.set('ipv4', addCounts(out.get('ipv4'), t.ipv4));
   }
   return out;
 }
@@ -52,7 +42,7 @@ function groupsOf(answer: TrafficAnswer): Map<string, ExpectedCounts> {
   for (const s of answer.series) {
     const g = s.group;
     const key = g.class === 'scitags' ? `scitags ${g.communityName}/${g.activityName}` : String(g.class);
-    out.set(key, add(out.get(key), s.totals));
+    out.set(key, addCounts(out.get(key), s.totals));
   }
   return out;
 }
@@ -65,7 +55,7 @@ describe('serve end to end over loopback', () => {
     const t0 = Date.now();
     const daemon = await startDaemon(ports, [`--store=${store}`]);
     let datagrams = 0;
-    for (const c of CAPTURES) {
+    for (const c of CORPUS_CAPTURES) {
       const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
       datagrams += cap.datagrams.length;
       // Paced so the kernel socket buffer never overflows on a loaded CI machine.
@@ -150,7 +140,7 @@ describe('templates survive a restart of the collector', () => {
       const from = Math.floor(Date.now() / 1000) - 3600;
       const answer = await getJson<TrafficAnswer>(`${c.apiUrl}/api/v1/traffic?from=${from}&to=now&step=1h&groupBy=class`);
       const t = expectedTotals(loadTruth(fixturePath('ipfix_pmacct_nfprobe_flowlabel.truth.json')));
-      const marked = [...t.pairs.values()].reduce((acc, x) => add(acc, x), undefined as ExpectedCounts | undefined)!;
+      const marked = [...t.pairs.values()].reduce((acc, x) => addCounts(acc, x), undefined as ExpectedCounts | undefined)!;
       expect(groupsOf(answer)).toEqual(new Map([['ipv6_unmarked', t.ipv6Unmarked], ['ipv4', t.ipv4]]).set('scitags undefined/undefined', marked));
     } finally {
       await c.stop();

@@ -10,19 +10,9 @@ import { loadSnapshot } from '../../src/registry/loader.js';
 import { createInfluxStore } from '../../src/store/influx/store.js';
 import type { TrafficRow } from '../../src/store/types.js';
 import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
-import { type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
+import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 
-const CAPTURES = [
-  { name: 'ipfix_pmacct_nfprobe_flowlabel', port: 'ipfix' },
-  { name: 'ipfix_softflowd_vlan', port: 'ipfix' },
-  { name: 'sflow_pmacct_sfprobe_rate1', port: 'sflow' },
-] as const;
-
-function add(a: ExpectedCounts | undefined, b: ExpectedCounts): ExpectedCounts {
-  const base = a ?? { records: 0, packets: 0, bytes: 0 };
-  return { records: base.records + b.records, packets: base.packets + b.packets, bytes: base.bytes + b.bytes };
-}
 
 describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', () => {
   let db: InfluxdHandle;
@@ -43,7 +33,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
       await startDaemon(sqlitePorts, [`--store=sqlite:${join(dir, 'scitags.sqlite')}`]),
     ];
     let datagrams = 0;
-    for (const c of CAPTURES) {
+    for (const c of CORPUS_CAPTURES) {
       const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
       datagrams += cap.datagrams.length;
       for (const ports of [influxPorts, sqlitePorts]) {
@@ -69,16 +59,16 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const registry = loadSnapshot(0);
     const wantPairs = new Map<string, ExpectedCounts>();
     const wantClasses = new Map<string, ExpectedCounts>();
-    for (const c of CAPTURES) {
+    for (const c of CORPUS_CAPTURES) {
       const t = expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`)));
       for (const [pair, counts] of t.pairs) {
         const [community, activity] = pair.split('/').map(Number) as [number, number];
         const key = registry.isRegistered(community, activity) ? pair : 'unregistered/unregistered';
-        wantPairs.set(key, add(wantPairs.get(key), counts));
-        wantClasses.set('scitags', add(wantClasses.get('scitags'), counts));
+        wantPairs.set(key, addCounts(wantPairs.get(key), counts));
+        wantClasses.set('scitags', addCounts(wantClasses.get('scitags'), counts));
       }
-      wantClasses.set('ipv6_unmarked', add(wantClasses.get('ipv6_unmarked'), t.ipv6Unmarked));
-      wantClasses.set('ipv4', add(wantClasses.get('ipv4'), t.ipv4));
+      wantClasses.set('ipv6_unmarked', addCounts(wantClasses.get('ipv6_unmarked'), t.ipv6Unmarked));
+      wantClasses.set('ipv4', addCounts(wantClasses.get('ipv4'), t.ipv4));
     }
     expect(new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantPairs);
     expect(new Map(classes.map((r) => [r.class, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantClasses);

@@ -66,3 +66,16 @@ export function expectedTotals(truth: Record<string, unknown>): ExpectedTotals {
   }
   return { pairs, ipv6Unmarked, ipv4: counts(other.ipv4) };
 }
+
+/** The three corpus exporter captures, with the collector port each is sent to. */
+export const CORPUS_CAPTURES = [
+  { name: 'ipfix_pmacct_nfprobe_flowlabel', port: 'ipfix' },
+  { name: 'ipfix_softflowd_vlan', port: 'ipfix' },
+  { name: 'sflow_pmacct_sfprobe_rate1', port: 'sflow' },
+] as const;
+
+/** a + b (a may be absent: the first term of a sum). */
+export function addCounts(a: ExpectedCounts | undefined, b: ExpectedCounts): ExpectedCounts {
+  const base = a ?? { records: 0, packets: 0, bytes: 0 };
+  return { records: base.records + b.records, packets: base.packets + b.packets, bytes: base.bytes + b.bytes };
+}
