@@ -110,13 +110,13 @@ function buildPoints(): Point[] {
       if (l.exporter === E2 && k === 5) points.push({ measurement: 'link_traffic', tags: { ...tags, class: 'unknown' }, fields: { bytes: 640, packets: 1, records: 1, ...cap }, time });
     }
     // collector counters: cumulative since start; E2's collector "restarted" before bucket 5
-    const stat = (exporter: string, rate: number, since: number) => {
+    const stat = (rate: number, since: number) => {
       const n = k - since + 1;
       return { datagrams: rate * n, records: rate * 7 * n, decode_errors: 3 * n + (n * n) % 5, template_misses: 2 * n, sequence_lost: n * n, queue_drops: Math.max(0, n - 4) };
     };
-    points.push({ measurement: 'collector_stats', tags: { exporter: E1 }, fields: stat(E1, 120, -2), time });
-    points.push({ measurement: 'collector_stats', tags: { exporter: E2 }, fields: stat(E2, 90, k >= 5 ? 5 : -2), time });
-    points.push({ measurement: 'collector_stats', tags: { exporter: E3 }, fields: stat(E3, 30, -2), time });
+    points.push({ measurement: 'collector_stats', tags: { exporter: E1 }, fields: stat(120, -2), time });
+    points.push({ measurement: 'collector_stats', tags: { exporter: E2 }, fields: stat(90, k >= 5 ? 5 : -2), time });
+    points.push({ measurement: 'collector_stats', tags: { exporter: E3 }, fields: stat(30, -2), time });
     points.push({ measurement: 'collector_stats', tags: { exporter: 'all' }, fields: { store_write_failures: k >= 6 ? 4 : k >= 3 ? 1 : 0 }, time });
     const n = k + 3;
     points.push({ measurement: 'collector_decode_errors', tags: { exporter: E1, reason: 'truncated' }, fields: { errors: 2 * n }, time });
