@@ -142,8 +142,18 @@ export class Collector {
       { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
       { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
     );
-    const store = await createStore(config.store, { links: config.links, registry: () => registry.registry, log, bucketSeconds: config.aggregation.bucketSeconds });
-    return new Collector(config, store, registry, deps);
+    // The store names links by interface names the decoder learns; the decoder is built with
+    // the collector, after the store, hence the late-bound reference.
+    let collector: Collector | undefined;
+    const store = await createStore(config.store, {
+      links: config.links,
+      registry: () => registry.registry,
+      log,
+      bucketSeconds: config.aggregation.bucketSeconds,
+      learnedLinkNames: () => new Map(collector ? learnedInterfaces(collector.decoder).map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]) : []),
+    });
+    collector = new Collector(config, store, registry, deps);
+    return collector;
   }
 
   /** The collector's own counters, for stores that keep them (InfluxDB collector_stats). */

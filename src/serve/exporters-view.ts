@@ -52,10 +52,11 @@ export function exporterInfos(decoder: DatagramDecoder): ExporterInfo[] {
 /** Interface names learned from IPFIX interface options (IE 82), per exporter address. */
 export function learnedInterfaces(decoder: DatagramDecoder): LearnedInterface[] {
   const out: LearnedInterface[] = [];
-  for (const e of summarizeFlowState(decoder.flowState).exporters) {
-    for (const [ifIndex, name] of Object.entries(e.sampling.interfaceNames)) {
-      out.push({ exporter: e.exporterAddr, ifIndex: Number(ifIndex), name });
-    }
+  // Keys are "address|domain"; read the tables directly (the stores call this per write).
+  for (const [key, table] of decoder.flowState.exporterSampling) {
+    if (table.interfaceNames.size === 0) continue;
+    const exporter = key.slice(0, key.lastIndexOf('|'));
+    for (const [ifIndex, name] of table.interfaceNames) out.push({ exporter, ifIndex, name });
   }
   return out;
 }

@@ -8,7 +8,13 @@ import type { TrafficStore } from './types.js';
 /** Builds the configured store: the embedded SQLite file by default, or InfluxDB. */
 export async function createStore(
   config: StoreConfig,
-  deps: { links: readonly LinkConfig[]; registry: () => Registry; log: Logger; bucketSeconds: number },
+  deps: {
+    links: readonly LinkConfig[];
+    registry: () => Registry;
+    log: Logger;
+    bucketSeconds: number;
+    learnedLinkNames?: () => ReadonlyMap<string, string>;
+  },
 ): Promise<TrafficStore> {
   switch (config.type) {
     case 'sqlite':
@@ -18,6 +24,7 @@ export async function createStore(
         registry: deps.registry,
         links: deps.links,
         bucketSeconds: deps.bucketSeconds,
+        ...(deps.learnedLinkNames ? { learnedLinkNames: deps.learnedLinkNames } : {}),
         log: (msg) => deps.log.limited(`influx|${msg.slice(0, 40)}`, 'warn', msg),
       });
   }

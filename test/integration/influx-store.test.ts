@@ -9,6 +9,8 @@ import { influxStoreSchema } from '../../src/config/schema.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { createInfluxStore } from '../../src/store/influx/store.js';
 import type { TrafficRow } from '../../src/store/types.js';
+import { createSocket } from 'node:dgram';
+import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSet, VARLEN } from '../builders/ipfix.js';
 import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
@@ -218,5 +220,38 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
     } finally {
       await db.destroy();
     }
+  });
+});
+
+describe.skipIf(!influxdAvailable())('link names learnt from the exporter', () => {
+  it('tags in_link / out_link with interfaceName (IE 82) from interface options when the config names no link', async () => {
+    const db = await startInfluxd();
+    const ports = await freePorts();
+    const daemon = await startDaemon(ports, [`--store=influx://127.0.0.1:${db.port}/scitags`]);
+    try {
+      const opt = [f('ingressInterface', 4), f('interfaceName', VARLEN)];
+      const data = [f('octetDeltaCount', 4), f('packetDeltaCount', 4), f('ingressInterface', 4), f('egressInterface', 4), f('ipVersion', 1)];
+      const msg = ipfixMessage({ domain: 1 }, [
+        ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]),
+        ipfixDataSet(400, opt, [[7, 'et-0/0/1 to CERN'], [9, 'ae2.lan']]),
+        ipfixTemplateSet([{ id: 300, fields: data }]),
+        ipfixDataSet(300, data, [[1500, 3, 7, 9, 4]]),
+      ]);
+      const tx = createSocket('udp4');
+      await new Promise<void>((r) => tx.send(msg, ports.ipfix, '127.0.0.1', () => r()));
+      tx.close();
+      await waitFor(async () => (await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`)).exporters[0]?.records === 1);
+      const links = await getJson<{ links: { name: string; source: string }[] }>(`${daemon.apiUrl}/api/v1/links`);
+      expect(links.links.map((l) => [l.name, l.source])).toEqual([
+        ['et-0/0/1 to CERN', 'learned'],
+        ['ae2.lan', 'learned'],
+      ]);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'scitags' });
+    const rows = await influx.query<{ in_link: string; out_link: string; in_if: string; bytes: number }>('SELECT "bytes", "in_link", "out_link", "in_if" FROM "link_traffic"');
+    expect(rows.map((r) => [r.in_link, r.out_link, r.in_if, r.bytes])).toEqual([['et-0/0/1 to CERN', 'ae2.lan', '7', 1500]]);
+    await db.destroy();
   });
 });

@@ -16,6 +16,8 @@ export interface InfluxStoreDeps {
   registry: () => Registry;
   /** Aggregation bucket width, reported on rows read back. */
   bucketSeconds: number;
+  /** Interface names learnt from the exporters ("exporter|ifIndex" -> name), read once per write. */
+  learnedLinkNames?: () => ReadonlyMap<string, string>;
   links: readonly LinkConfig[];
   log: (msg: string) => void;
 }
@@ -101,7 +103,18 @@ export class InfluxTrafficStore implements TrafficStore {
 
   async writeRows(rows: TrafficRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const points = rowsToPoints(rows, { registry: this.deps.registry, link: (e, i) => this.linkIndex.get(`${e}|${i}`) });
+    // Configured names first; else a name the exporter sent in its interface options (IE 82).
+    const learned = this.deps.learnedLinkNames?.();
+    const points = rowsToPoints(rows, {
+      registry: this.deps.registry,
+      link: (e, i) => {
+        const key = `${e}|${i}`;
+        const configured = this.linkIndex.get(key);
+        if (configured) return configured;
+        const name = learned?.get(key);
+        return name === undefined ? undefined : { name };
+      },
+    });
     await this.writer.write(points);
   }
 
