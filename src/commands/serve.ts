@@ -55,5 +55,5 @@ export async function runServe(args: string[]): Promise<number> {
   await collector.stop();
   const t = collector.decoder.totals;
   log.log('info', `stopped after ${t.datagrams} datagrams, ${t.records} records, ${t.decodeErrors} decode errors`);
-  return 0;
+  return collector.stopFailed ? 1 : 0;
 }

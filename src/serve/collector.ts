@@ -42,6 +42,8 @@ export class Collector {
   private readonly metricsSync: MetricsSync;
   private drainScheduled = false;
   private stopping = false;
+  /** True when stop() could not write every open bucket (the exit code says so). */
+  stopFailed = false;
   private timers: NodeJS.Timeout[] = [];
   private apiAddress: string | undefined;
 
@@ -292,7 +294,14 @@ export class Collector {
     for (let d = this.queue.shift(); d; d = this.queue.shift()) this.process(d);
     this.saveDecoderState();
     this.registry.stop();
-    await this.aggregator.stop();
+    try {
+      await this.aggregator.stop();
+    } catch (err) {
+      // The store refused the last buckets (disk full, spool full): say so, and still close
+      // everything else so the process exits instead of hanging.
+      this.deps.log.log('error', `writing the open buckets at shutdown failed: ${String(err)}`);
+      this.stopFailed = true;
+    }
     this.metricsSync.sync();
     if (this.store.writeCollectorStats) await this.store.writeCollectorStats(this.statsSnapshot()).catch(() => {});
     if (this.api) await this.api.close();
