@@ -24,15 +24,15 @@
  * Runnable alone after `npm run build`:
  *   node -e "import('./dist/test/bench/e2e.js').then(m => m.benchE2e()).then(r => console.log(JSON.stringify(r, null, 1)))"
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { readCaptureFile } from '../../collectors/pcap.js';
-import { freePorts, getJson, type DaemonPorts } from '../support/daemon.js';
+import { freePorts, getJson, startDaemon, type DaemonPorts } from '../support/daemon.js';
+import { median, repoRoot } from './common.js';
 
 // ---------------------------------------------------------------------------------------
 // Sender (worker thread)
@@ -145,16 +145,6 @@ function send(job: Omit<SenderJob, 'e2eSender'>): Promise<SenderResult> {
 // Daemon
 // ---------------------------------------------------------------------------------------
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the bench');
-    dir = up;
-  }
-}
-
 interface Serve {
   child: ChildProcess;
   api: string;
@@ -163,56 +153,19 @@ interface Serve {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the built CLI. (test/support/daemon.ts's startDaemon resolves dist/src/cli.js
- * relative to its own file, which is right under vitest but points to dist/dist/... once
- * compiled, so the bench spawns the daemon itself.)
- */
+/** Starts `serve` on free ports with a throw-away store, under `--cpu-prof` when asked. */
 async function startServe(cpuProfDir: string | undefined): Promise<Serve> {
-  const root = repoRoot();
   const dir = mkdtempSync(join(tmpdir(), 'scitags-e2e-'));
   const ports = await freePorts();
   const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      ...nodeArgs,
-      join(root, 'dist', 'src', 'cli.js'),
-      'serve',
-      `--ipfix-port=${ports.ipfix}`,
-      `--netflow-port=${ports.netflow}`,
-      `--sflow-port=${ports.sflow}`,
-      `--api-port=${ports.api}`,
-      '--api-bind=127.0.0.1',
-      `--store=sqlite:${join(dir, 'bench.sqlite')}`,
-    ],
-    { cwd: dir, env: { ...process.env, SCITAGS_REGISTRY_URL: 'off', SCITAGS_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 20_000);
-    const check = (): void => {
-      if (out.includes('API: http')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then(() => reject(new Error(`daemon exited:\n${out}`)));
-  });
+  const daemon = await startDaemon(ports, [`--store=sqlite:${join(dir, 'bench.sqlite')}`], { SCITAGS_LOG_LEVEL: 'error' }, dir, nodeArgs);
   return {
-    child,
-    api: `http://127.0.0.1:${ports.api}`,
+    child: daemon.child,
+    api: daemon.apiUrl,
     ports,
     dir,
     stop: async () => {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
+      await daemon.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -341,10 +294,6 @@ async function oneRun(s: Serve, p: Payload, count: number, rate: number, sockets
   };
 }
 
-function medianOf(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
 
 export interface E2ePayloadResult {
   payload: string;
@@ -398,7 +347,7 @@ async function benchPayload(p: Payload, opts: Required<E2eOptions>, cpuProfDir: 
         firstLossyRate = undefined;
       }
     }
-    const m = (f: (r: E2eRun) => number): number => medianOf(blast.map(f));
+    const m = (f: (r: E2eRun) => number): number => median(blast.map(f));
     return {
       payload: p.name,
       recordsPerDatagram,

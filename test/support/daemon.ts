@@ -1,22 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { freeTcpPort } from './influxd.js';
+import { repoRoot } from './root.js';
 
-/** The built CLI, found from the package root (this file runs from test/ and from dist/test/). */
-function packageRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above test/support');
-    dir = up;
-  }
-  return dir;
-}
-
-export const CLI = join(packageRoot(), 'dist', 'src', 'cli.js');
+/** The built CLI (this file runs from test/ under vitest and from dist/test/ in benches). */
+export const CLI = join(repoRoot(), 'dist', 'src', 'cli.js');
 
 export async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -58,10 +49,13 @@ export async function startDaemon(
   extraArgs: string[],
   env: Record<string, string> = {},
   cwd: string = mkdtempSync(join(tmpdir(), 'scitags-daemon-')),
+  /** Options for node itself (e.g. --cpu-prof, which NODE_OPTIONS does not accept). */
+  nodeArgs: readonly string[] = [],
 ): Promise<Daemon> {
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       CLI,
       'serve',
       `--ipfix-port=${ports.ipfix}`,
@@ -95,7 +89,11 @@ export async function startDaemon(
     output: () => out,
     stop: async (signal = 'SIGTERM') => {
       child.kill(signal);
-      return await exited;
+      // A daemon that does not finish its shutdown in time is killed, so a test cannot hang.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
     },
   };
 }
