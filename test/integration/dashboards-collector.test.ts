@@ -17,6 +17,7 @@ import {
   type RunOptions,
   type Selection,
   type TargetRun,
+  mutateQueries,
 } from '../support/dashboards.js';
 import { expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
@@ -675,15 +676,7 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
       [linkDetail, (q) => q.replace('sum("packets")', 'sum("records")'), { link: ['pmacct-in'], experiment: 'all' }],
     ];
     for (const [d, mutate, selection] of mutations) {
-      const mutated = JSON.parse(JSON.stringify(d)) as DashboardJson;
-      let changed = 0;
-      for (const p of mutated.panels) {
-        for (const t of p.targets ?? []) {
-          const q = mutate(t.query!);
-          if (q !== t.query) changed++;
-          t.query = q;
-        }
-      }
+      const { dashboard: mutated, changed } = mutateQueries(d, mutate);
       expect(changed, `mutation ${mutate.toString()} applies`).toBeGreaterThan(0);
       const run = await runDashboard(mutated, { ...base(), fromMs: view.fromMs, toMs: view.toMs, intervalMs: interval, selection });
       expect(() => runChecks(TRAFFIC_CHECKS[d.uid]!, mutated, run, view), `mutation ${mutate.toString()} is caught`).toThrow();

@@ -12,6 +12,7 @@ import {
   type RunOptions,
   type Selection,
   type TargetRun,
+  mutateQueries,
 } from '../support/dashboards.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 
@@ -539,15 +540,7 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       [health, (q) => q.replace('non_negative_difference', 'difference')],
     ];
     for (const [d, mutate] of mutations) {
-      const mutated = JSON.parse(JSON.stringify(d)) as DashboardJson;
-      let changed = 0;
-      for (const p of mutated.panels) {
-        for (const t of p.targets ?? []) {
-          const q = mutate(t.query!);
-          if (q !== t.query) changed++;
-          t.query = q;
-        }
-      }
+      const { dashboard: mutated, changed } = mutateQueries(d, mutate);
       expect(changed, `mutation ${mutate.toString()} applies`).toBeGreaterThan(0);
       const selection: Record<string, Selection> = d === linkDetail ? { exporter: 'all', link: [LHCOPN], experiment: 'all' } : {};
       const run = await runDashboard(mutated, { ...opts, selection });

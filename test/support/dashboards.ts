@@ -509,3 +509,20 @@ export async function writePoints(url: string, database: string, points: Point[]
     if (res.status !== 204) throw new Error(`write failed: ${res.status} ${await res.text()}`);
   }
 }
+
+/**
+ * A copy of the dashboard with `mutate` applied to every panel query, and how many queries
+ * it changed (tests that a broken query is caught first check that the mutation applies).
+ */
+export function mutateQueries(dashboard: DashboardJson, mutate: (query: string) => string): { dashboard: DashboardJson; changed: number } {
+  const copy = JSON.parse(JSON.stringify(dashboard)) as DashboardJson;
+  let changed = 0;
+  for (const p of copy.panels) {
+    for (const t of p.targets ?? []) {
+      const q = mutate(t.query!);
+      if (q !== t.query) changed++;
+      t.query = q;
+    }
+  }
+  return { dashboard: copy, changed };
+}
