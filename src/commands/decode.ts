@@ -1,32 +1,18 @@
 import { parseArgs } from 'node:util';
-import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
-import { classify } from '../ingest/summary.js';
+import { decodeCaptures } from '../ingest/captures.js';
+import { classify, namedPair } from '../ingest/summary.js';
 
 /** One `decode` output line: where the record came from, what it says, and its SciTags pair. */
 export function describeRecord(file: string, frame: number, rec: FlowRecord, registry: Registry): Record<string, unknown> {
   const cls = classify(rec);
   const label = rec.flowLabel;
-  const pair =
-    cls === 'pair' && label !== undefined
-      ? (() => {
-          const community = communityOf(label);
-          const activity = activityOf(label);
-          const names = registry.names(community, activity);
-          return {
-            community,
-            activity,
-            communityName: names.communityName ?? null,
-            activityName: names.activityName ?? null,
-            registered: names.registered,
-          };
-        })()
-      : null;
+  const pair = cls === 'pair' && label !== undefined ? namedPair(registry, communityOf(label), activityOf(label)) : null;
   const { fields, ...core } = rec;
   return {
     file,
@@ -59,15 +45,12 @@ export function runDecode(args: string[]): number {
   const registry = loadSnapshot(Date.now());
   const decoder = new DatagramDecoder({ ...DEFAULT_DECODER_OPTIONS, withFields: true, withAddresses: true });
   try {
-    for (const file of positionals) {
-      const capture = readCaptureFile(file);
-      for (const s of capture.skipped) process.stderr.write(`${file}: frame ${s.frame}: skipped: ${s.reason}\n`);
-      for (const d of capture.datagrams) {
-        const { records, errors } = decoder.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
-        for (const e of errors) process.stderr.write(`${file}: frame ${d.frame}: ${e.message}\n`);
-        for (const rec of records) process.stdout.write(`${JSON.stringify(describeRecord(file, d.frame, rec, registry))}\n`);
-      }
-    }
+    decodeCaptures(
+      positionals,
+      decoder,
+      (line) => process.stderr.write(`${line}\n`),
+      (rec, file, frame) => process.stdout.write(`${JSON.stringify(describeRecord(file, frame, rec, registry))}\n`),
+    );
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       process.stderr.write(`scitags-collector decode: ${(err as Error).message}\n`);

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
+import { decodeCaptures } from '../ingest/captures.js';
 import { TrafficSummary, type Counts, type PairTotals } from '../ingest/summary.js';
 import { loadCache } from '../registry/loader.js';
 
@@ -40,19 +40,7 @@ export interface IngestOptions {
 export function ingestFiles(files: readonly string[], opts: IngestOptions): IngestDocument {
   const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
   const summary = new TrafficSummary();
-  let skippedFrames = 0;
-  for (const file of files) {
-    const capture = readCaptureFile(file);
-    for (const s of capture.skipped) {
-      skippedFrames++;
-      opts.onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`);
-    }
-    for (const d of capture.datagrams) {
-      const { records, errors } = decoder.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
-      for (const e of errors) opts.onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
-      for (const rec of records) summary.addRecord(rec);
-    }
-  }
+  const { skippedFrames } = decodeCaptures(files, decoder, opts.onDiagnostic, (rec) => summary.addRecord(rec));
   const errorsByCode: Record<string, number> = {};
   let lostRecords = 0;
   let lostDatagrams = 0;

@@ -46,6 +46,18 @@ function add(c: Counts, rec: FlowRecord): void {
   c.bytes += rec.bytes * rec.samplingRate;
 }
 
+/** A pair with its registry names (null where the registry has none) and whether it is registered. */
+export function namedPair(registry: Registry, community: number, activity: number): Omit<PairTotals, keyof Counts> {
+  const names = registry.names(community, activity);
+  return {
+    community,
+    activity,
+    communityName: names.communityName ?? null,
+    activityName: names.activityName ?? null,
+    registered: names.registered,
+  };
+}
+
 export class TrafficSummary {
   /** Keyed by community * 64 + activity (both fit: 9 + 6 bits). */
   private readonly pairs = new Map<number, Counts>();
@@ -78,18 +90,6 @@ export class TrafficSummary {
   pairTotals(registry: Registry): PairTotals[] {
     return [...this.pairs.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([key, c]) => {
-        const community = Math.floor(key / 64);
-        const activity = key % 64;
-        const names = registry.names(community, activity);
-        return {
-          community,
-          activity,
-          communityName: names.communityName ?? null,
-          activityName: names.activityName ?? null,
-          registered: names.registered,
-          ...c,
-        };
-      });
+      .map(([key, c]) => ({ ...namedPair(registry, Math.floor(key / 64), key % 64), ...c }));
   }
 }

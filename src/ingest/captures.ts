@@ -1,0 +1,31 @@
+import { readCaptureFile } from '../../collectors/pcap.js';
+import type { FlowRecord } from '../../decoders/record.js';
+import type { DatagramDecoder } from '../pipeline/decoder.js';
+
+/**
+ * Runs capture files through a decoder as if their datagrams were received live (capture
+ * time as receive time), for `ingest` and `decode`. Every problem reaches `onDiagnostic`
+ * as "FILE: frame N: reason", frames numbered as Wireshark numbers them. Returns how many
+ * frames were not usable UDP datagrams.
+ */
+export function decodeCaptures(
+  files: readonly string[],
+  decoder: DatagramDecoder,
+  onDiagnostic: (line: string) => void,
+  onRecord: (rec: FlowRecord, file: string, frame: number) => void,
+): { skippedFrames: number } {
+  let skippedFrames = 0;
+  for (const file of files) {
+    const capture = readCaptureFile(file);
+    for (const s of capture.skipped) {
+      skippedFrames++;
+      onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`);
+    }
+    for (const d of capture.datagrams) {
+      const { records, errors } = decoder.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
+      for (const e of errors) onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
+      for (const rec of records) onRecord(rec, file, d.frame);
+    }
+  }
+  return { skippedFrames };
+}
