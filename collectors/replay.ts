@@ -13,6 +13,11 @@ export interface ReplayOptions {
   rate: number | undefined;
   /** Replay only datagrams whose original destination port is this (0 = all). */
   onlyDstPort: number;
+  /**
+   * Local address to send from (e.g. 127.0.0.2: any 127/8 address works on loopback), so
+   * one host can play several exporters. Default: the system's choice.
+   */
+  bindAddress?: string;
 }
 
 export interface ReplayResult {
@@ -45,7 +50,7 @@ export async function replayDatagrams(datagrams: readonly CapturedDatagram[], op
         socket = createSocket(family);
         await new Promise<void>((resolve, reject) => {
           socket!.once('error', reject);
-          socket!.bind(0, () => resolve());
+          socket!.bind({ port: 0, ...(opts.bindAddress ? { address: opts.bindAddress } : {}) }, () => resolve());
         });
         sockets.set(key, socket);
       }

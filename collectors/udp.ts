@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import type { ExporterAllowList } from './allowlist.js';
 import { normalizeAddress } from './allowlist.js';
-import type { BoundedQueue, ReceivedDatagram } from './queue.js';
+import type { ReceivedDatagram } from './queue.js';
 
 export type ListenerProtocol = 'ipfix' | 'netflow' | 'sflow';
 
@@ -35,10 +35,10 @@ export class UdpListener {
 
   constructor(
     readonly config: UdpListenerConfig,
-    private readonly queue: BoundedQueue<ReceivedDatagram>,
+    /** Hands the datagram to the decode stage; false when its queue budget is exhausted. */
+    private readonly submit: (d: ReceivedDatagram) => boolean,
     private readonly allowList: ExporterAllowList,
     private readonly now: () => number = Date.now,
-    private readonly onEnqueue: () => void = () => {},
   ) {}
 
   /** The port actually bound (the configured one; config port 0 means no listener is created). */
@@ -75,9 +75,7 @@ export class UdpListener {
       this.stats.deniedByAllowList++;
       return;
     }
-    const ok = this.queue.push({ payload: msg, srcAddr, srcPort: port, localPort: this.boundPort, receivedMs: this.now() });
-    if (!ok) this.stats.queueDrops++;
-    else this.onEnqueue();
+    if (!this.submit({ payload: msg, srcAddr, srcPort: port, localPort: this.boundPort, receivedMs: this.now() })) this.stats.queueDrops++;
   }
 
   /** Local address and port, and the socket's inode lookup key for /proc/net/udp. */

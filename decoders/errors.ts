@@ -24,6 +24,9 @@ export const DecodeErrorCodes = [
   'pcap-truncated',
   // packet walker
   'unknown-protocol',
+  // the pipeline around the decoders
+  'no-decoder', // no entry of the protocol table accepts this listener and version field
+  'decoder-crash', // a decoder threw something other than a DecodeError: a bug, isolated and counted
 ] as const;
 
 export type DecodeErrorCode = (typeof DecodeErrorCodes)[number];

@@ -4,7 +4,7 @@ import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
 import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
-import { KeepPolicy, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from './series.js';
+import { KeepPolicy, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from '../enrich/series.js';
 import { cumulativeShare } from './split.js';
 
 /**
@@ -95,6 +95,9 @@ interface ExporterState {
 /** How often a persisting write failure is logged again. */
 const FAILURE_LOG_INTERVAL_MS = 60_000;
 
+/** Numbers per part in takeParts() / addParts(). */
+export const PART_FIELDS = 8;
+
 /** Exporter name for addresses beyond maxExporters. */
 export const OTHER_EXPORTER = 'other';
 
@@ -109,6 +112,8 @@ export class Aggregator {
   private readonly links: LinkTable;
   private readonly exporters = new Map<string, ExporterState>();
   private readonly buckets = new Map<number, Bucket>();
+  /** Rows of a previous run waiting for their exporter to send again (seed()). */
+  private readonly seeded = new Map<string, TrafficRow[]>();
   /** Buckets with a lower index are closed (past the late window). */
   private acceptFrom = -Infinity;
   private liveKeys = 0;
@@ -257,6 +262,10 @@ export class Aggregator {
    * previous run stored for them. Without this, the first write after a restart would
    * replace the stored total of the current bucket with the new run's partial one. Call
    * once, before the first add(). Returns the rows taken.
+   *
+   * The rows of an exporter are applied when that exporter first sends to this run, not
+   * before: with several instances writing one InfluxDB (each owning some exporters), an
+   * instance must never write back another instance's series with values it read earlier.
    */
   seed(rows: readonly TrafficRow[], nowMs: number): number {
     const from = Math.floor((nowMs - this.graceMs - this.lateMs) / this.widthMs);
@@ -264,7 +273,25 @@ export class Aggregator {
     for (const row of rows) {
       const index = Math.floor(row.bucketStartMs / this.widthMs);
       if (index < from || index < this.acceptFrom) continue;
-      const ex = this.exporter(row.exporter);
+      let list = this.seeded.get(row.exporter);
+      if (!list) this.seeded.set(row.exporter, (list = []));
+      list.push(row);
+      taken++;
+    }
+    // Exporters that already sent (none, when seed is called first as it should be).
+    for (const addr of [...this.seeded.keys()]) if (this.exporters.has(addr)) this.applySeed(addr);
+    return taken;
+  }
+
+  /** Adds an exporter's seeded rows to their (still open) buckets. */
+  private applySeed(addr: string): void {
+    const rows = this.seeded.get(addr);
+    if (!rows) return;
+    this.seeded.delete(addr);
+    const ex = this.exporters.get(addr)!;
+    for (const row of rows) {
+      const index = Math.floor(row.bucketStartMs / this.widthMs);
+      if (index < this.acceptFrom) continue;
       let link = this.links.intern(ex.links, row.inIf ?? NO_IF, row.outIf ?? NO_IF, false);
       let folded = false;
       if (link < 0) {
@@ -285,9 +312,86 @@ export class Aggregator {
       cell.bytes += row.bytes;
       cell.packets += row.packets;
       cell.records += row.records;
-      taken++;
     }
-    return taken;
+  }
+
+  /**
+   * Worker side of sharded decoding: hands over every cell summed since the last call as
+   * numeric parts (PART_FIELDS numbers each: bucket index, exporter index into `exporters`,
+   * inIf, outIf (NO_IF when absent), series code, bytes, packets, records) and forgets them.
+   * Per-exporter clock offsets stay. The buckets were never closed here: the main thread's
+   * aggregator decides what is too late (addParts).
+   */
+  takeParts(): { parts: Float64Array; exporters: string[] } {
+    let n = 0;
+    for (const b of this.buckets.values()) n += b.cells.size;
+    const parts = new Float64Array(n * PART_FIELDS);
+    const exporters: string[] = [];
+    const exporterIndex = new Map<string, number>();
+    const { exporterOf, inOf, outOf } = this.links;
+    let o = 0;
+    for (const b of this.buckets.values()) {
+      for (const [key, cell] of b.cells) {
+        const link = Math.floor(key / SERIES_SPACE);
+        const addr = exporterOf[link]!;
+        let xi = exporterIndex.get(addr);
+        if (xi === undefined) {
+          xi = exporters.length;
+          exporters.push(addr);
+          exporterIndex.set(addr, xi);
+        }
+        parts[o++] = b.index;
+        parts[o++] = xi;
+        parts[o++] = inOf[link]!;
+        parts[o++] = outOf[link]!;
+        parts[o++] = key - link * SERIES_SPACE;
+        parts[o++] = cell.bytes;
+        parts[o++] = cell.packets;
+        parts[o++] = cell.records;
+      }
+    }
+    this.buckets.clear();
+    this.lastBucket = undefined;
+    this.liveKeys = 0;
+    // Nothing references a link id any more: start numbering again once the table is large.
+    if (this.links.size > 4096) this.links.reset();
+    return { parts, exporters };
+  }
+
+  /**
+   * Main side of sharded decoding: adds the parts a worker summed (takeParts). Pairs are
+   * checked against the registry here (workers keep every pair), parts for closed buckets
+   * are dropped and counted as too late, and the live-key cap folds as for add().
+   */
+  addParts(parts: Float64Array, exporters: readonly string[]): void {
+    const registry = this.deps.registry();
+    for (let o = 0; o + PART_FIELDS <= parts.length; o += PART_FIELDS) {
+      const index = parts[o]!;
+      const bytes = parts[o + 5]!;
+      const packets = parts[o + 6]!;
+      const records = parts[o + 7]!;
+      this.c.records += records;
+      if (index < this.acceptFrom) {
+        if (records > 0) this.c.tooLate += records;
+        this.c.tooLateBytes += bytes;
+        this.c.tooLatePackets += packets;
+        continue;
+      }
+      let series = parts[o + 4]!;
+      if (series < SERIES_FOLDED && !registry.isRegistered(series >>> 6, series & 63) && !this.keep.keeps(series)) series = SERIES_FOLDED;
+      const ex = this.exporter(exporters[parts[o + 1]!]!);
+      let link = this.links.intern(ex.links, parts[o + 2]!, parts[o + 3]!, false);
+      let folded = false;
+      if (link < 0) {
+        link = this.overflowLink(ex);
+        folded = true;
+      }
+      const cell = this.cellFor(index, ex, link, series, folded);
+      cell.bytes += bytes;
+      cell.packets += packets;
+      cell.records += records;
+      if (this.folded) this.c.foldedByCardinality++;
+    }
   }
 
   /** Writes the buckets due at `nowMs` and closes those past the late window. Never rejects. */
@@ -338,7 +442,10 @@ export class Aggregator {
     if (ex === undefined) {
       const key = this.exporters.size < this.config.maxExporters ? addr : OTHER_EXPORTER;
       ex = this.exporters.get(key);
-      if (ex === undefined) this.exporters.set(key, (ex = { links: this.links.exporter(key), offsetMs: NaN }));
+      if (ex === undefined) {
+        this.exporters.set(key, (ex = { links: this.links.exporter(key), offsetMs: NaN }));
+        if (this.seeded.size > 0) this.applySeed(key);
+      }
     }
     this.lastExporterAddr = addr;
     this.lastExporter = ex;

@@ -221,6 +221,7 @@ const exportersSchema = {
           datagrams: num,
           records: num,
           errorsByReason: { type: 'object', additionalProperties: num },
+          decoderCrashes: { type: 'object', additionalProperties: num },
           sequenceGaps: num,
           lostRecords: num,
           samplingRates: {
@@ -463,7 +464,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       },
       async () => {
         const now = deps.now();
-        const exporters = [...deps.exporters()]
+        const exporters = [...(await deps.exporters())]
           .sort((a, b) => a.address.localeCompare(b.address))
           .map((e) => ({
             address: e.address,
@@ -475,6 +476,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
             datagrams: e.datagrams,
             records: e.records,
             errorsByReason: e.errorsByReason,
+            decoderCrashes: e.decoderCrashes,
             sequenceGaps: e.sequenceGaps,
             lostRecords: e.lostRecords,
             samplingRates: e.samplingRates,

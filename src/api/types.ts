@@ -19,6 +19,8 @@ export interface ExporterInfo {
   records: number;
   /** Decode errors by error-catalogue code (decoders/errors.ts), e.g. { truncated: 2 }. */
   errorsByReason: Record<string, number>;
+  /** Datagrams that made a decoder throw (a bug in our code, isolated), per decoder. */
+  decoderCrashes: Record<string, number>;
   /** Sequence-number discontinuities, and records (datagrams for v9 / sFlow) they imply lost. */
   sequenceGaps: number;
   lostRecords: number;
@@ -78,7 +80,8 @@ export interface ApiDeps {
   links: readonly LinkConfig[];
   /** Interface names learned from IPFIX options; optional. */
   learnedInterfaces?: () => LearnedInterface[];
-  exporters: () => ExporterInfo[];
+  /** From the decode stage's snapshot; may wait briefly for worker threads to report. */
+  exporters: () => ExporterInfo[] | Promise<ExporterInfo[]>;
   health: () => HealthInfo;
   metricsRegistry: PromRegistry;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */

@@ -6,7 +6,8 @@ import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
 import { decodeCaptures } from '../ingest/captures.js';
-import { classify, namedPair } from '../ingest/summary.js';
+import { classify } from '../enrich/series.js';
+import { namedPair } from '../ingest/summary.js';
 
 /** One `decode` output line: where the record came from, what it says, and its SciTags pair. */
 export function describeRecord(file: string, frame: number, rec: FlowRecord, registry: Registry): Record<string, unknown> {

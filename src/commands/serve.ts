@@ -53,7 +53,7 @@ export async function runServe(args: string[]): Promise<number> {
   });
   log.log('info', 'stopping: draining the queue and writing open buckets');
   await collector.stop();
-  const t = collector.decoder.totals;
+  const t = collector.stage.snapshot().totals;
   log.log('info', `stopped after ${t.datagrams} datagrams, ${t.records} records, ${t.decodeErrors} decode errors`);
   return collector.stopFailed ? 1 : 0;
 }

@@ -126,6 +126,14 @@ const queueSetter: Setter = (cfg, raw) => {
   return { path: 'queue.size' };
 };
 
+const workersSetter: Setter = (cfg, raw) => {
+  if (!/^\s*\d{1,2}\s*$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) {
+    return { path: 'decoder.workers', problem: `must be an integer from 1 to 64, got ${JSON.stringify(raw)}` };
+  }
+  cfg.decoder.workers = Number(raw);
+  return { path: 'decoder.workers' };
+};
+
 const logLevelSetter: Setter = (cfg, raw) => {
   const level = raw.trim().toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -206,6 +214,7 @@ export const ENV_VARIABLES: readonly { name: string; set: Setter; help: string }
   { name: 'SCITAGS_API_BIND', set: stringSetter('api.bind', (c, v) => (c.api.bind = v.trim())), help: 'REST API bind address' },
   { name: 'SCITAGS_BUCKET', set: bucketSetter, help: 'bucket width (60, 60s, 5m, 1h)' },
   { name: 'SCITAGS_QUEUE_SIZE', set: queueSetter, help: 'datagram queue size' },
+  { name: 'SCITAGS_WORKERS', set: workersSetter, help: 'decode worker threads (1 = main thread only)' },
   { name: 'SCITAGS_STORE', set: storeSetter, help: 'sqlite:PATH or influx://user:pass@host:8086/db' },
   { name: 'SCITAGS_INFLUX_PASSWORD', set: influxPasswordSetter, help: 'InfluxDB password (keeps it out of files and ps)' },
   {
@@ -225,6 +234,7 @@ const FLAGS = {
   'api-bind': { type: 'string' },
   bucket: { type: 'string' },
   store: { type: 'string' },
+  workers: { type: 'string' },
   'log-level': { type: 'string' },
   'dump-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -239,6 +249,7 @@ const FLAG_SETTERS: readonly [keyof typeof FLAGS, Setter][] = [
   ['api-bind', stringSetter('api.bind', (c, v) => (c.api.bind = v.trim()))],
   ['bucket', bucketSetter],
   ['store', storeSetter],
+  ['workers', workersSetter],
   ['log-level', logLevelSetter],
 ];
 
@@ -252,6 +263,7 @@ export const CONFIG_USAGE = `Options (each overrides the config file and the env
       --api-bind ADDRESS   REST API bind address                             (default 127.0.0.1)
       --bucket DURATION    aggregation bucket width: 60, 60s, 5m, 1h         (default 60s)
       --store SPEC         sqlite:PATH | influx://[user:pass@]host:8086/db   (default sqlite:${DEFAULT_SQLITE_PATH})
+      --workers N          decode threads, exporters sharded by address; 1 = main thread (default: cores)
       --log-level LEVEL    ${LOG_LEVELS.join('|')}  (default info)
       --dump-config        print the resolved configuration as YAML (secrets masked) and exit
   -h, --help               this text

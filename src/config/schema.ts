@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from '../../collectors/allowlist.js';
@@ -77,6 +78,9 @@ const exportersSchema = z.strictObject({
   sampling: z.array(samplingEntry).default([]),
 });
 
+/** One decode worker per core (os.availableParallelism, Node >= 18.14). */
+export const DEFAULT_WORKERS = Math.max(1, Math.min(64, availableParallelism()));
+
 const decoderSchema = z.strictObject({
   /** IPFIX / NetFlow v9 templates kept per (exporter session, observation domain). */
   maxTemplatesPerSession: positiveInt.max(65535).default(1024),
@@ -96,6 +100,17 @@ const decoderSchema = z.strictObject({
    * template refresh. Empty disables.
    */
   stateFile: z.string().default('./data/decoder-state.json'),
+  /**
+   * Decode threads. Datagrams are sharded by exporter address, so each exporter's templates,
+   * sampling options and sequence state live in exactly one worker. 1 decodes on the main
+   * thread (no worker threads); the default is one per core.
+   */
+  workers: positiveInt.max(64).default(DEFAULT_WORKERS),
+  /**
+   * Datagrams that made a decoder throw (a bug, isolated and counted as `decoder-crash`) are
+   * kept here as regression fixtures, at most 100 files and 16 MiB. Empty keeps none.
+   */
+  crashDir: z.string().default('./data/crashes'),
 });
 
 const pairSelector = z.strictObject({

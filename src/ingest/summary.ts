@@ -1,5 +1,6 @@
 import type { FlowRecord } from '../../decoders/record.js';
 import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
+import { classify } from '../enrich/series.js';
 import type { Registry } from '../registry/registry.js';
 
 /**
@@ -20,20 +21,6 @@ export interface PairTotals extends Counts {
   communityName: string | null;
   activityName: string | null;
   registered: boolean;
-}
-
-export type TrafficClass = 'pair' | 'ipv6' | 'ipv4' | 'unknown';
-
-/**
- * Which class a record counts under. A non-zero label is a pair even when the record did not
- * state its IP version (IE 31 exists only for IPv6). A record with neither label nor IP
- * version (a template with no address or version field) is `unknown`, reported in stats.
- */
-export function classify(rec: FlowRecord): TrafficClass {
-  if (rec.flowLabel !== undefined && rec.flowLabel !== 0 && rec.ipVersion !== 4) return 'pair';
-  if (rec.ipVersion === 6) return 'ipv6';
-  if (rec.ipVersion === 4) return 'ipv4';
-  return 'unknown';
 }
 
 function zero(): Counts {

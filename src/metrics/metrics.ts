@@ -69,6 +69,7 @@ export interface CollectorMetrics {
   // decoding
   recordsDecoded: Counter<'protocol' | 'exporter'>;
   decodeErrors: Counter<'reason' | 'exporter'>;
+  decoderCrashes: Counter<'decoder' | 'exporter'>;
   templateMisses: Counter<'exporter'>;
   sequenceGaps: Counter<'exporter'>;
   recordsLost: Counter<'exporter'>;
@@ -188,6 +189,12 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       name: n('decode_errors_total'),
       help: 'Decode errors by reason (error catalogue code) and exporter',
       labelNames: ['reason', 'exporter'] as const,
+      registers,
+    }),
+    decoderCrashes: new Counter({
+      name: n('decoder_crashes_total'),
+      help: 'Datagrams that made a decoder throw (a bug in the collector, isolated; also in decode_errors_total as decoder-crash), per decoder and exporter',
+      labelNames: ['decoder', 'exporter'] as const,
       registers,
     }),
     templateMisses: new Counter({

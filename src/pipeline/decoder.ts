@@ -1,23 +1,19 @@
+import { type DatagramOutcome, type DecodeOptions, emptyOutcome, type RecordSink } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
-import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderLimits, type FlowDecoderState } from '../../decoders/ipfix/index.js';
-import type { FlowProtocol, FlowRecord } from '../../decoders/record.js';
-import { createSflowState, decodeSflow, type SflowState } from '../../decoders/sflow/index.js';
-import { detectProtocol } from './detect.js';
+import type { FlowDecoderLimits, FlowDecoderState } from '../../decoders/ipfix/index.js';
+import type { FlowRecord } from '../../decoders/record.js';
+import type { SflowState } from '../../decoders/sflow/index.js';
+import { SamplingRules, type SamplingRule } from '../enrich/sampling.js';
+import { CrashFixtures } from './crash-fixtures.js';
 import { countError, countSampling, ExporterTable } from './exporter-stats.js';
-import { SamplingRules, type SamplingRule } from './sampling-rules.js';
+import { type ListenerKind, protocolTable, type ProtocolEntry } from './protocols.js';
 
-export interface DatagramDecoderOptions {
-  /** Fill FlowRecord.fields (the `decode` CLI); costs an object per record. */
-  withFields: boolean;
-  /** Format addresses into records (the `decode` CLI); aggregation does not need them. */
-  withAddresses: boolean;
-  /** Rate used when the exporter states none (1 unless configured). */
-  defaultSamplingRate: number;
+export interface DatagramDecoderOptions extends DecodeOptions {
   /** Operator rules by exporter CIDR and domain (config `exporters.sampling`). */
   samplingRules: readonly SamplingRule[];
   flowLimits: Partial<FlowDecoderLimits>;
-  /** Walk tunnels in sFlow raw headers (inner label exposed, outer one counted). */
-  innerHeaders: boolean;
+  /** Where datagrams that crashed a decoder are kept as fixtures; empty keeps none. */
+  crashDir: string;
 }
 
 export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
@@ -27,93 +23,153 @@ export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
   samplingRules: [],
   flowLimits: {},
   innerHeaders: false,
+  crashDir: '',
 };
+
+/** A crash inside a decoder, as the caller logs it. */
+export interface DecoderCrash {
+  decoder: string;
+  exporter: string;
+  port: number;
+  error: unknown;
+  fixture: string | undefined;
+}
 
 export interface DecodedDatagram {
   records: FlowRecord[];
   errors: DecodeError[];
-  protocol: 'sflow' | 'flow' | 'unknown';
+  outcome: DatagramOutcome;
 }
 
 /**
- * One decoding context: the IPFIX/NetFlow template and sampling state, the sFlow sequence
- * state, and per-exporter counters. Everything a datagram can do to it is bounded by the
- * decoders' own limits. One instance per worker (sharded by exporter) later; today one.
+ * One decoding context: the protocol table with each decoder's state, the per-exporter
+ * counters, the operator's sampling rules and crash isolation. Everything a datagram can do
+ * to it is bounded by the decoders' own limits. The daemon has one per decode worker
+ * (exporters sharded between them); `ingest` and `decode` one each.
  */
 export class DatagramDecoder {
-  readonly flowState: FlowDecoderState;
-  readonly sflowState: SflowState;
   readonly exporters = new ExporterTable();
-  readonly totals = { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0 };
+  readonly totals = { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0, decoderCrashes: 0 };
+  readonly crashFixtures: CrashFixtures;
+  private readonly table: ProtocolEntry[];
+  private readonly states: unknown[];
   private readonly samplingRules: SamplingRules;
+  /** Per-datagram values the record sink needs; set before each decode, so the sink is one closure. */
+  private current = { exporterAddr: '', receivedMs: 0, records: 0, ex: undefined as ReturnType<ExporterTable['get']> | undefined };
+  private downstream: RecordSink = () => {};
+  private readonly enrichingSink: RecordSink;
+  /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
+  onCrash: ((crash: DecoderCrash) => void) | undefined;
 
-  /** `flowState`: a state restored from disk (templates survive restarts); empty otherwise. */
+  /**
+   * `flowState`: a state restored from disk (templates survive restarts); empty otherwise.
+   * `table`: the protocol table (tests inject decoders; the daemon uses protocolTable()).
+   */
   constructor(
     private readonly opts: DatagramDecoderOptions = DEFAULT_DECODER_OPTIONS,
     flowState?: FlowDecoderState,
+    table?: ProtocolEntry[],
   ) {
-    this.flowState = flowState ?? createFlowDecoderState(opts.flowLimits);
-    this.sflowState = createSflowState();
+    this.table = table ?? protocolTable({ flow: opts.flowLimits });
+    this.states = this.table.map((e) => (flowState && e.decoder.name === 'flow' ? flowState : e.decoder.createState()));
     this.samplingRules = new SamplingRules(opts.samplingRules);
+    this.crashFixtures = new CrashFixtures(opts.crashDir);
+    const cur = this.current;
+    const rules = this.samplingRules;
+    this.enrichingSink = (rec) => {
+      cur.records++;
+      if (!rules.empty) rules.apply(rec, cur.exporterAddr);
+      countSampling(cur.ex!, rec, cur.receivedMs);
+      this.downstream(rec);
+    };
   }
 
-  decode(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number): DecodedDatagram {
+  /** The IPFIX / NetFlow decoder state (persistence and snapshots only). */
+  get flowState(): FlowDecoderState {
+    return this.stateOf('flow') as FlowDecoderState;
+  }
+
+  /** The sFlow decoder state (snapshots only). */
+  get sflowState(): SflowState {
+    return this.stateOf('sflow') as SflowState;
+  }
+
+  private stateOf(name: string): unknown {
+    const i = this.table.findIndex((e) => e.decoder.name === name);
+    return this.states[i];
+  }
+
+  /**
+   * Decodes one datagram, handing each record (sampling rules applied) to `sink`; the record
+   * may be reused afterwards. Never throws: a decoder bug becomes a counted `decoder-crash`.
+   */
+  decodeInto(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number, listener: ListenerKind, sink: RecordSink): DatagramOutcome {
     const ex = this.exporters.get(srcAddr, receivedMs);
     ex.lastSeenMs = receivedMs;
     if (ex.sessions.size < 64) ex.sessions.add(srcPort);
     ex.datagrams++;
     this.totals.datagrams++;
-    const protocol = detectProtocol(payload);
-    let records: FlowRecord[] = [];
-    let errors: DecodeError[] = [];
-    let wireProtocol: FlowProtocol | undefined;
-    if (protocol === 'flow') {
-      const r = decodeFlowDatagram(payload, { exporterAddr: srcAddr, exporterPort: srcPort, receivedMs }, this.flowState, {
-        defaultSamplingRate: this.opts.defaultSamplingRate,
-        withFields: this.opts.withFields,
-        withAddresses: this.opts.withAddresses,
-      });
-      records = r.records;
-      errors = r.errors;
-      ex.templateMisses += r.stats.templateMisses;
-      ex.sequenceGaps += r.stats.sequenceGaps;
-      this.totals.templateMisses += r.stats.templateMisses;
-      ex.lostRecords += r.stats.lostRecords;
-      ex.lostDatagrams += r.stats.lostDatagrams;
-      ex.unknownSampling += r.stats.unknownSampling;
-      wireProtocol = r.stats.version === 10 ? 'ipfix' : r.stats.version === 9 ? 'netflow9' : r.stats.version === 5 ? 'netflow5' : undefined;
-      if (wireProtocol) ex.protocols.add(wireProtocol);
-    } else if (protocol === 'sflow') {
-      wireProtocol = 'sflow';
-      ex.protocols.add('sflow');
-      try {
-        const r = decodeSflow(payload, srcAddr, srcPort, this.sflowState, {
-          withFields: this.opts.withFields,
-          innerHeaders: this.opts.innerHeaders,
-        });
-        records = r.records;
-        errors = r.errors;
-        ex.lostDatagrams += r.stats.lostDatagrams;
-        ex.lostSamples += r.stats.lostSamples;
-        if (r.stats.lostDatagrams > 0 || r.stats.lostSamples > 0) ex.sequenceGaps++;
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
-        errors = [err];
+    let index = -1;
+    for (let i = 0; i < this.table.length; i++) {
+      const e = this.table[i]!;
+      if (e.listeners.includes(listener) && e.matches(payload)) {
+        index = i;
+        break;
       }
-    } else {
+    }
+    let out: DatagramOutcome;
+    const cur = this.current;
+    cur.exporterAddr = srcAddr;
+    cur.receivedMs = receivedMs;
+    cur.records = 0;
+    cur.ex = ex;
+    this.downstream = sink;
+    if (index < 0) {
       this.totals.unknownProtocol++;
-      errors = [new DecodeError('bad-version', `payload starts with neither sFlow v5 nor NetFlow v5/v9/IPFIX version`, 0)];
+      out = emptyOutcome();
+      out.errors = [new DecodeError('bad-version', `payload starts with neither sFlow v5 nor NetFlow v5/v9/IPFIX version`, 0)];
+    } else {
+      const entry = this.table[index]!;
+      const ctx = { exporterAddr: srcAddr, exporterPort: srcPort, receivedMs };
+      try {
+        out = entry.decoder.decode(payload, ctx, this.states[index], this.opts, this.enrichingSink);
+      } catch (err) {
+        // A bug in our code, not bad input: keep the datagram as a fixture, count it, go on.
+        out = emptyOutcome();
+        out.records = cur.records;
+        out.errors = [new DecodeError('decoder-crash', `${entry.decoder.name} decoder failed: ${err instanceof Error ? err.message : String(err)}`)];
+        this.totals.decoderCrashes++;
+        ex.crashesByDecoder.set(entry.decoder.name, (ex.crashesByDecoder.get(entry.decoder.name) ?? 0) + 1);
+        const fixture = this.crashFixtures.record(entry.decoder.name, payload, ctx, err);
+        this.onCrash?.({ decoder: entry.decoder.name, exporter: srcAddr, port: srcPort, error: err, fixture });
+      }
     }
-    if (errors.length > 0) {
+    this.downstream = () => {};
+    const wire = out.protocol;
+    if (wire) ex.protocols.add(wire);
+    ex.templateMisses += out.templateMisses;
+    ex.sequenceGaps += out.sequenceGaps;
+    ex.lostRecords += out.lostRecords;
+    ex.lostDatagrams += out.lostDatagrams;
+    ex.lostSamples += out.lostSamples;
+    ex.unknownSampling += out.unknownSampling;
+    this.totals.templateMisses += out.templateMisses;
+    if (out.errors.length > 0) {
       ex.badDatagrams++;
-      for (const e of errors) countError(ex, e.code);
-      this.totals.decodeErrors += errors.length;
+      for (const e of out.errors) countError(ex, e.code);
+      this.totals.decodeErrors += out.errors.length;
     }
-    ex.records += records.length;
-    if (wireProtocol && records.length > 0) ex.recordsByProtocol.set(wireProtocol, (ex.recordsByProtocol.get(wireProtocol) ?? 0) + records.length);
-    this.totals.records += records.length;
-    if (!this.samplingRules.empty) for (const rec of records) this.samplingRules.apply(rec, srcAddr);
-    for (const rec of records) countSampling(ex, rec, receivedMs);
-    return { records, errors, protocol };
+    const n = cur.records;
+    ex.records += n;
+    if (wire && n > 0) ex.recordsByProtocol.set(wire, (ex.recordsByProtocol.get(wire) ?? 0) + n);
+    this.totals.records += n;
+    return out;
+  }
+
+  /** decodeInto() collecting copies of the records (the `decode` CLI, `ingest`, tests). */
+  decode(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number, listener: ListenerKind = 'any'): DecodedDatagram {
+    const records: FlowRecord[] = [];
+    const outcome = this.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, (rec) => records.push({ ...rec }));
+    return { records, errors: outcome.errors, outcome };
   }
 }

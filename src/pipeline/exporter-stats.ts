@@ -21,7 +21,7 @@ export interface ExporterCounters {
   recordsByProtocol: Map<FlowProtocol, number>;
   /** Datagrams that produced at least one error. */
   badDatagrams: number;
-  errorsByCode: Map<DecodeErrorCode | 'unknown-protocol', number>;
+  errorsByCode: Map<DecodeErrorCode, number>;
   templateMisses: number;
   /** Sequence-number discontinuities seen (any protocol). */
   sequenceGaps: number;
@@ -34,6 +34,8 @@ export interface ExporterCounters {
   unknownSampling: number;
   /** Sampling rates seen in this exporter's records per domain and source, with counts (bounded). */
   samplingRates: Map<string, SamplingSeen>;
+  /** Datagrams that made a decoder throw (a bug in our code, isolated), per decoder. */
+  crashesByDecoder: Map<string, number>;
   /** The entry the previous record counted under: consecutive records nearly always share it. */
   lastSampling: SamplingSeen | undefined;
 }
@@ -71,6 +73,7 @@ export class ExporterTable {
           lostSamples: 0,
           unknownSampling: 0,
           samplingRates: new Map(),
+          crashesByDecoder: new Map(),
           lastSampling: undefined,
         };
         this.table.set(key, e);
@@ -84,7 +87,7 @@ export class ExporterTable {
   }
 }
 
-export function countError(e: ExporterCounters, code: DecodeErrorCode | 'unknown-protocol'): void {
+export function countError(e: ExporterCounters, code: DecodeErrorCode): void {
   e.errorsByCode.set(code, (e.errorsByCode.get(code) ?? 0) + 1);
 }
 

@@ -1,23 +1,27 @@
 import type { FastifyInstance } from 'fastify';
 import { ExporterAllowList } from '../../collectors/allowlist.js';
-import { BoundedQueue, type ReceivedDatagram } from '../../collectors/queue.js';
+import type { ReceivedDatagram } from '../../collectors/queue.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi } from '../api/index.js';
 import type { HealthInfo, HealthStatus } from '../api/types.js';
 import { type Config, enabledListeners } from '../config/index.js';
+import type { ListenerProtocol } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
-import { DatagramDecoder } from '../pipeline/decoder.js';
+import { LinkDirectory } from '../enrich/links.js';
+import type { DecodeSnapshot } from '../pipeline/snapshot.js';
+import { type DecodeStage, type DecodeStageConfig, InlineDecodeStage } from '../pipeline/stage.js';
+import type { ProtocolEntry } from '../pipeline/protocols.js';
+import { WorkerDecodeStage } from '../pipeline/workers.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
 import { loadDecoderState, saveDecoderState } from './decoder-state-file.js';
-import { exporterInfos, learnedInterfaces } from './exporters-view.js';
 import { MetricsSync } from './metrics-sync.js';
 
-/** Datagrams decoded per turn of the event loop before yielding to socket reads. */
-const DRAIN_BATCH = 512;
+/** How often the decode stage's snapshot is refreshed for metrics, link names and health. */
+const SNAPSHOT_MS = 1_000;
 const RETENTION_INTERVAL_MS = 3600_000;
 const METRICS_SYNC_MS = 5_000;
 const STATE_SAVE_MS = 60_000;
@@ -25,6 +29,8 @@ const STATE_SAVE_MS = 60_000;
 export interface CollectorDeps {
   now: () => number;
   log: Logger;
+  /** Replaces the protocol table and decodes on the main thread (tests inject a failing decoder). */
+  protocols?: ProtocolEntry[];
 }
 
 /**
@@ -33,14 +39,13 @@ export interface CollectorDeps {
  * stop drains everything already accepted before it resolves.
  */
 export class Collector {
-  readonly queue: BoundedQueue<ReceivedDatagram>;
-  readonly decoder: DatagramDecoder;
+  readonly stage: DecodeStage;
   readonly aggregator: Aggregator;
+  readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
   private readonly received = new Map<number, Map<string, number>>();
   private readonly metricsSync: MetricsSync;
-  private drainScheduled = false;
   private stopping = false;
   /** True when stop() could not write every open bucket (the exit code says so). */
   stopFailed = false;
@@ -54,24 +59,7 @@ export class Collector {
     private readonly deps: CollectorDeps,
   ) {
     const { now, log } = deps;
-    this.queue = new BoundedQueue(config.queue.size);
-    const flowLimits = {
-      maxSessions: config.decoder.maxSessions,
-      maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
-      maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
-      templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
-    };
-    const saved = loadDecoderState(config.decoder.stateFile, flowLimits);
-    if (saved.warning) log.log('warn', saved.warning);
-    else if (saved.state) log.log('info', `restored templates of ${saved.state.sessions.size} exporter sessions from ${config.decoder.stateFile}`);
-    this.decoder = new DatagramDecoder({
-      withFields: false,
-      withAddresses: false,
-      defaultSamplingRate: config.exporters.defaultSamplingRate,
-      samplingRules: config.exporters.sampling,
-      flowLimits,
-      innerHeaders: false,
-    }, saved.state);
+    this.links = new LinkDirectory(config.links);
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -90,29 +78,60 @@ export class Collector {
         },
       },
     );
+    const flowLimits = {
+      maxSessions: config.decoder.maxSessions,
+      maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
+      maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
+      templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
+    };
+    const stageConfig: DecodeStageConfig = {
+      defaultSamplingRate: config.exporters.defaultSamplingRate,
+      samplingRules: config.exporters.sampling,
+      flowLimits,
+      crashDir: config.decoder.crashDir,
+      queueSize: config.queue.size,
+    };
+    const saved = loadDecoderState(config.decoder.stateFile, flowLimits);
+    if (saved.warning) log.log('warn', saved.warning);
+    else if (saved.document) log.log('info', `restored templates of ${saved.document.sessions.length} exporter sessions from ${config.decoder.stateFile}`);
+    if (config.decoder.workers > 1 && !deps.protocols) {
+      this.stage = new WorkerDecodeStage(
+        config.decoder.workers,
+        stageConfig,
+        { bucketSeconds: config.aggregation.bucketSeconds },
+        { now, log, logLevel: config.log.level, addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters) },
+        saved.document,
+      );
+    } else {
+      const aggregator = this.aggregator;
+      this.stage = new InlineDecodeStage(
+        stageConfig,
+        { now, log, aggregate: (rec, ms, addr) => aggregator.add(rec, ms, addr), ...(deps.protocols ? { protocols: deps.protocols } : {}) },
+        saved.state,
+      );
+    }
     const allow = new ExporterAllowList(config.exporters.allow);
     this.listeners = enabledListeners(config).map((l) => ({
       name: l.name,
       listener: new UdpListener(
         { protocol: l.protocol, port: l.port, bind: l.bind, receiveBufferBytes: l.receiveBufferBytes },
-        this.queue,
+        (d) => this.submit(d, l.protocol),
         allow,
         now,
-        () => this.scheduleDrain(),
       ),
     }));
     const metrics = createMetrics({
       maxExporterLabels: config.metrics.maxExporterLabels,
       registryStatus: () => this.registry.status(),
       kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
-      queueLength: () => this.queue.length,
+      queueLength: () => this.stage.queueStats().length,
       liveKeys: () => this.aggregator.stats().liveKeys,
     });
     this.metricsSync = new MetricsSync(metrics, {
-      decoder: this.decoder,
+      snapshot: () => this.stage.snapshot(),
+      queue: () => this.stage.queueStats(),
       aggregator: this.aggregator,
       listeners: this.listeners,
-      queue: this.queue,
       storeKind: store.kind,
       received: this.received,
     });
@@ -121,8 +140,8 @@ export class Collector {
         store,
         registry: this.registry,
         links: config.links,
-        learnedInterfaces: () => learnedInterfaces(this.decoder),
-        exporters: () => exporterInfos(this.decoder),
+        learnedInterfaces: () => this.links.learnt(),
+        exporters: async () => (await this.refreshSnapshot()).exporters,
         health: () => this.health(),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -144,15 +163,15 @@ export class Collector {
       { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
       { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
     );
-    // The store names links by interface names the decoder learns; the decoder is built with
-    // the collector, after the store, hence the late-bound reference.
+    // The store names links by interface names the decode stage learns; the stage is built
+    // with the collector, after the store, hence the late-bound reference.
     let collector: Collector | undefined;
     const store = await createStore(config.store, {
       links: config.links,
       registry: () => registry.registry,
       log,
       bucketSeconds: config.aggregation.bucketSeconds,
-      learnedLinkNames: () => new Map(collector ? learnedInterfaces(collector.decoder).map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]) : []),
+      learnedLinkNames: () => collector?.links.learntNames() ?? new Map<string, string>(),
     });
     collector = new Collector(config, store, registry, deps);
     return collector;
@@ -163,19 +182,20 @@ export class Collector {
     const zero = (): CollectorCounters => ({ datagrams: 0, records: 0, decode_errors: 0, template_misses: 0, sequence_lost: 0, queue_drops: 0, store_write_failures: 0 });
     const all = zero();
     const exporters: CollectorStatsSnapshot['exporters'] = [];
-    for (const e of this.decoder.exporters.all()) {
+    const queue = this.stage.queueStats();
+    for (const e of this.stage.snapshot().exporters) {
       const c = zero();
       c.datagrams = e.datagrams;
       c.records = e.records;
-      for (const n of e.errorsByCode.values()) c.decode_errors += n;
+      for (const n of Object.values(e.errorsByReason)) c.decode_errors += n;
       c.template_misses = e.templateMisses;
-      c.sequence_lost = e.lostRecords + e.lostDatagrams + e.lostSamples;
-      c.queue_drops = this.queue.dropsByExporter.get(e.address) ?? 0;
+      c.sequence_lost = e.lostRecords;
+      c.queue_drops = queue.dropsByExporter.get(e.address) ?? 0;
       for (const k of Object.keys(c) as (keyof CollectorCounters)[]) all[k] += c[k];
-      exporters.push({ exporter: e.address, counters: c, errorsByReason: Object.fromEntries(e.errorsByCode) });
+      exporters.push({ exporter: e.address, counters: c, errorsByReason: { ...e.errorsByReason } });
     }
     // Drops of datagrams never decoded (queue full) count collector-wide even without an exporter entry.
-    all.queue_drops = this.queue.dropped;
+    all.queue_drops = queue.dropped;
     all.store_write_failures = this.aggregator.stats().writeFailures;
     return { timeMs: this.deps.now(), exporters, all };
   }
@@ -193,6 +213,7 @@ export class Collector {
     } catch (err) {
       this.deps.log.log('warn', `could not read open buckets back from the ${this.store.kind} store (${String(err)}); a restart inside a bucket may undercount it`);
     }
+    await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     this.registry.start();
@@ -201,12 +222,15 @@ export class Collector {
       this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.deps.log.limited('retention', 'warn', `retention failed: ${String(err)}`));
     }, RETENTION_INTERVAL_MS);
     const sync = setInterval(() => this.metricsSync.sync(), METRICS_SYNC_MS);
+    const snapshots = setInterval(() => void this.refreshSnapshot().catch(() => undefined), SNAPSHOT_MS);
+    snapshots.unref();
+    this.timers.push(snapshots);
     retention.unref();
     sync.unref();
     this.timers.push(retention, sync);
     if (this.config.decoder.stateFile) {
       // Also on a timer, so a crash (not only a clean stop) keeps recent templates.
-      const save = setInterval(() => this.saveDecoderState(), STATE_SAVE_MS);
+      const save = setInterval(() => void this.saveDecoderState(), STATE_SAVE_MS);
       save.unref();
       this.timers.push(save);
     }
@@ -229,38 +253,28 @@ export class Collector {
     return this.apiAddress;
   }
 
-  private scheduleDrain(): void {
-    if (this.drainScheduled) return;
-    this.drainScheduled = true;
-    setImmediate(() => this.drain());
-  }
-
-  /** Decodes queued datagrams in batches, yielding between them so sockets keep reading. */
-  private drain(): void {
-    this.drainScheduled = false;
-    for (let i = 0; i < DRAIN_BATCH; i++) {
-      const d = this.queue.shift();
-      if (!d) return;
-      this.process(d);
-    }
-    if (this.queue.length > 0) this.scheduleDrain();
-  }
-
-  private process(d: ReceivedDatagram): void {
+  /** A datagram from a listener: counted per listener port and exporter, then to the stage. */
+  private submit(d: ReceivedDatagram, listener: ListenerProtocol): boolean {
     let byExporter = this.received.get(d.localPort);
     if (!byExporter) this.received.set(d.localPort, (byExporter = new Map()));
     const n = byExporter.get(d.srcAddr);
     if (n !== undefined) byExporter.set(d.srcAddr, n + 1);
     else if (byExporter.size < 4096) byExporter.set(d.srcAddr, 1);
-    const { records, errors } = this.decoder.decode(d.payload, d.srcAddr, d.srcPort, d.receivedMs);
-    for (const e of errors) this.deps.log.limited(`decode|${d.srcAddr}|${e.code}`, 'warn', `exporter ${d.srcAddr}:${d.srcPort}: ${e.message}`);
-    for (const rec of records) this.aggregator.add(rec, d.receivedMs, d.srcAddr);
+    return this.stage.submit(d, listener);
   }
 
-  private saveDecoderState(): void {
+  /** A fresh decode snapshot; link names learnt by the decoders follow it. */
+  private async refreshSnapshot(): Promise<DecodeSnapshot> {
+    const snap = await this.stage.refresh();
+    this.links.setLearnt(snap.interfaces);
+    return snap;
+  }
+
+  private async saveDecoderState(): Promise<void> {
     if (!this.config.decoder.stateFile) return;
     try {
-      saveDecoderState(this.config.decoder.stateFile, this.decoder.flowState, this.deps.now());
+      const doc = await this.stage.persistentState(this.deps.now());
+      saveDecoderState(this.config.decoder.stateFile, doc);
     } catch (err) {
       this.deps.log.limited('decoder-state', 'warn', `saving decoder state to ${this.config.decoder.stateFile} failed: ${String(err)}`);
     }
@@ -268,7 +282,8 @@ export class Collector {
 
   health(): HealthInfo {
     const checks: HealthInfo['checks'] = {};
-    const fill = this.queue.length / this.queue.capacity;
+    const q = this.stage.queueStats();
+    const fill = q.length / q.capacity;
     checks.queue = fill > 0.9 ? { status: 'degraded', message: `queue ${Math.round(fill * 100)}% full` } : { status: 'ok' };
     const st = this.aggregator.stats();
     checks.store =
@@ -291,8 +306,9 @@ export class Collector {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
-    for (let d = this.queue.shift(); d; d = this.queue.shift()) this.process(d);
-    this.saveDecoderState();
+    await this.stage.stop();
+    await this.refreshSnapshot().catch(() => undefined);
+    await this.saveDecoderState();
     this.registry.stop();
     try {
       await this.aggregator.stop();

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type FlowDecoderLimits, type FlowDecoderState, restoreFlowState, snapshotFlowState } from '../../decoders/ipfix/index.js';
+import { type FlowDecoderLimits, type FlowDecoderState, type PersistedFlowState, restoreFlowState } from '../../decoders/ipfix/index.js';
 
 /**
  * The decoder state file: templates and sampling options kept across restarts. A missing
@@ -10,25 +10,27 @@ import { type FlowDecoderLimits, type FlowDecoderState, restoreFlowState, snapsh
 export function loadDecoderState(
   path: string,
   limits: Partial<FlowDecoderLimits>,
-): { state: FlowDecoderState | undefined; warning: string | undefined } {
-  if (!path) return { state: undefined, warning: undefined };
+): { state: FlowDecoderState | undefined; document: PersistedFlowState | undefined; warning: string | undefined } {
+  if (!path) return { state: undefined, document: undefined, warning: undefined };
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
-    return { state: undefined, warning: undefined };
+    return { state: undefined, document: undefined, warning: undefined };
   }
   try {
-    return { state: restoreFlowState(JSON.parse(text), limits), warning: undefined };
+    const document = JSON.parse(text) as PersistedFlowState;
+    // Restoring validates the document; the workers get their shares of the checked one.
+    return { state: restoreFlowState(document, limits), document, warning: undefined };
   } catch (err) {
-    return { state: undefined, warning: `ignoring decoder state ${path}: ${(err as Error).message}` };
+    return { state: undefined, document: undefined, warning: `ignoring decoder state ${path}: ${(err as Error).message}` };
   }
 }
 
 /** Writes the state atomically (temp file + rename): a crash never leaves half a file. */
-export function saveDecoderState(path: string, state: FlowDecoderState, nowMs: number): void {
+export function saveDecoderState(path: string, document: PersistedFlowState): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(snapshotFlowState(state, nowMs)));
+  writeFileSync(tmp, JSON.stringify(document));
   renameSync(tmp, path);
 }

@@ -1,7 +1,7 @@
 import type { Aggregator } from '../aggregate/index.js';
 import type { CollectorMetrics } from '../metrics/index.js';
-import type { DatagramDecoder } from '../pipeline/decoder.js';
-import type { BoundedQueue, ReceivedDatagram } from '../../collectors/queue.js';
+import type { DecodeSnapshot } from '../pipeline/snapshot.js';
+import type { QueueStats } from '../pipeline/stage.js';
 import type { UdpListener } from '../../collectors/udp.js';
 
 /**
@@ -16,12 +16,13 @@ export class MetricsSync {
   constructor(
     private readonly metrics: CollectorMetrics,
     private readonly parts: {
-      decoder: DatagramDecoder;
+      /** The decode stage's latest snapshot (never decoder state itself). */
+      snapshot: () => DecodeSnapshot;
+      queue: () => QueueStats;
       aggregator: Aggregator;
       listeners: readonly { name: string; listener: UdpListener }[];
       /** Datagrams taken off the queue per local port and exporter address (drain loop). */
       received: Map<number, Map<string, number>>;
-      queue: BoundedQueue<ReceivedDatagram>;
       storeKind: string;
     },
   ) {}
@@ -35,7 +36,8 @@ export class MetricsSync {
 
   sync(): void {
     const m = this.metrics;
-    const { decoder, aggregator, listeners, queue, storeKind, received } = this.parts;
+    const { aggregator, listeners, storeKind, received } = this.parts;
+    const queue = this.parts.queue();
     const nameByPort = new Map(listeners.map((l) => [l.listener.port, l.name]));
     for (const [port, byExporter] of received) {
       const listener = nameByPort.get(port) ?? String(port);
@@ -49,23 +51,27 @@ export class MetricsSync {
       const d = this.delta(`rej|${name}`, s.deniedByAllowList);
       if (d > 0) m.datagramsRejected.inc({ listener: name, exporter: 'denied' }, d);
     }
-    for (const e of decoder.exporters.all()) {
+    for (const e of this.parts.snapshot().exporters) {
       const ex = m.exporterLabel(e.address);
       const a = e.address;
       let d: number;
-      for (const [protocol, n] of e.recordsByProtocol) {
+      for (const [protocol, n] of Object.entries(e.recordsByProtocol)) {
         d = this.delta(`rec|${a}|${protocol}`, n);
         if (d > 0) m.recordsDecoded.inc({ protocol, exporter: ex }, d);
       }
-      for (const [code, n] of e.errorsByCode) {
+      for (const [code, n] of Object.entries(e.errorsByReason)) {
         d = this.delta(`err|${a}|${code}`, n);
         if (d > 0) m.decodeErrors.inc({ reason: code, exporter: ex }, d);
+      }
+      for (const [decoder, n] of Object.entries(e.decoderCrashes)) {
+        d = this.delta(`crash|${a}|${decoder}`, n);
+        if (d > 0) m.decoderCrashes.inc({ decoder, exporter: ex }, d);
       }
       d = this.delta(`tm|${a}`, e.templateMisses);
       if (d > 0) m.templateMisses.inc({ exporter: ex }, d);
       d = this.delta(`gap|${a}`, e.sequenceGaps);
       if (d > 0) m.sequenceGaps.inc({ exporter: ex }, d);
-      d = this.delta(`lost|${a}`, e.lostRecords + e.lostDatagrams + e.lostSamples);
+      d = this.delta(`lost|${a}`, e.lostRecords);
       if (d > 0) m.recordsLost.inc({ exporter: ex }, d);
     }
     for (const [addr, n] of queue.dropsByExporter) {

@@ -538,6 +538,23 @@ describe('restart inside a bucket', () => {
     });
   });
 
+  it('never writes back stored rows of exporters that do not send to this run (another instance owns them)', async () => {
+    const first = aggregator();
+    first.add(sample({ bytes: 100 }), T0 + S, R1);
+    first.add(sample({ bytes: 30 }), T0 + S, R2);
+    await first.stop();
+    const second = aggregator();
+    expect(second.seed(await store.readRows(T0 - HOUR), T0 + 2 * S)).toBe(2);
+    second.add(sample({ bytes: 7 }), T0 + 3 * S, R1);
+    // R2 is written meanwhile by its owner; this run must not replace that with what it read.
+    await store.writeRows([{ bucketStartMs: T0, bucketSeconds: 60, exporter: R2, inIf: 1, outIf: 2, trafficClass: 'scitags', community: 2, activity: 1, registered: true, bytes: 55, packets: 2, records: 2 }]);
+    await second.flush();
+    expect(await stored()).toEqual({
+      [`0s ${R1}#1 scitags 2/1`]: { bytes: 107, packets: 2, records: 2 },
+      [`0s ${R2}#1 scitags 2/1`]: { bytes: 55, packets: 2, records: 2 },
+    });
+  });
+
   it('ignores stored rows of buckets already past the late window', async () => {
     const agg = aggregator({ lateWindowSeconds: 60, graceSeconds: 0 });
     const old = { bucketStartMs: T0, bucketSeconds: 60, exporter: R1, inIf: 1, outIf: 2, trafficClass: 'ipv4' as const, community: null, activity: null, registered: false, bytes: 1, packets: 1, records: 1 };

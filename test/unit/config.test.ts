@@ -9,6 +9,7 @@ import {
   loadConfig,
   parseStoreSpec,
 } from '../../src/config/index.js';
+import { DEFAULT_WORKERS } from '../../src/config/schema.js';
 
 const files = (map: Record<string, string>) => (path: string) => {
   const text = map[path];
@@ -34,7 +35,7 @@ const DEFAULTS: Config = {
   },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [] },
-  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 1048576, templateTimeoutSeconds: 0, stateFile: "./data/decoder-state.json" },
+  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 1048576, templateTimeoutSeconds: 0, stateFile: "./data/decoder-state.json", workers: DEFAULT_WORKERS, crashDir: "./data/crashes" },
   aggregation: { bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300, maxLiveKeys: 100000, keepUnregistered: [] },
   links: [],
   store: { type: 'sqlite', path: './data/scitags.sqlite', retentionDays: 30 },

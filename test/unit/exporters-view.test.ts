@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { DatagramDecoder } from '../../src/pipeline/decoder.js';
-import { exporterInfos } from '../../src/serve/exporters-view.js';
+import { snapshotOf } from '../../src/pipeline/snapshot.js';
 import { fixturePath } from '../support/expected.js';
+
+function exporterInfos(dec: DatagramDecoder) {
+  return snapshotOf(dec, 0).exporters;
+}
 
 function run(...files: string[]): DatagramDecoder {
   const dec = new DatagramDecoder();

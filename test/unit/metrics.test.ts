@@ -82,6 +82,7 @@ describe('metrics registry', () => {
       'scitags_datagrams_received_total counter',
       'scitags_datagrams_rejected_total counter',
       'scitags_decode_errors_total counter',
+      'scitags_decoder_crashes_total counter',
       'scitags_kernel_udp_drops_total counter',
       'scitags_kernel_udp_queued_bytes gauge',
       'scitags_late_records_total counter',

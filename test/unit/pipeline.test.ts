@@ -1,18 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { emptyRecord } from '../../decoders/record.js';
-import { detectProtocol } from '../../src/pipeline/detect.js';
+import { isNetflowOrIpfix, isSflow5 } from '../../src/pipeline/protocols.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
-import { SamplingRules } from '../../src/pipeline/sampling-rules.js';
+import { SamplingRules } from '../../src/enrich/sampling.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
 
 describe('protocol detection', () => {
   it('tells sFlow v5 (32-bit version) from NetFlow v5/v9 and IPFIX (16-bit version)', () => {
-    expect(detectProtocol(Uint8Array.of(0, 0, 0, 5, 0, 0, 0, 1))).toBe('sflow');
-    expect(detectProtocol(Uint8Array.of(0, 5, 0, 2))).toBe('flow');
-    expect(detectProtocol(Uint8Array.of(0, 9, 0, 1))).toBe('flow');
-    expect(detectProtocol(Uint8Array.of(0, 10, 0, 16))).toBe('flow');
-    expect(detectProtocol(Uint8Array.of(0, 4, 0, 1))).toBe('unknown');
-    expect(detectProtocol(Uint8Array.of(0, 10))).toBe('unknown');
+    const kind = (p: Uint8Array): string => (isSflow5(p) ? 'sflow' : isNetflowOrIpfix(p) ? 'flow' : 'unknown');
+    expect(kind(Uint8Array.of(0, 0, 0, 5, 0, 0, 0, 1))).toBe('sflow');
+    expect(kind(Uint8Array.of(0, 5, 0, 2))).toBe('flow');
+    expect(kind(Uint8Array.of(0, 9, 0, 1))).toBe('flow');
+    expect(kind(Uint8Array.of(0, 10, 0, 16))).toBe('flow');
+    expect(kind(Uint8Array.of(0, 4, 0, 1))).toBe('unknown');
+    expect(kind(Uint8Array.of(0, 10))).toBe('unknown');
   });
 });
 
@@ -62,7 +63,7 @@ describe('DatagramDecoder', () => {
   it('counts garbage as a typed error per exporter without throwing', () => {
     const dec = new DatagramDecoder();
     const out = dec.decode(Uint8Array.of(1, 2, 3, 4, 5), '10.0.0.2', 1, 0);
-    expect(out.protocol).toBe('unknown');
+    expect(out.outcome.protocol).toBeUndefined();
     expect(out.errors.map((e) => e.code)).toEqual(['bad-version']);
     expect(Object.fromEntries(dec.exporters.all()[0]!.errorsByCode)).toEqual({ 'bad-version': 1 });
     expect(dec.totals).toMatchObject({ datagrams: 1, decodeErrors: 1, unknownProtocol: 1 });

@@ -40,9 +40,11 @@ export async function provisionInflux(influx: InfluxDB, cfg: InfluxSetupConfig):
   await ensure(cfg.rawPolicy, cfg.rawDuration, true);
   await ensure(cfg.rollupPolicy, cfg.rollupDuration, false);
   if (!cfg.continuousQueries) return;
-  const cqs = new Set(
-    (await influx.showContinousQueries(cfg.database)).map((row) => (row as unknown as { name: string }).name),
-  );
+  // SHOW CONTINUOUS QUERIES lists every database (one result series each), whatever database
+  // the request names: only the series of ours says whether our queries exist.
+  const shown = await influx.showContinousQueries(cfg.database);
+  const ours = shown.groups().find((g) => g.name === cfg.database)?.rows ?? [];
+  const cqs = new Set(ours.map((row) => (row as unknown as { name: string }).name));
   for (const measurement of ['scitags_traffic', 'link_traffic']) {
     const name = measurement === 'scitags_traffic' ? 'cq_scitags_1h' : 'cq_link_1h';
     if (cqs.has(name)) continue;

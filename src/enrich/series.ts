@@ -1,9 +1,23 @@
 import type { FlowRecord } from '../../decoders/record.js';
 import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
-import { classify } from '../ingest/summary.js';
 import type { Registry } from '../registry/registry.js';
-import type { TrafficClass } from '../store/types.js';
-import type { AggregatorConfig } from './config.js';
+import type { TrafficClass as StoreTrafficClass } from '../store/types.js';
+import type { AggregatorConfig } from '../aggregate/config.js';
+
+/** The record's class in the `ingest` sense (a pair, or unmarked IPv6 / IPv4, or unknown). */
+export type RecordClass = 'pair' | 'ipv6' | 'ipv4' | 'unknown';
+
+/**
+ * Which class a record counts under. A non-zero label is a pair even when the record did not
+ * state its IP version (IE 31 exists only for IPv6). A record with neither label nor IP
+ * version (a template with no address or version field) is `unknown`, reported in stats.
+ */
+export function classify(rec: FlowRecord): RecordClass {
+  if (rec.flowLabel !== undefined && rec.flowLabel !== 0 && rec.ipVersion !== 4) return 'pair';
+  if (rec.ipVersion === 6) return 'ipv6';
+  if (rec.ipVersion === 4) return 'ipv4';
+  return 'unknown';
+}
 
 /**
  * A "series code" is one number for (class, community, activity), so the hot path keys cells
@@ -21,7 +35,7 @@ export const SERIES_UNKNOWN = 32771;
 export const SERIES_SPACE = 32772;
 
 export interface SeriesInfo {
-  trafficClass: TrafficClass;
+  trafficClass: StoreTrafficClass;
   community: number | null;
   activity: number | null;
 }

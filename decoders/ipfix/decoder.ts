@@ -1,0 +1,35 @@
+/** IPFIX / NetFlow v9 / NetFlow v5 behind the one decoder interface (decoders/decoder.ts). */
+import { type Decoder, emptyOutcome } from '../decoder.js';
+import type { FlowProtocol } from '../record.js';
+import { createFlowDecoderState, type FlowDecoderLimits, type FlowDecoderState } from './state.js';
+import { decodeFlowDatagram } from './index.js';
+
+/** The 16-bit version of RFC 7011 3.1 / RFC 3954 5.1 / NetFlow v5, as the wire protocol. */
+function protocolOfVersion(version: number): FlowProtocol | undefined {
+  return version === 10 ? 'ipfix' : version === 9 ? 'netflow9' : version === 5 ? 'netflow5' : undefined;
+}
+
+export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Decoder<FlowDecoderState> {
+  return {
+    name: 'flow',
+    createState: () => createFlowDecoderState(limits),
+    decode(payload, ctx, state, opts, sink) {
+      const r = decodeFlowDatagram(payload, ctx, state, {
+        defaultSamplingRate: opts.defaultSamplingRate,
+        withFields: opts.withFields,
+        withAddresses: opts.withAddresses,
+      });
+      for (const rec of r.records) sink(rec);
+      const out = emptyOutcome();
+      out.protocol = protocolOfVersion(r.stats.version);
+      out.records = r.records.length;
+      out.errors = r.errors;
+      out.templateMisses = r.stats.templateMisses;
+      out.sequenceGaps = r.stats.sequenceGaps;
+      out.lostRecords = r.stats.lostRecords;
+      out.lostDatagrams = r.stats.lostDatagrams;
+      out.unknownSampling = r.stats.unknownSampling;
+      return out;
+    },
+  };
+}

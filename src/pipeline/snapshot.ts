@@ -1,0 +1,158 @@
+/**
+ * The decode stage's published view: plain data (structured-clone safe, so it crosses
+ * worker threads as is) of everything the API, metrics, stores and persistence may know
+ * about the decoders. Nothing outside the stage reads decoder state; they read this.
+ */
+import { summarizeFlowState } from '../../decoders/ipfix/index.js';
+import { sessionKey } from '../../decoders/record.js';
+import { effectiveSamplingRate } from '../../decoders/sflow/index.js';
+import type { ExporterInfo, LearnedInterface, SflowSourceInfo } from '../api/types.js';
+import type { DatagramDecoder } from './decoder.js';
+
+/** One exporter as the exporters API shows it, plus the counters metrics need. */
+export interface ExporterSnapshot extends ExporterInfo {
+  firstSeenMs: number;
+  recordsByProtocol: Record<string, number>;
+  templateMisses: number;
+  unknownSampling: number;
+}
+
+export interface DecodeTotals {
+  datagrams: number;
+  records: number;
+  decodeErrors: number;
+  templateMisses: number;
+  unknownProtocol: number;
+  decoderCrashes: number;
+}
+
+export interface DecodeSnapshot {
+  /** When it was taken (the stage's clock). */
+  timeMs: number;
+  exporters: ExporterSnapshot[];
+  /** Interface names learnt from IPFIX interface options (IE 82), per exporter address. */
+  interfaces: LearnedInterface[];
+  totals: DecodeTotals;
+  /** Crash fixtures kept and not kept (over the limits, or no directory). */
+  crashFixtures: { written: number; skipped: number };
+}
+
+export function emptySnapshot(timeMs: number): DecodeSnapshot {
+  return {
+    timeMs,
+    exporters: [],
+    interfaces: [],
+    totals: { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0, decoderCrashes: 0 },
+    crashFixtures: { written: 0, skipped: 0 },
+  };
+}
+
+/** Takes the snapshot of one decoding context (built on request, never per datagram). */
+export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnapshot {
+  const summary = summarizeFlowState(decoder.flowState);
+  const templatesByAddr = new Map<string, number>();
+  for (const s of summary.sessions) {
+    const addr = s.exporter.startsWith('[') ? s.exporter.slice(1, s.exporter.lastIndexOf(']')) : s.exporter.slice(0, s.exporter.lastIndexOf(':'));
+    const n = s.domains.reduce((acc, d) => acc + d.templates.length, 0);
+    templatesByAddr.set(addr, (templatesByAddr.get(addr) ?? 0) + n);
+  }
+  const sflowByAgent = new Map<string, SflowSourceInfo[]>();
+  for (const agent of decoder.sflowState.agents.values()) {
+    for (const src of agent.sources.values()) {
+      if (src.kind !== 'flow') continue;
+      let list = sflowByAgent.get(agent.agent);
+      if (!list) sflowByAgent.set(agent.agent, (list = []));
+      list.push({
+        subAgent: agent.subAgent,
+        sourceIdType: src.sourceIdType,
+        sourceIdIndex: src.sourceIdIndex,
+        samplingRate: src.samplingRate,
+        effectiveRate: effectiveSamplingRate(src) ?? null,
+        drops: src.dropped,
+        lostSamples: src.lost,
+      });
+    }
+  }
+  const exporters = decoder.exporters.all().map(
+    (e): ExporterSnapshot => ({
+      address: e.address,
+      protocols: [...e.protocols].sort(),
+      sessions: [...e.sessions].sort((a, b) => a - b).map((port) => sessionKey(e.address, port)),
+      firstSeenMs: e.firstSeenMs,
+      lastSeenMs: e.lastSeenMs,
+      datagrams: e.datagrams,
+      records: e.records,
+      recordsByProtocol: Object.fromEntries(e.recordsByProtocol),
+      errorsByReason: Object.fromEntries(e.errorsByCode),
+      decoderCrashes: Object.fromEntries(e.crashesByDecoder),
+      templateMisses: e.templateMisses,
+      unknownSampling: e.unknownSampling,
+      sequenceGaps: e.sequenceGaps,
+      lostRecords: e.lostRecords + e.lostDatagrams + e.lostSamples,
+      samplingRates: [...e.samplingRates.values()]
+        .sort((a, b) => a.domain - b.domain || b.lastSeenMs - a.lastSeenMs)
+        .map((s) => ({ domain: s.domain, rate: s.rate, source: s.source })),
+      liveTemplates: templatesByAddr.get(e.address) ?? 0,
+      // Matched by agent address: agents normally send from the address they report.
+      ...(sflowByAgent.has(e.address) ? { sflowSources: sflowByAgent.get(e.address)! } : {}),
+    }),
+  );
+  const interfaces: LearnedInterface[] = [];
+  for (const [key, table] of decoder.flowState.exporterSampling) {
+    if (table.interfaceNames.size === 0) continue;
+    const exporter = key.slice(0, key.lastIndexOf('|'));
+    for (const [ifIndex, name] of table.interfaceNames) interfaces.push({ exporter, ifIndex, name });
+  }
+  return {
+    timeMs,
+    exporters,
+    interfaces,
+    totals: { ...decoder.totals },
+    crashFixtures: { written: decoder.crashFixtures.written, skipped: decoder.crashFixtures.skipped },
+  };
+}
+
+function addRecord(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+/**
+ * One view of several workers' snapshots. Exporters are sharded, so an address appears in
+ * one worker only, except the 'other' entry each worker's bounded table may fold into; those
+ * are summed.
+ */
+export function mergeSnapshots(parts: readonly DecodeSnapshot[], timeMs: number): DecodeSnapshot {
+  const out = emptySnapshot(timeMs);
+  const byAddress = new Map<string, ExporterSnapshot>();
+  for (const p of parts) {
+    for (const e of p.exporters) {
+      const prev = byAddress.get(e.address);
+      if (!prev) {
+        byAddress.set(e.address, e);
+        continue;
+      }
+      prev.protocols = [...new Set([...prev.protocols, ...e.protocols])].sort();
+      prev.sessions = [...new Set([...prev.sessions, ...e.sessions])];
+      prev.firstSeenMs = Math.min(prev.firstSeenMs, e.firstSeenMs);
+      prev.lastSeenMs = Math.max(prev.lastSeenMs, e.lastSeenMs);
+      prev.datagrams += e.datagrams;
+      prev.records += e.records;
+      addRecord(prev.recordsByProtocol, e.recordsByProtocol);
+      addRecord(prev.errorsByReason, e.errorsByReason);
+      addRecord(prev.decoderCrashes, e.decoderCrashes);
+      prev.templateMisses += e.templateMisses;
+      prev.unknownSampling += e.unknownSampling;
+      prev.sequenceGaps += e.sequenceGaps;
+      prev.lostRecords += e.lostRecords;
+      prev.samplingRates = [...prev.samplingRates, ...e.samplingRates];
+      prev.liveTemplates += e.liveTemplates;
+      if (e.sflowSources) prev.sflowSources = [...(prev.sflowSources ?? []), ...e.sflowSources];
+    }
+    out.interfaces.push(...p.interfaces);
+    for (const k of Object.keys(out.totals) as (keyof DecodeTotals)[]) out.totals[k] += p.totals[k];
+    out.crashFixtures.written += p.crashFixtures.written;
+    out.crashFixtures.skipped += p.crashFixtures.skipped;
+  }
+  out.exporters = [...byAddress.values()];
+  return out;
+}

@@ -1,0 +1,175 @@
+/**
+ * The decode stage: owns the queue loop, the decoders and all their state, crash isolation,
+ * and hands records to aggregation. Everything else (API, metrics, stores, persistence)
+ * reads the plain-data snapshot it publishes, never decoder internals.
+ *
+ * Two shapes with one surface: InlineDecodeStage decodes on the main thread (`--workers 1`);
+ * WorkerDecodeStage (workers.ts) shards exporters over worker threads.
+ */
+import { BoundedQueue, type ReceivedDatagram } from '../../collectors/queue.js';
+import type { FlowDecoderLimits, FlowDecoderState, PersistedFlowState } from '../../decoders/ipfix/index.js';
+import { snapshotFlowState } from '../../decoders/ipfix/index.js';
+import type { FlowRecord } from '../../decoders/record.js';
+import type { SamplingRule } from '../enrich/sampling.js';
+import type { Logger } from '../log.js';
+import { DatagramDecoder, type DecoderCrash } from './decoder.js';
+import type { ListenerKind, ProtocolEntry } from './protocols.js';
+import { type DecodeSnapshot, snapshotOf } from './snapshot.js';
+
+/** Datagrams decoded per turn of the event loop before yielding to socket reads. */
+export const DRAIN_BATCH = 512;
+
+export interface DecodeStageConfig {
+  defaultSamplingRate: number;
+  samplingRules: readonly SamplingRule[];
+  flowLimits: Partial<FlowDecoderLimits>;
+  crashDir: string;
+  /** Datagrams accepted but not yet decoded, over all workers (the global queue budget). */
+  queueSize: number;
+}
+
+/** Where decoded records go on the main thread (the aggregator's add). */
+export type AggregateRecord = (rec: FlowRecord, receivedMs: number, exporterAddr: string) => void;
+
+export interface QueueStats {
+  length: number;
+  capacity: number;
+  dropped: number;
+  dropsByExporter: ReadonlyMap<string, number>;
+}
+
+export interface DecodeStage {
+  readonly kind: 'inline' | 'workers';
+  readonly workerCount: number;
+  /**
+   * A datagram received. The payload must stay untouched until decoded (node:dgram hands a
+   * fresh buffer per message). False when the queue budget is exhausted: dropped and counted.
+   */
+  submit(d: ReceivedDatagram, listener: ListenerKind): boolean;
+  /** The latest published snapshot (cheap). */
+  snapshot(): DecodeSnapshot;
+  /** A fresh snapshot (inline: now; workers: asks each, bounded wait). */
+  refresh(): Promise<DecodeSnapshot>;
+  /** The IPFIX / NetFlow decoder state of every exporter as one document, for the state file. */
+  persistentState(nowMs: number): Promise<PersistedFlowState>;
+  queueStats(): QueueStats;
+  /** Resolves once the stage can decode (workers started, saved state restored). */
+  ready(): Promise<void>;
+  /** Decodes everything accepted and hands it to aggregation; then the stage is closed. */
+  stop(): Promise<void>;
+}
+
+export interface StageDeps {
+  now: () => number;
+  log: Logger;
+  aggregate: AggregateRecord;
+  /** Replaces the protocol table (tests inject a decoder that throws). */
+  protocols?: ProtocolEntry[];
+}
+
+/** Logs a decoder crash: the stack once per decoder and interval, since it is our bug. */
+export function logCrash(log: Logger, c: DecoderCrash): void {
+  const stack = c.error instanceof Error ? (c.error.stack ?? c.error.message) : String(c.error);
+  log.limited(
+    `crash|${c.decoder}`,
+    'error',
+    `decoder ${c.decoder} crashed on a datagram from ${c.exporter}:${c.port} (counted as decoder-crash; ${c.fixture ? `kept as ${c.fixture}` : 'not kept'}): ${stack}`,
+  );
+}
+
+export class InlineDecodeStage implements DecodeStage {
+  readonly kind = 'inline';
+  readonly workerCount = 1;
+  private readonly queue: BoundedQueue<ReceivedDatagram & { listener: ListenerKind }>;
+  private readonly decoder: DatagramDecoder;
+  private drainScheduled = false;
+  private closed = false;
+  private readonly sink: (rec: FlowRecord) => void;
+  private current = { receivedMs: 0, srcAddr: '' };
+
+  constructor(
+    config: DecodeStageConfig,
+    private readonly deps: StageDeps,
+    saved?: FlowDecoderState,
+  ) {
+    this.queue = new BoundedQueue(config.queueSize);
+    this.decoder = new DatagramDecoder(
+      {
+        withFields: false,
+        withAddresses: false,
+        defaultSamplingRate: config.defaultSamplingRate,
+        samplingRules: config.samplingRules,
+        flowLimits: config.flowLimits,
+        innerHeaders: false,
+        crashDir: config.crashDir,
+      },
+      saved,
+      deps.protocols,
+    );
+    this.decoder.onCrash = (c) => logCrash(deps.log, c);
+    const cur = this.current;
+    const aggregate = deps.aggregate;
+    this.sink = (rec) => aggregate(rec, cur.receivedMs, cur.srcAddr);
+  }
+
+  submit(d: ReceivedDatagram, listener: ListenerKind): boolean {
+    if (this.closed) return false;
+    if (!this.queue.push({ ...d, listener })) return false;
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(() => this.drain());
+    }
+    return true;
+  }
+
+  /** Decodes one datagram now (the batched receive path, which has no queue of its own). */
+  decodeNow(payload: Uint8Array, srcAddr: string, srcPort: number, listener: ListenerKind, receivedMs: number): void {
+    this.current.receivedMs = receivedMs;
+    this.current.srcAddr = srcAddr;
+    const out = this.decoder.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, this.sink);
+    for (const e of out.errors) {
+      if (e.code !== 'decoder-crash') this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`);
+    }
+  }
+
+  /** Decodes queued datagrams in batches, yielding between them so sockets keep reading. */
+  private drain(): void {
+    this.drainScheduled = false;
+    for (let i = 0; i < DRAIN_BATCH; i++) {
+      const d = this.queue.shift();
+      if (!d) return;
+      this.decodeNow(d.payload, d.srcAddr, d.srcPort, d.listener, d.receivedMs);
+    }
+    if (this.queue.length > 0 && !this.drainScheduled) {
+      this.drainScheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  snapshot(): DecodeSnapshot {
+    return snapshotOf(this.decoder, this.deps.now());
+  }
+
+  refresh(): Promise<DecodeSnapshot> {
+    return Promise.resolve(this.snapshot());
+  }
+
+  persistentState(nowMs: number): Promise<PersistedFlowState> {
+    return Promise.resolve(snapshotFlowState(this.decoder.flowState, nowMs));
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  queueStats(): QueueStats {
+    const q = this.queue;
+    return { length: q.length, capacity: q.capacity, dropped: q.dropped, dropsByExporter: q.dropsByExporter };
+  }
+
+  stop(): Promise<void> {
+    for (let d = this.queue.shift(); d; d = this.queue.shift()) this.decodeNow(d.payload, d.srcAddr, d.srcPort, d.listener, d.receivedMs);
+    this.closed = true;
+    return Promise.resolve();
+  }
+}

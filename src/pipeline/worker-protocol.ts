@@ -1,0 +1,33 @@
+/** Messages between the main thread and decode workers (all structured-clone plain data). */
+import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
+import type { AggregatorConfig } from '../aggregate/config.js';
+import type { LogLevel, LogThreshold } from '../log.js';
+import type { DecodeSnapshot } from './snapshot.js';
+import type { DecodeStageConfig } from './stage.js';
+
+export interface WorkerInit {
+  index: number;
+  stage: DecodeStageConfig;
+  /** The aggregator settings that decide bucket and split (width, flow limits). */
+  aggregation: Partial<AggregatorConfig>;
+  /** This worker's share of the saved decoder state, if any. */
+  saved: PersistedFlowState | undefined;
+  logLevel: LogThreshold;
+  /** How often partial sums go to the main thread. */
+  flushMs: number;
+}
+
+export type ToWorker =
+  | { type: 'batch'; buffer: ArrayBuffer; length: number; count: number }
+  | { type: 'snapshot'; id: number }
+  | { type: 'state'; id: number; nowMs: number }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'sums'; parts: Float64Array; exporters: string[] }
+  | { type: 'done'; count: number }
+  | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }
+  | { type: 'state'; id: number; state: PersistedFlowState }
+  | { type: 'log'; level: LogLevel; msg: string }
+  | { type: 'stopped' };

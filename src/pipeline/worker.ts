@@ -1,0 +1,76 @@
+/**
+ * A decode worker thread: decodes the batches of its exporters, sums records into partial
+ * bucket cells with numeric keys (the same Aggregator.add the inline path uses) and sends
+ * those sums to the main thread every `flushMs`. The main thread merges, writes and serves.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { restoreFlowState } from '../../decoders/ipfix/index.js';
+import { createAggregator } from '../aggregate/index.js';
+import { createLogger, type LogLevel } from '../log.js';
+import type { Registry } from '../registry/registry.js';
+import type { TrafficStore } from '../store/types.js';
+import { BatchReader } from './shard.js';
+import { InlineDecodeStage } from './stage.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('src/pipeline/worker.js runs only as a worker thread');
+const init = workerData as WorkerInit;
+const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer ?? []);
+
+// Log lines are rate-limited here, then printed by the main thread's logger.
+const log = createLogger({
+  level: init.logLevel,
+  write: (line) => {
+    const [, level, ...rest] = line.split(' ');
+    post({ type: 'log', level: (level ?? 'info') as LogLevel, msg: rest.join(' ') });
+  },
+});
+
+// Workers keep every pair; the main thread applies the registry when it merges (addParts).
+const everyPairKept = { isRegistered: () => true } as unknown as Registry;
+const neverWritten: TrafficStore = {
+  kind: 'worker',
+  writeRows: () => Promise.reject(new Error('decode workers hand their sums to the main thread')),
+} as unknown as TrafficStore;
+const aggregator = createAggregator(init.aggregation, { now: Date.now, store: neverWritten, registry: () => everyPairKept });
+
+let saved;
+try {
+  saved = init.saved ? restoreFlowState(init.saved, init.stage.flowLimits) : undefined;
+} catch (err) {
+  log.log('warn', `worker ${init.index}: ignoring its share of the decoder state: ${(err as Error).message}`);
+}
+const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregate: (rec, ms, addr) => aggregator.add(rec, ms, addr) }, saved);
+const reader = new BatchReader();
+const decode = stage.decodeNow.bind(stage);
+
+function flush(): void {
+  const { parts, exporters } = aggregator.takeParts();
+  if (parts.length > 0) post({ type: 'sums', parts, exporters }, [parts.buffer as ArrayBuffer]);
+}
+
+const timer = setInterval(flush, init.flushMs);
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'batch': {
+      const n = reader.read(m.buffer, m.length, decode);
+      post({ type: 'done', count: Math.max(n, m.count) });
+      return;
+    }
+    case 'snapshot':
+      post({ type: 'snapshot', id: m.id, snapshot: stage.snapshot() });
+      return;
+    case 'state':
+      void stage.persistentState(m.nowMs).then((state) => post({ type: 'state', id: m.id, state }));
+      return;
+    case 'stop':
+      // Messages arrive in order: every batch sent before 'stop' has been decoded.
+      clearInterval(timer);
+      flush();
+      post({ type: 'stopped' });
+      return;
+  }
+});
+post({ type: 'ready' });
