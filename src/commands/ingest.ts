@@ -6,6 +6,8 @@ import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js
 import { decodeCaptures } from '../ingest/captures.js';
 import { TrafficSummary, type Counts, type PairTotals } from '../ingest/summary.js';
 import { loadCache } from '../registry/loader.js';
+import { createAggregator } from '../aggregate/index.js';
+import type { TrafficStore } from '../store/types.js';
 
 /** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
 export interface IngestDocument {
@@ -36,11 +38,33 @@ export interface IngestOptions {
   onDiagnostic: (line: string) => void;
 }
 
-/** Runs the capture files through the decode path and sums them (no store, no clock). */
-export function ingestFiles(files: readonly string[], opts: IngestOptions): IngestDocument {
+/**
+ * Runs the capture files through the daemon's path (decode stage, enrichment, the aggregator)
+ * and sums the rows the aggregator would write, in memory. Every pair is kept (the document
+ * lists unregistered pairs by number) and no bucket is ever too late: capture times may be
+ * years old.
+ */
+export async function ingestFiles(files: readonly string[], opts: IngestOptions): Promise<IngestDocument> {
   const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
   const summary = new TrafficSummary();
-  const { skippedFrames } = decodeCaptures(files, decoder, opts.onDiagnostic, (rec) => summary.addRecord(rec));
+  const rowsOut: TrafficStore = {
+    kind: 'ingest',
+    writeRows: (rows) => {
+      for (const r of rows) summary.addRow(r);
+      return Promise.resolve();
+    },
+    queryTraffic: () => Promise.reject(new Error('not a query store')),
+    readRows: () => Promise.resolve([]),
+    close: () => Promise.resolve(),
+  };
+  const aggregator = createAggregator(
+    { keepUnregistered: 'all', maxLiveKeys: Number.MAX_SAFE_INTEGER, maxExporters: Number.MAX_SAFE_INTEGER },
+    { now: () => 0, store: rowsOut, registry: () => opts.registry },
+  );
+  const { skippedFrames } = decodeCaptures(files, decoder, opts.onDiagnostic, (rec, _file, _frame, receivedMs, exporterAddr) =>
+    aggregator.add(rec, receivedMs, exporterAddr),
+  );
+  await aggregator.flush();
   const errorsByCode: Record<string, number> = {};
   let lostRecords = 0;
   let lostDatagrams = 0;
@@ -80,7 +104,7 @@ live and prints per-experiment totals as one JSON document. Problems go to stder
 "FILE: frame N: reason".
 `;
 
-export function runIngest(args: string[]): number {
+export async function runIngest(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -103,7 +127,7 @@ export function runIngest(args: string[]): number {
   if (cached?.error) process.stderr.write(`ignoring registry cache: ${cached.error}\n`);
   const registry = cached?.registry ?? loadSnapshot(now);
   try {
-    const doc = ingestFiles(positionals, {
+    const doc = await ingestFiles(positionals, {
       registry,
       onDiagnostic: (line) => {
         if (!values.quiet) process.stderr.write(`${line}\n`);

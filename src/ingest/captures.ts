@@ -12,7 +12,8 @@ export function decodeCaptures(
   files: readonly string[],
   decoder: DatagramDecoder,
   onDiagnostic: (line: string) => void,
-  onRecord: (rec: FlowRecord, file: string, frame: number) => void,
+  /** Called per record; the record is only valid during the call (decoders may reuse it). */
+  onRecord: (rec: FlowRecord, file: string, frame: number, receivedMs: number, exporterAddr: string) => void,
 ): { skippedFrames: number } {
   let skippedFrames = 0;
   for (const file of files) {
@@ -22,9 +23,8 @@ export function decodeCaptures(
       onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`);
     }
     for (const d of capture.datagrams) {
-      const { records, errors } = decoder.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
-      for (const e of errors) onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
-      for (const rec of records) onRecord(rec, file, d.frame);
+      const out = decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, d.timeMs, 'any', (rec) => onRecord(rec, file, d.frame, d.timeMs, d.srcAddr));
+      for (const e of out.errors) onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
     }
   }
   return { skippedFrames };

@@ -1,7 +1,5 @@
-import type { FlowRecord } from '../../decoders/record.js';
-import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
-import { classify } from '../enrich/series.js';
 import type { Registry } from '../registry/registry.js';
+import type { TrafficRow } from '../store/types.js';
 
 /**
  * Totals over a set of records in the `ingest` document shape (DESIGN.md, "Contract used by
@@ -27,12 +25,6 @@ function zero(): Counts {
   return { records: 0, packets: 0, bytes: 0 };
 }
 
-function add(c: Counts, rec: FlowRecord): void {
-  c.records += 1;
-  c.packets += rec.packets * rec.samplingRate;
-  c.bytes += rec.bytes * rec.samplingRate;
-}
-
 /** A pair with its registry names (null where the registry has none) and whether it is registered. */
 export function namedPair(registry: Registry, community: number, activity: number): Omit<PairTotals, keyof Counts> {
   const names = registry.names(community, activity);
@@ -52,26 +44,19 @@ export class TrafficSummary {
   readonly ipv4 = zero();
   readonly unknown = zero();
 
-  addRecord(rec: FlowRecord): void {
-    switch (classify(rec)) {
-      case 'pair': {
-        const label = rec.flowLabel!;
-        const key = communityOf(label) * 64 + activityOf(label);
-        let c = this.pairs.get(key);
-        if (!c) this.pairs.set(key, (c = zero()));
-        add(c, rec);
-        break;
-      }
-      case 'ipv6':
-        add(this.ipv6, rec);
-        break;
-      case 'ipv4':
-        add(this.ipv4, rec);
-        break;
-      case 'unknown':
-        add(this.unknown, rec);
-        break;
-    }
+  /** Adds an aggregated row (the daemon's path: the rows the aggregator writes to a store). */
+  addRow(row: TrafficRow): void {
+    let c: Counts;
+    if (row.trafficClass === 'scitags') {
+      // `ingest` keeps every pair (keepUnregistered 'all'), so community and activity are set.
+      const key = row.community! * 64 + row.activity!;
+      let p = this.pairs.get(key);
+      if (!p) this.pairs.set(key, (p = zero()));
+      c = p;
+    } else c = row.trafficClass === 'ipv6_unmarked' ? this.ipv6 : row.trafficClass === 'ipv4' ? this.ipv4 : this.unknown;
+    c.records += row.records;
+    c.packets += row.packets;
+    c.bytes += row.bytes;
   }
 
   pairTotals(registry: Registry): PairTotals[] {

@@ -21,9 +21,9 @@ describe('ingest totals equal the truth of every capture fixture', () => {
   });
 
   for (const f of fixtures) {
-    it(f.name, () => {
+    it(f.name, async () => {
       const diagnostics: string[] = [];
-      const doc = ingestFiles([f.pcap], { registry, onDiagnostic: (l) => diagnostics.push(l) });
+      const doc = await ingestFiles([f.pcap], { registry, onDiagnostic: (l) => diagnostics.push(l) });
       const want = expectedTotals(loadTruth(f.truthFile));
       expect(pairsOf(doc)).toEqual(want.pairs);
       expect(doc.unmarked.ipv6).toEqual(want.ipv6Unmarked);
