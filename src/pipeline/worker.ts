@@ -56,7 +56,7 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'batch': {
       const n = reader.read(m.buffer, m.length, decode);
-      post({ type: 'done', count: Math.max(n, m.count) });
+      post({ type: 'done', count: Math.max(n, m.count), buffer: m.buffer }, [m.buffer]);
       return;
     }
     case 'snapshot':

@@ -23,6 +23,7 @@ const FLUSH_MS = 200;
 /** How long a snapshot or state request waits for a worker before using what it has. */
 const REQUEST_TIMEOUT_MS = 2000;
 const MAX_DROP_KEYS = 1024;
+const WORKER_YOUNG_GENERATION_MB = 8;
 
 export interface WorkerStageDeps {
   now: () => number;
@@ -79,7 +80,12 @@ export class WorkerDecodeStage implements DecodeStage {
 
   private spawn(index: number, saved: PersistedFlowState | undefined): Slot {
     const init: WorkerInit = { index, stage: this.config, aggregation: this.aggregation, saved, logLevel: this.deps.logLevel, flushMs: FLUSH_MS };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: init,
+      // A worker holds decoder state and one bucket's partial sums: a small young generation
+      // is plenty, and each thread's default (up to 32 MB semi-spaces) multiplies RSS by workers.
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
     let markReady: () => void = () => {};
     const slot: Slot = {
       worker,
@@ -100,6 +106,7 @@ export class WorkerDecodeStage implements DecodeStage {
           return;
         case 'done':
           slot.inflight = Math.max(0, slot.inflight - m.count);
+          slot.writer.recycle(m.buffer);
           return;
         case 'log':
           this.deps.log.log(m.level, m.msg);
@@ -129,6 +136,7 @@ export class WorkerDecodeStage implements DecodeStage {
     return slot;
   }
 
+  /** The payload is copied into the worker's batch at once, so a transient one is fine. */
   submit(d: ReceivedDatagram, listener: ListenerKind): boolean {
     if (this.closed) return false;
     const slot = this.slots[shardOf(d.srcAddr, this.workerCount)]!;
