@@ -9,14 +9,16 @@
 # ---- build: install everything, compile TypeScript, then drop the dev dependencies ----
 FROM node:20-bookworm AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json ./
+COPY package.json package-lock.json tsconfig.json binding.gyp ./
 COPY src ./src
 COPY decoders ./decoders
 COPY collectors ./collectors
 COPY data/registry-snapshot.json ./data/registry-snapshot.json
-# `npm ci` runs the package's `prepare` script, which is the build (tsc into dist/).
+# `npm ci` runs the package's `install` script (the batched-receive addon, node-gyp against the
+# image's Node headers) and `prepare` (tsc into dist/).
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund \
  && test -f dist/src/cli.js \
+ && test -f build/Release/scitags_recv.node \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: production dependencies and compiled code only, non-root ----
@@ -26,6 +28,7 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/scitags_recv.node ./build/Release/scitags_recv.node
 COPY --from=build /app/data/registry-snapshot.json ./data/registry-snapshot.json
 # Default configuration; mount your own over it (docker-compose.yml mounts deploy/config.yaml).
 COPY deploy/config.yaml /etc/scitags-collector/config.yaml

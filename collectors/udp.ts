@@ -1,7 +1,5 @@
-import { createSocket, type Socket } from 'node:dgram';
-import { isIPv4 } from 'node:net';
 import type { ExporterAllowList } from './allowlist.js';
-import { normalizeAddress } from './allowlist.js';
+import { AddressCache, createDatagramReceiver, type DatagramReceiver, type ReceivedBatch } from './batch-receive.js';
 import type { ReceivedDatagram } from './queue.js';
 
 export type ListenerProtocol = 'ipfix' | 'netflow' | 'sflow';
@@ -13,6 +11,8 @@ export interface UdpListenerConfig {
   bind: string;
   /** SO_RCVBUF in bytes; 0 keeps the kernel default. Bursts from many exporters need MBs. */
   receiveBufferBytes: number;
+  /** 'off' forces node:dgram; 'auto' uses the batched recvmmsg addon when it loads. */
+  nativeReceive?: 'auto' | 'off';
 }
 
 export interface UdpListenerStats {
@@ -20,23 +20,33 @@ export interface UdpListenerStats {
   bytes: number;
   deniedByAllowList: number;
   queueDrops: number;
+  /** Datagrams longer than the receive slot (cut by the kernel), dropped and counted. */
+  truncated: number;
 }
 
 /**
- * One UDP socket. The message handler does the minimum: timestamp, tag with exporter
- * address/port and local port, allow-list check, push into the bounded queue. Decoding
- * happens elsewhere, so a slow decoder shows up as counted queue drops, never as a
- * blocked socket.
+ * Hands a received datagram to the decode stage. `transient`: the payload lives in the
+ * receiver's shared buffer and is valid only during the call (the stage decodes or copies it
+ * at once). False when the stage's queue budget is exhausted (dropped and counted).
+ */
+export type SubmitDatagram = (d: ReceivedDatagram, transient: boolean) => boolean;
+
+/**
+ * One UDP socket. The receive handler does the minimum: timestamp (once per batch), tag with
+ * exporter address/port and local port, allow-list check, hand to the decode stage. A slow
+ * decoder shows up as counted drops, never as a blocked socket.
  */
 export class UdpListener {
-  private socket: Socket | undefined;
-  readonly stats: UdpListenerStats = { datagrams: 0, bytes: 0, deniedByAllowList: 0, queueDrops: 0 };
+  private receiver: DatagramReceiver | undefined;
+  readonly stats: UdpListenerStats = { datagrams: 0, bytes: 0, deniedByAllowList: 0, queueDrops: 0, truncated: 0 };
   private boundPort = 0;
+  private readonly addresses = new AddressCache(4096);
+  /** Reused per datagram: the stage reads it during the call only. */
+  private readonly datagram: ReceivedDatagram = { payload: new Uint8Array(0), srcAddr: '', srcPort: 0, localPort: 0, receivedMs: 0 };
 
   constructor(
     readonly config: UdpListenerConfig,
-    /** Hands the datagram to the decode stage; false when its queue budget is exhausted. */
-    private readonly submit: (d: ReceivedDatagram) => boolean,
+    private readonly submit: SubmitDatagram,
     private readonly allowList: ExporterAllowList,
     private readonly now: () => number = Date.now,
   ) {}
@@ -46,46 +56,66 @@ export class UdpListener {
     return this.boundPort;
   }
 
-  async start(): Promise<void> {
-    const ipv6 = !isIPv4(this.config.bind);
-    const socket = createSocket({
-      type: ipv6 ? 'udp6' : 'udp4',
-      ipv6Only: false,
-      ...(this.config.receiveBufferBytes > 0 ? { recvBufferSize: this.config.receiveBufferBytes } : {}),
-    });
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(this.config.port, this.config.bind, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    // After binding, a socket error must not crash the process; it is logged by the owner.
-    socket.on('error', () => {});
-    this.boundPort = socket.address().port;
-    this.socket = socket;
+  /** 'recvmmsg' (native batches) or 'dgram' (node:dgram fallback), after start(). */
+  get receivePath(): 'recvmmsg' | 'dgram' | undefined {
+    return this.receiver?.kind;
   }
 
-  private onMessage(msg: Buffer, address: string, port: number): void {
-    const srcAddr = normalizeAddress(address);
-    this.stats.datagrams++;
-    this.stats.bytes += msg.length;
-    if (!this.allowList.allows(srcAddr)) {
-      this.stats.deniedByAllowList++;
-      return;
+  /** SO_RCVBUF the kernel granted (it caps the request at net.core.rmem_max silently). */
+  get grantedReceiveBufferBytes(): number {
+    return this.receiver?.grantedReceiveBufferBytes ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const receiver = createDatagramReceiver(
+      { bind: this.config.bind, port: this.config.port, receiveBufferBytes: this.config.receiveBufferBytes },
+      { native: this.config.nativeReceive ?? 'auto' },
+    );
+    await receiver.start((batch) => this.onBatch(batch));
+    this.boundPort = receiver.port;
+    this.receiver = receiver;
+  }
+
+  private onBatch(b: ReceivedBatch): void {
+    const receivedMs = this.now();
+    const transient = this.receiver?.kind !== 'dgram';
+    const d = this.datagram;
+    d.localPort = this.boundPort;
+    d.receivedMs = receivedMs;
+    for (let i = 0; i < b.count; i++) {
+      const len = b.lengths[i]!;
+      this.stats.datagrams++;
+      this.stats.bytes += len;
+      if (b.truncated[i] === 1) {
+        this.stats.truncated++;
+        continue;
+      }
+      const srcAddr = this.addresses.get(b.addrs, i);
+      if (!this.allowList.allows(srcAddr)) {
+        this.stats.deniedByAllowList++;
+        continue;
+      }
+      const off = b.offsets[i]!;
+      const payload = b.data.subarray(off, off + len);
+      if (transient) {
+        d.payload = payload;
+        d.srcAddr = srcAddr;
+        d.srcPort = b.ports[i]!;
+        if (!this.submit(d, true)) this.stats.queueDrops++;
+      } else if (!this.submit({ payload, srcAddr, srcPort: b.ports[i]!, localPort: this.boundPort, receivedMs }, false)) {
+        this.stats.queueDrops++;
+      }
     }
-    if (!this.submit({ payload: msg, srcAddr, srcPort: port, localPort: this.boundPort, receivedMs: this.now() })) this.stats.queueDrops++;
   }
 
   /** Local address and port, and the socket's inode lookup key for /proc/net/udp. */
   address(): { address: string; port: number } | undefined {
-    return this.socket?.address();
+    return this.receiver ? { address: this.config.bind, port: this.boundPort } : undefined;
   }
 
   async stop(): Promise<void> {
-    const s = this.socket;
-    this.socket = undefined;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    const r = this.receiver;
+    this.receiver = undefined;
+    if (r) await r.stop();
   }
 }

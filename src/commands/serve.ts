@@ -39,10 +39,22 @@ export async function runServe(args: string[]): Promise<number> {
   for (const w of loaded.warnings) log.log('warn', w);
   const collector = await Collector.create(config, { now: Date.now, log });
   await collector.start();
-  for (const { name, listener } of collector.listeners) {
+  const paths = collector.receivePaths();
+  for (const [i, { name, listener }] of collector.listeners.entries()) {
     const a = listener.address();
     process.stdout.write(`listening for ${name} on udp/${a?.address.includes(':') ? `[${a.address}]` : a?.address}:${a?.port}\n`);
+    const p = paths[i]!;
+    const asked = listener.config.receiveBufferBytes;
+    // Linux reports SO_RCVBUF doubled (socket(7)); less than asked means net.core.rmem_max capped it.
+    const capped = asked > 0 && p.grantedBytes < 2 * asked;
+    log.log(
+      capped ? 'warn' : 'info',
+      `${name} udp/${p.port}: ${p.path === 'recvmmsg' ? 'batched receive (recvmmsg)' : `node:dgram receive (${p.fallbackReason})`}; ` +
+        `receive buffer ${p.grantedBytes} bytes granted for ${asked} asked` +
+        (capped ? ` (capped by net.core.rmem_max: raise it, e.g. sysctl -w net.core.rmem_max=${asked})` : ''),
+    );
   }
+  log.log('info', `decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`);
   const store = config.store.type === 'sqlite' ? `sqlite ${config.store.path}` : `influx ${config.store.url}/${config.store.database}`;
   process.stdout.write(`store: ${store}\n`);
   process.stdout.write(collector.apiUrl ? `API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)\n` : 'API: off\n');

@@ -31,6 +31,20 @@ export interface MetricsOptions {
   queueLength?: () => number;
   /** Live aggregation keys. */
   liveKeys?: () => number;
+  /** Per listener: the receive path in use and the SO_RCVBUF the kernel granted. */
+  receivePaths?: () => ReceivePathInfo[];
+  /** Decode threads (1 = the main thread) and worker threads replaced after dying. */
+  decodeWorkers?: () => { workers: number; restarts: number };
+}
+
+export interface ReceivePathInfo {
+  listener: string;
+  port: number;
+  /** 'recvmmsg' (native batched receive) or 'dgram' (node:dgram fallback). */
+  path: string;
+  /** Why the native path is not used ('' when it is). */
+  fallbackReason: string;
+  grantedBytes: number;
 }
 
 /** Caps the distinct values of one label; values past the cap map to "other". */
@@ -89,6 +103,10 @@ export interface CollectorMetrics {
 
   // registry
   registryInfo: Gauge<'source' | 'modified'>;
+  receivePath: Gauge<'listener' | 'port' | 'path' | 'reason'>;
+  receiveBuffer: Gauge<'listener' | 'port'>;
+  decodeWorkers: Gauge;
+  workerRestarts: Gauge;
   registryAgeSeconds: Gauge;
   registryRefreshes: Counter<'result'>;
   registryLastRefreshOk: Gauge;
@@ -132,6 +150,47 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
   const queueHook = options.queueLength;
   const liveKeysHook = options.liveKeys;
   const statusHook = options.registryStatus;
+
+  const receiveHook = options.receivePaths;
+  const receivePath = new Gauge({
+    name: n('receive_path_info'),
+    help: "Receive path per listener (value 1): 'recvmmsg' (batched, native addon) or 'dgram' (node:dgram fallback, with the reason)",
+    labelNames: ['listener', 'port', 'path', 'reason'] as const,
+    registers,
+    collect() {
+      if (!receiveHook) return;
+      this.reset();
+      for (const r of receiveHook()) this.set({ listener: r.listener, port: String(r.port), path: r.path, reason: r.fallbackReason }, 1);
+    },
+  });
+  const receiveBuffer = new Gauge({
+    name: n('socket_receive_buffer_bytes'),
+    help: 'SO_RCVBUF the kernel granted per listener (it caps requests at net.core.rmem_max without an error)',
+    labelNames: ['listener', 'port'] as const,
+    registers,
+    collect() {
+      if (!receiveHook) return;
+      this.reset();
+      for (const r of receiveHook()) this.set({ listener: r.listener, port: String(r.port) }, r.grantedBytes);
+    },
+  });
+  const workersHook = options.decodeWorkers;
+  const decodeWorkers = new Gauge({
+    name: n('decode_workers'),
+    help: 'Decode threads (1 = decoding on the main thread)',
+    registers,
+    collect() {
+      if (workersHook) this.set(workersHook().workers);
+    },
+  });
+  const workerRestarts = new Gauge({
+    name: n('decode_worker_restarts'),
+    help: 'Decode worker threads that died (a bug) and were replaced since start',
+    registers,
+    collect() {
+      if (workersHook) this.set(workersHook().restarts);
+    },
+  });
 
   const registryInfo = new Gauge({
     name: n('registry_info'),
@@ -254,6 +313,10 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     }),
 
     registryInfo,
+    receivePath,
+    receiveBuffer,
+    decodeWorkers,
+    workerRestarts,
     registryAgeSeconds: new Gauge({
       name: n('registry_age_seconds'),
       help: 'Seconds since the registry in use was loaded (downloaded, or read at start)',

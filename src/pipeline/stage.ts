@@ -41,11 +41,15 @@ export interface QueueStats {
 export interface DecodeStage {
   readonly kind: 'inline' | 'workers';
   readonly workerCount: number;
+  /** Worker threads that died and were replaced (always 0 inline). */
+  readonly restarts: number;
   /**
-   * A datagram received. The payload must stay untouched until decoded (node:dgram hands a
-   * fresh buffer per message). False when the queue budget is exhausted: dropped and counted.
+   * A datagram received. `transient`: the payload (and `d` itself) are valid only during the
+   * call (the batched receiver's shared buffer), so the stage decodes or copies at once;
+   * otherwise they stay untouched until decoded (node:dgram hands a fresh buffer per
+   * message). False when the queue budget is exhausted: dropped and counted.
    */
-  submit(d: ReceivedDatagram, listener: ListenerKind): boolean;
+  submit(d: ReceivedDatagram, listener: ListenerKind, transient: boolean): boolean;
   /** The latest published snapshot (cheap). */
   snapshot(): DecodeSnapshot;
   /** A fresh snapshot (inline: now; workers: asks each, bounded wait). */
@@ -80,6 +84,7 @@ export function logCrash(log: Logger, c: DecoderCrash): void {
 export class InlineDecodeStage implements DecodeStage {
   readonly kind = 'inline';
   readonly workerCount = 1;
+  readonly restarts = 0;
   private readonly queue: BoundedQueue<ReceivedDatagram & { listener: ListenerKind }>;
   private readonly decoder: DatagramDecoder;
   private drainScheduled = false;
@@ -112,9 +117,14 @@ export class InlineDecodeStage implements DecodeStage {
     this.sink = (rec) => aggregate(rec, cur.receivedMs, cur.srcAddr);
   }
 
-  submit(d: ReceivedDatagram, listener: ListenerKind): boolean {
+  submit(d: ReceivedDatagram, listener: ListenerKind, transient: boolean): boolean {
     if (this.closed) return false;
-    if (!this.queue.push({ ...d, listener })) return false;
+    if (transient && this.queue.length === 0) {
+      // Batched receive: decoding now costs no copy and no queue; the kernel buffer is the queue.
+      this.decodeNow(d.payload, d.srcAddr, d.srcPort, listener, d.receivedMs);
+      return true;
+    }
+    if (!this.queue.push({ ...d, payload: transient ? d.payload.slice() : d.payload, listener })) return false;
     if (!this.drainScheduled) {
       this.drainScheduled = true;
       setImmediate(() => this.drain());

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ExporterAllowList } from '../../collectors/allowlist.js';
 import type { ReceivedDatagram } from '../../collectors/queue.js';
+import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi } from '../api/index.js';
@@ -9,6 +10,7 @@ import { type Config, enabledListeners } from '../config/index.js';
 import type { ListenerProtocol } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
+import type { ReceivePathInfo } from '../metrics/metrics.js';
 import { LinkDirectory } from '../enrich/links.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
 import { type DecodeStage, type DecodeStageConfig, InlineDecodeStage } from '../pipeline/stage.js';
@@ -115,7 +117,7 @@ export class Collector {
       name: l.name,
       listener: new UdpListener(
         { protocol: l.protocol, port: l.port, bind: l.bind, receiveBufferBytes: l.receiveBufferBytes },
-        (d) => this.submit(d, l.protocol),
+        (d, transient) => this.submit(d, l.protocol, transient),
         allow,
         now,
       ),
@@ -126,6 +128,8 @@ export class Collector {
       kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
       queueLength: () => this.stage.queueStats().length,
       liveKeys: () => this.aggregator.stats().liveKeys,
+      receivePaths: () => this.receivePaths(),
+      decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
     });
     this.metricsSync = new MetricsSync(metrics, {
       snapshot: () => this.stage.snapshot(),
@@ -253,14 +257,26 @@ export class Collector {
     return this.apiAddress;
   }
 
+  /** Per listener: receive path and the receive buffer the kernel granted (start-up log, gauges). */
+  receivePaths(): ReceivePathInfo[] {
+    const native = nativeReceiveStatus();
+    return this.listeners.map(({ name, listener }) => ({
+      listener: name,
+      port: listener.port,
+      path: listener.receivePath ?? 'none',
+      fallbackReason: listener.receivePath === 'dgram' ? (native.reason ?? 'disabled') : '',
+      grantedBytes: listener.grantedReceiveBufferBytes,
+    }));
+  }
+
   /** A datagram from a listener: counted per listener port and exporter, then to the stage. */
-  private submit(d: ReceivedDatagram, listener: ListenerProtocol): boolean {
+  private submit(d: ReceivedDatagram, listener: ListenerProtocol, transient: boolean): boolean {
     let byExporter = this.received.get(d.localPort);
     if (!byExporter) this.received.set(d.localPort, (byExporter = new Map()));
     const n = byExporter.get(d.srcAddr);
     if (n !== undefined) byExporter.set(d.srcAddr, n + 1);
     else if (byExporter.size < 4096) byExporter.set(d.srcAddr, 1);
-    return this.stage.submit(d, listener);
+    return this.stage.submit(d, listener, transient);
   }
 
   /** A fresh decode snapshot; link names learnt by the decoders follow it. */

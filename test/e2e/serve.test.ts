@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
@@ -88,6 +89,11 @@ describe('serve end to end over loopback', () => {
     expect(metrics).toContain(`scitags_kernel_udp_drops_total{listener="ipfix",port="${ports.ipfix}"} 0`);
     expect(metrics).toContain(`scitags_kernel_udp_drops_total{listener="sflow",port="${ports.sflow}"} 0`);
     expect(metrics).toContain('scitags_queue_length 0');
+    // The receive path in use and the buffer granted (the batched addon is mandatory under CI: batch-receive.test.ts).
+    const path = nativeReceiveStatus().available ? 'recvmmsg' : 'dgram';
+    expect(metrics).toMatch(new RegExp(`scitags_receive_path_info\\{listener="ipfix",port="${ports.ipfix}",path="${path}",reason="[^"]*"\\} 1`));
+    expect(metrics).toMatch(new RegExp(`scitags_socket_receive_buffer_bytes\\{listener="sflow",port="${ports.sflow}"\\} [1-9]\\d+`));
+    expect(metrics).toMatch(/scitags_decode_workers [1-9]/);
 
     // SIGTERM: drain, flush every open bucket, exit 0.
     expect(await daemon.stop('SIGTERM')).toBe(0);

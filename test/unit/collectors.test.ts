@@ -67,12 +67,12 @@ describe('UdpListener and replay over loopback', () => {
   it('receives real datagrams, tags them, denies by allow-list and counts queue drops', async () => {
     const port = await freeUdpPort();
     const q = new BoundedQueue<ReceivedDatagram>(2);
-    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d) => q.push(d), new ExporterAllowList([]), () => 42);
+    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList([]), () => 42);
     await listener.start();
     const tx = createSocket('udp4');
     for (let i = 0; i < 3; i++) await new Promise<void>((r) => tx.send(Uint8Array.of(0, 10, i), port, '127.0.0.1', () => r()));
     await until(() => listener.stats.datagrams === 3);
-    expect(listener.stats).toEqual({ datagrams: 3, bytes: 9, deniedByAllowList: 0, queueDrops: 1 });
+    expect(listener.stats).toEqual({ datagrams: 3, bytes: 9, deniedByAllowList: 0, queueDrops: 1, truncated: 0 });
     const first = q.shift()!;
     expect([...first.payload]).toEqual([0, 10, 0]);
     expect(first).toMatchObject({ srcAddr: '127.0.0.1', srcPort: tx.address().port, localPort: port, receivedMs: 42 });
@@ -80,7 +80,7 @@ describe('UdpListener and replay over loopback', () => {
     await listener.stop();
 
     const denyPort = await freeUdpPort();
-    const denying = new UdpListener({ protocol: 'sflow', port: denyPort, bind: '127.0.0.1', receiveBufferBytes: 1 << 20 }, (d) => q.push(d), new ExporterAllowList(['10.0.0.0/8']));
+    const denying = new UdpListener({ protocol: 'sflow', port: denyPort, bind: '127.0.0.1', receiveBufferBytes: 1 << 20 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList(['10.0.0.0/8']));
     await denying.start();
     const tx2 = createSocket('udp4');
     await new Promise<void>((r) => tx2.send(Uint8Array.of(1), denyPort, '127.0.0.1', () => r()));
@@ -93,7 +93,7 @@ describe('UdpListener and replay over loopback', () => {
   it('replay keeps one socket per original source and sends every payload in order', async () => {
     const port = await freeUdpPort();
     const q = new BoundedQueue<ReceivedDatagram>(100);
-    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d) => q.push(d), new ExporterAllowList([]));
+    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList([]));
     await listener.start();
     const mk = (frame: number, srcPort: number): CapturedDatagram => ({
       frame, timeMs: 1000 + frame, srcAddr: '127.0.0.1', srcPort, dstAddr: '127.0.0.1', dstPort: 4739, payload: Uint8Array.of(frame),
