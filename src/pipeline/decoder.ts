@@ -106,7 +106,7 @@ export class DatagramDecoder {
   decodeInto(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number, listener: ListenerKind, sink: RecordSink): DatagramOutcome {
     const ex = this.exporters.get(srcAddr, receivedMs);
     ex.lastSeenMs = receivedMs;
-    if (ex.sessions.size < 64) ex.sessions.add(srcPort);
+    if (ex.sessions.size < 64 && !ex.sessions.has(srcPort)) ex.sessions.add(srcPort);
     ex.datagrams++;
     this.totals.datagrams++;
     let index = -1;
