@@ -1,199 +1,113 @@
 /**
- * End-to-end throughput (issue 5, "Speed"): datagrams blasted over loopback into a real
- * `scitags-collector serve` (the built CLI, its own process, SQLite store in a temp dir),
- * counted back from the daemon's own API.
+ * End to end over loopback (`npm run bench -- e2e`): a real `scitags-collector serve` (the
+ * built CLI, its own process, SQLite store in a temp dir) fed pmacct's captures by the paced
+ * C sendmmsg sender of `npm run bench:peers` (test/bench/sendmmsg.c, machinery in
+ * loopback.ts) at fixed offered rates, for each decode worker count.
  *
- * - Sender: a worker thread (so it runs on the other core, not inside the daemon) with a
- *   few UDP sockets, each its own source port (= its own IPFIX session); a tight loop of
- *   socket.send() without callbacks (Node then tries a synchronous sendto first), yielding
- *   only when libuv's send queue builds up. Unpaced ("blast") or paced at a fixed rate.
- * - Payloads: the pmacct IPFIX capture (every socket sends all 9 datagrams first — templates
- *   and options — then repeats the 8 data-only datagrams) and, on a fresh daemon, the
- *   pmacct sFlow capture (235 datagrams, about 6 flow samples each, repeated).
- * - Counted: datagrams sent (sender), datagrams / records decoded (GET /api/v1/exporters,
- *   deltas around each run), kernel drops (scitags_kernel_udp_drops_total, from
- *   /proc/net/udp) and queue drops (scitags_queue_drops_total). records/s accepted =
- *   records decoded / (first send .. the daemon has caught up: counters stop moving).
- * - Daemon CPU (utime+stime from /proc/PID/stat) per run gives records per daemon
- *   CPU-second, which is steadier than wall-clock on this noisy 2-core machine.
- * - Paced runs step the datagram rate up to find the highest with zero loss.
+ * - Captures: test/fixtures/ipfix_pmacct_nfprobe_flowlabel.pcap (IPFIX; template datagram
+ *   first, re-sent once per cycle) and test/fixtures/sflow_pmacct_sfprobe_rate1.pcap (sFlow),
+ *   sequence numbers rewritten by the sender so every cycle continues the stream. Records
+ *   are counted from the captures independently of our decoders (IPFIX data records, sFlow
+ *   flow samples); offered datagrams/s = offered records/s ÷ records per datagram.
+ * - Pinning: the sender on CPU 0 (`taskset -c 0`); the daemon on CPU 1 with `--workers 1`,
+ *   on every CPU (`taskset -c 0-N`, so sharing CPU 0 with the sender) with more workers.
+ *   Receive buffer 4 MiB (net.core.rmem_max raised with sudo sysctl when needed and allowed).
+ * - Each run: a fresh daemon; a 0.5 s warm-up at a low rate (JIT, templates, first SQLite
+ *   writes), drained; then the measured send (default 4 s). After the daemon has drained
+ *   (socket queue empty, CPU idle; polled from /proc only), read:
+ *     accepted records/s  records decoded (GET /api/v1/exporters, delta over the measured
+ *                         send) ÷ the send's duration;
+ *     loss %              1 - accepted ÷ records sent (send errors count as sent and lost);
+ *     kernel drops        the drops column of /proc/net/udp for the port (delta);
+ *     CPU s per 1M        utime + stime of the daemon (all its threads) from the first
+ *                         measured datagram to drained, per million records accepted;
+ *     peak RSS            VmHWM from /proc/PID/status (the whole life, warm-up included);
+ *     queue drops         scitags_queue_drops_total (delta; shown only when not all zero).
+ * - Per worker count: the highest offered rate with loss < 0.1 % (0 = none), per run.
  *
- * Set SCITAGS_BENCH_CPU_PROF=DIR to run the daemon under `node --cpu-prof` and print its
- * hottest functions (self time) after the runs.
- *
- * Runnable alone after `npm run build`:
- *   node -e "import('./dist/test/bench/e2e.js').then(m => m.benchE2e()).then(r => console.log(JSON.stringify(r, null, 1)))"
+ * Set SCITAGS_BENCH_CPU_PROF=DIR to run the daemon under `node --cpu-prof` and list its
+ * hottest functions (self time) in the notes. SCITAGS_NATIVE_RECV is passed on to the
+ * daemon (off = node:dgram receive); no other SCITAGS_* variable is.
  */
-import type { ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { readCaptureFile } from '../../collectors/pcap.js';
-import { freePorts, getJson, startDaemon, type DaemonPorts } from '../support/daemon.js';
-import { median, repoRoot } from './common.js';
+import { CLI, freeUdpPort } from '../support/daemon.js';
+import { type BenchOutput, type BenchRow, median } from './common.js';
+import {
+  type Capture,
+  compileSender,
+  drain,
+  ensureRmemMax,
+  installCleanup,
+  loadCapture,
+  type OursRunning,
+  peakRssMB,
+  type Proto,
+  receiveBuffer,
+  recordsIn,
+  removeTempDir,
+  runSender,
+  sleep,
+  startOurs,
+  stopChild,
+  tempDir,
+  treeCpu,
+  udpSocket,
+  which,
+  writeDatagramFile,
+} from './loopback.js';
 
-// ---------------------------------------------------------------------------------------
-// Sender (worker thread)
-// ---------------------------------------------------------------------------------------
-
-interface SenderJob {
-  e2eSender: true;
-  port: number;
-  /** Sent once per socket first (templates), then `repeat` cycled. */
-  preamble: Uint8Array[];
-  repeat: Uint8Array[];
-  sockets: number;
-  /** Datagrams to send in total (preamble included). */
-  count: number;
-  /** Datagrams per second; 0 = as fast as possible. */
-  rate: number;
+export interface E2eOptions {
+  /** Runs per (protocol, workers, rate) (default 3; env SCITAGS_BENCH_RUNS in run.ts). */
+  runs?: number;
+  /** Seconds of measured sending per run (default 4). */
+  seconds?: number;
+  /** Offered records/s (default 250k, 500k, 1M). */
+  rates?: number[];
+  /** `--workers` values (default 1 and 2). */
+  workers?: number[];
+  /** Captures to send (default ipfix, sflow). */
+  protocols?: Proto[];
+  /** Datagrams per sendmmsg() call (default 16). */
+  batch?: number;
+  /** Warm-up seconds before each measured send (default 0.5; 0 = none). */
+  warmupSeconds?: number;
+  /** Loss below which a rate counts as sustained (default 0.1 %). */
+  lossThresholdPct?: number;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
 }
 
-interface SenderResult {
+export interface E2eRun {
+  proto: Proto;
+  workers: number;
+  run: number;
+  offeredRecordsPerSec: number;
+  offeredDatagramsPerSec: number;
   sent: number;
-  errors: number;
-  /** performance.timeOrigin-based ms of the first and last send. */
-  firstSendMs: number;
-  lastSendMs: number;
-  cpuMs: number;
-}
-
-const SEND_QUEUE_HIGH = 256;
-
-async function runSender(job: SenderJob): Promise<SenderResult> {
-  const sockets: Socket[] = [];
-  let errors = 0;
-  for (let i = 0; i < job.sockets; i++) {
-    const s = createSocket({ type: 'udp4', sendBufferSize: 4 * 1024 * 1024 });
-    await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-    s.connect(job.port, '127.0.0.1');
-    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-    s.on('error', () => errors++);
-    sockets.push(s);
-  }
-  const payloads = job.repeat.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-  const preamble = job.preamble.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let sent = 0;
-  for (const s of sockets) for (const p of preamble) {
-    s.send(p);
-    sent++;
-  }
-  const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-  const perSocket = new Array<number>(sockets.length).fill(0);
-  let k = 0;
-  while (sent < job.count) {
-    // Budget for this slice: as many as due (paced) or a fixed chunk (blast).
-    let budget: number;
-    if (job.rate > 0) {
-      const due = Math.floor(((performance.now() - t0) / 1000) * job.rate) + preamble.length * sockets.length;
-      // Catch-up after a late timer is capped at ~2 ms worth per slice (then a yield), so a
-      // descheduled sender does not fire a burst no exporter would.
-      budget = Math.min(Math.min(due, job.count) - sent, Math.max(32, Math.ceil(job.rate / 500)));
-      if (budget <= 0) {
-        // Sleep in ~1 ms steps; short sleeps keep the pacing smooth.
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        continue;
-      }
-    } else {
-      budget = Math.min(2048, job.count - sent);
-    }
-    for (let i = 0; i < budget; i++) {
-      const si = k++ % sockets.length;
-      const s = sockets[si]!;
-      const n = perSocket[si]!;
-      perSocket[si] = n + 1;
-      s.send(payloads[n % payloads.length]!);
-      sent++;
-    }
-    let backlog = 0;
-    for (const s of sockets) backlog += s.getSendQueueCount();
-    if (backlog > SEND_QUEUE_HIGH || job.rate === 0) await yieldNow();
-  }
-  // Let queued sends leave before closing.
-  for (;;) {
-    let backlog = 0;
-    for (const s of sockets) backlog += s.getSendQueueCount();
-    if (backlog === 0) break;
-    await yieldNow();
-  }
-  const t1 = performance.now();
-  const cpu = process.cpuUsage(cpu0);
-  await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return { sent, errors, firstSendMs: performance.timeOrigin + t0, lastSendMs: performance.timeOrigin + t1, cpuMs: (cpu.user + cpu.system) / 1000 };
-}
-
-if (!isMainThread && (workerData as Partial<SenderJob> | null)?.e2eSender) {
-  void runSender(workerData as SenderJob).then((r) => parentPort!.postMessage(r));
-}
-
-function send(job: Omit<SenderJob, 'e2eSender'>): Promise<SenderResult> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL(import.meta.url), { workerData: { e2eSender: true, ...job } });
-    w.once('message', (r: SenderResult) => {
-      resolve(r);
-      void w.terminate();
-    });
-    w.once('error', reject);
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Daemon
-// ---------------------------------------------------------------------------------------
-
-interface Serve {
-  child: ChildProcess;
-  api: string;
-  ports: DaemonPorts;
-  dir: string;
-  stop(): Promise<void>;
-}
-
-/** Starts `serve` on free ports with a throw-away store, under `--cpu-prof` when asked. */
-async function startServe(cpuProfDir: string | undefined): Promise<Serve> {
-  const dir = mkdtempSync(join(tmpdir(), 'scitags-e2e-'));
-  const ports = await freePorts();
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  const daemon = await startDaemon(ports, [`--store=sqlite:${join(dir, 'bench.sqlite')}`], { SCITAGS_LOG_LEVEL: 'error' }, dir, nodeArgs);
-  return {
-    child: daemon.child,
-    api: daemon.apiUrl,
-    ports,
-    dir,
-    stop: async () => {
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-interface Counters {
-  datagrams: number;
-  records: number;
+  sendErrors: number;
+  sendSeconds: number;
+  recordsSent: number;
+  recordsAccepted: number;
+  acceptedRecordsPerSec: number;
+  lossPct: number;
   kernelDrops: number;
   queueDrops: number;
-  /** Daemon CPU (user + system) in ms, from /proc. */
-  cpuMs: number;
+  cpuS: number;
+  /** Share of the CPU that came after the last send (the drain). */
+  drainCpuShare: number;
+  cpuSPerMillion: number;
+  peakRssMB: number;
+  receivePath: string;
+  rcvbuf: number | undefined;
 }
 
-interface ExportersAnswer {
-  exporters: { datagrams: number; records: number }[];
-}
+/** A run counts as at its offered rate when the sender reached this share of it. */
+const ACHIEVED = 0.97;
+const achieved = (r: E2eRun): boolean => r.sent / r.sendSeconds >= ACHIEVED * r.offeredDatagramsPerSec;
 
-function procCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[11] = utime, fields[12] = stime (clock ticks; 100 Hz on Linux)
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
+const LABEL: Record<Proto, string> = { ipfix: 'IPFIX', netflow9: 'NetFlow v9', sflow: 'sFlow' };
 
 function sumMetric(text: string, name: string): number {
   let total = 0;
@@ -203,186 +117,108 @@ function sumMetric(text: string, name: string): number {
   return total;
 }
 
-async function counters(s: Serve): Promise<Counters> {
-  const ex = await getJson<ExportersAnswer>(`${s.api}/api/v1/exporters`);
-  const metrics = await (await fetch(`${s.api}/metrics`)).text();
-  let datagrams = 0;
-  let records = 0;
-  for (const e of ex.exporters) {
-    datagrams += e.datagrams;
-    records += e.records;
+/** The receive path the daemon reports for the port (scitags_receive_path_info), or '?'. */
+function receivePathOf(metrics: string, port: number): string {
+  for (const line of metrics.split('\n')) {
+    if (line.startsWith('scitags_receive_path_info{') && line.includes(`port="${port}"`)) return line.match(/path="([^"]*)"/)?.[1] ?? '?';
   }
-  return {
-    datagrams,
-    records,
-    kernelDrops: sumMetric(metrics, 'scitags_kernel_udp_drops_total'),
-    queueDrops: sumMetric(metrics, 'scitags_queue_drops_total'),
-    cpuMs: procCpuMs(s.child.pid!),
-  };
+  return '?';
 }
 
-/** Polls until the decoded count stops moving; returns the counters and when it last moved. */
-async function caughtUp(s: Serve, sentTotal: number, base: Counters): Promise<{ c: Counters; atMs: number }> {
-  let last = await counters(s);
-  let lastMoveMs = Date.now();
-  let still = 0;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 40));
-    const c = await counters(s);
-    const accounted = c.datagrams - base.datagrams + (c.kernelDrops - base.kernelDrops) + (c.queueDrops - base.queueDrops);
-    if (c.datagrams !== last.datagrams) {
-      lastMoveMs = Date.now();
-      still = 0;
-    } else if (++still >= 8 || (accounted >= sentTotal && still >= 2)) {
-      return { c, atMs: lastMoveMs };
-    }
-    last = c;
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Runs
-// ---------------------------------------------------------------------------------------
-
-export interface E2eRun {
-  /** Requested datagrams/s (0 = unpaced). */
-  rate: number;
-  sent: number;
-  decodedDatagrams: number;
-  decodedRecords: number;
-  recordsPerSec: number;
-  /** Datagrams/s the sender achieved. */
-  sendRate: number;
-  loss: number;
-  kernelDrops: number;
-  queueDrops: number;
-  /** Records per CPU-second of the daemon. */
-  recordsPerDaemonCpuSec: number;
-  /** Share of one core the daemon used from first send to caught up. */
-  daemonCpuShare: number;
-  sendErrors: number;
-}
-
-interface Payload {
-  name: string;
-  preamble: Uint8Array[];
-  repeat: Uint8Array[];
-  port: (p: DaemonPorts) => number;
-}
-
-async function oneRun(s: Serve, p: Payload, count: number, rate: number, sockets: number): Promise<E2eRun> {
-  const base = await counters(s);
-  const r = await send({ port: p.port(s.ports), preamble: p.preamble, repeat: p.repeat, sockets, count, rate });
-  const { c, atMs } = await caughtUp(s, r.sent, base);
-  const decodedDatagrams = c.datagrams - base.datagrams;
-  const decodedRecords = c.records - base.records;
-  const elapsed = (Math.max(atMs, r.lastSendMs) - r.firstSendMs) / 1000;
-  const daemonCpu = (c.cpuMs - base.cpuMs) / 1000;
-  return {
-    rate,
-    sent: r.sent,
-    decodedDatagrams,
-    decodedRecords,
-    recordsPerSec: decodedRecords / elapsed,
-    sendRate: r.sent / ((r.lastSendMs - r.firstSendMs) / 1000),
-    loss: r.sent - decodedDatagrams,
-    kernelDrops: c.kernelDrops - base.kernelDrops,
-    queueDrops: c.queueDrops - base.queueDrops,
-    recordsPerDaemonCpuSec: decodedRecords / daemonCpu,
-    daemonCpuShare: daemonCpu / elapsed,
-    sendErrors: r.errors,
-  };
-}
-
-
-export interface E2ePayloadResult {
-  payload: string;
-  recordsPerDatagram: number;
-  blast: E2eRun[];
-  /** Medians of the unpaced runs. */
-  blastMedian: { sent: number; decoded: number; recordsPerSec: number; sendRate: number; lossPct: number; kernelDrops: number; queueDrops: number; recordsPerDaemonCpuSec: number };
-  paced: E2eRun[];
-  /** Highest paced rate (records/s decoded) with zero loss, and the first rate that lost. */
-  zeroLossRecordsPerSec: number;
-  firstLossyRate: number | undefined;
-}
-
-export interface E2eOptions {
-  /** Unpaced runs per payload (default 3) and seconds of sending per run (default 3). */
-  runs?: number;
-  blastSeconds?: number;
-  /** Seconds per paced step (default 3). */
-  stepSeconds?: number;
-  sockets?: number;
-  /** Paced steps in records/s (converted to datagrams/s per payload). */
-  steps?: number[];
-  only?: ('ipfix' | 'sflow')[];
-}
-
-async function benchPayload(p: Payload, opts: Required<E2eOptions>, cpuProfDir: string | undefined): Promise<E2ePayloadResult> {
-  const s = await startServe(cpuProfDir);
+async function metricsText(r: OursRunning): Promise<string> {
   try {
-    // Warm-up: a short paced run (JIT, templates, SQLite first write paths).
-    const warm = await oneRun(s, p, 5000, 20_000, opts.sockets);
-    const recordsPerDatagram = warm.decodedRecords / Math.max(1, warm.decodedDatagrams);
-    const blast: E2eRun[] = [];
-    // Blast size: aim at about blastSeconds of sending at ~150k datagrams/s.
-    const blastCount = Math.round(opts.blastSeconds * 150_000);
-    for (let i = 0; i < opts.runs; i++) blast.push(await oneRun(s, p, blastCount, 0, opts.sockets));
-    const paced: E2eRun[] = [];
-    let zeroLossRecordsPerSec = 0;
-    let firstLossyRate: number | undefined;
-    for (const recordsPerSec of opts.steps) {
-      const rate = Math.round(recordsPerSec / recordsPerDatagram);
-      const run = await oneRun(s, p, Math.round(rate * opts.stepSeconds), rate, opts.sockets);
-      paced.push(run);
-      if (run.loss === 0) zeroLossRecordsPerSec = Math.max(zeroLossRecordsPerSec, run.recordsPerSec);
-      else {
-        firstLossyRate = recordsPerSec;
-        // One retry at the same rate: a single noisy neighbour burst should not end the search.
-        const again = await oneRun(s, p, Math.round(rate * opts.stepSeconds), rate, opts.sockets);
-        paced.push(again);
-        if (again.loss !== 0) break;
-        zeroLossRecordsPerSec = Math.max(zeroLossRecordsPerSec, again.recordsPerSec);
-        firstLossyRate = undefined;
-      }
+    const res = await fetch(`${r.api}/metrics`);
+    return res.ok ? await res.text() : '';
+  } catch {
+    return '';
+  }
+}
+
+/** `k`/`M` shorthand for rates: 250000 -> 250k, 1000000 -> 1M. */
+export function shortRate(n: number): string {
+  if (n >= 1e6 && n % 1e5 === 0) return `${n / 1e6}M`;
+  if (n >= 1e3 && n % 100 === 0) return `${n / 1e3}k`;
+  return String(n);
+}
+
+function daemonCpus(workers: number): string {
+  return workers <= 1 ? '1' : `0-${Math.max(1, cpus().length - 1)}`;
+}
+
+interface Ctx {
+  sender: string;
+  files: Map<Proto, { cap: Capture; file: string }>;
+  o: Required<Omit<E2eOptions, 'log'>>;
+  cpuProfDir: string | undefined;
+}
+
+async function oneRun(ctx: Ctx, proto: Proto, workers: number, offered: number, run: number): Promise<E2eRun> {
+  const { cap, file } = ctx.files.get(proto)!;
+  const o = ctx.o;
+  const rate = Math.max(1, Math.round(offered / (cap.recordsPerCycle / cap.dgs.length)));
+  const dir = tempDir('scitags-e2e-');
+  const port = await freeUdpPort();
+  const nodeArgs = ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(ctx.cpuProfDir, `${proto}-w${workers}`)}`] : [];
+  let r: OursRunning | undefined;
+  try {
+    r = await startOurs(proto, port, dir, ['--workers', String(workers)], { cpuList: daemonCpus(workers), passEnv: ['SCITAGS_NATIVE_RECV'], nodeArgs });
+    await sleep(300);
+    if (o.warmupSeconds > 0) {
+      await runSender(ctx.sender, file, port, { rate: Math.min(rate, 20_000), seconds: o.warmupSeconds, batch: o.batch });
+      await drain(r);
     }
-    const m = (f: (r: E2eRun) => number): number => median(blast.map(f));
+    const before = await r.counted();
+    const metrics0 = await metricsText(r);
+    const drops0 = udpSocket(port).drops;
+    const cpu0 = treeCpu(r.pid);
+    const s = await runSender(ctx.sender, file, port, { rate, seconds: o.seconds, batch: o.batch });
+    const cpuSent = treeCpu(r.pid);
+    await drain(r);
+    const cpu1 = treeCpu(r.pid);
+    const drops1 = udpSocket(port).drops;
+    const rcvbuf = receiveBuffer(port);
+    const peak = peakRssMB(r.pid);
+    const after = await r.counted();
+    const metrics1 = await metricsText(r);
+    const running = r;
+    r = undefined;
+    await stopChild(running.child, running.exited, 'SIGTERM');
+    const recordsSent = recordsIn(cap, s.sent + s.errors);
+    const accepted = after.records - before.records;
+    const cpuS = cpu1.total - cpu0.total;
     return {
-      payload: p.name,
-      recordsPerDatagram,
-      blast,
-      blastMedian: {
-        sent: m((r) => r.sent),
-        decoded: m((r) => r.decodedDatagrams),
-        recordsPerSec: m((r) => r.recordsPerSec),
-        sendRate: m((r) => r.sendRate),
-        lossPct: m((r) => (100 * r.loss) / r.sent),
-        kernelDrops: m((r) => r.kernelDrops),
-        queueDrops: m((r) => r.queueDrops),
-        recordsPerDaemonCpuSec: m((r) => r.recordsPerDaemonCpuSec),
-      },
-      paced,
-      zeroLossRecordsPerSec,
-      firstLossyRate,
+      proto,
+      workers,
+      run,
+      offeredRecordsPerSec: offered,
+      offeredDatagramsPerSec: rate,
+      sent: s.sent,
+      sendErrors: s.errors,
+      sendSeconds: s.elapsed,
+      recordsSent,
+      recordsAccepted: accepted,
+      acceptedRecordsPerSec: accepted / s.elapsed,
+      lossPct: 100 * (1 - accepted / recordsSent),
+      kernelDrops: drops1 - drops0,
+      queueDrops: sumMetric(metrics1, 'scitags_queue_drops_total') - sumMetric(metrics0, 'scitags_queue_drops_total'),
+      cpuS,
+      drainCpuShare: cpuS > 0 ? (cpu1.total - cpuSent.total) / cpuS : 0,
+      cpuSPerMillion: accepted > 0 ? cpuS / (accepted / 1e6) : NaN,
+      peakRssMB: peak,
+      receivePath: receivePathOf(metrics1, port),
+      rcvbuf,
     };
   } finally {
-    await s.stop();
+    // Only set when something failed before the daemon was stopped.
+    if (r) {
+      if (process.env.SCITAGS_BENCH_DEBUG) console.error(r.output());
+      await stopChild(r.child, r.exited, 'SIGKILL');
+    }
+    removeTempDir(dir);
   }
 }
 
-function payloads(): Payload[] {
-  const fixtures = join(repoRoot(), 'test', 'fixtures');
-  const ipfix = readCaptureFile(join(fixtures, 'ipfix_pmacct_nfprobe_flowlabel.pcap')).datagrams.map((d) => d.payload);
-  const sflow = readCaptureFile(join(fixtures, 'sflow_pmacct_sfprobe_rate1.pcap')).datagrams.map((d) => d.payload);
-  return [
-    // Datagram 1 carries the templates (and options data); 2..9 are data sets only.
-    { name: 'ipfix', preamble: ipfix, repeat: ipfix.slice(1), port: (p) => p.ipfix },
-    { name: 'sflow', preamble: [], repeat: sflow, port: (p) => p.sflow },
-  ];
-}
-
-/** Top functions by self time in the .cpuprofile files of a directory. */
+/** Top functions by self time in the .cpuprofile files under a directory (recursively). */
 export function summarizeCpuProfiles(dir: string, top = 15): { fn: string; selfPct: number }[] {
   interface Node {
     id: number;
@@ -390,8 +226,10 @@ export function summarizeCpuProfiles(dir: string, top = 15): { fn: string; selfP
   }
   const self = new Map<string, number>();
   let total = 0;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))) {
-    const prof = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+  const files = (d: string): string[] =>
+    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : e.name.endsWith('.cpuprofile') ? [join(d, e.name)] : []));
+  for (const f of files(dir)) {
+    const prof = JSON.parse(readFileSync(f, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
     const byId = new Map(prof.nodes.map((n) => [n.id, n]));
     prof.samples.forEach((id, i) => {
       const n = byId.get(id)!;
@@ -408,27 +246,136 @@ export function summarizeCpuProfiles(dir: string, top = 15): { fn: string; selfP
     .map(([fn, t]) => ({ fn, selfPct: Math.round((1000 * t) / total) / 10 }));
 }
 
-export interface E2eResult {
-  results: E2ePayloadResult[];
-  cpuProfile?: { fn: string; selfPct: number }[];
+export interface E2eResult extends BenchOutput {
+  runs: E2eRun[];
 }
 
 export async function benchE2e(options: E2eOptions = {}): Promise<E2eResult> {
-  const opts: Required<E2eOptions> = {
+  const o: Required<Omit<E2eOptions, 'log'>> = {
     runs: options.runs ?? 3,
-    blastSeconds: options.blastSeconds ?? 3,
-    stepSeconds: options.stepSeconds ?? 3,
-    sockets: options.sockets ?? 4,
-    steps: options.steps ?? [50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000],
-    only: options.only ?? ['ipfix', 'sflow'],
+    seconds: options.seconds ?? 4,
+    rates: options.rates ?? [250_000, 500_000, 1_000_000],
+    workers: options.workers ?? [1, 2],
+    protocols: options.protocols ?? ['ipfix', 'sflow'],
+    batch: options.batch ?? 16,
+    warmupSeconds: options.warmupSeconds ?? 0.5,
+    lossThresholdPct: options.lossThresholdPct ?? 0.1,
   };
-  const cpuProfDir = process.env.SCITAGS_BENCH_CPU_PROF;
-  const results: E2ePayloadResult[] = [];
-  for (const p of payloads()) {
-    if (!opts.only.includes(p.name as 'ipfix' | 'sflow')) continue;
-    results.push(await benchPayload(p, opts, cpuProfDir ? join(cpuProfDir, p.name) : undefined));
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  for (const bin of ['taskset', 'cc']) if (!which(bin)) throw new Error(`e2e needs ${bin} (taskset: util-linux; cc: gcc)`);
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  installCleanup();
+  const rmem = ensureRmemMax();
+  const work = tempDir('scitags-e2e-work-');
+  try {
+    const sender = compileSender(work);
+    const files = new Map<Proto, { cap: Capture; file: string }>();
+    for (const proto of o.protocols) {
+      const cap = loadCapture(proto);
+      const file = join(work, `${proto}.dg`);
+      writeDatagramFile(cap, file);
+      files.set(proto, { cap, file });
+    }
+    const cpuProfDir = process.env.SCITAGS_BENCH_CPU_PROF || undefined;
+    const ctx: Ctx = { sender, files, o, cpuProfDir };
+
+    // Runs outermost, so a noisy minute on the shared machine hits every configuration once
+    // rather than all runs of one.
+    const runs: E2eRun[] = [];
+    for (let run = 1; run <= o.runs; run++) {
+      for (const proto of o.protocols) {
+        for (const workers of o.workers) {
+          for (const rate of o.rates) {
+            const r = await oneRun(ctx, proto, workers, rate, run);
+            runs.push(r);
+            log(
+              `  e2e run ${run}/${o.runs} ${proto} workers=${workers} offered ${shortRate(rate)} rec/s (${Math.round(r.offeredDatagramsPerSec).toLocaleString('en-US')} dg/s): ` +
+                `accepted ${Math.round(r.acceptedRecordsPerSec).toLocaleString('en-US')} rec/s, loss ${r.lossPct.toFixed(2)} %, kernel drops ${r.kernelDrops}, ` +
+                `queue drops ${r.queueDrops}, CPU ${r.cpuS.toFixed(2)} s (${r.cpuSPerMillion.toFixed(2)} s/M), peak RSS ${r.peakRssMB.toFixed(0)} MB`,
+            );
+          }
+        }
+      }
+    }
+    return { runs, ...report(runs, o, files, rmem, cpuProfDir) };
+  } finally {
+    removeTempDir(work);
   }
-  const out: E2eResult = { results };
-  if (cpuProfDir) out.cpuProfile = summarizeCpuProfiles(join(cpuProfDir, 'ipfix'));
-  return out;
+}
+
+function report(runs: E2eRun[], o: Required<Omit<E2eOptions, 'log'>>, files: Map<Proto, { cap: Capture; file: string }>, rmem: string, cpuProfDir: string | undefined): BenchOutput {
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  for (const proto of o.protocols) {
+    const bench = `e2e: ${LABEL[proto]}`;
+    for (const workers of o.workers) {
+      const mine = runs.filter((r) => r.proto === proto && r.workers === workers);
+      const anyQueueDrops = mine.some((r) => r.queueDrops !== 0);
+      for (const rate of o.rates) {
+        const rs = mine.filter((r) => r.offeredRecordsPerSec === rate);
+        const config = `workers=${workers}, offered ${shortRate(rate)} records/s`;
+        const row = (metric: string, unit: string, f: (r: E2eRun) => number): void => {
+          rows.push({ bench, config, metric, unit, samples: rs.map(f) });
+        };
+        row('sent records/s (achieved offer)', 'records/s', (r) => r.recordsSent / r.sendSeconds);
+        row('accepted records/s', 'records/s', (r) => r.acceptedRecordsPerSec);
+        row('loss', '%', (r) => r.lossPct);
+        row('kernel drops', 'datagrams', (r) => r.kernelDrops);
+        if (anyQueueDrops) row('queue drops', 'datagrams', (r) => r.queueDrops);
+        row('daemon CPU per 1M records', 'CPU-s', (r) => r.cpuSPerMillion);
+        row('peak RSS (VmHWM)', 'MB', (r) => r.peakRssMB);
+      }
+      // Per run: the highest rate the sender kept up with and whose loss stayed under the threshold.
+      const best: number[] = [];
+      for (let run = 1; run <= o.runs; run++) {
+        const ok = mine.filter((r) => r.run === run && r.lossPct < o.lossThresholdPct && achieved(r)).map((r) => r.offeredRecordsPerSec);
+        best.push(ok.length > 0 ? Math.max(...ok) : 0);
+      }
+      rows.push({ bench, config: `workers=${workers}`, metric: `highest offered rate with loss < ${o.lossThresholdPct} %`, unit: 'records/s', samples: best });
+    }
+  }
+
+  const rateList = o.rates.map(shortRate).join(', ');
+  notes.push(
+    `e2e: offered ${rateList} records/s for ${o.seconds} s per run (after a ${o.warmupSeconds} s warm-up at ≤ 20k datagrams/s), ${o.runs} run(s) each, a fresh daemon per run; ` +
+      `paced C sendmmsg sender (batches of ${o.batch}) pinned to CPU 0; daemon pinned to CPU 1 with --workers 1, to CPUs ${daemonCpus(2)} with more (sharing CPU 0 with the sender); ` +
+      `one sender socket = one exporter address, so more workers means receive on the main thread and decode in one worker thread; ${rmem}.`,
+  );
+  notes.push(
+    `e2e: "highest offered rate" is the highest rate tried (${rateList}) that the sender achieved (≥ ${100 * ACHIEVED} % of the offered datagrams/s) with loss < ${o.lossThresholdPct} % in that run, ` +
+      `0 if none; equal to the top rate means no loss seen up to there. Loss is counted against what was sent ("sent records/s"), not against the offer.`,
+  );
+  for (const [proto, { cap }] of files) {
+    notes.push(
+      `e2e: ${LABEL[proto]}: ${cap.file}: ${cap.dgs.length} datagrams per cycle, ${cap.recordsPerCycle} ${proto === 'sflow' ? 'flow samples' : 'data records'} ` +
+        `(+${cap.otherPerCycle} ${proto === 'sflow' ? 'counter samples' : 'options records'}), ${(cap.recordsPerCycle / cap.dgs.length).toFixed(3)} records per datagram` +
+        `${cap.dgs.some((d) => d.hasTemplates) ? ' (template datagrams re-sent once per cycle)' : ''}.`,
+    );
+  }
+  for (const workers of o.workers) {
+    const mine = runs.filter((r) => r.workers === workers);
+    const paths = [...new Set(mine.map((r) => r.receivePath))].join('/');
+    const rb = [...new Set(mine.map((r) => r.rcvbuf))].map((b) => (b === undefined ? '?' : String(b))).join('/');
+    const drain = median(mine.map((r) => r.drainCpuShare));
+    notes.push(
+      `e2e: workers=${workers}: receive path ${paths}${process.env.SCITAGS_NATIVE_RECV ? ` (SCITAGS_NATIVE_RECV=${process.env.SCITAGS_NATIVE_RECV})` : ''}; socket rb ${rb} bytes (the kernel doubles SO_RCVBUF); ` +
+        `median ${(100 * drain).toFixed(0)} % of the daemon CPU came after the last send (the drain).`,
+    );
+  }
+  const behind = runs.filter((r) => !achieved(r) || r.sendErrors > 0);
+  for (const r of behind) {
+    notes.push(
+      `e2e: sender fell short: ${r.proto} workers=${r.workers} ${shortRate(r.offeredRecordsPerSec)} run ${r.run}: ${Math.round(r.sent / r.sendSeconds).toLocaleString('en-US')} of ${r.offeredDatagramsPerSec.toLocaleString('en-US')} datagrams/s, ${r.sendErrors} send errors.`,
+    );
+  }
+  if (cpuProfDir) {
+    for (const proto of o.protocols) {
+      for (const workers of o.workers) {
+        const d = join(cpuProfDir, `${proto}-w${workers}`);
+        if (!existsSync(d)) continue;
+        notes.push(`e2e: daemon hot spots, ${proto} workers=${workers} (self %): ${summarizeCpuProfiles(d).map((f) => `${f.fn} ${f.selfPct}%`).join('; ')}`);
+      }
+    }
+  }
+  return { rows, notes };
 }

@@ -25,23 +25,52 @@
  *   printed under the table. /proc/PID/stat covers every thread of a process (node's too).
  * - Kernel drops: the drops column of /proc/net/udp (and udp6) for the port.
  * Set SCITAGS_PEERS_DEBUG=1 to print a collector's output when its run fails.
+ * The capture, sender, /proc and cleanup machinery is shared with `npm run bench -- e2e`
+ * (test/bench/loopback.ts).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readCaptureFile } from '../../collectors/pcap.js';
-import { CLI, freeUdpPort, getJson } from '../support/daemon.js';
-import { freeTcpPort } from '../support/influxd.js';
-import { median, repoRoot } from './common.js';
+import { CLI, freeUdpPort } from '../support/daemon.js';
+import { cpuModel, median } from './common.js';
+import {
+  asRoot,
+  type Capture,
+  compileSender,
+  descendants,
+  drain,
+  ensureRmemMax,
+  firstLine,
+  installCleanup,
+  killAll,
+  loadCapture,
+  PROTOS,
+  type Proto,
+  RCVBUF,
+  receiveBuffer,
+  recordsIn,
+  removeTemp,
+  removeTempDir,
+  type Running,
+  runSender,
+  sleep,
+  spawnPinned,
+  startOurs,
+  stopChild,
+  tempDir,
+  treeCpu,
+  udpSocket,
+  waitUntil,
+  which,
+  writeDatagramFile,
+} from './loopback.js';
 
 // ---------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------
 
-type Proto = 'ipfix' | 'netflow9' | 'sflow';
-const PROTOS: readonly Proto[] = ['ipfix', 'netflow9', 'sflow'];
 type CollectorKind = 'pmacct' | 'nfdump' | 'ours';
 
 interface Options {
@@ -103,78 +132,14 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ---------------------------------------------------------------------------------------
-// Cleanup: every child and temp dir goes, also on Ctrl-C and errors
-// ---------------------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-
-function killAll(): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      // pmacct's plugins are their own processes: kill the descendants too.
-      if (c.pid !== undefined) for (const pid of descendants(c.pid)) tryKill(pid, 'SIGKILL');
-      c.kill('SIGKILL');
-    }
-  }
-  children.clear();
-}
-
-function removeTemp(): void {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-function tryKill(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-function track(c: ChildProcess): ChildProcess {
-  children.add(c);
-  c.once('exit', () => children.delete(c));
-  return c;
-}
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.add(d);
-  return d;
-}
-
-process.on('exit', () => {
-  killAll();
-  removeTemp();
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping the collectors and removing the temp dirs`);
-    killAll();
-    removeTemp();
-    process.exit(130);
-  });
-}
+// Every child and temp dir goes, also on Ctrl-C and errors.
+installCleanup();
 
 // ---------------------------------------------------------------------------------------
-// Machine set-up: packages, rmem_max, sender
+// Machine set-up: packages
 // ---------------------------------------------------------------------------------------
 
 const BINARIES = ['nfacctd', 'sfacctd', 'nfcapd', 'sfcapd', 'nfdump', 'taskset', 'cc'];
-
-function which(bin: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
-function asRoot(cmd: string[]): string[] {
-  if (process.getuid?.() === 0) return cmd;
-  if (which('sudo')) return ['sudo', '-n', ...cmd];
-  return cmd; // will fail with a clear message
-}
 
 function ensurePackages(): void {
   const missing = BINARIES.filter((b) => !which(b));
@@ -192,34 +157,8 @@ function ensurePackages(): void {
   if (still.length > 0) throw new Error(`still missing after apt-get: ${still.join(', ')} (taskset is in util-linux, cc in gcc)`);
 }
 
-const RCVBUF = 4 * 1024 * 1024;
-
-/** Makes sure net.core.rmem_max allows a 4 MiB receive buffer; returns what happened. */
-function ensureRmemMax(): string {
-  const read = (): number => Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
-  const before = read();
-  if (before >= RCVBUF) return `net.core.rmem_max = ${before} (enough for ${RCVBUF}; left as is)`;
-  const cmd = asRoot(['sysctl', '-w', `net.core.rmem_max=${RCVBUF}`]);
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
-  const after = read();
-  if (after >= RCVBUF) return `net.core.rmem_max raised from ${before} to ${after} with sysctl`;
-  return `net.core.rmem_max = ${after}: could NOT raise it to ${RCVBUF} (${(r.stderr || r.stdout || '').trim() || `exit ${r.status}`}); receive buffers are capped at ${after}`;
-}
-
-function compileSender(dir: string): string {
-  const src = join(repoRoot(), 'test', 'bench', 'sendmmsg.c');
-  const out = join(dir, 'sendmmsg');
-  execFileSync('cc', ['-O2', '-Wall', '-o', out, src], { stdio: 'inherit' });
-  return out;
-}
-
-function firstLine(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim() ?? '?';
-}
-
 function machine(): string[] {
-  const model = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? cpus()[0]?.model ?? '?';
+  const model = cpuModel();
   return [
     `CPU: ${model}, ${cpus().length} cores (collector pinned to CPU 1, sender to CPU 0)`,
     `kernel: ${release()}; Node ${process.version}`,
@@ -229,377 +168,8 @@ function machine(): string[] {
 }
 
 // ---------------------------------------------------------------------------------------
-// Datagrams: counting records independently, and the sender's file
-// ---------------------------------------------------------------------------------------
-
-interface Dg {
-  payload: Uint8Array;
-  /** Data records (IPFIX / v9 flow records, sFlow flow samples). */
-  records: number;
-  /** Options data records (IPFIX / v9), counter samples (sFlow). */
-  other: number;
-  hasTemplates: boolean;
-  seqOffset: number | undefined;
-  seq: number | undefined;
-}
-
-const be16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
-const be32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-
-interface Tmpl {
-  /** Field lengths; 65535 = IPFIX variable length. */
-  lengths: number[];
-  options: boolean;
-}
-
-/** Counts records in one IPFIX (v10) or NetFlow v9 message; templates persist in `tmpls`. */
-function countFlowMessage(b: Uint8Array, v9: boolean, tmpls: Map<number, Tmpl>): Dg {
-  const hdr = v9 ? 20 : 16;
-  const end = v9 ? b.length : Math.min(b.length, be16(b, 2));
-  let records = 0;
-  let other = 0;
-  let hasTemplates = false;
-  for (let o = hdr; o + 4 <= end; ) {
-    const id = be16(b, o);
-    const len = be16(b, o + 2);
-    if (len < 4 || o + len > end) break;
-    const setEnd = o + len;
-    let p = o + 4;
-    const tmplSet = v9 ? id === 0 : id === 2;
-    const optSet = v9 ? id === 1 : id === 3;
-    if (tmplSet || optSet) {
-      hasTemplates = true;
-      while (p + 4 <= setEnd) {
-        const tid = be16(b, p);
-        let count: number;
-        if (v9 && optSet) {
-          // v9 options template: id, scope length (bytes), option length (bytes)
-          if (p + 6 > setEnd) break;
-          count = (be16(b, p + 2) + be16(b, p + 4)) / 4;
-          p += 6;
-        } else {
-          count = be16(b, p + 2);
-          p += optSet ? 6 : 4; // IPFIX options: + scope field count
-        }
-        if (tid < 256) break; // padding
-        const lengths: number[] = [];
-        for (let i = 0; i < count && p + 4 <= setEnd; i++) {
-          const fid = be16(b, p);
-          lengths.push(be16(b, p + 2));
-          p += !v9 && fid & 0x8000 ? 8 : 4;
-        }
-        tmpls.set(tid, { lengths, options: optSet });
-      }
-    } else if (id >= 256) {
-      const t = tmpls.get(id);
-      if (t) {
-        const fixed = t.lengths.every((l) => l !== 65535);
-        const minLen = t.lengths.reduce((s, l) => s + (l === 65535 ? 1 : l), 0);
-        while (minLen > 0 && p + minLen <= setEnd) {
-          if (fixed) p += minLen;
-          else {
-            for (const l of t.lengths) {
-              if (l !== 65535) p += l;
-              else {
-                let vl = b[p]!;
-                p++;
-                if (vl === 255) {
-                  vl = be16(b, p);
-                  p += 2;
-                }
-                p += vl;
-              }
-            }
-            if (p > setEnd) break;
-          }
-          if (t.options) other++;
-          else records++;
-        }
-      }
-    }
-    o = setEnd;
-  }
-  return { payload: b, records, other, hasTemplates, seqOffset: v9 ? 12 : 8, seq: be32(b, v9 ? 12 : 8) };
-}
-
-function countSflow(b: Uint8Array): Dg {
-  const addrType = be32(b, 4);
-  let o = 8 + (addrType === 2 ? 16 : 4);
-  const seqOffset = o + 4;
-  const n = be32(b, o + 12);
-  o += 16;
-  let records = 0;
-  let other = 0;
-  for (let i = 0; i < n && o + 8 <= b.length; i++) {
-    const format = be32(b, o) & 0xfff;
-    const enterprise = be32(b, o) >>> 12;
-    if (enterprise === 0 && (format === 1 || format === 3)) records++;
-    else other++;
-    o += 8 + be32(b, o + 4);
-  }
-  return { payload: b, records, other, hasTemplates: false, seqOffset, seq: be32(b, seqOffset) };
-}
-
-interface Capture {
-  proto: Proto;
-  file: string;
-  /** Sending order: template datagrams first. */
-  dgs: Dg[];
-  recordsPerCycle: number;
-  otherPerCycle: number;
-  /** records[i] = data records in the first i datagrams of a cycle. */
-  prefix: number[];
-  /** Sequence check: how many datagram-to-datagram steps in the capture disagree with our count. */
-  seqMismatches: number;
-}
-
-const CAPTURES: Record<Proto, string> = {
-  ipfix: 'ipfix_pmacct_nfprobe_flowlabel.pcap',
-  netflow9: 'netflow9_pmacct_flowlabel.pcap',
-  sflow: 'sflow_pmacct_sfprobe_rate1.pcap',
-};
-
-function loadCapture(proto: Proto): Capture {
-  const file = CAPTURES[proto];
-  const payloads = readCaptureFile(join(repoRoot(), 'test', 'fixtures', file)).datagrams.map((d) => d.payload);
-  const tmpls = new Map<number, Tmpl>();
-  // Count in capture order (templates may come before their data), then put template
-  // datagrams first (a stable partition) for sending.
-  const counted = payloads.map((p) => (proto === 'sflow' ? countSflow(p) : countFlowMessage(p, proto === 'netflow9', tmpls)));
-  let seqMismatches = 0;
-  for (let i = 0; i + 1 < counted.length; i++) {
-    const a = counted[i]!;
-    const step = ((counted[i + 1]!.seq! - a.seq!) >>> 0);
-    const expect = proto === 'ipfix' ? a.records + a.other : 1;
-    if (step !== expect) seqMismatches++;
-  }
-  const dgs = [...counted.filter((d) => d.hasTemplates), ...counted.filter((d) => !d.hasTemplates)];
-  const prefix = [0];
-  for (const d of dgs) prefix.push(prefix[prefix.length - 1]! + d.records);
-  return {
-    proto,
-    file,
-    dgs,
-    recordsPerCycle: prefix[prefix.length - 1]!,
-    otherPerCycle: dgs.reduce((s, d) => s + d.other, 0),
-    prefix,
-    seqMismatches,
-  };
-}
-
-/** Data records in the first `n` datagrams sent (round-robin over the capture). */
-function recordsIn(c: Capture, n: number): number {
-  const len = c.dgs.length;
-  return Math.floor(n / len) * c.recordsPerCycle + c.prefix[n % len]!;
-}
-
-/** The sender's file: per datagram u32 length, u32 seq offset, u32 seq advance, payload (big-endian). */
-function writeDatagramFile(c: Capture, path: string): void {
-  const parts: Buffer[] = [];
-  for (const d of c.dgs) {
-    const h = Buffer.alloc(12);
-    h.writeUInt32BE(d.payload.length, 0);
-    h.writeUInt32BE(d.seqOffset ?? 0xffffffff, 4);
-    h.writeUInt32BE(c.proto === 'ipfix' ? d.records + d.other : 1, 8);
-    parts.push(h, Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength));
-  }
-  writeFileSync(path, Buffer.concat(parts));
-}
-
-// ---------------------------------------------------------------------------------------
-// /proc: CPU of a process tree, UDP socket state
-// ---------------------------------------------------------------------------------------
-
-let clkTck = 100;
-
-interface ProcCpu {
-  pid: number;
-  ppid: number;
-  comm: string;
-  /** utime + stime + cutime + cstime, in clock ticks. */
-  ticks: number;
-}
-
-function readStat(pid: number): ProcCpu | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = s.lastIndexOf(')');
-    const comm = s.slice(s.indexOf('(') + 1, close);
-    const f = s.slice(close + 2).split(' ');
-    // f[0] = state (field 3); f[1] = ppid; f[11..14] = utime, stime, cutime, cstime
-    return { pid, ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
-  } catch {
-    return undefined;
-  }
-}
-
-function allProcs(): ProcCpu[] {
-  const out: ProcCpu[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const p = readStat(Number(name));
-    if (p) out.push(p);
-  }
-  return out;
-}
-
-function descendants(root: number, procs: ProcCpu[] = allProcs()): number[] {
-  const byParent = new Map<number, number[]>();
-  for (const p of procs) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p.pid]);
-  const out: number[] = [];
-  const stack = [...(byParent.get(root) ?? [])];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    out.push(pid);
-    stack.push(...(byParent.get(pid) ?? []));
-  }
-  return out;
-}
-
-interface TreeCpu {
-  /** Seconds, the whole tree. */
-  total: number;
-  /** Seconds of the root process alone (pmacct: the core process). */
-  root: number;
-  /** Seconds per process name (pmacct's processes are named by role in cmdline, see below). */
-  byRole: Map<string, number>;
-}
-
-function roleOf(pid: number, comm: string): string {
-  try {
-    // pmacct rewrites its argv: "nfacctd: Core Process [default]", "nfacctd: Print Plugin [p]".
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
-    const m = cmd.match(/^\S+: (.*?)(?: \[.*\])?\s*$/);
-    return m ? m[1]! : comm;
-  } catch {
-    return comm;
-  }
-}
-
-function treeCpu(root: number): TreeCpu {
-  const procs = allProcs();
-  const byPid = new Map(procs.map((p) => [p.pid, p]));
-  const pids = [root, ...descendants(root, procs)];
-  const byRole = new Map<string, number>();
-  let total = 0;
-  let rootS = 0;
-  for (const pid of pids) {
-    const p = byPid.get(pid);
-    if (!p) continue;
-    const s = p.ticks / clkTck;
-    total += s;
-    if (pid === root) rootS = s;
-    const role = roleOf(pid, p.comm);
-    byRole.set(role, (byRole.get(role) ?? 0) + s);
-  }
-  return { total, root: rootS, byRole };
-}
-
-interface UdpSock {
-  found: boolean;
-  rxQueue: number;
-  drops: number;
-}
-
-function udpSocket(port: number): UdpSock {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const out: UdpSock = { found: false, rxQueue: 0, drops: 0 };
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 13 || !f[1]!.endsWith(`:${hex}`) || f[3] !== '07') continue; // 07 = unconnected (listening)
-      out.found = true;
-      out.rxQueue += parseInt(f[4]!.split(':')[1]!, 16);
-      out.drops += Number(f[f.length - 1]);
-    }
-  }
-  return out;
-}
-
-/** The socket's receive buffer as the kernel has it (ss: skmem rb), for the report. */
-function receiveBuffer(port: number): number | undefined {
-  const r = spawnSync('ss', ['-u', '-a', '-n', '-m', `sport = :${port}`], { encoding: 'utf8' });
-  const m = r.stdout?.match(/rb(\d+)/);
-  return m ? Number(m[1]) : undefined;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// ---------------------------------------------------------------------------------------
 // Collectors
 // ---------------------------------------------------------------------------------------
-
-interface Counted {
-  records: number;
-  /** Sequence-number problems the collector itself reported (nfdump, ours). */
-  sequence?: string;
-}
-
-interface Running {
-  child: ChildProcess;
-  exited: Promise<void>;
-  pid: number;
-  port: number;
-  /** Stops the collector (waits for its exit) and returns the records it stored/counted. */
-  stopAndCount(): Promise<Counted>;
-  output(): string;
-}
-
-function spawnPinned(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output: () => string; exited: Promise<void> } {
-  const child = track(spawn('taskset', ['-c', '1', cmd, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  let out = '';
-  const add = (b: Buffer): void => {
-    out += b.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-  return { child, output: () => out, exited };
-}
-
-/**
- * Sends `signal`, waits for the exit (SIGKILL after `timeoutMs`), then gives descendants that
- * outlived it (pmacct's plugins finishing their last dump) 5 s before killing them too.
- */
-async function stopChild(child: ChildProcess, exited: Promise<void>, signal: NodeJS.Signals, timeoutMs = 15_000): Promise<void> {
-  const pid = child.pid!;
-  const kids = descendants(pid);
-  child.kill(signal);
-  const timer = setTimeout(() => {
-    for (const k of descendants(pid)) tryKill(k, 'SIGKILL');
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  await exited;
-  clearTimeout(timer);
-  const alive = (k: number): boolean => {
-    try {
-      const s = readFileSync(`/proc/${k}/stat`, 'utf8');
-      return s[s.lastIndexOf(')') + 2] !== 'Z';
-    } catch {
-      return false;
-    }
-  };
-  for (let i = 0; i < 50 && kids.some(alive); i++) await sleep(100);
-  for (const k of kids) if (alive(k)) tryKill(k, 'SIGKILL');
-}
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, output: () => string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`${what}: not ready after ${timeoutMs} ms\n${output().slice(-3000)}`);
-    await sleep(50);
-  }
-}
 
 async function startPmacct(proto: Proto, port: number, dir: string): Promise<Running> {
   const daemon = proto === 'sflow' ? 'sfacctd' : 'nfacctd';
@@ -689,53 +259,6 @@ async function startNfdump(proto: Proto, port: number, dir: string): Promise<Run
   };
 }
 
-interface ExportersAnswer {
-  exporters: { datagrams: number; records: number; sequenceGaps: number; lostRecords: number }[];
-}
-
-async function startOurs(proto: Proto, port: number, dir: string, extra: string[]): Promise<Running> {
-  const api = await freeTcpPort();
-  const listener = (p: number): string => `[{ port: ${p}, bind: 127.0.0.1, receiveBufferBytes: ${RCVBUF} }]`;
-  const conf = join(dir, 'scitags.yaml');
-  writeFileSync(
-    conf,
-    [
-      'listeners:',
-      `  ipfix: ${listener(proto === 'ipfix' ? port : 0)}`,
-      `  netflow: ${listener(proto === 'netflow9' ? port : 0)}`,
-      `  sflow: ${listener(proto === 'sflow' ? port : 0)}`,
-      `api: { port: ${api}, bind: 127.0.0.1 }`,
-      `store: { type: sqlite, path: ${JSON.stringify(join(dir, 'bench.sqlite'))} }`,
-      `registry: { url: '', cacheFile: '' }`,
-      `decoder: { stateFile: '' }`,
-      'log: { level: error }',
-      '',
-    ].join('\n'),
-  );
-  // Nothing from the caller's environment may reconfigure it.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SCITAGS_')));
-  const p = spawnPinned(process.execPath, [CLI, 'serve', '-c', conf, ...extra], dir, env);
-  const base = `http://127.0.0.1:${api}`;
-  await waitUntil('scitags-collector serve', () => p.output().includes('API: http') && udpSocket(port).found, p.output);
-  const counted = async (): Promise<Counted> => {
-    const ex = (await getJson<ExportersAnswer>(`${base}/api/v1/exporters`)).exporters;
-    const sum = (f: (e: ExportersAnswer['exporters'][number]) => number): number => ex.reduce((s, e) => s + f(e), 0);
-    return { records: sum((e) => e.records), sequence: `${sum((e) => e.sequenceGaps)} sequence gaps (${sum((e) => e.lostRecords)} records lost)` };
-  };
-  return {
-    child: p.child,
-    exited: p.exited,
-    pid: p.child.pid!,
-    port,
-    output: p.output,
-    stopAndCount: async () => {
-      const n = await counted();
-      await stopChild(p.child, p.exited, 'SIGTERM');
-      return n;
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------
 // One run
 // ---------------------------------------------------------------------------------------
@@ -763,43 +286,6 @@ function collectorName(kind: CollectorKind, proto: Proto): string {
   if (kind === 'pmacct') return proto === 'sflow' ? 'sfacctd (pmacct)' : 'nfacctd (pmacct)';
   if (kind === 'nfdump') return proto === 'sflow' ? 'sfcapd (nfdump)' : 'nfcapd (nfdump)';
   return 'scitags-collector';
-}
-
-function runSender(sender: string, file: string, port: number, o: Options): Promise<{ sent: number; errors: number; elapsed: number }> {
-  return new Promise((resolve, reject) => {
-    const c = track(spawn('taskset', ['-c', '0', sender, file, String(port), String(o.rate), String(o.seconds), String(o.batch)], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    c.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    c.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    c.once('exit', (code) => {
-      const m = out.match(/sent (\d+) errors (\d+) elapsed ([\d.]+)/);
-      if (code !== 0 || !m) reject(new Error(`sender exited with ${code}: ${out}`));
-      else resolve({ sent: Number(m[1]), errors: Number(m[2]), elapsed: Number(m[3]) });
-    });
-  });
-}
-
-/**
- * Waits until the collector has worked through what was sent: its socket queue is empty and
- * its CPU stopped moving for 400 ms. Only /proc is polled, never the collector itself (our
- * API would charge the collector CPU the C collectors do not pay); every collector works
- * through its own internal queues while it uses CPU.
- */
-async function drain(r: Running): Promise<void> {
-  const end = Date.now() + 60_000;
-  let lastCpu = treeCpu(r.pid).total;
-  let quiet = 0;
-  while (Date.now() < end) {
-    await sleep(100);
-    const cpu = treeCpu(r.pid).total;
-    const sock = udpSocket(r.port);
-    // "Idle": at most 2 clock ticks per 100 ms (timers, pmacct's once-a-second dumps).
-    const idle = sock.rxQueue === 0 && cpu - lastCpu <= 2.5 / clkTck;
-    quiet = idle ? quiet + 1 : 0;
-    lastCpu = cpu;
-    if (quiet >= 4) return;
-  }
-  console.warn(`  (${r.port}: still busy after 60 s of draining; counting anyway)`);
 }
 
 async function oneRun(kind: CollectorKind, cap: Capture, sender: string, dgFile: string, o: Options): Promise<RunResult> {
@@ -850,8 +336,7 @@ async function oneRun(kind: CollectorKind, cap: Capture, sender: string, dgFile:
       if (process.env.SCITAGS_PEERS_DEBUG) console.error(r.output());
       await stopChild(r.child, r.exited, 'SIGKILL');
     }
-    rmSync(dir, { recursive: true, force: true });
-    tempDirs.delete(dir);
+    removeTempDir(dir);
   }
 }
 
@@ -924,7 +409,6 @@ async function main(): Promise<void> {
   const command = process.env.npm_lifecycle_event === 'bench:peers' ? `npm run bench:peers${args ? ` -- ${args}` : ''}` : `node dist/test/bench/peers.js ${args}`.trim();
   ensurePackages();
   const rmem = ensureRmemMax();
-  clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const work = tempDir('scitags-peers-');
   const sender = compileSender(work);

@@ -1,91 +1,303 @@
 /**
- * `npm run bench`: every throughput figure the issues ask for, as medians over several
- * timed runs on one core (the machine is shared and noisy: read ratios, not absolutes).
- * Usage: npm run bench [-- NAME ...]   (names: ipfix, netflow9, sflow, aggregate, e2e, influx)
+ * `npm run bench`: every throughput figure the issues ask for, printed as ONE markdown table
+ * (bench | config | metric | median | spread (min–max) | runs) under a header with the
+ * machine, the date and the exact command. The machine is shared and noisy: read ratios.
+ *
+ *   npm run bench [-- NAME ...] [--runs N] [--seconds S] [--rates LIST] [--workers LIST] [--protocols LIST]
+ *
+ * Names (default: all, in this order):
+ *   ipfix, netflow9, sflow, ...  decode only, one core: every exported `benchXxx()` of
+ *                                ipfix.ts and sflow.ts (name = Xxx lower-cased), called once
+ *                                per run with { runs: 1, runMs: 1000 }; every numeric field
+ *                                of its result becomes a metric row (default 5 runs)
+ *   decode+aggregate             the daemon's decode path (DatagramDecoder, as the inline
+ *                                decode stage) feeding the aggregator (no store), per capture
+ *   aggregate                    aggregator add() alone, 50 exporters x 20 links x 15 pairs
+ *   e2e                          the daemon over loopback at fixed offered rates (e2e.ts)
+ *   influx                       InfluxDB writer against a private influxd (influx.ts)
+ * Options:
+ *   --runs N         runs per figure for every bench (env SCITAGS_BENCH_RUNS; defaults:
+ *                    decode 5, aggregate 3, e2e 3, influx 5 timed runs inside one call)
+ *   --seconds S      e2e: seconds of sending per run (default 4)
+ *   --rates LIST     e2e: offered records/s, e.g. 250k,500k,1M (default)
+ *   --workers LIST   e2e: --workers values (default 1,2)
+ *   --protocols LIST e2e: ipfix,sflow (default) and/or netflow9
  */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { readCaptureFile } from '../../collectors/pcap.js';
+import type { FlowRecord } from '../../decoders/record.js';
+import { createAggregator } from '../../src/aggregate/index.js';
+import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
+import { loadSnapshot } from '../../src/registry/loader.js';
+import type { TrafficStore } from '../../src/store/types.js';
 import { benchAggregate } from './aggregate.js';
+import { type BenchOutput, type BenchRow, formatTable, machineLines, repoRoot, rowsFromResults } from './common.js';
 import { benchE2e } from './e2e.js';
 import { benchInflux } from './influx.js';
-import { benchIpfix, benchNetflow9 } from './ipfix.js';
-import { benchSflow } from './sflow.js';
+import * as ipfixBenches from './ipfix.js';
+import type { Proto } from './loopback.js';
+import * as sflowBenches from './sflow.js';
 
-type Bench = () => Promise<Record<string, unknown>>;
+interface Flags {
+  runs: number | undefined;
+  seconds: number | undefined;
+  rates: number[] | undefined;
+  workers: number[] | undefined;
+  protocols: Proto[] | undefined;
+}
+
+type Bench = (f: Flags) => Promise<BenchOutput>;
+
+// ---------------------------------------------------------------------------------------
+// Decode only: every zero-argument benchXxx() of ipfix.ts and sflow.ts
+// ---------------------------------------------------------------------------------------
+
+type DecodeBench = (o?: { runs?: number; runMs?: number }) => Promise<unknown> | unknown;
+
+/** benchIpfix -> ipfix, benchNetflow9 -> netflow9, benchSflow -> sflow, benchIe315 -> ie315. */
+function decodeBenches(): Map<string, DecodeBench> {
+  const found = new Map<string, DecodeBench>();
+  for (const mod of [ipfixBenches, sflowBenches] as Record<string, unknown>[]) {
+    for (const [name, fn] of Object.entries(mod)) {
+      // Options-only benches (a defaulted parameter: length 0); helpers that need arguments are not benches.
+      if (!/^bench[A-Z0-9]/.test(name) || typeof fn !== 'function' || fn.length !== 0) continue;
+      found.set(name.slice('bench'.length).toLowerCase(), fn as DecodeBench);
+    }
+  }
+  const order = ['ipfix', 'netflow9', 'sflow'];
+  return new Map([...found].sort(([a], [b]) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b)));
+}
+
+function decodeBench(name: string, fn: DecodeBench): Bench {
+  return async (f) => {
+    const results: unknown[] = [];
+    for (let i = 0; i < (f.runs ?? 5); i++) results.push(await fn({ runs: 1, runMs: 1000 }));
+    return rowsFromResults(`decode: ${name}`, '', results);
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Decode + aggregate: the daemon's path without the socket
+// ---------------------------------------------------------------------------------------
+
+const nullStore: TrafficStore = {
+  kind: 'null',
+  writeRows: async () => undefined,
+  readRows: async () => [],
+  queryTraffic: async () => ({ series: [], totals: { bytes: 0, packets: 0, records: 0 } }),
+  close: async () => undefined,
+};
+
+const DECODE_AGGREGATE_CAPTURES: [string, string][] = [
+  ['ipfix', 'ipfix_pmacct_nfprobe_flowlabel.pcap'],
+  ['netflow9', 'netflow9_pmacct_flowlabel.pcap'],
+  ['sflow', 'sflow_pmacct_sfprobe_rate1.pcap'],
+];
+
+/**
+ * The capture's datagrams decoded by a DatagramDecoder with the daemon's options (what the
+ * inline decode stage does) and every record handed to Aggregator.add() (null store, one
+ * open bucket: receive time fixed), in a loop; records/s per 1 s run after a 1 s warm-up.
+ */
+async function decodeAggregate(file: string, runs: number): Promise<number[]> {
+  const { datagrams } = readCaptureFile(join(repoRoot(), 'test', 'fixtures', file));
+  if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
+  const t0 = Date.UTC(2025, 0, 1, 12, 0, 0);
+  const registry = loadSnapshot(t0);
+  const agg = createAggregator({}, { now: () => t0, store: nullStore, registry: () => registry });
+  const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
+  let records = 0;
+  let addr = '';
+  const sink = (rec: FlowRecord): void => {
+    records++;
+    agg.add(rec, t0, addr);
+  };
+  const loopFor = (ms: number): number => {
+    const start = process.hrtime.bigint();
+    const end = start + BigInt(ms) * 1_000_000n;
+    records = 0;
+    let now = start;
+    while (now < end) {
+      for (let k = 0; k < 20; k++) {
+        for (const d of datagrams) {
+          addr = d.srcAddr;
+          decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, t0, 'any', sink);
+        }
+      }
+      now = process.hrtime.bigint();
+    }
+    return (records / Number(now - start)) * 1e9;
+  };
+  loopFor(1000);
+  const rates: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    rates.push(loopFor(1000));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (records === 0) throw new Error(`${file}: nothing decoded`);
+  await agg.flush();
+  return rates;
+}
+
+const benchDecodeAggregate: Bench = async (f) => {
+  const rows: BenchRow[] = [];
+  for (const [proto, file] of DECODE_AGGREGATE_CAPTURES) {
+    rows.push({ bench: `decode+aggregate: ${proto}`, config: '', metric: 'recordsPerSec', unit: 'records/s', samples: await decodeAggregate(file, f.runs ?? 5) });
+  }
+  return { rows, notes: [`decode+aggregate: DatagramDecoder (daemon options) -> Aggregator.add(), null store; captures ${DECODE_AGGREGATE_CAPTURES.map(([, c]) => c).join(', ')}`] };
+};
+
+// ---------------------------------------------------------------------------------------
+// The benches
+// ---------------------------------------------------------------------------------------
 
 const BENCHES: Record<string, Bench> = {
-  ipfix: async () => {
-    const r = await benchIpfix();
-    return { 'records/s': r.recordsPerSec, 'records/s (no address strings)': r.recordsPerSecNoAddresses, source: r.source };
-  },
-  netflow9: async () => {
-    const r = await benchNetflow9();
-    return { 'records/s': r.recordsPerSec, 'records/s (no address strings)': r.recordsPerSecNoAddresses, source: r.source };
-  },
-  sflow: async () => {
-    const r = await benchSflow();
-    return { 'flow samples/s': r.samplesPerSec, 'datagrams/s': r.datagramsPerSec, file: r.file };
-  },
-  aggregate: async () => {
-    const r = await benchAggregate();
-    return { 'records/s': r.recordsPerSec };
-  },
-  // Daemon over loopback (issue 5): several lines, one per capture, then the paced search.
-  e2e: async () => {
-    const r = await benchE2e();
-    const out: Record<string, unknown> = {};
-    for (const p of r.results) {
-      const b = p.blastMedian;
-      out[`${p.payload}: blast records/s accepted`] = b.recordsPerSec;
-      out[`${p.payload}: sent`] = b.sent;
-      out[`${p.payload}: decoded`] = b.decoded;
-      out[`${p.payload}: loss %`] = b.lossPct.toFixed(1);
-      out[`${p.payload}: kernel drops`] = b.kernelDrops;
-      out[`${p.payload}: queue drops`] = b.queueDrops;
-      out[`${p.payload}: send datagrams/s`] = b.sendRate;
-      out[`${p.payload}: records/daemon-CPU-s`] = b.recordsPerDaemonCpuSec;
-      out[`${p.payload}: zero-loss records/s (paced)`] = p.zeroLossRecordsPerSec;
-      out[`${p.payload}: first lossy step`] = p.firstLossyRate ?? 'none up to the last step';
-      out[`${p.payload}: paced steps`] = p.paced
-        .map((s) => `${Math.round((s.rate * p.recordsPerDatagram) / 1000)}k:${Math.round(s.recordsPerSec / 1000)}k/loss=${s.loss}(k${s.kernelDrops}/q${s.queueDrops})/cpu=${s.daemonCpuShare.toFixed(2)}`)
-        .join(' ');
-    }
-    if (r.cpuProfile) out['daemon hot spots (ipfix, self %)'] = r.cpuProfile.map((f) => `${f.fn} ${f.selfPct}%`).join('; ');
+  ...Object.fromEntries([...decodeBenches()].map(([name, fn]) => [name, decodeBench(name, fn)])),
+  'decode+aggregate': benchDecodeAggregate,
+  aggregate: async (f) => {
+    const results: unknown[] = [];
+    for (let i = 0; i < (f.runs ?? 3); i++) results.push(await benchAggregate());
+    const out = rowsFromResults('aggregate (add only)', '', results);
+    out.notes.push('aggregate (add only): each run is itself the median of 7 passes over 1M prepared records (50 exporters x 20 links x 15 pairs)');
     return out;
   },
-  influx: async () => {
-    const r = await benchInflux();
-    return {
-      'buckets/s': r.bucketsPerSec.toFixed(2),
-      'points/s': r.pointsPerSec,
-      'points/bucket': r.pointsPerBucket,
-      'rows/bucket': r.rowsPerBucket,
-      'first bucket ms (series creation)': r.firstBucketMs,
-      'influxd CPU ms/bucket': r.influxdCpuMsPerBucket,
-      'writer CPU ms/bucket': r.writerCpuMsPerBucket,
-      'points/record @10k rec/s': r.pointsPerRecord.toFixed(4),
-      amplification: r.amplification.map((a) => `${a.recordsPerSec / 1000}k rec/s: ${a.points} pts/${a.recordsPerBucket} rec = ${a.pointsPerRecord.toFixed(4)}`).join('; '),
-      'runs buckets/s': r.runs.map((x) => x.bucketsPerSec.toFixed(2)).join(' '),
-      'points checked in InfluxDB': r.checkedPoints,
-      assumptions: r.assumptions,
-    };
+  e2e: async (f) => {
+    const r = await benchE2e({
+      ...(f.runs !== undefined ? { runs: f.runs } : {}),
+      ...(f.seconds !== undefined ? { seconds: f.seconds } : {}),
+      ...(f.rates !== undefined ? { rates: f.rates } : {}),
+      ...(f.workers !== undefined ? { workers: f.workers } : {}),
+      ...(f.protocols !== undefined ? { protocols: f.protocols } : {}),
+    });
+    return { rows: r.rows, notes: r.notes };
+  },
+  influx: async (f) => {
+    const r = await benchInflux(f.runs !== undefined ? { runs: f.runs } : {});
+    // pointsPerRecord (the 10k records/s headline) is one of the amplification rows below.
+    const { runs, amplification, assumptions, pointsPerRecord: _headline, ...scalars } = r;
+    const out = rowsFromResults('influx', '', [scalars]);
+    // The per-run figures are the samples of the two throughput rows.
+    for (const row of out.rows) {
+      if (row.metric === 'bucketsPerSec') row.samples = runs.map((x) => x.bucketsPerSec);
+      if (row.metric === 'pointsPerSec') row.samples = runs.map((x) => x.pointsPerSec);
+    }
+    for (const a of amplification) {
+      out.rows.push({ bench: 'influx', config: `${a.recordsPerSec.toLocaleString('en-US')} records/s`, metric: 'pointsPerRecord', unit: 'points/record', samples: [a.pointsPerRecord] });
+    }
+    out.notes.push(`influx: ${assumptions}`);
+    return out;
   },
 };
 
-async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
-  const names = wanted.length > 0 ? wanted : Object.keys(BENCHES);
-  for (const name of names) {
-    const bench = BENCHES[name];
-    if (!bench) {
-      process.stderr.write(`unknown bench ${name}; known: ${Object.keys(BENCHES).join(', ')}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    const result = await bench();
-    const shown = Object.entries(result)
-      .map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : String(v)}`)
-      .join('  ');
-    process.stdout.write(`${name.padEnd(10)} ${shown}\n`);
+// ---------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------
+
+const USAGE = `usage: npm run bench [-- NAME ...] [--runs N] [--seconds S] [--rates 250k,500k,1M] [--workers 1,2] [--protocols ipfix,sflow]
+names: ${Object.keys(BENCHES).join(', ')}`;
+
+function list(raw: string | undefined, what: string, parse: (s: string) => number): number[] | undefined {
+  if (raw === undefined) return undefined;
+  const xs = raw.split(',').map((s) => s.trim()).filter((s) => s !== '').map(parse);
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0)) throw new Error(`--${what}: positive numbers, comma-separated, got ${JSON.stringify(raw)}\n${USAGE}`);
+  return xs;
+}
+
+/** 250k -> 250000, 1M -> 1000000, 1.5M -> 1500000. */
+function parseRate(s: string): number {
+  const m = /^([\d.]+)\s*([kKmM]?)$/.exec(s);
+  if (!m) return NaN;
+  return Math.round(Number(m[1]) * (m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6));
+}
+
+function parseFlags(argv: string[]): { names: string[]; flags: Flags } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      runs: { type: 'string' },
+      seconds: { type: 'string' },
+      rates: { type: 'string' },
+      workers: { type: 'string' },
+      protocols: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
   }
+  const runsRaw = values.runs ?? process.env.SCITAGS_BENCH_RUNS;
+  const runs = runsRaw === undefined ? undefined : Number(runsRaw);
+  if (runs !== undefined && (!Number.isInteger(runs) || runs < 1)) throw new Error(`--runs (or SCITAGS_BENCH_RUNS) must be a positive integer, got ${JSON.stringify(runsRaw)}`);
+  const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
+  if (seconds !== undefined && !(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be in (0, 600], got ${JSON.stringify(values.seconds)}`);
+  const protocols = values.protocols?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const p of protocols ?? []) if (!['ipfix', 'netflow9', 'sflow'].includes(p)) throw new Error(`--protocols: unknown ${JSON.stringify(p)} (ipfix, netflow9, sflow)`);
+  return {
+    names: positionals,
+    flags: {
+      runs,
+      seconds,
+      rates: list(values.rates, 'rates', parseRate),
+      workers: list(values.workers, 'workers', Number)?.map((w) => Math.round(w)),
+      protocols: protocols as Proto[] | undefined,
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { names: wanted, flags } = parsed;
+  const names = wanted.length > 0 ? wanted : Object.keys(BENCHES);
+  const unknown = names.filter((n) => !BENCHES[n]);
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown bench ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const shown = argv.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ');
+  const command = process.env.npm_lifecycle_event === 'bench' ? `npm run bench${shown ? ` -- ${shown}` : ''}` : `node --expose-gc dist/test/bench/run.js ${shown}`.trim();
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const started = Date.now();
+  for (const name of names) {
+    const t = Date.now();
+    process.stderr.write(`bench ${name} ...\n`);
+    try {
+      const out = await BENCHES[name]!(flags);
+      rows.push(...out.rows);
+      notes.push(...out.notes);
+    } catch (err) {
+      process.exitCode = 1;
+      const msg = err instanceof Error ? err.message : String(err);
+      notes.push(`${name}: FAILED: ${msg.split('\n')[0]}`);
+      process.stderr.write(`bench ${name} failed: ${err instanceof Error ? (err.stack ?? msg) : msg}\n`);
+    }
+    process.stderr.write(`bench ${name}: ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
+  }
+  const lines = [
+    '# npm run bench',
+    '',
+    `command: \`${command}\``,
+    ...machineLines(),
+    `benches: ${names.join(', ')} (${((Date.now() - started) / 1000).toFixed(0)} s); median and min–max over the runs`,
+    '',
+    ...formatTable(rows),
+    '',
+    ...notes.map((n) => `- ${n}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 await main();
