@@ -20,6 +20,10 @@ import type { DecodeStage, DecodeStageConfig, QueueStats } from './stage.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const FLUSH_MS = 200;
+/** A batch goes to its worker when it holds this many datagrams... */
+const FULL_BATCH = 256;
+/** ...or this long after its first datagram. */
+const GATHER_MS = 2;
 /** How long a snapshot or state request waits for a worker before using what it has. */
 const REQUEST_TIMEOUT_MS = 2000;
 const MAX_DROP_KEYS = 1024;
@@ -148,9 +152,13 @@ export class WorkerDecodeStage implements DecodeStage {
       this.post(slot);
       slot.writer.add(d.payload, d.srcAddr, d.srcPort, listener, d.receivedMs);
     }
-    if (!this.flushScheduled) {
+    if (slot.writer.count >= FULL_BATCH) this.post(slot);
+    else if (!this.flushScheduled) {
+      // Gather for a moment rather than posting every event-loop turn: a receive turn holds
+      // only a few datagrams, and each message between threads costs as much as decoding
+      // dozens of records (measured: 2.5x the CPU per record with per-turn batches).
       this.flushScheduled = true;
-      setImmediate(() => this.flushBatches());
+      setTimeout(() => this.flushBatches(), GATHER_MS);
     }
     return true;
   }
@@ -169,7 +177,7 @@ export class WorkerDecodeStage implements DecodeStage {
     slot.worker.postMessage(m, [b.buffer]);
   }
 
-  /** Once per event-loop turn: every partly filled batch goes to its worker. */
+  /** Every partly filled batch goes to its worker (GATHER_MS after the first datagram). */
   private flushBatches(): void {
     this.flushScheduled = false;
     for (const s of this.slots) this.post(s);
