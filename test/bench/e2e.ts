@@ -71,6 +71,11 @@ export interface E2eOptions {
   protocols?: Proto[];
   /** Datagrams per sendmmsg() call (default 16). */
   batch?: number;
+  /**
+   * Exporters the sender plays (sockets bound to 127.0.1.1..N; default 8), so the daemon's
+   * workers really shard: with 2 workers 4 exporters land on each.
+   */
+  sources?: number;
   /** Warm-up seconds before each measured send (default 0.5; 0 = none). */
   warmupSeconds?: number;
   /** Loss below which a rate counts as sustained (default 0.1 %). */
@@ -164,14 +169,14 @@ async function oneRun(ctx: Ctx, proto: Proto, workers: number, offered: number, 
     r = await startOurs(proto, port, dir, ['--workers', String(workers)], { cpuList: daemonCpus(workers), passEnv: ['SCITAGS_NATIVE_RECV'], nodeArgs });
     await sleep(300);
     if (o.warmupSeconds > 0) {
-      await runSender(ctx.sender, file, port, { rate: Math.min(rate, 20_000), seconds: o.warmupSeconds, batch: o.batch });
+      await runSender(ctx.sender, file, port, { rate: Math.min(rate, 20_000), seconds: o.warmupSeconds, batch: o.batch, sources: o.sources });
       await drain(r);
     }
     const before = await r.counted();
     const metrics0 = await metricsText(r);
     const drops0 = udpSocket(port).drops;
     const cpu0 = treeCpu(r.pid);
-    const s = await runSender(ctx.sender, file, port, { rate, seconds: o.seconds, batch: o.batch });
+    const s = await runSender(ctx.sender, file, port, { rate, seconds: o.seconds, batch: o.batch, sources: o.sources });
     const cpuSent = treeCpu(r.pid);
     await drain(r);
     const cpu1 = treeCpu(r.pid);
@@ -256,6 +261,7 @@ export async function benchE2e(options: E2eOptions = {}): Promise<E2eResult> {
     seconds: options.seconds ?? 4,
     rates: options.rates ?? [250_000, 500_000, 1_000_000],
     workers: options.workers ?? [1, 2],
+    sources: options.sources ?? 8,
     protocols: options.protocols ?? ['ipfix', 'sflow'],
     batch: options.batch ?? 16,
     warmupSeconds: options.warmupSeconds ?? 0.5,
@@ -339,7 +345,7 @@ function report(runs: E2eRun[], o: Required<Omit<E2eOptions, 'log'>>, files: Map
   notes.push(
     `e2e: offered ${rateList} records/s for ${o.seconds} s per run (after a ${o.warmupSeconds} s warm-up at ≤ 20k datagrams/s), ${o.runs} run(s) each, a fresh daemon per run; ` +
       `paced C sendmmsg sender (batches of ${o.batch}) pinned to CPU 0; daemon pinned to CPU 1 with --workers 1, to CPUs ${daemonCpus(2)} with more (sharing CPU 0 with the sender); ` +
-      `one sender socket = one exporter address, so more workers means receive on the main thread and decode in one worker thread; ${rmem}.`,
+      `the sender plays ${o.sources} exporters (127.0.1.1..${o.sources}), sharded over the workers; ${rmem}.`,
   );
   notes.push(
     `e2e: "highest offered rate" is the highest rate tried (${rateList}) that the sender achieved (≥ ${100 * ACHIEVED} % of the offered datagrams/s) with loss < ${o.lossThresholdPct} % in that run, ` +

@@ -603,6 +603,8 @@ export interface SendOptions {
   rate: number;
   seconds: number;
   batch: number;
+  /** Exporters played (sockets bound to 127.0.1.1, .2, ...); default 1 (the sender's default socket). */
+  sources?: number;
 }
 
 export interface SendResult {
@@ -615,7 +617,7 @@ export interface SendResult {
 /** Runs the compiled sendmmsg sender pinned to `cpuList` (default CPU 0). */
 export function runSender(sender: string, file: string, port: number, o: SendOptions, cpuList = '0'): Promise<SendResult> {
   return new Promise((resolve, reject) => {
-    const c = track(spawn('taskset', ['-c', cpuList, sender, file, String(port), String(o.rate), String(o.seconds), String(o.batch)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const c = track(spawn('taskset', ['-c', cpuList, sender, file, String(port), String(o.rate), String(o.seconds), String(o.batch), String(o.sources ?? 1)], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     c.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     c.stderr!.on('data', (b: Buffer) => (out += b.toString()));

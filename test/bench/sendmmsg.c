@@ -1,7 +1,7 @@
 /*
  * Paced UDP sender for `npm run bench:peers` (test/bench/peers.ts compiles it with `cc -O2`).
  *
- *   sendmmsg DATAGRAM_FILE PORT RATE SECONDS [BATCH]
+ *   sendmmsg DATAGRAM_FILE PORT RATE SECONDS [BATCH] [SOURCES]
  *
  * DATAGRAM_FILE holds datagrams, each as three big-endian u32 followed by the payload:
  *   length      payload bytes
@@ -21,6 +21,11 @@
  * SECONDS) datagrams; a sender that falls behind catches up in batches of BATCH (never bigger
  * bursts). When ahead, it sleeps with clock_nanosleep until the next datagram is due.
  *
+ * SOURCES (default 1) > 1 plays that many exporters: one socket per exporter bound to
+ * 127.0.1.1, 127.0.1.2, ... (every 127/8 address is local on Linux), batches taken by the
+ * sockets in turn, each socket cycling through the whole file (templates first) with its own
+ * sequence numbers, so a collector sees SOURCES complete, independent exporters.
+ *
  * Output, one line on stdout: "sent N errors E elapsed S" (S in seconds, from the start to
  * the last send). Exit status 0, or 2 on bad arguments / unreadable file / socket errors.
  */
@@ -38,6 +43,7 @@
 #include <unistd.h>
 
 #define MAX_BATCH 64
+#define MAX_SOURCES 64
 #define MAX_DATAGRAM 65507
 #define NO_SEQ 0xFFFFFFFFu
 
@@ -71,17 +77,18 @@ static void sleep_until(double t) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5 || argc > 6) {
-    fprintf(stderr, "usage: %s DATAGRAM_FILE PORT RATE SECONDS [BATCH]\n", argv[0]);
+  if (argc < 5 || argc > 7) {
+    fprintf(stderr, "usage: %s DATAGRAM_FILE PORT RATE SECONDS [BATCH] [SOURCES]\n", argv[0]);
     return 2;
   }
   const char *path = argv[1];
   int port = atoi(argv[2]);
   double rate = atof(argv[3]);
   double seconds = atof(argv[4]);
-  int batch = argc == 6 ? atoi(argv[5]) : 16;
-  if (port <= 0 || port > 65535 || rate <= 0 || seconds <= 0 || batch < 1 || batch > MAX_BATCH) {
-    fprintf(stderr, "bad arguments (port 1..65535, rate > 0, seconds > 0, batch 1..%d)\n", MAX_BATCH);
+  int batch = argc >= 6 ? atoi(argv[5]) : 16;
+  int nsrc = argc >= 7 ? atoi(argv[6]) : 1;
+  if (port <= 0 || port > 65535 || rate <= 0 || seconds <= 0 || batch < 1 || batch > MAX_BATCH || nsrc < 1 || nsrc > MAX_SOURCES) {
+    fprintf(stderr, "bad arguments (port 1..65535, rate > 0, seconds > 0, batch 1..%d, sources 1..%d)\n", MAX_BATCH, MAX_SOURCES);
     return 2;
   }
 
@@ -132,21 +139,34 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) {
-    perror("socket");
-    return 2;
-  }
-  int sndbuf = 4 * 1024 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  int fds[MAX_SOURCES];
   struct sockaddr_in to;
   memset(&to, 0, sizeof to);
   to.sin_family = AF_INET;
   to.sin_port = htons((uint16_t)port);
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
-    perror("connect");
-    return 2;
+  for (int s = 0; s < nsrc; s++) {
+    fds[s] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[s] < 0) {
+      perror("socket");
+      return 2;
+    }
+    int sndbuf = 4 * 1024 * 1024;
+    setsockopt(fds[s], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (nsrc > 1) {
+      struct sockaddr_in from;
+      memset(&from, 0, sizeof from);
+      from.sin_family = AF_INET;
+      from.sin_addr.s_addr = htonl(0x7F000100u + (uint32_t)s + 1u); /* 127.0.1.(s+1) */
+      if (bind(fds[s], (struct sockaddr *)&from, sizeof from) != 0) {
+        perror("bind");
+        return 2;
+      }
+    }
+    if (connect(fds[s], (struct sockaddr *)&to, sizeof to) != 0) {
+      perror("connect");
+      return 2;
+    }
   }
 
   /* The running sequence number starts at the first numbered datagram's own value. */
@@ -164,7 +184,10 @@ int main(int argc, char **argv) {
   struct mmsghdr msgs[MAX_BATCH];
   const uint64_t target = (uint64_t)(rate * seconds + 0.5);
   uint64_t sent = 0, errors = 0;
-  size_t next = 0; /* round-robin index of the next datagram */
+  size_t nexts[MAX_SOURCES] = {0}; /* per source: round-robin index of its next datagram */
+  uint32_t seqs[MAX_SOURCES];
+  for (int s = 0; s < nsrc; s++) seqs[s] = seq;
+  uint64_t batches = 0;
   const double t0 = now_s();
   double t_last = t0;
   /* pos = datagrams that took their slot in the schedule (sent + errors). */
@@ -180,6 +203,10 @@ int main(int argc, char **argv) {
     }
     uint64_t want = due - pos;
     int k = want > (uint64_t)batch ? batch : (int)want;
+    const int src = (int)(batches++ % (uint64_t)nsrc);
+    const int fd = fds[src];
+    size_t next = nexts[src];
+    seq = seqs[src];
     memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)k);
     for (int i = 0; i < k; i++) {
       const struct datagram *d = &dg[(next + (size_t)i) % n];
@@ -217,10 +244,12 @@ int main(int argc, char **argv) {
       pos += (uint64_t)r;
       next = (next + (size_t)r) % n;
     }
+    nexts[src] = next;
+    seqs[src] = seq;
     t_last = now_s();
   }
   printf("sent %llu errors %llu elapsed %.6f\n", (unsigned long long)sent, (unsigned long long)errors, t_last - t0);
-  close(fd);
+  for (int s = 0; s < nsrc; s++) close(fds[s]);
   free(dg);
   free(buf);
   return 0;
