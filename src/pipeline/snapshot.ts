@@ -3,7 +3,6 @@
  * worker threads as is) of everything the API, metrics, stores and persistence may know
  * about the decoders. Nothing outside the stage reads decoder state; they read this.
  */
-import { summarizeFlowState } from '../../decoders/ipfix/index.js';
 import { sessionKey } from '../../decoders/record.js';
 import { effectiveSamplingRate } from '../../decoders/sflow/index.js';
 import type { ExporterInfo, LearnedInterface, SflowSourceInfo } from '../api/types.js';
@@ -49,12 +48,13 @@ export function emptySnapshot(timeMs: number): DecodeSnapshot {
 
 /** Takes the snapshot of one decoding context (built on request, never per datagram). */
 export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnapshot {
-  const summary = summarizeFlowState(decoder.flowState);
+  // Counted straight from the sessions: this runs every second, and naming every field of
+  // every template (summarizeFlowState) would cost ~100k strings per second at 10k templates.
   const templatesByAddr = new Map<string, number>();
-  for (const s of summary.sessions) {
-    const addr = s.exporter.startsWith('[') ? s.exporter.slice(1, s.exporter.lastIndexOf(']')) : s.exporter.slice(0, s.exporter.lastIndexOf(':'));
-    const n = s.domains.reduce((acc, d) => acc + d.templates.length, 0);
-    templatesByAddr.set(addr, (templatesByAddr.get(addr) ?? 0) + n);
+  for (const s of decoder.flowState.sessions.values()) {
+    let n = 0;
+    for (const d of s.domains.values()) n += d.templates.size;
+    templatesByAddr.set(s.address, (templatesByAddr.get(s.address) ?? 0) + n);
   }
   const sflowByAgent = new Map<string, SflowSourceInfo[]>();
   for (const agent of decoder.sflowState.agents.values()) {
