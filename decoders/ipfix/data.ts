@@ -2,9 +2,17 @@
  * Data set decoding: a compiled plan applied to each record of a data set (IPFIX set id
  * >= 256, NetFlow v9 flowset id >= 256) producing FlowRecords.
  *
- * Hot path. Fixed-length templates visit only the fields that feed a slot, at precomputed
- * offsets; variable-length templates walk every field. Values are read straight from the
- * byte array after one bounds check per record; addresses are formatted only when asked.
+ * Hot path. The plan (plan.ts) says at which offset inside a record each FlowRecord slot's
+ * field sits; one straight-line function (fillRecord) reads exactly those fields, with the
+ * lengths the template announced, and writes every FlowRecord field once. Fixed-length
+ * templates use the plan's offsets directly; variable-length ones first walk the record's
+ * length prefixes into a reused position table. Nothing is allocated per record except the
+ * record itself in array mode, and not even that when the caller gives a sink
+ * (FlowDecodeOptions.onRecord): then one record object per data set is refilled for each of
+ * its records. (V8 still boxes the times, which exceed its small-integer range, when they are
+ * stored into the `number | undefined` fields: 16 octets each, the young generation's
+ * cheapest kind of garbage.) Addresses are formatted only when asked (and come from a cache,
+ * see packet/addr.ts).
  */
 import { DecodeError } from '../errors.js';
 import { ipv4String, ipv6String } from '../packet/addr.js';
@@ -12,7 +20,7 @@ import { emptyRecord, type FlowRecord, type SamplingSource } from '../record.js'
 import { FLOW_LABEL_MASK } from '../scitags/flowlabel.js';
 import { dumpRecordFields } from './fields.js';
 import { walkFrame } from './frame.js';
-import { type DecodePlan, Slot } from './plan.js';
+import { type DecodePlan, Slot, SLOT_COUNT } from './plan.js';
 import {
   newSamplingFields,
   resetSamplingFields,
@@ -29,8 +37,12 @@ export interface DataContext {
   exporter: string;
   exporterAddr: string;
   domain: number;
-  /** Header export time in ms since the epoch. */
-  exportMs: number;
+  /**
+   * Header export time in ms since the epoch. Typed `number | undefined` (and created
+   * undefined) on purpose: the field then holds a boxed number that is copied into every
+   * record as is, instead of a raw double boxed anew for each record's `exportMs`.
+   */
+  exportMs: number | undefined;
   /** v9 header sysUptime in ms (base of fields 21/22); -1 for IPFIX. */
   sysUptimeMs: number;
   /** IPFIX systemInitTimeMilliseconds from options; -1 when unknown. */
@@ -40,32 +52,23 @@ export interface DataContext {
   sampling: SamplingConfig;
   withFields: boolean;
   withAddresses: boolean;
+  /** Where records go: the caller's sink when given (records reused), else `out`. */
+  sink: ((rec: FlowRecord) => void) | undefined;
+  out: FlowRecord[];
   /** Records whose rate was unknown (the global default used), for the stats. */
   unknownSampling: number;
 }
 
-/** Per-record scratch values that need the whole record before they can be used. */
-interface Scratch {
-  ipVersion: number;
-  startUp: number;
-  endUp: number;
-  sysInit: number;
-  frameOff: number;
-  frameLen: number;
-  sf: SamplingFields;
-  rate: ResolvedRate;
-}
+/** Record sampling fields and the resolved rate: scratch reused for every record. */
+const sf: SamplingFields = newSamplingFields();
+const rate: ResolvedRate = { rate: 1, source: 'unknown' };
 
-const scratch: Scratch = {
-  ipVersion: 0,
-  startUp: -1,
-  endUp: -1,
-  sysInit: -1,
-  frameOff: -1,
-  frameLen: 0,
-  sf: newSamplingFields(),
-  rate: { rate: 1, source: 'unknown' },
-};
+/**
+ * Absolute field positions and lengths of the current record of a variable-length template,
+ * indexed by slot like DecodePlan.pos / len (which for such templates hold field indexes).
+ */
+const varPos = new Int32Array(SLOT_COUNT);
+const varLen = new Int32Array(SLOT_COUNT);
 
 /** Big-endian unsigned of 1..8 octets; the caller checked the bounds. */
 function uintAt(b: Uint8Array, o: number, len: number): number {
@@ -96,253 +99,221 @@ function ntpToMs(b: Uint8Array, o: number): number {
   return (secs - 2208988800) * 1000 + Math.floor((frac * 1000) / 4294967296);
 }
 
-function applySlot(slot: number, b: Uint8Array, o: number, len: number, rec: FlowRecord, s: Scratch, ctx: DataContext): void {
-  switch (slot) {
-    case Slot.BYTES:
-      rec.bytes = uintAt(b, o, len);
-      return;
-    case Slot.PACKETS:
-      rec.packets = uintAt(b, o, len);
-      return;
-    case Slot.PROTO:
-      rec.ipProtocol = b[o]!;
-      return;
-    case Slot.TOS:
-      rec.trafficClass = b[o]!;
-      return;
-    case Slot.SRC_PORT:
-      rec.srcPort = (b[o]! << 8) | b[o + 1]!;
-      return;
-    case Slot.DST_PORT:
-      rec.dstPort = (b[o]! << 8) | b[o + 1]!;
-      return;
-    case Slot.SRC4:
-      if (ctx.withAddresses) rec.srcAddr = ipv4String(b, o);
-      return;
-    case Slot.DST4:
-      if (ctx.withAddresses) rec.dstAddr = ipv4String(b, o);
-      return;
-    case Slot.SRC6:
-      if (ctx.withAddresses) rec.srcAddr = ipv6String(b, o);
-      return;
-    case Slot.DST6:
-      if (ctx.withAddresses) rec.dstAddr = ipv6String(b, o);
-      return;
-    case Slot.IN_IF:
-      rec.inIf = uintAt(b, o, len);
-      return;
-    case Slot.OUT_IF:
-      rec.outIf = uintAt(b, o, len);
-      return;
-    case Slot.DIRECTION:
-      rec.direction = b[o]!;
-      return;
-    case Slot.VLAN:
-      rec.vlan = uintAt(b, o, len) & 0xfff;
-      return;
-    case Slot.DOT1Q_VLAN:
-      if (rec.vlan === undefined) rec.vlan = uintAt(b, o, len) & 0xfff;
-      return;
-    case Slot.IP_VERSION:
-      s.ipVersion = b[o]!;
-      return;
-    case Slot.FLOW_LABEL:
-      // pmacct puts the low nibble of the traffic class above the label in 3 octets.
-      rec.flowLabel = uintAt(b, o, len) & FLOW_LABEL_MASK;
-      return;
-    case Slot.START_S:
-      rec.startMs = uintAt(b, o, 4) * 1000;
-      return;
-    case Slot.END_S:
-      rec.endMs = uintAt(b, o, 4) * 1000;
-      return;
-    case Slot.START_MS:
-      rec.startMs = uintAt(b, o, 8);
-      return;
-    case Slot.END_MS:
-      rec.endMs = uintAt(b, o, 8);
-      return;
-    case Slot.START_US:
-    case Slot.START_NS:
-      rec.startMs = ntpToMs(b, o);
-      return;
-    case Slot.END_US:
-    case Slot.END_NS:
-      rec.endMs = ntpToMs(b, o);
-      return;
-    case Slot.START_UPTIME:
-      s.startUp = uintAt(b, o, len);
-      return;
-    case Slot.END_UPTIME:
-      s.endUp = uintAt(b, o, len);
-      return;
-    case Slot.SYS_INIT:
-      s.sysInit = uintAt(b, o, 8);
-      return;
-    case Slot.SAMPLING_INTERVAL:
-      s.sf.interval = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLING_ALGORITHM:
-      s.sf.algorithm = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLER_ID:
-      s.sf.samplerId = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLER_MODE:
-      s.sf.samplerMode = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLER_RANDOM_INTERVAL:
-      s.sf.samplerRandomInterval = uintAt(b, o, len);
-      return;
-    case Slot.SELECTOR_ID:
-      s.sf.selectorId = uintAt(b, o, len);
-      return;
-    case Slot.PACKET_INTERVAL:
-      s.sf.packetInterval = uintAt(b, o, len);
-      return;
-    case Slot.PACKET_SPACE:
-      s.sf.packetSpace = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLING_SIZE:
-      s.sf.size = uintAt(b, o, len);
-      return;
-    case Slot.SAMPLING_POPULATION:
-      s.sf.population = uintAt(b, o, len);
-      return;
-    case Slot.FRAME:
-      s.frameOff = o;
-      s.frameLen = len;
-      return;
-    default:
-      return;
-  }
+/** A flowStart… / flowEnd… time (slots START_x / END_x, RFC 7011 6.1.7-6.1.10) in epoch ms. */
+function timeAt(b: Uint8Array, o: number, slot: number): number {
+  if (slot === Slot.START_MS || slot === Slot.END_MS) return uintAt(b, o, 8);
+  if (slot === Slot.START_S || slot === Slot.END_S) return uintAt(b, o, 4) * 1000;
+  return ntpToMs(b, o); // _US, _NS: NTP format
 }
 
 /** Converts a sysUpTime value to epoch ms, tolerating the 32-bit uptime wrap (~49.7 days). */
-function uptimeToMs(ctx: DataContext, s: Scratch, up: number): number | undefined {
+function uptimeToMs(ctx: DataContext, sysInit: number, up: number): number | undefined {
   if (ctx.sysUptimeMs >= 0) {
     // RFC 3954 5.1: first/last switched are sysUptime values at the flow's start/end.
     const behind = (ctx.sysUptimeMs - up) | 0;
-    return ctx.exportMs - behind;
+    return (ctx.exportMs as number) - behind;
   }
   // RFC 7011 / IANA: flowStartSysUpTime is relative to systemInitTimeMilliseconds (160).
-  const init = s.sysInit >= 0 ? s.sysInit : ctx.systemInitMs;
+  const init = sysInit >= 0 ? sysInit : ctx.systemInitMs;
   return init >= 0 ? init + up : undefined;
 }
 
-function finish(b: Uint8Array, rec: FlowRecord, plan: DecodePlan, s: Scratch, ctx: DataContext): void {
-  rec.ipVersion = s.ipVersion === 4 || s.ipVersion === 6 ? s.ipVersion : plan.impliedIpVersion;
-  if (s.startUp >= 0) rec.startMs = uptimeToMs(ctx, s, s.startUp);
-  if (s.endUp >= 0) rec.endMs = uptimeToMs(ctx, s, s.endUp);
-  if (s.frameOff >= 0) walkFrame(b, s.frameOff, s.frameLen, rec, plan.hasCounts, ctx.withAddresses);
-  if (plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0) {
+/** flowStart/EndSysUpTime (21/22), optionally with systemInitTimeMilliseconds (160) in the record. */
+function applyUptimes(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, rec: FlowRecord, ctx: DataContext): void {
+  let o = pos[Slot.SYS_INIT]!;
+  const sysInit = o >= 0 ? uintAt(b, base + o, 8) : -1;
+  o = pos[Slot.START_UPTIME]!;
+  if (o >= 0) rec.startMs = uptimeToMs(ctx, sysInit, uintAt(b, base + o, len[Slot.START_UPTIME]!));
+  o = pos[Slot.END_UPTIME]!;
+  if (o >= 0) rec.endMs = uptimeToMs(ctx, sysInit, uintAt(b, base + o, len[Slot.END_UPTIME]!));
+}
+
+/** The sampling fields a data record carries itself (plan.recordSampling), into `f`. */
+function readRecordSampling(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, f: SamplingFields): void {
+  resetSamplingFields(f);
+  let o = pos[Slot.SAMPLING_INTERVAL]!;
+  if (o >= 0) f.interval = uintAt(b, base + o, len[Slot.SAMPLING_INTERVAL]!);
+  o = pos[Slot.SAMPLING_ALGORITHM]!;
+  if (o >= 0) f.algorithm = uintAt(b, base + o, len[Slot.SAMPLING_ALGORITHM]!);
+  o = pos[Slot.SAMPLER_ID]!;
+  if (o >= 0) f.samplerId = uintAt(b, base + o, len[Slot.SAMPLER_ID]!);
+  o = pos[Slot.SAMPLER_MODE]!;
+  if (o >= 0) f.samplerMode = uintAt(b, base + o, len[Slot.SAMPLER_MODE]!);
+  o = pos[Slot.SAMPLER_RANDOM_INTERVAL]!;
+  if (o >= 0) f.samplerRandomInterval = uintAt(b, base + o, len[Slot.SAMPLER_RANDOM_INTERVAL]!);
+  o = pos[Slot.SELECTOR_ID]!;
+  if (o >= 0) f.selectorId = uintAt(b, base + o, len[Slot.SELECTOR_ID]!);
+  o = pos[Slot.PACKET_INTERVAL]!;
+  if (o >= 0) f.packetInterval = uintAt(b, base + o, len[Slot.PACKET_INTERVAL]!);
+  o = pos[Slot.PACKET_SPACE]!;
+  if (o >= 0) f.packetSpace = uintAt(b, base + o, len[Slot.PACKET_SPACE]!);
+  o = pos[Slot.SAMPLING_SIZE]!;
+  if (o >= 0) f.size = uintAt(b, base + o, len[Slot.SAMPLING_SIZE]!);
+  o = pos[Slot.SAMPLING_POPULATION]!;
+  if (o >= 0) f.population = uintAt(b, base + o, len[Slot.SAMPLING_POPULATION]!);
+}
+
+/**
+ * Writes every field of `rec` from the record whose slot fields sit at `base + pos[slot]`
+ * (lengths in `len`). Every field is assigned, present or not, so a reused record carries
+ * nothing over from the previous one (nor from a consumer that changed it). `rate`/`source`
+ * are the set-wide sampling rate, used unless `perRecordRate`.
+ */
+function fillRecord(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  rec: FlowRecord,
+  perRecordRate: boolean,
+  setRate: number,
+  setSource: SamplingSource,
+): void {
+  rec.protocol = ctx.protocol;
+  rec.exporter = ctx.exporter;
+  rec.domain = ctx.domain;
+  rec.templateId = plan.templateId;
+  rec.exportMs = ctx.exportMs;
+  // The reads below are written out rather than calling small helpers: V8 inlines helpers
+  // only within a per-function budget, and which ones it inlined varied from run to run
+  // (measured: up to a third of the time spent in calls to them). Lengths were checked when
+  // the template was compiled (plan.ts slotFor); the usual ones are read inline, the rest
+  // (3-, 5-, 6-, 7-octet counters) by uintAt.
+  let o = pos[Slot.BYTES]!;
+  let l = len[Slot.BYTES]!;
+  if (o < 0) rec.bytes = 0;
+  else if (l === 8) {
+    o += base;
+    rec.bytes =
+      (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) * 4294967296 +
+      (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
+  } else if (l === 4) {
+    o += base;
+    rec.bytes = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  } else rec.bytes = uintAt(b, base + o, l);
+  o = pos[Slot.PACKETS]!;
+  l = len[Slot.PACKETS]!;
+  if (o < 0) rec.packets = 0;
+  else if (l === 8) {
+    o += base;
+    rec.packets =
+      (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) * 4294967296 +
+      (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
+  } else if (l === 4) {
+    o += base;
+    rec.packets = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  } else rec.packets = uintAt(b, base + o, l);
+  o = pos[Slot.PROTO]!;
+  rec.ipProtocol = o >= 0 ? b[base + o]! : undefined;
+  o = pos[Slot.TOS]!;
+  rec.trafficClass = o >= 0 ? b[base + o]! : undefined;
+  o = pos[Slot.SRC_PORT]!;
+  rec.srcPort = o >= 0 ? (b[base + o]! << 8) | b[base + o + 1]! : undefined;
+  o = pos[Slot.DST_PORT]!;
+  rec.dstPort = o >= 0 ? (b[base + o]! << 8) | b[base + o + 1]! : undefined;
+  o = pos[Slot.IN_IF]!;
+  if (o < 0) rec.inIf = undefined;
+  else {
+    o += base;
+    l = len[Slot.IN_IF]!;
+    rec.inIf = l === 4 ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 : l === 2 ? (b[o]! << 8) | b[o + 1]! : uintAt(b, o, l);
+  }
+  o = pos[Slot.OUT_IF]!;
+  if (o < 0) rec.outIf = undefined;
+  else {
+    o += base;
+    l = len[Slot.OUT_IF]!;
+    rec.outIf = l === 4 ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 : l === 2 ? (b[o]! << 8) | b[o + 1]! : uintAt(b, o, l);
+  }
+  o = pos[Slot.DIRECTION]!;
+  rec.direction = o >= 0 ? b[base + o]! : undefined;
+  // vlanId (58) wins over dot1qVlanId (243), which is read only when 58 is absent.
+  o = pos[Slot.VLAN]!;
+  if (o < 0) {
+    o = pos[Slot.DOT1Q_VLAN]!;
+    rec.vlan = o >= 0 ? uintAt(b, base + o, len[Slot.DOT1Q_VLAN]!) & 0xfff : undefined;
+  } else {
+    o += base;
+    rec.vlan = (len[Slot.VLAN] === 2 ? (b[o]! << 8) | b[o + 1]! : b[o]!) & 0xfff;
+  }
+  // 20-bit label in 3 or 4 octets; pmacct puts the low nibble of the traffic class above
+  // the label in 3 octets, hence the mask (and uintAt for 1 or 2 octets, which no one sends).
+  o = pos[Slot.FLOW_LABEL]!;
+  if (o < 0) rec.flowLabel = undefined;
+  else {
+    o += base;
+    l = len[Slot.FLOW_LABEL]!;
+    rec.flowLabel =
+      (l === 3 ? (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]! : l === 4 ? (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]! : uintAt(b, o, l)) &
+      FLOW_LABEL_MASK;
+  }
+  o = pos[Slot.IP_VERSION]!;
+  const v = o >= 0 ? b[base + o]! : 0;
+  rec.ipVersion = v === 4 || v === 6 ? v : plan.impliedIpVersion;
+  // flowStart/End: milliseconds (8 octets) inline, seconds and NTP formats by timeAt.
+  let slot = plan.startSlot;
+  if (slot === Slot.START_MS) {
+    o = base + pos[slot]!;
+    rec.startMs =
+      (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) * 4294967296 +
+      (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
+  } else rec.startMs = slot >= 0 ? timeAt(b, base + pos[slot]!, slot) : undefined;
+  slot = plan.endSlot;
+  if (slot === Slot.END_MS) {
+    o = base + pos[slot]!;
+    rec.endMs =
+      (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) * 4294967296 +
+      (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
+  } else rec.endMs = slot >= 0 ? timeAt(b, base + pos[slot]!, slot) : undefined;
+  if (plan.hasUptime) applyUptimes(b, base, pos, len, rec, ctx);
+  if (ctx.withAddresses) {
+    slot = plan.srcSlot;
+    rec.srcAddr = slot < 0 ? undefined : slot === Slot.SRC6 ? ipv6String(b, base + pos[slot]!) : ipv4String(b, base + pos[slot]!);
+    slot = plan.dstSlot;
+    rec.dstAddr = slot < 0 ? undefined : slot === Slot.DST6 ? ipv6String(b, base + pos[slot]!) : ipv4String(b, base + pos[slot]!);
+  } else {
+    rec.srcAddr = undefined;
+    rec.dstAddr = undefined;
+  }
+  // IE 315: the frame fills what the template's own fields left unset.
+  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
+  if (perRecordRate) {
+    if (plan.recordSampling) readRecordSampling(b, base, pos, len, sf);
     resolveRate(
       ctx.sessionSampling,
       ctx.exporterSampling,
-      ctx.exporterAddr,
-      plan.recordSampling ? s.sf : null,
+      plan.recordSampling ? sf : null,
       rec.inIf ?? -1,
       ctx.sampling,
-      s.rate,
+      rate,
     );
-    rec.samplingRate = s.rate.rate;
-    rec.samplingSource = s.rate.source;
-    if (s.rate.source === 'unknown') ctx.unknownSampling++;
+    rec.samplingRate = rate.rate;
+    rec.samplingSource = rate.source;
+    if (rate.source === 'unknown') ctx.unknownSampling++;
+  } else {
+    rec.samplingRate = setRate;
+    rec.samplingSource = setSource;
+    if (setSource === 'unknown') ctx.unknownSampling++;
   }
-}
-
-function resetScratch(s: Scratch, recordSampling: boolean): void {
-  s.ipVersion = 0;
-  s.startUp = -1;
-  s.endUp = -1;
-  s.sysInit = -1;
-  s.frameOff = -1;
-  if (recordSampling) resetSamplingFields(s.sf);
-}
-
-/** A record of `plan`'s template with the set-wide fields filled in; resets the scratch for it. */
-function startRecord(plan: DecodePlan, ctx: DataContext, rate: number, source: SamplingSource): FlowRecord {
-  const rec = emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
-  rec.templateId = plan.templateId;
-  rec.exportMs = ctx.exportMs;
-  rec.samplingRate = rate;
-  rec.samplingSource = source;
-  resetScratch(scratch, plan.recordSampling);
-  return rec;
 }
 
 /**
- * Completes the record read from `b[recStart..recEnd)` and appends it to `out`;
- * `setUnknown`: the set-wide rate applies and is unknown.
+ * Walks the records of a variable-length data set without decoding them, and throws
+ * DecodeError('record-malformed') at the first field running past the set. Run before any
+ * record is decoded, so a set is emitted whole or not at all: a sink cannot take records
+ * back, and sets are atomic (see ipfix.ts).
  */
-function endRecord(
-  b: Uint8Array,
-  recStart: number,
-  recEnd: number,
-  rec: FlowRecord,
-  plan: DecodePlan,
-  ctx: DataContext,
-  setUnknown: boolean,
-  out: FlowRecord[],
-): void {
-  finish(b, rec, plan, scratch, ctx);
-  if (setUnknown) ctx.unknownSampling++;
-  if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, recEnd, plan);
-  out.push(rec);
-}
-
-/**
- * Decodes every record of a data set body `b[start..end)` with `plan`, appending to `out`.
- * Returns the number of records. Throws DecodeError('record-malformed') when a variable-length
- * field runs past the set; the caller then discards the whole set (sets are atomic).
- */
-export function decodeDataSet(
-  b: Uint8Array,
-  start: number,
-  end: number,
-  plan: DecodePlan,
-  ctx: DataContext,
-  out: FlowRecord[],
-): number {
-  const s = scratch;
-  // The set-wide rate, when nothing in a record can change it: resolved once per set.
-  const perRecordRate =
-    plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
-  let setRate = 1;
-  let setSource: SamplingSource = 'unknown';
-  if (!perRecordRate) {
-    resolveRate(ctx.sessionSampling, ctx.exporterSampling, ctx.exporterAddr, null, -1, ctx.sampling, s.rate);
-    setRate = s.rate.rate;
-    setSource = s.rate.source;
-  }
-  const setUnknown = !perRecordRate && setSource === 'unknown';
-  let n = 0;
-  if (plan.fixedLength > 0) {
-    const L = plan.fixedLength;
-    const ops = plan.opSlots.length;
-    const opSlots = plan.opSlots;
-    const opOffsets = plan.opOffsets;
-    const opLens = plan.opLens;
-    // Trailing bytes shorter than a record are padding (RFC 7011 3.3.1, RFC 3954 5.3).
-    for (let p = start; p + L <= end; p += L) {
-      const rec = startRecord(plan, ctx, setRate, setSource);
-      for (let k = 0; k < ops; k++) applySlot(opSlots[k]!, b, p + opOffsets[k]!, opLens[k]!, rec, s, ctx);
-      endRecord(b, p, p + L, rec, plan, ctx, setUnknown, out);
-      n++;
-    }
-    return n;
-  }
-  // Variable-length template: walk every field (RFC 7011 section 7 length prefixes).
+function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodePlan): void {
   const lens = plan.lens;
-  const slots = plan.slots;
   const fc = plan.fieldCount;
   let p = start;
   while (end - p >= plan.minLength) {
-    const recStart = p;
-    const rec = startRecord(plan, ctx, setRate, setSource);
     for (let i = 0; i < fc; i++) {
       let len = lens[i]!;
       if (len < 0) {
+        // RFC 7011 section 7: one length octet, or 255 and then two.
         if (p >= end) throw new DecodeError('record-malformed', `template ${plan.templateId}: varlen length past set end`, p);
         len = b[p++]!;
         if (len === 255) {
@@ -354,11 +325,85 @@ export function decodeDataSet(
       if (p + len > end) {
         throw new DecodeError('record-malformed', `template ${plan.templateId}: field ${i} (${len} octets) past set end`, p);
       }
-      const slot = slots[i]!;
-      if (slot !== Slot.SKIP) applySlot(slot, b, p, len, rec, s, ctx);
       p += len;
     }
-    endRecord(b, recStart, p, rec, plan, ctx, setUnknown, out);
+  }
+}
+
+/**
+ * Decodes every record of a data set body `b[start..end)` with `plan`, handing each to
+ * `ctx.sink` (one reused record) or appending it to `ctx.out`. Returns the number of records.
+ * Throws DecodeError('record-malformed') when a variable-length field runs past the set,
+ * before any record of the set is emitted; the caller then discards the whole set.
+ */
+export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: DecodePlan, ctx: DataContext): number {
+  // The set-wide rate, when nothing in a record can change it: resolved once per set.
+  const perRecordRate =
+    plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
+  let setRate = 1;
+  let setSource: SamplingSource = 'unknown';
+  if (!perRecordRate) {
+    resolveRate(ctx.sessionSampling, ctx.exporterSampling, null, -1, ctx.sampling, rate);
+    setRate = rate.rate;
+    setSource = rate.source;
+  }
+  const sink = ctx.sink;
+  // With a sink, one record object is refilled for every record of the set. It is made here
+  // (by emptyRecord, so it has the hidden class of array-mode records and a consumer's
+  // property accesses stay monomorphic) rather than once per process: a young object takes
+  // the freshly boxed times without old-to-young write barriers (measured ~5% faster).
+  // A record that gets a field dump is the caller's to keep: never a reused one.
+  const reuse = sink !== undefined && !ctx.withFields;
+  const shared = reuse ? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain) : undefined;
+  let n = 0;
+  if (plan.fixedLength > 0) {
+    const L = plan.fixedLength;
+    const pos = plan.pos;
+    const len = plan.len;
+    // Trailing bytes shorter than a record are padding (RFC 7011 3.3.1, RFC 3954 5.3).
+    for (let p = start; p + L <= end; p += L) {
+      const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
+      fillRecord(b, p, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+      if (ctx.withFields) rec.fields = dumpRecordFields(b, p, p + L, plan);
+      if (sink !== undefined) sink(rec);
+      else ctx.out.push(rec);
+      n++;
+    }
+    return n;
+  }
+  // Variable-length template (RFC 7011 section 7 length prefixes): check the whole set, then
+  // walk each record's fields into the position table and fill from there.
+  checkVarlenSet(b, start, end, plan);
+  const lens = plan.lens;
+  const slots = plan.slots;
+  const fc = plan.fieldCount;
+  const pos = varPos;
+  const len = varLen;
+  pos.fill(-1);
+  let p = start;
+  while (end - p >= plan.minLength) {
+    const recStart = p;
+    for (let i = 0; i < fc; i++) {
+      let l = lens[i]!;
+      if (l < 0) {
+        l = b[p++]!;
+        if (l === 255) {
+          l = (b[p]! << 8) | b[p + 1]!;
+          p += 2;
+        }
+      }
+      const slot = slots[i]!;
+      if (slot !== Slot.SKIP) {
+        pos[slot] = p;
+        len[slot] = l;
+      }
+      p += l;
+    }
+    const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
+    fillRecord(b, 0, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+    if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, p, plan);
+    if (sink !== undefined) sink(rec);
+    else ctx.out.push(rec);
     n++;
   }
   return n;

@@ -18,11 +18,11 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
         defaultSamplingRate: opts.defaultSamplingRate,
         withFields: opts.withFields,
         withAddresses: opts.withAddresses,
+        onRecord: sink,
       });
-      for (const rec of r.records) sink(rec);
       const out = emptyOutcome();
       out.protocol = protocolOfVersion(r.stats.version);
-      out.records = r.records.length;
+      out.records = r.stats.records;
       out.errors = r.errors;
       out.templateMisses = r.stats.templateMisses;
       out.sequenceGaps = r.stats.sequenceGaps;

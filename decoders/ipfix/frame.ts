@@ -4,8 +4,12 @@
  * then stands for one packet whose size is the IP length in its header (the frame section
  * may be cut short or zero-padded by the exporter, so its own length says nothing).
  */
-import { newPacketInfo, walkHeader } from '../packet/walker.js';
+import { newPacketInfo, walkHeader, type WalkOptions } from '../packet/walker.js';
 import type { FlowRecord } from '../record.js';
+
+/** The walker's output, reused for every frame (decoding is synchronous: nothing else holds it). */
+const info = newPacketInfo();
+const NO_ADDRESSES: WalkOptions = { addresses: false };
 
 /**
  * Fills `rec` from the frame at `b[off..off+len)`. Fields the record's template already
@@ -20,7 +24,7 @@ export function walkFrame(
   hasCounts: boolean,
   withAddresses: boolean,
 ): void {
-  const info = walkHeader(b, off, len, 'ethernet', newPacketInfo());
+  walkHeader(b, off, len, 'ethernet', info, withAddresses ? undefined : NO_ADDRESSES);
   if (!hasCounts) {
     rec.packets = 1;
     rec.bytes = info.ipLength ?? 0;

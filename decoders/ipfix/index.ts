@@ -30,6 +30,10 @@ export function decodeFlowDatagram(
   state: FlowDecoderState,
   opts: FlowDecodeOptions = {},
 ): FlowDecodeResult {
+  // Scratch state (the shared sink record, the set context, position tables) is module
+  // level: a sink calling back in would overwrite the record and context of the outer call.
+  if (busy) throw new Error('decodeFlowDatagram called from its own onRecord sink (the decoder is not re-entrant)');
+  busy = true;
   const result: FlowDecodeResult = { records: [], stats: newStats(), errors: [], stopped: false };
   try {
     if (bytes.length < 2) throw new DecodeError('truncated', `datagram of ${bytes.length} octets`, 0);
@@ -42,9 +46,14 @@ export function decodeFlowDatagram(
     if (!(e instanceof DecodeError)) throw e;
     result.errors.push(e);
     result.stopped = true;
+  } finally {
+    busy = false;
   }
   return result;
 }
+
+/** True while decodeFlowDatagram runs (see the re-entrancy check there). */
+let busy = false;
 
 /** JSON-ready view of the state for the exporters API: templates, sampling, sequence, buffer. */
 export interface FlowStateSummary {

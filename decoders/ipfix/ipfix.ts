@@ -15,7 +15,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { Reader, u32 } from '../reader.js';
-import { handleDataSet, handleTemplateOps, openMessage } from './sets.js';
+import { handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
 import { countSequence } from './sequence.js';
 import type { FlowDecoderState } from './state.js';
 import { IPFIX_OPTIONS_TEMPLATE_SET, IPFIX_TEMPLATE_SET, MIN_DATA_SET_ID, parseIpfixTemplateSet } from './templates.js';
@@ -74,7 +74,11 @@ export function decodeIpfix(
     const mark = result.records.length;
     try {
       if (setId === IPFIX_TEMPLATE_SET || setId === IPFIX_OPTIONS_TEMPLATE_SET) {
-        handleTemplateOps(m, parseIpfixTemplateSet(new Reader(b, start, end), setId, state.limits));
+        // RFC 7011 3.4.1 / 3.4.2.2: template records start with a 4-octet header.
+        const kind = setId === IPFIX_TEMPLATE_SET ? 'data' : 'options';
+        if (refreshTemplates(m, b, start, end, kind, 4) < 0) {
+          handleTemplateOps(m, parseIpfixTemplateSet(new Reader(b, start, end), setId, state.limits));
+        }
       } else if (setId >= MIN_DATA_SET_ID) {
         const n = handleDataSet(m, setId, b, start, end);
         count = n < 0 || count < 0 ? -1 : count + n;

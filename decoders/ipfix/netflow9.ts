@@ -15,7 +15,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { Reader, u32 } from '../reader.js';
-import { handleDataSet, handleTemplateOps, openMessage } from './sets.js';
+import { handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
 import { countSequence } from './sequence.js';
 import type { FlowDecoderState } from './state.js';
 import {
@@ -79,10 +79,16 @@ export function decodeNetflow9(
     const mark = result.records.length;
     try {
       if (setId === V9_TEMPLATE_FLOWSET || setId === V9_OPTIONS_FLOWSET) {
-        const fr = new Reader(b, start, setEnd);
-        const ops = setId === V9_TEMPLATE_FLOWSET ? parseV9TemplateFlowset(fr, state.limits) : parseV9OptionsFlowset(fr, state.limits);
-        if (found >= 0) found += ops.length;
-        handleTemplateOps(m, ops);
+        // RFC 3954 5.2 / 6.1: template records start with 4 octets, options templates with 6.
+        const options = setId === V9_OPTIONS_FLOWSET;
+        let n = refreshTemplates(m, b, start, setEnd, options ? 'options' : 'data', options ? 6 : 4);
+        if (n < 0) {
+          const fr = new Reader(b, start, setEnd);
+          const ops = options ? parseV9OptionsFlowset(fr, state.limits) : parseV9TemplateFlowset(fr, state.limits);
+          n = ops.length;
+          handleTemplateOps(m, ops);
+        }
+        if (found >= 0) found += n;
       } else if (setId >= MIN_DATA_SET_ID) {
         const n = handleDataSet(m, setId, b, start, setEnd);
         found = n < 0 || found < 0 ? -1 : found + n;

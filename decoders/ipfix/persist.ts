@@ -155,7 +155,7 @@ export function restoreFlowState(doc: unknown, limits: Partial<FlowDecoderLimits
         if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;
         // Same checks as a template from the wire: an empty record layout would loop forever.
         checkNonEmpty(t.fields, t.id, 0);
-        d.templates.set(t.id, { id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, plan: compilePlan(t.id, t.kind, t.fields, t.protocol), receivedMs: t.receivedMs });
+        d.templates.set(t.id, { id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, plan: compilePlan(t.id, t.kind, t.fields, t.protocol), receivedMs: t.receivedMs, raw: undefined });
         session.templateCount++;
       }
       for (const [id, ms] of pd.withdrawn) {

@@ -1,7 +1,11 @@
 /**
  * Compiles a template (a list of field specifiers) into a flat decode plan once, when the
- * template arrives, so decoding a data record is a loop over small typed arrays with a
- * switch on a slot number: no per-field lookups, strings or allocations on the hot path.
+ * template arrives. The plan says, for every FlowRecord slot, where its field sits inside a
+ * record (`pos`, `len`, indexed by slot number), so decoding a data record reads each slot
+ * it needs at a known offset in one straight-line function (data.ts): no switch per field,
+ * no per-field lookups, strings or allocations on the hot path. Which of several competing
+ * fields wins (flowStartSeconds vs flowStartMilliseconds, IPv4 vs IPv6 source) is also
+ * decided here, once.
  */
 
 /** One field specifier as it appeared on the wire (RFC 7011 section 3.2, RFC 3954 section 5.2). */
@@ -65,10 +69,13 @@ export const Slot = {
   INTERFACE_NAME: 41, // interfaceName 82 (IPFIX) / IF_NAME 82 (v9), in interface options
 } as const;
 
+/** Number of slots: the length of DecodePlan.pos / len. */
+export const SLOT_COUNT = 42;
+
 /**
- * A compiled template. Arrays are indexed by field position. For fixed-length templates the
- * `op*` arrays list only the fields that feed a slot, with their offset inside the record,
- * so the fast path never visits skipped fields.
+ * A compiled template. `ids` .. `slots` are indexed by field position (the variable-length
+ * walk, options records and field dumps use them); `pos` / `len` by slot (the data-record
+ * fast path uses them, and never visits skipped fields).
  */
 export interface DecodePlan {
   templateId: number;
@@ -86,9 +93,25 @@ export interface DecodePlan {
   fixedLength: number;
   /** Shortest possible record (a varlen field counts 1 octet): anything shorter is padding. */
   minLength: number;
-  opSlots: Uint8Array;
-  opOffsets: Uint32Array;
-  opLens: Uint16Array;
+  /**
+   * Per slot (indexed by Slot value): the field's octet offset inside a record for
+   * fixed-length templates, or the field's index in the template for variable-length ones;
+   * -1 when the template does not feed that slot. `len` holds the field length (-1 varlen).
+   */
+  pos: Int32Array;
+  len: Int32Array;
+  /**
+   * The slot that decides FlowRecord.startMs / endMs (START_S, _MS, _US or _NS; the last of
+   * them in field order wins, as when each field was applied in turn), or -1. sysUpTime
+   * fields (START_UPTIME / END_UPTIME) override it when present.
+   */
+  startSlot: number;
+  endSlot: number;
+  /** The slot that decides srcAddr / dstAddr (SRC4 or SRC6, last in field order), or -1. */
+  srcSlot: number;
+  dstSlot: number;
+  /** flowStart/EndSysUpTime (21/22) present: times need the uptime base (rare path). */
+  hasUptime: boolean;
   /** IP version implied by the address fields, for records without ipVersion (60). */
   impliedIpVersion: 0 | 4 | 6;
   /** The template carries sampling parameters in each record (34, 48, 302, 305, 309...). */
@@ -260,24 +283,28 @@ export function compilePlan(
     if (slot === Slot.FRAME) hasFrame = true;
     if (slot === Slot.BYTES || slot === Slot.PACKETS) hasCounts = true;
   }
-  // The fast path: offsets of the fields that feed a slot, for fixed-length records.
-  const opList: Array<[number, number, number]> = [];
-  if (fixed) {
-    let off = 0;
-    for (let i = 0; i < n; i++) {
-      const slot = slots[i]!;
-      if (slot !== Slot.SKIP) opList.push([slot, off, lens[i]!]);
-      off += lens[i]!;
+  // Per-slot positions (see DecodePlan.pos), and the winners among competing slots.
+  const pos = new Int32Array(SLOT_COUNT).fill(-1);
+  const plen = new Int32Array(SLOT_COUNT).fill(-1);
+  let startSlot = -1;
+  let endSlot = -1;
+  let srcSlot = -1;
+  let dstSlot = -1;
+  let hasUptime = false;
+  for (let i = 0, off = 0; i < n; i++) {
+    const slot = slots[i]!;
+    const len = lens[i]!;
+    if (slot !== Slot.SKIP) {
+      pos[slot] = fixed ? off : i;
+      plen[slot] = len;
+      if (slot === Slot.START_S || slot === Slot.START_MS || slot === Slot.START_US || slot === Slot.START_NS) startSlot = slot;
+      else if (slot === Slot.END_S || slot === Slot.END_MS || slot === Slot.END_US || slot === Slot.END_NS) endSlot = slot;
+      else if (slot === Slot.SRC4 || slot === Slot.SRC6) srcSlot = slot;
+      else if (slot === Slot.DST4 || slot === Slot.DST6) dstSlot = slot;
+      else if (slot === Slot.START_UPTIME || slot === Slot.END_UPTIME) hasUptime = true;
     }
+    if (fixed) off += len;
   }
-  const opSlots = new Uint8Array(opList.length);
-  const opOffsets = new Uint32Array(opList.length);
-  const opLens = new Uint16Array(opList.length);
-  opList.forEach(([s, o, l], k) => {
-    opSlots[k] = s;
-    opOffsets[k] = o;
-    opLens[k] = l;
-  });
   return {
     templateId,
     kind,
@@ -290,9 +317,13 @@ export function compilePlan(
     slots,
     fixedLength: fixed ? minLength : -1,
     minLength,
-    opSlots,
-    opOffsets,
-    opLens,
+    pos,
+    len: plen,
+    startSlot,
+    endSlot,
+    srcSlot,
+    dstSlot,
+    hasUptime,
     // An IPv4 template that also carries IE 31 (pmacct does) is still IPv4.
     impliedIpVersion: hasV4 ? 4 : hasV6 ? 6 : 0,
     recordSampling,

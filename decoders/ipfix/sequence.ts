@@ -46,12 +46,14 @@ export function trackSequence(s: SequenceState, seq: number, count: number, out:
   out.lost = 0;
   out.late = 0;
   out.reset = false;
-  const next = count < 0 ? -1 : (seq + count) % MOD;
+  // `>>> 0` is the modulo 2^32 of a 32-bit wrap (and, unlike `% 2 ** 32` on doubles, does not
+  // compile to a call to fmod): seq + count and seq - expected stay within (-2^33, 2^33).
+  const next = count < 0 ? -1 : (seq + count) >>> 0;
   if (s.expected < 0) {
     s.expected = next;
     return;
   }
-  const ahead = (seq - s.expected + MOD) % MOD; // distance forward, modulo 2^32 (wrap)
+  const ahead = (seq - s.expected) >>> 0; // distance forward, modulo 2^32 (wrap)
   if (ahead === 0) {
     s.expected = next;
     return;

@@ -3,12 +3,11 @@
  * operations (with replay of held data), options data and flow data.
  */
 import { DecodeError } from '../errors.js';
-import type { FlowRecord } from '../record.js';
 import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
 import { evictExpired, hold, take } from './pending.js';
 import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
 import { type ApplyResult, applyTemplateOps, getDomain, type TemplateOp } from './templates.js';
-import { getSession, type DomainState, type FlowDecoderState, type PendingSet, type SessionState } from './state.js';
+import { getSession, type DomainState, type FlowDecoderState, type PendingSet, type SessionState, type TemplateEntry } from './state.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
 /** What one message (datagram) is about, filled by the protocol decoder after its header. */
@@ -32,7 +31,7 @@ const dataCtx: DataContext = {
   exporter: '',
   exporterAddr: '',
   domain: 0,
-  exportMs: 0,
+  exportMs: undefined,
   sysUptimeMs: -1,
   systemInitMs: -1,
   sessionSampling: newSamplingTable(),
@@ -40,6 +39,8 @@ const dataCtx: DataContext = {
   sampling: {},
   withFields: false,
   withAddresses: true,
+  sink: undefined,
+  out: [],
   unknownSampling: 0,
 };
 
@@ -97,6 +98,53 @@ function expirePending(m: MessageCtx): void {
   m.state.totals.pendingEvicted += n;
 }
 
+/**
+ * The periodic template refresh every UDP exporter sends (RFC 7011 8.4, RFC 3954 5.2): a
+ * template set whose every record is, byte for byte, a template this domain already holds
+ * (same id, kind and protocol). Such a set is applied without parsing it: each template's
+ * receive time is renewed and its held data replayed, exactly as the full path would do for
+ * an unchanged redefinition. Returns the number of template records, or -1 (having changed
+ * nothing) when the set is anything else: the caller then parses it in full, which also
+ * reports whatever is wrong with it.
+ *
+ * `kind`: what the set defines; `minHeader`: the shortest template record header (4 octets;
+ * 6 for v9 options templates), below which the rest of the set is padding.
+ */
+export function refreshTemplates(m: MessageCtx, b: Uint8Array, start: number, end: number, kind: 'data' | 'options', minHeader: number): number {
+  const templates = m.d.templates;
+  let n = 0;
+  let p = start;
+  // Pass 1: match every record; nothing is changed until the whole set matched.
+  while (end - p >= minHeader) {
+    const t = templates.get((b[p]! << 8) | b[p + 1]!);
+    if (t === undefined || t.raw === undefined || t.kind !== kind || t.protocol !== m.protocol) {
+      // Not a known template: the zero padding of RFC 7011 3.3.1 / RFC 3954 5.2 ends the set
+      // (template ids are >= 256, so a padded tail never looks like one), anything else is
+      // for the full parser.
+      for (let i = p; i < end; i++) if (b[i] !== 0) return -1;
+      break;
+    }
+    const raw = t.raw;
+    const len = raw.length;
+    if (len > end - p) return -1;
+    for (let i = 0; i < len; i++) if (b[p + i] !== raw[i]) return -1;
+    refreshed[n++] = t;
+    p += len;
+  }
+  // Pass 2: apply, in order, then replay what was held for them (as handleTemplateOps).
+  for (let k = 0; k < n; k++) refreshed[k]!.receivedMs = m.receivedMs;
+  m.result.stats.templates += n;
+  for (let k = 0; k < n; k++) {
+    const id = refreshed[k]!.id;
+    refreshed[k] = undefined;
+    replay(m, id);
+  }
+  return n;
+}
+
+/** Scratch for refreshTemplates: the entries matched so far (cleared after use). */
+const refreshed: Array<TemplateEntry | undefined> = [];
+
 /** Applies a parsed template set, then decodes the data held for the templates it defined. */
 export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): void {
   const r: ApplyResult = { defined: [], templates: 0, withdrawals: 0 };
@@ -118,11 +166,15 @@ function replay(m: MessageCtx, templateId: number): void {
     const mark = out.length;
     try {
       const n = decodeSetBody(m, p.protocol, templateId, p.body, 0, p.body.length, p.exportSecs, p.sysUptimeMs);
-      if (n >= 0) m.result.stats.replayed += n;
+      if (n >= 0) {
+        m.result.stats.replayed += n;
+        // Options records update sampling tables; only data records are emitted.
+        if (m.d.templates.get(templateId)?.kind === 'data') m.result.stats.records += n;
+      }
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
-      // A held set that does not fit its template is dropped alone; the datagram carrying
-      // the template is fine and goes on.
+      // A held set that does not fit its template is dropped alone (decodeDataSet emits
+      // nothing from a set it rejects); the datagram carrying the template is fine and goes on.
       out.length = mark;
       m.result.errors.push(e);
     }
@@ -169,7 +221,10 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
   }
   const n = decodeSetBody(m, t.protocol, setId, b, start, end, m.exportSecs, m.sysUptimeMs);
   if (t.kind === 'options') st.optionsRecords += n;
-  else st.dataRecords += n;
+  else {
+    st.dataRecords += n;
+    st.records += n;
+  }
   return n;
 }
 
@@ -209,10 +264,11 @@ function decodeSetBody(
   c.sampling = m.opts;
   c.withFields = m.opts.withFields === true;
   c.withAddresses = m.opts.withAddresses !== false;
+  c.sink = m.opts.onRecord;
+  c.out = m.result.records;
   c.unknownSampling = 0;
-  const out: FlowRecord[] = m.result.records;
   try {
-    return decodeDataSet(b, start, end, t.plan, c, out);
+    return decodeDataSet(b, start, end, t.plan, c);
   } finally {
     m.result.stats.unknownSampling += c.unknownSampling;
     m.state.totals.unknownSamplingRecords += c.unknownSampling;

@@ -58,6 +58,13 @@ export interface TemplateEntry {
   plan: DecodePlan;
   /** Receive time of the datagram that (re)defined it. */
   receivedMs: number;
+  /**
+   * The template record exactly as the exporter sent it (template id to last field
+   * specifier), so the periodic refresh of an unchanged template is recognised by a byte
+   * comparison without parsing it (sets.ts, refreshTemplates). Undefined for templates
+   * restored from disk until their first refresh.
+   */
+  raw: Uint8Array | undefined;
 }
 
 export interface DomainState {

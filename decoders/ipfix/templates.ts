@@ -22,7 +22,8 @@ export const V9_OPTIONS_FLOWSET = 1;
 export const MIN_DATA_SET_ID = 256;
 
 export type TemplateOp =
-  | { op: 'define'; id: number; kind: 'data' | 'options'; fields: TemplateField[] }
+  /** `raw`: the template record as sent (see TemplateEntry.raw). */
+  | { op: 'define'; id: number; kind: 'data' | 'options'; fields: TemplateField[]; raw: Uint8Array }
   | { op: 'withdraw'; id: number }
   | { op: 'withdraw-all'; kind: 'data' | 'options' };
 
@@ -83,7 +84,7 @@ export function parseIpfixTemplateSet(r: Reader, setId: number, limits: FlowDeco
       fields.push({ id: raw & 0x7fff, pen, length, scope: i < scopeCount });
     }
     checkNonEmpty(fields, id, at);
-    ops.push({ op: 'define', id, kind: options ? 'options' : 'data', fields });
+    ops.push({ op: 'define', id, kind: options ? 'options' : 'data', fields, raw: r.bytes.slice(at, r.pos) });
   }
   return ops;
 }
@@ -116,7 +117,8 @@ export function parseV9TemplateFlowset(r: Reader, limits: FlowDecoderLimits): Te
     if (id < MIN_DATA_SET_ID) throw new DecodeError('bad-template', `template id ${id} < 256`, at);
     // v9 has no withdrawal; an empty template is malformed.
     if (count === 0) throw new DecodeError('bad-template', `template ${id} has no fields`, at);
-    ops.push({ op: 'define', id, kind: 'data', fields: readV9Fields(r, limits, id, at, count, 0) });
+    const fields = readV9Fields(r, limits, id, at, count, 0);
+    ops.push({ op: 'define', id, kind: 'data', fields, raw: r.bytes.slice(at, r.pos) });
   }
   return ops;
 }
@@ -139,7 +141,8 @@ export function parseV9OptionsFlowset(r: Reader, limits: FlowDecoderLimits): Tem
     }
     const scopeCount = scopeLen / 4;
     const count = scopeCount + optLen / 4;
-    ops.push({ op: 'define', id, kind: 'options', fields: readV9Fields(r, limits, id, at, count, scopeCount) });
+    const fields = readV9Fields(r, limits, id, at, count, scopeCount);
+    ops.push({ op: 'define', id, kind: 'options', fields, raw: r.bytes.slice(at, r.pos) });
   }
   return ops;
 }
@@ -197,6 +200,7 @@ export function applyTemplateOps(
         // The periodic refresh every UDP exporter sends (RFC 7011 8.4): same layout, keep the
         // compiled plan instead of recompiling it.
         old.receivedMs = receivedMs;
+        old.raw = o.raw;
         result.defined.push(o.id);
         result.templates++;
         continue;
@@ -208,6 +212,7 @@ export function applyTemplateOps(
         fields: o.fields,
         plan: compilePlan(o.id, o.kind, o.fields, protocol),
         receivedMs,
+        raw: o.raw,
       };
       // A redefinition replaces the old layout outright (RFC 7011 8.1 for UDP re-use).
       d.templates.set(o.id, entry);

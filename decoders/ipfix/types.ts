@@ -15,6 +15,23 @@ export interface FlowDecodeOptions extends SamplingConfig {
   withFields?: boolean;
   /** Format srcAddr / dstAddr. Default true; aggregation alone does not need them. */
   withAddresses?: boolean;
+  /**
+   * Streaming sink: when given, every data record (replayed held ones included, in the
+   * order the array would have had) is passed to `onRecord` instead of being pushed to
+   * `result.records`, which then stays empty; `result.stats.records` counts them.
+   *
+   * The record object is REUSED: the decoder refills the same object for the records that
+   * follow (one object per data set), so it is valid only during the call. A caller that keeps a record (or anything it
+   * must not see change) copies it (`{ ...rec }`) inside the call. Every field is written
+   * for every record, so nothing leaks from one record to the next, and a sink may modify
+   * the record it is given. With `withFields` each record is a fresh object (the debug
+   * path keeps allocating). A set the decoder rejects emits nothing, as in array mode.
+   *
+   * The sink must not throw (an exception escapes decodeFlowDatagram, and the rest of the
+   * datagram is not decoded) and must not call decodeFlowDatagram itself (the decoder's
+   * scratch state is not re-entrant; such a call throws).
+   */
+  onRecord?: (rec: FlowRecord) => void;
 }
 
 /** Per-datagram counters; the caller sums them per exporter. */
@@ -29,6 +46,12 @@ export interface FlowDecodeStats {
   optionsRecords: number;
   /** Data records decoded from this datagram's own sets (replayed ones are in `replayed`). */
   dataRecords: number;
+  /**
+   * Records emitted: pushed to `records`, or passed to `onRecord` when a sink is given.
+   * The data records of this datagram plus replayed held data records; without a sink it
+   * equals `records.length`.
+   */
+  records: number;
   /** Data sets whose template was unknown (held for later, or dropped when the buffer is full). */
   templateMisses: number;
   /** Templates that expired (not refreshed within the configured lifetime) in this datagram. */
@@ -54,6 +77,7 @@ export interface FlowDecodeStats {
 }
 
 export interface FlowDecodeResult {
+  /** The decoded records, in datagram order; empty when a sink (onRecord) was given. */
   records: FlowRecord[];
   stats: FlowDecodeStats;
   /**
@@ -73,6 +97,7 @@ export function newStats(): FlowDecodeStats {
     withdrawals: 0,
     optionsRecords: 0,
     dataRecords: 0,
+    records: 0,
     templateMisses: 0,
     templatesExpired: 0,
     withdrawnDrops: 0,

@@ -45,6 +45,13 @@ import {
 export type TunnelHook = (bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo) => void;
 
 /**
+ * Whether addresses are formatted into `srcAddr` / `dstAddr`: set by walkHeader from
+ * WalkOptions.addresses on every walk (so it never outlives one). Turning it off skips only
+ * the text; the truncation checks, and so what counts as truncated, stay the same.
+ */
+export const walkMode = { addresses: true };
+
+/**
  * A chain longer than this is treated as hostile: real stacks carry at most a handful
  * (RFC 8200 section 4.1 recommends each header at most once, destination options twice).
  */
@@ -83,12 +90,12 @@ export function walkIpv6(bytes: Uint8Array, p: number, end: number, out: PacketI
     out.truncated = true;
     return;
   }
-  out.srcAddr = ipv6String(bytes, p + 8);
+  if (walkMode.addresses) out.srcAddr = ipv6String(bytes, p + 8);
   if (avail < IPV6_HEADER_LEN) {
     out.truncated = true;
     return;
   }
-  out.dstAddr = ipv6String(bytes, p + 24);
+  if (walkMode.addresses) out.dstAddr = ipv6String(bytes, p + 24);
   p += IPV6_HEADER_LEN;
 
   // Extension headers (RFC 8200 section 4). Once a header's next-header octet is read the
@@ -187,12 +194,12 @@ export function walkIpv4(bytes: Uint8Array, p: number, end: number, out: PacketI
     out.truncated = true;
     return;
   }
-  out.srcAddr = ipv4String(bytes, p + 12);
+  if (walkMode.addresses) out.srcAddr = ipv4String(bytes, p + 12);
   if (avail < IPV4_MIN_HEADER_LEN) {
     out.truncated = true;
     return;
   }
-  out.dstAddr = ipv4String(bytes, p + 16);
+  if (walkMode.addresses) out.dstAddr = ipv4String(bytes, p + 16);
   if (fragOffset !== 0) {
     out.fragment = true;
     return;

@@ -3,6 +3,7 @@
  * options and write into one result without a long parameter list.
  */
 import type { WalkOptions } from '../packet/walker.js';
+import type { FlowRecord } from '../record.js';
 import type { SflowAgentEntry, SflowState } from './state.js';
 import type { SflowDecodeResult } from './types.js';
 
@@ -16,6 +17,11 @@ export interface DatagramContext {
   readonly maxRecords: number;
   readonly walkOptions: WalkOptions | undefined;
   readonly withFields: boolean;
+  readonly withAddresses: boolean;
+  /** The caller's sink (SflowOptions.onRecord), or undefined: records go to result.records. */
+  readonly sink: ((rec: FlowRecord) => void) | undefined;
+  /** The record refilled for every sample of the datagram when there is a sink, else undefined. */
+  readonly shared: FlowRecord | undefined;
   readonly result: SflowDecodeResult;
 }
 

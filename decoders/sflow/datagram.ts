@@ -18,7 +18,8 @@
  */
 import { DecodeError } from '../errors.js';
 import { Reader } from '../reader.js';
-import { sessionKey } from '../record.js';
+import { emptyRecord, sessionKey } from '../record.js';
+import type { WalkOptions } from '../packet/walker.js';
 import { ipv4String, ipv6String } from '../packet/addr.js';
 import {
   ADDRESS_IPV4,
@@ -38,11 +39,33 @@ import { agentEntry, recordDatagram, type SflowState } from './state.js';
 import {
   DEFAULT_MAX_RECORDS_PER_SAMPLE,
   DEFAULT_MAX_SAMPLES_PER_DATAGRAM,
+  type SflowDatagramStats,
   type SflowDecodeResult,
   type SflowOptions,
 } from './types.js';
 
-const INNER_WALK = { inner: true } as const;
+/** Walk options by (innerHeaders, withAddresses), made once. */
+const WALK_PLAIN: WalkOptions | undefined = undefined;
+const WALK_INNER: WalkOptions = { inner: true };
+const WALK_NO_ADDR: WalkOptions = { addresses: false };
+const WALK_INNER_NO_ADDR: WalkOptions = { inner: true, addresses: false };
+
+/** The exporter key of the previous datagram: one exporter usually sends many in a row. */
+let lastAddr = '';
+let lastPort = -1;
+let lastKey = '';
+
+function exporterKey(addr: string, port: number): string {
+  if (port !== lastPort || addr !== lastAddr) {
+    lastKey = sessionKey(addr, port);
+    lastAddr = addr;
+    lastPort = port;
+  }
+  return lastKey;
+}
+
+/** True while decodeSflow runs: its scratch state (flow-sample.ts) is not re-entrant. */
+let busy = false;
 
 /**
  * Decodes one sFlow v5 datagram received from exporterAddr:exporterPort (the UDP source).
@@ -62,6 +85,16 @@ export function decodeSflow(
   state: SflowState,
   opts?: SflowOptions,
 ): SflowDecodeResult {
+  if (busy) throw new Error('decodeSflow called from its own onRecord sink (the decoder is not re-entrant)');
+  busy = true;
+  try {
+    return decode(bytes, exporterAddr, exporterPort, state, opts);
+  } finally {
+    busy = false;
+  }
+}
+
+function decode(bytes: Uint8Array, exporterAddr: string, exporterPort: number, state: SflowState, opts: SflowOptions | undefined): SflowDecodeResult {
   const r = new Reader(bytes);
   const version = r.u32('version');
   if (version !== SFLOW_VERSION_5) throw new DecodeError('bad-version', `sFlow version ${version}, expected 5`, 0);
@@ -83,35 +116,38 @@ export function decodeSflow(
   const uptimeMs = r.u32('uptime');
   const sampleCount = r.u32('sample count');
 
-  const result: SflowDecodeResult = {
-    agent,
-    subAgent,
-    sequence,
-    uptimeMs,
-    records: [],
-    counters: [],
-    stats: {
-      samples: 0,
-      flowSamples: 0,
-      counterSamples: 0,
-      skipped: { samples: 0, flowRecords: 0, counterRecords: 0, headerProtocols: 0 },
-      lostDatagrams: 0,
-      lostSamples: 0,
-    },
-    errors: [],
+  const sink = opts?.onRecord;
+  const stats: SflowDatagramStats = {
+    samples: 0,
+    flowSamples: 0,
+    counterSamples: 0,
+    skipped: { samples: 0, flowRecords: 0, counterRecords: 0, headerProtocols: 0 },
+    lostDatagrams: 0,
+    lostSamples: 0,
   };
+  if (sink !== undefined) stats.records = 0;
+  const result: SflowDecodeResult = { agent, subAgent, sequence, uptimeMs, records: [], counters: [], stats, errors: [] };
   const entry = agentEntry(state, agent, subAgent);
   result.stats.lostDatagrams = recordDatagram(entry, sequence, uptimeMs);
 
+  const exporter = exporterKey(exporterAddr, exporterPort);
+  const withFields = opts?.withFields === true;
+  const withAddresses = opts?.withAddresses !== false;
+  const inner = opts?.innerHeaders === true;
   const ctx: DatagramContext = {
     state,
     agentEntry: entry,
-    exporter: sessionKey(exporterAddr, exporterPort),
+    exporter,
     agent,
     subAgent,
     maxRecords: opts?.maxRecordsPerSample ?? DEFAULT_MAX_RECORDS_PER_SAMPLE,
-    walkOptions: opts?.innerHeaders === true ? INNER_WALK : undefined,
-    withFields: opts?.withFields === true,
+    walkOptions: inner ? (withAddresses ? WALK_INNER : WALK_INNER_NO_ADDR) : withAddresses ? WALK_PLAIN : WALK_NO_ADDR,
+    withFields,
+    withAddresses,
+    sink,
+    // One record per datagram, refilled for each sample. A young object, not a module-level
+    // one: the boxed numbers stored into it then need no old-to-young write barrier.
+    shared: sink !== undefined && !withFields ? emptyRecord('sflow', exporter, subAgent) : undefined,
     result,
   };
   decodeSamples(r, sampleCount, opts?.maxSamplesPerDatagram ?? DEFAULT_MAX_SAMPLES_PER_DATAGRAM, ctx);

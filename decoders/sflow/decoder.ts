@@ -15,15 +15,18 @@ export function createSflowDecoder(limits: Partial<SflowStateLimits> = {}): Deco
         const r = decodeSflow(payload, ctx.exporterAddr, ctx.exporterPort, state, {
           withFields: opts.withFields,
           innerHeaders: opts.innerHeaders,
+          withAddresses: opts.withAddresses,
+          onRecord: sink,
         });
-        for (const rec of r.records) sink(rec);
-        out.records = r.records.length;
+        out.records = r.stats.records ?? 0;
         out.errors = r.errors;
         out.lostDatagrams = r.stats.lostDatagrams;
         out.lostSamples = r.stats.lostSamples;
         if (r.stats.lostDatagrams > 0 || r.stats.lostSamples > 0) out.sequenceGaps = 1;
       } catch (err) {
-        // A malformed datagram header ends it; anything else is a bug for the caller's isolation.
+        // A malformed structure ends the datagram (samples already handed to the sink stay
+        // counted, as IPFIX keeps the records of earlier sets); anything else is a bug for the
+        // caller's isolation.
         if (!(err instanceof DecodeError)) throw err;
         out.errors = [err];
       }

@@ -67,6 +67,7 @@ export interface SflowSourceEntry extends SequenceTrack {
 
 export interface SflowState {
   readonly limits: SflowStateLimits;
+  /** Read it freely; change it only through this module (agentEntry memoizes its last result). */
   readonly agents: Map<string, SflowAgentEntry>;
   /** Sources held across all agents (for the maxSources bound). */
   sourceCount: number;
@@ -101,8 +102,17 @@ export function advanceSequence(t: SequenceTrack, seq: number): number {
   return lost;
 }
 
+/**
+ * The entry of the previous datagram, and its state: an agent sends many datagrams in a row,
+ * and this spares building and hashing the key string for each. Cleared when that entry is
+ * evicted, so it never points at an entry its state no longer holds.
+ */
+let lastState: SflowState | undefined;
+let lastEntry: SflowAgentEntry | undefined;
+
 /** The entry for (agent, sub-agent), created (and the oldest evicted) when new. */
 export function agentEntry(state: SflowState, agent: string, subAgent: number): SflowAgentEntry {
+  if (lastState === state && lastEntry !== undefined && lastEntry.subAgent === subAgent && lastEntry.agent === agent) return lastEntry;
   const key = `${agent}/${subAgent}`;
   let entry = state.agents.get(key);
   if (entry === undefined) {
@@ -112,6 +122,8 @@ export function agentEntry(state: SflowState, agent: string, subAgent: number): 
     entry = { last: 0, seen: 0, lost: 0, resets: 0, duplicates: 0, agent, subAgent, uptimeMs: 0, sources: new Map() };
     state.agents.set(key, entry);
   }
+  lastState = state;
+  lastEntry = entry;
   return entry;
 }
 
@@ -209,6 +221,7 @@ export function recordFlowSample(
 
 function evictOldestAgent(state: SflowState): void {
   for (const [key, entry] of state.agents) {
+    if (entry === lastEntry) lastEntry = undefined;
     state.agents.delete(key);
     state.sourceCount -= entry.sources.size;
     return;

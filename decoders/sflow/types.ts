@@ -18,6 +18,28 @@ export interface SflowOptions {
    * sample, so only the `decode` CLI and tests ask for it.
    */
   withFields?: boolean;
+  /**
+   * Format srcAddr / dstAddr (default true). Aggregation does not need them, and leaving
+   * them out saves most of a raw-header walk.
+   */
+  withAddresses?: boolean;
+  /**
+   * Streaming sink: when given, each flow sample's FlowRecord is passed to `onRecord`
+   * instead of being pushed to `result.records` (which then stays empty), and
+   * `result.stats.records` counts them.
+   *
+   * The record object is REUSED: the decoder refills the same object for the samples that
+   * follow (one object per datagram), so it is valid only during the call. A caller that keeps it copies it (`{ ...rec }`)
+   * inside the call. Every field is written for every sample, so nothing leaks from one
+   * record to the next, and a sink may modify the record it is given. Records that carry a
+   * `fields` dump (`withFields`, or the inner header with `innerHeaders`) are fresh objects.
+   * A sample the decoder rejects emits nothing, as in array mode.
+   *
+   * The sink must not throw (the exception escapes decodeSflow and the rest of the datagram
+   * is not decoded) and must not call decodeSflow itself (the decoder's scratch state is
+   * not re-entrant; such a call throws).
+   */
+  onRecord?: (rec: FlowRecord) => void;
 }
 
 export const DEFAULT_MAX_SAMPLES_PER_DATAGRAM = 512;
@@ -74,6 +96,11 @@ export interface SflowDatagramStats {
   lostDatagrams: number;
   /** Samples missing according to the sample sequence numbers in this datagram. */
   lostSamples: number;
+  /**
+   * FlowRecords passed to `onRecord`; present only when a sink was given (without one,
+   * `records.length` says it, and the stats keep the shape they always had).
+   */
+  records?: number;
 }
 
 export interface SflowDecodeResult {
@@ -82,7 +109,7 @@ export interface SflowDecodeResult {
   subAgent: number;
   sequence: number;
   uptimeMs: number;
-  /** One FlowRecord per decoded flow sample, in datagram order. */
+  /** One FlowRecord per decoded flow sample, in datagram order; empty with a sink (onRecord). */
   records: FlowRecord[];
   /** One entry per generic interface counters record, in datagram order. */
   counters: SflowInterfaceCounters[];

@@ -6,10 +6,15 @@
  * IPFIX replays test/fixtures/ipfix_pmacct_nfprobe_flowlabel.pcap. NetFlow v9 replays
  * test/fixtures/netflow9_*.pcap when one is there; otherwise a builder-made v9 stream with
  * pmacct's v9 layout (the same fields as its IPFIX template 2048, uptimes for times) and
- * 5 records per datagram like pmacct's.
+ * 5 records per datagram like pmacct's. PSAMP replays test/fixtures/ipfix_softflowd_psamp.pcap
+ * (one IE 315 frame per record, walked to the flow label and ports).
+ *
+ * Three modes: array with address strings (the `decode` CLI), array without them, and the
+ * streaming sink without them (FlowDecodeOptions.onRecord: one reused record, nothing
+ * allocated per record), which is what the daemon uses.
  *
  * Runnable alone after `npm run build`:
- *   node -e "import('./dist/test/bench/ipfix.js').then(async m => console.log(await m.benchIpfix(), await m.benchNetflow9()))"
+ *   node -e "import('./dist/test/bench/ipfix.js').then(async m => console.log(await m.benchIpfix(), await m.benchNetflow9(), await m.benchPsamp()))"
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +41,13 @@ export interface FlowBenchResult {
   recordsPerSec: number;
   /** Median records/s with `withAddresses: false` (what aggregation needs). */
   recordsPerSecNoAddresses: number;
+  /** Median records/s through the sink (`onRecord`, `withAddresses: false`): the daemon's mode. */
+  recordsPerSecSink: number;
+  /**
+   * The same per CPU-second of this process (user + system): steadier than wall clock on a
+   * shared machine, and the unit the collectors are compared in (DESIGN.md).
+   */
+  recordsPerCpuSecSink: number;
   nsPerRecord: number;
   runs: number[];
   recordsPerPass: number;
@@ -43,46 +55,61 @@ export interface FlowBenchResult {
   source: string;
 }
 
-function measure(datagrams: readonly UdpDatagram[], opts: FlowDecodeOptions, runs: number, runMs: number): { rates: number[]; perPass: number } {
+interface Measured {
+  rates: number[];
+  cpuRates: number[];
+  perPass: number;
+}
+
+function measure(datagrams: readonly UdpDatagram[], base: FlowDecodeOptions, useSink: boolean, runs: number, runMs: number): Measured {
   const state = createFlowDecoderState();
+  let sink = 0;
+  // The sink reads a field so the work cannot be optimized away; it keeps nothing.
+  const opts: FlowDecodeOptions = useSink ? { ...base, onRecord: (rec) => void (sink += rec.bytes) } : base;
   let perPass = 0;
   for (const d of datagrams) {
-    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).records.length;
+    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).stats.records;
   }
   const ctxs = datagrams.map((d) => ({ exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }));
   // Warm-up so the JIT has optimized the decoder before timing.
   for (let i = 0; i < 300; i++) for (let k = 0; k < datagrams.length; k++) decodeFlowDatagram(datagrams[k]!.payload, ctxs[k]!, state, opts);
   const rates: number[] = [];
-  let sink = 0;
+  const cpuRates: number[] = [];
   for (let run = 0; run < runs; run++) {
     let records = 0;
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     let elapsed = 0;
     while (elapsed < runMs * 1e6) {
       for (let i = 0; i < 50; i++) {
         for (let k = 0; k < datagrams.length; k++) {
           const r = decodeFlowDatagram(datagrams[k]!.payload, ctxs[k]!, state, opts);
-          records += r.records.length;
-          sink += r.records.length > 0 ? r.records[0]!.bytes : 0;
+          records += r.stats.records;
+          if (!useSink) sink += r.records.length > 0 ? r.records[0]!.bytes : 0;
         }
       }
       elapsed = Number(process.hrtime.bigint() - t0);
     }
+    const cpu = process.cpuUsage(cpu0);
     rates.push((records / elapsed) * 1e9);
+    cpuRates.push(records / ((cpu.user + cpu.system) / 1e6));
   }
   if (sink < 0) console.log(sink);
-  return { rates, perPass };
+  return { rates, cpuRates, perPass };
 }
 
 function bench(datagrams: readonly UdpDatagram[], source: string, o: FlowBenchOptions): FlowBenchResult {
   const runs = o.runs ?? 5;
   const runMs = o.runMs ?? 1000;
-  const full = measure(datagrams, {}, runs, runMs);
-  const bare = measure(datagrams, { withAddresses: false }, runs, runMs);
+  const full = measure(datagrams, {}, false, runs, runMs);
+  const bare = measure(datagrams, { withAddresses: false }, false, runs, runMs);
+  const streamed = measure(datagrams, { withAddresses: false }, true, runs, runMs);
   const rps = median(full.rates);
   return {
     recordsPerSec: Math.round(rps),
     recordsPerSecNoAddresses: Math.round(median(bare.rates)),
+    recordsPerSecSink: Math.round(median(streamed.rates)),
+    recordsPerCpuSecSink: Math.round(median(streamed.cpuRates)),
     nsPerRecord: Math.round(1e9 / rps),
     runs: full.rates.map(Math.round),
     recordsPerPass: full.perPass,
@@ -160,6 +187,14 @@ export async function benchNetflow9(o: FlowBenchOptions = {}): Promise<FlowBench
     if (found.length > 0) file = join(dir, found[0]!);
   }
   if (file === undefined) return bench(syntheticV9(), 'synthetic pmacct-like NetFlow v9 (builder)', o);
+  const { datagrams } = readCaptureFile(file);
+  if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
+  return bench(datagrams, file, o);
+}
+
+/** IE 315 (PSAMP dataLinkFrameSection): softflowd's packet reports, one frame walked per record. */
+export async function benchPsamp(o: FlowBenchOptions = {}): Promise<FlowBenchResult> {
+  const file = o.file ?? join(repoRoot(), 'test', 'fixtures', 'ipfix_softflowd_psamp.pcap');
   const { datagrams } = readCaptureFile(file);
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   return bench(datagrams, file, o);
