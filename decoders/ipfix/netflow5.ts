@@ -20,6 +20,7 @@ export const NETFLOW5_RECORD_LENGTH = 48;
 /** Cisco documents at most 30 records per v5 datagram; larger counts are corrupt headers. */
 export const NETFLOW5_MAX_COUNT = 30;
 
+
 export function decodeNetflow5(
   b: Uint8Array,
   ctx: FlowDecodeContext,
@@ -50,20 +51,13 @@ export function decodeNetflow5(
   // The sequence is per engine (type, id): one export process per engine.
   const d = getDomain(session, (engineType << 8) | engineId, state.limits);
 
-  // Rate: override > header > per-exporter default > global default ('unknown').
+  // Rate: the header's, else the global default ('unknown'). Operator defaults and overrides
+  // per exporter are applied after decoding (src/enrich/sampling.ts).
   let rate = 1;
-  let source: 'config' | 'header' | 'unknown' = 'unknown';
-  const override = opts.samplingOverrides?.[ctx.exporterAddr];
-  const def = opts.samplingDefaults?.[ctx.exporterAddr];
-  if (override !== undefined && override >= 1) {
-    rate = override;
-    source = 'config';
-  } else if (headerInterval > 0) {
+  let source: 'header' | 'unknown' = 'unknown';
+  if (headerInterval > 0) {
     rate = headerInterval;
     source = 'header';
-  } else if (def !== undefined && def >= 1) {
-    rate = def;
-    source = 'config';
   } else if (opts.defaultSamplingRate !== undefined && opts.defaultSamplingRate >= 1) {
     rate = opts.defaultSamplingRate;
   }
@@ -74,17 +68,26 @@ export function decodeNetflow5(
 
   const exportMs = unixSecs * 1000 + Math.floor(unixNsecs / 1e6);
   const withAddresses = opts.withAddresses !== false;
+  const withFields = opts.withFields === true;
+  const sink = opts.onRecord;
+  // With a sink, one record object refilled for every record of the datagram (see
+  // FlowDecodeOptions.onRecord and decodeDataSet in data.ts); every field is written below,
+  // so nothing carries over.
+  const shared = sink !== undefined && !withFields ? emptyRecord('netflow5', key, 0) : undefined;
   for (let i = 0; i < count; i++) {
     const o = NETFLOW5_HEADER_LENGTH + i * NETFLOW5_RECORD_LENGTH;
-    const rec = emptyRecord('netflow5', key, 0);
+    const rec = shared ?? emptyRecord('netflow5', key, 0);
+    rec.protocol = 'netflow5';
+    rec.exporter = key;
+    rec.domain = 0;
+    rec.templateId = 0;
     rec.ipVersion = 4;
+    rec.flowLabel = undefined;
     rec.exportMs = exportMs;
     rec.samplingRate = rate;
     rec.samplingSource = source;
-    if (withAddresses) {
-      rec.srcAddr = ipv4String(b, o);
-      rec.dstAddr = ipv4String(b, o + 4);
-    }
+    rec.srcAddr = withAddresses ? ipv4String(b, o) : undefined;
+    rec.dstAddr = withAddresses ? ipv4String(b, o + 4) : undefined;
     rec.inIf = u16(b, o + 12);
     rec.outIf = u16(b, o + 14);
     rec.packets = u32(b, o + 16);
@@ -97,7 +100,9 @@ export function decodeNetflow5(
     rec.dstPort = u16(b, o + 34);
     rec.ipProtocol = b[o + 38]!;
     rec.trafficClass = b[o + 39]!;
-    if (opts.withFields === true) {
+    rec.direction = undefined;
+    rec.vlan = undefined;
+    if (withFields) {
       rec.fields = {
         sourceIPv4Address: ipv4String(b, o),
         destinationIPv4Address: ipv4String(b, o + 4),
@@ -123,9 +128,11 @@ export function decodeNetflow5(
         samplingAlgorithm: samplingField >>> 14,
       };
     }
-    result.records.push(rec);
+    if (sink !== undefined) sink(rec);
+    else result.records.push(rec);
   }
   result.stats.dataRecords += count;
+  result.stats.records += count;
 
   // v5's flow_sequence counts flows (records) seen before this datagram.
   countSequence(d.sequence, flowSequence, count, 'records', result.stats);

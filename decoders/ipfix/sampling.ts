@@ -116,10 +116,6 @@ export function applyOptions(t: SamplingTable, f: SamplingFields, cap: number): 
 export interface SamplingConfig {
   /** Rate used when nothing else is known (1 unless set); such records count as 'unknown'. */
   defaultSamplingRate?: number;
-  /** Per-exporter default when the exporter says nothing ('config'). */
-  samplingDefaults?: Readonly<Record<string, number>>;
-  /** Per-exporter override that beats anything the exporter says ('config'). */
-  samplingOverrides?: Readonly<Record<string, number>>;
 }
 
 export interface ResolvedRate {
@@ -134,18 +130,11 @@ export interface ResolvedRate {
 export function resolveRate(
   session: SamplingTable,
   exporter: SamplingTable | undefined,
-  exporterAddr: string,
   f: SamplingFields | null,
   inIf: number,
   cfg: SamplingConfig,
   out: ResolvedRate,
 ): void {
-  const override = cfg.samplingOverrides?.[exporterAddr];
-  if (override !== undefined && override >= 1) {
-    out.rate = override;
-    out.source = 'config';
-    return;
-  }
   if (f !== null) {
     const r = rateOf(f);
     if (r > 0) {
@@ -184,12 +173,8 @@ export function resolveRate(
     out.source = 'options';
     return;
   }
-  const def = cfg.samplingDefaults?.[exporterAddr];
-  if (def !== undefined && def >= 1) {
-    out.rate = def;
-    out.source = 'config';
-    return;
-  }
+  // Operator defaults and overrides per exporter are applied after decoding, for every
+  // protocol alike (src/enrich/sampling.ts); here only what the exporter said, or nothing.
   out.rate = cfg.defaultSamplingRate !== undefined && cfg.defaultSamplingRate >= 1 ? cfg.defaultSamplingRate : 1;
   out.source = 'unknown';
 }

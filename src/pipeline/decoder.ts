@@ -55,7 +55,7 @@ export class DatagramDecoder {
   private readonly states: unknown[];
   private readonly samplingRules: SamplingRules;
   /** Per-datagram values the record sink needs; set before each decode, so the sink is one closure. */
-  private current = { exporterAddr: '', receivedMs: 0, records: 0, ex: undefined as ReturnType<ExporterTable['get']> | undefined };
+  private current = { exporterAddr: '', receivedMs: 0, records: 0, unknownSampling: 0, ex: undefined as ReturnType<ExporterTable['get']> | undefined };
   private downstream: RecordSink = () => {};
   private readonly enrichingSink: RecordSink;
   /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
@@ -79,6 +79,8 @@ export class DatagramDecoder {
     this.enrichingSink = (rec) => {
       cur.records++;
       if (!rules.empty) rules.apply(rec, cur.exporterAddr);
+      // After the rules: a configured default makes an unknown rate known.
+      if (rec.samplingSource === 'unknown') cur.unknownSampling++;
       countSampling(cur.ex!, rec, cur.receivedMs);
       this.downstream(rec);
     };
@@ -122,6 +124,7 @@ export class DatagramDecoder {
     cur.exporterAddr = srcAddr;
     cur.receivedMs = receivedMs;
     cur.records = 0;
+    cur.unknownSampling = 0;
     cur.ex = ex;
     this.downstream = sink;
     if (index < 0) {
@@ -152,7 +155,7 @@ export class DatagramDecoder {
     ex.lostRecords += out.lostRecords;
     ex.lostDatagrams += out.lostDatagrams;
     ex.lostSamples += out.lostSamples;
-    ex.unknownSampling += out.unknownSampling;
+    ex.unknownSampling += cur.unknownSampling;
     this.totals.templateMisses += out.templateMisses;
     if (out.errors.length > 0) {
       ex.badDatagrams++;

@@ -459,19 +459,18 @@ describe('sampling', () => {
     ]);
   });
 
-  it('configuration: per-exporter default, override, and the global default for unknown', () => {
+  // Per-exporter defaults and overrides are the enrichment's (test/unit/pipeline.test.ts).
+  it('configuration: the global default for unknown, never above what the exporter says', () => {
     const msg = ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: data() }]), ipfixDataSet(256, data(), [[1, 1, 1]])]);
     expect(decode(msg, createFlowDecoderState()).records[0]).toMatchObject({ samplingRate: 1, samplingSource: 'unknown' });
     expect(decode(msg, createFlowDecoderState(), { defaultSamplingRate: 8 }).records[0]).toMatchObject({ samplingRate: 8, samplingSource: 'unknown' });
-    expect(decode(msg, createFlowDecoderState(), { samplingDefaults: { [ADDR]: 32 } }).records[0]).toMatchObject({ samplingRate: 32, samplingSource: 'config' });
     const withOpt = ipfixMessage({}, [
       ipfixOptionsTemplateSet([{ id: 400, fields: [f('meteringProcessId', 4), f('samplingInterval', 4)], scopeCount: 1 }]),
       ipfixDataSet(400, [f('meteringProcessId', 4), f('samplingInterval', 4)], [[1, 512]]),
       ipfixTemplateSet([{ id: 256, fields: data() }]),
       ipfixDataSet(256, data(), [[1, 1, 1]]),
     ]);
-    expect(decode(withOpt, createFlowDecoderState(), { samplingDefaults: { [ADDR]: 32 } }).records[0]).toMatchObject({ samplingRate: 512, samplingSource: 'options' });
-    expect(decode(withOpt, createFlowDecoderState(), { samplingOverrides: { [ADDR]: 1000 } }).records[0]).toMatchObject({ samplingRate: 1000, samplingSource: 'config' });
+    expect(decode(withOpt, createFlowDecoderState(), { defaultSamplingRate: 32 }).records[0]).toMatchObject({ samplingRate: 512, samplingSource: 'options' });
   });
 });
 

@@ -173,15 +173,16 @@ describe('NetFlow v5', () => {
     });
   });
 
-  it('unsampled header: unknown unless configured; override wins over the header', () => {
+  // Per-exporter defaults and overrides are the enrichment's (test/unit/pipeline.test.ts).
+  it('unsampled header: unknown, with the global default rate; a sampled header states its rate', () => {
     const st = createFlowDecoderState();
     const plain = decode(v5Datagram({}, recs), st);
     expect(plain.records[0]).toMatchObject({ samplingRate: 1, samplingSource: 'unknown' });
     expect(plain.stats.unknownSampling).toBe(2);
-    const cfg = decode(v5Datagram({ flowSequence: 2 }, recs), st, { samplingDefaults: { [ADDR]: 10 } });
-    expect(cfg.records[0]).toMatchObject({ samplingRate: 10, samplingSource: 'config' });
-    const ov = decode(v5Datagram({ samplingInterval: 100, flowSequence: 4 }, recs), st, { samplingOverrides: { [ADDR]: 7 } });
-    expect(ov.records[0]).toMatchObject({ samplingRate: 7, samplingSource: 'config' });
+    const cfg = decode(v5Datagram({ flowSequence: 2 }, recs), st, { defaultSamplingRate: 10 });
+    expect(cfg.records[0]).toMatchObject({ samplingRate: 10, samplingSource: 'unknown' });
+    const hdr = decode(v5Datagram({ samplingInterval: 100, flowSequence: 4 }, recs), st, { defaultSamplingRate: 10 });
+    expect(hdr.records[0]).toMatchObject({ samplingRate: 100, samplingSource: 'header' });
   });
 
   it('counts lost flows from flow_sequence and rejects truncated datagrams whole', () => {

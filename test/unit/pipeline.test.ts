@@ -3,7 +3,7 @@ import { emptyRecord } from '../../decoders/record.js';
 import { isNetflowOrIpfix, isSflow5 } from '../../src/pipeline/protocols.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { SamplingRules } from '../../src/enrich/sampling.js';
-import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
+import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet, v5Datagram } from '../builders/ipfix.js';
 
 describe('protocol detection', () => {
   it('tells sFlow v5 (32-bit version) from NetFlow v5/v9 and IPFIX (16-bit version)', () => {
@@ -41,6 +41,27 @@ describe('operator sampling rules', () => {
     const e = rec(0, 64, 'options');
     rules.apply(e, '2001:db8::1');
     expect([e.samplingRate, e.samplingSource]).toEqual([3, 'config']);
+  });
+});
+
+describe('operator sampling rules through the decoding context (every protocol alike)', () => {
+  const recs = [{ src: '10.0.0.1', dst: '10.0.0.2', packets: 2, bytes: 100 }];
+  it('NetFlow v5: a default fills an unsampled header, an override beats a sampled one; unknownSampling counts what stays unknown', () => {
+    const dec = new DatagramDecoder({
+      ...DEFAULT_DECODER_OPTIONS,
+      samplingRules: [
+        { exporter: '10.0.0.1', rate: 10, mode: 'default' },
+        { exporter: '10.0.0.2', rate: 7, mode: 'override' },
+      ],
+    });
+    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.1', 2055, 0).records[0]).toMatchObject({ samplingRate: 10, samplingSource: 'config' });
+    expect(dec.decode(v5Datagram({ samplingInterval: 100, flowSequence: 0 }, recs), '10.0.0.2', 2055, 0).records[0]).toMatchObject({ samplingRate: 7, samplingSource: 'config' });
+    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.3', 2055, 0).records[0]).toMatchObject({ samplingRate: 1, samplingSource: 'unknown' });
+    expect(dec.exporters.all().map((e) => [e.address, e.unknownSampling])).toEqual([
+      ['10.0.0.1', 0],
+      ['10.0.0.2', 0],
+      ['10.0.0.3', 1],
+    ]);
   });
 });
 
