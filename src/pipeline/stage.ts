@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { DatagramDecoder, type DecoderCrash } from './decoder.js';
 import type { ListenerKind, ProtocolEntry } from './protocols.js';
 import { type DecodeSnapshot, snapshotOf } from './snapshot.js';
+import { warmUp } from './warmup.js';
 
 /** Datagrams decoded per turn of the event loop before yielding to socket reads. */
 export const DRAIN_BATCH = 512;
@@ -168,7 +169,10 @@ export class InlineDecodeStage implements DecodeStage {
     return Promise.resolve(snapshotFlowState(this.decoder.flowState, nowMs));
   }
 
+  /** Warms the decode path up (warmup.ts) so the first live datagrams meet optimised code. */
   ready(): Promise<void> {
+    const w = warmUp();
+    this.deps.log.log('debug', `decode path warmed up: ${w.datagrams} synthetic datagrams, ${w.records} records in ${Math.round(w.ms)} ms`);
     return Promise.resolve();
   }
 

@@ -73,4 +73,4 @@ port.on('message', (m: ToWorker) => {
       return;
   }
 });
-post({ type: 'ready' });
+void stage.ready().then(() => post({ type: 'ready' }));

@@ -217,11 +217,15 @@ export class Collector {
     } catch (err) {
       this.deps.log.log('warn', `could not read open buckets back from the ${this.store.kind} store (${String(err)}); a restart inside a bucket may undercount it`);
     }
-    await this.stage.ready();
-    for (const { listener } of this.listeners) await listener.start();
-    if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
+    // Everything with a one-off start-up cost runs before the sockets open, so the first
+    // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
+    // client on first use, ~50 ms of the main thread), the aggregator's first tick, the API,
+    // and the decode path's warm-up.
     this.registry.start();
     this.aggregator.start();
+    if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
+    await this.stage.ready();
+    for (const { listener } of this.listeners) await listener.start();
     const retention = setInterval(() => {
       this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.deps.log.limited('retention', 'warn', `retention failed: ${String(err)}`));
     }, RETENTION_INTERVAL_MS);
