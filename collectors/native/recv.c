@@ -64,7 +64,7 @@
  * (perf: finish_task_switch). The receive buffer holds far more than 1 ms of traffic; a busy
  * receiver (full batches) never rests.
  */
-#define REST_MS 1
+#define REST_MS 2
 #define MAX_SLOTS 1024
 #define MAX_SLOT_BYTES (1u << 20)
 /* Ancillary space per message: SO_RXQ_OVFL carries one uint32_t (socket(7)). */

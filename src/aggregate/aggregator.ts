@@ -121,6 +121,11 @@ export class Aggregator {
   private lastExporterAddr: string | undefined;
   private lastExporter: ExporterState | undefined;
   private lastBucket: Bucket | undefined;
+  /** The link of the previous record (add()); forgotten whenever link ids are renumbered. */
+  private lastLinkExporter: ExporterState | undefined;
+  private lastInIf = NO_IF;
+  private lastOutIf = NO_IF;
+  private lastLink = -1;
   /** Out-parameter of cellFor(). */
   private folded = false;
   private readonly c: Counters = {
@@ -190,11 +195,23 @@ export class Aggregator {
     const series = seriesOf(rec, this.deps.registry(), this.keep);
     const bytes = rec.bytes * rec.samplingRate;
     const packets = rec.packets * rec.samplingRate;
-    let link = this.links.intern(ex.links, rec.inIf ?? NO_IF, rec.outIf ?? NO_IF, false);
+    const inIf = rec.inIf ?? NO_IF;
+    const outIf = rec.outIf ?? NO_IF;
+    let link: number;
     let folded = false;
-    if (link < 0) {
-      link = this.overflowLink(ex);
-      folded = true;
+    // Consecutive records of an exporter often share their link: skip the two map lookups.
+    if (ex === this.lastLinkExporter && inIf === this.lastInIf && outIf === this.lastOutIf) link = this.lastLink;
+    else {
+      link = this.links.intern(ex.links, inIf, outIf, false);
+      if (link < 0) {
+        link = this.overflowLink(ex);
+        folded = true;
+      } else {
+        this.lastLinkExporter = ex;
+        this.lastInIf = inIf;
+        this.lastOutIf = outIf;
+        this.lastLink = link;
+      }
     }
 
     // Exporter times shifted into our clock; undefined when they cannot be used.
@@ -354,7 +371,10 @@ export class Aggregator {
     this.lastBucket = undefined;
     this.liveKeys = 0;
     // Nothing references a link id any more: start numbering again once the table is large.
-    if (this.links.size > 4096) this.links.reset();
+    if (this.links.size > 4096) {
+      this.links.reset();
+      this.lastLinkExporter = undefined;
+    }
     return { parts, exporters };
   }
 
@@ -615,6 +635,7 @@ export class Aggregator {
       return;
     }
     const old = this.links.reset();
+    this.lastLinkExporter = undefined;
     for (const b of this.buckets.values()) {
       const cells = new Map<number, Cell>();
       for (const [key, cell] of b.cells) {

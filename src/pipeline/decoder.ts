@@ -5,7 +5,7 @@ import type { FlowRecord } from '../../decoders/record.js';
 import type { SflowState } from '../../decoders/sflow/index.js';
 import { SamplingRules, type SamplingRule } from '../enrich/sampling.js';
 import { CrashFixtures } from './crash-fixtures.js';
-import { countError, countSampling, ExporterTable } from './exporter-stats.js';
+import { countError, countSampling, type ExporterCounters, ExporterTable } from './exporter-stats.js';
 import { type ListenerKind, protocolTable, type ProtocolEntry } from './protocols.js';
 
 export interface DatagramDecoderOptions extends DecodeOptions {
@@ -57,6 +57,11 @@ export class DatagramDecoder {
   /** Per-datagram values the record sink needs; set before each decode, so the sink is one closure. */
   private current = { exporterAddr: '', receivedMs: 0, records: 0, unknownSampling: 0, ex: undefined as ReturnType<ExporterTable['get']> | undefined };
   private downstream: RecordSink = () => {};
+  private lastExporter: ExporterCounters | undefined;
+  private lastExporterAddr = '';
+  private lastPort = -1;
+  private lastIndex = -1;
+  private lastListener: ListenerKind | '' = '';
   private readonly enrichingSink: RecordSink;
   /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
   onCrash: ((crash: DecoderCrash) => void) | undefined;
@@ -106,17 +111,34 @@ export class DatagramDecoder {
    * may be reused afterwards. Never throws: a decoder bug becomes a counted `decoder-crash`.
    */
   decodeInto(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number, listener: ListenerKind, sink: RecordSink): DatagramOutcome {
-    const ex = this.exporters.get(srcAddr, receivedMs);
+    // Consecutive datagrams nearly always come from the same exporter session and protocol:
+    // the last ones are checked before any table lookup.
+    let ex = this.lastExporter;
+    if (ex === undefined || srcAddr !== this.lastExporterAddr) {
+      ex = this.exporters.get(srcAddr, receivedMs);
+      this.lastExporter = ex;
+      this.lastExporterAddr = srcAddr;
+      this.lastPort = -1;
+    }
     ex.lastSeenMs = receivedMs;
-    if (ex.sessions.size < 64 && !ex.sessions.has(srcPort)) ex.sessions.add(srcPort);
+    if (srcPort !== this.lastPort) {
+      if (ex.sessions.size < 64 && !ex.sessions.has(srcPort)) ex.sessions.add(srcPort);
+      this.lastPort = srcPort;
+    }
     ex.datagrams++;
     this.totals.datagrams++;
     let index = -1;
-    for (let i = 0; i < this.table.length; i++) {
-      const e = this.table[i]!;
-      if (e.listeners.includes(listener) && e.matches(payload)) {
-        index = i;
-        break;
+    const last = this.table[this.lastIndex];
+    if (last !== undefined && listener === this.lastListener && last.matches(payload)) index = this.lastIndex;
+    else {
+      for (let i = 0; i < this.table.length; i++) {
+        const e = this.table[i]!;
+        if (e.listeners.includes(listener) && e.matches(payload)) {
+          index = i;
+          this.lastIndex = i;
+          this.lastListener = listener;
+          break;
+        }
       }
     }
     let out: DatagramOutcome;

@@ -46,7 +46,6 @@ export class Collector {
   readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
-  private readonly received = new Map<number, Map<string, number>>();
   private readonly metricsSync: MetricsSync;
   private stopping = false;
   /** True when stop() could not write every open bucket (the exit code says so). */
@@ -137,7 +136,6 @@ export class Collector {
       aggregator: this.aggregator,
       listeners: this.listeners,
       storeKind: store.kind,
-      received: this.received,
     });
     if (config.api.port !== 0) {
       this.api = buildApi({
@@ -273,13 +271,8 @@ export class Collector {
     }));
   }
 
-  /** A datagram from a listener: counted per listener port and exporter, then to the stage. */
+  /** A datagram from a listener (which counts it per exporter), to the decode stage. */
   private submit(d: ReceivedDatagram, listener: ListenerProtocol, transient: boolean): boolean {
-    let byExporter = this.received.get(d.localPort);
-    if (!byExporter) this.received.set(d.localPort, (byExporter = new Map()));
-    const n = byExporter.get(d.srcAddr);
-    if (n !== undefined) byExporter.set(d.srcAddr, n + 1);
-    else if (byExporter.size < 4096) byExporter.set(d.srcAddr, 1);
     return this.stage.submit(d, listener, transient);
   }
 

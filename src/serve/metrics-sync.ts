@@ -21,8 +21,6 @@ export class MetricsSync {
       queue: () => QueueStats;
       aggregator: Aggregator;
       listeners: readonly { name: string; listener: UdpListener }[];
-      /** Datagrams taken off the queue per local port and exporter address (drain loop). */
-      received: Map<number, Map<string, number>>;
       storeKind: string;
     },
   ) {}
@@ -36,14 +34,13 @@ export class MetricsSync {
 
   sync(): void {
     const m = this.metrics;
-    const { aggregator, listeners, storeKind, received } = this.parts;
+    const { aggregator, listeners, storeKind } = this.parts;
     const queue = this.parts.queue();
-    const nameByPort = new Map(listeners.map((l) => [l.listener.port, l.name]));
-    for (const [port, byExporter] of received) {
-      const listener = nameByPort.get(port) ?? String(port);
-      for (const [addr, n] of byExporter) {
-        const d = this.delta(`rx|${port}|${addr}`, n);
-        if (d > 0) m.datagramsReceived.inc({ listener, exporter: m.exporterLabel(addr) }, d);
+    for (const { name, listener } of listeners) {
+      listener.flushReceived();
+      for (const [addr, n] of listener.receivedByExporter) {
+        const d = this.delta(`rx|${name}|${listener.port}|${addr}`, n);
+        if (d > 0) m.datagramsReceived.inc({ listener: name, exporter: m.exporterLabel(addr) }, d);
       }
     }
     for (const { name, listener } of listeners) {
