@@ -35,6 +35,8 @@ import { benchAggregate } from './aggregate.js';
 import { type BenchOutput, type BenchRow, formatTable, machineLines, repoRoot, rowsFromResults } from './common.js';
 import { benchE2e } from './e2e.js';
 import { benchInflux } from './influx.js';
+import { benchMemory } from './memory.js';
+import { benchReceive } from './receive.js';
 import * as ipfixBenches from './ipfix.js';
 import type { Proto } from './loopback.js';
 import * as sflowBenches from './sflow.js';
@@ -171,6 +173,27 @@ const BENCHES: Record<string, Bench> = {
       ...(f.protocols !== undefined ? { protocols: f.protocols } : {}),
     });
     return { rows: r.rows, notes: r.notes };
+  },
+  // RSS with 1,000 exporters x 10 templates and 100,000 live keys, for 1 and 2 workers.
+  memory: async (f) => {
+    const workers = f.workers ?? [1, 2];
+    const out: BenchOutput = { rows: [], notes: [] };
+    for (const w of workers) {
+      const results: Record<string, unknown>[] = [];
+      for (let i = 0; i < (f.runs ?? 1); i++) results.push(await benchMemory({ workers: [w] }));
+      // Strip the "wN: " prefix so every worker count shares metric names.
+      const plain = results.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.replace(/^w\d+: /, ''), v])));
+      const part = rowsFromResults('memory: 1,000 exporters, 10,000 templates, 100,000 keys', `workers=${w}`, plain);
+      out.rows.push(...part.rows);
+      out.notes.push(...part.notes);
+    }
+    return out;
+  },
+  // CPU per received datagram: native recvmmsg against the node:dgram fallback.
+  receive: async (f) => {
+    const results: unknown[] = [];
+    for (let i = 0; i < (f.runs ?? 1); i++) results.push(await benchReceive());
+    return rowsFromResults('receive (loopback, 1,400-octet datagrams)', '', results);
   },
   influx: async (f) => {
     const r = await benchInflux(f.runs !== undefined ? { runs: f.runs } : {});
