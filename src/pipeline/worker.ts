@@ -41,7 +41,7 @@ try {
 } catch (err) {
   log.log('warn', `worker ${init.index}: ignoring its share of the decoder state: ${(err as Error).message}`);
 }
-const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregate: (rec, ms, addr) => aggregator.add(rec, ms, addr) }, saved);
+const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator }, saved);
 const reader = new BatchReader();
 const decode = stage.decodeNow.bind(stage);
 

@@ -107,7 +107,7 @@ export class Collector {
       const aggregator = this.aggregator;
       this.stage = new InlineDecodeStage(
         stageConfig,
-        { now, log, aggregate: (rec, ms, addr) => aggregator.add(rec, ms, addr), ...(deps.protocols ? { protocols: deps.protocols } : {}) },
+        { now, log, aggregator, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
         saved.state,
       );
     }
