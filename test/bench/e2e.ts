@@ -188,7 +188,8 @@ async function oneRun(ctx: Ctx, proto: Proto, workers: number, offered: number, 
     const running = r;
     r = undefined;
     await stopChild(running.child, running.exited, 'SIGTERM');
-    const recordsSent = recordsIn(cap, s.sent + s.errors);
+    // Every source cycles through the capture from its start.
+    const recordsSent = s.perSource.reduce((n, k) => n + recordsIn(cap, k), 0);
     const accepted = after.records - before.records;
     const cpuS = cpu1.total - cpu0.total;
     return {

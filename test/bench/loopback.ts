@@ -610,6 +610,8 @@ export interface SendOptions {
 export interface SendResult {
   sent: number;
   errors: number;
+  /** Datagrams (sent or failed) per source; each source starts the capture's cycle afresh. */
+  perSource: number[];
   /** Seconds from the first to the last send. */
   elapsed: number;
 }
@@ -622,9 +624,13 @@ export function runSender(sender: string, file: string, port: number, o: SendOpt
     c.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     c.stderr!.on('data', (b: Buffer) => (out += b.toString()));
     c.once('exit', (code) => {
-      const m = out.match(/sent (\d+) errors (\d+) elapsed ([\d.]+)/);
+      const m = out.match(/sent (\d+) errors (\d+) elapsed ([\d.]+)(?: per-source ([\d,]+))?/);
       if (code !== 0 || !m) reject(new Error(`sender exited with ${code}: ${out}`));
-      else resolve({ sent: Number(m[1]), errors: Number(m[2]), elapsed: Number(m[3]) });
+      else {
+        const sent = Number(m[1]);
+        const errors = Number(m[2]);
+        resolve({ sent, errors, elapsed: Number(m[3]), perSource: m[4] ? m[4].split(',').map(Number) : [sent + errors] });
+      }
     });
   });
 }

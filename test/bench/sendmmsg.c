@@ -26,8 +26,9 @@
  * sockets in turn, each socket cycling through the whole file (templates first) with its own
  * sequence numbers, so a collector sees SOURCES complete, independent exporters.
  *
- * Output, one line on stdout: "sent N errors E elapsed S" (S in seconds, from the start to
- * the last send). Exit status 0, or 2 on bad arguments / unreadable file / socket errors.
+ * Output, one line on stdout: "sent N errors E elapsed S per-source N1,N2,..." (S in seconds,
+ * from the start to the last send; Ni: datagrams of source i, sent or failed, since each
+ * source cycles through the file on its own). Exit status 0, or 2 on bad arguments / unreadable file / socket errors.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -188,6 +189,7 @@ int main(int argc, char **argv) {
   uint32_t seqs[MAX_SOURCES];
   for (int s = 0; s < nsrc; s++) seqs[s] = seq;
   uint64_t batches = 0;
+  uint64_t per_source[MAX_SOURCES] = {0}; /* datagrams that took their slot, per source */
   const double t0 = now_s();
   double t_last = t0;
   /* pos = datagrams that took their slot in the schedule (sent + errors). */
@@ -236,11 +238,13 @@ int main(int argc, char **argv) {
         errors++;
         done++;
         pos++;
+        per_source[src]++;
         next = (next + 1) % n;
         continue;
       }
       done += r;
       sent += (uint64_t)r;
+      per_source[src] += (uint64_t)r;
       pos += (uint64_t)r;
       next = (next + (size_t)r) % n;
     }
@@ -248,7 +252,9 @@ int main(int argc, char **argv) {
     seqs[src] = seq;
     t_last = now_s();
   }
-  printf("sent %llu errors %llu elapsed %.6f\n", (unsigned long long)sent, (unsigned long long)errors, t_last - t0);
+  printf("sent %llu errors %llu elapsed %.6f per-source", (unsigned long long)sent, (unsigned long long)errors, t_last - t0);
+  for (int s = 0; s < nsrc; s++) printf("%c%llu", s == 0 ? ' ' : ',', (unsigned long long)per_source[s]);
+  printf("\n");
   for (int s = 0; s < nsrc; s++) close(fds[s]);
   free(dg);
   free(buf);

@@ -8,7 +8,7 @@ import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSet } from '../builders/ipfix.js';
 import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
-import { addCounts, type ExpectedCounts, expectedTotals, fixturesWithTruth, loadTruth } from '../support/expected.js';
+import { addCounts, type ExpectedCounts, expectedTotals, FIXTURES, fixturesWithTruth, loadTruth } from '../support/expected.js';
 import { influxdAvailable, type InfluxdHandle, startInfluxd } from '../support/influxd.js';
 
 /**
@@ -167,5 +167,47 @@ describe.skipIf(!influxdAvailable())('one decode thread and three workers write 
     const p1 = await points('w1');
     expect(p1.length).toBeGreaterThan(20);
     expect(await points('w3')).toEqual(p1);
+  }, 120_000);
+});
+
+describe('decoder state across a change of worker count', () => {
+  it('templates saved by one decode thread decode data sent after a restart with three workers, and back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scitags-wstate-'));
+    const store = `--store=sqlite:${join(dir, 'scitags.sqlite')}`;
+    const dgrams = readCaptureFile(join(FIXTURES, 'ipfix_pmacct_nfprobe_flowlabel.pcap')).datagrams;
+    // Three exporters, so the saved sessions land on different workers after the restart.
+    const exporters = ['127.0.3.1', '127.0.3.2', '127.0.3.3'];
+    const run = async (workers: number, payloads: Uint8Array[], expectRestored: number | undefined): Promise<number> => {
+      const ports = await freePorts();
+      const d = await startDaemon(ports, [`--workers=${workers}`, store], {}, dir);
+      if (expectRestored !== undefined) expect(d.output()).toMatch(new RegExp(`restored templates of ${expectRestored} exporter sessions`));
+      for (const addr of exporters) for (const p of payloads) await sendFrom(addr, 47000, p, ports.ipfix);
+      const want = exporters.length * payloads.length;
+      await waitFor(async () => (await getJson<{ exporters: ExporterView[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === want);
+      const metrics = await (await fetch(`${d.apiUrl}/metrics`)).text();
+      const misses = [...metrics.matchAll(/scitags_template_misses_total\{[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(await d.stop()).toBe(0);
+      return misses;
+    };
+    // The first datagram carries pmacct's templates (and records); the rest is data only.
+    await run(1, [dgrams[0]!.payload], undefined);
+    expect(await run(3, dgrams.slice(1, 5).map((d) => d.payload), 3)).toBe(0);
+    expect(await run(1, dgrams.slice(5).map((d) => d.payload), 3)).toBe(0);
+    const reader = await startDaemon(await freePorts(), ['--workers=1', store], {}, dir);
+    try {
+      const from = Math.floor(Date.now() / 1000) - 3600;
+      const answer = await getJson<{ series: { group: Record<string, string>; totals: ExpectedCounts }[] }>(
+        `${reader.apiUrl}/api/v1/traffic?from=${from}&to=now&step=2h&groupBy=exporter`,
+      );
+      const t = expectedTotals(loadTruth(join(FIXTURES, 'ipfix_pmacct_nfprobe_flowlabel.truth.json')));
+      let all: ExpectedCounts | undefined;
+      for (const x of [...t.pairs.values(), t.ipv6Unmarked, t.ipv4]) all = addCounts(all, x);
+      // truth: 43 records, 1,448 packets, 1,028,658 bytes per exporter, every record decoded
+      expect(new Map(answer.series.map((s) => [s.group.exporter, { records: s.totals.records, packets: s.totals.packets, bytes: s.totals.bytes }]))).toEqual(
+        new Map(exporters.map((a) => [a, all!])),
+      );
+    } finally {
+      await reader.stop();
+    }
   }, 120_000);
 });
