@@ -58,13 +58,18 @@
  * The socket is level-triggered in libuv's epoll, so what is left is read on the next turn. */
 #define MAX_BATCHES_PER_EVENT 16
 /*
- * After the socket queue has been drained, the receiver rests this long before watching the
- * socket again, so datagrams gather in the kernel queue and arrive in full batches: at 100k
+ * After the socket queue has been drained, the receiver rests before watching the socket
+ * again, so datagrams gather in the kernel queue and arrive in full batches: at 100k
  * datagrams/s a wake-up per few datagrams cost ~15 % of the daemon's CPU in context switches
- * (perf: finish_task_switch). The receive buffer holds far more than 1 ms of traffic; a busy
- * receiver (full batches) never rests.
+ * (perf: finish_task_switch), and every rest re-arms a timer (native_write_msr, costly in a
+ * VM), so longer rests are cheaper. A busy receiver (full batches) never rests. The rest is
+ * sized to the buffer the kernel granted: at most what it holds at 1M datagrams/s of
+ * REST_TRUESIZE octets each (truesize: payload plus the kernel's per-skb overhead), at most
+ * REST_MAX_MS; a small buffer (the kernel default without net.core.rmem_max raised) gets none.
  */
-#define REST_MS 2
+#define REST_MAX_MS 5
+#define REST_TRUESIZE 2048
+#define REST_RATE_PER_MS 1000
 #define MAX_SLOTS 1024
 #define MAX_SLOT_BYTES (1u << 20)
 /* Ancillary space per message: SO_RXQ_OVFL carries one uint32_t (socket(7)). */
@@ -109,7 +114,8 @@ typedef struct receiver {
   napi_async_cleanup_hook_handle cleanup; /* removed once the poll handle is fully closed */
 
   uv_poll_t poll;
-  uv_timer_t rest; /* REST_MS pause between a drained queue and the next watch */
+  uv_timer_t rest; /* pause between a drained queue and the next watch */
+  uint64_t rest_ms; /* 0: never rest */
   int poll_inited; /* both handles initialised */
   int poll_closed; /* both handles closed (libuv is done with the memory inside r) */
   int handles_open;
@@ -403,9 +409,9 @@ static void on_readable(uv_poll_t* handle, int status, int events) {
       if ((uint32_t)n < r->slots) break;
       if (b == MAX_BATCHES_PER_EVENT - 1) drained = 0; /* still busy: come back at once */
     }
-    if (REST_MS > 0 && drained && !r->closed && r->polling) {
+    if (r->rest_ms > 0 && drained && !r->closed && r->polling) {
       uv_poll_stop(&r->poll);
-      uv_timer_start(&r->rest, on_rested, REST_MS, 0);
+      uv_timer_start(&r->rest, on_rested, r->rest_ms, 0);
     }
   }
   if (r->closed) release_js(r); /* close() was called from inside onBatch */
@@ -636,6 +642,10 @@ static napi_value receiver_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uint32_t bound_port = ntohs(family == AF_INET6 ? local.v6.sin6_port : local.v4.sin_port);
+  {
+    uint64_t holds = (uint64_t)(granted > 0 ? granted : 0) / REST_TRUESIZE / REST_RATE_PER_MS;
+    r->rest_ms = holds > REST_MAX_MS ? REST_MAX_MS : holds;
+  }
 
   if (napi_wrap(env, self, r, finalize_receiver, NULL, &r->self_ref) != napi_ok) {
     close(r->fd);
