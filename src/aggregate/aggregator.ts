@@ -1,10 +1,10 @@
 import type { FlowRecord } from '../../decoders/record.js';
-import type { Registry } from '../registry/registry.js';
 import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
 import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
 import { KeepPolicy, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from '../enrich/series.js';
+import type { PairRegistry } from '../enrich/series.js';
 import { cumulativeShare } from './split.js';
 
 /**
@@ -42,9 +42,10 @@ export interface AggregatorLog {
 export interface AggregatorDeps {
   /** Wall clock for the tick timer and log rate limiting (tests inject a fake one). */
   now(): number;
-  store: TrafficStore;
+  /** Where closed buckets are written (the aggregator only writes, and names it in logs). */
+  store: Pick<TrafficStore, 'kind' | 'writeRows'>;
   /** The registry in force; called per record, so a refreshed registry applies at once. */
-  registry(): Registry;
+  registry(): PairRegistry;
   log?: AggregatorLog;
 }
 
@@ -583,7 +584,7 @@ export class Aggregator {
     this.c.rowsWritten += rows.length;
   }
 
-  private rowsOf(b: Bucket, registry: Registry, out: TrafficRow[]): void {
+  private rowsOf(b: Bucket, registry: PairRegistry, out: TrafficRow[]): void {
     const bucketStartMs = b.index * this.widthMs;
     const { exporterOf, inOf, outOf } = this.links;
     for (const [key, cell] of b.cells) {

@@ -60,8 +60,18 @@ export class KeepPolicy {
   }
 }
 
+/** What classification needs of the registry: whether a pair is registered. */
+export type PairRegistry = Pick<Registry, 'isRegistered'>;
+
+/**
+ * Treats every pair as registered: where pairs must be kept as numbers and the registry is
+ * applied later (decode workers, whose sums the main thread checks) or does not matter
+ * (the warm-up's scratch aggregator).
+ */
+export const EVERY_PAIR_REGISTERED: PairRegistry = { isRegistered: () => true };
+
 /** The series a record counts under, given the registry in force. */
-export function seriesOf(rec: FlowRecord, registry: Registry, keep: KeepPolicy): number {
+export function seriesOf(rec: FlowRecord, registry: PairRegistry, keep: KeepPolicy): number {
   switch (classify(rec)) {
     case 'pair': {
       const label = rec.flowLabel!;

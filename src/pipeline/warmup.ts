@@ -8,8 +8,7 @@
  */
 import type { FlowRecord } from '../../decoders/record.js';
 import { createAggregator } from '../aggregate/index.js';
-import type { Registry } from '../registry/registry.js';
-import type { TrafficStore } from '../store/types.js';
+import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from './decoder.js';
 
 /** TEST-NET-1 (RFC 5737): never a real exporter. */
@@ -262,15 +261,8 @@ const CYCLE = 8;
 export function warmUp(rounds = 150, nowMs = Date.now()): WarmUpResult {
   const t0 = performance.now();
   const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
-  const discard: TrafficStore = {
-    kind: 'warm-up',
-    writeRows: () => Promise.resolve(),
-    queryTraffic: () => Promise.reject(new Error('warm-up store')),
-    readRows: () => Promise.resolve([]),
-    close: () => Promise.resolve(),
-  };
-  const everyPair = { isRegistered: () => true } as unknown as Registry;
-  const aggregator = createAggregator({}, { now: () => nowMs, store: discard, registry: () => everyPair });
+  const discard = { kind: 'warm-up', writeRows: () => Promise.resolve() };
+  const aggregator = createAggregator({}, { now: () => nowMs, store: discard, registry: () => EVERY_PAIR_REGISTERED });
   // One cycle per protocol as an exporter sends it: templates, then data only, sequence
   // numbers counting up (IPFIX: data records, options records included; v9 and v5 as they
   // count), so the decoders take their steady-state branches, not only the first-datagram ones.

@@ -7,8 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { restoreFlowState } from '../../decoders/ipfix/index.js';
 import { createAggregator } from '../aggregate/index.js';
 import { createLogger, type LogLevel } from '../log.js';
-import type { Registry } from '../registry/registry.js';
-import type { TrafficStore } from '../store/types.js';
+import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -28,12 +27,11 @@ const log = createLogger({
 });
 
 // Workers keep every pair; the main thread applies the registry when it merges (addParts).
-const everyPairKept = { isRegistered: () => true } as unknown as Registry;
-const neverWritten: TrafficStore = {
+const neverWritten = {
   kind: 'worker',
   writeRows: () => Promise.reject(new Error('decode workers hand their sums to the main thread')),
-} as unknown as TrafficStore;
-const aggregator = createAggregator(init.aggregation, { now: Date.now, store: neverWritten, registry: () => everyPairKept });
+};
+const aggregator = createAggregator(init.aggregation, { now: Date.now, store: neverWritten, registry: () => EVERY_PAIR_REGISTERED });
 
 let saved;
 try {

@@ -3,8 +3,7 @@ import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
 import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
-import type { TrafficStore } from '../../src/store/types.js';
-import { median } from './common.js';
+import { median, nullStore } from './common.js';
 
 /**
  * Aggregator hot path: add() over a realistic mix — 50 exporters x 20 links x 15 registered
@@ -82,13 +81,6 @@ function buildArrivals(count: number): Arrival[] {
   return out;
 }
 
-const nullStore: TrafficStore = {
-  kind: 'null',
-  writeRows: async () => undefined,
-  readRows: async () => [],
-  queryTraffic: async () => ({ series: [], totals: { bytes: 0, packets: 0, records: 0 } }),
-  close: async () => undefined,
-};
 
 export async function benchAggregate(): Promise<{ recordsPerSec: number }> {
   const registry = loadSnapshot(0);

@@ -127,3 +127,6 @@ export function cpuModel(): string {
 export function machineLines(): string[] {
   return [`machine: ${cpuModel()}, ${cpus().length} cores; kernel ${release()}; Node ${process.version}`, `date: ${new Date().toISOString()}`];
 }
+
+/** A store that takes every write and keeps nothing (benches of the aggregator without I/O). */
+export const nullStore = { kind: 'null', writeRows: (): Promise<void> => Promise.resolve() };

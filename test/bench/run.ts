@@ -30,9 +30,8 @@ import type { FlowRecord } from '../../decoders/record.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
-import type { TrafficStore } from '../../src/store/types.js';
 import { benchAggregate } from './aggregate.js';
-import { type BenchOutput, type BenchRow, formatTable, machineLines, repoRoot, rowsFromResults } from './common.js';
+import { type BenchOutput, type BenchRow, formatTable, machineLines, nullStore, repoRoot, rowsFromResults } from './common.js';
 import { benchE2e } from './e2e.js';
 import { benchInflux } from './influx.js';
 import { benchMemory } from './memory.js';
@@ -83,13 +82,6 @@ function decodeBench(name: string, fn: DecodeBench): Bench {
 // Decode + aggregate: the daemon's path without the socket
 // ---------------------------------------------------------------------------------------
 
-const nullStore: TrafficStore = {
-  kind: 'null',
-  writeRows: async () => undefined,
-  readRows: async () => [],
-  queryTraffic: async () => ({ series: [], totals: { bytes: 0, packets: 0, records: 0 } }),
-  close: async () => undefined,
-};
 
 const DECODE_AGGREGATE_CAPTURES: [string, string][] = [
   ['ipfix', 'ipfix_pmacct_nfprobe_flowlabel.pcap'],
