@@ -131,14 +131,27 @@ export function snapshotFlowState(state: FlowDecoderState, nowMs: number): Persi
  * in force (which may have been lowered since) is dropped, oldest sessions first.
  */
 export function restoreFlowState(doc: unknown, limits: Partial<FlowDecoderLimits> = {}): FlowDecoderState {
+  return flowStateFrom(parseFlowState(doc), limits);
+}
+
+/** Checks a saved document's shape (throws an Error naming the problem); nothing is built. */
+export function parseFlowState(doc: unknown): PersistedFlowState {
   const parsed = documentSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`decoder state is not valid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown problem'}`);
   }
+  return parsed.data;
+}
+
+/**
+ * A decoder state from a document parseFlowState() accepted (the daemon checks the file once
+ * and hands each decode worker its share). Throws on templates no decoder could use.
+ */
+export function flowStateFrom(doc: PersistedFlowState, limits: Partial<FlowDecoderLimits> = {}): FlowDecoderState {
   const state = createFlowDecoderState(limits);
   const lim = state.limits;
-  const sessions = [...parsed.data.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs).slice(0, lim.maxSessions);
+  const sessions = [...doc.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs).slice(0, lim.maxSessions);
   for (const ps of sessions.reverse()) {
     const key = ps.address.includes(':') ? `[${ps.address}]:${ps.port}` : `${ps.address}:${ps.port}`;
     const session: SessionState = { key, address: ps.address, port: ps.port, lastSeenMs: ps.lastSeenMs, templateCount: 0, domains: new Map(), pending: [], pendingBytes: 0 };
@@ -174,6 +187,6 @@ export function restoreFlowState(doc: unknown, limits: Partial<FlowDecoderLimits
     }
     state.sessions.set(key, session);
   }
-  for (const [k, t] of parsed.data.exporterSampling.slice(0, lim.maxSessions)) state.exporterSampling.set(k, samplingIn(t, lim.maxSamplingEntries));
+  for (const [k, t] of doc.exporterSampling.slice(0, lim.maxSessions)) state.exporterSampling.set(k, samplingIn(t, lim.maxSamplingEntries));
   return state;
 }

@@ -4,7 +4,7 @@
  * those sums to the main thread every `flushMs`. The main thread merges, writes and serves.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { restoreFlowState } from '../../decoders/ipfix/index.js';
+import { flowStateFrom } from '../../decoders/ipfix/index.js';
 import { createAggregator } from '../aggregate/index.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
@@ -35,7 +35,8 @@ const aggregator = createAggregator(init.aggregation, { now: Date.now, store: ne
 
 let saved;
 try {
-  saved = init.saved ? restoreFlowState(init.saved, init.stage.flowLimits) : undefined;
+  // The main thread checked the file (parseFlowState); only the state is built here.
+  saved = init.saved ? flowStateFrom(init.saved, init.stage.flowLimits) : undefined;
 } catch (err) {
   log.log('warn', `worker ${init.index}: ignoring its share of the decoder state: ${(err as Error).message}`);
 }

@@ -92,10 +92,11 @@ export class Collector {
       crashDir: config.decoder.crashDir,
       queueSize: config.queue.size,
     };
-    const saved = loadDecoderState(config.decoder.stateFile, flowLimits);
+    const inWorkers = config.decoder.workers > 1 && !deps.protocols;
+    const saved = loadDecoderState(config.decoder.stateFile, flowLimits, !inWorkers);
     if (saved.warning) log.log('warn', saved.warning);
     else if (saved.document) log.log('info', `restored templates of ${saved.document.sessions.length} exporter sessions from ${config.decoder.stateFile}`);
-    if (config.decoder.workers > 1 && !deps.protocols) {
+    if (inWorkers) {
       this.stage = new WorkerDecodeStage(
         config.decoder.workers,
         stageConfig,

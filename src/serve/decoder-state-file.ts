@@ -1,15 +1,18 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type FlowDecoderLimits, type FlowDecoderState, type PersistedFlowState, restoreFlowState } from '../../decoders/ipfix/index.js';
+import { flowStateFrom, type FlowDecoderLimits, type FlowDecoderState, parseFlowState, type PersistedFlowState } from '../../decoders/ipfix/index.js';
 
 /**
  * The decoder state file: templates and sampling options kept across restarts. A missing
  * file is a first start; an unreadable one is reported and ignored (the exporters' next
- * template refresh rebuilds everything), never a reason not to start.
+ * template refresh rebuilds everything), never a reason not to start. The document is
+ * checked here; `restore` also builds the decoder state from it (decoding on this thread),
+ * otherwise the decode workers build their shares.
  */
 export function loadDecoderState(
   path: string,
   limits: Partial<FlowDecoderLimits>,
+  restore: boolean,
 ): { state: FlowDecoderState | undefined; document: PersistedFlowState | undefined; warning: string | undefined } {
   if (!path) return { state: undefined, document: undefined, warning: undefined };
   let text: string;
@@ -19,9 +22,8 @@ export function loadDecoderState(
     return { state: undefined, document: undefined, warning: undefined };
   }
   try {
-    const document = JSON.parse(text) as PersistedFlowState;
-    // Restoring validates the document; the workers get their shares of the checked one.
-    return { state: restoreFlowState(document, limits), document, warning: undefined };
+    const document = parseFlowState(JSON.parse(text));
+    return { state: restore ? flowStateFrom(document, limits) : undefined, document, warning: undefined };
   } catch (err) {
     return { state: undefined, document: undefined, warning: `ignoring decoder state ${path}: ${(err as Error).message}` };
   }
