@@ -17,6 +17,11 @@ export interface Logger {
 export function createLogger(opts: {
   level: LogThreshold;
   write?: (line: string) => void;
+  /**
+   * Receives level and message instead of a formatted line (replaces `write`): a decode
+   * worker rate-limits here and hands the lines to the main thread's logger.
+   */
+  emit?: (level: LogLevel, msg: string) => void;
   now?: () => number;
   intervalMs?: number;
   maxKeys?: number;
@@ -26,9 +31,10 @@ export function createLogger(opts: {
   const intervalMs = opts.intervalMs ?? 10_000;
   const maxKeys = opts.maxKeys ?? 10_000;
   const last = new Map<string, { at: number; suppressed: number }>();
+  const emit = opts.emit ?? ((level: LogLevel, msg: string) => write(`${new Date(now()).toISOString()} ${level} ${msg}`));
   const log = (level: LogLevel, msg: string): void => {
     if (ORDER[level] < ORDER[opts.level]) return;
-    write(`${new Date(now()).toISOString()} ${level} ${msg}`);
+    emit(level, msg);
   };
   return {
     log,

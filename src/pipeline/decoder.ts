@@ -16,6 +16,9 @@ export interface DatagramDecoderOptions extends DecodeOptions {
   crashDir: string;
 }
 
+/** The sink between datagrams (a record outside decodeInto would be a bug; it goes nowhere). */
+const discard: RecordSink = () => {};
+
 export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
   withFields: false,
   withAddresses: false,
@@ -55,8 +58,8 @@ export class DatagramDecoder {
   private readonly states: unknown[];
   private readonly samplingRules: SamplingRules;
   /** Per-datagram values the record sink needs; set before each decode, so the sink is one closure. */
-  private current = { exporterAddr: '', receivedMs: 0, records: 0, unknownSampling: 0, ex: undefined as ReturnType<ExporterTable['get']> | undefined };
-  private downstream: RecordSink = () => {};
+  private current = { exporterAddr: '', receivedMs: 0, records: 0, unknownSampling: 0, ex: undefined as ExporterCounters | undefined };
+  private downstream: RecordSink = discard;
   private lastExporter: ExporterCounters | undefined;
   private lastExporterAddr = '';
   private lastPort = -1;
@@ -169,7 +172,7 @@ export class DatagramDecoder {
         this.onCrash?.({ decoder: entry.decoder.name, exporter: srcAddr, port: srcPort, error: err, fixture });
       }
     }
-    this.downstream = () => {};
+    this.downstream = discard;
     const wire = out.protocol;
     if (wire) ex.protocols.add(wire);
     ex.templateMisses += out.templateMisses;

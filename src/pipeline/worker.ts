@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { flowStateFrom } from '../../decoders/ipfix/index.js';
 import { createAggregator } from '../aggregate/index.js';
-import { createLogger, type LogLevel } from '../log.js';
+import { createLogger } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
@@ -18,13 +18,7 @@ const init = workerData as WorkerInit;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer ?? []);
 
 // Log lines are rate-limited here, then printed by the main thread's logger.
-const log = createLogger({
-  level: init.logLevel,
-  write: (line) => {
-    const [, level, ...rest] = line.split(' ');
-    post({ type: 'log', level: (level ?? 'info') as LogLevel, msg: rest.join(' ') });
-  },
-});
+const log = createLogger({ level: init.logLevel, emit: (level, msg) => post({ type: 'log', level, msg }) });
 
 // Workers keep every pair; the main thread applies the registry when it merges (addParts).
 const neverWritten = {

@@ -44,7 +44,6 @@ interface Slot {
   inflight: number;
   ready: Promise<void>;
   snapshot: DecodeSnapshot;
-  stopped: Promise<void> | undefined;
   exited: boolean;
 }
 
@@ -97,7 +96,6 @@ export class WorkerDecodeStage implements DecodeStage {
       inflight: 0,
       ready: new Promise<void>((r) => (markReady = r)),
       snapshot: emptySnapshot(this.deps.now()),
-      stopped: undefined,
       exited: false,
     };
     worker.on('message', (m: FromWorker) => {
@@ -120,8 +118,9 @@ export class WorkerDecodeStage implements DecodeStage {
           this.pending.get(m.id)?.(m);
           return;
         case 'state':
-        case 'stopped':
-          if (m.type === 'state') this.pending.get(m.id)?.(m);
+          this.pending.get(m.id)?.(m);
+          return;
+        case 'stopped': // awaited by stop()
           return;
       }
     });

@@ -1,13 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { ExporterAllowList } from '../../collectors/allowlist.js';
-import type { ReceivedDatagram } from '../../collectors/queue.js';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi } from '../api/index.js';
 import type { HealthInfo, HealthStatus } from '../api/types.js';
 import { type Config, enabledListeners } from '../config/index.js';
-import type { ListenerProtocol } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
 import type { ReceivePathInfo } from '../metrics/metrics.js';
@@ -117,7 +115,8 @@ export class Collector {
       name: l.name,
       listener: new UdpListener(
         { protocol: l.protocol, port: l.port, bind: l.bind, receiveBufferBytes: l.receiveBufferBytes },
-        (d, transient) => this.submit(d, l.protocol, transient),
+        // The listener counts datagrams per exporter; the stage decodes or copies at once.
+        (d, transient) => this.stage.submit(d, l.protocol, transient),
         allow,
         now,
       ),
@@ -270,11 +269,6 @@ export class Collector {
       fallbackReason: listener.receivePath === 'dgram' ? (native.reason ?? 'disabled') : '',
       grantedBytes: listener.grantedReceiveBufferBytes,
     }));
-  }
-
-  /** A datagram from a listener (which counts it per exporter), to the decode stage. */
-  private submit(d: ReceivedDatagram, listener: ListenerProtocol, transient: boolean): boolean {
-    return this.stage.submit(d, listener, transient);
   }
 
   /** A fresh decode snapshot; link names learnt by the decoders follow it. */
