@@ -97,6 +97,8 @@ export class InlineDecodeStage implements DecodeStage {
   private closed = false;
   private readonly sink: (rec: FlowRecord) => void;
   private current = { receivedMs: 0, srcAddr: '' };
+  /** The latest snapshot: metrics, stats and health read it between refreshes. */
+  private published: DecodeSnapshot | undefined;
 
   constructor(
     config: DecodeStageConfig,
@@ -163,11 +165,17 @@ export class InlineDecodeStage implements DecodeStage {
   }
 
   snapshot(): DecodeSnapshot {
-    return snapshotOf(this.decoder, this.deps.now());
+    return this.published ?? this.publish();
   }
 
   refresh(): Promise<DecodeSnapshot> {
-    return Promise.resolve(this.snapshot());
+    return Promise.resolve(this.publish());
+  }
+
+  /** Builds the snapshot (a walk over every exporter and session): on refresh only. */
+  private publish(): DecodeSnapshot {
+    this.published = snapshotOf(this.decoder, this.deps.now());
+    return this.published;
   }
 
   persistentState(nowMs: number): Promise<PersistedFlowState> {

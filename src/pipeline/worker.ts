@@ -53,7 +53,7 @@ port.on('message', (m: ToWorker) => {
       return;
     }
     case 'snapshot':
-      post({ type: 'snapshot', id: m.id, snapshot: stage.snapshot() });
+      void stage.refresh().then((snapshot) => post({ type: 'snapshot', id: m.id, snapshot }));
       return;
     case 'state':
       void stage.persistentState(m.nowMs).then((state) => post({ type: 'state', id: m.id, state }));
