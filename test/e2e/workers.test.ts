@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { InfluxDB } from 'influx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
+import type { ExporterInfo } from '../../src/api/types.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSet } from '../builders/ipfix.js';
 import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
@@ -22,23 +23,8 @@ import { influxdAvailable, type InfluxdHandle, startInfluxd } from '../support/i
 const BUILDER_EXPORTER = '127.0.2.1';
 const BUILDER_LABELS = { '2/1': 0x10004, '65/6': 0x20818 } as const;
 
-interface ExporterView {
-  address: string;
-  protocols: string[];
-  sessions: string[];
-  datagrams: number;
-  records: number;
-  errorsByReason: Record<string, number>;
-  decoderCrashes: Record<string, number>;
-  sequenceGaps: number;
-  lostRecords: number;
-  samplingRates: unknown[];
-  liveTemplates: number;
-  sflowSources?: unknown[];
-}
-
 interface Run {
-  exporters: Omit<ExporterView, 'sessions'>[];
+  exporters: Omit<ExporterInfo, 'sessions'>[];
   /** "exporter class community/activity" -> totals, from /api/v1/traffic after a restart. */
   traffic: Map<string, ExpectedCounts>;
 }
@@ -82,12 +68,12 @@ async function run(workers: number, store: string, dir: string): Promise<Run> {
     await sendFrom(BUILDER_EXPORTER, 0, OPTIONS, ports.ipfix);
     sent++;
     const total = async (): Promise<number> =>
-      (await getJson<{ exporters: ExporterView[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0);
+      (await getJson<{ exporters: ExporterInfo[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0);
     await waitFor(async () => (await total()) === sent);
     await sendFrom(BUILDER_EXPORTER, 0, DATA, ports.ipfix);
     sent++;
     await waitFor(async () => (await total()) === sent);
-    const { exporters } = await getJson<{ exporters: (ExporterView & Record<string, unknown>)[] }>(`${d.apiUrl}/api/v1/exporters`);
+    const { exporters } = await getJson<{ exporters: (ExporterInfo & Record<string, unknown>)[] }>(`${d.apiUrl}/api/v1/exporters`);
     // Source ports are ephemeral, times differ: everything else must match.
     const view = exporters.map(({ sessions: _s, lastSeen: _l, lastSeenMs: _m, lastSeenAgeSeconds: _a, ...rest }) => rest);
     expect(await d.stop()).toBe(0);
@@ -183,7 +169,7 @@ describe('decoder state across a change of worker count', () => {
       if (expectRestored !== undefined) expect(d.output()).toMatch(new RegExp(`restored templates of ${expectRestored} exporter sessions`));
       for (const addr of exporters) for (const p of payloads) await sendFrom(addr, 47000, p, ports.ipfix);
       const want = exporters.length * payloads.length;
-      await waitFor(async () => (await getJson<{ exporters: ExporterView[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === want);
+      await waitFor(async () => (await getJson<{ exporters: ExporterInfo[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === want);
       const metrics = await (await fetch(`${d.apiUrl}/metrics`)).text();
       const misses = [...metrics.matchAll(/scitags_template_misses_total\{[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
       expect(await d.stop()).toBe(0);
