@@ -128,7 +128,14 @@ export function mergeSnapshots(parts: readonly DecodeSnapshot[], timeMs: number)
     for (const e of p.exporters) {
       const prev = byAddress.get(e.address);
       if (!prev) {
-        byAddress.set(e.address, e);
+        // A copy: the sums below must not change the workers' snapshots, which are merged
+        // again at the next refresh.
+        byAddress.set(e.address, {
+          ...e,
+          recordsByProtocol: { ...e.recordsByProtocol },
+          errorsByReason: { ...e.errorsByReason },
+          decoderCrashes: { ...e.decoderCrashes },
+        });
         continue;
       }
       prev.protocols = [...new Set([...prev.protocols, ...e.protocols])].sort();

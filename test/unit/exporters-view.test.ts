@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { DatagramDecoder } from '../../src/pipeline/decoder.js';
-import { snapshotOf } from '../../src/pipeline/snapshot.js';
+import { type DecodeSnapshot, emptySnapshot, mergeSnapshots, snapshotOf } from '../../src/pipeline/snapshot.js';
 import { fixturePath } from '../support/expected.js';
 
 function exporterInfos(dec: DatagramDecoder) {
@@ -27,5 +27,25 @@ describe('exporters view', () => {
     expect(ex).toMatchObject({ protocols: ['ipfix'], samplingRates: [{ domain: expect.any(Number), rate: 4, source: 'options' }] });
     expect(ex!.liveTemplates).toBeGreaterThan(0);
     expect(ex!.sflowSources).toBeUndefined();
+  });
+});
+
+describe('merging worker snapshots', () => {
+  it("sums an address two workers both report (their bounded tables' 'other'), without changing the parts", () => {
+    const part = (datagrams: number): DecodeSnapshot => {
+      const s = emptySnapshot(0);
+      s.exporters.push({
+        address: 'other', protocols: ['ipfix'], sessions: [], firstSeenMs: 0, lastSeenMs: 0, datagrams, records: 2 * datagrams,
+        recordsByProtocol: { ipfix: 2 * datagrams }, errorsByReason: { truncated: 1 }, decoderCrashes: {}, templateMisses: 0,
+        unknownSampling: 0, sequenceGaps: 0, lostRecords: 0, samplingRates: [], liveTemplates: 1,
+      });
+      return s;
+    };
+    const parts = [part(3), part(5)];
+    // Merged twice, as two refreshes do with the same cached worker snapshots.
+    mergeSnapshots(parts, 0);
+    const merged = mergeSnapshots(parts, 0).exporters[0]!;
+    expect([merged.datagrams, merged.records, merged.recordsByProtocol, merged.errorsByReason, merged.liveTemplates]).toEqual([8, 16, { ipfix: 16 }, { truncated: 2 }, 2]);
+    expect([parts[0]!.exporters[0]!.datagrams, parts[0]!.exporters[0]!.errorsByReason]).toEqual([3, { truncated: 1 }]);
   });
 });
