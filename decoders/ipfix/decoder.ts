@@ -2,7 +2,7 @@
 import { type Decoder, emptyOutcome } from '../decoder.js';
 import type { FlowProtocol } from '../record.js';
 import { createFlowDecoderState, type FlowDecoderLimits, type FlowDecoderState } from './state.js';
-import { decodeFlowDatagram } from './index.js';
+import { decodeFlowDatagram, type FlowDecodeOptions } from './index.js';
 
 /** The 16-bit version of RFC 7011 3.1 / RFC 3954 5.1 / NetFlow v5, as the wire protocol. */
 function protocolOfVersion(version: number): FlowProtocol | undefined {
@@ -10,16 +10,17 @@ function protocolOfVersion(version: number): FlowProtocol | undefined {
 }
 
 export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Decoder<FlowDecoderState> {
+  // Reused per datagram (the decoder reads it during the call only).
+  const flowOpts: FlowDecodeOptions = { defaultSamplingRate: 1, withFields: false, withAddresses: false, onRecord: () => {} };
   return {
     name: 'flow',
     createState: () => createFlowDecoderState(limits),
     decode(payload, ctx, state, opts, sink) {
-      const r = decodeFlowDatagram(payload, ctx, state, {
-        defaultSamplingRate: opts.defaultSamplingRate,
-        withFields: opts.withFields,
-        withAddresses: opts.withAddresses,
-        onRecord: sink,
-      });
+      flowOpts.defaultSamplingRate = opts.defaultSamplingRate;
+      flowOpts.withFields = opts.withFields;
+      flowOpts.withAddresses = opts.withAddresses;
+      flowOpts.onRecord = sink;
+      const r = decodeFlowDatagram(payload, ctx, state, flowOpts);
       const out = emptyOutcome();
       out.protocol = protocolOfVersion(r.stats.version);
       out.records = r.stats.records;

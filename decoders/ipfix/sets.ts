@@ -164,13 +164,13 @@ function replay(m: MessageCtx, templateId: number): void {
   for (const p of held) {
     const out = m.result.records;
     const mark = out.length;
+    const t = m.d.templates.get(templateId);
+    if (t === undefined) continue;
     try {
-      const n = decodeSetBody(m, p.protocol, templateId, p.body, 0, p.body.length, p.exportSecs, p.sysUptimeMs);
-      if (n >= 0) {
-        m.result.stats.replayed += n;
-        // Options records update sampling tables; only data records are emitted.
-        if (m.d.templates.get(templateId)?.kind === 'data') m.result.stats.records += n;
-      }
+      const n = decodeSetBody(m, p.protocol, t, p.body, 0, p.body.length, p.exportSecs, p.sysUptimeMs);
+      m.result.stats.replayed += n;
+      // Options records update sampling tables; only data records are emitted.
+      if (t.kind === 'data') m.result.stats.records += n;
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       // A held set that does not fit its template is dropped alone (decodeDataSet emits
@@ -219,7 +219,7 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
     if (entry.body.length <= m.state.limits.maxPendingBytes) st.buffered++;
     return -1;
   }
-  const n = decodeSetBody(m, t.protocol, setId, b, start, end, m.exportSecs, m.sysUptimeMs);
+  const n = decodeSetBody(m, t.protocol, t, b, start, end, m.exportSecs, m.sysUptimeMs);
   if (t.kind === 'options') st.optionsRecords += n;
   else {
     st.dataRecords += n;
@@ -231,15 +231,13 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
 function decodeSetBody(
   m: MessageCtx,
   protocol: 'ipfix' | 'netflow9',
-  templateId: number,
+  t: TemplateEntry,
   b: Uint8Array,
   start: number,
   end: number,
   exportSecs: number,
   sysUptimeMs: number,
 ): number {
-  const t = m.d.templates.get(templateId);
-  if (t === undefined) return -1;
   if (t.kind === 'options') {
     const limits = m.state.limits;
     const d = m.d;

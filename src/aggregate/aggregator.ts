@@ -3,7 +3,7 @@ import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
 import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
-import { KeepPolicy, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from '../enrich/series.js';
+import { KeepPolicy, PairFilter, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from '../enrich/series.js';
 import type { PairRegistry } from '../enrich/series.js';
 import { cumulativeShare } from './split.js';
 
@@ -109,7 +109,7 @@ export class Aggregator {
   private readonly lateMs: number;
   private readonly maxFlowMs: number;
   private readonly futureMs: number;
-  private readonly keep: KeepPolicy;
+  private readonly pairs: PairFilter;
   private readonly links: LinkTable;
   private readonly exporters = new Map<string, ExporterState>();
   private readonly buckets = new Map<number, Bucket>();
@@ -160,7 +160,7 @@ export class Aggregator {
     this.lateMs = this.config.lateWindowSeconds * 1000;
     this.maxFlowMs = this.config.maxFlowSeconds * 1000;
     this.futureMs = this.config.futureToleranceSeconds * 1000;
-    this.keep = new KeepPolicy(this.config.keepUnregistered);
+    this.pairs = new PairFilter(new KeepPolicy(this.config.keepUnregistered));
     this.links = new LinkTable(this.config.maxLiveKeys);
   }
 
@@ -193,7 +193,7 @@ export class Aggregator {
     this.c.records++;
     const ex = this.exporter(exporterAddr);
     if (rec.exportMs !== undefined) ex.offsetMs = receivedMs - rec.exportMs;
-    const series = seriesOf(rec, this.deps.registry(), this.keep);
+    const series = seriesOf(rec, this.deps.registry(), this.pairs);
     const bytes = rec.bytes * rec.samplingRate;
     const packets = rec.packets * rec.samplingRate;
     const inIf = rec.inIf ?? NO_IF;
@@ -399,7 +399,7 @@ export class Aggregator {
         continue;
       }
       let series = parts[o + 4]!;
-      if (series < SERIES_FOLDED && !registry.isRegistered(series >>> 6, series & 63) && !this.keep.keeps(series)) series = SERIES_FOLDED;
+      if (series < SERIES_FOLDED && !this.pairs.keeps(registry, series)) series = SERIES_FOLDED;
       const ex = this.exporter(exporters[parts[o + 1]!]!);
       let link = this.links.intern(ex.links, parts[o + 2]!, parts[o + 3]!, false);
       let folded = false;

@@ -70,23 +70,39 @@ export type PairRegistry = Pick<Registry, 'isRegistered'>;
  */
 export const EVERY_PAIR_REGISTERED: PairRegistry = { isRegistered: () => true };
 
-/** The series a record counts under, given the registry in force. */
-export function seriesOf(rec: FlowRecord, registry: PairRegistry, keep: KeepPolicy): number {
-  switch (classify(rec)) {
-    case 'pair': {
-      const label = rec.flowLabel!;
-      const community = communityOf(label);
-      const activity = activityOf(label);
-      const pair = community * 64 + activity;
-      return registry.isRegistered(community, activity) || keep.keeps(pair) ? pair : SERIES_FOLDED;
-    }
-    case 'ipv6':
-      return SERIES_IPV6;
-    case 'ipv4':
-      return SERIES_IPV4;
-    case 'unknown':
-      return SERIES_UNKNOWN;
+/**
+ * Which pairs keep their numbers under a registry and a keep policy, as one table lookup:
+ * the per-record question of the aggregator. A Registry is immutable (a refresh installs a
+ * new object), so the table is rebuilt only when the registry passed in is another object.
+ */
+export class PairFilter {
+  private registry: PairRegistry | undefined;
+  private readonly kept = new Uint8Array(SERIES_FOLDED);
+
+  constructor(private readonly keep: KeepPolicy) {}
+
+  keeps(registry: PairRegistry, pair: number): boolean {
+    if (registry !== this.registry) this.rebuild(registry);
+    return this.kept[pair] === 1;
   }
+
+  private rebuild(registry: PairRegistry): void {
+    for (let pair = 0; pair < SERIES_FOLDED; pair++) {
+      this.kept[pair] = registry.isRegistered(pair >>> 6, pair & 63) || this.keep.keeps(pair) ? 1 : 0;
+    }
+    this.registry = registry;
+  }
+}
+
+/** The series a record counts under, given the registry in force. */
+export function seriesOf(rec: FlowRecord, registry: PairRegistry, filter: PairFilter): number {
+  const label = rec.flowLabel;
+  // classify(), written out: this runs once per record.
+  if (label !== undefined && label !== 0 && rec.ipVersion !== 4) {
+    const pair = communityOf(label) * 64 + activityOf(label);
+    return filter.keeps(registry, pair) ? pair : SERIES_FOLDED;
+  }
+  return rec.ipVersion === 6 ? SERIES_IPV6 : rec.ipVersion === 4 ? SERIES_IPV4 : SERIES_UNKNOWN;
 }
 
 /** The series an over-the-cap record is folded into: its class, without the pair. */

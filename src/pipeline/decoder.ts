@@ -1,11 +1,11 @@
-import { type DatagramOutcome, type DecodeOptions, emptyOutcome, type RecordSink } from '../../decoders/decoder.js';
+import { type DatagramOutcome, type DecodeOptions, emptyOutcome, type ExporterContext, type RecordSink } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
 import type { FlowDecoderLimits, FlowDecoderState } from '../../decoders/ipfix/index.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import type { SflowState } from '../../decoders/sflow/index.js';
 import { SamplingRules, type SamplingRule } from '../enrich/sampling.js';
 import { CrashFixtures } from './crash-fixtures.js';
-import { countError, countSampling, type ExporterCounters, ExporterTable } from './exporter-stats.js';
+import { countError, countProtocol, countSampling, type ExporterCounters, ExporterTable } from './exporter-stats.js';
 import { type ListenerKind, protocolTable, type ProtocolEntry } from './protocols.js';
 
 export interface DatagramDecoderOptions extends DecodeOptions {
@@ -60,6 +60,8 @@ export class DatagramDecoder {
   /** Per-datagram values the record sink needs; set before each decode, so the sink is one closure. */
   private current = { exporterAddr: '', receivedMs: 0, records: 0, unknownSampling: 0, ex: undefined as ExporterCounters | undefined };
   private downstream: RecordSink = discard;
+  /** Reused per datagram: decoders read it during the call only. */
+  private readonly ctx: ExporterContext = { exporterAddr: '', exporterPort: 0, receivedMs: 0 };
   private lastExporter: ExporterCounters | undefined;
   private lastExporterAddr = '';
   private lastPort = -1;
@@ -158,7 +160,10 @@ export class DatagramDecoder {
       out.errors = [new DecodeError('bad-version', `payload starts with neither sFlow v5 nor NetFlow v5/v9/IPFIX version`, 0)];
     } else {
       const entry = this.table[index]!;
-      const ctx = { exporterAddr: srcAddr, exporterPort: srcPort, receivedMs };
+      const ctx = this.ctx;
+      ctx.exporterAddr = srcAddr;
+      ctx.exporterPort = srcPort;
+      ctx.receivedMs = receivedMs;
       try {
         out = entry.decoder.decode(payload, ctx, this.states[index], this.opts, this.enrichingSink);
       } catch (err) {
@@ -174,7 +179,7 @@ export class DatagramDecoder {
     }
     this.downstream = discard;
     const wire = out.protocol;
-    if (wire) ex.protocols.add(wire);
+    if (wire !== undefined) countProtocol(ex, wire, cur.records);
     ex.templateMisses += out.templateMisses;
     ex.sequenceGaps += out.sequenceGaps;
     ex.lostRecords += out.lostRecords;
@@ -189,7 +194,6 @@ export class DatagramDecoder {
     }
     const n = cur.records;
     ex.records += n;
-    if (wire && n > 0) ex.recordsByProtocol.set(wire, (ex.recordsByProtocol.get(wire) ?? 0) + n);
     this.totals.records += n;
     return out;
   }

@@ -82,7 +82,7 @@ export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnap
       lastSeenMs: e.lastSeenMs,
       datagrams: e.datagrams,
       records: e.records,
-      recordsByProtocol: Object.fromEntries(e.recordsByProtocol),
+      recordsByProtocol: Object.fromEntries([...e.recordsByProtocol.values()].filter((c) => c.records > 0).map((c) => [c.protocol, c.records])),
       errorsByReason: Object.fromEntries(e.errorsByCode),
       decoderCrashes: Object.fromEntries(e.crashesByDecoder),
       templateMisses: e.templateMisses,

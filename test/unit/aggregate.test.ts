@@ -7,6 +7,7 @@ import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createAggregator, resolveAggregatorConfig, type Aggregator, type AggregatorConfig } from '../../src/aggregate/index.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
+import { Registry } from '../../src/registry/registry.js';
 import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqlite/index.js';
 import type { TrafficQuery, TrafficRow, TrafficStore } from '../../src/store/types.js';
 
@@ -381,6 +382,25 @@ describe('classes, folding and sampling', () => {
     ]);
   });
 });
+
+  it('applies a refreshed registry from the next record on', async () => {
+    // The registry in force is asked per record; the aggregator's pair table follows it.
+    let current = registry;
+    const agg = createAggregator({}, { now: () => T0, store, registry: () => current });
+    agg.add(sample({ flowLabel: RANDOM, bytes: 1 }), T0, R1); // 200/10 not registered: folded
+    const doc = structuredClone(registry.document);
+    doc.experiments.push({ expName: 'test-200', expId: 200, activities: [{ activityName: 'test-10', activityId: 10 }] });
+    current = new Registry(doc, 'cache', T0);
+    agg.add(sample({ flowLabel: RANDOM, bytes: 2 }), T0, R1);
+    current = registry;
+    agg.add(sample({ flowLabel: RANDOM, bytes: 4 }), T0, R1);
+    await agg.flush();
+    const rows = store.batches.flat().map((r) => [r.community, r.activity, r.bytes]);
+    expect(rows).toEqual([
+      [null, null, 5],
+      [200, 10, 2],
+    ]);
+  });
 
 describe('cardinality cap', () => {
   it('folds new keys beyond the cap into the exporter/class overflow key and counts them', async () => {
