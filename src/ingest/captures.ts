@@ -23,7 +23,7 @@ export function decodeCaptures(
       onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`);
     }
     for (const d of capture.datagrams) {
-      const out = decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, d.timeMs, 'any', (rec) => onRecord(rec, file, d.frame, d.timeMs, d.srcAddr));
+      const out = decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, d.timeMs, 'any', { add: (rec) => onRecord(rec, file, d.frame, d.timeMs, d.srcAddr) });
       for (const e of out.errors) onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`);
     }
   }

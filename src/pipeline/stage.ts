@@ -9,10 +9,11 @@
 import { BoundedQueue, type ReceivedDatagram } from '../../collectors/queue.js';
 import type { FlowDecoderLimits, FlowDecoderState, PersistedFlowState } from '../../decoders/ipfix/index.js';
 import { snapshotFlowState } from '../../decoders/ipfix/index.js';
-import type { FlowRecord } from '../../decoders/record.js';
 import type { SamplingRule } from '../enrich/sampling.js';
 import type { Logger } from '../log.js';
-import { DatagramDecoder, type DecoderCrash } from './decoder.js';
+import { DatagramDecoder, type DecoderCrash, type RecordAggregator } from './decoder.js';
+
+export type { RecordAggregator } from './decoder.js';
 import type { ListenerKind, ProtocolEntry } from './protocols.js';
 import { type DecodeSnapshot, snapshotOf } from './snapshot.js';
 import { warmUp } from './warmup.js';
@@ -29,13 +30,6 @@ export interface DecodeStageConfig {
   queueSize: number;
 }
 
-/**
- * Where decoded records go (the Aggregator). An object with a method rather than a closure:
- * the decoder's sink then makes one monomorphic call the JIT can inline, not a chain of them.
- */
-export interface RecordAggregator {
-  add(rec: FlowRecord, receivedMs: number, exporterAddr: string): void;
-}
 
 export interface QueueStats {
   length: number;
@@ -95,8 +89,6 @@ export class InlineDecodeStage implements DecodeStage {
   private readonly decoder: DatagramDecoder;
   private drainScheduled = false;
   private closed = false;
-  private readonly sink: (rec: FlowRecord) => void;
-  private current = { receivedMs: 0, srcAddr: '' };
   /** The latest snapshot: metrics, stats and health read it between refreshes. */
   private published: DecodeSnapshot | undefined;
 
@@ -120,9 +112,6 @@ export class InlineDecodeStage implements DecodeStage {
       deps.protocols,
     );
     this.decoder.onCrash = (c) => logCrash(deps.log, c);
-    const cur = this.current;
-    const aggregator = deps.aggregator;
-    this.sink = (rec) => aggregator.add(rec, cur.receivedMs, cur.srcAddr);
   }
 
   submit(d: ReceivedDatagram, listener: ListenerKind, transient: boolean): boolean {
@@ -142,9 +131,7 @@ export class InlineDecodeStage implements DecodeStage {
 
   /** Decodes one datagram now (the batched receive path, which has no queue of its own). */
   decodeNow(payload: Uint8Array, srcAddr: string, srcPort: number, listener: ListenerKind, receivedMs: number): void {
-    this.current.receivedMs = receivedMs;
-    this.current.srcAddr = srcAddr;
-    const out = this.decoder.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, this.sink);
+    const out = this.decoder.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, this.deps.aggregator);
     for (const e of out.errors) {
       if (e.code !== 'decoder-crash') this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`);
     }
