@@ -51,12 +51,14 @@ export async function startDaemon(
   cwd: string = mkdtempSync(join(tmpdir(), 'scitags-daemon-')),
   /** Options for node itself (e.g. --cpu-prof, which NODE_OPTIONS does not accept). */
   nodeArgs: readonly string[] = [],
+  /** The CLI script to run (default: this checkout's build; the packed-install test passes the installed one). */
+  cli: string = CLI,
 ): Promise<Daemon> {
   const child = spawn(
     process.execPath,
     [
       ...nodeArgs,
-      CLI,
+      cli,
       'serve',
       `--ipfix-port=${ports.ipfix}`,
       `--netflow-port=${ports.netflow}`,
