@@ -3,11 +3,20 @@
 #   docker build -t scitags-collector .
 #   docker run --rm -p 4739:4739/udp -p 2055:2055/udp -p 6343:6343/udp -p 8080:8080 \
 #     -e SCITAGS_API_BIND=:: -e SCITAGS_STORE=influx://influxdb:8086/scitags scitags-collector
-# Both stages use the same Debian release (bookworm), so the native module compiled or
-# downloaded in the build stage (better-sqlite3) runs unchanged in the runtime stage.
+# Both stages use the same image, Node 24 LTS on Debian bookworm, pinned by digest so a
+# rebuild gets the same Node and libraries: the native modules compiled in the build stage
+# (better-sqlite3, the batched-receive addon) run unchanged in the runtime stage.
+# node:24-bookworm-slim 24.18.0 (linux/amd64 manifest list). To move to a newer Node 24:
+#   docker buildx imagetools inspect node:24-bookworm-slim   # the "Digest:" line
+# and replace both digests below (the deploy test checks that they are equal).
+ARG NODE_IMAGE=node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 
 # ---- build: install everything, compile TypeScript, then drop the dev dependencies ----
-FROM node:20-bookworm AS build
+FROM ${NODE_IMAGE} AS build
+# The slim image has no compiler: node-gyp needs python3, make and g++.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json binding.gyp ./
 COPY src ./src
@@ -22,7 +31,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: production dependencies and compiled code only, non-root ----
-FROM node:20-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./

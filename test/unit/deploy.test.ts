@@ -46,15 +46,22 @@ function parseDockerfile(text: string): { stages: { base: string; name?: string 
   if (current) logical.push(current.trim());
   const stages: { base: string; name?: string }[] = [];
   const instructions: Instruction[] = [];
+  // ARGs before the first FROM, with their defaults: what `${NAME}` in a FROM line means.
+  const globalArgs = new Map<string, string>();
   for (const l of logical) {
     const m = /^(\w+)\s+(.*)$/s.exec(l);
     if (!m) throw new Error(`Dockerfile: cannot parse ${JSON.stringify(l)}`);
     const op = m[1]!.toUpperCase();
     const args = m[2]!.replace(/\s+/g, ' ').trim();
+    if (op === 'ARG' && stages.length === 0) {
+      const a = /^(\w+)=(\S+)$/.exec(args);
+      if (a) globalArgs.set(a[1]!, a[2]!);
+    }
     if (op === 'FROM') {
       const f = /^(?:--platform=\S+ )?(\S+)(?: AS (\S+))?$/i.exec(args);
       if (!f) throw new Error(`Dockerfile: bad FROM ${args}`);
-      stages.push({ base: f[1]!, ...(f[2] ? { name: f[2] } : {}) });
+      const base = f[1]!.replace(/\$\{(\w+)\}/g, (_, name: string) => globalArgs.get(name) ?? `\${${name}}`);
+      stages.push({ base, ...(f[2] ? { name: f[2] } : {}) });
     }
     instructions.push({ stage: stages.length - 1, op, args });
   }
@@ -150,14 +157,13 @@ const udpPortsOf = (config: Config) =>
 // ---------------------------------------------------------------------------------------
 
 describe('Dockerfile', () => {
-  it('is multi-stage: a node:20 build stage (npm ci runs the build), a node:20 slim runtime', () => {
+  it('is multi-stage on Node 24 pinned by digest: a build stage (npm ci runs the build), a slim runtime', () => {
     expect(dockerfile.stages.length).toBeGreaterThanOrEqual(2);
     const build = dockerfile.stages[0]!;
     const runtime = dockerfile.stages[finalStage]!;
-    expect(build.base).toMatch(/^node:20(-bookworm)?$/);
-    expect(runtime.base).toMatch(/^node:20(-bookworm)?-slim$/);
-    // same Debian release in both stages: the native module built in one runs in the other
-    expect(build.base.replace(/^node:20/, '')).toBe(runtime.base.replace(/^node:20/, '').replace(/-slim$/, ''));
+    expect(runtime.base).toMatch(/^node:24-bookworm-slim@sha256:[0-9a-f]{64}$/);
+    // the same image in both stages: the native modules built in one run in the other
+    expect(build.base).toBe(runtime.base);
     const buildRuns = dockerfile.instructions.filter((i) => i.stage === 0 && i.op === 'RUN').map((i) => i.args).join(' && ');
     expect(buildRuns).toMatch(/npm ci\b/);
     expect(JSON.parse(read('package.json')).scripts.prepare).toBe('npm run build'); // so npm ci builds
