@@ -60,8 +60,19 @@ export async function runServe(args: string[]): Promise<number> {
   process.stdout.write(collector.apiUrl ? `API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)\n` : 'API: off\n');
 
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    // Repeated signals do not cut the shutdown short: a shell's `kill %1` signals npm and the
+    // collector alike, and npm passes its own signal on, so two arrive at once. (SIGKILL forces.)
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.log('warn', `${signal} received while stopping: still writing open buckets (SIGKILL forces an exit and loses them)`);
+        return;
+      }
+      stopping = true;
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   log.log('info', 'stopping: draining the queue and writing open buckets');
   await collector.stop();
