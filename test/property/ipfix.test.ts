@@ -5,7 +5,6 @@
  * in the IPFIX / NetFlow fixture captures.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
@@ -23,6 +22,7 @@ import {
   v9TemplateFlowset,
   VARLEN,
 } from '../builders/ipfix.js';
+import { FIXTURES, fixturePath } from '../support/expected.js';
 
 function check(bytes: Uint8Array, st: FlowDecoderState, port = 4739, ms = 0): void {
   const r = decodeFlowDatagram(bytes, { exporterAddr: '192.0.2.1', exporterPort: port, receivedMs: ms }, st, { withFields: true });
@@ -105,7 +105,6 @@ describe('random input gives only DecodeErrors', () => {
   });
 });
 
-const FIXTURES = new URL('../fixtures/', import.meta.url);
 const captures = existsSync(FIXTURES)
   ? readdirSync(FIXTURES).filter((n) => /^(ipfix|netflow).*\.pcap$/.test(n))
   : [];
@@ -113,7 +112,7 @@ const captures = existsSync(FIXTURES)
 describe.skipIf(captures.length === 0)('every truncation of every fixture datagram', () => {
   for (const name of captures) {
     it(name, () => {
-      const all = readCaptureFile(fileURLToPath(new URL(name, FIXTURES))).datagrams;
+      const all = readCaptureFile(fixturePath(name)).datagrams;
       expect(all.length).toBeGreaterThan(0);
       // Every truncation costs O(length) decodes per datagram: bound the work per capture to
       // the first datagrams (templates and options come first) up to ~64 KiB of payload, so a

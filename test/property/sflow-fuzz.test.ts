@@ -3,14 +3,14 @@
  * only DecodeError (thrown, or collected in result.errors), never another exception or a
  * hang; every truncation of a fixture datagram is reported.
  */
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { createSflowState, decodeSflow, type SflowDecodeResult } from '../../decoders/sflow/index.js';
+import { fixturePath } from '../support/expected.js';
 
-const CAPTURE = fileURLToPath(new URL('../fixtures/sflow_pmacct_sfprobe_rate1.pcap', import.meta.url));
+const CAPTURE = fixturePath('sflow_pmacct_sfprobe_rate1.pcap');
 // Views into the capture file's bytes: a test that changes octets copies first (Uint8Array.from).
 const datagrams = readCaptureFile(CAPTURE).datagrams.map((d) => d.payload);
 

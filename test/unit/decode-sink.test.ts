@@ -8,7 +8,6 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { createFlowDecoderState, decodeFlowDatagram, type FlowDecodeOptions } from '../../decoders/ipfix/index.js';
@@ -17,8 +16,8 @@ import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createSflowState, decodeSflow, type SflowOptions } from '../../decoders/sflow/index.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet, ipv6UdpFrame, v5Datagram, v9DataFlowset, v9Message, v9TemplateFlowset, VARLEN } from '../builders/ipfix.js';
 import { buildFrame, buildSflowDatagram } from '../builders/sflow.js';
+import { FIXTURES } from '../support/expected.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const captures = readdirSync(FIXTURES).filter((n) => n.endsWith('.pcap')).sort();
 
 interface Decoded {

@@ -4,20 +4,19 @@
  * ../shared/corpus/README.md; the per-record golden comparison is the lead's golden test).
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createFlowDecoderState, decodeFlowDatagram, summarizeFlowState } from '../../decoders/ipfix/index.js';
 import { readCaptureFile } from '../../collectors/pcap.js';
+import { fixturePath } from '../support/expected.js';
 
-const FIX = new URL('../fixtures/', import.meta.url);
-const pmacct = new URL('ipfix_pmacct_nfprobe_flowlabel.pcap', FIX);
-const softflowd = new URL('ipfix_softflowd_vlan.pcap', FIX);
+const pmacct = fixturePath('ipfix_pmacct_nfprobe_flowlabel.pcap');
+const softflowd = fixturePath('ipfix_softflowd_vlan.pcap');
 
-function run(url: URL) {
+function run(path: string) {
   const st = createFlowDecoderState();
   const records = [];
   const stats = { datagrams: 0, errors: 0, lostRecords: 0, lateRecords: 0, optionsRecords: 0, templates: 0 };
-  for (const d of readCaptureFile(fileURLToPath(url)).datagrams) {
+  for (const d of readCaptureFile(path).datagrams) {
     const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, { withFields: true });
     stats.datagrams++;
     stats.errors += r.errors.length;

@@ -5,16 +5,15 @@
  * per-pair and unmarked totals the `ingest` contract must report.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { decodeSflow, createSflowState } from '../../decoders/sflow/index.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
+import { fixturePath } from '../support/expected.js';
 
-const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-const CAPTURE = fixture('sflow_pmacct_sfprobe_rate1.pcap');
-const TRUTH = fixture('sflow_pmacct_sfprobe_rate1.truth.json');
+const CAPTURE = fixturePath('sflow_pmacct_sfprobe_rate1.pcap');
+const TRUTH = fixturePath('sflow_pmacct_sfprobe_rate1.truth.json');
 
 interface TruthSample {
   frame: number;
