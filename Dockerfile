@@ -45,8 +45,9 @@ RUN groupadd --system --gid 10001 scitags \
  && useradd --system --uid 10001 --gid scitags --home-dir /var/lib/scitags-collector --shell /usr/sbin/nologin scitags \
  && mkdir -p /var/lib/scitags-collector \
  && chown scitags:scitags /var/lib/scitags-collector
-# State: registry cache, InfluxDB outage spool, the embedded store when chosen (relative
-# paths in the configuration resolve here).
+# The data directory: registry cache, decoder state, InfluxDB outage spool, crash fixtures,
+# the embedded store when chosen (relative file paths in the configuration resolve here).
+ENV SCITAGS_DATA_DIR=/var/lib/scitags-collector
 VOLUME ["/var/lib/scitags-collector"]
 WORKDIR /var/lib/scitags-collector
 USER 10001:10001

@@ -4,7 +4,7 @@ import { VERSION } from './version.js';
 const USAGE = `scitags-collector ${VERSION}: SciTags-aware IPFIX / NetFlow / sFlow collector
 
 Usage:
-  scitags-collector serve [options]          run the collector (default command)
+  scitags-collector [serve] [options]        run the collector (the default command; see serve --help)
   scitags-collector ingest FILE.pcap [...]   decode captures, print per-experiment totals as JSON
   scitags-collector decode FILE.pcap [...]   print one JSON line per decoded record
   scitags-collector replay FILE.pcap --to HOST:PORT [--speed N|--rate PPS]
@@ -18,8 +18,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+const GLOBAL_FLAGS = new Set(['--help', '-h', '--version', '-V']);
+
 async function main(argv: string[]): Promise<number> {
-  const [command = 'serve', ...rest] = argv;
+  // serve is the default command, so its flags work without it (`scitags-collector
+  // --dump-config`); unknown flags then fail in serve's parser, which names them.
+  const first = argv[0];
+  const [command = 'serve', ...rest] = first !== undefined && first.startsWith('-') && !GLOBAL_FLAGS.has(first) ? ['serve', ...argv] : argv;
   switch (command) {
     case '--help':
     case '-h':

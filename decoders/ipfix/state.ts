@@ -42,6 +42,9 @@ export const DEFAULT_LIMITS: Readonly<FlowDecoderLimits> = {
   maxTemplatesPerSession: 1024,
   maxDomainsPerSession: 256,
   maxFieldsPerTemplate: 512,
+  // The one default of `serve` and `ingest` (config decoder.maxBufferedBytesPerSession). It
+  // only bridges the wait for a template refresh (templates survive restarts in the state
+  // file), and it bounds memory: maxSessions x this is 2.5 GiB at worst, 10 GiB at 1 MiB.
   maxPendingBytes: 256 * 1024,
   // Exporters resend templates at least every few minutes over UDP (RFC 7011 10.3.6);
   // data older than this is not worth keeping in the hope of a template.

@@ -14,9 +14,7 @@ import {
   TRAFFIC_CLASSES,
 } from './params.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
-import type { ApiDeps, ApiLimits } from './types.js';
-
-export const DEFAULT_API_LIMITS: ApiLimits = { maxPoints: 10000, maxGroups: 500 };
+import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS } from './types.js';
 
 // ---------------------------------------------------------------------------------------
 // Parameters: JSON schema + the sentence a 400 answer uses when the pattern does not match

@@ -70,6 +70,8 @@ export interface ApiLimits {
   maxGroups: number;
 }
 
+export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = { maxPoints: 10000, maxGroups: 500 };
+
 /** The registry as the API needs it (RegistryService satisfies it). */
 export type RegistryView = Pick<RegistryService, 'registry' | 'status'>;
 

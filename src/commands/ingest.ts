@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util';
 import { DecodeError } from '../../decoders/errors.js';
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
-import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
+import { DatagramDecoder, type DatagramDecoderOptions, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
 import { decodeCaptures } from '../ingest/captures.js';
 import { TrafficSummary, type Counts, type PairTotals } from '../ingest/summary.js';
 import { loadCache } from '../registry/loader.js';
 import { createAggregator } from '../aggregate/index.js';
+import { defaultConfig, flowLimitsOf } from '../config/schema.js';
 import type { TrafficRow } from '../store/types.js';
 
 /** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
@@ -44,8 +45,16 @@ export interface IngestOptions {
  * lists unregistered pairs by number) and no bucket is ever too late: capture times may be
  * years old.
  */
+/**
+ * The decoder options of `ingest`: the decoders' limits as `serve` has them by default (from
+ * the same option table), so a capture decodes as the daemon would decode it live.
+ */
+export function ingestDecoderOptions(): DatagramDecoderOptions {
+  return { ...DEFAULT_DECODER_OPTIONS, flowLimits: flowLimitsOf(defaultConfig().decoder) };
+}
+
 export async function ingestFiles(files: readonly string[], opts: IngestOptions): Promise<IngestDocument> {
-  const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
+  const decoder = new DatagramDecoder(ingestDecoderOptions());
   const summary = new TrafficSummary();
   const rowsOut = {
     kind: 'ingest',

@@ -4,8 +4,8 @@ import { createLogger } from '../log.js';
 import { Collector } from '../serve/collector.js';
 import { VERSION } from '../version.js';
 
-const USAGE = `usage: scitags-collector serve [options]
-Runs the collector: IPFIX, NetFlow v5/v9 and sFlow v5 listeners, per-link per-experiment
+const USAGE = `usage: scitags-collector [serve] [options]
+Runs the collector (serve is the default command: its options work without the word): IPFIX, NetFlow v5/v9 and sFlow v5 listeners, per-link per-experiment
 aggregation into the store (embedded SQLite by default), the REST API and /metrics.
 
 ${CONFIG_USAGE}`;
@@ -17,7 +17,8 @@ export async function runServe(args: string[]): Promise<number> {
     loaded = loadConfig({ argv: args, env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`scitags-collector: ${err.message}\n`);
+      // Every problem on its own line, so an operator fixes them all in one round.
+      for (const p of err.problems) process.stderr.write(`scitags-collector: ${p.text}\n`);
       return 2;
     }
     throw err;
@@ -55,7 +56,9 @@ export async function runServe(args: string[]): Promise<number> {
     );
   }
   log.log('info', `decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`);
-  const store = config.store.type === 'sqlite' ? `sqlite ${config.store.path}` : `influx ${config.store.url}/${config.store.database}`;
+  // The collector's configuration has the data paths resolved: say where the files really are.
+  const resolved = collector.config.store;
+  const store = resolved.type === 'sqlite' ? `sqlite ${resolved.path}` : `influx ${resolved.url}/${resolved.database}`;
   process.stdout.write(`store: ${store}\n`);
   process.stdout.write(collector.apiUrl ? `API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)\n` : 'API: off\n');
 

@@ -1,35 +1,49 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { type OptionEntry, OPTION_ENTRIES } from './options.js';
 import {
   type Config,
   configSchema,
   defaultConfig,
-  DEFAULT_PORTS,
   DEFAULT_SQLITE_PATH,
   influxStoreSchema,
   type ListenerConfig,
   type ListenerProtocol,
-  LOG_LEVELS,
   type StoreConfig,
 } from './schema.js';
 
 /** Where a configuration value came from, lowest precedence first. */
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 
-/** A configuration problem: names the key path and the source (file with line, variable, flag). */
+/** One configuration problem, located: file with line and column, variable, or flag. */
+export interface ConfigProblem {
+  source: ConfigSource;
+  /** Dotted key path, e.g. "listeners.ipfix.0.port"; '' for the whole document or command line. */
+  path: string;
+  /** 1-based line and column in the config file, when the source is a file and the key is in it. */
+  line?: number;
+  column?: number;
+  /** The whole line as printed, e.g. "c.yaml:12:3: aggregation.bucketSeconds: must be >= 1". */
+  text: string;
+}
+
+/**
+ * Everything wrong with a configuration, reported at once: one problem a line, each naming
+ * its file position, environment variable or flag, and the key path.
+ */
 export class ConfigError extends Error {
-  constructor(
-    message: string,
-    readonly source: ConfigSource,
-    /** Dotted key path, e.g. "listeners.ipfix.0.port"; '' for the whole document. */
-    readonly path: string,
-    /** 1-based line in the config file, when the source is a file and the key is in it. */
-    readonly line?: number,
-  ) {
-    super(message);
+  readonly source: ConfigSource;
+  readonly path: string;
+  readonly line: number | undefined;
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(problems.map((p) => p.text).join('\n'));
     this.name = 'ConfigError';
+    const first = problems[0]!;
+    this.source = first.source;
+    this.path = first.path;
+    this.line = first.line;
   }
 }
 
@@ -58,16 +72,8 @@ export interface LoadedConfig {
 }
 
 // ---------------------------------------------------------------------------------------
-// Value parsers shared by environment variables and flags
+// Text (environment variables, flags) -> values
 // ---------------------------------------------------------------------------------------
-
-type Setter = (cfg: Config, raw: string) => { path: string; problem?: string };
-
-function parsePortList(raw: string): number[] | undefined {
-  if (!/^\s*\d{1,5}(\s*,\s*\d{1,5})*\s*$/.test(raw)) return undefined;
-  const ports = raw.split(',').map((s) => Number(s.trim()));
-  return ports.every((p) => p <= 65535) ? ports : undefined;
-}
 
 /** "60", "60s", "5m", "1h", "1d" -> seconds; undefined when malformed. */
 export function parseDurationSeconds(raw: string): number | undefined {
@@ -77,77 +83,76 @@ export function parseDurationSeconds(raw: string): number | undefined {
   return Number(m[1]) * unit;
 }
 
-function listenerSetter(proto: ListenerProtocol): Setter {
-  return (cfg, raw) => {
-    const path = `listeners.${proto}`;
-    const ports = parsePortList(raw);
-    if (!ports) return { path, problem: `must be a port 0..65535 (0 disables) or a comma-separated list of ports, got ${JSON.stringify(raw)}` };
-    const template: ListenerConfig = cfg.listeners[proto][0] ?? defaultConfig().listeners[proto][0]!;
-    cfg.listeners[proto] = ports.map((port) => ({ ...template, port }));
-    return { path };
-  };
+function parsePortList(raw: string): number[] | undefined {
+  if (!/^\s*\d{1,5}(\s*,\s*\d{1,5})*\s*$/.test(raw)) return undefined;
+  const ports = raw.split(',').map((s) => Number(s.trim()));
+  return ports.every((p) => p <= 65535) ? ports : undefined;
 }
 
-const apiPortSetter: Setter = (cfg, raw) => {
-  const ports = parsePortList(raw);
-  if (!ports || ports.length !== 1) return { path: 'api.port', problem: `must be a port 0..65535 (0 disables), got ${JSON.stringify(raw)}` };
-  cfg.api.port = ports[0]!;
-  return { path: 'api.port' };
-};
+type Parsed = { value: unknown; problem?: undefined } | { value?: undefined; problem: string };
+type RawConfig = Record<string, unknown>;
 
-const bucketSetter: Setter = (cfg, raw) => {
-  const seconds = parseDurationSeconds(raw);
-  if (seconds === undefined || seconds < 1) {
-    return { path: 'aggregation.bucketSeconds', problem: `must be a duration such as 60, 60s, 5m or 1h, got ${JSON.stringify(raw)}` };
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The value an environment variable or flag gives its option, read from text. */
+function valueFromText(entry: OptionEntry, text: string, raw: RawConfig): Parsed {
+  const got = `got ${JSON.stringify(text)}`;
+  const o = entry.option;
+  if (o.fromText) return { value: o.fromText(text) };
+  switch (o.value) {
+    case 'int':
+      return /^\s*-?\d{1,15}\s*$/.test(text) ? { value: Number(text) } : { problem: `must be an integer, ${got}` };
+    case 'port': {
+      const ports = parsePortList(text);
+      return ports?.length === 1 ? { value: ports[0] } : { problem: `must be a port 0..65535 (0 disables), ${got}` };
+    }
+    case 'number': {
+      const n = Number(text);
+      return text.trim() !== '' && Number.isFinite(n) ? { value: n } : { problem: `must be a number, ${got}` };
+    }
+    case 'boolean': {
+      const t = text.trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(t)) return { value: true };
+      if (['false', '0', 'no', 'off'].includes(t)) return { value: false };
+      return { problem: `must be true or false, ${got}` };
+    }
+    case 'enum':
+      return { value: text.trim().toLowerCase() };
+    case 'duration': {
+      const seconds = parseDurationSeconds(text);
+      return seconds === undefined || seconds < 1 ? { problem: `must be a duration such as 60, 60s, 5m or 1h, ${got}` } : { value: seconds };
+    }
+    case 'list':
+      return { value: text.split(',').map((s) => s.trim()).filter((s) => s !== '') };
+    case 'yaml':
+      try {
+        return { value: parseYaml(text) as unknown };
+      } catch (err) {
+        return { problem: `must be YAML such as [{key: value}]: ${(err as Error).message.split('\n')[0]}` };
+      }
+    case 'string':
+    case 'dataPath':
+      return { value: text };
+    case 'ports': {
+      const ports = parsePortList(text);
+      if (!ports) return { problem: `must be a port 0..65535 (0 disables) or a comma-separated list of ports, ${got}` };
+      // The listeners keep the first configured listener's bind address and buffer.
+      const proto = entry.path.split('.')[1] as ListenerProtocol;
+      const current = (raw.listeners as Record<string, unknown> | undefined)?.[proto];
+      const first: unknown = Array.isArray(current) ? current[0] : undefined;
+      const template: Partial<ListenerConfig> = isObject(first) ? first : {};
+      return { value: ports.map((port) => ({ ...template, port })) };
+    }
+    case 'store': {
+      const current = configSchema.shape.store.safeParse(raw.store);
+      try {
+        return { value: parseStoreSpec(text, isObject(raw.store) && current.success ? current.data : undefined) };
+      } catch (err) {
+        return { problem: (err as Error).message };
+      }
+    }
   }
-  cfg.aggregation.bucketSeconds = seconds;
-  return { path: 'aggregation.bucketSeconds' };
-};
-
-const storeSetter: Setter = (cfg, raw) => {
-  try {
-    cfg.store = parseStoreSpec(raw, cfg.store);
-    return { path: 'store' };
-  } catch (err) {
-    return { path: 'store', problem: (err as Error).message };
-  }
-};
-
-function stringSetter(path: string, set: (cfg: Config, v: string) => void): Setter {
-  return (cfg, raw) => {
-    set(cfg, raw);
-    return { path };
-  };
 }
-
-const queueSetter: Setter = (cfg, raw) => {
-  if (!/^\s*\d{1,9}\s*$/.test(raw)) return { path: 'queue.size', problem: `must be a positive integer, got ${JSON.stringify(raw)}` };
-  cfg.queue.size = Number(raw);
-  return { path: 'queue.size' };
-};
-
-const workersSetter: Setter = (cfg, raw) => {
-  if (!/^\s*\d{1,2}\s*$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) {
-    return { path: 'decoder.workers', problem: `must be an integer from 1 to 64, got ${JSON.stringify(raw)}` };
-  }
-  cfg.decoder.workers = Number(raw);
-  return { path: 'decoder.workers' };
-};
-
-const logLevelSetter: Setter = (cfg, raw) => {
-  const level = raw.trim().toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    return { path: 'log.level', problem: `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}` };
-  }
-  cfg.log.level = level as Config['log']['level'];
-  return { path: 'log.level' };
-};
-
-const influxPasswordSetter: Setter = (cfg, raw) => {
-  if (cfg.store.type !== 'influx') return { path: 'store.password', problem: 'is only meaningful with an influx store (set SCITAGS_STORE or store.type)' };
-  cfg.store.password = raw;
-  return { path: 'store.password' };
-};
 
 /**
  * --store / SCITAGS_STORE:
@@ -205,74 +210,39 @@ function redactSpec(spec: string): string {
   return spec.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
 }
 
-/** Environment variables, applied in this order (so SCITAGS_STORE precedes the password). */
-export const ENV_VARIABLES: readonly { name: string; set: Setter; help: string }[] = [
-  { name: 'SCITAGS_IPFIX_PORT', set: listenerSetter('ipfix'), help: 'IPFIX UDP port(s), comma-separated; 0 disables' },
-  { name: 'SCITAGS_NETFLOW_PORT', set: listenerSetter('netflow'), help: 'NetFlow v5/v9 UDP port(s); 0 disables' },
-  { name: 'SCITAGS_SFLOW_PORT', set: listenerSetter('sflow'), help: 'sFlow UDP port(s); 0 disables' },
-  { name: 'SCITAGS_API_PORT', set: apiPortSetter, help: 'REST API port; 0 disables' },
-  { name: 'SCITAGS_API_BIND', set: stringSetter('api.bind', (c, v) => (c.api.bind = v.trim())), help: 'REST API bind address' },
-  { name: 'SCITAGS_BUCKET', set: bucketSetter, help: 'bucket width (60, 60s, 5m, 1h)' },
-  { name: 'SCITAGS_QUEUE_SIZE', set: queueSetter, help: 'datagram queue size' },
-  { name: 'SCITAGS_WORKERS', set: workersSetter, help: 'decode worker threads (1 = main thread only)' },
-  { name: 'SCITAGS_STORE', set: storeSetter, help: 'sqlite:PATH or influx://user:pass@host:8086/db' },
-  { name: 'SCITAGS_INFLUX_PASSWORD', set: influxPasswordSetter, help: 'InfluxDB password (keeps it out of files and ps)' },
-  {
-    name: 'SCITAGS_REGISTRY_URL',
-    set: stringSetter('registry.url', (c, v) => (c.registry.url = v.trim())),
-    help: "registry URL; 'off' disables downloads",
-  },
-  { name: 'SCITAGS_LOG_LEVEL', set: logLevelSetter, help: LOG_LEVELS.join('|') },
-];
+// ---------------------------------------------------------------------------------------
+// Flags and environment variables, from the option table
+// ---------------------------------------------------------------------------------------
 
-const FLAGS = {
+/** The flags that are not options: they say what to do, not how. */
+const COMMAND_FLAGS = {
   config: { type: 'string', short: 'c' },
-  'ipfix-port': { type: 'string' },
-  'netflow-port': { type: 'string' },
-  'sflow-port': { type: 'string' },
-  'api-port': { type: 'string' },
-  'api-bind': { type: 'string' },
-  bucket: { type: 'string' },
-  store: { type: 'string' },
-  workers: { type: 'string' },
-  'log-level': { type: 'string' },
   'dump-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
 
-const FLAG_SETTERS: readonly [keyof typeof FLAGS, Setter][] = [
-  ['ipfix-port', listenerSetter('ipfix')],
-  ['netflow-port', listenerSetter('netflow')],
-  ['sflow-port', listenerSetter('sflow')],
-  ['api-port', apiPortSetter],
-  ['api-bind', stringSetter('api.bind', (c, v) => (c.api.bind = v.trim()))],
-  ['bucket', bucketSetter],
-  ['store', storeSetter],
-  ['workers', workersSetter],
-  ['log-level', logLevelSetter],
-];
+type FlagSpec = { type: 'string' | 'boolean'; short?: string };
 
-/** Usage text of the configuration options (the CLI puts it under `serve`). */
-export const CONFIG_USAGE = `Options (each overrides the config file and the environment):
-  -c, --config FILE        YAML configuration file (env SCITAGS_CONFIG); defaults need none
-      --ipfix-port PORTS   IPFIX UDP port(s), comma-separated, 0 disables     (default ${DEFAULT_PORTS.ipfix})
-      --netflow-port PORTS NetFlow v5/v9 UDP port(s)                         (default ${DEFAULT_PORTS.netflow})
-      --sflow-port PORTS   sFlow v5 UDP port(s)                              (default ${DEFAULT_PORTS.sflow})
-      --api-port PORT      REST API / metrics port, 0 disables               (default 8080)
-      --api-bind ADDRESS   REST API bind address                             (default 127.0.0.1)
-      --bucket DURATION    aggregation bucket width: 60, 60s, 5m, 1h         (default 60s)
-      --store SPEC         sqlite:PATH | influx://[user:pass@]host:8086/db   (default sqlite:${DEFAULT_SQLITE_PATH})
-      --workers N          decode threads, exporters sharded by address; 1 = main thread (default: cores)
-      --log-level LEVEL    ${LOG_LEVELS.join('|')}  (default info)
-      --dump-config        print the resolved configuration as YAML (secrets masked) and exit
-  -h, --help               this text
-  -V, --version            print the version
-Environment: ${ENV_VARIABLES.map((v) => v.name).join(', ')}, SCITAGS_CONFIG.
-`;
+/** parseArgs' option list: every option's flag (booleans also as --no-FLAG) and the command flags. */
+const FLAGS: Record<string, FlagSpec> = (() => {
+  const flags: Record<string, FlagSpec> = { ...COMMAND_FLAGS };
+  for (const e of OPTION_ENTRIES) {
+    if (e.option.value === 'boolean') {
+      flags[e.flag] = { type: 'boolean' };
+      flags[`no-${e.flag}`] = { type: 'boolean' };
+    } else {
+      flags[e.flag] = { type: 'string' };
+    }
+  }
+  return flags;
+})();
+
+/** Environment variables read: the config file's and every option's. */
+export const ENV_NAMES: readonly string[] = ['SCITAGS_CONFIG', ...OPTION_ENTRIES.map((e) => e.env)];
 
 // ---------------------------------------------------------------------------------------
-// Zod issues -> messages
+// Zod issues -> messages and file positions
 // ---------------------------------------------------------------------------------------
 
 type Issue = z.core.$ZodIssue;
@@ -317,175 +287,206 @@ function issuePaths(issue: Issue): string[][] {
   return [base];
 }
 
-/** 1-based line of the deepest node of `path` present in the YAML document (keys for unknown keys). */
-function lineOf(doc: Document, lines: LineCounter, path: string[], isKey: boolean): number | undefined {
+type Range = { range?: [number, number, number] } | null;
+
+/**
+ * 1-based line and column of the deepest node of `path` present in the YAML document: the
+ * key for unknown keys, else the value (a key left out is blamed on its enclosing node).
+ */
+function positionOf(doc: Document, lines: LineCounter, path: string[], isKey: boolean): { line: number; col: number } | undefined {
   let node: unknown = doc.contents;
-  let offset: number | undefined = (node as { range?: [number, number, number] } | null)?.range?.[0];
+  let offset: number | undefined = (node as Range)?.range?.[0];
   for (const [i, seg] of path.entries()) {
     const last = i === path.length - 1;
     if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
       if (!pair) break;
-      const keyRange = (pair.key as { range?: [number, number, number] } | null)?.range;
-      const valRange = (pair.value as { range?: [number, number, number] } | null)?.range;
+      const keyRange = (pair.key as Range)?.range;
+      const valRange = (pair.value as Range)?.range;
       offset = last && isKey ? keyRange?.[0] : (valRange?.[0] ?? keyRange?.[0]);
       node = pair.value;
     } else if (isSeq(node)) {
-      const item = node.items[Number(seg)];
-      const r = (item as { range?: [number, number, number] } | null)?.range;
+      const r = (node.items[Number(seg)] as Range)?.range;
       if (!r) break;
       offset = r[0];
-      node = item;
+      node = node.items[Number(seg)];
     } else break;
   }
-  return offset === undefined ? undefined : lines.linePos(offset).line;
+  return offset === undefined ? undefined : lines.linePos(offset);
 }
 
 // ---------------------------------------------------------------------------------------
 // Loading
 // ---------------------------------------------------------------------------------------
 
-function readConfigFile(file: string, readFile: (p: string) => string): Config {
+interface ParsedFile {
+  raw: RawConfig;
+  /** Where a key path is in the file, or undefined when it is not. */
+  position: (path: string[], isKey: boolean) => { line: number; col: number } | undefined;
+}
+
+function fileProblem(file: string, text: string, pos?: { line: number; col: number }): ConfigProblem {
+  return { source: 'file', path: '', ...(pos ? { line: pos.line, column: pos.col } : {}), text: `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${text}` };
+}
+
+/** The file's YAML as plain data (not validated yet), or every syntax problem in it. */
+function readConfigFile(file: string, readFile: (p: string) => string): ParsedFile | ConfigProblem[] {
   let text: string;
   try {
     text = readFile(file);
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`, 'file', '');
+    return [{ source: 'file', path: '', text: `cannot read config file ${file}: ${(err as Error).message}` }];
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = e.linePos?.[0].line;
-    const first = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
-    throw new ConfigError(`config file ${file}${line ? `, line ${line}` : ''}: invalid YAML: ${first}`, 'file', '', line);
+    return doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      const first = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+      return fileProblem(file, `invalid YAML: ${first}`, pos);
+    });
   }
   const raw: unknown = doc.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw) || raw === null) {
-    throw new ConfigError(`config file ${file}: the document must be a mapping of sections (listeners, store, api, ...)`, 'file', '', 1);
+  if (!isObject(raw)) {
+    return [fileProblem(file, 'the document must be a mapping of sections (listeners, store, api, ...)', { line: 1, col: 1 })];
   }
-  const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const path = issuePaths(issue)[0]!;
-  const line = lineOf(doc, lines, path, issue.code === 'unrecognized_keys');
-  const where = pathString(path) || '(top level)';
-  throw new ConfigError(
-    `config file ${file}${line ? `, line ${line}` : ''}: ${where}: ${describeIssue(issue)}${moreIssues(result.error.issues.length)}`,
-    'file',
-    pathString(path),
-    line,
-  );
+  return { raw, position: (path, isKey) => positionOf(doc, lines, path, isKey) };
 }
 
-function moreIssues(n: number): string {
-  return n > 1 ? ` (and ${n - 1} more problem${n > 2 ? 's' : ''})` : '';
+/** Sets `value` at the dotted `path` of the raw configuration, creating sections on the way. */
+function setPath(raw: RawConfig, path: string, value: unknown): boolean {
+  const keys = path.split('.');
+  const last = keys.pop()!;
+  let node = raw;
+  for (const k of keys) {
+    if (node[k] === undefined) node[k] = {};
+    const next = node[k];
+    // A section the file made something else: the file's problem is reported, not hidden.
+    if (!isObject(next)) return false;
+    node = next;
+  }
+  node[last] = value;
+  return true;
 }
 
 /**
  * Resolves the configuration: defaults <- YAML file (--config / SCITAGS_CONFIG) <- SCITAGS_*
- * environment variables <- flags. Throws ConfigError naming the key path and the source.
- * `--help` / `--version` short-circuit: nothing else is read or validated.
+ * environment variables <- flags. Every problem of every layer is collected and thrown at
+ * once as a ConfigError naming, per problem, the file position, variable or flag and the key
+ * path. `--help` / `--version` short-circuit: nothing else is read or validated.
  */
 export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   const env = options.env ?? {};
   const readFile = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
 
-  let flags: ReturnType<typeof parseArgs<{ options: typeof FLAGS; strict: true; allowPositionals: false }>>['values'];
+  let flags: Record<string, string | boolean | undefined>;
   try {
-    flags = parseArgs({ args: [...options.argv], options: FLAGS, strict: true, allowPositionals: false }).values;
+    flags = parseArgs({ args: [...options.argv], options: FLAGS, strict: true, allowPositionals: false }).values as typeof flags;
   } catch (err) {
     const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new ConfigError(`${msg} (see --help)`, 'flag', '');
+    throw new ConfigError([{ source: 'flag', path: '', text: `${msg} (see --help)` }]);
   }
   const help = flags.help === true;
   const version = flags.version === true;
   const dumpConfig = flags['dump-config'] === true;
-  const base = { dumpConfig, help, version, overrides: {}, warnings: [] as string[] };
-  if (help || version) return { ...base, config: defaultConfig(), configFile: undefined };
+  const warnings: string[] = [];
+  const base = { dumpConfig, help, version, warnings };
+  if (help || version) return { ...base, config: defaultConfig(), configFile: undefined, overrides: {} };
 
   const envValue = (name: string): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v;
   };
 
-  const configFile = flags.config ?? envValue('SCITAGS_CONFIG');
-  const config: Config = configFile === undefined ? defaultConfig() : readConfigFile(configFile, readFile);
+  const problems: ConfigProblem[] = [];
+  const configFile = (flags.config as string | undefined) ?? envValue('SCITAGS_CONFIG');
+  let file: ParsedFile | undefined;
+  if (configFile !== undefined) {
+    const read = readConfigFile(configFile, readFile);
+    // Syntax errors: what the file means is unknown, so nothing else is checked.
+    if (Array.isArray(read)) throw new ConfigError(read);
+    file = read;
+  }
+  const raw: RawConfig = structuredClone(file?.raw ?? {});
 
-  const overrides: Record<string, 'env' | 'flag'> = {};
-  const apply = (source: 'env' | 'flag', name: string, set: Setter, raw: string) => {
-    const { path, problem } = set(config, raw);
-    if (problem) {
-      const what = source === 'env' ? `environment variable ${name}` : `flag ${name}`;
-      throw new ConfigError(`${what} (${path}): ${problem}`, source, path);
-    }
-    overrides[path] = source;
-  };
-
-  const known = new Set(['SCITAGS_CONFIG', ...ENV_VARIABLES.map((v) => v.name)]);
+  const known = new Set(ENV_NAMES);
   for (const name of Object.keys(env).sort()) {
-    if (name.startsWith('SCITAGS_') && !known.has(name)) base.warnings.push(`ignoring unknown environment variable ${name}`);
+    if (name.startsWith('SCITAGS_') && !known.has(name)) warnings.push(`ignoring unknown environment variable ${name}`);
   }
-  for (const v of ENV_VARIABLES) {
-    const raw = envValue(v.name);
-    if (raw !== undefined) apply('env', v.name, v.set, v.name === 'SCITAGS_REGISTRY_URL' && raw.trim() === 'off' ? '' : raw);
+
+  // Key path -> the variable or flag that set it last (validation problems are blamed on it).
+  const owners = new Map<string, { source: 'env' | 'flag'; name: string }>();
+  const apply = (source: 'env' | 'flag', name: string, entry: OptionEntry, text: string) => {
+    const where = source === 'env' ? `environment variable ${name}` : `flag ${name}`;
+    const fail = (message: string): void => void problems.push({ source, path: entry.path, text: `${where}: ${entry.path}: ${message}` });
+    if (entry.variant !== undefined) {
+      const store = raw.store;
+      const type = isObject(store) && typeof store.type === 'string' ? store.type : 'sqlite';
+      if (type !== entry.variant) {
+        fail(`is only meaningful with ${entry.variant === 'influx' ? 'an' : 'a'} ${entry.variant} store (set SCITAGS_STORE, --store or store.type)`);
+        return;
+      }
+    }
+    const parsed = valueFromText(entry, text, raw);
+    if (parsed.problem !== undefined) {
+      fail(parsed.problem);
+      return;
+    }
+    if (setPath(raw, entry.path, parsed.value)) owners.set(entry.path, { source, name });
+  };
+  for (const entry of OPTION_ENTRIES) {
+    const text = envValue(entry.env);
+    if (text !== undefined) apply('env', entry.env, entry, text);
   }
-  for (const [flag, set] of FLAG_SETTERS) {
-    const raw = flags[flag];
-    if (typeof raw === 'string') apply('flag', `--${flag}`, set, raw);
+  for (const entry of OPTION_ENTRIES) {
+    const value = flags[entry.flag];
+    if (typeof value === 'string') apply('flag', `--${entry.flag}`, entry, value);
+    else if (value === true) apply('flag', `--${entry.flag}`, entry, 'true');
+    if (flags[`no-${entry.flag}`] === true) apply('flag', `--no-${entry.flag}`, entry, 'false');
   }
 
   // Validate the merged result; a problem is blamed on the latest source that set its key.
-  const result = configSchema.safeParse(config);
+  const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const path = pathString(issuePaths(issue)[0]!);
-    const owner = Object.keys(overrides)
-      .filter((p) => path === p || path.startsWith(`${p}.`) || p.startsWith(`${path}.`))
-      .sort((a, b) => b.length - a.length)[0];
-    const source: ConfigSource = owner ? overrides[owner]! : configFile !== undefined ? 'file' : 'default';
-    const what =
-      source === 'env'
-        ? `environment variable ${envNameFor(owner!)}`
-        : source === 'flag'
-          ? `flag --${flagNameFor(owner!)}`
-          : source === 'file'
-            ? `config file ${configFile}`
-            : 'defaults';
-    throw new ConfigError(`${what}: ${path || '(top level)'}: ${describeIssue(issue)}`, source, path);
+    for (const issue of result.error.issues) {
+      for (const segs of issuePaths(issue)) {
+        const path = pathString(segs);
+        const owner = [...owners.keys()]
+          .filter((p) => path === p || path.startsWith(`${p}.`) || p.startsWith(`${path}.`))
+          .sort((a, b) => b.length - a.length)[0];
+        const message = `${path || '(top level)'}: ${describeIssue(issue)}`;
+        if (owner !== undefined) {
+          const { source, name } = owners.get(owner)!;
+          problems.push({ source, path, text: `${source === 'env' ? 'environment variable' : 'flag'} ${name}: ${message}` });
+        } else if (file !== undefined && configFile !== undefined) {
+          const pos = file.position(segs, issue.code === 'unrecognized_keys');
+          problems.push({ ...fileProblem(configFile, message, pos), path });
+        } else {
+          problems.push({ source: 'default', path, text: `defaults: ${message}` });
+        }
+      }
+    }
   }
-  return { ...base, config: result.data, configFile, overrides };
+  if (problems.length > 0) throw new ConfigError(sortProblems(problems));
+  const overrides: LoadedConfig['overrides'] = {};
+  for (const [path, { source }] of owners) overrides[path] = source;
+  return { ...base, config: result.data!, configFile, overrides };
 }
 
-function envNameFor(path: string): string {
-  const names: Record<string, string> = {
-    'listeners.ipfix': 'SCITAGS_IPFIX_PORT',
-    'listeners.netflow': 'SCITAGS_NETFLOW_PORT',
-    'listeners.sflow': 'SCITAGS_SFLOW_PORT',
-    'api.port': 'SCITAGS_API_PORT',
-    'api.bind': 'SCITAGS_API_BIND',
-    'aggregation.bucketSeconds': 'SCITAGS_BUCKET',
-    'queue.size': 'SCITAGS_QUEUE_SIZE',
-    store: 'SCITAGS_STORE',
-    'store.password': 'SCITAGS_INFLUX_PASSWORD',
-    'registry.url': 'SCITAGS_REGISTRY_URL',
-    'log.level': 'SCITAGS_LOG_LEVEL',
-  };
-  return names[path] ?? path;
-}
+const SOURCE_ORDER: Record<ConfigSource, number> = { file: 0, env: 1, flag: 2, default: 3 };
 
-function flagNameFor(path: string): string {
-  const names: Record<string, string> = {
-    'listeners.ipfix': 'ipfix-port',
-    'listeners.netflow': 'netflow-port',
-    'listeners.sflow': 'sflow-port',
-    'api.port': 'api-port',
-    'api.bind': 'api-bind',
-    'aggregation.bucketSeconds': 'bucket',
-    store: 'store',
-    'log.level': 'log-level',
-  };
-  return names[path] ?? path;
+/** File problems by position, then variables, then flags (each in the order found). */
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort(
+      (a, b) =>
+        SOURCE_ORDER[a.p.source] - SOURCE_ORDER[b.p.source] ||
+        (a.p.line ?? 0) - (b.p.line ?? 0) ||
+        (a.p.column ?? 0) - (b.p.column ?? 0) ||
+        a.i - b.i,
+    )
+    .map(({ p }) => p);
 }
 
 /** One enabled UDP listener (port != 0), flattened for the wiring in `serve`. */

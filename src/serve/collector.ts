@@ -5,7 +5,7 @@ import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi } from '../api/index.js';
 import type { HealthInfo, HealthStatus } from '../api/types.js';
-import { type Config, enabledListeners } from '../config/index.js';
+import { type Config, enabledListeners, flowLimitsOf, resolveDataPaths } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
 import type { ReceivePathInfo } from '../metrics/metrics.js';
@@ -77,12 +77,7 @@ export class Collector {
         },
       },
     );
-    const flowLimits = {
-      maxSessions: config.decoder.maxSessions,
-      maxTemplatesPerSession: config.decoder.maxTemplatesPerSession,
-      maxPendingBytes: config.decoder.maxBufferedBytesPerSession,
-      templateLifetimeMs: config.decoder.templateTimeoutSeconds * 1000,
-    };
+    const flowLimits = flowLimitsOf(config.decoder);
     const stageConfig: DecodeStageConfig = {
       defaultSamplingRate: config.exporters.defaultSamplingRate,
       samplingRules: config.exporters.sampling,
@@ -159,8 +154,10 @@ export class Collector {
     }
   }
 
-  static async create(config: Config, deps: CollectorDeps): Promise<Collector> {
+  static async create(configured: Config, deps: CollectorDeps): Promise<Collector> {
     const { now, log } = deps;
+    // Every file the collector writes is placed once, here: relative paths are in dataDir.
+    const config = resolveDataPaths(configured);
     const registry = new RegistryService(
       { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
       { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },

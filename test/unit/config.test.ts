@@ -28,6 +28,7 @@ function fails(fn: () => unknown): ConfigError {
 }
 
 const DEFAULTS: Config = {
+  dataDir: './data',
   listeners: {
     ipfix: [{ port: 4739, bind: '::', receiveBufferBytes: 8388608 }],
     netflow: [{ port: 2055, bind: '::', receiveBufferBytes: 8388608 }],
@@ -35,14 +36,14 @@ const DEFAULTS: Config = {
   },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [] },
-  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 1048576, templateTimeoutSeconds: 0, stateFile: "./data/decoder-state.json", workers: DEFAULT_WORKERS, crashDir: "./data/crashes" },
+  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 262144, templateTimeoutSeconds: 0, stateFile: 'decoder-state.json', workers: DEFAULT_WORKERS, crashDir: 'crashes' },
   aggregation: { bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300, maxLiveKeys: 100000, keepUnregistered: [] },
   links: [],
-  store: { type: 'sqlite', path: './data/scitags.sqlite', retentionDays: 30 },
-  registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: './data/registry-cache.json', timeoutMs: 10000 },
+  store: { type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 },
+  registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: 'registry-cache.json', timeoutMs: 10000 },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
   metrics: { maxExporterLabels: 200 },
-  log: { level: 'info' },
+  log: { level: "info", format: "json", accessLog: false },
 };
 
 describe('defaults', () => {
@@ -158,38 +159,39 @@ describe('strict validation names the key path and the source', () => {
 
   it('rejects unknown keys with their path and line', () => {
     const e = fromFile('listeners:\n  ipfix:\n    - port: 4739\n      prot: 1\n');
-    expect(e.message).toBe('config file x.yaml, line 4: listeners.ipfix.0.prot: unknown key');
+    expect(e.message).toBe('x.yaml:4:7: listeners.ipfix.0.prot: unknown key');
     expect([e.source, e.path, e.line]).toEqual(['file', 'listeners.ipfix.0.prot', 4]);
-    expect(fromFile('api: {port: 1}\nstorage: {}\n').message).toBe('config file x.yaml, line 2: storage: unknown key');
-    expect(fromFile('store:\n  type: influx\n  path: ./x\n').message).toBe('config file x.yaml, line 3: store.path: unknown key');
+    expect(fromFile('api: {port: 1}\nstorage: {}\n').message).toBe('x.yaml:2:1: storage: unknown key');
+    expect(fromFile('store:\n  type: influx\n  path: ./x\n').message).toBe('x.yaml:3:3: store.path: unknown key');
   });
 
   it('rejects bad values in the file with path and line', () => {
     const cases: [string, string][] = [
-      ['listeners:\n  ipfix:\n    - port: 70000\n', 'line 3: listeners.ipfix.0.port: must be <= 65535'],
-      ['api:\n  port: -1\n', 'line 2: api.port: must be >= 0 (0 disables)'],
-      ['api:\n  port: 1.5\n', 'line 2: api.port: must be an integer'],
-      ['api:\n  port: "80"\n', 'line 2: api.port: must be a number'],
-      ['api:\n  bind: localhost\n', "line 2: api.bind: must be an IPv4 or IPv6 address ('::' = all, dual-stack; '0.0.0.0' = all IPv4)"],
-      ['aggregation:\n  bucketSeconds: 0\n', 'line 2: aggregation.bucketSeconds: must be >= 1'],
-      ['store:\n  type: mongo\n', 'line 2: store.type: must be "sqlite" or "influx"'],
-      ['log:\n  level: loud\n', 'line 2: log.level: must be one of fatal, error, warn, info, debug, trace, silent'],
-      ['exporters:\n  allow: [192.0.2.0/24, 10.0.0.0/33]\n', 'line 2: exporters.allow.1: must be a CIDR (192.0.2.0/24, 2001:db8::/32) or a single address'],
-      ['registry:\n  url: ftp://example.org/x\n', "line 2: registry.url: must be an http(s) URL, or '' to disable downloads"],
-      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: a}\n  - {exporter: 192.0.2.1, ifIndex: 2, name: a}\n', 'line 3: links.1.name: duplicate link name (also links.0)'],
-      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: "a,b"}\n', 'line 2: links.0.name: must not contain a comma (API filters are comma-separated)'],
-      ['listeners:\n  ipfix:\n    - port: 4739\n    - port: 4739\n', 'line 4: listeners.ipfix.1.port: port 4739 on :: is already listeners.ipfix.0'],
-      ['queue: 5\n', 'line 1: queue: must be a mapping'],
-      ['links: {}\n', 'line 1: links: must be a list'],
+      ['listeners:\n  ipfix:\n    - port: 70000\n', '3:13: listeners.ipfix.0.port: must be <= 65535'],
+      ['api:\n  port: -1\n', '2:9: api.port: must be >= 0 (0 disables)'],
+      ['api:\n  port: 1.5\n', '2:9: api.port: must be an integer'],
+      ['api:\n  port: "80"\n', '2:9: api.port: must be a number'],
+      ['api:\n  bind: localhost\n', "2:9: api.bind: must be an IPv4 or IPv6 address ('::' = all, dual-stack; '0.0.0.0' = all IPv4)"],
+      ['aggregation:\n  bucketSeconds: 0\n', '2:18: aggregation.bucketSeconds: must be >= 1'],
+      ['store:\n  type: mongo\n', '2:9: store.type: must be "sqlite" or "influx"'],
+      ['log:\n  level: loud\n', '2:10: log.level: must be one of fatal, error, warn, info, debug, trace, silent'],
+      ['log:\n  format: text\n', '2:11: log.format: must be "json" or "pretty"'],
+      ['exporters:\n  allow: [192.0.2.0/24, 10.0.0.0/33]\n', '2:25: exporters.allow.1: must be a CIDR (192.0.2.0/24, 2001:db8::/32) or a single address'],
+      ['registry:\n  url: ftp://example.org/x\n', "2:8: registry.url: must be an http(s) URL, or '' to disable downloads"],
+      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: a}\n  - {exporter: 192.0.2.1, ifIndex: 2, name: a}\n', '3:45: links.1.name: duplicate link name (also links.0)'],
+      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: "a,b"}\n', '2:45: links.0.name: must not contain a comma (API filters are comma-separated)'],
+      ['listeners:\n  ipfix:\n    - port: 4739\n    - port: 4739\n', '4:13: listeners.ipfix.1.port: port 4739 on :: is already listeners.ipfix.0'],
+      ['queue: 5\n', '1:8: queue: must be a mapping'],
+      ['links: {}\n', '1:8: links: must be a list'],
     ];
-    for (const [text, message] of cases) expect(fromFile(text).message).toBe(`config file x.yaml, ${message}`);
+    for (const [text, message] of cases) expect(fromFile(text).message).toBe(`x.yaml:${message}`);
   });
 
   it('reports YAML syntax errors with their line, and a file that cannot be read', () => {
     const e = fromFile('api:\n  port: 1\n  port: 2\n');
-    expect(e.message).toBe('config file x.yaml, line 3: invalid YAML: Map keys must be unique');
+    expect(e.message).toBe('x.yaml:3:3: invalid YAML: Map keys must be unique');
     expect(e.line).toBe(3);
-    expect(fromFile('- 1\n').message).toBe('config file x.yaml: the document must be a mapping of sections (listeners, store, api, ...)');
+    expect(fromFile('- 1\n').message).toBe('x.yaml:1:1: the document must be a mapping of sections (listeners, store, api, ...)');
     expect(fails(() => loadConfig({ argv: ['-c', 'missing.yaml'], readFile: files({}) })).message).toBe(
       "cannot read config file missing.yaml: ENOENT: no such file or directory, open 'missing.yaml'",
     );
@@ -199,13 +201,13 @@ describe('strict validation names the key path and the source', () => {
     const env = (e: Record<string, string>) => fails(() => loadConfig({ argv: [], env: e }));
     const flag = (...argv: string[]) => fails(() => loadConfig({ argv, env: {} }));
     let e = env({ SCITAGS_API_PORT: 'http' });
-    expect(e.message).toBe('environment variable SCITAGS_API_PORT (api.port): must be a port 0..65535 (0 disables), got "http"');
+    expect(e.message).toBe('environment variable SCITAGS_API_PORT: api.port: must be a port 0..65535 (0 disables), got "http"');
     expect([e.source, e.path]).toEqual(['env', 'api.port']);
     expect(env({ SCITAGS_IPFIX_PORT: '65536' }).message).toBe(
-      'environment variable SCITAGS_IPFIX_PORT (listeners.ipfix): must be a port 0..65535 (0 disables) or a comma-separated list of ports, got "65536"',
+      'environment variable SCITAGS_IPFIX_PORT: listeners.ipfix: must be a port 0..65535 (0 disables) or a comma-separated list of ports, got "65536"',
     );
     expect(env({ SCITAGS_BUCKET: '1 minute' }).message).toBe(
-      'environment variable SCITAGS_BUCKET (aggregation.bucketSeconds): must be a duration such as 60, 60s, 5m or 1h, got "1 minute"',
+      'environment variable SCITAGS_BUCKET: aggregation.bucketSeconds: must be a duration such as 60, 60s, 5m or 1h, got "1 minute"',
     );
     e = env({ SCITAGS_API_BIND: 'example.org' });
     expect(e.message).toBe(
@@ -216,17 +218,17 @@ describe('strict validation names the key path and the source', () => {
     expect(e.message).toBe('flag --bucket: aggregation.bucketSeconds: must be <= 86400');
     expect([e.source, e.path]).toEqual(['flag', 'aggregation.bucketSeconds']);
     expect(flag('--log-level', 'loud').message).toBe(
-      'flag --log-level (log.level): must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+      'flag --log-level: log.level: must be one of fatal, error, warn, info, debug, trace, silent',
     );
     expect(flag('--store', 'mysql://x/y').message).toBe(
-      'flag --store (store): unknown store "mysql://x/y": expected sqlite:PATH or influx://[user:password@]host:8086/database',
+      'flag --store: store: unknown store "mysql://x/y": expected sqlite:PATH or influx://[user:password@]host:8086/database',
     );
     e = flag('--ipfix', '1');
     expect(e.message).toBe("Unknown option '--ipfix' (see --help)");
     expect(e.source).toBe('flag');
     expect(flag('serve-now').message).toBe("Unexpected argument 'serve-now'. This command does not take positional arguments (see --help)");
     expect(env({ SCITAGS_INFLUX_PASSWORD: 'x' }).message).toBe(
-      'environment variable SCITAGS_INFLUX_PASSWORD (store.password): is only meaningful with an influx store (set SCITAGS_STORE or store.type)',
+      'environment variable SCITAGS_INFLUX_PASSWORD: store.password: is only meaningful with an influx store (set SCITAGS_STORE, --store or store.type)',
     );
   });
 
@@ -241,7 +243,7 @@ describe('--store', () => {
   it('parses sqlite specs', () => {
     expect(parseStoreSpec('sqlite:./x.sqlite')).toEqual({ type: 'sqlite', path: './x.sqlite', retentionDays: 30 });
     expect(parseStoreSpec('sqlite:///var/lib/s.db')).toEqual({ type: 'sqlite', path: '/var/lib/s.db', retentionDays: 30 });
-    expect(parseStoreSpec('sqlite')).toEqual({ type: 'sqlite', path: './data/scitags.sqlite', retentionDays: 30 });
+    expect(parseStoreSpec('sqlite')).toEqual({ type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 });
     expect(parseStoreSpec('sqlite:y.db', { type: 'sqlite', path: 'x', retentionDays: 7 })).toEqual({ type: 'sqlite', path: 'y.db', retentionDays: 7 });
   });
 
@@ -256,7 +258,7 @@ describe('--store', () => {
       tls: { rejectUnauthorized: true, caFile: '' },
       timeoutMs: 10000,
       batchSize: 5000,
-      spoolDir: './data/influx-spool',
+      spoolDir: 'influx-spool',
       spoolMaxBytes: 1073741824,
       createDatabase: true,
       rawRetention: '30d',
@@ -288,7 +290,7 @@ describe('--dump-config', () => {
     expect(text).toContain('  password: "********"\n');
     expect(text).toContain('  username: bob\n');
     expect(text).toContain('  bucketSeconds: 30\n');
-    expect(text.startsWith('listeners:\n  ipfix:\n    - port: 4739\n      bind: "::"\n      receiveBufferBytes: 8388608\n')).toBe(true);
+    expect(text.startsWith('dataDir: ./data\nlisteners:\n  ipfix:\n    - port: 4739\n      bind: "::"\n      receiveBufferBytes: 8388608\n')).toBe(true);
     const again = loadConfig({ argv: ['-c', 'dump.yaml'], env: {}, readFile: files({ 'dump.yaml': text }) });
     expect(again.config).toEqual({ ...r.config, store: { ...r.config.store, password: '********' } });
     expect(parse(formatConfig(defaultConfig()))).toEqual(DEFAULTS);

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { DEFAULT_PORTS, defaultConfig, loadConfig, type Config } from '../../src/config/index.js';
+import { DATA_PATHS, DEFAULT_PORTS, defaultConfig, loadConfig, resolveDataPaths, type Config } from '../../src/config/index.js';
 
 /**
  * The deployment files cannot be run here (no Docker engine, no systemd), so they are
@@ -132,7 +132,20 @@ function parseVolume(spec: string): { source: string; target: string; mode?: str
   return { source, target, ...(mode ? { mode } : {}), bind };
 }
 
-/** The collector configuration the container runs with: its CMD + the compose environment. */
+/** The image's environment: the final stage's ENV NAME=VALUE instructions. */
+function imageEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const i of finalOps('ENV')) {
+    for (const m of i.args.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
+/** The value of a dotted key path in a configuration, as a string. */
+const valueAt = (config: Config, path: string): unknown =>
+  path.split('.').reduce<unknown>((node, k) => (node as Record<string, unknown> | undefined)?.[k], config);
+
+/** The collector configuration the container runs with: its CMD + the image's and the compose environment. */
 function containerConfig(): Config {
   const cmd = execForm(finalOps('CMD')[0]!.args);
   expect(cmd[0]).toBe('serve');
@@ -141,7 +154,7 @@ function containerConfig(): Config {
   expect(mount, `the config file ${configPath} is mounted`).toBeDefined();
   const loaded = loadConfig({
     argv: cmd.slice(1),
-    env: svc('collector').environment ?? {},
+    env: { ...imageEnv(), ...(svc('collector').environment ?? {}) },
     readFile: (p) => {
       expect(p).toBe(configPath);
       return read(mount!.source);
@@ -309,8 +322,15 @@ describe('docker-compose.yml', () => {
     expect(config.store.database).toBe('scitags');
     expect(datasource.jsonData.dbName).toBe(config.store.database);
     expect(svc('influxdb').environment?.INFLUXDB_DB).toBe(config.store.database);
-    // the registry cache lives in the state volume
-    expect(config.registry.cacheFile.startsWith('/var/lib/scitags-collector/')).toBe(true);
+    // every file the collector writes lives in the state volume, the image's data directory
+    expect(config.dataDir).toBe('/var/lib/scitags-collector');
+    const resolved = resolveDataPaths(config, '/');
+    expect(DATA_PATHS.map((p) => [p, valueAt(resolved, p)]).filter(([, v]) => v !== undefined)).toEqual([
+      ['decoder.stateFile', '/var/lib/scitags-collector/decoder-state.json'],
+      ['decoder.crashDir', '/var/lib/scitags-collector/crashes'],
+      ['store.spoolDir', '/var/lib/scitags-collector/influx-spool'],
+      ['registry.cacheFile', '/var/lib/scitags-collector/registry-cache.json'],
+    ]);
   });
 
   it('`docker compose config` accepts it (skipped without the compose plugin)', (ctx) => {
@@ -368,11 +388,27 @@ describe('deploy/scitags-collector.service', () => {
     expect(service).toMatchObject({ NoNewPrivileges: 'true', ProtectSystem: 'strict', ProtectHome: 'true', PrivateTmp: 'true', CapabilityBoundingSet: '' });
     expect(service.AmbientCapabilities).toBeUndefined();
     expect(service.MemoryDenyWriteExecute).toBeUndefined(); // V8's JIT needs W+X pages
-    const { config } = loadConfig({ argv: ['--config', join(root, 'deploy', 'config.yaml')], env: {} });
+    // the unit's Environment= lines (NAME=VALUE each) are the collector's environment
+    const env = Object.fromEntries(
+      entries('Service')
+        .filter(([k]) => k === 'Environment')
+        .map(([, v]) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]),
+    );
+    expect(env.SCITAGS_DATA_DIR).toBe(`/var/lib/${service.StateDirectory}`);
+    const { config } = loadConfig({ argv: ['--config', join(root, 'deploy', 'config.yaml')], env });
     expect(Math.min(...udpPortsOf(config), config.api.port)).toBeGreaterThan(1024);
     const writable = service.ReadWritePaths!.split(' ');
     expect(writable).toContain(`/var/lib/${service.StateDirectory}`);
-    expect(writable.some((w) => config.registry.cacheFile.startsWith(`${w}/`))).toBe(true);
+    // every file the collector writes (those of the sample's store type) is in the state directory
+    const resolved = resolveDataPaths(config, '/');
+    const files = DATA_PATHS.map((p) => valueAt(resolved, p)).filter((v): v is string => typeof v === 'string');
+    expect(files).toEqual([
+      '/var/lib/scitags-collector/decoder-state.json',
+      '/var/lib/scitags-collector/crashes',
+      '/var/lib/scitags-collector/influx-spool',
+      '/var/lib/scitags-collector/registry-cache.json',
+    ]);
+    for (const f of files) expect(writable.some((w) => f.startsWith(`${w}/`)), f).toBe(true);
     expect(service.WorkingDirectory).toBe(writable[0]);
   });
 
