@@ -221,6 +221,12 @@ const apiSchema = z.strictObject({
 const metricsSchema = z.strictObject({
   /** Distinct exporter label values per metric; further exporters are counted as 'other'. */
   maxExporterLabels: positiveInt.default(200),
+  /**
+   * Label sets of scitags_traffic_bytes_total / _packets_total (exporter, link, direction,
+   * class, experiment, activity); further traffic is counted under one `other` label set per
+   * direction. 0 keeps only the totals.
+   */
+  maxTrafficSeries: z.number().int().min(0).default(10000),
 });
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

@@ -41,7 +41,7 @@ const DEFAULTS: Config = {
   store: { type: 'sqlite', path: './data/scitags.sqlite', retentionDays: 30 },
   registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: './data/registry-cache.json', timeoutMs: 10000 },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
-  metrics: { maxExporterLabels: 200 },
+  metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
   log: { level: 'info' },
 };
 
