@@ -39,6 +39,15 @@ export interface AggregatorLog {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * Receives what the aggregator summed since the last count, per key (Prometheus traffic
+ * counters). Called from countTraffic() and before a bucket is dropped from memory, never
+ * per record; bytes and packets are scaled by the sampling rate, as in the stores.
+ */
+export interface TrafficSink {
+  add(exporter: string, inIf: number | null, outIf: number | null, series: number, bytes: number, packets: number): void;
+}
+
 export interface AggregatorDeps {
   /** Wall clock for the tick timer and log rate limiting (tests inject a fake one). */
   now(): number;
@@ -47,6 +56,8 @@ export interface AggregatorDeps {
   /** The registry in force; called per record, so a refreshed registry applies at once. */
   registry(): PairRegistry;
   log?: AggregatorLog;
+  /** Where countTraffic() hands the sums (the collector's Prometheus traffic counters). */
+  traffic?: TrafficSink;
 }
 
 export interface AggregatorStats {
@@ -330,6 +341,9 @@ export class Aggregator {
       cell.bytes += row.bytes;
       cell.packets += row.packets;
       cell.records += row.records;
+      // The previous run counted these in its own (since reset) Prometheus counters.
+      cell.countedBytes += row.bytes;
+      cell.countedPackets += row.packets;
     }
   }
 
@@ -341,6 +355,7 @@ export class Aggregator {
    * aggregator decides what is too late (addParts).
    */
   takeParts(): { parts: Float64Array; exporters: string[] } {
+    this.countTraffic();
     let n = 0;
     for (const b of this.buckets.values()) n += b.cells.size;
     const parts = new Float64Array(n * PART_FIELDS);
@@ -434,6 +449,36 @@ export class Aggregator {
       await this.write(() => true, true);
       this.evict();
     });
+  }
+
+  /**
+   * Hands every sum added since the last call to the traffic sink (deps.traffic), once: each
+   * cell remembers what it has handed over, so the sink sees only growth and counters built
+   * on it stay monotonic and, summed, equal what the store holds. Runs on the metrics timer
+   * and before each scrape, and before any bucket leaves memory (evict, capPending), so
+   * nothing is missed. Unchanged buckets are skipped by version.
+   */
+  countTraffic(): void {
+    if (this.deps.traffic === undefined) return;
+    for (const b of this.buckets.values()) this.countBucket(b);
+  }
+
+  private countBucket(b: Bucket): void {
+    const sink = this.deps.traffic;
+    if (sink === undefined || b.countedVersion === b.version) return;
+    const { exporterOf, inOf, outOf } = this.links;
+    for (const [key, cell] of b.cells) {
+      const bytes = cell.bytes - cell.countedBytes;
+      const packets = cell.packets - cell.countedPackets;
+      if (bytes <= 0 && packets <= 0) continue;
+      cell.countedBytes = cell.bytes;
+      cell.countedPackets = cell.packets;
+      const link = Math.floor(key / SERIES_SPACE);
+      const inIf = inOf[link]!;
+      const outIf = outOf[link]!;
+      sink.add(exporterOf[link]!, inIf === NO_IF ? null : inIf, outIf === NO_IF ? null : outIf, key - link * SERIES_SPACE, bytes, packets);
+    }
+    b.countedVersion = b.version;
   }
 
   stats(): AggregatorStats {
@@ -539,7 +584,10 @@ export class Aggregator {
 
   private evict(): void {
     for (const [index, b] of this.buckets) {
-      if (b.closed && !b.dirty) this.buckets.delete(index);
+      if (b.closed && !b.dirty) {
+        this.countBucket(b);
+        this.buckets.delete(index);
+      }
     }
   }
 
@@ -616,6 +664,8 @@ export class Aggregator {
     for (const b of closed) {
       pending += b.cells.size;
       if (pending <= this.config.maxPendingRows) continue;
+      // Counted even though the store never gets it: Prometheus counts what was received.
+      this.countBucket(b);
       this.buckets.delete(b.index);
       this.c.droppedBuckets++;
       this.c.droppedRows += b.cells.size;

@@ -3,6 +3,9 @@ export class Cell {
   bytes = 0;
   packets = 0;
   records = 0;
+  /** The part of bytes / packets already handed to the traffic counters (Aggregator.countTraffic). */
+  countedBytes = 0;
+  countedPackets = 0;
 }
 
 /**
@@ -19,6 +22,8 @@ export class Bucket {
   writtenVersion = -1;
   /** Past the late window: no longer accepts records; kept only until written. */
   closed = false;
+  /** The version whose sums the traffic counters have (countTraffic skips unchanged buckets). */
+  countedVersion = 0;
 
   constructor(readonly index: number) {}
 

@@ -6,6 +6,7 @@ import { parseCidr } from '../../collectors/allowlist.js';
 import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
 import { DEFAULT_API_LIMITS } from '../api/types.js';
 import { DEFAULT_REGISTRY_URL } from '../registry/loader.js';
+import { DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -379,6 +380,12 @@ export const OPTIONS = {
   },
   metrics: {
     maxExporterLabels: int(positiveInt, 200, 'N', "distinct exporter label values per metric; further exporters count as 'other'"),
+    maxTrafficSeries: int(
+      nonNegativeInt,
+      DEFAULT_MAX_TRAFFIC_SERIES,
+      'N',
+      "label sets of scitags_traffic_bytes_total / _packets_total; further traffic counts under one 'other' set per direction (0: totals only)",
+    ),
   },
   log: {
     level: opt(z.enum(LOG_LEVELS), 'info', { help: LOG_LEVELS.join(' | '), value: 'enum', arg: 'LEVEL' }),

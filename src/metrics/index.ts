@@ -1,2 +1,3 @@
 export * from './metrics.js';
 export * from './procnetudp.js';
+export * from './traffic.js';

@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RegistryStatus } from '../registry/service.js';
+import type { StoreSpoolStats } from '../store/types.js';
+import { VERSION } from '../version.js';
 import type { KernelUdpListenerStats } from './procnetudp.js';
 
 /**
@@ -9,7 +11,8 @@ import type { KernelUdpListenerStats } from './procnetudp.js';
  *
  * Label cardinality: `exporter` goes through exporterLabel(), which admits at most
  * `maxExporterLabels` distinct addresses and counts the rest as "other", so a scan or spoofed
- * sources cannot grow the scrape without bound. No label ever carries a flow value.
+ * sources cannot grow the scrape without bound. The traffic counters' label sets are capped
+ * as a whole (traffic.ts). No label ever carries a flow value.
  */
 
 export const METRIC_PREFIX = 'scitags_';
@@ -35,6 +38,17 @@ export interface MetricsOptions {
   receivePaths?: () => ReceivePathInfo[];
   /** Decode threads (1 = the main thread) and worker threads replaced after dying. */
   decodeWorkers?: () => { workers: number; restarts: number };
+  /** The store's write spool (InfluxDB); the spool gauges exist only when this is given. */
+  spool?: () => StoreSpoolStats;
+  /** scitags_build_info labels; the package version and process.version by default. */
+  build?: BuildInfo;
+}
+
+export interface BuildInfo {
+  version: string;
+  node: string;
+  /** The source commit, when the build knows it (the label is left out otherwise). */
+  commit?: string | undefined;
 }
 
 export interface ReceivePathInfo {
@@ -110,7 +124,17 @@ export interface CollectorMetrics {
   registryAgeSeconds: Gauge;
   registryRefreshes: Counter<'result'>;
   registryLastRefreshOk: Gauge;
+
+  // exporters and traffic (set by MetricsSync and TrafficCounters)
+  exporterLastSeen: Gauge<'exporter'>;
+  trafficBytes: Counter<TrafficLabel>;
+  trafficPackets: Counter<TrafficLabel>;
+  trafficSeriesFolded: Counter;
 }
+
+/** Labels of scitags_traffic_bytes_total / scitags_traffic_packets_total. */
+export type TrafficLabel = 'exporter' | 'link' | 'direction' | 'class' | 'community' | 'activity';
+export const TRAFFIC_LABELS: readonly TrafficLabel[] = ['exporter', 'link', 'direction', 'class', 'community', 'activity'];
 
 export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
   const registry = new Registry();
@@ -120,6 +144,48 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
   const n = (s: string) => `${METRIC_PREFIX}${s}`;
 
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+
+  const build = options.build ?? { version: VERSION, node: process.version };
+  new Gauge({
+    name: n('build_info'),
+    help: 'The running build (value 1): package version, Node.js version and, when known, the source commit',
+    labelNames: ['version', 'node', 'commit'] as const,
+    registers,
+  }).set({ version: build.version, node: build.node, ...(build.commit ? { commit: build.commit } : {}) }, 1);
+
+  const spoolHook = options.spool;
+  if (spoolHook) {
+    // One read of the spool per scrape would do; each gauge reads it (cheap: counters in memory).
+    const spoolGauge = (name: string, help: string, value: (s: StoreSpoolStats, nowMs: number) => number): void => {
+      new Gauge({
+        name: n(name),
+        help,
+        registers,
+        collect() {
+          this.set(value(spoolHook(), now()));
+        },
+      });
+    };
+    spoolGauge('influx_spool_batches', 'Write batches waiting in the InfluxDB spool (on disk) for the server', (s) => s.batches);
+    spoolGauge('influx_spool_rows', 'Points waiting in the InfluxDB spool', (s) => s.rows);
+    spoolGauge('influx_spool_bytes', 'Bytes of the InfluxDB spool files (capped by store.spoolMaxBytes)', (s) => s.bytes);
+    spoolGauge('influx_spool_oldest_age_seconds', 'Age of the oldest batch in the InfluxDB spool; 0 when empty', (s, t) =>
+      s.oldestMs === undefined ? 0 : Math.max(0, (t - s.oldestMs) / 1000),
+    );
+    spoolGauge('influx_last_error_timestamp_seconds', 'Unix time of the last failed InfluxDB write; 0 if none since start', (s) =>
+      s.lastErrorMs === undefined ? 0 : s.lastErrorMs / 1000,
+    );
+    new Counter({
+      name: n('influx_spool_rejected_batches_total'),
+      help: 'Write batches refused because the InfluxDB spool was full (lost)',
+      registers,
+      collect() {
+        // The writer keeps the running count: mirror it.
+        this.reset();
+        this.inc(spoolHook().rejectedBatches);
+      },
+    });
+  }
 
   const kernelHook = options.kernelUdp;
   const kernelUdpQueuedBytes = new Gauge({
@@ -345,6 +411,31 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       collect() {
         if (statusHook) this.set(statusHook().lastError === undefined ? 1 : 0);
       },
+    }),
+
+    exporterLastSeen: new Gauge({
+      name: n('exporter_last_seen_seconds'),
+      help: 'Unix time of the last datagram decoded from each exporter (exporters past metrics.maxExporterLabels: the latest of them, as "other")',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+    trafficBytes: new Counter({
+      name: n('traffic_bytes_total'),
+      help:
+        'Bytes (scaled by the sampling rate) per exporter, link, direction, class, experiment and activity; each byte counts once with direction="in" (its input link) and once with direction="out" (its output link)',
+      labelNames: TRAFFIC_LABELS,
+      registers,
+    }),
+    trafficPackets: new Counter({
+      name: n('traffic_packets_total'),
+      help: 'Packets (scaled by the sampling rate), labelled as scitags_traffic_bytes_total',
+      labelNames: TRAFFIC_LABELS,
+      registers,
+    }),
+    trafficSeriesFolded: new Counter({
+      name: n('traffic_series_folded_total'),
+      help: 'Traffic counter updates that went to the "other" label set because metrics.maxTrafficSeries label sets exist',
+      registers,
     }),
   };
   return m;

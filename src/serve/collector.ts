@@ -7,7 +7,7 @@ import { buildApi } from '../api/index.js';
 import type { HealthInfo, HealthStatus } from '../api/types.js';
 import { type Config, enabledListeners, flowLimitsOf, resolveDataPaths } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets } from '../metrics/index.js';
+import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets, TrafficCounters } from '../metrics/index.js';
 import type { ReceivePathInfo } from '../metrics/metrics.js';
 import { LinkDirectory } from '../enrich/links.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
@@ -19,6 +19,7 @@ import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
 import { loadDecoderState, saveDecoderState } from './decoder-state-file.js';
 import { MetricsSync } from './metrics-sync.js';
+import { COMMIT, VERSION } from '../version.js';
 
 /** How often the decode stage's snapshot is refreshed for metrics, link names and health. */
 const SNAPSHOT_MS = 1_000;
@@ -59,6 +60,27 @@ export class Collector {
   ) {
     const { now, log } = deps;
     this.links = new LinkDirectory(config.links);
+    // The hooks read the stage, listeners and aggregator at scrape time, after construction.
+    const metrics = createMetrics({
+      maxExporterLabels: config.metrics.maxExporterLabels,
+      defaultMetrics: true,
+      build: { version: VERSION, node: process.version, commit: COMMIT },
+      registryStatus: () => this.registry.status(),
+      kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
+      queueLength: () => this.stage.queueStats().length,
+      liveKeys: () => this.aggregator.stats().liveKeys,
+      receivePaths: () => this.receivePaths(),
+      decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
+      ...(store.spoolStats ? { spool: () => store.spoolStats!() } : {}),
+    });
+    const configuredLinks = new Map(config.links.map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]));
+    const traffic = new TrafficCounters(metrics, config.metrics.maxTrafficSeries, {
+      registry: () => this.registry.registry,
+      linkName: (exporter, ifIndex) => {
+        const key = `${exporter}|${ifIndex}`;
+        return configuredLinks.get(key) ?? this.links.learntNames().get(key);
+      },
+    });
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -71,6 +93,7 @@ export class Collector {
         now,
         store,
         registry: () => this.registry.registry,
+        traffic,
         log: {
           warn: (obj, msg) => log.limited(`aggregate|${msg}`, 'warn', `${msg} ${JSON.stringify(obj)}`),
           error: (obj, msg) => log.limited(`aggregate|${msg}`, 'error', `${msg} ${JSON.stringify(obj)}`),
@@ -116,19 +139,11 @@ export class Collector {
         now,
       ),
     }));
-    const metrics = createMetrics({
-      maxExporterLabels: config.metrics.maxExporterLabels,
-      registryStatus: () => this.registry.status(),
-      kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
-      queueLength: () => this.stage.queueStats().length,
-      liveKeys: () => this.aggregator.stats().liveKeys,
-      receivePaths: () => this.receivePaths(),
-      decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
-    });
     this.metricsSync = new MetricsSync(metrics, {
       snapshot: () => this.stage.snapshot(),
       queue: () => this.stage.queueStats(),
       aggregator: this.aggregator,
+      traffic,
       listeners: this.listeners,
       storeKind: store.kind,
     });

@@ -1,5 +1,5 @@
 import type { Aggregator } from '../aggregate/index.js';
-import type { CollectorMetrics } from '../metrics/index.js';
+import type { CollectorMetrics, TrafficCounters } from '../metrics/index.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
 import type { QueueStats } from '../pipeline/stage.js';
 import type { UdpListener } from '../../collectors/udp.js';
@@ -20,6 +20,8 @@ export class MetricsSync {
       snapshot: () => DecodeSnapshot;
       queue: () => QueueStats;
       aggregator: Aggregator;
+      /** Per-experiment traffic counters, fed from the aggregator's sums here. */
+      traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
       storeKind: string;
     },
@@ -48,8 +50,11 @@ export class MetricsSync {
       const d = this.delta(`rej|${name}`, s.deniedByAllowList);
       if (d > 0) m.datagramsRejected.inc({ listener: name, exporter: 'denied' }, d);
     }
+    // Exporters past the label cap share "other": it shows the latest of them.
+    const lastSeen = new Map<string, number>();
     for (const e of this.parts.snapshot().exporters) {
       const ex = m.exporterLabel(e.address);
+      lastSeen.set(ex, Math.max(lastSeen.get(ex) ?? 0, e.lastSeenMs));
       const a = e.address;
       let d: number;
       for (const [protocol, n] of Object.entries(e.recordsByProtocol)) {
@@ -71,6 +76,8 @@ export class MetricsSync {
       d = this.delta(`lost|${a}`, e.lostRecords);
       if (d > 0) m.recordsLost.inc({ exporter: ex }, d);
     }
+    m.exporterLastSeen.reset();
+    for (const [ex, ms] of lastSeen) m.exporterLastSeen.set({ exporter: ex }, ms / 1000);
     for (const [addr, n] of queue.dropsByExporter) {
       const d = this.delta(`qd|${addr}`, n);
       if (d > 0) m.queueDrops.inc({ exporter: m.exporterLabel(addr) }, d);
@@ -86,6 +93,10 @@ export class MetricsSync {
     d = this.delta('agg|fold', st.foldedByCardinality);
     if (d > 0) m.cardinalityFolds.inc(d);
     m.liveKeys.set(st.liveKeys);
+    if (this.parts.traffic) {
+      aggregator.countTraffic();
+      this.parts.traffic.flush();
+    }
     d = this.delta('store|writes', st.bucketsWritten);
     if (d > 0) m.storeWrites.inc({ store: storeKind }, d);
     d = this.delta('store|rows', st.rowsWritten);

@@ -96,6 +96,20 @@ export interface CollectorStatsSnapshot {
   all: CollectorCounters;
 }
 
+/** Depth and health of a store's write spool (read-only; for metrics). */
+export interface StoreSpoolStats {
+  batches: number;
+  /** Rows (points) in the spooled batches. */
+  rows: number;
+  bytes: number;
+  /** When the oldest spooled batch was spooled (ms since the epoch); undefined when empty. */
+  oldestMs: number | undefined;
+  /** Batches refused because the spool was full (data lost). */
+  rejectedBatches: number;
+  /** When a write to the server last failed (ms since the epoch); undefined when none has. */
+  lastErrorMs: number | undefined;
+}
+
 export interface TrafficStore {
   readonly kind: string;
   /**
@@ -115,5 +129,7 @@ export interface TrafficStore {
   writeCollectorStats?(snapshot: CollectorStatsSnapshot): Promise<void>;
   /** Deletes data older than the retention; returns rows removed (embedded store). */
   applyRetention?(nowMs: number): Promise<number>;
+  /** The on-disk spool of writes waiting for the server, where the store has one (InfluxDB). */
+  spoolStats?(): StoreSpoolStats;
   close(): Promise<void>;
 }

@@ -4,49 +4,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { readCaptureFile } from '../../collectors/pcap.js';
-import { replayDatagrams } from '../../collectors/replay.js';
-import { loadSnapshot } from '../../src/registry/loader.js';
 import { createSocket } from 'node:dgram';
-import { freePorts, freeUdpPort, getJson, startDaemon, waitFor } from '../support/daemon.js';
-import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
-
-interface Series {
-  group: Record<string, string | number | null>;
-  totals: { bytes: number; packets: number; records: number };
-}
-interface TrafficAnswer {
-  series: Series[];
-  totals: { bytes: number; packets: number; records: number };
-}
-
-
-/** What /api/v1/traffic?groupBy=community,activity must say: registered pairs by name, the rest folded. */
-function expectedGroups(): Map<string, ExpectedCounts> {
-  const registry = loadSnapshot(0);
-  const out = new Map<string, ExpectedCounts>();
-  for (const c of CORPUS_CAPTURES) {
-    const t = expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`)));
-    for (const [pair, counts] of t.pairs) {
-      const [community, activity] = pair.split('/').map(Number) as [number, number];
-      const names = registry.names(community, activity);
-      const key = names.registered ? `scitags ${names.communityName}/${names.activityName}` : 'scitags unregistered/unregistered';
-      out.set(key, addCounts(out.get(key), counts));
-    }
-    out.set('ipv6_unmarked', addCounts(out.get('ipv6_unmarked'), t.ipv6Unmarked));
-    out.set('ipv4', addCounts(out.get('ipv4'), t.ipv4));
-  }
-  return out;
-}
-
-function groupsOf(answer: TrafficAnswer): Map<string, ExpectedCounts> {
-  const out = new Map<string, ExpectedCounts>();
-  for (const s of answer.series) {
-    const g = s.group;
-    const key = g.class === 'scitags' ? `scitags ${g.communityName}/${g.activityName}` : String(g.class);
-    out.set(key, addCounts(out.get(key), s.totals));
-  }
-  return out;
-}
+import { freePorts, freeUdpPort, getJson, replayCorpus, startDaemon, waitFor } from '../support/daemon.js';
+import {
+  addCounts,
+  expectedCorpusGroups as expectedGroups,
+  type ExpectedCounts,
+  expectedTotals,
+  fixturePath,
+  trafficGroups as groupsOf,
+  type TrafficAnswer,
+  loadTruth,
+} from '../support/expected.js';
 
 describe('serve end to end over loopback', () => {
   it('replayed corpus captures come back from /api/v1/traffic exactly, and survive a restart', async () => {
@@ -55,17 +24,7 @@ describe('serve end to end over loopback', () => {
     const ports = await freePorts();
     const t0 = Date.now();
     const daemon = await startDaemon(ports, [`--store=${store}`]);
-    let datagrams = 0;
-    for (const c of CORPUS_CAPTURES) {
-      const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
-      datagrams += cap.datagrams.length;
-      // Paced so the kernel socket buffer never overflows on a loaded CI machine.
-      await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports[c.port], speed: 0, rate: 5000, onlyDstPort: 0 });
-    }
-    await waitFor(async () => {
-      const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
-      return ex.exporters.reduce((n, e) => n + e.datagrams, 0) === datagrams;
-    });
+    await replayCorpus(daemon, ports);
     const exporters = await getJson<{ exporters: { address: string; records: number; protocols: string[]; errorsByReason: object }[] }>(
       `${daemon.apiUrl}/api/v1/exporters`,
     );

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
@@ -142,11 +142,19 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const spoolDir = mkdtempSync(join(tmpdir(), 'spool-'));
     const first = await mk('outage', spoolDir);
     await first.writeRows(batches[0]!);
+    expect(first.spoolStats()).toEqual({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined });
     await db.stop();
+    const failedFrom = Date.now();
     await first.writeRows(batches[1]!);
     await first.writeRows(batches[2]!);
     expect(first.spooled).toBe(2);
     expect(first.writerStats().writeFailures).toBe(1);
+    // What the scitags_influx_spool_* gauges show: 2 + 3 points (scitags_traffic + link_traffic per class).
+    const spooled = first.spoolStats();
+    expect(spooled).toMatchObject({ batches: 2, rows: 5, rejectedBatches: 0 });
+    expect(spooled.bytes).toBe(readdirSync(spoolDir).reduce((n, f) => n + statSync(join(spoolDir, f)).size, 0));
+    expect(spooled.oldestMs).toBeGreaterThanOrEqual(failedFrom);
+    expect(spooled.lastErrorMs).toBeGreaterThanOrEqual(failedFrom);
     // The collector stops while InfluxDB is still down: the spool stays on disk...
     await first.close();
     // ...and the next run picks it up.
@@ -160,6 +168,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
       await store.flush();
       return store.spooled === 0;
     }, 30_000);
+    expect(store.spoolStats()).toMatchObject({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined });
 
     const read = async (database: string) => {
       const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });

@@ -3,6 +3,9 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readCaptureFile } from '../../collectors/pcap.js';
+import { replayDatagrams } from '../../collectors/replay.js';
+import { CORPUS_CAPTURES, fixturePath } from './expected.js';
 import { freeTcpPort } from './influxd.js';
 import { repoRoot } from './root.js';
 
@@ -112,4 +115,19 @@ export async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000):
     if (Date.now() > end) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Replays the corpus captures to a daemon over loopback and waits until it decoded every datagram. */
+export async function replayCorpus(daemon: Pick<Daemon, 'apiUrl'>, ports: DaemonPorts): Promise<void> {
+  let datagrams = 0;
+  for (const c of CORPUS_CAPTURES) {
+    const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
+    datagrams += cap.datagrams.length;
+    // Paced so the kernel socket buffer never overflows on a loaded CI machine.
+    await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports[c.port], speed: 0, rate: 5000, onlyDstPort: 0 });
+  }
+  await waitFor(async () => {
+    const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
+    return ex.exporters.reduce((n, e) => n + e.datagrams, 0) === datagrams;
+  });
 }

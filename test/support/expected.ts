@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadSnapshot } from '../../src/registry/loader.js';
 
 /**
  * Expected totals of a capture fixture, from its truth file (corpus: `<name>.truth.json`;
@@ -78,4 +79,43 @@ export const CORPUS_CAPTURES = [
 export function addCounts(a: ExpectedCounts | undefined, b: ExpectedCounts): ExpectedCounts {
   const base = a ?? { records: 0, packets: 0, bytes: 0 };
   return { records: base.records + b.records, packets: base.packets + b.packets, bytes: base.bytes + b.bytes };
+}
+
+/** The parts of a /api/v1/traffic answer the end-to-end tests read. */
+export interface TrafficAnswer {
+  series: { group: Record<string, string | number | null>; totals: ExpectedCounts }[];
+  totals: ExpectedCounts;
+}
+
+/**
+ * What /api/v1/traffic?groupBy=community,activity must say for the corpus captures, keyed
+ * "scitags <experiment>/<activity>" (registered pairs by name, the rest folded into
+ * unregistered/unregistered) or the class of unmarked traffic.
+ */
+export function expectedCorpusGroups(): Map<string, ExpectedCounts> {
+  const registry = loadSnapshot(0);
+  const out = new Map<string, ExpectedCounts>();
+  for (const c of CORPUS_CAPTURES) {
+    const t = expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`)));
+    for (const [pair, counts] of t.pairs) {
+      const [community, activity] = pair.split('/').map(Number) as [number, number];
+      const names = registry.names(community, activity);
+      const key = names.registered ? `scitags ${names.communityName}/${names.activityName}` : 'scitags unregistered/unregistered';
+      out.set(key, addCounts(out.get(key), counts));
+    }
+    out.set('ipv6_unmarked', addCounts(out.get('ipv6_unmarked'), t.ipv6Unmarked));
+    out.set('ipv4', addCounts(out.get('ipv4'), t.ipv4));
+  }
+  return out;
+}
+
+/** An answer grouped by community and activity, keyed as expectedCorpusGroups(). */
+export function trafficGroups(answer: TrafficAnswer): Map<string, ExpectedCounts> {
+  const out = new Map<string, ExpectedCounts>();
+  for (const s of answer.series) {
+    const g = s.group;
+    const key = g.class === 'scitags' ? `scitags ${g.communityName}/${g.activityName}` : String(g.class);
+    out.set(key, addCounts(out.get(key), s.totals));
+  }
+  return out;
 }

@@ -1,11 +1,15 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Dashboard, DashboardLinkType, Panel, VariableType } from '@grafana/schema';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import healthJson from '../../dashboards/collector-health.json' with { type: 'json' };
 import linkDetailJson from '../../dashboards/link-detail.json' with { type: 'json' };
 import overviewJson from '../../dashboards/scitags-overview.json' with { type: 'json' };
+import prometheusJson from '../../dashboards/scitags-prometheus.json' with { type: 'json' };
 import { defaultConfig } from '../../src/config/index.js';
+import { createMetrics } from '../../src/metrics/index.js';
 import {
   allPanels,
   interpolateQuery,
@@ -16,6 +20,7 @@ import {
   type PanelJson,
   type VariableJson,
 } from '../support/dashboards.js';
+import { promtool, promtoolAvailable } from '../support/promtool.js';
 
 /**
  * Static checks of dashboards/: provisioning, uids, datasource references, units,
@@ -38,12 +43,15 @@ type Widen<T> = T extends string
           ? { [K in keyof T]: Widen<T[K]> }
           : T;
 const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson];
+const TYPED_PROMETHEUS: Widen<Dashboard> = prometheusJson;
 const VARIABLE_TYPES: readonly VariableType[] = ['query'];
 const REPEAT_DIRECTIONS: readonly NonNullable<Panel['repeatDirection']>[] = ['h', 'v'];
 const LINK_TYPES: readonly DashboardLinkType[] = ['dashboards', 'link'];
 
 const dir = new URL('../../dashboards/', import.meta.url);
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+/** The variant on the Prometheus datasource; checked on its own at the end of this file. */
+const PROMETHEUS_FILE = 'scitags-prometheus.json';
+const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== PROMETHEUS_FILE).sort();
 const dashboards = files.map((f) => ({ file: f, d: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as DashboardJson & Record<string, unknown> }));
 const datasourceYaml = parse(readFileSync(new URL('provisioning/datasources/influxdb.yaml', dir), 'utf8')) as {
   apiVersion: number;
@@ -181,5 +189,100 @@ describe('dashboards', () => {
     expect(() => interpolateQuery('"l" = $timefilter', ctx)).toThrow();
     expect(() => interpolateQuery('${nope:regex}', ctx)).toThrow(/undefined variable/);
     expect(() => interpolateQuery('time($__interval)', { ...ctx, intervalMs: 90_000 })).toThrow(/not one Grafana produces/);
+  });
+});
+
+/**
+ * The Prometheus variant (dashboards/scitags-prometheus.json): the same questions answered
+ * from the collector's /metrics. Every panel reads the `${datasource}` variable (no uid to
+ * match at import), every query uses only metrics the collector defines, counters only
+ * through rate() / increase(), and every query, interpolated as Grafana would, parses as
+ * PromQL (promtool).
+ */
+describe('Prometheus dashboard', () => {
+  type PromPanel = Omit<PanelJson, 'targets'> & { targets?: { refId: string; expr?: string; datasource?: unknown }[] };
+  const d = TYPED_PROMETHEUS as unknown as DashboardJson;
+  const panels = allPanels(d) as unknown as PromPanel[];
+  const vars = d.templating?.list ?? [];
+  const VAR_DS = { type: 'prometheus', uid: '${datasource}' };
+  const targets = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p, target: t, expr: t.expr ?? '' })));
+  /** label_values(SELECTOR, label) is Grafana's, not PromQL: the selector is the query to check. */
+  const variableSelectors = vars.filter((v) => v.type === 'query').map((v) => /^label_values\((.*), *\w+\)$/.exec(variableQuery(v))?.[1] ?? '');
+
+  /** What Grafana substitutes: a multi-value variable becomes a regex (All: allValue), the macros durations. */
+  const interpolate = (q: string): string =>
+    q
+      .replace(/\$__rate_interval|\$__interval|\$__range/g, (m) => ({ $__rate_interval: '4m', $__interval: '1m', $__range: '6h' })[m]!)
+      .replace(/\$\{?(\w+)\}?/g, (m, name: string) => {
+        const v = vars.find((x) => x.name === name);
+        if (!v || v.type !== 'query') throw new Error(`${m}: not a query variable of the dashboard`);
+        return v.allValue ?? '.*';
+      });
+
+  it('is one more dashboard with its own uid, tagged for the dashboard links', () => {
+    expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toContain(PROMETHEUS_FILE);
+    expect(d.uid).toBe('scitags-prometheus');
+    expect(dashboards.map((x) => x.d.uid)).not.toContain(d.uid);
+    expect((TYPED_PROMETHEUS as { tags?: string[] }).tags).toContain('scitags');
+    expect((d as { id?: number | null }).id ?? null).toBeNull();
+  });
+
+  it('reads the ${datasource} variable (type prometheus) in every panel and target, with no datasource uid anywhere', () => {
+    expect(vars[0]).toMatchObject({ type: 'datasource', name: 'datasource', query: 'prometheus' });
+    const refs = [
+      ...panels.filter((p) => p.type !== 'row').map((p) => [`panel ${p.id}`, p.datasource] as const),
+      ...targets.map(({ panel, target }) => [`panel ${panel.id} ${target.refId}`, target.datasource] as const),
+      ...vars.filter((v) => v.type !== 'datasource').map((v) => [`variable ${v.name}`, v.datasource] as const),
+    ];
+    expect(refs.length).toBeGreaterThan(20);
+    for (const [where, ref] of refs) expect(ref, where).toEqual(VAR_DS);
+    const uids = [...JSON.stringify(d).matchAll(/"uid":"([^"]*)"/g)].map((m) => m[1]);
+    expect(new Set(uids)).toEqual(new Set([d.uid, '${datasource}']));
+    expect(JSON.stringify(d)).not.toMatch(/\$\{DS_|__inputs|"influxdb"/);
+  });
+
+  it('has exporter / experiment / link variables on the traffic counters, unique panel ids and a unit on every data panel', () => {
+    expect(vars.map((v) => v.name)).toEqual(['datasource', 'exporter', 'experiment', 'link']);
+    for (const v of vars.slice(1)) expect(v, v.name).toMatchObject({ type: 'query', multi: true, includeAll: true, allValue: '.*' });
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const p of panels.filter((x) => x.type !== 'row')) {
+      expect(['timeseries', 'table']).toContain(p.type);
+      expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} ${p.title}`).toMatch(/^(bps|pps|cps|percentunit|decbytes|s)$/);
+    }
+    expect(panels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual(['Traffic by experiment', 'Per link', 'Exporter health']);
+  });
+
+  it('uses only metrics the collector exposes, counters only through rate() or increase(), bytes as bits', async () => {
+    const m = createMetrics({ defaultMetrics: true, spool: () => ({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined }) });
+    const known = new Map((await m.registry.getMetricsAsJSON()).map((x) => [x.name, String(x.type)]));
+    const queries = [...targets.map((t) => [`panel ${t.panel.id} ${t.panel.title}`, t.expr, t.panel.fieldConfig?.defaults?.unit] as const), ...variableSelectors.map((q) => ['variable', q, undefined] as const)];
+    for (const [where, q, unit] of queries) {
+      const names = [...q.matchAll(/\b(scitags_\w+|process_\w+|nodejs_\w+)/g)].map((x) => x[1]!);
+      expect(names.length, where).toBeGreaterThan(0);
+      for (const name of names) {
+        expect(known.has(name), `${where}: ${name}`).toBe(true);
+        // A counter resets on restart: only rate() / increase() make it a quantity (label_values lists labels).
+        if (known.get(name) === 'counter' && where !== 'variable') expect(q, where).toMatch(new RegExp(`(rate|increase)\\(${name}[{[]`));
+      }
+      if (unit === 'bps') expect(q, where).toMatch(/^sum by \([\w, ]+\) \(rate\(scitags_traffic_bytes_total\{[^}]*\}\[\$__rate_interval\]\)\) \* 8$/);
+      // Marked traffic counted once: experiment panels take one direction.
+      if (/community/.test(q) && where !== 'variable') expect(q, where).toMatch(/direction="in"/);
+    }
+  });
+
+  it.skipIf(!promtoolAvailable('parsing the Prometheus dashboard queries'))('every query parses as PromQL once interpolated (promtool check rules)', () => {
+    const exprs = [...targets.map((t) => interpolate(t.expr)), ...variableSelectors.map(interpolate)];
+    expect(exprs.every((e) => !e.includes('$'))).toBe(true);
+    // Recording rules are the one promtool input that parses free-standing expressions.
+    const rules = { groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
+    const file = join(mkdtempSync(join(tmpdir(), 'scitags-promql-')), 'rules.yaml');
+    writeFileSync(file, stringify(rules));
+    const r = promtool(['check', 'rules', file]);
+    expect(r.output).toContain(`SUCCESS: ${exprs.length} rules found`);
+    expect(r.status).toBe(0);
+    // And a broken query would fail: the check is not vacuous.
+    writeFileSync(file, stringify({ groups: [{ name: 'x', rules: [{ record: 'x:y', expr: 'sum by (a (rate(m[5m]))' }] }] }));
+    expect(promtool(['check', 'rules', file]).status).not.toBe(0);
   });
 });

@@ -7,6 +7,7 @@ import {
   readKernelUdpSockets,
 } from '../../src/metrics/index.js';
 import type { RegistryStatus } from '../../src/registry/service.js';
+import type { StoreSpoolStats } from '../../src/store/types.js';
 
 // Captured on this machine (x86-64, little-endian) with sockets on 127.0.0.1:20550,
 // [::]:47390 and [::1]:36173, plus hand-made lines with drops and an IPv4-mapped address.
@@ -78,6 +79,7 @@ describe('metrics registry', () => {
     const names = (await m.registry.getMetricsAsJSON()).map((x) => `${x.name} ${x.type}`).sort();
     expect(names).toEqual([
       'scitags_buckets_written_total counter',
+      'scitags_build_info gauge',
       'scitags_cardinality_folds_total counter',
       'scitags_datagrams_received_total counter',
       'scitags_datagrams_rejected_total counter',
@@ -85,6 +87,7 @@ describe('metrics registry', () => {
       'scitags_decode_worker_restarts gauge',
       'scitags_decode_workers gauge',
       'scitags_decoder_crashes_total counter',
+      'scitags_exporter_last_seen_seconds gauge',
       'scitags_kernel_udp_drops_total counter',
       'scitags_kernel_udp_queued_bytes gauge',
       'scitags_late_records_total counter',
@@ -106,7 +109,52 @@ describe('metrics registry', () => {
       'scitags_store_writes_total counter',
       'scitags_template_misses_total counter',
       'scitags_too_late_records_total counter',
+      'scitags_traffic_bytes_total counter',
+      'scitags_traffic_packets_total counter',
+      'scitags_traffic_series_folded_total counter',
     ]);
+  });
+
+  it('says which build runs, with the commit label only when the build knows it', async () => {
+    const withCommit = createMetrics({ build: { version: '1.2.3', node: 'v24.1.0', commit: 'c4c0864' } });
+    expect(await withCommit.registry.getSingleMetricAsString('scitags_build_info')).toContain(
+      'scitags_build_info{version="1.2.3",node="v24.1.0",commit="c4c0864"} 1',
+    );
+    const plain = createMetrics({ build: { version: '1.2.3', node: 'v24.1.0' } });
+    expect(await plain.registry.getSingleMetricAsString('scitags_build_info')).toContain('scitags_build_info{version="1.2.3",node="v24.1.0"} 1');
+  });
+
+  it('adds process_* and nodejs_* metrics when asked', async () => {
+    const names = (await createMetrics({ defaultMetrics: true }).registry.getMetricsAsJSON()).map((x) => x.name);
+    expect(names).toContain('process_cpu_seconds_total');
+    expect(names).toContain('process_resident_memory_bytes');
+    expect(names).toContain('nodejs_eventloop_lag_seconds');
+    expect(names).toContain('nodejs_heap_size_used_bytes');
+    expect((await createMetrics().registry.getMetricsAsJSON()).map((x) => x.name).filter((n) => !n.startsWith('scitags_'))).toEqual([]);
+  });
+
+  it('reads the InfluxDB spool at scrape time, and has no spool metrics without a spool', async () => {
+    let spool: StoreSpoolStats = { batches: 3, rows: 12_000, bytes: 2_500_000, oldestMs: 1_000_000, rejectedBatches: 1, lastErrorMs: 1_900_000 };
+    const m = createMetrics({ now: () => 2_000_000, spool: () => spool });
+    const lines = async () => (await m.registry.metrics()).split('\n').filter((l) => l.startsWith('scitags_influx_'));
+    expect(await lines()).toEqual([
+      'scitags_influx_spool_batches 3',
+      'scitags_influx_spool_rows 12000',
+      'scitags_influx_spool_bytes 2500000',
+      'scitags_influx_spool_oldest_age_seconds 1000',
+      'scitags_influx_last_error_timestamp_seconds 1900',
+      'scitags_influx_spool_rejected_batches_total 1',
+    ]);
+    spool = { batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 1, lastErrorMs: undefined };
+    expect(await lines()).toEqual([
+      'scitags_influx_spool_batches 0',
+      'scitags_influx_spool_rows 0',
+      'scitags_influx_spool_bytes 0',
+      'scitags_influx_spool_oldest_age_seconds 0',
+      'scitags_influx_last_error_timestamp_seconds 0',
+      'scitags_influx_spool_rejected_batches_total 1',
+    ]);
+    expect((await createMetrics().registry.metrics()).includes('scitags_influx_')).toBe(false);
   });
 
   it('caps exporter label values, counting the rest as other', async () => {

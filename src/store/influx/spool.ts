@@ -12,30 +12,57 @@ import { join } from 'node:path';
 export interface SpoolStats {
   batches: number;
   bytes: number;
+  /** Points (array items) in the spooled batches. */
+  rows: number;
+  /** When the oldest spooled batch was written (ms since the epoch); undefined when empty. */
+  oldestMs: number | undefined;
   /** Batches refused because the spool was full (counted; the only way data is lost). */
   rejectedBatches: number;
 }
 
 const SUFFIX = '.batch.json';
+/**
+ * Batch files are named `<seq>.r<rows>.batch.json`: the row count in the name lets a restart
+ * report the spool's depth in rows without reading every batch back. Files of older versions
+ * (`<seq>.batch.json`) are read once at start to count them.
+ */
+const ROWS_IN_NAME = /\.r(\d+)\.batch\.json$/;
+
+interface SpoolFile {
+  name: string;
+  bytes: number;
+  rows: number;
+  createdMs: number;
+}
+
+function rowsOf(batch: unknown): number {
+  return Array.isArray(batch) ? batch.length : 1;
+}
 
 export class DiskSpool<T> {
-  private readonly files: { name: string; bytes: number }[] = [];
+  private readonly files: SpoolFile[] = [];
   private nextSeq = 0;
   private sizeBytes = 0;
+  private sizeRows = 0;
   rejectedBatches = 0;
 
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number,
+    /** Clock for the age of batches pushed by this run (files of earlier runs: their mtime). */
+    private readonly now: () => number = Date.now,
   ) {
     mkdirSync(dir, { recursive: true });
     const names = readdirSync(dir)
       .filter((n) => n.endsWith(SUFFIX))
       .sort();
     for (const name of names) {
-      const bytes = statSync(join(dir, name)).size;
-      this.files.push({ name, bytes });
-      this.sizeBytes += bytes;
+      const st = statSync(join(dir, name));
+      const counted = ROWS_IN_NAME.exec(name)?.[1];
+      const rows = counted !== undefined ? Number(counted) : rowsOf(JSON.parse(readFileSync(join(dir, name), 'utf8')));
+      this.files.push({ name, bytes: st.size, rows, createdMs: st.mtimeMs });
+      this.sizeBytes += st.size;
+      this.sizeRows += rows;
       this.nextSeq = Math.max(this.nextSeq, Number.parseInt(name, 10) + 1);
     }
   }
@@ -45,7 +72,13 @@ export class DiskSpool<T> {
   }
 
   stats(): SpoolStats {
-    return { batches: this.files.length, bytes: this.sizeBytes, rejectedBatches: this.rejectedBatches };
+    return {
+      batches: this.files.length,
+      bytes: this.sizeBytes,
+      rows: this.sizeRows,
+      oldestMs: this.files[0]?.createdMs,
+      rejectedBatches: this.rejectedBatches,
+    };
   }
 
   /** Stores a batch durably; returns false (and counts it) when the spool is full. */
@@ -56,7 +89,8 @@ export class DiskSpool<T> {
       this.rejectedBatches++;
       return false;
     }
-    const name = `${String(this.nextSeq++).padStart(12, '0')}${SUFFIX}`;
+    const rows = rowsOf(batch);
+    const name = `${String(this.nextSeq++).padStart(12, '0')}.r${rows}${SUFFIX}`;
     const tmp = join(this.dir, `${name}.tmp`);
     const fd = openSync(tmp, 'w');
     try {
@@ -66,8 +100,9 @@ export class DiskSpool<T> {
       closeSync(fd);
     }
     renameSync(tmp, join(this.dir, name));
-    this.files.push({ name, bytes });
+    this.files.push({ name, bytes, rows, createdMs: this.now() });
     this.sizeBytes += bytes;
+    this.sizeRows += rows;
     return true;
   }
 
@@ -83,5 +118,6 @@ export class DiskSpool<T> {
     if (!first) return;
     unlinkSync(join(this.dir, first.name));
     this.sizeBytes -= first.bytes;
+    this.sizeRows -= first.rows;
   }
 }

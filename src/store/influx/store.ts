@@ -3,7 +3,7 @@ import { FieldType, InfluxDB, type IPoint, type ISingleHostConfig } from 'influx
 import type { InfluxStoreConfig, LinkConfig } from '../../config/index.js';
 import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
-import type { CollectorStatsSnapshot, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficStore } from '../types.js';
+import type { CollectorStatsSnapshot, StoreSpoolStats, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficStore } from '../types.js';
 import { type LinkInfo, rowsToPoints } from './points.js';
 import { buildInfluxQueries, influxRowToStored } from './query.js';
 import { provisionInflux } from './setup.js';
@@ -99,6 +99,18 @@ export class InfluxTrafficStore implements TrafficStore {
 
   writerStats(): InfluxWriterStats {
     return this.writer.stats();
+  }
+
+  spoolStats(): StoreSpoolStats {
+    const w = this.writer.stats();
+    return {
+      batches: w.spooledBatches,
+      rows: w.spoolRows,
+      bytes: w.spoolBytes,
+      oldestMs: w.spoolOldestMs,
+      rejectedBatches: w.spoolRejectedBatches,
+      lastErrorMs: w.lastErrorMs,
+    };
   }
 
   async writeRows(rows: TrafficRow[]): Promise<void> {

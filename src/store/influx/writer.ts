@@ -28,7 +28,13 @@ export interface InfluxWriterStats {
   spooledBatches: number;
   spoolBytes: number;
   spoolRejectedBatches: number;
+  /** Points waiting in the spool. */
+  spoolRows: number;
+  /** When the oldest spooled batch was spooled (ms since the epoch); undefined when empty. */
+  spoolOldestMs: number | undefined;
   lastError: string | undefined;
+  /** When the last write failed (ms since the epoch); undefined when none has. */
+  lastErrorMs: number | undefined;
 }
 
 /** A point as stored in the spool: the timestamp as epoch ms (JSON has no Date). */
@@ -60,14 +66,21 @@ export class InfluxWriter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
   private closed = false;
-  private readonly s = { pointsWritten: 0, batchesWritten: 0, writeFailures: 0, lastError: undefined as string | undefined };
+  private readonly s = {
+    pointsWritten: 0,
+    batchesWritten: 0,
+    writeFailures: 0,
+    lastError: undefined as string | undefined,
+    lastErrorMs: undefined as number | undefined,
+  };
 
   constructor(
     private readonly influx: InfluxDB,
     private readonly config: InfluxWriterConfig,
     private readonly log: (msg: string) => void = () => {},
+    private readonly now: () => number = Date.now,
   ) {
-    this.spool = new DiskSpool(config.spoolDir, config.spoolMaxBytes);
+    this.spool = new DiskSpool(config.spoolDir, config.spoolMaxBytes, now);
     this.retryDelayMs = config.retryInitialMs;
     // Batches spooled by an earlier run go out first.
     if (this.spool.length > 0) this.scheduleDrain(0);
@@ -75,7 +88,14 @@ export class InfluxWriter {
 
   stats(): InfluxWriterStats {
     const sp = this.spool.stats();
-    return { ...this.s, spooledBatches: sp.batches, spoolBytes: sp.bytes, spoolRejectedBatches: sp.rejectedBatches };
+    return {
+      ...this.s,
+      spooledBatches: sp.batches,
+      spoolBytes: sp.bytes,
+      spoolRejectedBatches: sp.rejectedBatches,
+      spoolRows: sp.rows,
+      spoolOldestMs: sp.oldestMs,
+    };
   }
 
   /** Resolves when every point is in InfluxDB or durably spooled; rejects only if the spool is full. */
@@ -116,6 +136,7 @@ export class InfluxWriter {
   private noteFailure(err: unknown): void {
     this.s.writeFailures++;
     this.s.lastError = err instanceof Error ? err.message : String(err);
+    this.s.lastErrorMs = this.now();
   }
 
   private scheduleDrain(delayMs: number): void {
