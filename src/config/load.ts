@@ -149,6 +149,12 @@ const influxPasswordSetter: Setter = (cfg, raw) => {
   return { path: 'store.password' };
 };
 
+const influxTokenSetter: Setter = (cfg, raw) => {
+  if (cfg.store.type !== 'influx') return { path: 'store.token', problem: 'is only meaningful with an influx store (set SCITAGS_STORE or store.type)' };
+  cfg.store.token = raw.trim();
+  return { path: 'store.token' };
+};
+
 /**
  * --store / SCITAGS_STORE:
  *  - `sqlite`, `sqlite:PATH`, `sqlite://PATH` (`sqlite:///abs/path` is absolute)
@@ -217,6 +223,7 @@ export const ENV_VARIABLES: readonly { name: string; set: Setter; help: string }
   { name: 'SCITAGS_WORKERS', set: workersSetter, help: 'decode worker threads (1 = main thread only)' },
   { name: 'SCITAGS_STORE', set: storeSetter, help: 'sqlite:PATH or influx://user:pass@host:8086/db' },
   { name: 'SCITAGS_INFLUX_PASSWORD', set: influxPasswordSetter, help: 'InfluxDB password (keeps it out of files and ps)' },
+  { name: 'SCITAGS_INFLUX_TOKEN', set: influxTokenSetter, help: 'InfluxDB 2.x/3.x API token (sent as Authorization: Token)' },
   {
     name: 'SCITAGS_REGISTRY_URL',
     set: stringSetter('registry.url', (c, v) => (c.registry.url = v.trim())),
@@ -468,6 +475,7 @@ function envNameFor(path: string): string {
     'queue.size': 'SCITAGS_QUEUE_SIZE',
     store: 'SCITAGS_STORE',
     'store.password': 'SCITAGS_INFLUX_PASSWORD',
+    'store.token': 'SCITAGS_INFLUX_TOKEN',
     'registry.url': 'SCITAGS_REGISTRY_URL',
     'log.level': 'SCITAGS_LOG_LEVEL',
   };

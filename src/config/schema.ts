@@ -160,6 +160,11 @@ export const influxStoreSchema = z.strictObject({
   retentionPolicy: z.string().default(''),
   username: z.string().default(''),
   password: z.string().default(''),
+  /**
+   * InfluxDB 2.x / 3.x API token, sent as `Authorization: Token <token>` on every request of
+   * their v1-compatible API (writes and InfluxQL queries); replaces username / password.
+   */
+  token: z.string().default(''),
   tls: z
     .strictObject({
       /** Verify the server certificate (https only). */
@@ -177,7 +182,9 @@ export const influxStoreSchema = z.strictObject({
   /**
    * On start: create the database, retention policies `raw` (default, rawRetention) and
    * `rollup_1h` (rollupRetention), and continuous queries rolling 1-minute buckets up to
-   * 1-hour sums (docs/influx-schema.md). Needs admin rights; turn off on managed servers.
+   * 1-hour sums (docs/influx-schema.md). Needs admin rights; turn off on managed servers and
+   * on InfluxDB 2.x / 3.x, which manage buckets and DBRP mappings themselves: then nothing
+   * but writes and queries is sent.
    */
   createDatabase: z.boolean().default(true),
   rawRetention: z.string().regex(/^(\d+[hdw]|INF)$/, 'must look like 30d, 12w, 48h or INF').default('30d'),
