@@ -44,10 +44,8 @@ export async function provisionInflux(influx: InfluxDB, cfg: InfluxSetupConfig):
   // the request names: only the series of ours says whether our queries exist.
   const shown = await influx.showContinousQueries(cfg.database);
   const ours = shown.groups().find((g) => g.name === cfg.database)?.rows ?? [];
-  const cqs = new Map(ours.map((row) => {
-    const r = row as unknown as { name: string; query: string };
-    return [r.name, r.query] as const;
-  }));
+  const rows = ours as unknown as { name: string; query: string }[];
+  const cqs = new Map(rows.map((r) => [r.name, r.query]));
   for (const cq of ROLLUPS) {
     const existing = cqs.get(cq.name);
     // A query from an older release (without the fields added since) is replaced; one that
