@@ -226,6 +226,13 @@ export const INFLUX_OPTIONS = {
     arg: 'PASSWORD',
     env: 'SCITAGS_INFLUX_PASSWORD',
   }),
+  // Trimmed: a token pasted from a file or $(cat ...) often brings a newline.
+  token: opt(z.string().trim(), '', {
+    help: 'InfluxDB 2.x/3.x API token, sent as Authorization: Token on writes and queries; replaces user/password (keep it out of files and ps: set SCITAGS_INFLUX_TOKEN)',
+    value: 'string',
+    arg: 'TOKEN',
+    env: 'SCITAGS_INFLUX_TOKEN',
+  }),
   tls: {
     rejectUnauthorized: opt(z.boolean(), true, { help: 'verify the server certificate (https only)', value: 'boolean', arg: 'BOOL' }),
     caFile: opt(z.string(), '', { help: "PEM file with the CA(s) to trust; '' = the system CAs", value: 'string', arg: 'FILE' }),
@@ -235,7 +242,7 @@ export const INFLUX_OPTIONS = {
   spoolDir: dataPath('influx-spool', 'batches InfluxDB did not accept wait here (one fsynced file each) and are replayed in order'),
   spoolMaxBytes: int(positiveInt, 1024 * 1024 * 1024, 'BYTES', 'cap on the spool; beyond it batches are refused and counted'),
   createDatabase: opt(z.boolean(), true, {
-    help: 'on start create the database, retention policies raw and rollup_1h and the 1-hour rollup queries (needs admin rights)',
+    help: 'on start create the database, retention policies raw and rollup_1h and the 1-hour rollup queries (needs admin rights; off for InfluxDB 2.x/3.x, which manage buckets and DBRP mappings themselves)',
     value: 'boolean',
     arg: 'BOOL',
   }),

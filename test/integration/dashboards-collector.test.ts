@@ -571,10 +571,10 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     const experiments = [...new Set(TRUTH.cells.filter((c) => c.measurement === 'scitags_traffic').map((c) => c.tags.community!))].sort();
     expect(linkNames).toEqual(['1073741823', 'lan.0 (core)', 'pmacct-in', 'sflow-in']);
     const o = await runDashboard(overview, opts);
-    expect(o.variables.options).toEqual({ exporter: [EXPORTER], experiment: experiments, link: linkNames });
-    expect(o.variables.selection).toEqual({ exporter: 'all', experiment: [experiments[0]], link: 'all' });
+    expect(o.variables.options).toEqual({ policy: ['1m', '1h'], exporter: [EXPORTER], experiment: experiments, link: linkNames });
+    expect(o.variables.selection).toEqual({ policy: ['1m'], exporter: 'all', experiment: [experiments[0]], link: 'all' });
     const l = await runDashboard(linkDetail, { ...opts, selection: { exporter: [EXPORTER] } });
-    expect(l.variables.options).toEqual({ exporter: [EXPORTER], experiment: experiments, link: linkNames });
+    expect(l.variables.options).toEqual({ policy: ['1m', '1h'], exporter: [EXPORTER], experiment: experiments, link: linkNames });
     expect(l.variables.queries.link).toContain('"exporter" =~ /^127\\.0\\.0\\.1$/');
     const h = await runDashboard(health, opts);
     expect(h.variables.options).toEqual({ exporter: [EXPORTER, 'all'] });

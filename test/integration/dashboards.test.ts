@@ -5,6 +5,7 @@ import {
   runDashboard,
   tableRows,
   timeSeriesByName,
+  toLineProtocol,
   writePoints,
   type DashboardJson,
   type DashboardRun,
@@ -15,6 +16,8 @@ import {
   mutateQueries,
 } from '../support/dashboards.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { InfluxDB } from 'influx';
+import { DEFAULT_SETUP, provisionInflux } from '../../src/store/influx/setup.js';
 
 /**
  * Runs every panel query and every template variable of dashboards/*.json, the way Grafana
@@ -24,6 +27,12 @@ import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/i
  * dashboards/README.md). The expected answer of each panel is computed here in plain
  * TypeScript from the same points, independently of InfluxQL; a panel without an
  * expectation, or with a wrong query, fails.
+ *
+ * The database is provisioned by the collector's own code (retention policies `raw`, the
+ * default, and `rollup_1h`, and the continuous queries); the points go to `raw`, and
+ * `rollup_1h` is filled by running each continuous query's own SELECT over the data set's
+ * hours (a backfill: the scheduled runs only cover the last two hours before now). With
+ * `$policy` = rollup_1h the panels are checked against hourly sums computed here.
  */
 
 const DB = 'scitags';
@@ -129,11 +138,53 @@ function buildPoints(): Point[] {
 
 const POINTS = buildPoints();
 
+/** The hourly points the continuous queries make, computed here: per measurement, full tag
+ * set and hour, the sums of bytes / packets / records and the maximum of each capacity. */
+function rollup(points: Point[]): Point[] {
+  const out = new Map<string, Point>();
+  for (const p of points) {
+    if (p.measurement !== 'scitags_traffic' && p.measurement !== 'link_traffic') continue;
+    const hour = Math.floor(p.time / 3600) * 3600;
+    const key = JSON.stringify([p.measurement, Object.entries(p.tags).sort(), hour]);
+    const r = out.get(key) ?? { measurement: p.measurement, tags: p.tags, fields: { bytes: 0, packets: 0, records: 0 }, time: hour };
+    for (const f of ['bytes', 'packets', 'records']) r.fields[f] = r.fields[f]! + p.fields[f]!;
+    for (const f of ['in_capacity_bps', 'out_capacity_bps']) {
+      if (p.fields[f] !== undefined) r.fields[f] = Math.max(r.fields[f] ?? 0, p.fields[f]);
+    }
+    out.set(key, r);
+  }
+  return [...out.values()];
+}
+
+/** Hourly points of an hour whose raw buckets are gone (older than the raw retention): only
+ * `rollup_1h` has them, so a panel shows them only when it reads the roll-up. */
+const AGED_HOUR = T0 - 20 * 3600;
+const AGED: Point[] = [
+  {
+    measurement: 'scitags_traffic',
+    tags: { exporter: E1, in_link: GEANT, out_link: LHCOPN, ...ifTags(GEANT, LHCOPN), community: 'atlas', activity: 'production', community_id: '2', activity_id: '3' },
+    fields: { bytes: 9_000_000, packets: 7_000, records: 40 },
+    time: AGED_HOUR,
+  },
+  {
+    measurement: 'link_traffic',
+    tags: { exporter: E1, in_link: GEANT, out_link: LHCOPN, ...ifTags(GEANT, LHCOPN), class: 'scitags' },
+    fields: { bytes: 9_000_000, packets: 7_000, records: 40, in_capacity_bps: CAPACITY[GEANT]!, out_capacity_bps: CAPACITY[LHCOPN]! },
+    time: AGED_HOUR,
+  },
+];
+const ROLLUP_POINTS = [...rollup(POINTS), ...AGED];
+/** `$policy` values (the option's value is the panels' minimum interval). */
+const RAW: Selection = ['1m'];
+const ROLLUP: Selection = ['1h'];
+
 // ---------------------------------------------------------------------------------------
 // The truth, computed without InfluxQL
 // ---------------------------------------------------------------------------------------
 
 interface View {
+  /** The points the dashboard reads: the raw buckets, or the hourly roll-up. */
+  points: Point[];
   fromMs: number;
   toMs: number;
   style: 'frontend' | 'backend';
@@ -195,7 +246,7 @@ function groups(points: Point[], groupBy: string[]): Map<string, { tags: Record<
 }
 
 function expectedRate(spec: RateSpec, v: View, run: TargetRun): Series {
-  const pts = POINTS.filter((p) => p.measurement === spec.measurement && inRange(p, v) && spec.where(p));
+  const pts = v.points.filter((p) => p.measurement === spec.measurement && inRange(p, v) && spec.where(p));
   const out: Series = {};
   for (const g of groups(pts, spec.groupBy).values()) {
     const series: Record<number, number | null> = {};
@@ -222,7 +273,7 @@ const utilisation = (capField: string) => (pts: Point[], i: number) => {
 
 /** non_negative_derivative(max(field), 1s) GROUP BY time(i), groupBy fill(none) */
 function expectedDerivative(measurement: string, field: string, where: (p: Point) => boolean, groupBy: string[], v: View, run: TargetRun): Series {
-  const pts = POINTS.filter((p) => p.measurement === measurement && inDerivativeRange(p, v, run.intervalMs) && where(p) && p.fields[field] !== undefined);
+  const pts = v.points.filter((p) => p.measurement === measurement && inDerivativeRange(p, v, run.intervalMs) && where(p) && p.fields[field] !== undefined);
   const out: Series = {};
   for (const g of groups(pts, groupBy).values()) {
     const maxes: [number, number][] = [];
@@ -273,7 +324,7 @@ function rateCheck(measurement: string, where: (v: View, run: TargetRun) => (p: 
 
 function topLinksCheck(linkTag: 'in_link' | 'out_link'): Check {
   return (run, v) => {
-    const pts = POINTS.filter((p) => p.measurement === 'scitags_traffic' && inRange(p, v) && E(v)(p.tags.exporter!));
+    const pts = v.points.filter((p) => p.measurement === 'scitags_traffic' && inRange(p, v) && E(v)(p.tags.exporter!));
     const rangeS = Math.round((v.toMs - v.fromMs) / 1000);
     const rows = [...groups(pts, ['exporter', linkTag]).values()]
       .map((g) => ({ exporter: g.tags.exporter, [linkTag]: g.tags[linkTag], bps: (sum(g.points, 'bytes') * 8) / rangeS }))
@@ -294,7 +345,7 @@ function topLinksCheck(linkTag: 'in_link' | 'out_link'): Check {
 const COUNTERS = ['datagrams', 'records', 'decode_errors', 'template_misses', 'sequence_lost', 'queue_drops', 'store_write_failures'];
 
 const countsCheck: Check = (run, v) => {
-  const pts = POINTS.filter((p) => p.measurement === 'collector_stats' && inDerivativeRange(p, v, run.intervalMs) && E(v)(p.tags.exporter!));
+  const pts = v.points.filter((p) => p.measurement === 'collector_stats' && inDerivativeRange(p, v, run.intervalMs) && E(v)(p.tags.exporter!));
   const expected: Record<string, Record<string, number | null>> = {};
   for (const g of groups(pts, ['exporter']).values()) {
     const row: Record<string, number | null> = {};
@@ -369,7 +420,9 @@ const CHECKS: Record<string, Record<string, Check>> = {
 function checkRun(dashboard: DashboardJson, run: DashboardRun, opts: RunOptions): void {
   const checks = CHECKS[dashboard.uid];
   if (!checks) throw new Error(`no expectations for ${dashboard.uid}`);
+  const policy = run.variables.selection.policy;
   const view: View = {
+    points: policy === undefined || JSON.stringify(policy) === JSON.stringify(RAW) ? POINTS : ROLLUP_POINTS,
     fromMs: opts.fromMs,
     toMs: opts.toMs,
     style: opts.timeFilterStyle ?? 'frontend',
@@ -405,12 +458,17 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
 
   beforeAll(async () => {
     influx = await startInfluxd();
-    await influxQuery(influx.url, DB, 'CREATE DATABASE scitags').catch(async () => {
-      // CREATE needs POST on newer servers
-      const res = await fetch(`${influx.url}/query?q=${encodeURIComponent('CREATE DATABASE scitags')}`, { method: 'POST' });
-      if (!res.ok) throw new Error(`CREATE DATABASE: ${res.status}`);
-    });
+    // INF: InfluxDB drops writes older than a policy's duration, and the data set is from 2023
+    const client = new InfluxDB({ host: '127.0.0.1', port: influx.port, database: DB });
+    await provisionInflux(client, { ...DEFAULT_SETUP, database: DB, rawDuration: 'INF', rollupDuration: 'INF' });
     await writePoints(influx.url, DB, POINTS);
+    const cqs = await client.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES');
+    const ours = cqs.filter((r) => r.name === 'cq_scitags_1h' || r.name === 'cq_link_1h');
+    expect(ours).toHaveLength(2);
+    const hours = `time >= ${(T0 - 3600) * 1000}ms AND time < ${(T0 + 3600) * 1000}ms`;
+    for (const cq of ours) await client.query(/BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE ${hours} GROUP BY`));
+    const aged = await fetch(`${influx.url}/write?db=${DB}&rp=rollup_1h&precision=s`, { method: 'POST', body: AGED.map(toLineProtocol).join('\n') });
+    expect(aged.status).toBe(204);
   });
   afterAll(async () => {
     await influx?.destroy();
@@ -430,8 +488,10 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       exporter: [E1, E3, E2],
       experiment: ['atlas', 'cms', 'lhcb', 'unregistered'],
       link: ['12', '7', 'esnet-chi', 'lhcopn.cern', 'none', 'uplink (geant)'],
+      policy: ['1m', '1h'],
     });
-    expect(o.variables.selection).toEqual({ exporter: 'all', experiment: ['atlas'], link: 'all' });
+    expect(o.variables.texts.policy).toEqual({ '1m': 'raw', '1h': 'rollup_1h' });
+    expect(o.variables.selection).toEqual({ policy: RAW, exporter: 'all', experiment: ['atlas'], link: 'all' });
     // the link variable follows the exporter selection; the regex is escaped
     const only2 = await runDashboard(linkDetail, { ...opts, selection: { exporter: [E2] } });
     expect(only2.variables.queries.link).toBe('SHOW TAG VALUES FROM "link_traffic" WITH KEY IN ("in_link", "out_link") WHERE "exporter" =~ /^2001:db8::1$/');
@@ -546,5 +606,80 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       const run = await runDashboard(mutated, { ...opts, selection });
       expect(() => checkRun(mutated, run, { ...opts, selection }), `mutation ${mutate.toString()} is caught`).toThrow();
     }
+  });
+  it('rollup_1h holds exactly the hourly sums (and capacity maxima) of the raw buckets', async () => {
+    const read = async (m: string) => {
+      const rows = tableRows({ series: await influxQuery(influx.url, DB, `SELECT * FROM "rollup_1h"."${m}"`) } as TargetRun);
+      return rows.map((r) => JSON.stringify(Object.entries(r).filter(([, x]) => x !== null).sort())).sort();
+    };
+    for (const m of ['scitags_traffic', 'link_traffic']) {
+      const expected = ROLLUP_POINTS.filter((p) => p.measurement === m)
+        .map((p) => JSON.stringify(Object.entries({ time: p.time * 1000, ...p.tags, ...p.fields }).sort()))
+        .sort();
+      expect(expected.length).toBeGreaterThan(10);
+      expect(await read(m), m).toEqual(expected);
+    }
+  });
+
+  it('$policy = rollup_1h: every traffic panel reads the hourly roll-up, hourly and longer intervals, both time-filter forms', async () => {
+    const HOUR = 3_600_000;
+    const cases: RunOptions[] = [
+      { ...base(), fromMs: (T0 - 3600) * 1000, toMs: (T0 + 3600) * 1000 - 1, intervalMs: HOUR },
+      { ...base(), fromMs: (T0 - 3600) * 1000, toMs: (T0 + 3600) * 1000, intervalMs: 2 * HOUR, timeFilterStyle: 'backend' },
+      // Grafana's own interval for two days at 1000 points is 2m: $policy raises it to 1h
+      { ...base(), fromMs: (T0 - 86_400) * 1000, toMs: (T0 + 86_400) * 1000, maxDataPoints: 1000, datasourceMinIntervalMs: 60_000 },
+    ];
+    for (const c of cases) {
+      // [dashboard, selection, every panel has data]: link 7 only carries E2's traffic inbound
+      for (const [d, selection, full] of [
+        [overview, { policy: ROLLUP }, true],
+        [linkDetail, { policy: ROLLUP, exporter: 'all', link: [LHCOPN], experiment: 'all' }, true],
+        [linkDetail, { policy: ROLLUP, exporter: [E2], link: ['7'], experiment: ['cms'] }, false],
+      ] as [DashboardJson, Record<string, Selection>, boolean][]) {
+        const opts: RunOptions = { ...c, selection };
+        const run = await runDashboard(d, opts);
+        // every rate reads whole roll-up points (the top-links tables divide by the range instead)
+        for (const t of run.targets) if (t.query.includes('GROUP BY time(')) expect(t.intervalMs, t.panelTitle).toBeGreaterThanOrEqual(HOUR);
+        expect(run.targets.filter((t) => t.query.includes('"rollup_1h".')).length).toBe(run.targets.length);
+        if (full) expectData(run);
+        checkRun(d, run, opts);
+      }
+    }
+    // the aged hour is there on rollup_1h only
+    const twoDays = { ...base(), fromMs: (T0 - 86_400) * 1000, toMs: T0 * 1000, intervalMs: HOUR };
+    const atlasAt = async (policy: Selection) =>
+      timeSeriesByName((await runDashboard(overview, { ...twoDays, selection: { policy } })).targets.find((t) => t.panelTitle === 'SciTags traffic by experiment')!).atlas?.[AGED_HOUR * 1000];
+    expect(await atlasAt(ROLLUP)).toBe(20_000); // 9,000,000 bytes x 8 / 3600 s
+    expect(await atlasAt(RAW)).toBe(0);
+  });
+
+  it('$policy = rollup_1h: known hourly totals, the same answers as the raw buckets at 1h, utilisation from the rolled-up capacity', async () => {
+    const range = { fromMs: (T0 - 3600) * 1000, toMs: (T0 + 3600) * 1000 - 1, intervalMs: 3_600_000 };
+    const rolled = await runDashboard(overview, { ...base(), ...range, selection: { policy: ROLLUP } });
+    const byExp = timeSeriesByName(rolled.targets.find((t) => t.panelTitle === 'SciTags traffic by experiment')!);
+    // atlas bytes per hour (see the totals test above): buckets -2, -1 in the first hour, 0..11 in T0's
+    expect(byExp.atlas).toEqual({ [(T0 - 3600) * 1000]: (344_188 * 8000) / 3_600_000, [T0 * 1000]: (10_943_895 * 8000) / 3_600_000 });
+    // Hourly windows read the same from either policy: the roll-up loses nothing at 1h.
+    for (const [d, selection] of [
+      [overview, {}],
+      [linkDetail, { exporter: 'all', link: [LHCOPN], experiment: 'all' }],
+      [linkDetail, { exporter: [E1], link: [GEANT], experiment: ['atlas', 'unregistered'] }],
+    ] as [DashboardJson, Record<string, Selection>][]) {
+      const raw = await runDashboard(d, { ...base(), ...range, selection: { ...selection, policy: RAW } });
+      const hourly = await runDashboard(d, { ...base(), ...range, selection: { ...selection, policy: ROLLUP } });
+      expect(hourly.targets.map((t) => t.query.replaceAll('"rollup_1h".', '"raw".'))).toEqual(raw.targets.map((t) => t.query));
+      expect(hourly.targets.map((t) => t.series)).toEqual(raw.targets.map((t) => t.series));
+    }
+    const detail = await runDashboard(linkDetail, { ...base(), ...range, selection: { policy: ROLLUP, exporter: 'all', link: [LHCOPN], experiment: 'all' } });
+    const util = timeSeriesByName(detail.targets.find((t) => t.panelTitle === 'Utilisation: $link' && t.refId === 'B')!);
+    const outBytes = sum(POINTS.filter((p) => p.measurement === 'link_traffic' && p.tags.out_link === LHCOPN && p.time >= T0 && p.time < T0 + 3600), 'bytes');
+    expect(util.out![T0 * 1000]).toBeCloseTo((outBytes * 8) / 3600 / 10_000_000, 12);
+  });
+
+  it('$policy = raw at the same range reads only the raw buckets (rollup_1h is not added in)', async () => {
+    const opts: RunOptions = { ...base(), fromMs: FROM, toMs: TO, intervalMs: 60_000, selection: { policy: RAW } };
+    const run = await runDashboard(overview, opts);
+    expect(run.targets.every((t) => t.query.includes('FROM "raw".') || !t.query.includes('_traffic'))).toBe(true);
+    checkRun(overview, run, opts);
   });
 });

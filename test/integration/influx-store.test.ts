@@ -230,6 +230,34 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       await db.destroy();
     }
   });
+  it('replaces a cq_link_1h of an older release (no capacities) and keeps a current one', async () => {
+    const db = await startInfluxd();
+    try {
+      const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'old' });
+      await influx.createDatabase('old');
+      await influx.query('CREATE RETENTION POLICY "raw" ON "old" DURATION 30d REPLICATION 1 DEFAULT');
+      await influx.query('CREATE RETENTION POLICY "rollup_1h" ON "old" DURATION 400d REPLICATION 1');
+      // what releases before the capacity fields created
+      await influx.query(
+        'CREATE CONTINUOUS QUERY "cq_link_1h" ON "old" RESAMPLE EVERY 10m FOR 2h BEGIN SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" ' +
+          'INTO "old"."rollup_1h"."link_traffic" FROM "old"."raw"."link_traffic" GROUP BY time(1h), * END',
+      );
+      const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'old', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
+      const queries = async () =>
+        Object.fromEntries((await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).filter((r) => r.name).map((r) => [r.name, r.query]));
+      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 })).close();
+      const first = await queries();
+      expect(first.cq_link_1h).toBe(
+        'CREATE CONTINUOUS QUERY cq_link_1h ON old RESAMPLE EVERY 10m FOR 2h BEGIN SELECT sum(bytes) AS bytes, sum(packets) AS packets, sum(records) AS records, ' +
+          'max(in_capacity_bps) AS in_capacity_bps, max(out_capacity_bps) AS out_capacity_bps INTO old.rollup_1h.link_traffic FROM old.raw.link_traffic GROUP BY time(1h), * END',
+      );
+      expect(Object.keys(first).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
+      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 })).close();
+      expect(await queries()).toEqual(first);
+    } finally {
+      await db.destroy();
+    }
+  });
 });
 
 describe.skipIf(!influxdAvailable())('link names learnt from the exporter', () => {

@@ -12,7 +12,12 @@
  *   (range / maxDataPoints rounded to Grafana's table, raised to the panel's or datasource's
  *   minimum interval);
  * - `${var:regex}` is the regex-escaped value, `(a|b)` for several, the raw `allValue` for a
- *   custom All value; a panel with `repeat` is run once per value of its variable.
+ *   custom All value; `${var:text}` the display text of a single value (a custom variable's
+ *   `text : value` option); a panel with `repeat` is run once per value of its variable;
+ * - a panel's minimum interval may be a variable (`$policy`), replaced by its value as Grafana
+ *   does before computing `$__interval`;
+ * - a `datasource` variable only picks the datasource (the runner has one InfluxDB); a
+ *   `custom` variable's options come from its `text : value` list, its default is `current`.
  * Only what the dashboards use is supported; anything else left in a query (a plain `$var`, a
  * typo, an unknown macro) throws, so a query Grafana could not run fails the test.
  *
@@ -56,6 +61,7 @@ export interface VariableJson {
   type: string;
   name: string;
   query?: string | { query?: string };
+  current?: { text?: string | string[]; value?: string | string[] };
   datasource?: DatasourceRef;
   multi?: boolean;
   includeAll?: boolean;
@@ -166,6 +172,8 @@ export interface InterpolationContext {
   selection: Record<string, Selection>;
   /** All options of each variable (expands All when the variable has no custom allValue). */
   options: Record<string, string[]>;
+  /** Display text of each option value, for variables whose text differs (custom `text : value`). */
+  texts?: Record<string, Record<string, string>>;
 }
 
 function formatRegexVariable(name: string, ctx: InterpolationContext): string {
@@ -186,6 +194,14 @@ function formatRegexVariable(name: string, ctx: InterpolationContext): string {
   if (values.length > 1 && !variable.multi && sel !== 'all') throw new Error(`variable $${name} is not multi-value`);
   const escaped = values.map(regexEscape);
   return escaped.length === 1 ? escaped[0]! : `(${escaped.join('|')})`;
+}
+
+/** `${name:text}`: the text of the one selected value (Grafana joins several with ' + '). */
+function formatTextVariable(name: string, ctx: InterpolationContext): string {
+  const sel = ctx.selection[name];
+  if (sel === undefined) throw new Error(`no value for variable $${name}`);
+  if (sel === 'all' || sel.length !== 1) throw new Error(`\${${name}:text} needs exactly one selected value`);
+  return ctx.texts?.[name]?.[sel[0]!] ?? sel[0]!;
 }
 
 /** Interpolates one raw InfluxQL query; throws on anything it cannot interpolate. */
@@ -217,6 +233,7 @@ export function interpolateQuery(query: string, ctx: InterpolationContext): stri
       return builtins[name]!;
     }
     if (format === 'regex') return formatRegexVariable(name, ctx);
+    if (format === 'text') return formatTextVariable(name, ctx);
     // Plain $var has version-dependent escaping in Grafana's InfluxDB datasource: the
     // dashboards always say which format they want.
     throw new Error(`unsupported ${whole} in query (use \${${name}:regex} inside /.../): ${query}`);
@@ -330,13 +347,34 @@ export interface ResolvedVariables {
   queries: Record<string, string>;
   options: Record<string, string[]>;
   selection: Record<string, Selection>;
+  /** Option texts of custom variables (value -> text). */
+  texts: Record<string, Record<string, string>>;
+}
+
+/** Grafana's custom variable list: comma-separated options, each `value` or `text : value`. */
+export function customOptions(v: VariableJson): { text: string; value: string }[] {
+  return variableQuery(v)
+    .split(',')
+    .map((o) => {
+      const [text, value] = o.split(' : ').map((x) => x.trim());
+      return { text: text!, value: value ?? text! };
+    });
 }
 
 /** Runs the dashboard's query variables in order (later ones may use earlier ones). */
 export async function resolveVariables(dashboard: DashboardJson, opts: RunOptions): Promise<ResolvedVariables> {
   const variables = dashboard.templating?.list ?? [];
-  const resolved: ResolvedVariables = { queries: {}, options: {}, selection: {} };
+  const resolved: ResolvedVariables = { queries: {}, options: {}, selection: {}, texts: {} };
   for (const v of variables) {
+    if (v.type === 'datasource') continue; // one InfluxDB here; the references are checked statically
+    if (v.type === 'custom') {
+      const opts2 = customOptions(v);
+      resolved.options[v.name] = opts2.map((o) => o.value);
+      resolved.texts[v.name] = Object.fromEntries(opts2.map((o) => [o.value, o.text]));
+      const current = v.current?.value;
+      resolved.selection[v.name] = opts.selection?.[v.name] ?? (current === undefined ? [opts2[0]!.value] : Array.isArray(current) ? current : [current]);
+      continue;
+    }
     if (v.type !== 'query') throw new Error(`${dashboard.uid}: variable ${v.name} of type ${v.type} is not supported by the runner`);
     const query = interpolateQuery(variableQuery(v), {
       fromMs: opts.fromMs,
@@ -345,6 +383,7 @@ export async function resolveVariables(dashboard: DashboardJson, opts: RunOption
       variables,
       selection: resolved.selection,
       options: resolved.options,
+      texts: resolved.texts,
       ...(opts.timeFilterStyle ? { timeFilterStyle: opts.timeFilterStyle } : {}),
     });
     let values = parseVariableValues(query, await influxQuery(opts.url, opts.database, query));
@@ -380,9 +419,20 @@ export interface DashboardRun {
   targets: TargetRun[];
 }
 
-function panelIntervalMs(panel: PanelJson, opts: RunOptions): number {
+/** A panel's minimum interval text with a `$var` / `${var}` replaced by the variable's value. */
+export function panelMinInterval(panel: PanelJson, selection: Record<string, Selection>): string | undefined {
+  if (!panel.interval) return undefined;
+  return panel.interval.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, braced?: string, bare?: string) => {
+    const sel = selection[(braced ?? bare)!];
+    if (sel === undefined || sel === 'all' || sel.length !== 1) throw new Error(`panel ${panel.id} interval ${whole}: needs one selected value`);
+    return sel[0]!;
+  });
+}
+
+function panelIntervalMs(panel: PanelJson, opts: RunOptions, selection: Record<string, Selection>): number {
   if (opts.intervalMs !== undefined) return opts.intervalMs;
-  const min = Math.max(panel.interval ? parseIntervalMs(panel.interval) : 0, opts.datasourceMinIntervalMs ?? 0);
+  const minText = panelMinInterval(panel, selection);
+  const min = Math.max(minText ? parseIntervalMs(minText) : 0, opts.datasourceMinIntervalMs ?? 0);
   return grafanaInterval(opts.toMs - opts.fromMs, opts.maxDataPoints ?? 1000, min);
 }
 
@@ -401,7 +451,7 @@ export async function runDashboard(dashboard: DashboardJson, opts: RunOptions): 
     for (const repeatValue of repeats) {
       const selection = { ...variables.selection };
       if (repeatValue !== undefined && panel.repeat) selection[panel.repeat] = [repeatValue];
-      const intervalMs = panelIntervalMs(panel, opts);
+      const intervalMs = panelIntervalMs(panel, opts, selection);
       const query = interpolateQuery(target.query!, {
         fromMs: opts.fromMs,
         toMs: opts.toMs,
@@ -409,6 +459,7 @@ export async function runDashboard(dashboard: DashboardJson, opts: RunOptions): 
         variables: list,
         selection,
         options: variables.options,
+        texts: variables.texts,
         ...(opts.timeFilterStyle ? { timeFilterStyle: opts.timeFilterStyle } : {}),
       });
       const series = await influxQuery(opts.url, opts.database, query);

@@ -255,6 +255,7 @@ describe('--store', () => {
       retentionPolicy: 'one_year',
       username: 'bob',
       password: 'p@ss',
+      token: '',
       tls: { rejectUnauthorized: true, caFile: '' },
       timeoutMs: 10000,
       batchSize: 5000,
@@ -278,6 +279,13 @@ describe('--store', () => {
     });
     expect(r.config.store).toMatchObject({ type: 'influx', url: 'http://influx.example:8086', database: 'scitags', username: 'reader', password: 'hunter2' });
     expect(r.overrides).toEqual({ store: 'flag', 'store.password': 'env' });
+  });
+
+  it('takes an InfluxDB 2.x / 3.x token from SCITAGS_INFLUX_TOKEN, kept when SCITAGS_STORE is also set', () => {
+    const r = loadConfig({ argv: [], env: { SCITAGS_STORE: 'influx://influx2.example:8086/scitags', SCITAGS_INFLUX_TOKEN: ' t0ken== ' } });
+    expect(r.config.store).toMatchObject({ type: 'influx', url: 'http://influx2.example:8086', token: 't0ken==', username: '' });
+    expect(r.overrides).toEqual({ store: 'env', 'store.token': 'env' });
+    expect(formatConfig(r.config)).not.toContain('t0ken');
   });
 });
 

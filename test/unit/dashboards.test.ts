@@ -10,8 +10,10 @@ import overviewJson from '../../dashboards/scitags-overview.json' with { type: '
 import prometheusJson from '../../dashboards/scitags-prometheus.json' with { type: 'json' };
 import { defaultConfig } from '../../src/config/index.js';
 import { createMetrics } from '../../src/metrics/index.js';
+import { DEFAULT_SETUP } from '../../src/store/influx/setup.js';
 import {
   allPanels,
+  customOptions,
   interpolateQuery,
   panelTargets,
   parseIntervalMs,
@@ -44,7 +46,7 @@ type Widen<T> = T extends string
           : T;
 const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson];
 const TYPED_PROMETHEUS: Widen<Dashboard> = prometheusJson;
-const VARIABLE_TYPES: readonly VariableType[] = ['query'];
+const VARIABLE_TYPES: readonly VariableType[] = ['query', 'custom', 'datasource'];
 const REPEAT_DIRECTIONS: readonly NonNullable<Panel['repeatDirection']>[] = ['h', 'v'];
 const LINK_TYPES: readonly DashboardLinkType[] = ['dashboards', 'link'];
 
@@ -55,7 +57,7 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== PROMET
 const dashboards = files.map((f) => ({ file: f, d: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as DashboardJson & Record<string, unknown> }));
 const datasourceYaml = parse(readFileSync(new URL('provisioning/datasources/influxdb.yaml', dir), 'utf8')) as {
   apiVersion: number;
-  datasources: { name: string; uid: string; type: string; url: string; database?: string; jsonData: { dbName: string; timeInterval: string } }[];
+  datasources: { name: string; uid: string; type: string; url: string; database?: string; isDefault: boolean; jsonData: { dbName: string; timeInterval: string } }[];
 };
 const providerYaml = parse(readFileSync(new URL('provisioning/dashboards/scitags.yaml', dir), 'utf8')) as {
   apiVersion: number;
@@ -64,16 +66,22 @@ const providerYaml = parse(readFileSync(new URL('provisioning/dashboards/scitags
 const ds = datasourceYaml.datasources[0]!;
 
 const EXPECTED = {
-  'scitags-overview': { file: 'scitags-overview.json', title: 'SciTags overview', variables: ['exporter', 'experiment', 'link'] },
-  'scitags-link-detail': { file: 'link-detail.json', title: 'Link detail', variables: ['exporter', 'link', 'experiment'] },
-  'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['exporter'] },
+  'scitags-overview': { file: 'scitags-overview.json', title: 'SciTags overview', variables: ['datasource', 'policy', 'exporter', 'experiment', 'link'] },
+  'scitags-link-detail': { file: 'link-detail.json', title: 'Link detail', variables: ['datasource', 'policy', 'exporter', 'link', 'experiment'] },
+  // collector_stats is not rolled up: it lives in the default (raw) policy only
+  'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['datasource', 'exporter'] },
 } as const;
+
+/** The datasource reference every panel, target and query variable carries. */
+const DS_REF = { type: 'influxdb', uid: '${datasource}' };
 
 describe('Grafana provisioning', () => {
   it('provisions one InfluxQL datasource with the uid, database and minimum interval the dashboards assume', () => {
     expect(datasourceYaml.apiVersion).toBe(1);
     expect(datasourceYaml.datasources).toHaveLength(1);
     expect(ds).toMatchObject({ uid: 'scitags-influx', type: 'influxdb', url: 'http://influxdb:8086', database: 'scitags', jsonData: { dbName: 'scitags' } });
+    // a second default datasource makes Grafana refuse the whole provisioning file
+    expect(ds.isDefault).toBe(false);
     // rate panels divide whole buckets by $__interval: it must never be below one bucket
     expect(parseIntervalMs(ds.jsonData.timeInterval)).toBe(defaultConfig().aggregation.bucketSeconds * 1000);
   });
@@ -106,14 +114,19 @@ describe('dashboards', () => {
       const panels = allPanels(d);
       const vars = d.templating?.list ?? [];
 
-      it('refers to the provisioned datasource everywhere (panels, targets, variables)', () => {
+      it('picks its datasource through ${datasource} (type influxdb, the provisioned uid preselected), never a fixed uid', () => {
+        const dsVar = vars.find((v) => v.name === 'datasource') as VariableJson & { query: string; current: { value: string } };
+        expect(dsVar).toMatchObject({ type: 'datasource', query: 'influxdb', multi: false, includeAll: false });
+        expect(dsVar.current.value).toBe(ds.uid);
         const refs = [
           ...panels.filter((p) => p.type !== 'row').map((p) => [`panel ${p.id}`, p.datasource] as const),
           ...panels.flatMap((p) => (p.targets ?? []).map((t) => [`panel ${p.id} ${t.refId}`, t.datasource] as const)),
-          ...vars.map((v) => [`variable ${v.name}`, v.datasource] as const),
+          ...vars.filter((v) => v.type === 'query').map((v) => [`variable ${v.name}`, v.datasource] as const),
         ];
         expect(refs.length).toBeGreaterThan(0);
-        for (const [where, ref] of refs) expect(ref, where).toEqual({ type: 'influxdb', uid: ds.uid });
+        for (const [where, ref] of refs) expect(ref, where).toEqual(DS_REF);
+        // the uid appears nowhere else (a panel with a fixed uid breaks on any other Grafana)
+        expect(JSON.stringify(d).split(ds.uid).length - 1).toBe(1);
         expect(JSON.stringify(d)).not.toMatch(/\$\{DS_|__inputs/); // no import-time placeholders
       });
 
@@ -122,6 +135,7 @@ describe('dashboards', () => {
         expect(vars.map((v) => v.name)).toEqual(exp.variables);
         for (const v of vars) {
           expect(VARIABLE_TYPES).toContain(v.type);
+          if (v.type !== 'query') continue;
           expect(variableQuery(v)).toMatch(/^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/);
           if (v.includeAll) expect(v.allValue, `${v.name}: All matches every value, not just the listed ones`).toBe('.*');
         }
@@ -155,16 +169,41 @@ describe('dashboards', () => {
           if (unit === 'pps' && /FROM "(scitags|link)_traffic"/.test(q)) expect(q, `${panel.title}`).toContain('sum("packets") * 1000 / $__interval_ms');
           if (/GROUP BY time\(\$__interval\)/.test(q) && /sum\("(bytes|packets)"\)/.test(q)) {
             // a panel minimum below the bucket would make Grafana pick 10 s, 30 s... intervals
-            expect(parseIntervalMs(panel.interval ?? ds.jsonData.timeInterval), `${panel.title}: min interval`).toBeGreaterThanOrEqual(60_000);
+            const minimums = panel.interval === '$policy' ? customOptions(vars.find((v) => v.name === 'policy')!).map((o) => o.value) : [panel.interval ?? ds.jsonData.timeInterval];
+            for (const m of minimums) expect(parseIntervalMs(m), `${panel.title}: min interval`).toBeGreaterThanOrEqual(60_000);
           }
           expect(q, `${panel.title}: an explicit time filter`).toContain('$timeFilter');
           expect(q, `${panel.title}: no hard-coded bucket width`).not.toMatch(/\/ ?60\b|\/ ?60000\b/);
         }
       });
 
+      it('reads traffic from the retention policy chosen in $policy, with that policy\'s bucket as the minimum interval', () => {
+        const policy = vars.find((v) => v.name === 'policy');
+        const traffic = panelTargets(d).filter((t) => /"(scitags|link)_traffic"/.test(t.target.query!));
+        if (d.uid === 'scitags-collector-health') {
+          expect(policy).toBeUndefined();
+          expect(traffic).toEqual([]);
+          return;
+        }
+        // text = the policy the collector provisions, value = its point width (docs/influx-schema.md)
+        expect(customOptions(policy!)).toEqual([
+          { text: DEFAULT_SETUP.rawPolicy, value: '1m' },
+          { text: DEFAULT_SETUP.rollupPolicy, value: '1h' },
+        ]);
+        expect(policy).toMatchObject({ multi: false, includeAll: false, current: { text: 'raw', value: '1m' } });
+        expect(traffic.length).toBeGreaterThan(0);
+        for (const { panel, target } of traffic) {
+          const q = target.query!;
+          expect(q.match(/FROM "[^(]*?_traffic"/g), panel.title).toEqual([expect.stringMatching(/^FROM "\$\{policy:text\}"\."(scitags|link)_traffic"$/)]);
+          // every interval Grafana picks from 1h up (2h, 3h, 6h, 12h, 1d, 7d, 30d) is whole hours
+          if (q.includes('$__interval')) expect(panel.interval, panel.title).toBe('$policy');
+        }
+      });
+
       it('interpolates every query (only ${var:regex}, $timeFilter and interval/range macros)', () => {
-        const selection = Object.fromEntries(vars.map((v) => [v.name, v.includeAll ? ('all' as const) : ['x.y (z)']]));
-        const ctx = { fromMs: 1_700_000_000_000, toMs: 1_700_003_600_000, intervalMs: 300_000, variables: vars, selection, options: {} };
+        const selection = Object.fromEntries(vars.map((v) => [v.name, v.includeAll ? ('all' as const) : v.type === 'custom' ? [customOptions(v)[1]!.value] : ['x.y (z)']]));
+        const texts = Object.fromEntries(vars.filter((v) => v.type === 'custom').map((v) => [v.name, Object.fromEntries(customOptions(v).map((o) => [o.value, o.text]))]));
+        const ctx = { fromMs: 1_700_000_000_000, toMs: 1_700_003_600_000, intervalMs: 300_000, variables: vars, selection, options: {}, texts };
         const queries = [...panelTargets(d).map((t) => t.target.query!), ...vars.map(variableQuery)];
         for (const q of queries) {
           const out = interpolateQuery(q, ctx);

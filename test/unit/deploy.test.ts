@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -100,6 +101,7 @@ function ignored(path: string): boolean {
 interface ComposeService {
   build?: { context: string; dockerfile: string } | string;
   image?: string;
+  entrypoint?: string[];
   environment?: Record<string, string>;
   volumes?: string[];
   ports?: string[];
@@ -302,6 +304,38 @@ describe('docker-compose.yml', () => {
     for (const proto of ['ipfix', 'netflow', 'sflow'] as const) for (const l of config.listeners[proto]) expect(['::', '0.0.0.0']).toContain(l.bind);
     expect(['::', '0.0.0.0']).toContain(config.api.bind);
     expect((svc('grafana').ports ?? []).map(parsePort).map((p) => `${p.container}/${p.proto}`)).toEqual(['3000/tcp']);
+  });
+
+  it('publishes Grafana on loopback only, with an admin password generated at the first start (never a default)', () => {
+    const grafana = svc('grafana');
+    expect((grafana.ports ?? []).map(parsePort)).toEqual([{ hostIp: '127.0.0.1', host: 3000, container: 3000, proto: 'tcp' }]);
+    const env = grafana.environment ?? {};
+    expect(env.GF_SECURITY_ADMIN_PASSWORD, 'a password in the file or from a default').toBeUndefined();
+    const file = env.GF_SECURITY_ADMIN_PASSWORD__FILE;
+    expect(file).toBe('/var/lib/grafana/admin-password');
+    // in the data volume, so it survives restarts and is made once
+    expect((grafana.volumes ?? []).map(parseVolume).find((v) => file!.startsWith(`${v.target}/`))?.bind).toBe(false);
+
+    // Run the entrypoint's script (compose's $$ is a literal $) with a scratch file and a stub
+    // for Grafana's /run.sh: it makes a 32-character password once and keeps it afterwards.
+    const [sh, dashC, script, argv0] = grafana.entrypoint!;
+    expect([sh, dashC, argv0]).toEqual(['/bin/sh', '-c', 'grafana']);
+    const scratch = mkdtempSync(join(tmpdir(), 'grafana-entry-'));
+    try {
+      const local = script!.replaceAll('$$', '$').replaceAll(file!, join(scratch, 'admin-password')).replace('exec /run.sh', 'exec echo started');
+      expect(local).not.toBe(script);
+      const run = () => spawnSync('/bin/sh', ['-c', local, 'grafana'], { encoding: 'utf8' });
+      const first = run();
+      expect(first.status, first.stderr).toBe(0);
+      expect(first.stdout).toBe('started\n');
+      const password = readFileSync(join(scratch, 'admin-password'), 'utf8');
+      expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+      expect(statSync(join(scratch, 'admin-password')).mode & 0o777).toBe(0o600);
+      expect(run().status).toBe(0);
+      expect(readFileSync(join(scratch, 'admin-password'), 'utf8')).toBe(password);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it('health checks: the image has one (inherited by the collector), influxdb has one the collector waits for', () => {

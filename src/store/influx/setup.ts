@@ -44,15 +44,36 @@ export async function provisionInflux(influx: InfluxDB, cfg: InfluxSetupConfig):
   // the request names: only the series of ours says whether our queries exist.
   const shown = await influx.showContinousQueries(cfg.database);
   const ours = shown.groups().find((g) => g.name === cfg.database)?.rows ?? [];
-  const cqs = new Set(ours.map((row) => (row as unknown as { name: string }).name));
-  for (const measurement of ['scitags_traffic', 'link_traffic']) {
-    const name = measurement === 'scitags_traffic' ? 'cq_scitags_1h' : 'cq_link_1h';
-    if (cqs.has(name)) continue;
-    const src = `${db}.${escape.quoted(cfg.rawPolicy)}.${escape.quoted(measurement)}`;
-    const dst = `${db}.${escape.quoted(cfg.rollupPolicy)}.${escape.quoted(measurement)}`;
+  const rows = ours as unknown as { name: string; query: string }[];
+  const cqs = new Map(rows.map((r) => [r.name, r.query]));
+  for (const cq of ROLLUPS) {
+    const existing = cqs.get(cq.name);
+    // A query from an older release (without the fields added since) is replaced; one that
+    // already rolls every field up is left alone, so a restart changes nothing.
+    if (existing !== undefined && cq.mustMention.every((f) => existing.includes(f))) continue;
+    if (existing !== undefined) await influx.query(`DROP CONTINUOUS QUERY ${escape.quoted(cq.name)} ON ${db}`);
+    const src = `${db}.${escape.quoted(cfg.rawPolicy)}.${escape.quoted(cq.measurement)}`;
+    const dst = `${db}.${escape.quoted(cfg.rollupPolicy)}.${escape.quoted(cq.measurement)}`;
     await influx.query(
-      `CREATE CONTINUOUS QUERY ${escape.quoted(name)} ON ${db} RESAMPLE EVERY 10m FOR 2h BEGIN ` +
-        `SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" INTO ${dst} FROM ${src} GROUP BY time(1h), * END`,
+      `CREATE CONTINUOUS QUERY ${escape.quoted(cq.name)} ON ${db} RESAMPLE EVERY 10m FOR 2h BEGIN ` +
+        `SELECT ${cq.select} INTO ${dst} FROM ${src} GROUP BY time(1h), * END`,
     );
   }
 }
+
+const SUMS = 'sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records"';
+
+/**
+ * The hourly roll-ups. Link capacities are carried as the hour's maximum so the utilisation
+ * panel (bytes over capacity) works on `rollup_1h` too; `mustMention` is what a current
+ * query's text (as SHOW CONTINUOUS QUERIES prints it, identifiers unquoted) contains.
+ */
+export const ROLLUPS = [
+  { name: 'cq_scitags_1h', measurement: 'scitags_traffic', select: SUMS, mustMention: ['sum(bytes)'] },
+  {
+    name: 'cq_link_1h',
+    measurement: 'link_traffic',
+    select: `${SUMS}, max("in_capacity_bps") AS "in_capacity_bps", max("out_capacity_bps") AS "out_capacity_bps"`,
+    mustMention: ['sum(bytes)', 'max(in_capacity_bps)', 'max(out_capacity_bps)'],
+  },
+] as const;

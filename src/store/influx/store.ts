@@ -32,9 +32,15 @@ function connection(cfg: InfluxStoreConfig): ISingleHostConfig {
     protocol: https ? ('https' as const) : ('http' as const),
     ...(url.pathname && url.pathname !== '/' ? { path: url.pathname } : {}),
     database: cfg.database,
-    // node-influx sends root:root when no user is given; send nothing instead (auth off).
-    ...(cfg.username ? { username: cfg.username, password: cfg.password } : {}),
-    ...(https ? { options: { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(cfg.tls.caFile ? { ca: readFileSync(cfg.tls.caFile) } : {}) } } : {}),
+    // node-influx fills a missing username with root:root and sends it as Basic auth, which
+    // would also replace the token header below; only a non-string username turns that off.
+    // A token (InfluxDB 2.x / 3.x) replaces username / password.
+    ...(cfg.username && !cfg.token ? { username: cfg.username, password: cfg.password } : { username: null as unknown as string }),
+    options: {
+      // node-influx merges host headers into every request, writes and queries alike.
+      ...(cfg.token ? { headers: { Authorization: `Token ${cfg.token}` } } : {}),
+      ...(https ? { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(cfg.tls.caFile ? { ca: readFileSync(cfg.tls.caFile) } : {}) } : {}),
+    },
     pool: { requestTimeout: cfg.timeoutMs, maxRetries: 0 },
     schema: [
       { measurement: 'scitags_traffic', fields: INTEGER_FIELDS, tags: [...LINK_TAGS, 'community', 'activity', 'community_id', 'activity_id'] },
