@@ -35,37 +35,55 @@ export async function runServe(args: string[]): Promise<number> {
     return 0;
   }
   const config = loaded.config;
-  const log = createLogger({ level: config.log.level });
-  for (const w of loaded.warnings) log.log('warn', w);
-  const collector = await Collector.create(config, { now: Date.now, log });
+  const root = createLogger({ level: config.log.level, format: config.log.format });
+  const log = root.child({ component: 'serve' });
+  for (const w of loaded.warnings) log.warn(w);
+  log.info('starting', { version: VERSION, node: process.version, ...(loaded.configFile ? { configFile: loaded.configFile } : {}) });
+  const collector = await Collector.create(config, { now: Date.now, log: root });
   await collector.start();
   const paths = collector.receivePaths();
   for (const [i, { name, listener }] of collector.listeners.entries()) {
     const a = listener.address();
-    process.stdout.write(`listening for ${name} on udp/${a?.address.includes(':') ? `[${a.address}]` : a?.address}:${a?.port}\n`);
     const p = paths[i]!;
     const asked = listener.config.receiveBufferBytes;
     // Linux reports SO_RCVBUF doubled (socket(7)); less than asked means net.core.rmem_max capped it.
     const capped = asked > 0 && p.grantedBytes < 2 * asked;
-    log.log(
-      capped ? 'warn' : 'info',
-      `${name} udp/${p.port}: ${p.path === 'recvmmsg' ? 'batched receive (recvmmsg)' : `node:dgram receive (${p.fallbackReason})`}; ` +
-        `receive buffer ${p.grantedBytes} bytes granted for ${asked} asked` +
-        (capped ? ` (capped by net.core.rmem_max: raise it, e.g. sysctl -w net.core.rmem_max=${asked})` : ''),
-    );
+    const fields = {
+      listener: name,
+      address: `udp/${a?.address.includes(':') ? `[${a.address}]` : a?.address}:${a?.port}`,
+      receive: p.path === 'recvmmsg' ? 'recvmmsg' : 'dgram',
+      ...(p.path === 'recvmmsg' ? {} : { fallbackReason: p.fallbackReason }),
+      receiveBufferBytes: p.grantedBytes,
+      receiveBufferAskedBytes: asked,
+    };
+    log.info(`listening for ${name} on ${fields.address}`, fields);
+    if (capped) {
+      log.warn(`${name}: receive buffer capped by net.core.rmem_max (raise it, e.g. sysctl -w net.core.rmem_max=${asked})`, {
+        listener: name,
+        receiveBufferBytes: p.grantedBytes,
+        receiveBufferAskedBytes: asked,
+      });
+    }
   }
-  log.log('info', `decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`);
+  log.info(`decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`, {
+    workers: collector.stage.workerCount,
+  });
   const store = config.store.type === 'sqlite' ? `sqlite ${config.store.path}` : `influx ${config.store.url}/${config.store.database}`;
-  process.stdout.write(`store: ${store}\n`);
-  process.stdout.write(collector.apiUrl ? `API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)\n` : 'API: off\n');
+  log.info(`store: ${store}`, { store: config.store.type });
+  if (collector.apiUrl) log.info(`API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)`, { url: collector.apiUrl });
+  else log.info('API: off');
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  log.log('info', 'stopping: draining the queue and writing open buckets');
+  log.info('stopping: draining the queue and writing open buckets');
   await collector.stop();
   const t = collector.stage.snapshot().totals;
-  log.log('info', `stopped after ${t.datagrams} datagrams, ${t.records} records, ${t.decodeErrors} decode errors`);
+  log.info(`stopped after ${t.datagrams} datagrams, ${t.records} records, ${t.decodeErrors} decode errors`, {
+    datagrams: t.datagrams,
+    records: t.records,
+    decodeErrors: t.decodeErrors,
+  });
   return collector.stopFailed ? 1 : 0;
 }

@@ -11,6 +11,7 @@ import {
   influxStoreSchema,
   type ListenerConfig,
   type ListenerProtocol,
+  LOG_FORMATS,
   LOG_LEVELS,
   type StoreConfig,
 } from './schema.js';
@@ -143,6 +144,15 @@ const logLevelSetter: Setter = (cfg, raw) => {
   return { path: 'log.level' };
 };
 
+const logFormatSetter: Setter = (cfg, raw) => {
+  const format = raw.trim().toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    return { path: 'log.format', problem: `must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(raw)}` };
+  }
+  cfg.log.format = format as Config['log']['format'];
+  return { path: 'log.format' };
+};
+
 const influxPasswordSetter: Setter = (cfg, raw) => {
   if (cfg.store.type !== 'influx') return { path: 'store.password', problem: 'is only meaningful with an influx store (set SCITAGS_STORE or store.type)' };
   cfg.store.password = raw;
@@ -223,6 +233,7 @@ export const ENV_VARIABLES: readonly { name: string; set: Setter; help: string }
     help: "registry URL; 'off' disables downloads",
   },
   { name: 'SCITAGS_LOG_LEVEL', set: logLevelSetter, help: LOG_LEVELS.join('|') },
+  { name: 'SCITAGS_LOG_FORMAT', set: logFormatSetter, help: LOG_FORMATS.join('|') },
 ];
 
 const FLAGS = {
@@ -236,6 +247,8 @@ const FLAGS = {
   store: { type: 'string' },
   workers: { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'access-log': { type: 'boolean' },
   'dump-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
@@ -251,6 +264,7 @@ const FLAG_SETTERS: readonly [keyof typeof FLAGS, Setter][] = [
   ['store', storeSetter],
   ['workers', workersSetter],
   ['log-level', logLevelSetter],
+  ['log-format', logFormatSetter],
 ];
 
 /** Usage text of the configuration options (the CLI puts it under `serve`). */
@@ -265,6 +279,8 @@ export const CONFIG_USAGE = `Options (each overrides the config file and the env
       --store SPEC         sqlite:PATH | influx://[user:pass@]host:8086/db   (default sqlite:${DEFAULT_SQLITE_PATH})
       --workers N          decode threads, exporters sharded by address; 1 = main thread (default: cores)
       --log-level LEVEL    ${LOG_LEVELS.join('|')}  (default info)
+      --log-format FORMAT  ${LOG_FORMATS.join('|')}: JSON lines, or human lines for a terminal (default json)
+      --access-log         log one line per API request                      (default off)
       --dump-config        print the resolved configuration as YAML (secrets masked) and exit
   -h, --help               this text
   -V, --version            print the version
@@ -434,6 +450,11 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
     const raw = flags[flag];
     if (typeof raw === 'string') apply('flag', `--${flag}`, set, raw);
   }
+  // A switch, not a value: it only turns the access log on.
+  if (flags['access-log'] === true) {
+    config.log.accessLog = true;
+    overrides['log.accessLog'] = 'flag';
+  }
 
   // Validate the merged result; a problem is blamed on the latest source that set its key.
   const result = configSchema.safeParse(config);
@@ -470,6 +491,7 @@ function envNameFor(path: string): string {
     'store.password': 'SCITAGS_INFLUX_PASSWORD',
     'registry.url': 'SCITAGS_REGISTRY_URL',
     'log.level': 'SCITAGS_LOG_LEVEL',
+    'log.format': 'SCITAGS_LOG_FORMAT',
   };
   return names[path] ?? path;
 }
@@ -484,6 +506,8 @@ function flagNameFor(path: string): string {
     'aggregation.bucketSeconds': 'bucket',
     store: 'store',
     'log.level': 'log-level',
+    'log.format': 'log-format',
+    'log.accessLog': 'access-log',
   };
   return names[path] ?? path;
 }

@@ -225,8 +225,14 @@ const metricsSchema = z.strictObject({
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+
 const logSchema = z.strictObject({
   level: z.enum(LOG_LEVELS).default('info'),
+  /** 'json': one JSON object per line (log shippers, jq); 'pretty': human lines for a terminal. */
+  format: z.enum(LOG_FORMATS).default('json'),
+  /** One line per API request (method, url, status, response time, remote address). */
+  accessLog: z.boolean().default(false),
 });
 
 export const configSchema = z

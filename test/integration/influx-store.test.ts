@@ -1,3 +1,4 @@
+import { silentLogger } from '../../src/log.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,7 +111,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
       createInfluxStore(
         { ...base, database, spoolDir, timeoutMs: 2000, continuousQueries: false },
-        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: () => {}, bucketSeconds: 60 },
+        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: silentLogger(), bucketSeconds: 60 },
       );
     // Recent buckets: influxd silently drops points older than the retention policy (30 d).
     const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
@@ -187,7 +188,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
     const db = await startInfluxd();
     try {
       const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'prov', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
-      const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 });
+      const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 });
       const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'prov' });
       const rps = await influx.showRetentionPolicies('prov');
       expect(rps.map((r) => [r.name, r.duration, r.default])).toEqual([
@@ -198,7 +199,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       const cqs = (await influx.query('SHOW CONTINUOUS QUERIES')).filter((r) => (r as { name?: string }).name !== undefined);
       expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
       // Provisioning again (a restart) changes nothing and does not fail.
-      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 }).then((s) => s.close());
+      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 }).then((s) => s.close());
 
       // Two 1-minute buckets in one hour roll up to their sum, tags kept. The CQ runs every
       // 10 minutes; its statement is run here over the same hour to check what it computes.

@@ -1,3 +1,4 @@
+import { silentLogger } from '../../src/log.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, parseLinkKey, parseTime } from '../../src/api/index.js';
@@ -190,7 +191,7 @@ let health: HealthInfo = { status: 'ok', checks: { store: { status: 'ok' }, regi
 const store = new MemoryStore();
 const registry = new RegistryService(
   { url: '', refreshSeconds: 3600, cacheFile: '', timeoutMs: 1000 },
-  { now: () => T0 - 3600_000, fetchText: () => Promise.reject(new Error('offline')), log: () => {} },
+  { now: () => T0 - 3600_000, fetchText: () => Promise.reject(new Error('offline')), log: silentLogger() },
 );
 const metrics = createMetrics({ registryStatus: () => registry.status(), now: () => NOW });
 

@@ -42,7 +42,7 @@ const DEFAULTS: Config = {
   registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: './data/registry-cache.json', timeoutMs: 10000 },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
   metrics: { maxExporterLabels: 200 },
-  log: { level: 'info' },
+  log: { level: 'info', format: 'json', accessLog: false },
 };
 
 describe('defaults', () => {
