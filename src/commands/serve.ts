@@ -68,15 +68,19 @@ export async function runServe(args: string[]): Promise<number> {
   log.info(`decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`, {
     workers: collector.stage.workerCount,
   });
+  // Listen for the stop signals before the last start-up line: whoever waits for that line
+  // (a supervisor, a test) may signal at once, and a signal with no listener yet kills the
+  // process outright (seen as an exit by SIGTERM instead of a drained stop).
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   const store = config.store.type === 'sqlite' ? `sqlite ${config.store.path}` : `influx ${config.store.url}/${config.store.database}`;
   log.info(`store: ${store}`, { store: config.store.type });
   if (collector.apiUrl) log.info(`API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)`, { url: collector.apiUrl });
   else log.info('API: off');
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopRequested;
   log.info('stopping: draining the queue and writing open buckets');
   await collector.stop();
   const t = collector.stage.snapshot().totals;
