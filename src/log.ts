@@ -174,26 +174,13 @@ class EmitBackend implements Backend {
   }
   write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     const all = this.bindings === undefined ? fields : { ...this.bindings, ...fields };
-    this.emit(level, msg, all === undefined ? undefined : plainFields(all));
+    // Fields cross threads by structured clone: plain data and Error objects (which arrive as
+    // errors, so the main thread's pino serializes them as its own).
+    this.emit(level, msg, all);
   }
   child(bindings: LogFields): Backend {
     return new EmitBackend(this.threshold, this.emit, { ...this.bindings, ...bindings });
   }
-}
-
-/**
- * Errors become { type, message, stack } (pino's `err` shape): they then survive
- * postMessage whatever the Node version, and read the same as errors logged on the main thread.
- */
-function plainFields(fields: LogFields): LogFields {
-  let out: LogFields | undefined;
-  for (const [k, v] of Object.entries(fields)) {
-    if (v instanceof Error) {
-      out ??= { ...fields };
-      out[k] = { type: v.name, message: v.message, stack: v.stack };
-    }
-  }
-  return out ?? fields;
 }
 
 export interface LoggerOptions extends LimitOptions {

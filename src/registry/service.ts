@@ -56,7 +56,7 @@ export class RegistryService {
     const cached = config.cacheFile ? loadCache(config.cacheFile, deps.now()) : { registry: undefined, error: undefined };
     if (cached.error) deps.log.warn(`ignoring registry cache: ${cached.error}`, { cacheFile: config.cacheFile });
     this.current = cached.registry ?? loadSnapshot(deps.now());
-    deps.log.info(`registry: ${this.current.source} copy, ${this.current.experimentCount} experiments`, this.describe());
+    deps.log.info(`using the ${this.current.source} copy, ${this.current.experimentCount} experiments`, this.describe());
   }
 
   /** What a log line says about the registry in use: where it came from, its size and age. */

@@ -85,7 +85,7 @@ describe('RegistryService refresh over real HTTP', () => {
     expect(svc.registry.source).toBe('snapshot');
     expect(await svc.refresh()).toBe(true);
     expect(captured.lines).toEqual([
-      { level: 'info', msg: 'registry: snapshot copy, 14 experiments', source: 'snapshot', experiments: 14, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400 },
+      { level: 'info', msg: 'using the snapshot copy, 14 experiments', source: 'snapshot', experiments: 14, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400 },
       { level: 'debug', msg: 'registry refreshed', url: base, source: 'download', experiments: 15, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400, bytes: body.length },
     ]);
     expect(svc.registry.source).toBe('download');
