@@ -57,7 +57,12 @@ describe('a decode worker that dies', () => {
       ['error', 'decode', 0],
       ['error', 'decode', 1],
     ]);
-    expect(failed[0]!.err).toMatchObject({ type: 'Error' });
+    // The worker's own error, serialized by pino on the main thread: the bad batch's length.
+    expect(failed[0]!.err).toEqual({
+      type: 'RangeError',
+      message: 'Invalid typed array length: 100',
+      stack: expect.stringContaining('at BatchReader.read'),
+    });
     // The new workers start empty (templates are re-learnt from the next refresh): the capture
     // again, templates first, is counted in full.
     send();
