@@ -139,7 +139,7 @@ export async function runIngest(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
-      log.error(`scitags-collector ingest: ${(err as Error).message}`);
+      log.error((err as Error).message);
       return 1;
     }
     throw err;
