@@ -39,8 +39,17 @@ export async function runServe(args: string[]): Promise<number> {
   const log = root.child({ component: 'serve' });
   for (const w of loaded.warnings) log.warn(w);
   log.info('starting', { version: VERSION, node: process.version, ...(loaded.configFile ? { configFile: loaded.configFile } : {}) });
-  const collector = await Collector.create(config, { now: Date.now, log: root });
-  await collector.start();
+  let collector: Collector | undefined;
+  try {
+    collector = await Collector.create(config, { now: Date.now, log: root });
+    await collector.start();
+  } catch (err) {
+    // A port in use, an unreadable store: one fatal line in the log's format, exit 1. What
+    // did start (decode worker threads, the store) is closed, or the process would not exit.
+    log.fatal(`could not start: ${(err as Error).message}`, { err });
+    await collector?.stop().catch(() => undefined);
+    return 1;
+  }
   const paths = collector.receivePaths();
   for (const [i, { name, listener }] of collector.listeners.entries()) {
     const a = listener.address();

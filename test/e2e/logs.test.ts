@@ -1,8 +1,13 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { DEFAULT_RECEIVE_BUFFER_BYTES } from '../../src/config/schema.js';
-import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { CLI, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { fixturePath } from '../support/expected.js';
 
 type Line = Record<string, unknown> & { level: string; msg: string; time: string; component?: string };
@@ -122,5 +127,27 @@ describe('serve logs', () => {
     await expect(startDaemon(await freePorts(), ['--log-format=xml'])).rejects.toThrow(
       /flag --log-format \(log\.format\): must be one of json, pretty, got "xml"/,
     );
+  }, 60_000);
+
+  it('a start-up failure is one fatal JSON line, and the process exits 1 (worker threads closed)', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const cwd = mkdtempSync(join(tmpdir(), 'scitags-logs-'));
+      const args = [CLI, 'serve', '--ipfix-port=0', '--netflow-port=0', '--sflow-port=0', `--api-port=${port}`, '--workers=2'];
+      const r = spawnSync(process.execPath, args, { cwd, env: { ...process.env, SCITAGS_REGISTRY_URL: 'off' }, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = jsonLines(r.stderr);
+      expect(lines.at(-1)).toMatchObject({
+        level: 'fatal',
+        component: 'serve',
+        msg: `could not start: listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+        err: { type: 'Error', code: 'EADDRINUSE', port },
+      });
+    } finally {
+      taken.close();
+    }
   }, 60_000);
 });
