@@ -58,6 +58,24 @@ export function emptyOutcome(): DatagramOutcome {
   };
 }
 
+/**
+ * A change to a decoder's template state, for the caller's debug log: 'learnt' (an id not
+ * held before), 'changed' (an id redefined with another layout), 'withdrawn' (RFC 7011 8.1)
+ * or 'expired' (not refreshed within the configured lifetime, RFC 7011 8.4). The periodic
+ * refresh of an unchanged template is not an event.
+ */
+export interface TemplateEvent {
+  event: 'learnt' | 'changed' | 'withdrawn' | 'expired';
+  protocol: 'ipfix' | 'netflow9';
+  exporterAddr: string;
+  exporterPort: number;
+  domain: number;
+  templateId: number;
+  kind: 'data' | 'options';
+  /** Field specifiers of the template (0 for a withdrawal of an id). */
+  fields: number;
+}
+
 /** Options every decoder understands; each ignores what does not apply to it. */
 export interface DecodeOptions {
   /** Fill FlowRecord.fields with every field by name (the `decode` CLI; costs an object per record). */
@@ -68,6 +86,11 @@ export interface DecodeOptions {
   defaultSamplingRate: number;
   /** Walk one level of tunnel in raw headers (sFlow) and expose the inner label. */
   innerHeaders: boolean;
+  /**
+   * Called on template changes (decoders with templates only). Observation only: it must
+   * not throw nor decode. Undefined costs nothing (the daemon sets it at debug level).
+   */
+  onTemplate?: ((e: TemplateEvent) => void) | undefined;
 }
 
 export interface Decoder<State> {

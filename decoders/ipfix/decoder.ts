@@ -11,7 +11,7 @@ function protocolOfVersion(version: number): FlowProtocol | undefined {
 
 export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Decoder<FlowDecoderState> {
   // Reused per datagram (the decoder reads it during the call only).
-  const flowOpts: FlowDecodeOptions = { defaultSamplingRate: 1, withFields: false, withAddresses: false, onRecord: () => {} };
+  const flowOpts: FlowDecodeOptions = { defaultSamplingRate: 1, withFields: false, withAddresses: false, onRecord: () => {}, onTemplate: undefined };
   return {
     name: 'flow',
     createState: () => createFlowDecoderState(limits),
@@ -20,6 +20,7 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
       flowOpts.withFields = opts.withFields;
       flowOpts.withAddresses = opts.withAddresses;
       flowOpts.onRecord = sink;
+      flowOpts.onTemplate = opts.onTemplate;
       const r = decodeFlowDatagram(payload, ctx, state, flowOpts);
       const out = emptyOutcome();
       out.protocol = protocolOfVersion(r.stats.version);

@@ -6,7 +6,7 @@ import { DecodeError } from '../errors.js';
 import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
 import { evictExpired, hold, take } from './pending.js';
 import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
-import { type ApplyResult, applyTemplateOps, getDomain, type TemplateOp } from './templates.js';
+import { type ApplyResult, applyTemplateOps, getDomain, type TemplateChange, type TemplateOp } from './templates.js';
 import { getSession, type DomainState, type FlowDecoderState, type PendingSet, type SessionState, type TemplateEntry } from './state.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
@@ -148,8 +148,15 @@ const refreshed: Array<TemplateEntry | undefined> = [];
 /** Applies a parsed template set, then decodes the data held for the templates it defined. */
 export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): void {
   const r: ApplyResult = { defined: [], templates: 0, withdrawals: 0 };
+  const tell = m.opts.onTemplate;
+  // A closure only when someone listens (the daemon at debug level): none on the usual path.
+  const onChange: TemplateChange | undefined =
+    tell === undefined
+      ? undefined
+      : (event, templateId, kind, fields) =>
+          tell({ event, protocol: m.protocol, exporterAddr: m.exporterAddr, exporterPort: m.session.port, domain: m.domain, templateId, kind, fields });
   try {
-    applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state.limits, r);
+    applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state.limits, r, onChange);
   } finally {
     m.result.stats.templates += r.templates;
     m.result.stats.withdrawals += r.withdrawals;
@@ -194,6 +201,16 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
     m.d.templates.delete(setId);
     m.session.templateCount--;
     st.templatesExpired++;
+    m.opts.onTemplate?.({
+      event: 'expired',
+      protocol: m.protocol,
+      exporterAddr: m.exporterAddr,
+      exporterPort: m.session.port,
+      domain: m.domain,
+      templateId: setId,
+      kind: t.kind,
+      fields: t.fields.length,
+    });
     t = undefined;
   }
   if (t === undefined) {

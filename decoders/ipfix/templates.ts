@@ -172,6 +172,9 @@ export interface ApplyResult {
   withdrawals: number;
 }
 
+/** Told of each template change applyTemplateOps makes (not of unchanged refreshes). */
+export type TemplateChange = (event: 'learnt' | 'changed' | 'withdrawn', id: number, kind: 'data' | 'options', fields: number) => void;
+
 /**
  * Applies parsed template operations to a domain. Throws DecodeError('limit-exceeded') when
  * the session's template cap is reached (earlier operations of the set stay applied: each
@@ -185,6 +188,7 @@ export function applyTemplateOps(
   receivedMs: number,
   limits: FlowDecoderLimits,
   result: ApplyResult,
+  onChange?: TemplateChange,
 ): void {
   for (const o of ops) {
     if (o.op === 'define') {
@@ -216,13 +220,17 @@ export function applyTemplateOps(
       };
       // A redefinition replaces the old layout outright (RFC 7011 8.1 for UDP re-use).
       d.templates.set(o.id, entry);
+      onChange?.(old === undefined ? 'learnt' : 'changed', o.id, o.kind, o.fields.length);
       result.defined.push(o.id);
       result.templates++;
     } else if (o.op === 'withdraw') {
-      withdraw(d, o.id, receivedMs);
+      const t = d.templates.get(o.id);
+      if (withdraw(d, o.id, receivedMs)) onChange?.('withdrawn', o.id, t!.kind, t!.fields.length);
       result.withdrawals++;
     } else {
-      for (const [id, t] of d.templates) if (t.kind === o.kind) withdraw(d, id, receivedMs);
+      for (const [id, t] of d.templates) {
+        if (t.kind === o.kind && withdraw(d, id, receivedMs)) onChange?.('withdrawn', id, t.kind, t.fields.length);
+      }
       result.withdrawals++;
     }
   }
@@ -238,9 +246,14 @@ function sameFields(a: readonly TemplateField[], b: readonly TemplateField[]): b
   return true;
 }
 
-/** Replaces a live template by a withdrawn marker; the marker keeps its slot in the cap. */
-function withdraw(d: DomainState, id: number, receivedMs: number): void {
-  if (d.templates.delete(id)) d.withdrawn.set(id, receivedMs);
+/**
+ * Replaces a live template by a withdrawn marker; the marker keeps its slot in the cap.
+ * True when there was a live template to withdraw.
+ */
+function withdraw(d: DomainState, id: number, receivedMs: number): boolean {
+  if (!d.templates.delete(id)) return false;
+  d.withdrawn.set(id, receivedMs);
+  return true;
   // Withdrawing an id we never saw: nothing to forget, and no marker (it would be a way for
   // an exporter to grow our state without bound).
 }

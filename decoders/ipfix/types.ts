@@ -1,4 +1,5 @@
 /** Public input and output types of decodeFlowDatagram (see index.ts). */
+import type { TemplateEvent } from '../decoder.js';
 import type { DecodeError } from '../errors.js';
 import type { FlowRecord } from '../record.js';
 import type { SamplingConfig } from './sampling.js';
@@ -32,6 +33,8 @@ export interface FlowDecodeOptions extends SamplingConfig {
    * scratch state is not re-entrant; such a call throws).
    */
   onRecord?: (rec: FlowRecord) => void;
+  /** Template learnt / changed / withdrawn / expired (see TemplateEvent); for debug logs. */
+  onTemplate?: ((e: TemplateEvent) => void) | undefined;
 }
 
 /** Per-datagram counters; the caller sums them per exporter. */

@@ -1,4 +1,5 @@
 import type { FlowRecord } from '../../decoders/record.js';
+import type { Logger } from '../log.js';
 import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
@@ -34,11 +35,6 @@ import { cumulativeShare } from './split.js';
  * tells how much of it is overflow.
  */
 
-export interface AggregatorLog {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /**
  * Receives what the aggregator summed since the last count, per key (Prometheus traffic
  * counters). Called from countTraffic() and before a bucket is dropped from memory, never
@@ -55,7 +51,7 @@ export interface AggregatorDeps {
   store: Pick<TrafficStore, 'kind' | 'writeRows'>;
   /** The registry in force; called per record, so a refreshed registry applies at once. */
   registry(): PairRegistry;
-  log?: AggregatorLog;
+  log?: Logger;
   /** Where countTraffic() hands the sums (the collector's Prometheus traffic counters). */
   traffic?: TrafficSink;
 }
@@ -181,7 +177,7 @@ export class Aggregator {
     // tick() handles store failures itself; anything reaching here is a bug, not a reason to
     // take the daemon down with an unhandled rejection.
     const tick = (): void => {
-      this.tick(this.deps.now()).catch((err: unknown) => this.deps.log?.error({ err }, 'aggregator tick failed'));
+      this.tick(this.deps.now()).catch((err: unknown) => this.deps.log?.limited('tick', 'error', 'aggregator tick failed', { err }));
     };
     // One tick now, so the late window applies from the first datagram, not the first second.
     tick();
@@ -606,6 +602,7 @@ export class Aggregator {
       this.rowsOf(b, registry, rows);
     }
     if (batch.length === 0) return;
+    const started = performance.now();
     try {
       await this.deps.store.writeRows(rows);
     } catch (err) {
@@ -614,19 +611,29 @@ export class Aggregator {
       const now = this.deps.now();
       if (now - this.lastFailureLogMs >= FAILURE_LOG_INTERVAL_MS) {
         this.lastFailureLogMs = now;
-        this.deps.log?.error(
-          { err, store: this.deps.store.kind, failures: this.consecutiveFailures, buckets: batch.length, rows: rows.length },
-          'store write failed; buckets kept for retry',
-        );
+        this.deps.log?.error('store write failed; buckets kept for retry', {
+          err,
+          store: this.deps.store.kind,
+          failures: this.consecutiveFailures,
+          buckets: batch.length,
+          rows: rows.length,
+        });
       }
       if (rethrow) throw err;
       return;
     }
     if (this.consecutiveFailures > 0) {
-      this.deps.log?.warn({ store: this.deps.store.kind, failures: this.consecutiveFailures }, 'store writes recovered');
+      this.deps.log?.warn('store writes recovered', { store: this.deps.store.kind, failures: this.consecutiveFailures });
       this.consecutiveFailures = 0;
       this.lastFailureLogMs = -Infinity;
     }
+    // Once per bucket width (and per late update): debug, so an operator can see writes happen and their cost.
+    this.deps.log?.debug('store batch written', {
+      store: this.deps.store.kind,
+      buckets: batch.length,
+      rows: rows.length,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
     for (const { bucket, version } of batch) bucket.writtenVersion = version;
     this.c.bucketsWritten += batch.length;
     this.c.rowsWritten += rows.length;
@@ -669,10 +676,11 @@ export class Aggregator {
       this.buckets.delete(b.index);
       this.c.droppedBuckets++;
       this.c.droppedRows += b.cells.size;
-      this.deps.log?.error(
-        { bucketStartMs: b.index * this.widthMs, rows: b.cells.size, maxPendingRows: this.config.maxPendingRows },
-        'store unavailable for too long: dropped an unwritten bucket',
-      );
+      this.deps.log?.error('store unavailable for too long: dropped an unwritten bucket', {
+        bucketStartMs: b.index * this.widthMs,
+        rows: b.cells.size,
+        maxPendingRows: this.config.maxPendingRows,
+      });
     }
   }
 

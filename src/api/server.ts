@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { VERSION } from '../version.js';
 import {
   BadParameter,
@@ -299,8 +299,14 @@ function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter:
  */
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...deps.limits };
+  const pinoLogger = deps.log?.pino;
   const app = Fastify({
-    logger: deps.logger ?? false,
+    // The same pino instance as the rest of the collector (a child with component 'api'), so
+    // fastify's own lines (errors, listening) are JSON lines of the same stream.
+    ...(pinoLogger ? { loggerInstance: pinoLogger as FastifyBaseLogger } : { logger: false }),
+    // fastify's request logging writes two lines per request ('incoming request', 'request
+    // completed'); the access log below writes one, and only when asked for.
+    logController: new LogController({ disableRequestLogging: true }),
     // Reject unknown parameters instead of silently dropping them (fastify's default).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     // Our 400 handler answers for bad query strings; keep route lookup case-sensitive.
@@ -308,6 +314,20 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   const allowedByRoute = new Map<string, readonly string[]>();
+
+  const access = deps.accessLog;
+  if (access) {
+    app.addHook('onResponse', async (req, reply) => {
+      access.info(`${req.method} ${req.url} ${reply.statusCode}`, {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        responseTimeMs: Math.round(reply.elapsedTime * 100) / 100,
+        remoteAddress: req.ip,
+        reqId: req.id,
+      });
+    });
+  }
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof BadParameter) {

@@ -1,7 +1,7 @@
-import type { FastifyServerOptions } from 'fastify';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { FlowProtocol, SamplingSource } from '../../decoders/record.js';
 import type { LinkConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import type { RegistryService } from '../registry/service.js';
 import type { TrafficStore } from '../store/types.js';
 
@@ -91,6 +91,11 @@ export interface ApiDeps {
   /** Clock (ms since the epoch), for `now`-relative times and ages. */
   now: () => number;
   limits?: Partial<ApiLimits>;
-  /** Fastify logger option (default: no logging). */
-  logger?: FastifyServerOptions['logger'];
+  /** The collector's logger (component 'api'); fastify logs through its pino instance. Default: none. */
+  log?: Logger;
+  /**
+   * Where the access log goes (config log.accessLog): one info line per request with method,
+   * url, status, response time and remote address. Undefined: no access log.
+   */
+  accessLog?: Logger;
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { CLI_LOG_OPTIONS, CLI_LOG_USAGE, cliLogger } from './cli-log.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
@@ -35,8 +36,8 @@ export interface IngestDocument {
 
 export interface IngestOptions {
   registry: Registry;
-  /** Called for every problem, already naming file, frame and reason. */
-  onDiagnostic: (line: string) => void;
+  /** Called for every problem, already naming file, frame and reason (also as fields). */
+  onDiagnostic: (line: string, fields: { file: string; frame: number; reason: string }) => void;
 }
 
 /**
@@ -106,9 +107,9 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
 
 const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--registry-cache FILE] [--quiet]
 Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5) as if received
-live and prints per-experiment totals as one JSON document. Problems go to stderr as
-"FILE: frame N: reason".
-`;
+live and prints per-experiment totals as one JSON document. Problems are logged to stderr
+(warn, message "FILE: frame N: reason", fields file, frame, reason); --quiet drops them.
+${CLI_LOG_USAGE}`;
 
 export async function runIngest(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -118,6 +119,7 @@ export async function runIngest(args: string[]): Promise<number> {
       'registry-cache': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
+      ...CLI_LOG_OPTIONS,
     },
   });
   if (values.help) {
@@ -128,22 +130,25 @@ export async function runIngest(args: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
+  const log = cliLogger('ingest', values, process.env);
   const now = Date.now();
   const cached = values['registry-cache'] ? loadCache(values['registry-cache'], now) : undefined;
-  if (cached?.error) process.stderr.write(`ignoring registry cache: ${cached.error}\n`);
+  if (cached?.error) log.warn(`ignoring registry cache: ${cached.error}`, { cacheFile: values['registry-cache'] });
   const registry = cached?.registry ?? loadSnapshot(now);
+  const started = performance.now();
   try {
     const doc = await ingestFiles(positionals, {
       registry,
-      onDiagnostic: (line) => {
-        if (!values.quiet) process.stderr.write(`${line}\n`);
+      onDiagnostic: (line, fields) => {
+        if (!values.quiet) log.warn(line, fields);
       },
     });
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    log.debug('ingest done', { files: positionals.length, datagrams: doc.stats.datagrams, records: doc.stats.records, ms: Math.round(performance.now() - started) });
     return 0;
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
-      process.stderr.write(`scitags-collector ingest: ${(err as Error).message}\n`);
+      log.error((err as Error).message);
       return 1;
     }
     throw err;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { CLI_LOG_OPTIONS, CLI_LOG_USAGE, cliLogger } from './cli-log.js';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { parseHostPort, replayDatagrams } from '../../collectors/replay.js';
 
@@ -6,7 +7,7 @@ const USAGE = `usage: scitags-collector replay FILE.pcap [...] --to HOST:PORT [-
   --speed N      multiply the capture's timing by N (default 1; 0 = no pauses)
   --rate PPS     send a fixed number of datagrams per second instead
   --only-port P  replay only datagrams sent to UDP port P in the capture
-`;
+${CLI_LOG_USAGE}`;
 
 export async function runReplay(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -18,6 +19,7 @@ export async function runReplay(args: string[]): Promise<number> {
       rate: { type: 'string' },
       'only-port': { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
+      ...CLI_LOG_OPTIONS,
     },
   });
   if (values.help) {
@@ -35,12 +37,19 @@ export async function runReplay(args: string[]): Promise<number> {
   if (!Number.isFinite(speed) || speed < 0) throw new Error(`--speed ${values.speed} must be a number >= 0`);
   if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0)) throw new Error(`--rate ${values.rate} must be a number > 0`);
   if (!Number.isInteger(onlyDstPort) || onlyDstPort < 0 || onlyDstPort > 65535) throw new Error(`--only-port ${values['only-port']} is not a port`);
+  const log = cliLogger('replay', values, process.env);
   let total = 0;
   for (const file of positionals) {
     const capture = readCaptureFile(file);
     const r = await replayDatagrams(capture.datagrams, { host, port, speed, rate, onlyDstPort });
     total += r.sent;
-    process.stderr.write(`${file}: sent ${r.sent} datagrams (${r.bytes} bytes) from ${r.sockets} sockets to ${values.to}\n`);
+    log.info(`${file}: sent ${r.sent} datagrams (${r.bytes} bytes) from ${r.sockets} sockets to ${values.to}`, {
+      file,
+      datagrams: r.sent,
+      bytes: r.bytes,
+      sockets: r.sockets,
+      to: values.to,
+    });
   }
   process.stdout.write(`${JSON.stringify({ sent: total })}\n`);
   return 0;

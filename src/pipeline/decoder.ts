@@ -79,6 +79,11 @@ export class DatagramDecoder {
   private readonly enrichingSink: RecordSink;
   /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
   onCrash: ((crash: DecoderCrash) => void) | undefined;
+  /**
+   * Called when a datagram comes from an exporter this decoder has not counted before
+   * (`address` is 'other' once the exporter table is full).
+   */
+  onNewExporter: ((address: string, port: number, listener: ListenerKind) => void) | undefined;
 
   /**
    * `flowState`: a state restored from disk (templates survive restarts); empty otherwise.
@@ -130,7 +135,9 @@ export class DatagramDecoder {
     // the last ones are checked before any table lookup.
     let ex = this.lastExporter;
     if (ex === undefined || srcAddr !== this.lastExporterAddr) {
+      const known = this.exporters.size;
       ex = this.exporters.get(srcAddr, receivedMs);
+      if (this.exporters.size !== known) this.onNewExporter?.(ex.address, srcPort, listener);
       this.lastExporter = ex;
       this.lastExporterAddr = srcAddr;
       this.lastPort = -1;

@@ -91,6 +91,11 @@ export class ExporterTable {
     return e;
   }
 
+  /** Entries held ('other' included): grows exactly when get() meets a new exporter. */
+  get size(): number {
+    return this.table.size;
+  }
+
   all(): ExporterCounters[] {
     return [...this.table.values()];
   }

@@ -7,6 +7,7 @@
  * WorkerDecodeStage (workers.ts) shards exporters over worker threads.
  */
 import { BoundedQueue, type ReceivedDatagram } from '../../collectors/queue.js';
+import type { TemplateEvent } from '../../decoders/decoder.js';
 import type { FlowDecoderLimits, FlowDecoderState, PersistedFlowState } from '../../decoders/ipfix/index.js';
 import { snapshotFlowState } from '../../decoders/ipfix/index.js';
 import type { SamplingRule } from '../enrich/sampling.js';
@@ -78,7 +79,42 @@ export function logCrash(log: Logger, c: DecoderCrash): void {
     `crash|${c.decoder}`,
     'error',
     `decoder ${c.decoder} crashed on a datagram from ${c.exporter}:${c.port} (counted as decoder-crash; ${c.fixture ? `kept as ${c.fixture}` : 'not kept'}): ${stack}`,
+    { decoder: c.decoder, exporter: c.exporter, port: c.port, fixture: c.fixture ?? null },
   );
+}
+
+/**
+ * The decode path's debug lines: a new exporter, and template changes per exporter, domain
+ * and template id (rate-limited per key: an exporter that redefines a template in every
+ * datagram gets one line per interval, with the count of the others).
+ */
+export function watchDecoder(decoder: DatagramDecoder, log: Logger): void {
+  // Called once per new exporter only, so always set: the table-full warning is not debug.
+  decoder.onNewExporter = (address, port, listener) => {
+    if (address === 'other') log.limited('exporters-full', 'warn', 'exporter table full: further exporters are counted as "other"', { port, listener });
+    else log.limited(`exporter|${address}`, 'debug', `exporter ${address} first seen`, { exporter: address, port, listener });
+  };
+}
+
+/** Template changes at debug, one key per (exporter, domain, template id, event); see watchDecoder. */
+export function templateLogger(log: Logger): ((e: TemplateEvent) => void) | undefined {
+  if (!log.enabled('debug')) return undefined;
+  return (e) =>
+    log.limited(
+      `template|${e.exporterAddr}:${e.exporterPort}|${e.domain}|${e.templateId}|${e.event}`,
+      'debug',
+      `template ${e.templateId} ${e.event}`,
+      {
+        event: e.event,
+        exporter: e.exporterAddr,
+        port: e.exporterPort,
+        protocol: e.protocol,
+        domain: e.domain,
+        templateId: e.templateId,
+        kind: e.kind,
+        fields: e.fields,
+      },
+    );
 }
 
 export class InlineDecodeStage implements DecodeStage {
@@ -107,11 +143,13 @@ export class InlineDecodeStage implements DecodeStage {
         flowLimits: config.flowLimits,
         innerHeaders: false,
         crashDir: config.crashDir,
+        onTemplate: templateLogger(deps.log),
       },
       saved,
       deps.protocols,
     );
     this.decoder.onCrash = (c) => logCrash(deps.log, c);
+    watchDecoder(this.decoder, deps.log);
   }
 
   submit(d: ReceivedDatagram, listener: ListenerKind, transient: boolean): boolean {
@@ -133,7 +171,9 @@ export class InlineDecodeStage implements DecodeStage {
   decodeNow(payload: Uint8Array, srcAddr: string, srcPort: number, listener: ListenerKind, receivedMs: number): void {
     const out = this.decoder.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, this.deps.aggregator);
     for (const e of out.errors) {
-      if (e.code !== 'decoder-crash') this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`);
+      if (e.code !== 'decoder-crash') {
+        this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`, { exporter: srcAddr, port: srcPort, code: e.code });
+      }
     }
   }
 
@@ -172,7 +212,11 @@ export class InlineDecodeStage implements DecodeStage {
   /** Warms the decode path up (warmup.ts) so the first live datagrams meet optimised code. */
   ready(): Promise<void> {
     const w = warmUp();
-    this.deps.log.log('debug', `decode path warmed up: ${w.datagrams} synthetic datagrams, ${w.records} records in ${Math.round(w.ms)} ms`);
+    this.deps.log.debug(`decode path warmed up: ${w.datagrams} synthetic datagrams, ${w.records} records in ${Math.round(w.ms)} ms`, {
+      datagrams: w.datagrams,
+      records: w.records,
+      ms: Math.round(w.ms),
+    });
     return Promise.resolve();
   }
 

@@ -1,7 +1,7 @@
 /** Messages between the main thread and decode workers (all structured-clone plain data). */
 import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
-import type { LogLevel, LogThreshold } from '../log.js';
+import type { LogFields, LogLevel, LogThreshold } from '../log.js';
 import type { DecodeSnapshot } from './snapshot.js';
 import type { DecodeStageConfig } from './stage.js';
 
@@ -30,5 +30,6 @@ export type FromWorker =
   | { type: 'done'; count: number; buffer: ArrayBuffer }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }
   | { type: 'state'; id: number; state: PersistedFlowState }
-  | { type: 'log'; level: LogLevel; msg: string }
+  /** A line the worker's logger let through (already rate-limited there); fields are plain data. */
+  | { type: 'log'; level: LogLevel; msg: string; fields: LogFields | undefined }
   | { type: 'stopped' };

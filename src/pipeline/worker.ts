@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { flowStateFrom } from '../../decoders/ipfix/index.js';
 import { createAggregator } from '../aggregate/index.js';
-import { createLogger } from '../log.js';
+import { createForwardingLogger } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
@@ -18,7 +18,7 @@ const init = workerData as WorkerInit;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer ?? []);
 
 // Log lines are rate-limited here, then printed by the main thread's logger.
-const log = createLogger({ level: init.logLevel, emit: (level, msg) => post({ type: 'log', level, msg }) });
+const log = createForwardingLogger({ level: init.logLevel, emit: (level, msg, fields) => post({ type: 'log', level, msg, fields }) });
 
 // Workers keep every pair; the main thread applies the registry when it merges (addParts).
 const neverWritten = {
@@ -32,7 +32,7 @@ try {
   // The main thread checked the file (parseFlowState); only the state is built here.
   saved = init.saved ? flowStateFrom(init.saved, init.stage.flowLimits) : undefined;
 } catch (err) {
-  log.log('warn', `worker ${init.index}: ignoring its share of the decoder state: ${(err as Error).message}`);
+  log.warn(`ignoring this worker's share of the decoder state: ${(err as Error).message}`);
 }
 const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator }, saved);
 const reader = new BatchReader();

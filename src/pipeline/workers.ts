@@ -83,6 +83,9 @@ export class WorkerDecodeStage implements DecodeStage {
 
   private spawn(index: number, saved: PersistedFlowState | undefined): Slot {
     const init: WorkerInit = { index, stage: this.config, aggregation: this.aggregation, saved, logLevel: this.deps.logLevel, flushMs: FLUSH_MS };
+    const startedMs = this.deps.now();
+    // Every line of this worker (its own, forwarded, and the ones about it) names it.
+    const log = this.deps.log.child({ worker: index });
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: init,
       // A worker holds decoder state and one bucket's partial sums: a small young generation
@@ -101,6 +104,7 @@ export class WorkerDecodeStage implements DecodeStage {
     worker.on('message', (m: FromWorker) => {
       switch (m.type) {
         case 'ready':
+          log.debug(`decode worker ${index} started`, { ms: this.deps.now() - startedMs, restarts: this.restarts });
           markReady();
           return;
         case 'sums':
@@ -111,7 +115,7 @@ export class WorkerDecodeStage implements DecodeStage {
           slot.writer.recycle(m.buffer);
           return;
         case 'log':
-          this.deps.log.log(m.level, m.msg);
+          log.log(m.level, m.msg, m.fields);
           return;
         case 'snapshot':
           slot.snapshot = m.snapshot;
@@ -125,7 +129,7 @@ export class WorkerDecodeStage implements DecodeStage {
       }
     });
     worker.on('error', (err) => {
-      this.deps.log.log('error', `decode worker ${index} failed (restarting it; ${slot.inflight} datagrams in flight counted as dropped): ${err.stack ?? String(err)}`);
+      log.error(`decode worker ${index} failed (restarting it; ${slot.inflight} datagrams in flight counted as dropped)`, { err, inflight: slot.inflight });
     });
     worker.on('exit', (code) => {
       slot.exited = true;
@@ -133,7 +137,7 @@ export class WorkerDecodeStage implements DecodeStage {
       if (this.closed) return;
       this.dropped += slot.inflight;
       this.restarts++;
-      if (code !== 0) this.deps.log.log('warn', `decode worker ${index} exited with code ${code}; a new one takes its exporters`);
+      if (code !== 0) this.deps.log.warn(`decode worker ${index} exited with code ${code}; a new one takes its exporters`, { worker: index, code, restarts: this.restarts });
       this.slots[index] = this.spawn(index, undefined);
     });
     return slot;

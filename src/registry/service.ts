@@ -1,4 +1,5 @@
 import { loadCache, loadSnapshot, parseRegistryText, saveCache } from './loader.js';
+import type { Logger } from '../log.js';
 import { Registry } from './registry.js';
 
 export interface RegistryConfig {
@@ -15,7 +16,7 @@ export interface RegistryConfig {
 export interface RegistryDeps {
   now: () => number;
   fetchText: (url: string, timeoutMs: number) => Promise<string>;
-  log: (level: 'info' | 'warn', msg: string) => void;
+  log: Logger;
 }
 
 export interface RegistryStatus {
@@ -53,8 +54,22 @@ export class RegistryService {
     private readonly deps: RegistryDeps,
   ) {
     const cached = config.cacheFile ? loadCache(config.cacheFile, deps.now()) : { registry: undefined, error: undefined };
-    if (cached.error) deps.log('warn', `ignoring registry cache: ${cached.error}`);
+    if (cached.error) deps.log.warn(`ignoring registry cache: ${cached.error}`, { cacheFile: config.cacheFile });
     this.current = cached.registry ?? loadSnapshot(deps.now());
+    deps.log.info(`using the ${this.current.source} copy, ${this.current.experimentCount} experiments`, this.describe());
+  }
+
+  /** What a log line says about the registry in use: where it came from, its size and age. */
+  private describe(): Record<string, unknown> {
+    const r = this.current;
+    const modifiedMs = r.modified === undefined ? NaN : Date.parse(r.modified);
+    return {
+      source: r.source,
+      experiments: r.experimentCount,
+      modified: r.modified ?? null,
+      // Age of the registry's own content (its `modified` stamp), not of our copy.
+      ageSeconds: Number.isFinite(modifiedMs) ? Math.max(0, Math.round((this.deps.now() - modifiedMs) / 1000)) : null,
+    };
   }
 
   get registry(): Registry {
@@ -84,11 +99,18 @@ export class RegistryService {
       if (this.config.cacheFile) saveCache(this.config.cacheFile, text);
       this.lastError = undefined;
       this.refreshes++;
+      // Every refreshSeconds (an hour by default): debug, info stays quiet in steady state.
+      this.deps.log.debug('registry refreshed', { url: this.config.url, ...this.describe(), bytes: text.length });
       return true;
     } catch (err) {
       this.failures++;
       this.lastError = (err as Error).message;
-      this.deps.log('warn', `registry refresh from ${this.config.url} failed, keeping ${this.current.source} copy: ${this.lastError}`);
+      // Rate-limited: an unreachable registry fails at every refresh, and once said is enough per interval.
+      this.deps.log.limited('refresh-failed', 'warn', `registry refresh from ${this.config.url} failed, keeping ${this.current.source} copy: ${this.lastError}`, {
+        url: this.config.url,
+        source: this.current.source,
+        failures: this.failures,
+      });
       return false;
     }
   }

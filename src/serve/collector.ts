@@ -29,6 +29,7 @@ const STATE_SAVE_MS = 60_000;
 
 export interface CollectorDeps {
   now: () => number;
+  /** The root logger: each part logs through a child with its own `component`. */
   log: Logger;
   /** Replaces the protocol table and decodes on the main thread (tests inject a failing decoder). */
   protocols?: ProtocolEntry[];
@@ -51,6 +52,7 @@ export class Collector {
   stopFailed = false;
   private timers: NodeJS.Timeout[] = [];
   private apiAddress: string | undefined;
+  private readonly log: Logger;
 
   private constructor(
     readonly config: Config,
@@ -58,7 +60,9 @@ export class Collector {
     readonly registry: RegistryService,
     private readonly deps: CollectorDeps,
   ) {
-    const { now, log } = deps;
+    const { now } = deps;
+    const log = deps.log.child({ component: 'collector' });
+    this.log = log;
     this.links = new LinkDirectory(config.links);
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
@@ -94,10 +98,7 @@ export class Collector {
         store,
         registry: () => this.registry.registry,
         traffic,
-        log: {
-          warn: (obj, msg) => log.limited(`aggregate|${msg}`, 'warn', `${msg} ${JSON.stringify(obj)}`),
-          error: (obj, msg) => log.limited(`aggregate|${msg}`, 'error', `${msg} ${JSON.stringify(obj)}`),
-        },
+        log: deps.log.child({ component: 'aggregate' }),
       },
     );
     const flowLimits = flowLimitsOf(config.decoder);
@@ -110,21 +111,27 @@ export class Collector {
     };
     const inWorkers = config.decoder.workers > 1 && !deps.protocols;
     const saved = loadDecoderState(config.decoder.stateFile, flowLimits, !inWorkers);
-    if (saved.warning) log.log('warn', saved.warning);
-    else if (saved.document) log.log('info', `restored templates of ${saved.document.sessions.length} exporter sessions from ${config.decoder.stateFile}`);
+    if (saved.warning) log.warn(saved.warning);
+    else if (saved.document) {
+      log.info(`restored templates of ${saved.document.sessions.length} exporter sessions from ${config.decoder.stateFile}`, {
+        sessions: saved.document.sessions.length,
+        stateFile: config.decoder.stateFile,
+      });
+    }
+    const decodeLog = deps.log.child({ component: 'decode' });
     if (inWorkers) {
       this.stage = new WorkerDecodeStage(
         config.decoder.workers,
         stageConfig,
         { bucketSeconds: config.aggregation.bucketSeconds },
-        { now, log, logLevel: config.log.level, addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters) },
+        { now, log: decodeLog, logLevel: config.log.level, addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters) },
         saved.document,
       );
     } else {
       const aggregator = this.aggregator;
       this.stage = new InlineDecodeStage(
         stageConfig,
-        { now, log, aggregator, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
+        { now, log: decodeLog, aggregator, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
         saved.state,
       );
     }
@@ -159,6 +166,9 @@ export class Collector {
         bucketSeconds: config.aggregation.bucketSeconds,
         now,
         limits: { maxPoints: config.api.maxPoints, maxGroups: config.api.maxGroups },
+        log: deps.log.child({ component: 'api' }),
+        // A sibling of 'api', not its child: pino would repeat the component key.
+        ...(config.log.accessLog ? { accessLog: deps.log.child({ component: 'access' }) } : {}),
       });
       // Counters reach Prometheus at scrape time, not per datagram.
       this.api.addHook('onRequest', async (req) => {
@@ -175,7 +185,7 @@ export class Collector {
     const config = resolveDataPaths(configured);
     const registry = new RegistryService(
       { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
-      { now, fetchText: fetchTextWithTimeout, log: (level, msg) => log.limited(`registry|${level}`, level, msg) },
+      { now, fetchText: fetchTextWithTimeout, log: log.child({ component: 'registry' }) },
     );
     // The store names links by interface names the decode stage learns; the stage is built
     // with the collector, after the store, hence the late-bound reference.
@@ -183,7 +193,7 @@ export class Collector {
     const store = await createStore(config.store, {
       links: config.links,
       registry: () => registry.registry,
-      log,
+      log: log.child({ component: 'store' }),
       bucketSeconds: config.aggregation.bucketSeconds,
       learnedLinkNames: () => collector?.links.learntNames() ?? new Map<string, string>(),
     });
@@ -223,9 +233,9 @@ export class Collector {
     const fromMs = Math.floor((now - (a.graceSeconds + a.lateWindowSeconds) * 1000) / (a.bucketSeconds * 1000)) * a.bucketSeconds * 1000;
     try {
       const seeded = this.aggregator.seed(await this.store.readRows(fromMs), now);
-      if (seeded > 0) this.deps.log.log('info', `continuing ${seeded} stored rows of buckets still open`);
+      if (seeded > 0) this.log.info(`continuing ${seeded} stored rows of buckets still open`, { rows: seeded });
     } catch (err) {
-      this.deps.log.log('warn', `could not read open buckets back from the ${this.store.kind} store (${String(err)}); a restart inside a bucket may undercount it`);
+      this.log.warn(`could not read open buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`, { store: this.store.kind, err });
     }
     // Everything with a one-off start-up cost runs before the sockets open, so the first
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
@@ -237,7 +247,7 @@ export class Collector {
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
     const retention = setInterval(() => {
-      this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.deps.log.limited('retention', 'warn', `retention failed: ${String(err)}`));
+      this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.log.limited('retention', 'warn', 'retention failed', { store: this.store.kind, err }));
     }, RETENTION_INTERVAL_MS);
     const sync = setInterval(() => this.metricsSync.sync(), METRICS_SYNC_MS);
     const snapshots = setInterval(() => void this.refreshSnapshot().catch(() => undefined), SNAPSHOT_MS);
@@ -255,7 +265,7 @@ export class Collector {
     if (this.store.writeCollectorStats && this.config.store.type === 'influx') {
       const writeStats = (): void => {
         this.store.writeCollectorStats!(this.statsSnapshot()).catch((err: unknown) =>
-          this.deps.log.limited('collector-stats', 'warn', `writing collector_stats failed: ${String(err)}`),
+          this.log.limited('collector-stats', 'warn', 'writing collector_stats failed', { err }),
         );
       };
       // A zero point at start: counters are differenced, and a restart resets them.
@@ -296,7 +306,7 @@ export class Collector {
       const doc = await this.stage.persistentState(this.deps.now());
       saveDecoderState(this.config.decoder.stateFile, doc);
     } catch (err) {
-      this.deps.log.limited('decoder-state', 'warn', `saving decoder state to ${this.config.decoder.stateFile} failed: ${String(err)}`);
+      this.log.limited('decoder-state', 'warn', `saving decoder state to ${this.config.decoder.stateFile} failed`, { err });
     }
   }
 
@@ -335,7 +345,7 @@ export class Collector {
     } catch (err) {
       // The store refused the last buckets (disk full, spool full): say so, and still close
       // everything else so the process exits instead of hanging.
-      this.deps.log.log('error', `writing the open buckets at shutdown failed: ${String(err)}`);
+      this.log.error('writing the open buckets at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
     this.metricsSync.sync();

@@ -17,15 +17,18 @@ export async function createStore(
   },
 ): Promise<TrafficStore> {
   switch (config.type) {
-    case 'sqlite':
-      return createSqliteStore({ path: config.path, retentionDays: config.retentionDays });
+    case 'sqlite': {
+      const store = createSqliteStore({ path: config.path, retentionDays: config.retentionDays });
+      deps.log.debug('sqlite store opened', { path: config.path, retentionDays: config.retentionDays });
+      return store;
+    }
     case 'influx':
       return await createInfluxStore(config, {
         registry: deps.registry,
         links: deps.links,
         bucketSeconds: deps.bucketSeconds,
         ...(deps.learnedLinkNames ? { learnedLinkNames: deps.learnedLinkNames } : {}),
-        log: (msg) => deps.log.limited(`influx|${msg.slice(0, 40)}`, 'warn', msg),
+        log: deps.log,
       });
   }
 }

@@ -25,6 +25,7 @@
  * Runnable alone after `npm run build`:
  *   node -e "import('./dist/test/bench/influx.js').then(m => m.benchInflux()).then(r => console.log(JSON.stringify(r, null, 1)))"
  */
+import { createLogger } from '../../src/log.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,7 +164,7 @@ export async function benchInflux(opts: InfluxBenchOptions = {}): Promise<Influx
     registry: () => registry,
     links: linkConfigs(),
     bucketSeconds: 60,
-    log: (msg) => process.stderr.write(`influx store: ${msg}\n`),
+    log: createLogger({ level: 'warn' }).child({ component: 'store' }),
   });
   try {
     // Full buckets: every key present (10k records/s spread over 17,000 keys leaves almost none empty).

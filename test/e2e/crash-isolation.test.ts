@@ -6,7 +6,8 @@ import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import type { Decoder } from '../../decoders/decoder.js';
 import { configSchema } from '../../src/config/schema.js';
-import { createLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/log.js';
+import { captureLog } from '../support/logs.js';
 import { protocolTable } from '../../src/pipeline/protocols.js';
 import { Collector } from '../../src/serve/collector.js';
 import { freeUdpPort, getJson, waitFor } from '../support/daemon.js';
@@ -46,8 +47,8 @@ describe('crash isolation', () => {
       },
     };
     table[1] = { ...flow, decoder: buggy };
-    const lines: string[] = [];
-    const collector = await Collector.create(config, { now: Date.now, log: createLogger({ level: 'warn', write: (l) => lines.push(l) }), protocols: table });
+    const { log, lines } = captureLog('warn');
+    const collector = await Collector.create(config, { now: Date.now, log, protocols: table });
     await collector.start();
     const t0 = Date.now();
     try {
@@ -74,8 +75,10 @@ describe('crash isolation', () => {
       expect(metrics).toContain('scitags_decoder_crashes_total{decoder="flow",exporter="127.0.0.3"} 9');
       expect(metrics).toContain('scitags_decode_errors_total{reason="decoder-crash",exporter="127.0.0.3"} 9');
       // One log line with the stack (rate-limited), not twelve.
-      expect(lines.filter((l) => l.includes('decoder flow crashed')).length).toBe(1);
-      expect(lines.find((l) => l.includes('decoder flow crashed'))).toMatch(/TypeError: Cannot read properties of undefined/);
+      const crashes = lines.filter((l) => l.msg.includes('decoder flow crashed'));
+      expect(crashes).toHaveLength(1);
+      expect(crashes[0]!.msg).toMatch(/TypeError: Cannot read properties of undefined/);
+      expect(crashes[0]).toMatchObject({ level: 'error', component: 'decode', decoder: 'flow', exporter: '127.0.0.3' });
       // Every crashing datagram kept as a fixture: the payload and what happened.
       const files = readdirSync(join(dir, 'crashes')).sort();
       expect(files.filter((f) => f.endsWith('.bin'))).toHaveLength(9);
@@ -88,7 +91,7 @@ describe('crash isolation', () => {
     }
     // Totals of the two healthy exporters are exactly their truth; the crashing one wrote nothing.
     // A fresh API port: the client's pooled connection to the first one is closed.
-    const again = await Collector.create({ ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [] } }, { now: Date.now, log: createLogger({ level: 'silent' }) });
+    const again = await Collector.create({ ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [] } }, { now: Date.now, log: silentLogger() });
     await again.start();
     try {
       const from = Math.floor(t0 / 1000) - 3600;

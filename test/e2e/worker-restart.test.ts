@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
-import { createLogger } from '../../src/log.js';
+import { captureLog } from '../support/logs.js';
 import { fixturePath } from '../support/expected.js';
 import { repoRoot } from '../support/root.js';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promi
 describe('a decode worker that dies', () => {
   it('is replaced: the death is logged and counted, its exporters are decoded again by the new worker', async () => {
     const { WorkerDecodeStage } = await load();
-    const lines: string[] = [];
+    const { log, lines } = captureLog('warn');
     let records = 0;
     const stage = new WorkerDecodeStage(
       2,
@@ -30,7 +30,7 @@ describe('a decode worker that dies', () => {
       { bucketSeconds: 60 },
       {
         now: Date.now,
-        log: createLogger({ level: 'warn', write: (l) => lines.push(l) }),
+        log: log.child({ component: 'decode' }),
         logLevel: 'warn',
         addParts: (parts) => {
           for (let o = 7; o < parts.length; o += 8) records += parts[o]!;
@@ -51,7 +51,18 @@ describe('a decode worker that dies', () => {
     const slots = (stage as unknown as { slots: { worker: import('node:worker_threads').Worker }[] }).slots;
     for (const s of slots) s.worker.postMessage({ type: 'batch', buffer: new ArrayBuffer(8), length: 100, count: 1 });
     await until(() => stage.restarts === 2);
-    expect(lines.filter((l) => l.includes('decode worker') && l.includes('failed (restarting it')).length).toBe(2);
+    // Each death: the error (with the worker's stack) and the exit, both naming the worker.
+    const failed = lines.filter((l) => l.msg.includes('failed (restarting it'));
+    expect(failed.map((l) => [l.level, l.component, l.worker]).sort()).toEqual([
+      ['error', 'decode', 0],
+      ['error', 'decode', 1],
+    ]);
+    // The worker's own error, serialized by pino on the main thread: the bad batch's length.
+    expect(failed[0]!.err).toEqual({
+      type: 'RangeError',
+      message: 'Invalid typed array length: 100',
+      stack: expect.stringContaining('at BatchReader.read'),
+    });
     // The new workers start empty (templates are re-learnt from the next refresh): the capture
     // again, templates first, is counted in full.
     send();

@@ -1,3 +1,4 @@
+import { silentLogger } from '../../src/log.js';
 import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,7 +111,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
       createInfluxStore(
         { ...base, database, spoolDir, timeoutMs: 2000, continuousQueries: false },
-        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: () => {}, bucketSeconds: 60 },
+        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: silentLogger(), bucketSeconds: 60 },
       );
     // Recent buckets: influxd silently drops points older than the retention policy (30 d).
     const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
@@ -196,7 +197,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
     const db = await startInfluxd();
     try {
       const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'prov', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
-      const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 });
+      const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 });
       const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'prov' });
       const rps = await influx.showRetentionPolicies('prov');
       expect(rps.map((r) => [r.name, r.duration, r.default])).toEqual([
@@ -207,7 +208,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       const cqs = (await influx.query('SHOW CONTINUOUS QUERIES')).filter((r) => (r as { name?: string }).name !== undefined);
       expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
       // Provisioning again (a restart) changes nothing and does not fail.
-      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 }).then((s) => s.close());
+      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 }).then((s) => s.close());
 
       // Two 1-minute buckets in one hour roll up to their sum, tags kept. The CQ runs every
       // 10 minutes; its statement is run here over the same hour to check what it computes.
@@ -245,14 +246,14 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'old', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
       const queries = async () =>
         Object.fromEntries((await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).filter((r) => r.name).map((r) => [r.name, r.query]));
-      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 })).close();
+      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 })).close();
       const first = await queries();
       expect(first.cq_link_1h).toBe(
         'CREATE CONTINUOUS QUERY cq_link_1h ON old RESAMPLE EVERY 10m FOR 2h BEGIN SELECT sum(bytes) AS bytes, sum(packets) AS packets, sum(records) AS records, ' +
           'max(in_capacity_bps) AS in_capacity_bps, max(out_capacity_bps) AS out_capacity_bps INTO old.rollup_1h.link_traffic FROM old.raw.link_traffic GROUP BY time(1h), * END',
       );
       expect(Object.keys(first).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
-      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 })).close();
+      await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 })).close();
       expect(await queries()).toEqual(first);
     } finally {
       await db.destroy();

@@ -42,7 +42,7 @@ export interface Daemon {
 }
 
 /**
- * Starts `scitags-collector serve` (the built CLI) and resolves once it prints its API URL.
+ * Starts `scitags-collector serve` (the built CLI) and resolves once it logs its API URL.
  * It runs in its own working directory (a fresh temp dir unless `cwd` is given), so the
  * relative defaults under ./data (store, registry cache, decoder state, spool) of daemons
  * in parallel tests never meet; pass the same `cwd` to restart "the same" collector.
@@ -84,7 +84,9 @@ export async function startDaemon(
         resolve();
       }
     };
+    // Logs (the API line among them) go to stderr.
     child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
     void exited.then((code) => reject(new Error(`daemon exited with ${code}:\n${out}`)));
   });
   return {

@@ -10,6 +10,7 @@ import { loadSnapshot } from '../../src/registry/loader.js';
 import { Registry } from '../../src/registry/registry.js';
 import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqlite/index.js';
 import type { TrafficQuery, TrafficRow, TrafficStore } from '../../src/store/types.js';
+import { captureLog, type CapturedLog } from '../support/logs.js';
 
 const registry = loadSnapshot(0);
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0); // a bucket start for widths up to 1 h
@@ -59,17 +60,14 @@ class RecordingStore implements TrafficStore {
 
 let dir: string;
 let store: RecordingStore;
-let logs: { level: string; msg: string }[];
+let captured: CapturedLog;
 
 function aggregator(config: Partial<AggregatorConfig> = {}): Aggregator {
   return createAggregator(config, {
     now: () => T0,
     store,
     registry: () => registry,
-    log: {
-      warn: (_o, msg) => logs.push({ level: 'warn', msg }),
-      error: (_o, msg) => logs.push({ level: 'error', msg }),
-    },
+    log: captured.log,
   });
 }
 
@@ -101,7 +99,7 @@ async function storedTotals(): Promise<{ bytes: number; packets: number; records
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'aggregate-'));
   store = new RecordingStore(createSqliteStore({ path: join(dir, 'scitags.sqlite') }));
-  logs = [];
+  captured = captureLog('warn');
 });
 
 afterEach(async () => {
@@ -457,11 +455,31 @@ describe('store failures', () => {
     await agg.tick(T0 + MIN);
     await agg.tick(T0 + MIN + S);
     expect(agg.stats()).toMatchObject({ writeFailures: 2, bucketsWritten: 0 });
-    expect(logs).toEqual([{ level: 'error', msg: 'store write failed; buckets kept for retry' }]);
+    // One line for two failures: the aggregator logs a failing store once per interval.
+    expect(captured.lines).toEqual([
+      {
+        level: 'error',
+        msg: 'store write failed; buckets kept for retry',
+        err: expect.objectContaining({ type: 'Error', message: 'disk full' }),
+        store: 'recording',
+        failures: 1,
+        buckets: 1,
+        rows: 1,
+      },
+    ]);
     await agg.tick(T0 + MIN + 2 * S);
     expect(agg.stats()).toMatchObject({ writeFailures: 2, bucketsWritten: 1 });
-    expect(logs.map((l) => l.level)).toEqual(['error', 'warn']);
+    expect(captured.lines[1]).toEqual({ level: 'warn', msg: 'store writes recovered', store: 'recording', failures: 2 });
     expect(await storedTotals()).toEqual({ bytes: 5, packets: 1, records: 1 });
+  });
+
+  it('logs each store batch at debug: store, buckets, rows and the write time', async () => {
+    captured = captureLog('debug');
+    const agg = aggregator({ graceSeconds: 0 });
+    agg.add(sample({ bytes: 5, inIf: 1 }), T0, R1);
+    agg.add(sample({ bytes: 5, inIf: 2 }), T0, R1);
+    await agg.tick(T0 + MIN);
+    expect(captured.lines).toEqual([{ level: 'debug', msg: 'store batch written', store: 'recording', buckets: 1, rows: 2, ms: expect.any(Number) }]);
   });
 
   it('keeps failed buckets past the late window, dropping the oldest (counted) beyond maxPendingRows', async () => {

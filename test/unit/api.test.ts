@@ -1,3 +1,5 @@
+import { silentLogger } from '../../src/log.js';
+import { captureLog } from '../support/logs.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, parseLinkKey, parseTime } from '../../src/api/index.js';
@@ -190,7 +192,7 @@ let health: HealthInfo = { status: 'ok', checks: { store: { status: 'ok' }, regi
 const store = new MemoryStore();
 const registry = new RegistryService(
   { url: '', refreshSeconds: 3600, cacheFile: '', timeoutMs: 1000 },
-  { now: () => T0 - 3600_000, fetchText: () => Promise.reject(new Error('offline')), log: () => {} },
+  { now: () => T0 - 3600_000, fetchText: () => Promise.reject(new Error('offline')), log: silentLogger() },
 );
 const metrics = createMetrics({ registryStatus: () => registry.status(), now: () => NOW });
 
@@ -670,6 +672,64 @@ describe('other routes and parameters', () => {
       ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'].map((n) => [n, 'query']),
     );
     expect(Object.keys(body.paths['/api/v1/traffic'].get.responses).sort()).toEqual(['200', '400', '503']);
+  });
+});
+
+describe('logging: the access log and fastify on the same pino', () => {
+  it('writes one access line per request when asked: method, url, status, response time, remote address', async () => {
+    const { log, lines } = captureLog('info');
+    const app = buildApi(deps({ log: log.child({ component: 'api' }), accessLog: log.child({ component: 'access' }) }));
+    try {
+      await app.inject({ method: 'GET', url: '/health', remoteAddress: '192.0.2.50' });
+      await app.inject({ method: 'GET', url: '/api/v1/traffic?nonsense=1', remoteAddress: '2001:db8::50' });
+      expect(lines).toEqual([
+        { level: 'info', component: 'access', method: 'GET', url: '/health', status: 200, responseTimeMs: expect.any(Number), remoteAddress: '192.0.2.50', reqId: 'req-1', msg: 'GET /health 200' },
+        {
+          level: 'info',
+          component: 'access',
+          method: 'GET',
+          url: '/api/v1/traffic?nonsense=1',
+          status: 400,
+          responseTimeMs: expect.any(Number),
+          remoteAddress: '2001:db8::50',
+          reqId: 'req-2',
+          msg: 'GET /api/v1/traffic?nonsense=1 400',
+        },
+      ]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('writes no request lines without the access log (fastify\'s own request logging is off)', async () => {
+    const { log, lines } = captureLog('trace');
+    const app = buildApi(deps({ log: log.child({ component: 'api' }) }));
+    try {
+      await app.inject({ method: 'GET', url: '/health' });
+      await app.inject({ method: 'GET', url: '/nowhere' });
+      expect(lines).toEqual([]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('logs a failed request through the same logger, with the request id', async () => {
+    const { log, lines } = captureLog('info');
+    const app = buildApi(deps({ log: log.child({ component: 'api' }), exporters: () => Promise.reject(new Error('worker gone')) }));
+    try {
+      expect((await app.inject({ method: 'GET', url: '/api/v1/exporters' })).statusCode).toBe(500);
+      expect(lines).toEqual([
+        {
+          level: 'error',
+          component: 'api',
+          reqId: 'req-1',
+          err: expect.objectContaining({ type: 'Error', message: 'worker gone' }),
+          msg: 'API request failed',
+        },
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });
 

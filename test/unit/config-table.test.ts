@@ -186,7 +186,7 @@ describe('dataDir', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'scitags-cwd-'));
     const dataDir = join(mkdtempSync(join(tmpdir(), 'scitags-data-')), 'nested');
     const daemon = await startDaemon(await freePorts(), ['--data-dir', dataDir, '--workers', '1'], {}, cwd);
-    expect(daemon.output()).toContain(`store: sqlite ${join(dataDir, 'scitags.sqlite')}\n`);
+    expect(daemon.output()).toContain(`"msg":"store: sqlite ${join(dataDir, 'scitags.sqlite')}"`);
     expect(await daemon.stop()).toBe(0);
     expect(readdirSync(dataDir).filter((f) => !f.startsWith('scitags.sqlite-')).sort()).toEqual(['decoder-state.json', 'scitags.sqlite']);
     expect(readdirSync(cwd)).toEqual([]);

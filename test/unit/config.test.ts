@@ -126,6 +126,19 @@ store:
     expect(enabledListeners(r.config).map((l) => l.name)).toEqual(['ipfix', 'ipfix-1', 'netflow', 'sflow']);
   });
 
+  it('log.format and log.accessLog: file, SCITAGS_LOG_FORMAT, --log-format and the --access-log switch', () => {
+    const fromFile = loadConfig({ argv: ['-c', 'l.yaml'], env: {}, readFile: files({ 'l.yaml': 'log: {format: pretty, accessLog: true}\n' }) });
+    expect(fromFile.config.log).toEqual({ level: 'info', format: 'pretty', accessLog: true });
+    const r = loadConfig({ argv: ['--access-log'], env: { SCITAGS_LOG_FORMAT: 'Pretty' }, readFile: files({}) });
+    expect(r.config.log).toEqual({ level: 'info', format: 'pretty', accessLog: true });
+    expect(r.overrides).toEqual({ 'log.format': 'env', 'log.accessLog': 'flag' });
+    const flag = loadConfig({ argv: ['--log-format', 'json'], env: { SCITAGS_LOG_FORMAT: 'pretty' }, readFile: files({}) });
+    expect(flag.config.log).toEqual({ level: 'info', format: 'json', accessLog: false });
+    expect(() => loadConfig({ argv: ['--log-format', 'xml'], env: {}, readFile: files({}) })).toThrow(
+      'flag --log-format: log.format: must be "json" or "pretty"',
+    );
+  });
+
   it('warns about unknown SCITAGS_ variables', () => {
     const r = loadConfig({ argv: [], env: { SCITAGS_API_PROT: '1', HOME: '/root' } });
     expect(r.warnings).toEqual(['ignoring unknown environment variable SCITAGS_API_PROT']);

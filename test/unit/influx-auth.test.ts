@@ -1,3 +1,4 @@
+import { silentLogger } from '../../src/log.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -68,7 +69,7 @@ function config(extra: Record<string, unknown>) {
   return cfg;
 }
 
-const deps = { registry: () => loadSnapshot(0), links: [], log: () => {}, bucketSeconds: 60 };
+const deps = { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 };
 
 // one marked bucket: atlas (2) / activity 1, link 1 -> 2, 60 s at 1700000040 s
 const ROW: TrafficRow = {

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot, snapshotPath } from '../../src/registry/loader.js';
 import { validateRegistryDocument } from '../../src/registry/schema.js';
 import { fetchTextWithTimeout, RegistryService } from '../../src/registry/service.js';
+import { silentLogger } from '../../src/log.js';
+import { captureLog } from '../support/logs.js';
 
 const snapshotText = readFileSync(snapshotPath(), 'utf8');
 
@@ -67,8 +69,7 @@ describe('RegistryService refresh over real HTTP', () => {
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  const logs: string[] = [];
-  const deps = { now: () => 1000, fetchText: fetchTextWithTimeout, log: (_l: string, m: string) => logs.push(m) };
+  const deps = { now: () => 1000, fetchText: fetchTextWithTimeout, log: silentLogger() };
 
   it('installs a valid download, saves it, and a restart offline uses the cache', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reg-'));
@@ -77,9 +78,16 @@ describe('RegistryService refresh over real HTTP', () => {
     doc.experiments.push({ expName: 'newexp', expId: 300, activities: [{ activityName: 'Bulk', activityId: 5 }] });
     body = JSON.stringify(doc);
     status = 200;
-    const svc = new RegistryService({ url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, deps);
+    const captured = captureLog('debug');
+    // A day after the snapshot's `modified` stamp: the age logged is the registry content's.
+    const now = Date.parse('2025-09-05T12:01:55.844Z');
+    const svc = new RegistryService({ url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, { ...deps, now: () => now, log: captured.log });
     expect(svc.registry.source).toBe('snapshot');
     expect(await svc.refresh()).toBe(true);
+    expect(captured.lines).toEqual([
+      { level: 'info', msg: 'using the snapshot copy, 14 experiments', source: 'snapshot', experiments: 14, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400 },
+      { level: 'debug', msg: 'registry refreshed', url: base, source: 'download', experiments: 15, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400, bytes: body.length },
+    ]);
     expect(svc.registry.source).toBe('download');
     expect(svc.registry.names(300, 5)).toEqual({ communityName: 'newexp', activityName: 'Bulk', registered: true });
     expect(JSON.parse(readFileSync(cacheFile, 'utf8'))).toEqual(doc);
@@ -93,7 +101,8 @@ describe('RegistryService refresh over real HTTP', () => {
   it('keeps the last good copy when a download is invalid, not JSON, or fails', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reg-'));
     const cacheFile = join(dir, 'registry.json');
-    const svc = new RegistryService({ url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, deps);
+    const captured = captureLog('warn');
+    const svc = new RegistryService({ url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, { ...deps, log: captured.log });
     body = '{"experiments": [{"expName": "x", "expId": 9999, "activities": []}]}';
     expect(await svc.refresh()).toBe(false);
     body = '<html>maintenance</html>';
@@ -105,15 +114,25 @@ describe('RegistryService refresh over real HTTP', () => {
     expect(svc.registry.communityName(2)).toBe('atlas');
     expect(svc.status().failures).toBe(3);
     expect(svc.status().lastError).toMatch(/HTTP 503/);
+    // Three failures inside the rate-limit interval: one line.
+    expect(captured.lines).toEqual([
+      {
+        level: 'warn',
+        msg: expect.stringMatching(/^registry refresh from http:\/\/127\.0\.0\.1:\d+\/api\.json failed, keeping snapshot copy: /),
+        url: base,
+        source: 'snapshot',
+        failures: 1,
+      },
+    ]);
   });
 
   it('ignores a corrupt cache file and starts from the snapshot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'reg-'));
     const cacheFile = join(dir, 'registry.json');
     writeFileSync(cacheFile, '{"experiments": "oops"}');
-    const warn: string[] = [];
-    const svc = new RegistryService({ url: '', refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, { ...deps, log: (_l, m) => warn.push(m) });
+    const captured = captureLog('warn');
+    const svc = new RegistryService({ url: '', refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, { ...deps, log: captured.log });
     expect(svc.registry.source).toBe('snapshot');
-    expect(warn[0]).toMatch(/ignoring registry cache/);
+    expect(captured.lines).toEqual([{ level: 'warn', msg: expect.stringMatching(/^ignoring registry cache: /), cacheFile }]);
   });
 });

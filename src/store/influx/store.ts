@@ -1,3 +1,4 @@
+import type { Logger } from '../../log.js';
 import { readFileSync } from 'node:fs';
 import { FieldType, InfluxDB, type IPoint, type ISingleHostConfig } from 'influx';
 import type { InfluxStoreConfig, LinkConfig } from '../../config/index.js';
@@ -19,7 +20,7 @@ export interface InfluxStoreDeps {
   /** Interface names learnt from the exporters ("exporter|ifIndex" -> name), read once per write. */
   learnedLinkNames?: () => ReadonlyMap<string, string>;
   links: readonly LinkConfig[];
-  log: (msg: string) => void;
+  log: Logger;
 }
 
 /** node-influx connection options from the store URL and credentials. */
@@ -99,7 +100,7 @@ export class InfluxTrafficStore implements TrafficStore {
         continuousQueries: this.cfg.continuousQueries,
       });
     } catch (err) {
-      this.deps.log(`InfluxDB provisioning of ${this.cfg.database} failed (${(err as Error).message}); writes spool until it answers`);
+      this.deps.log.warn(`InfluxDB provisioning of ${this.cfg.database} failed; writes spool until it answers`, { database: this.cfg.database, err });
     }
   }
 

@@ -1,3 +1,4 @@
+import { type Logger, silentLogger } from '../../log.js';
 import { FieldType, InfluxDB, type IPoint } from 'influx';
 import { DiskSpool } from './spool.js';
 
@@ -77,7 +78,7 @@ export class InfluxWriter {
   constructor(
     private readonly influx: InfluxDB,
     private readonly config: InfluxWriterConfig,
-    private readonly log: (msg: string) => void = () => {},
+    private readonly log: Logger = silentLogger(),
     private readonly now: () => number = Date.now,
   ) {
     this.spool = new DiskSpool(config.spoolDir, config.spoolMaxBytes, now);
@@ -124,6 +125,7 @@ export class InfluxWriter {
   }
 
   private async send(batch: IPoint[]): Promise<void> {
+    const started = performance.now();
     await this.influx.writePoints(batch, {
       database: this.config.database,
       precision: 's',
@@ -131,6 +133,8 @@ export class InfluxWriter {
     });
     this.s.pointsWritten += batch.length;
     this.s.batchesWritten++;
+    // Per HTTP write (a bucket can take several): trace, below the aggregator's debug line per batch.
+    this.log.trace('InfluxDB points written', { points: batch.length, ms: Math.round((performance.now() - started) * 10) / 10 });
   }
 
   private noteFailure(err: unknown): void {
@@ -156,7 +160,11 @@ export class InfluxWriter {
         await this.send(batch.map(fromSpooled));
       } catch (err) {
         this.noteFailure(err);
-        this.log(`InfluxDB write failed (${this.s.lastError}); ${this.spool.length} batches spooled, retrying in ${this.retryDelayMs} ms`);
+        // Rate-limited: while InfluxDB is down this repeats at every retry.
+        this.log.limited('write-failed', 'warn', `InfluxDB write failed (${this.s.lastError}); ${this.spool.length} batches spooled, retrying in ${this.retryDelayMs} ms`, {
+          spooledBatches: this.spool.length,
+          retryMs: this.retryDelayMs,
+        });
         this.scheduleDrain(this.retryDelayMs);
         this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.config.retryMaxMs);
         return;
