@@ -137,7 +137,7 @@ let nativeLoad: NativeLoad | undefined;
 function packageRoot(): string {
   const here = fileURLToPath(import.meta.url);
   let first: string | undefined;
-  for (let dir = dirname(here); ; ) {
+  for (let dir = dirname(here); ;) {
     const pj = join(dir, 'package.json');
     if (existsSync(pj)) {
       first ??= dir;
@@ -480,7 +480,7 @@ export function formatAddress16(a: Uint8Array, o = 0): string {
   const g = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
   let bestBase = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

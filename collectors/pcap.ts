@@ -165,7 +165,8 @@ function parsePcapng(bytes: Uint8Array, view: DataView): CaptureContents {
         const divisor = iface?.tsDivisor ?? 1e6;
         timeMs = ((tsHigh * 4294967296 + tsLow) / divisor) * 1000;
       }
-      if (dataOff + capLen > bodyEnd) throw new DecodeError('pcap-truncated', `frame ${frame}: captured length ${capLen} runs past its block`, off);
+      if (dataOff + capLen > bodyEnd)
+        throw new DecodeError('pcap-truncated', `frame ${frame}: captured length ${capLen} runs past its block`, off);
       const iface = interfaces[ifIndex];
       if (!iface) {
         out.skipped.push({ frame, reason: `interface ${ifIndex} was never described` });
@@ -228,7 +229,10 @@ function extractUdp(b: Uint8Array, linkType: number, frame: number, timeMs: numb
       etherType = undefined; // decided by the version nibble
       break;
     default:
-      throw new DecodeError('pcap-unsupported-linktype', `link type ${linkType} is not supported (Ethernet, Linux cooked, raw IP and loopback are)`);
+      throw new DecodeError(
+        'pcap-unsupported-linktype',
+        `link type ${linkType} is not supported (Ethernet, Linux cooked, raw IP and loopback are)`,
+      );
   }
   if (off >= b.length) return 'no IP header';
   const version = b[off]! >> 4;
@@ -264,7 +268,8 @@ function extractUdp(b: Uint8Array, linkType: number, frame: number, timeMs: numb
   const udpLen = view.getUint16(udp + 4);
   if (udpLen < 8) return `UDP length ${udpLen} is shorter than its header`;
   const payloadEnd = Math.min(udp + udpLen, udpEnd);
-  if (udp + udpLen > b.length) return `UDP datagram cut short by the capture (snaplen): ${udpLen} bytes declared, ${b.length - udp} captured`;
+  if (udp + udpLen > b.length)
+    return `UDP datagram cut short by the capture (snaplen): ${udpLen} bytes declared, ${b.length - udp} captured`;
   out.datagrams.push({
     frame,
     timeMs,

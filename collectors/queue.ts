@@ -36,8 +36,7 @@ export class BoundedQueue<T extends { srcAddr: string }> {
   push(item: T): boolean {
     if (this.size === this.capacity) {
       this.dropped++;
-      const key =
-        this.dropsByExporter.has(item.srcAddr) || this.dropsByExporter.size < BoundedQueue.MAX_DROP_KEYS ? item.srcAddr : 'other';
+      const key = this.dropsByExporter.has(item.srcAddr) || this.dropsByExporter.size < BoundedQueue.MAX_DROP_KEYS ? item.srcAddr : 'other';
       this.dropsByExporter.set(key, (this.dropsByExporter.get(key) ?? 0) + 1);
       return false;
     }

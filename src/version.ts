@@ -17,4 +17,6 @@ export const VERSION: string = (() => {
  * The source commit of this build, for scitags_build_info: SCITAGS_COMMIT when the image or
  * unit sets it (a package has no .git to ask); undefined otherwise.
  */
-export const COMMIT: string | undefined = /^[0-9a-f]{7,40}$/i.test(process.env.SCITAGS_COMMIT ?? '') ? process.env.SCITAGS_COMMIT : undefined;
+export const COMMIT: string | undefined = /^[0-9a-f]{7,40}$/i.test(process.env.SCITAGS_COMMIT ?? '')
+  ? process.env.SCITAGS_COMMIT
+  : undefined;

@@ -44,7 +44,9 @@ function headerVersion(prefix) {
  */
 function findNodeDir() {
   const candidates = [dirname(dirname(process.execPath)), '/usr', '/usr/local'];
-  const usable = candidates.filter((p) => existsSync(join(p, 'include', 'node', 'node_api.h')) && existsSync(join(p, 'include', 'node', 'common.gypi')));
+  const usable = candidates.filter(
+    (p) => existsSync(join(p, 'include', 'node', 'node_api.h')) && existsSync(join(p, 'include', 'node', 'common.gypi')),
+  );
   const want = process.versions.node;
   return usable.find((p) => headerVersion(p) === want) ?? usable[0];
 }

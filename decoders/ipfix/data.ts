@@ -218,14 +218,24 @@ function fillRecord(
   else {
     o += base;
     l = len[Slot.IN_IF]!;
-    rec.inIf = l === 4 ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 : l === 2 ? (b[o]! << 8) | b[o + 1]! : uintAt(b, o, l);
+    rec.inIf =
+      l === 4
+        ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
+        : l === 2
+          ? (b[o]! << 8) | b[o + 1]!
+          : uintAt(b, o, l);
   }
   o = pos[Slot.OUT_IF]!;
   if (o < 0) rec.outIf = undefined;
   else {
     o += base;
     l = len[Slot.OUT_IF]!;
-    rec.outIf = l === 4 ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 : l === 2 ? (b[o]! << 8) | b[o + 1]! : uintAt(b, o, l);
+    rec.outIf =
+      l === 4
+        ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
+        : l === 2
+          ? (b[o]! << 8) | b[o + 1]!
+          : uintAt(b, o, l);
   }
   o = pos[Slot.DIRECTION]!;
   rec.direction = o >= 0 ? b[base + o]! : undefined;
@@ -246,8 +256,11 @@ function fillRecord(
     o += base;
     l = len[Slot.FLOW_LABEL]!;
     rec.flowLabel =
-      (l === 3 ? (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]! : l === 4 ? (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]! : uintAt(b, o, l)) &
-      FLOW_LABEL_MASK;
+      (l === 3
+        ? (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]!
+        : l === 4
+          ? (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!
+          : uintAt(b, o, l)) & FLOW_LABEL_MASK;
   }
   o = pos[Slot.IP_VERSION]!;
   const v = o >= 0 ? b[base + o]! : 0;
@@ -281,14 +294,7 @@ function fillRecord(
   if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
   if (perRecordRate) {
     if (plan.recordSampling) readRecordSampling(b, base, pos, len, sf);
-    resolveRate(
-      ctx.sessionSampling,
-      ctx.exporterSampling,
-      plan.recordSampling ? sf : null,
-      rec.inIf ?? -1,
-      ctx.sampling,
-      rate,
-    );
+    resolveRate(ctx.sessionSampling, ctx.exporterSampling, plan.recordSampling ? sf : null, rec.inIf ?? -1, ctx.sampling, rate);
     rec.samplingRate = rate.rate;
     rec.samplingSource = rate.source;
     if (rate.source === 'unknown') ctx.unknownSampling++;
@@ -338,8 +344,7 @@ function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodeP
  */
 export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: DecodePlan, ctx: DataContext): number {
   // The set-wide rate, when nothing in a record can change it: resolved once per set.
-  const perRecordRate =
-    plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
+  const perRecordRate = plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
   let setRate = 1;
   let setSource: SamplingSource = 'unknown';
   if (!perRecordRate) {
@@ -411,6 +416,10 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
+/** C0 controls and DEL: what a name loses before it becomes a tag and a label. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/g;
+
 /**
  * interfaceName (RFC 7011 6.1.6 string: UTF-8, no terminator required). Exporters pad with
  * NULs in fixed-length fields; control characters are dropped so a name is safe to show
@@ -420,7 +429,7 @@ function interfaceNameAt(b: Uint8Array, p: number, len: number): string | undefi
   let end = p + Math.min(len, 64);
   const nul = b.indexOf(0, p);
   if (nul >= 0 && nul < end) end = nul;
-  const name = utf8.decode(b.subarray(p, end)).replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const name = utf8.decode(b.subarray(p, end)).replace(CONTROL_CHARACTERS, '').trim();
   return name.length > 0 ? name : undefined;
 }
 

@@ -11,7 +11,13 @@ function protocolOfVersion(version: number): FlowProtocol | undefined {
 
 export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Decoder<FlowDecoderState> {
   // Reused per datagram (the decoder reads it during the call only).
-  const flowOpts: FlowDecodeOptions = { defaultSamplingRate: 1, withFields: false, withAddresses: false, onRecord: () => {}, onTemplate: undefined };
+  const flowOpts: FlowDecodeOptions = {
+    defaultSamplingRate: 1,
+    withFields: false,
+    withAddresses: false,
+    onRecord: () => {},
+    onTemplate: undefined,
+  };
   return {
     name: 'flow',
     createState: () => createFlowDecoderState(limits),

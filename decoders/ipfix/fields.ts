@@ -22,7 +22,7 @@ function uint(b: Uint8Array, o: number, len: number): number | string {
 }
 
 function ntpIso(b: Uint8Array, o: number): string {
-  const secs = (b[o]! * 16777216 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!)) - 2208988800;
+  const secs = b[o]! * 16777216 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) - 2208988800;
   const frac = b[o + 4]! * 16777216 + ((b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!);
   return new Date(secs * 1000 + Math.floor((frac * 1000) / 4294967296)).toISOString();
 }

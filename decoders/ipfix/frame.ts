@@ -16,14 +16,7 @@ const NO_ADDRESSES: WalkOptions = { addresses: false };
  * supplied win over what the frame says; counts come from the frame only when the template
  * has none (a PSAMP packet report has no packetDeltaCount / octetDeltaCount).
  */
-export function walkFrame(
-  b: Uint8Array,
-  off: number,
-  len: number,
-  rec: FlowRecord,
-  hasCounts: boolean,
-  withAddresses: boolean,
-): void {
+export function walkFrame(b: Uint8Array, off: number, len: number, rec: FlowRecord, hasCounts: boolean, withAddresses: boolean): void {
   walkHeader(b, off, len, 'ethernet', info, withAddresses ? undefined : NO_ADDRESSES);
   if (!hasCounts) {
     rec.packets = 1;

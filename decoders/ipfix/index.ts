@@ -14,7 +14,14 @@ import type { FlowDecoderState } from './state.js';
 import { type FlowDecodeContext, type FlowDecodeOptions, type FlowDecodeResult, newStats } from './types.js';
 
 export { createFlowDecoderState, DEFAULT_LIMITS } from './state.js';
-export { FLOW_STATE_VERSION, flowStateFrom, parseFlowState, restoreFlowState, snapshotFlowState, type PersistedFlowState } from './persist.js';
+export {
+  FLOW_STATE_VERSION,
+  flowStateFrom,
+  parseFlowState,
+  restoreFlowState,
+  snapshotFlowState,
+  type PersistedFlowState,
+} from './persist.js';
 export type { FlowDecoderLimits, FlowDecoderState } from './state.js';
 export type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult, FlowDecodeStats } from './types.js';
 export type { SamplingConfig } from './sampling.js';

@@ -47,7 +47,7 @@ export function decodeIpfix(
   if (length > b.length) throw new DecodeError('truncated', `message length ${length} > ${b.length} octets received`, 2);
 
   // Pass 1: the set chain must tile the message exactly.
-  for (let p = IPFIX_HEADER_LENGTH; p < length; ) {
+  for (let p = IPFIX_HEADER_LENGTH; p < length;) {
     if (length - p < SET_HEADER_LENGTH) throw new DecodeError('truncated', `${length - p} octets after the last set`, p);
     const setLen = (b[p + 2]! << 8) | b[p + 3]!;
     if (setLen < SET_HEADER_LENGTH) throw new DecodeError('bad-length', `set length ${setLen}`, p + 2);
@@ -64,7 +64,7 @@ export function decodeIpfix(
   // Pass 2: sets in order. `count` is the number of data records (options ones included,
   // RFC 7011 3.1) for the sequence check, -1 once any set's count is unknown.
   let count = 0;
-  for (let p = IPFIX_HEADER_LENGTH; p < length; ) {
+  for (let p = IPFIX_HEADER_LENGTH; p < length;) {
     const setId = (b[p]! << 8) | b[p + 1]!;
     const setLen = (b[p + 2]! << 8) | b[p + 3]!;
     const start = p + SET_HEADER_LENGTH;

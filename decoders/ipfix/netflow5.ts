@@ -20,7 +20,6 @@ export const NETFLOW5_RECORD_LENGTH = 48;
 /** Cisco documents at most 30 records per v5 datagram; larger counts are corrupt headers. */
 export const NETFLOW5_MAX_COUNT = 30;
 
-
 export function decodeNetflow5(
   b: Uint8Array,
   ctx: FlowDecodeContext,

@@ -18,13 +18,7 @@ import { Reader, u32 } from '../reader.js';
 import { handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
 import { countSequence } from './sequence.js';
 import type { FlowDecoderState } from './state.js';
-import {
-  MIN_DATA_SET_ID,
-  parseV9OptionsFlowset,
-  parseV9TemplateFlowset,
-  V9_OPTIONS_FLOWSET,
-  V9_TEMPLATE_FLOWSET,
-} from './templates.js';
+import { MIN_DATA_SET_ID, parseV9OptionsFlowset, parseV9TemplateFlowset, V9_OPTIONS_FLOWSET, V9_TEMPLATE_FLOWSET } from './templates.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
 export const NETFLOW9_VERSION = 9;
@@ -51,7 +45,7 @@ export function decodeNetflow9(
 
   // Pass 1: the flowset chain must tile the datagram.
   let end = b.length;
-  for (let p = NETFLOW9_HEADER_LENGTH; p < end; ) {
+  for (let p = NETFLOW9_HEADER_LENGTH; p < end;) {
     if (end - p < FLOWSET_HEADER_LENGTH) {
       let zero = true;
       for (let i = p; i < end; i++) if (b[i] !== 0) zero = false;
@@ -69,7 +63,7 @@ export function decodeNetflow9(
 
   // Pass 2. `found` counts records of every kind for the header count check (-1: unknown).
   let found = 0;
-  for (let p = NETFLOW9_HEADER_LENGTH; p < end; ) {
+  for (let p = NETFLOW9_HEADER_LENGTH; p < end;) {
     const setId = (b[p]! << 8) | b[p + 1]!;
     const len = (b[p + 2]! << 8) | b[p + 3]!;
     const start = p + FLOWSET_HEADER_LENGTH;

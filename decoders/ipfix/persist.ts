@@ -50,7 +50,13 @@ const domainSchema = z.object({
   domain: u32,
   templates: z.array(templateSchema),
   withdrawn: entries(finite),
-  sequence: z.object({ expected: z.number().int().min(-1), lost: finite.min(0), late: finite.min(0), resets: finite.min(0), gaps: finite.min(0) }),
+  sequence: z.object({
+    expected: z.number().int().min(-1),
+    lost: finite.min(0),
+    late: finite.min(0),
+    resets: finite.min(0),
+    gaps: finite.min(0),
+  }),
   sampling: samplingSchema,
 });
 
@@ -114,7 +120,13 @@ export function snapshotFlowState(state: FlowDecoderState, nowMs: number): Persi
       lastSeenMs: s.lastSeenMs,
       domains: [...s.domains.values()].map((d) => ({
         domain: d.domain,
-        templates: [...d.templates.values()].map((t) => ({ id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, receivedMs: t.receivedMs })),
+        templates: [...d.templates.values()].map((t) => ({
+          id: t.id,
+          kind: t.kind,
+          protocol: t.protocol,
+          fields: t.fields,
+          receivedMs: t.receivedMs,
+        })),
         withdrawn: [...d.withdrawn],
         sequence: { ...d.sequence },
         sampling: samplingOut(d.sampling),
@@ -154,7 +166,16 @@ export function flowStateFrom(doc: PersistedFlowState, limits: Partial<FlowDecod
   const sessions = [...doc.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs).slice(0, lim.maxSessions);
   for (const ps of sessions.reverse()) {
     const key = ps.address.includes(':') ? `[${ps.address}]:${ps.port}` : `${ps.address}:${ps.port}`;
-    const session: SessionState = { key, address: ps.address, port: ps.port, lastSeenMs: ps.lastSeenMs, templateCount: 0, domains: new Map(), pending: [], pendingBytes: 0 };
+    const session: SessionState = {
+      key,
+      address: ps.address,
+      port: ps.port,
+      lastSeenMs: ps.lastSeenMs,
+      templateCount: 0,
+      domains: new Map(),
+      pending: [],
+      pendingBytes: 0,
+    };
     for (const pd of ps.domains.slice(0, lim.maxDomainsPerSession)) {
       const d: DomainState = {
         domain: pd.domain,
@@ -168,7 +189,15 @@ export function flowStateFrom(doc: PersistedFlowState, limits: Partial<FlowDecod
         if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;
         // Same checks as a template from the wire: an empty record layout would loop forever.
         checkNonEmpty(t.fields, t.id, 0);
-        d.templates.set(t.id, { id: t.id, kind: t.kind, protocol: t.protocol, fields: t.fields, plan: compilePlan(t.id, t.kind, t.fields, t.protocol), receivedMs: t.receivedMs, raw: undefined });
+        d.templates.set(t.id, {
+          id: t.id,
+          kind: t.kind,
+          protocol: t.protocol,
+          fields: t.fields,
+          plan: compilePlan(t.id, t.kind, t.fields, t.protocol),
+          receivedMs: t.receivedMs,
+          raw: undefined,
+        });
         session.templateCount++;
       }
       for (const [id, ms] of pd.withdrawn) {

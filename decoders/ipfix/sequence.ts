@@ -86,13 +86,7 @@ const seqOut: SequenceResult = { lost: 0, late: 0, reset: false };
  * trackSequence for one datagram, adding what it revealed to the datagram's stats in the
  * protocol's unit: 'records' (IPFIX, NetFlow v5) or 'datagrams' (NetFlow v9).
  */
-export function countSequence(
-  s: SequenceState,
-  seq: number,
-  count: number,
-  unit: 'records' | 'datagrams',
-  stats: FlowDecodeStats,
-): void {
+export function countSequence(s: SequenceState, seq: number, count: number, unit: 'records' | 'datagrams', stats: FlowDecodeStats): void {
   trackSequence(s, seq, count, seqOut);
   if (seqOut.lost > 0) {
     stats.sequenceGaps++;

@@ -110,7 +110,14 @@ function expirePending(m: MessageCtx): void {
  * `kind`: what the set defines; `minHeader`: the shortest template record header (4 octets;
  * 6 for v9 options templates), below which the rest of the set is padding.
  */
-export function refreshTemplates(m: MessageCtx, b: Uint8Array, start: number, end: number, kind: 'data' | 'options', minHeader: number): number {
+export function refreshTemplates(
+  m: MessageCtx,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  kind: 'data' | 'options',
+  minHeader: number,
+): number {
   const templates = m.d.templates;
   let n = 0;
   let p = start;
@@ -154,7 +161,16 @@ export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): vo
     tell === undefined
       ? undefined
       : (event, templateId, kind, fields) =>
-          tell({ event, protocol: m.protocol, exporterAddr: m.exporterAddr, exporterPort: m.session.port, domain: m.domain, templateId, kind, fields });
+          tell({
+            event,
+            protocol: m.protocol,
+            exporterAddr: m.exporterAddr,
+            exporterPort: m.session.port,
+            domain: m.domain,
+            templateId,
+            kind,
+            fields,
+          });
   try {
     applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state.limits, r, onChange);
   } finally {

@@ -36,7 +36,7 @@ const DEC: string[] = [];
 for (let b = 0; b < 256; b++) DEC.push(String(b));
 
 function u32At(bytes: Uint8Array, off: number): number {
-  return ((bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]!) | 0;
+  return (bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]! | 0;
 }
 
 /** IPv4 address at `off` in dotted form. Caller has checked that 4 octets are there. */
@@ -88,7 +88,7 @@ function formatIPv6Text(bytes: Uint8Array, off: number): string {
   // RFC 5952 4.2.2/4.2.3: compress the longest run of >= 2 zero words, the first on ties.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (word(bytes, off, i) !== 0) {
       i++;
       continue;

@@ -210,14 +210,7 @@ export function walkIpv4(bytes: Uint8Array, p: number, end: number, out: PacketI
 }
 
 /** Ports (TCP, UDP, SCTP, UDP-Lite, DCCP share the layout) or ICMP type/code at `p`. */
-function walkUpperLayer(
-  bytes: Uint8Array,
-  p: number,
-  end: number,
-  proto: number,
-  out: PacketInfo,
-  tunnel: TunnelHook | null,
-): void {
+function walkUpperLayer(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo, tunnel: TunnelHook | null): void {
   switch (proto) {
     case IPPROTO_TCP:
     case IPPROTO_UDP:

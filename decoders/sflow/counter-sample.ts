@@ -6,7 +6,14 @@
  */
 import { DecodeError } from '../errors.js';
 import type { Reader } from '../reader.js';
-import { COUNTERS_GENERIC_INTERFACE, FORMAT_BITS, FORMAT_MASK, IF_COUNTERS_LEN, SOURCE_INDEX_MASK, SOURCE_TYPE_SHIFT } from './constants.js';
+import {
+  COUNTERS_GENERIC_INTERFACE,
+  FORMAT_BITS,
+  FORMAT_MASK,
+  IF_COUNTERS_LEN,
+  SOURCE_INDEX_MASK,
+  SOURCE_TYPE_SHIFT,
+} from './constants.js';
 import { xdrNext, type DatagramContext } from './context.js';
 import { advanceSequence, sourceEntry } from './state.js';
 import type { SflowInterfaceCounters } from './types.js';

@@ -94,7 +94,13 @@ export function decodeSflow(
   }
 }
 
-function decode(bytes: Uint8Array, exporterAddr: string, exporterPort: number, state: SflowState, opts: SflowOptions | undefined): SflowDecodeResult {
+function decode(
+  bytes: Uint8Array,
+  exporterAddr: string,
+  exporterPort: number,
+  state: SflowState,
+  opts: SflowOptions | undefined,
+): SflowDecodeResult {
   const r = new Reader(bytes);
   const version = r.u32('version');
   if (version !== SFLOW_VERSION_5) throw new DecodeError('bad-version', `sFlow version ${version}, expected 5`, 0);
@@ -163,17 +169,13 @@ function decodeSamples(r: Reader, count: number, maxSamples: number, ctx: Datagr
       return;
     }
     if (r.remaining < 8) {
-      result.errors.push(
-        new DecodeError('truncated', `sample ${i + 1} of ${count}: header needs 8 bytes, ${r.remaining} left`, r.pos),
-      );
+      result.errors.push(new DecodeError('truncated', `sample ${i + 1} of ${count}: header needs 8 bytes, ${r.remaining} left`, r.pos));
       return;
     }
     const format = r.u32('sample data_format');
     const len = r.u32('sample length');
     if (len > r.remaining) {
-      result.errors.push(
-        new DecodeError('truncated', `sample ${i + 1} of ${count}: length ${len}, ${r.remaining} bytes left`, r.pos - 4),
-      );
+      result.errors.push(new DecodeError('truncated', `sample ${i + 1} of ${count}: length ${len}, ${r.remaining} bytes left`, r.pos - 4));
       return;
     }
     result.stats.samples++;

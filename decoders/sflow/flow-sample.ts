@@ -268,8 +268,7 @@ function readFlowRecord(r: Reader, format: number, len: number, ctx: DatagramCon
       r.pos = p + SAMPLED_IPV6_LEN;
       return;
     }
-    case FLOW_EXTENDED_SWITCH:
-    {
+    case FLOW_EXTENDED_SWITCH: {
       if (len < EXTENDED_SWITCH_LEN) throw new DecodeError('bad-length', `extended_switch length ${len}`, r.pos);
       // src_vlan, src_priority, dst_vlan, dst_priority: inside the length checked above.
       const p = r.pos;

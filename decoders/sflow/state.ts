@@ -197,13 +197,7 @@ export function sourceEntry(
  * it. Pool and drop growth is only accumulated across consecutive samples of one run of
  * the agent (not across a reset, where the counters restart from 0, nor a duplicate).
  */
-export function recordFlowSample(
-  src: SflowSourceEntry,
-  seq: number,
-  samplingRate: number,
-  samplePool: number,
-  drops: number,
-): number {
+export function recordFlowSample(src: SflowSourceEntry, seq: number, samplingRate: number, samplePool: number, drops: number): number {
   const resetsBefore = src.resets;
   const duplicatesBefore = src.duplicates;
   const first = src.seen === 0;

@@ -4,7 +4,18 @@ import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
 import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
-import { KeepPolicy, PairFilter, SERIES_FOLDED, SERIES_IPV4, SERIES_IPV6, SERIES_SPACE, SERIES_UNKNOWN, overflowSeries, seriesInfo, seriesOf } from '../enrich/series.js';
+import {
+  KeepPolicy,
+  PairFilter,
+  SERIES_FOLDED,
+  SERIES_IPV4,
+  SERIES_IPV6,
+  SERIES_SPACE,
+  SERIES_UNKNOWN,
+  overflowSeries,
+  seriesInfo,
+  seriesOf,
+} from '../enrich/series.js';
 import type { PairRegistry } from '../enrich/series.js';
 import { cumulativeShare } from './split.js';
 

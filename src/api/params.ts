@@ -25,8 +25,7 @@ export const TIME_PATTERN =
 export const TIME_FORMS =
   'now, now-<n><s|m|h|d|w> (now-1h), epoch seconds (1735689600) or RFC 3339 (2025-01-01T00:00:00Z, 2025-01-01T01:00:00+01:00)';
 
-const RFC3339 =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+ -])(\d{2}):(\d{2}))$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+ -])(\d{2}):(\d{2}))$/;
 
 /**
  * Parses a time parameter to ms since the epoch:
@@ -54,14 +53,7 @@ export function parseTime(text: string, nowMs: number, parameter: string): numbe
     const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000) : 0;
     const base = Date.UTC(y, mo - 1, d, h, mi, s, ms);
     const check = new Date(base);
-    if (
-      check.getUTCFullYear() !== y ||
-      check.getUTCMonth() !== mo - 1 ||
-      check.getUTCDate() !== d ||
-      h > 23 ||
-      mi > 59 ||
-      s > 59
-    ) {
+    if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) {
       throw new BadParameter(parameter, `${JSON.stringify(text)} is not a valid date and time`);
     }
     if (m[8]) return base;

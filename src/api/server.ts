@@ -275,7 +275,10 @@ interface AjvError {
 function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter: string; message: string } {
   if (v.keyword === 'additionalProperties') {
     const name = String(v.params['additionalProperty']);
-    return { parameter: name, message: `unknown parameter${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ' (this endpoint takes none)'}` };
+    return {
+      parameter: name,
+      message: `unknown parameter${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ' (this endpoint takes none)'}`,
+    };
   }
   if (v.keyword === 'required') return { parameter: String(v.params['missingProperty']), message: 'is required' };
   const parameter = v.instancePath.replace(/^\//, '').split('/')[0] ?? '';
@@ -429,7 +432,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
             .map((e) => ({
               id: e.expId,
               name: e.expName,
-              activities: [...e.activities].sort((a, b) => a.activityId - b.activityId).map((a) => ({ id: a.activityId, name: a.activityName })),
+              activities: [...e.activities]
+                .sort((a, b) => a.activityId - b.activityId)
+                .map((a) => ({ id: a.activityId, name: a.activityName })),
             })),
         };
       },
@@ -505,11 +510,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       },
     );
 
-    api.get(
-      '/api/v1/openapi.json',
-      { schema: { hide: true, querystring: route('/api/v1/openapi.json', []) } },
-      async () => app.swagger(),
-    );
+    api.get('/api/v1/openapi.json', { schema: { hide: true, querystring: route('/api/v1/openapi.json', []) } }, async () => app.swagger());
 
     api.get(
       '/health',

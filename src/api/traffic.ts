@@ -2,15 +2,7 @@ import { isIP } from 'node:net';
 import type { Registry } from '../registry/registry.js';
 import { parseLinkKey as parseStoreLinkKey } from '../store/sqlite/link-key.js';
 import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficSeries } from '../store/types.js';
-import {
-  BadParameter,
-  GROUP_BY_DIMENSIONS,
-  linkKey,
-  parseLinkKey,
-  parseStep,
-  parseTime,
-  splitList,
-} from './params.js';
+import { BadParameter, GROUP_BY_DIMENSIONS, linkKey, parseLinkKey, parseStep, parseTime, splitList } from './params.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
 /** Query string of GET /api/v1/traffic after JSON-schema validation (all strings). */
@@ -95,7 +87,11 @@ function resolveCommunities(reg: Registry, text: string): { id: number; name: st
     }
     const lower = item.toLowerCase();
     const exp = reg.document.experiments.find((e) => e.expName.toLowerCase() === lower);
-    if (!exp) throw new BadParameter('community', `unknown experiment ${JSON.stringify(item)}: not in the registry (give a numeric id for unregistered ones)`);
+    if (!exp)
+      throw new BadParameter(
+        'community',
+        `unknown experiment ${JSON.stringify(item)}: not in the registry (give a numeric id for unregistered ones)`,
+      );
     return { id: exp.expId, name: exp.expName };
   });
 }
@@ -113,7 +109,8 @@ function resolveActivities(reg: Registry, text: string, communities: number[] | 
     const ids = new Map<number, string>();
     for (const exp of reg.document.experiments) {
       if (communities && !communities.includes(exp.expId)) continue;
-      for (const a of exp.activities) if (a.activityName.toLowerCase() === lower && !ids.has(a.activityId)) ids.set(a.activityId, a.activityName);
+      for (const a of exp.activities)
+        if (a.activityName.toLowerCase() === lower && !ids.has(a.activityId)) ids.set(a.activityId, a.activityName);
     }
     if (ids.size === 0) {
       throw new BadParameter(
@@ -131,7 +128,12 @@ function resolveLinks(deps: ApiDeps, text: string): { exporter: string; ifIndex:
   return splitList(text).map((item) => {
     const configured = deps.links.find((l) => l.name === item) ?? deps.links.find((l) => l.name.toLowerCase() === item.toLowerCase());
     if (configured) {
-      return { exporter: configured.exporter, ifIndex: configured.ifIndex, key: linkKey(configured.exporter, configured.ifIndex), name: configured.name };
+      return {
+        exporter: configured.exporter,
+        ifIndex: configured.ifIndex,
+        key: linkKey(configured.exporter, configured.ifIndex),
+        name: configured.name,
+      };
     }
     const k = parseLinkKey(item);
     if (!k) {
@@ -163,7 +165,12 @@ function totalsOut(t: { bytes: number; packets: number; records: number }, secon
 }
 
 /** Adds names to a store group: communityName, activityName ("unregistered" for folded pairs), linkName. */
-function decorateGroup(deps: ApiDeps, reg: Registry, series: TrafficSeries, groupBy: GroupByDimension[]): Record<string, string | number | null> {
+function decorateGroup(
+  deps: ApiDeps,
+  reg: Registry,
+  series: TrafficSeries,
+  groupBy: GroupByDimension[],
+): Record<string, string | number | null> {
   const g = series.group;
   const out: Record<string, string | number | null> = {};
   const cls = g['class'];

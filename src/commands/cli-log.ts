@@ -23,7 +23,9 @@ export function cliLogger(
 ): Logger {
   const level = (values['log-level'] ?? env.SCITAGS_LOG_LEVEL ?? 'info').trim().toLowerCase();
   const format = (values['log-format'] ?? env.SCITAGS_LOG_FORMAT ?? 'json').trim().toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new Error(`log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
-  if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new Error(`log format must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new Error(`log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  if (!(LOG_FORMATS as readonly string[]).includes(format))
+    throw new Error(`log format must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
   return createLogger({ level: level as LogThreshold, format: format as LogFormat }).child({ component });
 }

@@ -144,7 +144,12 @@ export async function runIngest(args: string[]): Promise<number> {
       },
     });
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    log.debug('ingest done', { files: positionals.length, datagrams: doc.stats.datagrams, records: doc.stats.records, ms: Math.round(performance.now() - started) });
+    log.debug('ingest done', {
+      files: positionals.length,
+      datagrams: doc.stats.datagrams,
+      records: doc.stats.records,
+      ms: Math.round(performance.now() - started),
+    });
     return 0;
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {

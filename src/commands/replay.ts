@@ -36,7 +36,8 @@ export async function runReplay(args: string[]): Promise<number> {
   const onlyDstPort = Number(values['only-port']);
   if (!Number.isFinite(speed) || speed < 0) throw new Error(`--speed ${values.speed} must be a number >= 0`);
   if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0)) throw new Error(`--rate ${values.rate} must be a number > 0`);
-  if (!Number.isInteger(onlyDstPort) || onlyDstPort < 0 || onlyDstPort > 65535) throw new Error(`--only-port ${values['only-port']} is not a port`);
+  if (!Number.isInteger(onlyDstPort) || onlyDstPort < 0 || onlyDstPort > 65535)
+    throw new Error(`--only-port ${values['only-port']} is not a port`);
   const log = cliLogger('replay', values, process.env);
   let total = 0;
   for (const file of positionals) {

@@ -75,9 +75,12 @@ export async function runServe(args: string[]): Promise<number> {
       });
     }
   }
-  log.info(`decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`, {
-    workers: collector.stage.workerCount,
-  });
+  log.info(
+    `decoding on ${collector.stage.workerCount === 1 ? 'the main thread' : `${collector.stage.workerCount} worker threads (exporters sharded by address)`}`,
+    {
+      workers: collector.stage.workerCount,
+    },
+  );
   // Listen for the stop signals before the last start-up line: whoever waits for that line
   // (a supervisor, a test) may signal at once, and a signal with no listener yet kills the
   // process outright (seen as an exit by SIGTERM instead of a drained stop). Repeated signals
@@ -100,7 +103,8 @@ export async function runServe(args: string[]): Promise<number> {
   const resolved = collector.config.store;
   const store = resolved.type === 'sqlite' ? `sqlite ${resolved.path}` : `influx ${resolved.url}/${resolved.database}`;
   log.info(`store: ${store}`, { store: resolved.type });
-  if (collector.apiUrl) log.info(`API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)`, { url: collector.apiUrl });
+  if (collector.apiUrl)
+    log.info(`API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)`, { url: collector.apiUrl });
   else log.info('API: off');
 
   await stopRequested;

@@ -120,10 +120,17 @@ function valueFromText(entry: OptionEntry, text: string, raw: RawConfig): Parsed
       return { value: text.trim().toLowerCase() };
     case 'duration': {
       const seconds = parseDurationSeconds(text);
-      return seconds === undefined || seconds < 1 ? { problem: `must be a duration such as 60, 60s, 5m or 1h, ${got}` } : { value: seconds };
+      return seconds === undefined || seconds < 1
+        ? { problem: `must be a duration such as 60, 60s, 5m or 1h, ${got}` }
+        : { value: seconds };
     }
     case 'list':
-      return { value: text.split(',').map((s) => s.trim()).filter((s) => s !== '') };
+      return {
+        value: text
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== ''),
+      };
     case 'yaml':
       try {
         return { value: parseYaml(text) as unknown };
@@ -181,7 +188,9 @@ export function parseStoreSpec(spec: string, current?: StoreConfig): StoreConfig
     }
     const database = decodeURIComponent(url.pathname.replace(/^\/+/, '').replace(/\/+$/, ''));
     if (!database || database.includes('/')) {
-      throw new Error(`influx store needs one database name in the path: influx://host:8086/DATABASE, got ${JSON.stringify(redactSpec(s))}`);
+      throw new Error(
+        `influx store needs one database name in the path: influx://host:8086/DATABASE, got ${JSON.stringify(redactSpec(s))}`,
+      );
     }
     for (const key of url.searchParams.keys()) {
       if (key !== 'rp') throw new Error(`unknown influx store option ?${key}= (only ?rp=RETENTION_POLICY)`);
@@ -201,9 +210,7 @@ export function parseStoreSpec(spec: string, current?: StoreConfig): StoreConfig
       password,
     };
   }
-  throw new Error(
-    `unknown store ${JSON.stringify(redactSpec(s))}: expected sqlite:PATH or influx://[user:password@]host:8086/database`,
-  );
+  throw new Error(`unknown store ${JSON.stringify(redactSpec(s))}: expected sqlite:PATH or influx://[user:password@]host:8086/database`);
 }
 
 function redactSpec(spec: string): string {
@@ -326,7 +333,12 @@ interface ParsedFile {
 }
 
 function fileProblem(file: string, text: string, pos?: { line: number; col: number }): ConfigProblem {
-  return { source: 'file', path: '', ...(pos ? { line: pos.line, column: pos.col } : {}), text: `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${text}` };
+  return {
+    source: 'file',
+    path: '',
+    ...(pos ? { line: pos.line, column: pos.col } : {}),
+    text: `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${text}`,
+  };
 }
 
 /** The file's YAML as plain data (not validated yet), or every syntax problem in it. */
@@ -423,7 +435,9 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
       const store = raw.store;
       const type = isObject(store) && typeof store.type === 'string' ? store.type : 'sqlite';
       if (type !== entry.variant) {
-        fail(`is only meaningful with ${entry.variant === 'influx' ? 'an' : 'a'} ${entry.variant} store (set SCITAGS_STORE, --store or store.type)`);
+        fail(
+          `is only meaningful with ${entry.variant === 'influx' ? 'an' : 'a'} ${entry.variant} store (set SCITAGS_STORE, --store or store.type)`,
+        );
         return;
       }
     }

@@ -153,7 +153,12 @@ const listenerItem = (defaultPort: number) =>
     /** '::' is dual-stack (IPv4 and IPv6), '0.0.0.0' IPv4 only, or one local address. */
     bind: bindAddress.default('::'),
     /** SO_RCVBUF in bytes; 0 keeps the operating system's default. */
-    receiveBufferBytes: z.number().int().min(0).max(2 ** 31 - 1).default(DEFAULT_RECEIVE_BUFFER_BYTES),
+    receiveBufferBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(DEFAULT_RECEIVE_BUFFER_BYTES),
   });
 
 function listeners(proto: ListenerProtocol, name: string) {
@@ -199,7 +204,12 @@ const retention = (example: string) => z.string().regex(/^(\d+[hdw]|INF)$/, `mus
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://localhost:8086' });
 
 const dataPath = (def: string, help: string) =>
-  opt(z.string(), def, { help: `${help}; relative paths are in dataDir`, value: 'dataPath', arg: 'PATH', defaultText: `${def || "''"} (in dataDir)` });
+  opt(z.string(), def, {
+    help: `${help}; relative paths are in dataDir`,
+    value: 'dataPath',
+    arg: 'PATH',
+    defaultText: `${def || "''"} (in dataDir)`,
+  });
 
 // ---------------------------------------------------------------------------------------
 // Store variants
@@ -218,7 +228,11 @@ export const SQLITE_OPTIONS = {
 export const INFLUX_OPTIONS = {
   url: opt(httpUrl, 'http://localhost:8086', { help: 'InfluxDB 1.x (or the v1 API of 2.x/3.x) base URL', value: 'string', arg: 'URL' }),
   database: opt(z.string().min(1), 'scitags', { help: 'database', value: 'string', arg: 'NAME' }),
-  retentionPolicy: opt(z.string(), '', { help: "retention policy written to; '' = the database's default (raw)", value: 'string', arg: 'NAME' }),
+  retentionPolicy: opt(z.string(), '', {
+    help: "retention policy written to; '' = the database's default (raw)",
+    value: 'string',
+    arg: 'NAME',
+  }),
   username: opt(z.string(), '', { help: 'user name', value: 'string', arg: 'NAME' }),
   password: opt(z.string(), '', {
     help: 'password (keep it out of files and ps: set SCITAGS_INFLUX_PASSWORD)',
@@ -248,7 +262,11 @@ export const INFLUX_OPTIONS = {
   }),
   rawRetention: opt(retention('30d'), '30d', { help: 'duration of the raw retention policy', value: 'string', arg: 'DURATION' }),
   rollupRetention: opt(retention('400d'), '400d', { help: 'duration of the rollup_1h retention policy', value: 'string', arg: 'DURATION' }),
-  continuousQueries: opt(z.boolean(), true, { help: 'create the continuous queries rolling 1-minute buckets up to 1 hour', value: 'boolean', arg: 'BOOL' }),
+  continuousQueries: opt(z.boolean(), true, {
+    help: 'create the continuous queries rolling 1-minute buckets up to 1 hour',
+    value: 'boolean',
+    arg: 'BOOL',
+  }),
   statsIntervalSeconds: int(positiveInt, 60, 'SECONDS', "seconds between collector_stats points (the collector's own counters)"),
 } as const satisfies Section;
 
@@ -300,7 +318,12 @@ export const OPTIONS = {
     sflow: listeners('sflow', 'sFlow v5'),
   },
   queue: {
-    size: int(positiveInt.max(16 * 1024 * 1024), 65536, 'N', 'datagrams waiting for decoding (all workers together); overflow is dropped and counted per exporter'),
+    size: int(
+      positiveInt.max(16 * 1024 * 1024),
+      65536,
+      'N',
+      'datagrams waiting for decoding (all workers together); overflow is dropped and counted per exporter',
+    ),
   },
   exporters: {
     allow: opt(z.array(cidr), [], {
@@ -309,19 +332,44 @@ export const OPTIONS = {
       arg: 'CIDRS',
       sample: [],
     }),
-    defaultSamplingRate: int(positiveInt, 1, 'N', 'sampling rate assumed when neither the exporter nor a sampling rule says (1 = unsampled)'),
+    defaultSamplingRate: int(
+      positiveInt,
+      1,
+      'N',
+      'sampling rate assumed when neither the exporter nor a sampling rule says (1 = unsampled)',
+    ),
     sampling: opt(z.array(samplingEntry), [], {
-      help: "per-exporter sampling rules: list of {exporter (address or CIDR), domain?, rate, mode: default (when the exporter says nothing) | override}",
+      help: 'per-exporter sampling rules: list of {exporter (address or CIDR), domain?, rate, mode: default (when the exporter says nothing) | override}',
       value: 'yaml',
       arg: 'YAML',
       sample: [{ exporter: '192.0.2.1', rate: 1000, mode: 'default' }],
     }),
   },
   decoder: {
-    maxTemplatesPerSession: int(positiveInt.max(65535), DEFAULT_LIMITS.maxTemplatesPerSession, 'N', 'IPFIX / NetFlow v9 templates kept per exporter session'),
-    maxSessions: int(positiveInt, DEFAULT_LIMITS.maxSessions, 'N', 'exporter sessions with template state at once (the least recently seen is forgotten)'),
-    maxBufferedBytesPerSession: int(nonNegativeInt, DEFAULT_LIMITS.maxPendingBytes, 'BYTES', 'bytes of data sets held per session while their template is missing'),
-    templateTimeoutSeconds: int(nonNegativeInt, DEFAULT_LIMITS.templateLifetimeMs / 1000, 'SECONDS', "templates not refreshed for this long are forgotten (RFC 7011 8.4); 0 keeps them; else >= 3x the exporters' refresh"),
+    maxTemplatesPerSession: int(
+      positiveInt.max(65535),
+      DEFAULT_LIMITS.maxTemplatesPerSession,
+      'N',
+      'IPFIX / NetFlow v9 templates kept per exporter session',
+    ),
+    maxSessions: int(
+      positiveInt,
+      DEFAULT_LIMITS.maxSessions,
+      'N',
+      'exporter sessions with template state at once (the least recently seen is forgotten)',
+    ),
+    maxBufferedBytesPerSession: int(
+      nonNegativeInt,
+      DEFAULT_LIMITS.maxPendingBytes,
+      'BYTES',
+      'bytes of data sets held per session while their template is missing',
+    ),
+    templateTimeoutSeconds: int(
+      nonNegativeInt,
+      DEFAULT_LIMITS.templateLifetimeMs / 1000,
+      'SECONDS',
+      "templates not refreshed for this long are forgotten (RFC 7011 8.4); 0 keeps them; else >= 3x the exporters' refresh",
+    ),
     stateFile: dataPath('decoder-state.json', "templates and held data saved every minute and at shutdown, loaded at start; '' disables"),
     workers: opt(positiveInt.max(64), DEFAULT_WORKERS, {
       help: 'decode threads, exporters sharded by address; 1 decodes on the main thread',
@@ -333,7 +381,10 @@ export const OPTIONS = {
       sample: 4,
       sampleCommented: true,
     }),
-    crashDir: dataPath('crashes', "datagrams that made a decoder throw are kept here as fixtures (100 files, 16 MiB at most); '' keeps none"),
+    crashDir: dataPath(
+      'crashes',
+      "datagrams that made a decoder throw are kept here as fixtures (100 files, 16 MiB at most); '' keeps none",
+    ),
   },
   aggregation: {
     bucketSeconds: opt(positiveInt.max(86400), DEFAULT_AGGREGATOR_CONFIG.bucketSeconds, {
@@ -343,9 +394,24 @@ export const OPTIONS = {
       env: 'SCITAGS_BUCKET',
       flag: 'bucket',
     }),
-    graceSeconds: int(nonNegativeInt, DEFAULT_AGGREGATOR_CONFIG.graceSeconds, 'SECONDS', 'a bucket is written this long after it closes (late datagrams in flight)'),
-    lateWindowSeconds: int(nonNegativeInt, DEFAULT_AGGREGATOR_CONFIG.lateWindowSeconds, 'SECONDS', 'records up to this late rewrite their (already written) bucket; later ones are counted'),
-    maxLiveKeys: int(positiveInt, DEFAULT_AGGREGATOR_CONFIG.maxLiveKeys, 'N', 'cap on live aggregation keys; overflow is folded and counted'),
+    graceSeconds: int(
+      nonNegativeInt,
+      DEFAULT_AGGREGATOR_CONFIG.graceSeconds,
+      'SECONDS',
+      'a bucket is written this long after it closes (late datagrams in flight)',
+    ),
+    lateWindowSeconds: int(
+      nonNegativeInt,
+      DEFAULT_AGGREGATOR_CONFIG.lateWindowSeconds,
+      'SECONDS',
+      'records up to this late rewrite their (already written) bucket; later ones are counted',
+    ),
+    maxLiveKeys: int(
+      positiveInt,
+      DEFAULT_AGGREGATOR_CONFIG.maxLiveKeys,
+      'N',
+      'cap on live aggregation keys; overflow is folded and counted',
+    ),
     keepUnregistered: opt(z.array(pairSelector), [], {
       help: 'unregistered pairs kept as their own series instead of folded: list of {community, activity? (all when absent)}',
       value: 'yaml',
@@ -364,12 +430,16 @@ export const OPTIONS = {
   }),
   store,
   registry: {
-    url: opt(z.union([z.literal(''), z.url({ protocol: /^https?$/, error: "must be an http(s) URL, or '' to disable downloads" })]), DEFAULT_REGISTRY_URL, {
-      help: "SciTags registry, refreshed on a timer; '' (variable and flag: off) never downloads",
-      value: 'string',
-      arg: 'URL',
-      fromText: (t) => (t.trim() === 'off' ? '' : t.trim()),
-    }),
+    url: opt(
+      z.union([z.literal(''), z.url({ protocol: /^https?$/, error: "must be an http(s) URL, or '' to disable downloads" })]),
+      DEFAULT_REGISTRY_URL,
+      {
+        help: "SciTags registry, refreshed on a timer; '' (variable and flag: off) never downloads",
+        value: 'string',
+        arg: 'URL',
+        fromText: (t) => (t.trim() === 'off' ? '' : t.trim()),
+      },
+    ),
     refreshSeconds: int(positiveInt, 3600, 'SECONDS', 'seconds between registry downloads'),
     cacheFile: dataPath('registry-cache.json', "last good download, used at start and while the registry is unreachable; '' disables"),
     timeoutMs: int(positiveInt, 10000, 'MS', 'download timeout'),
@@ -382,8 +452,18 @@ export const OPTIONS = {
       value: 'string',
       arg: 'ADDRESS',
     }),
-    maxPoints: int(positiveInt.max(1_000_000), DEFAULT_API_LIMITS.maxPoints, 'N', 'largest number of points (range / step) one series may have'),
-    maxGroups: int(positiveInt.max(100_000), DEFAULT_API_LIMITS.maxGroups, 'N', 'largest number of series in one answer; the rest are reported as omitted'),
+    maxPoints: int(
+      positiveInt.max(1_000_000),
+      DEFAULT_API_LIMITS.maxPoints,
+      'N',
+      'largest number of points (range / step) one series may have',
+    ),
+    maxGroups: int(
+      positiveInt.max(100_000),
+      DEFAULT_API_LIMITS.maxGroups,
+      'N',
+      'largest number of series in one answer; the rest are reported as omitted',
+    ),
   },
   metrics: {
     maxExporterLabels: int(positiveInt, 200, 'N', "distinct exporter label values per metric; further exporters count as 'other'"),
@@ -401,7 +481,13 @@ export const OPTIONS = {
       value: 'enum',
       arg: 'FORMAT',
     }),
-    accessLog: opt(z.boolean(), false, { help: 'log every HTTP request', value: 'boolean', arg: 'BOOL', flag: 'access-log', env: 'SCITAGS_ACCESS_LOG' }),
+    accessLog: opt(z.boolean(), false, {
+      help: 'log every HTTP request',
+      value: 'boolean',
+      arg: 'BOOL',
+      flag: 'access-log',
+      env: 'SCITAGS_ACCESS_LOG',
+    }),
   },
 } as const satisfies Section;
 
@@ -434,7 +520,13 @@ function walk(section: Section, prefix: string, variant: string | undefined, out
   for (const [key, node] of Object.entries(section)) {
     const path = prefix ? `${prefix}.${key}` : key;
     if (isOption(node)) {
-      out.push({ path, option: node, env: node.env ?? envNameOf(path), flag: node.flag ?? flagNameOf(path), ...(variant ? { variant } : {}) });
+      out.push({
+        path,
+        option: node,
+        env: node.env ?? envNameOf(path),
+        flag: node.flag ?? flagNameOf(path),
+        ...(variant ? { variant } : {}),
+      });
     } else if (isVariants(node)) {
       out.push({ path, option: node.self, env: node.self.env ?? envNameOf(path), flag: node.self.flag ?? flagNameOf(path) });
       for (const [name, sub] of Object.entries(node.variants)) walk(sub, path, name, out);

@@ -24,7 +24,9 @@ export function decodeCaptures(
       onDiagnostic(`${file}: frame ${s.frame}: skipped: ${s.reason}`, { file, frame: s.frame, reason: `skipped: ${s.reason}` });
     }
     for (const d of capture.datagrams) {
-      const out = decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, d.timeMs, 'any', { add: (rec) => onRecord(rec, file, d.frame, d.timeMs, d.srcAddr) });
+      const out = decoder.decodeInto(d.payload, d.srcAddr, d.srcPort, d.timeMs, 'any', {
+        add: (rec) => onRecord(rec, file, d.frame, d.timeMs, d.srcAddr),
+      });
       for (const e of out.errors) onDiagnostic(`${file}: frame ${d.frame}: ${e.message}`, { file, frame: d.frame, reason: e.message });
     }
   }

@@ -341,8 +341,16 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       registers,
     }),
 
-    bucketsWritten: new Counter({ name: n('buckets_written_total'), help: 'Aggregation buckets written to the store (rewrites included)', registers }),
-    lateRecords: new Counter({ name: n('late_records_total'), help: 'Records that arrived after their bucket was written and rewrote it', registers }),
+    bucketsWritten: new Counter({
+      name: n('buckets_written_total'),
+      help: 'Aggregation buckets written to the store (rewrites included)',
+      registers,
+    }),
+    lateRecords: new Counter({
+      name: n('late_records_total'),
+      help: 'Records that arrived after their bucket was written and rewrote it',
+      registers,
+    }),
     tooLateRecords: new Counter({
       name: n('too_late_records_total'),
       help: 'Records older than aggregation.lateWindowSeconds, dropped',
@@ -362,14 +370,24 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       },
     }),
 
-    storeWrites: new Counter({ name: n('store_writes_total'), help: 'Store write batches that succeeded', labelNames: ['store'] as const, registers }),
+    storeWrites: new Counter({
+      name: n('store_writes_total'),
+      help: 'Store write batches that succeeded',
+      labelNames: ['store'] as const,
+      registers,
+    }),
     storeWriteFailures: new Counter({
       name: n('store_write_failures_total'),
       help: 'Store write batches that failed',
       labelNames: ['store'] as const,
       registers,
     }),
-    storeRowsWritten: new Counter({ name: n('store_rows_written_total'), help: 'Rows written to the store', labelNames: ['store'] as const, registers }),
+    storeRowsWritten: new Counter({
+      name: n('store_rows_written_total'),
+      help: 'Rows written to the store',
+      labelNames: ['store'] as const,
+      registers,
+    }),
     storeWriteSeconds: new Histogram({
       name: n('store_write_seconds'),
       help: 'Duration of store write batches',
@@ -421,8 +439,7 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     }),
     trafficBytes: new Counter({
       name: n('traffic_bytes_total'),
-      help:
-        'Bytes (scaled by the sampling rate) per exporter, link, direction, class, experiment and activity; each byte counts once with direction="in" (its input link) and once with direction="out" (its output link)',
+      help: 'Bytes (scaled by the sampling rate) per exporter, link, direction, class, experiment and activity; each byte counts once with direction="in" (its input link) and once with direction="out" (its output link)',
       labelNames: TRAFFIC_LABELS,
       registers,
     }),

@@ -53,7 +53,18 @@ export function parseProcNetUdp(text: string, littleEndian: boolean = endianness
     const f = line.trim().split(/\s+/);
     if (f.length < 13 || !/^\d+:$/.test(f[0]!)) continue;
     const [local, remote, st, queues, , , uid, , inode, , , drops] = f.slice(1) as [
-      string, string, string, string, string, string, string, string, string, string, string, string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
     ];
     const [lAddr, lPort] = local.split(':');
     const [rAddr, rPort] = remote.split(':');
@@ -82,9 +93,7 @@ export function parseProcNetUdp(text: string, littleEndian: boolean = endianness
 }
 
 /** Reads and parses both files; a missing file (not Linux, no IPv6) contributes nothing. */
-export function readKernelUdpSockets(
-  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
-): UdpSocketStats[] {
+export function readKernelUdpSockets(readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): UdpSocketStats[] {
   const out: UdpSocketStats[] = [];
   for (const path of ['/proc/net/udp', '/proc/net/udp6']) {
     let text: string;

@@ -98,7 +98,16 @@ export class TrafficCounters implements TrafficSink {
     return this.deps.linkName(exporter, ifIndex) ?? String(ifIndex);
   }
 
-  private side(exporter: string, link: string, direction: 'in' | 'out', cls: string, community: string, activity: string, bytes: number, packets: number): void {
+  private side(
+    exporter: string,
+    link: string,
+    direction: 'in' | 'out',
+    cls: string,
+    community: string,
+    activity: string,
+    bytes: number,
+    packets: number,
+  ): void {
     // JSON keeps the key unambiguous whatever the names contain; this runs per key per sync.
     let key = JSON.stringify([exporter, link, direction, cls, community, activity]);
     let labels: Labels | undefined;
@@ -107,7 +116,14 @@ export class TrafficCounters implements TrafficSink {
       else {
         this.folded++;
         key = JSON.stringify([direction]);
-        labels = { exporter: TRAFFIC_OTHER, link: TRAFFIC_OTHER, direction, class: TRAFFIC_OTHER, community: TRAFFIC_OTHER, activity: TRAFFIC_OTHER };
+        labels = {
+          exporter: TRAFFIC_OTHER,
+          link: TRAFFIC_OTHER,
+          direction,
+          class: TRAFFIC_OTHER,
+          community: TRAFFIC_OTHER,
+          activity: TRAFFIC_OTHER,
+        };
       }
     }
     const p = this.pending.get(key);

@@ -130,7 +130,14 @@ export class DatagramDecoder {
    * record may be reused afterwards. Never throws: a decoder bug becomes a counted
    * `decoder-crash`.
    */
-  decodeInto(payload: Uint8Array, srcAddr: string, srcPort: number, receivedMs: number, listener: ListenerKind, target: RecordAggregator): DatagramOutcome {
+  decodeInto(
+    payload: Uint8Array,
+    srcAddr: string,
+    srcPort: number,
+    receivedMs: number,
+    listener: ListenerKind,
+    target: RecordAggregator,
+  ): DatagramOutcome {
     // Consecutive datagrams nearly always come from the same exporter session and protocol:
     // the last ones are checked before any table lookup.
     let ex = this.lastExporter;
@@ -187,7 +194,9 @@ export class DatagramDecoder {
         // A bug in our code, not bad input: keep the datagram as a fixture, count it, go on.
         out = emptyOutcome();
         out.records = cur.records;
-        out.errors = [new DecodeError('decoder-crash', `${entry.decoder.name} decoder failed: ${err instanceof Error ? err.message : String(err)}`)];
+        out.errors = [
+          new DecodeError('decoder-crash', `${entry.decoder.name} decoder failed: ${err instanceof Error ? err.message : String(err)}`),
+        ];
         this.totals.decoderCrashes++;
         ex.crashesByDecoder.set(entry.decoder.name, (ex.crashesByDecoder.get(entry.decoder.name) ?? 0) + 1);
         const fixture = this.crashFixtures.record(entry.decoder.name, payload, ctx, err);

@@ -73,30 +73,30 @@ export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnap
       });
     }
   }
-  const exporters = decoder.exporters.all().map(
-    (e): ExporterSnapshot => ({
-      address: e.address,
-      protocols: [...e.protocols].sort(),
-      sessions: [...e.sessions].sort((a, b) => a - b).map((port) => sessionKey(e.address, port)),
-      firstSeenMs: e.firstSeenMs,
-      lastSeenMs: e.lastSeenMs,
-      datagrams: e.datagrams,
-      records: e.records,
-      recordsByProtocol: Object.fromEntries([...e.recordsByProtocol.values()].filter((c) => c.records > 0).map((c) => [c.protocol, c.records])),
-      errorsByReason: Object.fromEntries(e.errorsByCode),
-      decoderCrashes: Object.fromEntries(e.crashesByDecoder),
-      templateMisses: e.templateMisses,
-      unknownSampling: e.unknownSampling,
-      sequenceGaps: e.sequenceGaps,
-      lostRecords: e.lostRecords + e.lostDatagrams + e.lostSamples,
-      samplingRates: [...e.samplingRates.values()]
-        .sort((a, b) => a.domain - b.domain || b.lastSeenMs - a.lastSeenMs)
-        .map((s) => ({ domain: s.domain, rate: s.rate, source: s.source })),
-      liveTemplates: templatesByAddr.get(e.address) ?? 0,
-      // Matched by agent address: agents normally send from the address they report.
-      ...(sflowByAgent.has(e.address) ? { sflowSources: sflowByAgent.get(e.address)! } : {}),
-    }),
-  );
+  const exporters = decoder.exporters.all().map((e): ExporterSnapshot => ({
+    address: e.address,
+    protocols: [...e.protocols].sort(),
+    sessions: [...e.sessions].sort((a, b) => a - b).map((port) => sessionKey(e.address, port)),
+    firstSeenMs: e.firstSeenMs,
+    lastSeenMs: e.lastSeenMs,
+    datagrams: e.datagrams,
+    records: e.records,
+    recordsByProtocol: Object.fromEntries(
+      [...e.recordsByProtocol.values()].filter((c) => c.records > 0).map((c) => [c.protocol, c.records]),
+    ),
+    errorsByReason: Object.fromEntries(e.errorsByCode),
+    decoderCrashes: Object.fromEntries(e.crashesByDecoder),
+    templateMisses: e.templateMisses,
+    unknownSampling: e.unknownSampling,
+    sequenceGaps: e.sequenceGaps,
+    lostRecords: e.lostRecords + e.lostDatagrams + e.lostSamples,
+    samplingRates: [...e.samplingRates.values()]
+      .sort((a, b) => a.domain - b.domain || b.lastSeenMs - a.lastSeenMs)
+      .map((s) => ({ domain: s.domain, rate: s.rate, source: s.source })),
+    liveTemplates: templatesByAddr.get(e.address) ?? 0,
+    // Matched by agent address: agents normally send from the address they report.
+    ...(sflowByAgent.has(e.address) ? { sflowSources: sflowByAgent.get(e.address)! } : {}),
+  }));
   const interfaces: LearnedInterface[] = [];
   for (const [key, table] of decoder.flowState.exporterSampling) {
     if (table.interfaceNames.size === 0) continue;

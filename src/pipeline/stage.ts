@@ -31,7 +31,6 @@ export interface DecodeStageConfig {
   queueSize: number;
 }
 
-
 export interface QueueStats {
   length: number;
   capacity: number;
@@ -91,7 +90,8 @@ export function logCrash(log: Logger, c: DecoderCrash): void {
 export function watchDecoder(decoder: DatagramDecoder, log: Logger): void {
   // Called once per new exporter only, so always set: the table-full warning is not debug.
   decoder.onNewExporter = (address, port, listener) => {
-    if (address === 'other') log.limited('exporters-full', 'warn', 'exporter table full: further exporters are counted as "other"', { port, listener });
+    if (address === 'other')
+      log.limited('exporters-full', 'warn', 'exporter table full: further exporters are counted as "other"', { port, listener });
     else log.limited(`exporter|${address}`, 'debug', `exporter ${address} first seen`, { exporter: address, port, listener });
   };
 }
@@ -172,7 +172,11 @@ export class InlineDecodeStage implements DecodeStage {
     const out = this.decoder.decodeInto(payload, srcAddr, srcPort, receivedMs, listener, this.deps.aggregator);
     for (const e of out.errors) {
       if (e.code !== 'decoder-crash') {
-        this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`, { exporter: srcAddr, port: srcPort, code: e.code });
+        this.deps.log.limited(`decode|${srcAddr}|${e.code}`, 'warn', `exporter ${srcAddr}:${srcPort}: ${e.message}`, {
+          exporter: srcAddr,
+          port: srcPort,
+          code: e.code,
+        });
       }
     }
   }

@@ -115,7 +115,9 @@ function put(b: Bytes, len: number, v: number | readonly number[]): void {
 function dataSet(b: Bytes, setId: number, fields: readonly Field[], i: number, nowMs: number, count: number): void {
   const rec = new Bytes();
   for (let r = 0; r < count; r++) for (const [, len, value] of fields) put(rec, len, value(r, i, nowMs));
-  b.u16(setId).u16(4 + rec.length).raw([...rec.bytes()]);
+  b.u16(setId)
+    .u16(4 + rec.length)
+    .raw([...rec.bytes()]);
 }
 
 function templateRecord(b: Bytes, id: number, fields: readonly Field[], scopeCount = 0): void {
@@ -134,15 +136,26 @@ function ipfix(i: number, nowMs: number, seq = 0, templates = true): Uint8Array 
   if (templates) {
     const tmpl = new Bytes();
     TEMPLATES.forEach((t, k) => templateRecord(tmpl, 256 + k, t));
-    body.u16(2).u16(4 + tmpl.length).raw([...tmpl.bytes()]); // set 2: templates
+    body
+      .u16(2)
+      .u16(4 + tmpl.length)
+      .raw([...tmpl.bytes()]); // set 2: templates
     const opt = new Bytes();
     templateRecord(opt, 400, OPTIONS, 1);
-    body.u16(3).u16(4 + opt.length).raw([...opt.bytes()]); // set 3: options templates
+    body
+      .u16(3)
+      .u16(4 + opt.length)
+      .raw([...opt.bytes()]); // set 3: options templates
     dataSet(body, 400, OPTIONS, i, nowMs, 1);
   }
   TEMPLATES.forEach((t, k) => dataSet(body, 256 + k, t, i, nowMs, RECORDS_PER_DATAGRAM));
   const msg = new Bytes();
-  msg.u16(10).u16(16 + body.length).u32(Math.floor(nowMs / 1000)).u32(seq).u32(1);
+  msg
+    .u16(10)
+    .u16(16 + body.length)
+    .u32(Math.floor(nowMs / 1000))
+    .u32(seq)
+    .u32(1);
   return Uint8Array.from([...msg.bytes(), ...body.bytes()]);
 }
 
@@ -165,21 +178,59 @@ function netflow9(i: number, nowMs: number, templates = true): Uint8Array {
   if (templates) {
     const tmpl = new Bytes();
     templateRecord(tmpl, 256, V9_FIELDS);
-    body.u16(0).u16(4 + tmpl.length).raw([...tmpl.bytes()]);
+    body
+      .u16(0)
+      .u16(4 + tmpl.length)
+      .raw([...tmpl.bytes()]);
   }
   dataSet(body, 256, V9_FIELDS, i, nowMs, RECORDS_PER_DATAGRAM);
   const msg = new Bytes();
-  msg.u16(9).u16(RECORDS_PER_DATAGRAM + (templates ? 1 : 0)).u32(3_600_000).u32(Math.floor(nowMs / 1000)).u32(i).u32(1);
+  msg
+    .u16(9)
+    .u16(RECORDS_PER_DATAGRAM + (templates ? 1 : 0))
+    .u32(3_600_000)
+    .u32(Math.floor(nowMs / 1000))
+    .u32(i)
+    .u32(1);
   return Uint8Array.from([...msg.bytes(), ...body.bytes()]);
 }
 
 /** NetFlow v5: 48-octet records after a 24-octet header, sampling interval 1:10. */
 function netflow5(i: number, nowMs: number): Uint8Array {
   const msg = new Bytes();
-  msg.u16(5).u16(RECORDS_PER_DATAGRAM).u32(3_600_000).u32(Math.floor(nowMs / 1000)).u32(0).u32(i * RECORDS_PER_DATAGRAM).u8(0).u8(0).u16((1 << 14) | 10);
+  msg
+    .u16(5)
+    .u16(RECORDS_PER_DATAGRAM)
+    .u32(3_600_000)
+    .u32(Math.floor(nowMs / 1000))
+    .u32(0)
+    .u32(i * RECORDS_PER_DATAGRAM)
+    .u8(0)
+    .u8(0)
+    .u16((1 << 14) | 10);
   for (let r = 0; r < RECORDS_PER_DATAGRAM; r++) {
-    msg.raw([10, 0, 0, 1]).raw([10, 0, 0, 2]).raw([0, 0, 0, 0]).u16(1).u16(2).u32(r + 1).u32(700 * (r + 1));
-    msg.u32(3_590_000).u32(3_599_000).u16(40000 + r).u16(443).u8(0).u8(0x18).u8(6).u8(0).u16(0).u16(0).u8(24).u8(24).u16(0);
+    msg
+      .raw([10, 0, 0, 1])
+      .raw([10, 0, 0, 2])
+      .raw([0, 0, 0, 0])
+      .u16(1)
+      .u16(2)
+      .u32(r + 1)
+      .u32(700 * (r + 1));
+    msg
+      .u32(3_590_000)
+      .u32(3_599_000)
+      .u16(40000 + r)
+      .u16(443)
+      .u8(0)
+      .u8(0x18)
+      .u8(6)
+      .u8(0)
+      .u16(0)
+      .u16(0)
+      .u8(24)
+      .u8(24)
+      .u16(0);
   }
   return msg.bytes();
 }
@@ -195,14 +246,34 @@ function sflow(i: number): Uint8Array {
     if (r % 3 === 2) {
       h.u16(0x8100).u16(100).u16(0x0800); // 802.1Q VLAN 100, IPv4
       h.u8(0x45).u8(0).u16(48).u16(0).u16(0).u8(64).u8(17).u16(0).raw([10, 0, 0, 1]).raw([10, 0, 0, 2]); // IPv4, UDP
-      h.u16(50000 + r).u16(2811).u16(28).u16(0); // UDP
+      h.u16(50000 + r)
+        .u16(2811)
+        .u16(28)
+        .u16(0); // UDP
     } else {
       h.u16(0x86dd); // IPv6
-      h.u32((6 << 28) | label(r)).u16(20).u8(6).u8(64).raw(V6_SRC).raw(V6_DST); // IPv6, TCP next
-      h.u16(40000 + r).u16(443).u32(0).u32(0).u16(0x5010).u16(0).u16(0).u16(0); // TCP
+      h.u32((6 << 28) | label(r))
+        .u16(20)
+        .u8(6)
+        .u8(64)
+        .raw(V6_SRC)
+        .raw(V6_DST); // IPv6, TCP next
+      h.u16(40000 + r)
+        .u16(443)
+        .u32(0)
+        .u32(0)
+        .u16(0x5010)
+        .u16(0)
+        .u16(0)
+        .u16(0); // TCP
     }
     const rec = new Bytes();
-    rec.u32(1).u32(1514).u32(4).u32(h.length).raw([...h.bytes()]); // header_protocol 1 (Ethernet)
+    rec
+      .u32(1)
+      .u32(1514)
+      .u32(4)
+      .u32(h.length)
+      .raw([...h.bytes()]); // header_protocol 1 (Ethernet)
     while (rec.length % 4 !== 0) rec.u8(0); // XDR opaque<> pads to 4 octets
     return rec;
   };
@@ -212,21 +283,39 @@ function sflow(i: number): Uint8Array {
     const s = new Bytes();
     const expanded = r % 4 === 3;
     s.u32(i * RECORDS_PER_DATAGRAM + r);
-    if (expanded) s.u32(0).u32(1 + (r % 3)); // source id type, index
+    if (expanded)
+      s.u32(0).u32(1 + (r % 3)); // source id type, index
     else s.u32(1 + (r % 3));
-    s.u32(r % 2 === 0 ? 1 : 512).u32((i + 1) * RECORDS_PER_DATAGRAM).u32(0); // rate, pool, drops
-    if (expanded) s.u32(0).u32(1).u32(0).u32(2); // input, output: format + value
+    s.u32(r % 2 === 0 ? 1 : 512)
+      .u32((i + 1) * RECORDS_PER_DATAGRAM)
+      .u32(0); // rate, pool, drops
+    if (expanded)
+      s.u32(0).u32(1).u32(0).u32(2); // input, output: format + value
     else s.u32(1).u32(2);
     s.u32(2); // two flow records
-    s.u32(1).u32(raw.length).raw([...raw.bytes()]); // format 1: sampled_header
-    s.u32(1001).u32(sw.length).raw([...sw.bytes()]); // format 1001: extended_switch
+    s.u32(1)
+      .u32(raw.length)
+      .raw([...raw.bytes()]); // format 1: sampled_header
+    s.u32(1001)
+      .u32(sw.length)
+      .raw([...sw.bytes()]); // format 1001: extended_switch
     return { format: expanded ? 3 : 1, body: s };
   };
   const msg = new Bytes();
-  msg.u32(5).u32(1).raw([192, 0, 2, 1]).u32(0).u32(i).u32(1000 * i).u32(RECORDS_PER_DATAGRAM);
+  msg
+    .u32(5)
+    .u32(1)
+    .raw([192, 0, 2, 1])
+    .u32(0)
+    .u32(i)
+    .u32(1000 * i)
+    .u32(RECORDS_PER_DATAGRAM);
   for (let r = 0; r < RECORDS_PER_DATAGRAM; r++) {
     const { format, body } = sample(r);
-    msg.u32(format).u32(body.length).raw([...body.bytes()]); // sample: flow_sample (1) or expanded (3)
+    msg
+      .u32(format)
+      .u32(body.length)
+      .raw([...body.bytes()]); // sample: flow_sample (1) or expanded (3)
   }
   return msg.bytes();
 }

@@ -82,7 +82,14 @@ export class WorkerDecodeStage implements DecodeStage {
   }
 
   private spawn(index: number, saved: PersistedFlowState | undefined): Slot {
-    const init: WorkerInit = { index, stage: this.config, aggregation: this.aggregation, saved, logLevel: this.deps.logLevel, flushMs: FLUSH_MS };
+    const init: WorkerInit = {
+      index,
+      stage: this.config,
+      aggregation: this.aggregation,
+      saved,
+      logLevel: this.deps.logLevel,
+      flushMs: FLUSH_MS,
+    };
     const startedMs = this.deps.now();
     // Every line of this worker (its own, forwarded, and the ones about it) names it.
     const log = this.deps.log.child({ worker: index });
@@ -129,7 +136,10 @@ export class WorkerDecodeStage implements DecodeStage {
       }
     });
     worker.on('error', (err) => {
-      log.error(`decode worker ${index} failed (restarting it; ${slot.inflight} datagrams in flight counted as dropped)`, { err, inflight: slot.inflight });
+      log.error(`decode worker ${index} failed (restarting it; ${slot.inflight} datagrams in flight counted as dropped)`, {
+        err,
+        inflight: slot.inflight,
+      });
     });
     worker.on('exit', (code) => {
       slot.exited = true;
@@ -137,7 +147,12 @@ export class WorkerDecodeStage implements DecodeStage {
       if (this.closed) return;
       this.dropped += slot.inflight;
       this.restarts++;
-      if (code !== 0) this.deps.log.warn(`decode worker ${index} exited with code ${code}; a new one takes its exporters`, { worker: index, code, restarts: this.restarts });
+      if (code !== 0)
+        this.deps.log.warn(`decode worker ${index} exited with code ${code}; a new one takes its exporters`, {
+          worker: index,
+          code,
+          restarts: this.restarts,
+        });
       this.slots[index] = this.spawn(index, undefined);
     });
     return slot;
@@ -220,7 +235,9 @@ export class WorkerDecodeStage implements DecodeStage {
 
   async persistentState(nowMs: number): Promise<PersistedFlowState> {
     if (this.finalState) return this.finalState;
-    const parts = await Promise.all(this.slots.map((s) => this.request<Extract<FromWorker, { type: 'state' }>>(s, (id) => ({ type: 'state', id, nowMs }))));
+    const parts = await Promise.all(
+      this.slots.map((s) => this.request<Extract<FromWorker, { type: 'state' }>>(s, (id) => ({ type: 'state', id, nowMs }))),
+    );
     return mergeStates(
       parts.map((p) => p?.state),
       nowMs,

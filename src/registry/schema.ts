@@ -20,7 +20,10 @@ const experimentSchema = z.object({
 
 export const registryDocumentSchema = z
   .object({
-    experiments: z.array(experimentSchema).min(1).max(MAX_COMMUNITY + 1),
+    experiments: z
+      .array(experimentSchema)
+      .min(1)
+      .max(MAX_COMMUNITY + 1),
     version: z.number().int().optional(),
     modified: z.string().optional(),
   })

@@ -106,11 +106,16 @@ export class RegistryService {
       this.failures++;
       this.lastError = (err as Error).message;
       // Rate-limited: an unreachable registry fails at every refresh, and once said is enough per interval.
-      this.deps.log.limited('refresh-failed', 'warn', `registry refresh from ${this.config.url} failed, keeping ${this.current.source} copy: ${this.lastError}`, {
-        url: this.config.url,
-        source: this.current.source,
-        failures: this.failures,
-      });
+      this.deps.log.limited(
+        'refresh-failed',
+        'warn',
+        `registry refresh from ${this.config.url} failed, keeping ${this.current.source} copy: ${this.lastError}`,
+        {
+          url: this.config.url,
+          source: this.current.source,
+          failures: this.failures,
+        },
+      );
       return false;
     }
   }

@@ -70,7 +70,11 @@ export class Collector {
       defaultMetrics: true,
       build: { version: VERSION, node: process.version, commit: COMMIT },
       registryStatus: () => this.registry.status(),
-      kernelUdp: () => kernelUdpStatsForListeners(this.listeners.map((l) => ({ name: l.name, port: l.listener.port })), readKernelUdpSockets()),
+      kernelUdp: () =>
+        kernelUdpStatsForListeners(
+          this.listeners.map((l) => ({ name: l.name, port: l.listener.port })),
+          readKernelUdpSockets(),
+        ),
       queueLength: () => this.stage.queueStats().length,
       liveKeys: () => this.aggregator.stats().liveKeys,
       receivePaths: () => this.receivePaths(),
@@ -184,26 +188,40 @@ export class Collector {
     // Every file the collector writes is placed once, here: relative paths are in dataDir.
     const config = resolveDataPaths(configured);
     const registry = new RegistryService(
-      { url: config.registry.url, refreshSeconds: config.registry.refreshSeconds, cacheFile: config.registry.cacheFile, timeoutMs: config.registry.timeoutMs },
+      {
+        url: config.registry.url,
+        refreshSeconds: config.registry.refreshSeconds,
+        cacheFile: config.registry.cacheFile,
+        timeoutMs: config.registry.timeoutMs,
+      },
       { now, fetchText: fetchTextWithTimeout, log: log.child({ component: 'registry' }) },
     );
     // The store names links by interface names the decode stage learns; the stage is built
     // with the collector, after the store, hence the late-bound reference.
-    let collector: Collector | undefined;
+    const late: { collector?: Collector } = {};
     const store = await createStore(config.store, {
       links: config.links,
       registry: () => registry.registry,
       log: log.child({ component: 'store' }),
       bucketSeconds: config.aggregation.bucketSeconds,
-      learnedLinkNames: () => collector?.links.learntNames() ?? new Map<string, string>(),
+      learnedLinkNames: () => late.collector?.links.learntNames() ?? new Map<string, string>(),
     });
-    collector = new Collector(config, store, registry, deps);
+    const collector = new Collector(config, store, registry, deps);
+    late.collector = collector;
     return collector;
   }
 
   /** The collector's own counters, for stores that keep them (InfluxDB collector_stats). */
   statsSnapshot(): CollectorStatsSnapshot {
-    const zero = (): CollectorCounters => ({ datagrams: 0, records: 0, decode_errors: 0, template_misses: 0, sequence_lost: 0, queue_drops: 0, store_write_failures: 0 });
+    const zero = (): CollectorCounters => ({
+      datagrams: 0,
+      records: 0,
+      decode_errors: 0,
+      template_misses: 0,
+      sequence_lost: 0,
+      queue_drops: 0,
+      store_write_failures: 0,
+    });
     const all = zero();
     const exporters: CollectorStatsSnapshot['exporters'] = [];
     const queue = this.stage.queueStats();
@@ -235,7 +253,10 @@ export class Collector {
       const seeded = this.aggregator.seed(await this.store.readRows(fromMs), now);
       if (seeded > 0) this.log.info(`continuing ${seeded} stored rows of buckets still open`, { rows: seeded });
     } catch (err) {
-      this.log.warn(`could not read open buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`, { store: this.store.kind, err });
+      this.log.warn(`could not read open buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`, {
+        store: this.store.kind,
+        err,
+      });
     }
     // Everything with a one-off start-up cost runs before the sockets open, so the first
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
@@ -247,7 +268,9 @@ export class Collector {
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
     const retention = setInterval(() => {
-      this.store.applyRetention?.(this.deps.now()).catch((err: unknown) => this.log.limited('retention', 'warn', 'retention failed', { store: this.store.kind, err }));
+      this.store
+        .applyRetention?.(this.deps.now())
+        .catch((err: unknown) => this.log.limited('retention', 'warn', 'retention failed', { store: this.store.kind, err }));
     }, RETENTION_INTERVAL_MS);
     const sync = setInterval(() => this.metricsSync.sync(), METRICS_SYNC_MS);
     const snapshots = setInterval(() => void this.refreshSnapshot().catch(() => undefined), SNAPSHOT_MS);
@@ -321,10 +344,15 @@ export class Collector {
         ? { status: 'degraded', message: `${st.pendingRows} rows waiting for the ${this.store.kind} store` }
         : { status: 'ok' };
     const reg = this.registry.status();
-    checks.registry = reg.lastError ? { status: 'ok', message: `using ${reg.source} copy; last refresh failed: ${reg.lastError}` } : { status: 'ok' };
+    checks.registry = reg.lastError
+      ? { status: 'ok', message: `using ${reg.source} copy; last refresh failed: ${reg.lastError}` }
+      : { status: 'ok' };
     checks.listeners = this.stopping ? { status: 'down', message: 'shutting down' } : { status: 'ok' };
     const order: HealthStatus[] = ['ok', 'degraded', 'down'];
-    const status = Object.values(checks).reduce<HealthStatus>((worst, c) => (order.indexOf(c.status) > order.indexOf(worst) ? c.status : worst), 'ok');
+    const status = Object.values(checks).reduce<HealthStatus>(
+      (worst, c) => (order.indexOf(c.status) > order.indexOf(worst) ? c.status : worst),
+      'ok',
+    );
     return { status, checks };
   }
 

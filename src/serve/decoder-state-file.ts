@@ -1,6 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { flowStateFrom, type FlowDecoderLimits, type FlowDecoderState, parseFlowState, type PersistedFlowState } from '../../decoders/ipfix/index.js';
+import {
+  flowStateFrom,
+  type FlowDecoderLimits,
+  type FlowDecoderState,
+  parseFlowState,
+  type PersistedFlowState,
+} from '../../decoders/ipfix/index.js';
 
 /**
  * The decoder state file: templates and sampling options kept across restarts. A missing

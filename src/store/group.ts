@@ -36,7 +36,12 @@ function onLink(q: TrafficQuery, exporter: string, ifIndex: number | null): bool
   return ifIndex !== null && (q.link ?? []).some((l) => l.exporter === exporter && l.ifIndex === ifIndex);
 }
 
-function dimensionValue(d: GroupByDimension, r: StoredRow, ifIndex: number | null, direction: 'in' | 'out' | undefined): string | number | null {
+function dimensionValue(
+  d: GroupByDimension,
+  r: StoredRow,
+  ifIndex: number | null,
+  direction: 'in' | 'out' | undefined,
+): string | number | null {
   switch (d) {
     case 'community':
       return r.community;

@@ -17,9 +17,21 @@ import { median, nullStore } from './common.js';
 const EXPORTERS = 50;
 const LINKS = 20;
 const PAIRS: [number, number][] = [
-  [2, 1], [2, 2], [2, 15], [2, 16], [2, 17], [2, 20],
-  [3, 1], [3, 2], [3, 12], [3, 13], [3, 14],
-  [4, 1], [5, 10], [6, 13], [8, 4],
+  [2, 1],
+  [2, 2],
+  [2, 15],
+  [2, 16],
+  [2, 17],
+  [2, 20],
+  [3, 1],
+  [3, 2],
+  [3, 12],
+  [3, 13],
+  [3, 14],
+  [4, 1],
+  [5, 10],
+  [6, 13],
+  [8, 4],
 ];
 const RECORDS_PER_RUN = 1_000_000;
 const RUNS = 7;
@@ -81,7 +93,6 @@ function buildArrivals(count: number): Arrival[] {
   return out;
 }
 
-
 export async function benchAggregate(): Promise<{ recordsPerSec: number }> {
   const registry = loadSnapshot(0);
   const arrivals = buildArrivals(RECORDS_PER_RUN);
@@ -99,5 +110,11 @@ export async function benchAggregate(): Promise<{ recordsPerSec: number }> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  benchAggregate().then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+  benchAggregate().then(
+    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -83,7 +83,9 @@ export function rowsFromResults(bench: string, config: string, results: readonly
   }
   return {
     rows: [...samples].map(([metric, xs]) => ({ bench, config, metric, unit: unitOf(metric), samples: xs })),
-    notes: [...strings].map(([k, vs]) => `${bench}: ${k}: ${[...vs].map((v) => v.replace(/^.*\/test\/fixtures\//, 'test/fixtures/')).join('; ')}`),
+    notes: [...strings].map(
+      ([k, vs]) => `${bench}: ${k}: ${[...vs].map((v) => v.replace(/^.*\/test\/fixtures\//, 'test/fixtures/')).join('; ')}`,
+    ),
   };
 }
 
@@ -125,7 +127,10 @@ export function cpuModel(): string {
 
 /** Machine, kernel, Node and date, for the header of a bench report. */
 export function machineLines(): string[] {
-  return [`machine: ${cpuModel()}, ${cpus().length} cores; kernel ${release()}; Node ${process.version}`, `date: ${new Date().toISOString()}`];
+  return [
+    `machine: ${cpuModel()}, ${cpus().length} cores; kernel ${release()}; Node ${process.version}`,
+    `date: ${new Date().toISOString()}`,
+  ];
 }
 
 /** A store that takes every write and keeps nothing (benches of the aggregator without I/O). */

@@ -117,7 +117,8 @@ const LABEL: Record<Proto, string> = { ipfix: 'IPFIX', netflow9: 'NetFlow v9', s
 function sumMetric(text: string, name: string): number {
   let total = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' '))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }
@@ -166,10 +167,19 @@ async function oneRun(ctx: Ctx, proto: Proto, workers: number, offered: number, 
   const nodeArgs = ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(ctx.cpuProfDir, `${proto}-w${workers}`)}`] : [];
   let r: OursRunning | undefined;
   try {
-    r = await startOurs(proto, port, dir, ['--workers', String(workers)], { cpuList: daemonCpus(workers), passEnv: ['SCITAGS_NATIVE_RECV'], nodeArgs });
+    r = await startOurs(proto, port, dir, ['--workers', String(workers)], {
+      cpuList: daemonCpus(workers),
+      passEnv: ['SCITAGS_NATIVE_RECV'],
+      nodeArgs,
+    });
     await sleep(300);
     if (o.warmupSeconds > 0) {
-      await runSender(ctx.sender, file, port, { rate: Math.min(rate, 20_000), seconds: o.warmupSeconds, batch: o.batch, sources: o.sources });
+      await runSender(ctx.sender, file, port, {
+        rate: Math.min(rate, 20_000),
+        seconds: o.warmupSeconds,
+        batch: o.batch,
+        sources: o.sources,
+      });
       await drain(r);
     }
     const before = await r.counted();
@@ -233,7 +243,9 @@ export function summarizeCpuProfiles(dir: string, top = 15): { fn: string; selfP
   const self = new Map<string, number>();
   let total = 0;
   const files = (d: string): string[] =>
-    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : e.name.endsWith('.cpuprofile') ? [join(d, e.name)] : []));
+    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(join(d, e.name)) : e.name.endsWith('.cpuprofile') ? [join(d, e.name)] : [],
+    );
   for (const f of files(dir)) {
     const prof = JSON.parse(readFileSync(f, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
     const byId = new Map(prof.nodes.map((n) => [n.id, n]));
@@ -310,7 +322,13 @@ export async function benchE2e(options: E2eOptions = {}): Promise<E2eResult> {
   }
 }
 
-function report(runs: E2eRun[], o: Required<Omit<E2eOptions, 'log'>>, files: Map<Proto, { cap: Capture; file: string }>, rmem: string, cpuProfDir: string | undefined): BenchOutput {
+function report(
+  runs: E2eRun[],
+  o: Required<Omit<E2eOptions, 'log'>>,
+  files: Map<Proto, { cap: Capture; file: string }>,
+  rmem: string,
+  cpuProfDir: string | undefined,
+): BenchOutput {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   for (const proto of o.protocols) {
@@ -338,7 +356,13 @@ function report(runs: E2eRun[], o: Required<Omit<E2eOptions, 'log'>>, files: Map
         const ok = mine.filter((r) => r.run === run && r.lossPct < o.lossThresholdPct && achieved(r)).map((r) => r.offeredRecordsPerSec);
         best.push(ok.length > 0 ? Math.max(...ok) : 0);
       }
-      rows.push({ bench, config: `workers=${workers}`, metric: `highest offered rate with loss < ${o.lossThresholdPct} %`, unit: 'records/s', samples: best });
+      rows.push({
+        bench,
+        config: `workers=${workers}`,
+        metric: `highest offered rate with loss < ${o.lossThresholdPct} %`,
+        unit: 'records/s',
+        samples: best,
+      });
     }
   }
 
@@ -380,7 +404,11 @@ function report(runs: E2eRun[], o: Required<Omit<E2eOptions, 'log'>>, files: Map
       for (const workers of o.workers) {
         const d = join(cpuProfDir, `${proto}-w${workers}`);
         if (!existsSync(d)) continue;
-        notes.push(`e2e: daemon hot spots, ${proto} workers=${workers} (self %): ${summarizeCpuProfiles(d).map((f) => `${f.fn} ${f.selfPct}%`).join('; ')}`);
+        notes.push(
+          `e2e: daemon hot spots, ${proto} workers=${workers} (self %): ${summarizeCpuProfiles(d)
+            .map((f) => `${f.fn} ${f.selfPct}%`)
+            .join('; ')}`,
+        );
       }
     }
   }

@@ -68,7 +68,8 @@ function measure(datagrams: readonly UdpDatagram[], base: FlowDecodeOptions, use
   const opts: FlowDecodeOptions = useSink ? { ...base, onRecord: (rec) => void (sink += rec.bytes) } : base;
   let perPass = 0;
   for (const d of datagrams) {
-    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).stats.records;
+    perPass += decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, state, opts).stats
+      .records;
   }
   const ctxs = datagrams.map((d) => ({ exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }));
   // Warm-up so the JIT has optimized the decoder before timing.
@@ -183,7 +184,11 @@ export async function benchNetflow9(o: FlowBenchOptions = {}): Promise<FlowBench
   let file = o.file;
   if (file === undefined && o.synthetic !== true) {
     const dir = join(repoRoot(), 'test', 'fixtures');
-    const found = existsSync(dir) ? readdirSync(dir).filter((n) => /^netflow9.*\.pcap$/.test(n)).sort() : [];
+    const found = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((n) => /^netflow9.*\.pcap$/.test(n))
+          .sort()
+      : [];
     if (found.length > 0) file = join(dir, found[0]!);
   }
   if (file === undefined) return bench(syntheticV9(), 'synthetic pmacct-like NetFlow v9 (builder)', o);

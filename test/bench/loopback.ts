@@ -128,7 +128,12 @@ export function compileSender(dir: string): string {
 
 export function firstLine(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim() !== '')?.trim() ?? '?';
+  return (
+    `${r.stdout ?? ''}${r.stderr ?? ''}`
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? '?'
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ export function countFlowMessage(b: Uint8Array, v9: boolean, tmpls: Map<number, 
   let records = 0;
   let other = 0;
   let hasTemplates = false;
-  for (let o = hdr; o + 4 <= end; ) {
+  for (let o = hdr; o + 4 <= end;) {
     const id = be16(b, o);
     const len = be16(b, o + 2);
     if (len < 4 || o + len > end) break;
@@ -272,7 +277,7 @@ export function loadCapture(proto: Proto): Capture {
   let seqMismatches = 0;
   for (let i = 0; i + 1 < counted.length; i++) {
     const a = counted[i]!;
-    const step = ((counted[i + 1]!.seq! - a.seq!) >>> 0);
+    const step = (counted[i + 1]!.seq! - a.seq!) >>> 0;
     const expect = proto === 'ipfix' ? a.records + a.other : 1;
     if (step !== expect) seqMismatches++;
   }
@@ -519,7 +524,12 @@ export async function stopChild(child: ChildProcess, exited: Promise<void>, sign
   for (const k of kids) if (alive(k)) tryKill(k, 'SIGKILL');
 }
 
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, output: () => string, timeoutMs = 20_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  output: () => string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`${what}: not ready after ${timeoutMs} ms\n${output().slice(-3000)}`);
@@ -580,7 +590,10 @@ export async function startOurs(proto: Proto, port: number, dir: string, extra: 
   const counted = async (): Promise<Counted> => {
     const ex = (await getJson<ExportersAnswer>(`${base}/api/v1/exporters`)).exporters;
     const sum = (f: (e: ExportersAnswer['exporters'][number]) => number): number => ex.reduce((s, e) => s + f(e), 0);
-    return { records: sum((e) => e.records), sequence: `${sum((e) => e.sequenceGaps)} sequence gaps (${sum((e) => e.lostRecords)} records lost)` };
+    return {
+      records: sum((e) => e.records),
+      sequence: `${sum((e) => e.sequenceGaps)} sequence gaps (${sum((e) => e.lostRecords)} records lost)`,
+    };
   };
   return {
     child: p.child,
@@ -619,7 +632,13 @@ export interface SendResult {
 /** Runs the compiled sendmmsg sender pinned to `cpuList` (default CPU 0). */
 export function runSender(sender: string, file: string, port: number, o: SendOptions, cpuList = '0'): Promise<SendResult> {
   return new Promise((resolve, reject) => {
-    const c = track(spawn('taskset', ['-c', cpuList, sender, file, String(port), String(o.rate), String(o.seconds), String(o.batch), String(o.sources ?? 1)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const c = track(
+      spawn(
+        'taskset',
+        ['-c', cpuList, sender, file, String(port), String(o.rate), String(o.seconds), String(o.batch), String(o.sources ?? 1)],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
     let out = '';
     c.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     c.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -657,4 +676,3 @@ export async function drain(r: Running): Promise<void> {
   }
   console.warn(`  (${r.port}: still busy after 60 s of draining; counting anyway)`);
 }
-

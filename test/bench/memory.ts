@@ -181,7 +181,12 @@ function exporterDatagrams(e: number, rounds: number, tpls: readonly TemplateDef
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function sendAll(port: number, exporters: number, rounds: number, rate: number): Promise<{ sent: number; errors: number; seconds: number; lastSendMs: number }> {
+async function sendAll(
+  port: number,
+  exporters: number,
+  rounds: number,
+  rate: number,
+): Promise<{ sent: number; errors: number; seconds: number; lastSendMs: number }> {
   const tpls = templates();
   let sent = 0;
   let errors = 0;
@@ -202,7 +207,7 @@ async function sendAll(port: number, exporters: number, rounds: number, rate: nu
     }
     await new Promise<void>((resolve) => s.close(() => resolve()));
     // Pace: never ahead of `rate` datagrams/s over the whole run.
-    const due = ((sent / rate) * 1000) - (performance.now() - t0);
+    const due = (sent / rate) * 1000 - (performance.now() - t0);
     if (due > 1) await sleep(due);
   }
   const t1 = performance.now();
@@ -228,7 +233,8 @@ function procMem(pid: number): ProcMem {
 function sumMetric(text: string, name: string): number {
   let total = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' '))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }
@@ -273,7 +279,7 @@ async function runOnce(workers: number, exporters: number, rounds: number, rate:
   const ports = await freePorts();
   const expectedRecords = exporters * KEYS_PER_EXPORTER * rounds;
   const expectedDatagrams = exporters * (1 + TEMPLATES_PER_EXPORTER * rounds);
-  await clearOfHourBoundary(((expectedDatagrams / rate) + 30) * 1000);
+  await clearOfHourBoundary((expectedDatagrams / rate + 30) * 1000);
   let daemon: Daemon | undefined;
   try {
     daemon = await startDaemon(
@@ -387,7 +393,8 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Record<stri
     out[`${p}: anon/file MB`] = `${round1(r.rssAnonMB)}/${round1(r.rssFileMB)}`;
     out[`${p}: live keys`] = r.liveKeys === r.expectedKeys ? r.liveKeys : `${r.liveKeys} (expected ${r.expectedKeys})`;
     out[`${p}: templates`] = r.templates;
-    out[`${p}: exporters`] = r.exportersShort === 0 ? r.exporters : `${r.exporters} (${r.exportersShort} without ${TEMPLATES_PER_EXPORTER} templates)`;
+    out[`${p}: exporters`] =
+      r.exportersShort === 0 ? r.exporters : `${r.exporters} (${r.exportersShort} without ${TEMPLATES_PER_EXPORTER} templates)`;
     out[`${p}: records`] = r.records === r.expectedRecords ? r.records : `${r.records} (expected ${r.expectedRecords})`;
     out[`${p}: drops kernel/queue`] = `${r.kernelDrops}/${r.queueDrops}`;
     if (r.sendErrors > 0) out[`${p}: send errors`] = r.sendErrors;

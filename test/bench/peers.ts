@@ -131,11 +131,16 @@ function parseOptions(argv: string[]): Options {
   const num = (name: string, raw: string | undefined, dflt: number, min: number, max: number): number => {
     if (raw === undefined) return dflt;
     const v = Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw new Error(`--${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}\n${USAGE}`);
+    if (!Number.isFinite(v) || v < min || v > max)
+      throw new Error(`--${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}\n${USAGE}`);
     return v;
   };
-  const only = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
-  for (const p of only) if (!PROTOS.includes(p as Proto)) throw new Error(`--only: unknown protocol ${JSON.stringify(p)} (ipfix, netflow9, sflow)\n${USAGE}`);
+  const only = (values.only ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const p of only)
+    if (!PROTOS.includes(p as Proto)) throw new Error(`--only: unknown protocol ${JSON.stringify(p)} (ipfix, netflow9, sflow)\n${USAGE}`);
   return {
     rate: num('rate', values.rate, 100_000, 1, 10_000_000),
     seconds: num('seconds', values.seconds, 5, 0.1, 600),
@@ -345,7 +350,7 @@ async function oneRun(kind: CollectorKind, cap: Capture, sender: string, dgFile:
       sendSeconds: s.elapsed,
       recordsSent,
       recordsReceived: received,
-      lossPct: (100 * (1 - received / recordsSent)),
+      lossPct: 100 * (1 - received / recordsSent),
       kernelDrops: drops,
       cpuS,
       cpuByRole,
@@ -379,7 +384,11 @@ function spread(xs: number[], fmt: (n: number) => string): string {
 
 function table(o: Options, results: Map<CollectorKind, RunResult[]>): string[] {
   const kinds: CollectorKind[] = ['pmacct', 'nfdump', 'ours'];
-  const bestC = Math.max(...(['pmacct', 'nfdump'] as const).map((k) => median((results.get(k) ?? []).map((r) => r.recordsPerCpuS))).filter((x) => Number.isFinite(x)));
+  const bestC = Math.max(
+    ...(['pmacct', 'nfdump'] as const)
+      .map((k) => median((results.get(k) ?? []).map((r) => r.recordsPerCpuS)))
+      .filter((x) => Number.isFinite(x)),
+  );
   const lines = [
     '| collector | offered dg/s | sent dg | records sent | records received | loss % | kernel drops | CPU s | records per CPU-second | ratio to best C |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -429,8 +438,14 @@ function notes(results: Map<CollectorKind, RunResult[]>): string[] {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const args = process.argv.slice(2).map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ');
-  const command = process.env.npm_lifecycle_event === 'bench:peers' ? `npm run bench:peers${args ? ` -- ${args}` : ''}` : `node dist/test/bench/peers.js ${args}`.trim();
+  const args = process.argv
+    .slice(2)
+    .map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a))
+    .join(' ');
+  const command =
+    process.env.npm_lifecycle_event === 'bench:peers'
+      ? `npm run bench:peers${args ? ` -- ${args}` : ''}`
+      : `node dist/test/bench/peers.js ${args}`.trim();
   ensurePackages();
   const rmem = ensureRmemMax();
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
@@ -472,14 +487,7 @@ async function main(): Promise<void> {
       }
     }
     const title = `## ${cap.proto === 'ipfix' ? 'IPFIX' : cap.proto === 'netflow9' ? 'NetFlow v9' : 'sFlow v5'} (${cap.file}, ${fix(cap.recordsPerCycle / cap.dgs.length, 2)} records per datagram)`;
-    const block = [
-      '',
-      title,
-      '',
-      ...table(o, results),
-      '',
-      ...notes(results),
-    ];
+    const block = ['', title, '', ...table(o, results), '', ...notes(results)];
     console.log(block.join('\n'));
     report.push(...block);
   }
@@ -492,7 +500,7 @@ main()
     removeTemp();
   })
   .catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     killAll();
     removeTemp();
     process.exit(1);

@@ -51,7 +51,7 @@ interface RunResult {
 }
 
 async function quiet(received: () => number, ms: number): Promise<void> {
-  for (let seen = -1; seen !== received(); ) {
+  for (let seen = -1; seen !== received();) {
     seen = received();
     await new Promise((res) => setTimeout(res, ms));
   }
@@ -147,7 +147,13 @@ async function runOnce(opts: DatagramReceiverOptions, count: number, size: numbe
  * Backlog: spawnSync blocks this event loop while the child sends `perRound` datagrams, so
  * they queue in the socket (up to its receive buffer); then only the drain is timed.
  */
-async function runBacklog(opts: DatagramReceiverOptions, rounds: number, perRound: number, size: number, consumer: Consumer): Promise<RunResult> {
+async function runBacklog(
+  opts: DatagramReceiverOptions,
+  rounds: number,
+  perRound: number,
+  size: number,
+  consumer: Consumer,
+): Promise<RunResult> {
   const r = createDatagramReceiver({ bind: '127.0.0.1', port: 0, receiveBufferBytes: 8 << 20 }, opts);
   const counts = { received: 0, batches: 0, lastAt: 0, sink: 0 };
   await r.start(consume(new AddressCache(), consumer, counts));

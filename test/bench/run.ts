@@ -81,7 +81,6 @@ function decodeBench(name: string, fn: DecodeBench): Bench {
 // Decode + aggregate: the daemon's path without the socket
 // ---------------------------------------------------------------------------------------
 
-
 const DECODE_AGGREGATE_CAPTURES: [string, string][] = [
   ['ipfix', 'ipfix_pmacct_nfprobe_flowlabel.pcap'],
   ['netflow9', 'netflow9_pmacct_flowlabel.pcap'],
@@ -128,9 +127,20 @@ async function decodeAggregate(file: string, runs: number): Promise<number[]> {
 const benchDecodeAggregate: Bench = async (f) => {
   const rows: BenchRow[] = [];
   for (const [proto, file] of DECODE_AGGREGATE_CAPTURES) {
-    rows.push({ bench: `decode+aggregate: ${proto}`, config: '', metric: 'recordsPerSec', unit: 'records/s', samples: await decodeAggregate(file, f.runs ?? 5) });
+    rows.push({
+      bench: `decode+aggregate: ${proto}`,
+      config: '',
+      metric: 'recordsPerSec',
+      unit: 'records/s',
+      samples: await decodeAggregate(file, f.runs ?? 5),
+    });
   }
-  return { rows, notes: [`decode+aggregate: DatagramDecoder (daemon options) -> Aggregator.add(), null store; captures ${DECODE_AGGREGATE_CAPTURES.map(([, c]) => c).join(', ')}`] };
+  return {
+    rows,
+    notes: [
+      `decode+aggregate: DatagramDecoder (daemon options) -> Aggregator.add(), null store; captures ${DECODE_AGGREGATE_CAPTURES.map(([, c]) => c).join(', ')}`,
+    ],
+  };
 };
 
 // ---------------------------------------------------------------------------------------
@@ -144,7 +154,9 @@ const BENCHES: Record<string, Bench> = {
     const results: unknown[] = [];
     for (let i = 0; i < (f.runs ?? 3); i++) results.push(await benchAggregate());
     const out = rowsFromResults('aggregate (add only)', '', results);
-    out.notes.push('aggregate (add only): each run is itself the median of 7 passes over 1M prepared records (50 exporters x 20 links x 15 pairs)');
+    out.notes.push(
+      'aggregate (add only): each run is itself the median of 7 passes over 1M prepared records (50 exporters x 20 links x 15 pairs)',
+    );
     return out;
   },
   e2e: async (f) => {
@@ -189,7 +201,13 @@ const BENCHES: Record<string, Bench> = {
       if (row.metric === 'pointsPerSec') row.samples = runs.map((x) => x.pointsPerSec);
     }
     for (const a of amplification) {
-      out.rows.push({ bench: 'influx', config: `${a.recordsPerSec.toLocaleString('en-US')} records/s`, metric: 'pointsPerRecord', unit: 'points/record', samples: [a.pointsPerRecord] });
+      out.rows.push({
+        bench: 'influx',
+        config: `${a.recordsPerSec.toLocaleString('en-US')} records/s`,
+        metric: 'pointsPerRecord',
+        unit: 'points/record',
+        samples: [a.pointsPerRecord],
+      });
     }
     out.notes.push(`influx: ${assumptions}`);
     return out;
@@ -205,8 +223,13 @@ names: ${Object.keys(BENCHES).join(', ')}`;
 
 function list(raw: string | undefined, what: string, parse: (s: string) => number): number[] | undefined {
   if (raw === undefined) return undefined;
-  const xs = raw.split(',').map((s) => s.trim()).filter((s) => s !== '').map(parse);
-  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0)) throw new Error(`--${what}: positive numbers, comma-separated, got ${JSON.stringify(raw)}\n${USAGE}`);
+  const xs = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(parse);
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0))
+    throw new Error(`--${what}: positive numbers, comma-separated, got ${JSON.stringify(raw)}\n${USAGE}`);
   return xs;
 }
 
@@ -237,11 +260,17 @@ function parseFlags(argv: string[]): { names: string[]; flags: Flags } {
   }
   const runsRaw = values.runs ?? process.env.SCITAGS_BENCH_RUNS;
   const runs = runsRaw === undefined ? undefined : Number(runsRaw);
-  if (runs !== undefined && (!Number.isInteger(runs) || runs < 1)) throw new Error(`--runs (or SCITAGS_BENCH_RUNS) must be a positive integer, got ${JSON.stringify(runsRaw)}`);
+  if (runs !== undefined && (!Number.isInteger(runs) || runs < 1))
+    throw new Error(`--runs (or SCITAGS_BENCH_RUNS) must be a positive integer, got ${JSON.stringify(runsRaw)}`);
   const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
-  if (seconds !== undefined && !(seconds > 0 && seconds <= 600)) throw new Error(`--seconds must be in (0, 600], got ${JSON.stringify(values.seconds)}`);
-  const protocols = values.protocols?.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const p of protocols ?? []) if (!['ipfix', 'netflow9', 'sflow'].includes(p)) throw new Error(`--protocols: unknown ${JSON.stringify(p)} (ipfix, netflow9, sflow)`);
+  if (seconds !== undefined && !(seconds > 0 && seconds <= 600))
+    throw new Error(`--seconds must be in (0, 600], got ${JSON.stringify(values.seconds)}`);
+  const protocols = values.protocols
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const p of protocols ?? [])
+    if (!['ipfix', 'netflow9', 'sflow'].includes(p)) throw new Error(`--protocols: unknown ${JSON.stringify(p)} (ipfix, netflow9, sflow)`);
   return {
     names: positionals,
     flags: {
@@ -273,7 +302,10 @@ async function main(): Promise<void> {
     return;
   }
   const shown = argv.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ');
-  const command = process.env.npm_lifecycle_event === 'bench' ? `npm run bench${shown ? ` -- ${shown}` : ''}` : `node --expose-gc dist/test/bench/run.js ${shown}`.trim();
+  const command =
+    process.env.npm_lifecycle_event === 'bench'
+      ? `npm run bench${shown ? ` -- ${shown}` : ''}`
+      : `node --expose-gc dist/test/bench/run.js ${shown}`.trim();
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const started = Date.now();

@@ -133,11 +133,7 @@ export interface TemplateDef {
 }
 
 function ipfixSpecifiers(fields: readonly Field[]): Uint8Array {
-  return concat(
-    fields.map((x) =>
-      x.pen ? concat([u16(x.id | 0x8000), u16(x.length), u32(x.pen)]) : concat([u16(x.id), u16(x.length)]),
-    ),
-  );
+  return concat(fields.map((x) => (x.pen ? concat([u16(x.id | 0x8000), u16(x.length), u32(x.pen)]) : concat([u16(x.id), u16(x.length)]))));
 }
 
 export function ipfixSet(setId: number, body: Uint8Array, padding = 0): Uint8Array {
@@ -146,22 +142,14 @@ export function ipfixSet(setId: number, body: Uint8Array, padding = 0): Uint8Arr
 
 /** Template set (id 2) with the given templates. */
 export function ipfixTemplateSet(templates: readonly TemplateDef[], padding = 0): Uint8Array {
-  return ipfixSet(
-    2,
-    concat(templates.map((t) => concat([u16(t.id), u16(t.fields.length), ipfixSpecifiers(t.fields)]))),
-    padding,
-  );
+  return ipfixSet(2, concat(templates.map((t) => concat([u16(t.id), u16(t.fields.length), ipfixSpecifiers(t.fields)]))), padding);
 }
 
 /** Options template set (id 3). */
 export function ipfixOptionsTemplateSet(templates: readonly TemplateDef[], padding = 0): Uint8Array {
   return ipfixSet(
     3,
-    concat(
-      templates.map((t) =>
-        concat([u16(t.id), u16(t.fields.length), u16(t.scopeCount ?? 1), ipfixSpecifiers(t.fields)]),
-      ),
-    ),
+    concat(templates.map((t) => concat([u16(t.id), u16(t.fields.length), u16(t.scopeCount ?? 1), ipfixSpecifiers(t.fields)]))),
     padding,
   );
 }
@@ -223,12 +211,7 @@ export function v9TemplateFlowset(templates: readonly TemplateDef[]): Uint8Array
 export function v9OptionsFlowset(t: TemplateDef): Uint8Array {
   const scopes = t.scopeCount ?? 1;
   const spec = (x: Field) => concat([u16(x.id), u16(x.length)]);
-  const body = concat([
-    u16(t.id),
-    u16(scopes * 4),
-    u16((t.fields.length - scopes) * 4),
-    ...t.fields.map(spec),
-  ]);
+  const body = concat([u16(t.id), u16(scopes * 4), u16((t.fields.length - scopes) * 4), ...t.fields.map(spec)]);
   return ipfixSet(1, pad4(body));
 }
 
@@ -358,13 +341,7 @@ export function ipv6UdpFrame(s: FrameSpec): Uint8Array {
   ]);
   const tc = s.trafficClass ?? 0;
   const first = ((6 << 28) | (tc << 20) | (s.flowLabel & 0xfffff)) >>> 0;
-  const ip = concat([
-    u32(first),
-    u16(s.payloadLength),
-    Uint8Array.of(17, 64),
-    ipv6(s.src ?? '2001:db8::1'),
-    ipv6(s.dst ?? '2001:db8::2'),
-  ]);
+  const ip = concat([u32(first), u16(s.payloadLength), Uint8Array.of(17, 64), ipv6(s.src ?? '2001:db8::1'), ipv6(s.dst ?? '2001:db8::2')]);
   const udp = concat([u16(s.srcPort ?? 1234), u16(s.dstPort ?? 5678), u16(s.payloadLength), u16(0)]);
   const frame = concat([eth, ip, udp]);
   if (s.padTo !== undefined && s.padTo > frame.length) return concat([frame, new Uint8Array(s.padTo - frame.length)]);

@@ -170,7 +170,11 @@ function l4Bytes(l4: L4Spec): Uint8Array {
   }
   if (l4.proto === 'icmp' || l4.proto === 'icmpv6') {
     const s = l4 as { type: number; code: number; payload?: number };
-    w.u8(s.type).u8(s.code).u16(0).u32(0).zeros(s.payload ?? 0);
+    w.u8(s.type)
+      .u8(s.code)
+      .u16(0)
+      .u32(0)
+      .zeros(s.payload ?? 0);
     return w.finish();
   }
   const s = l4 as { proto: 'tcp' | 'udp' | 'sctp'; srcPort: number; dstPort: number; payload?: number };
@@ -191,14 +195,26 @@ function ipv6Payload(spec: Ipv6Spec): { first: number; bytes: Uint8Array } {
     const e = ext[i]!;
     const next = i + 1 < ext.length ? EXT_NUMBERS[ext[i + 1]!.type] : l4Number(spec.l4);
     if (e.type === 'fragment') {
-      w.u8(next).u8(0).u16(((e.offset & 0x1fff) << 3) | (e.more === true ? 1 : 0)).u32(e.id ?? 0x1234);
+      w.u8(next)
+        .u8(0)
+        .u16(((e.offset & 0x1fff) << 3) | (e.more === true ? 1 : 0))
+        .u32(e.id ?? 0x1234);
     } else if (e.type === 'ah') {
       const len = e.len ?? 4;
-      w.u8(next).u8(len).u16(0).u32(0x100).u32(1).zeros(4 * (len + 2) - 12);
+      w.u8(next)
+        .u8(len)
+        .u16(0)
+        .u32(0x100)
+        .u32(1)
+        .zeros(4 * (len + 2) - 12);
     } else {
       const len = e.len ?? 0;
       // Options area filled with PadN (type 1) so the header is well formed.
-      w.u8(next).u8(len).u8(1).u8(8 * (len + 1) - 4).zeros(8 * (len + 1) - 4);
+      w.u8(next)
+        .u8(len)
+        .u8(1)
+        .u8(8 * (len + 1) - 4)
+        .zeros(8 * (len + 1) - 4);
     }
   }
   w.bytes(body);
@@ -211,7 +227,9 @@ export function buildIpv6(spec: Ipv6Spec): Uint8Array {
   const tc = spec.trafficClass ?? 0;
   const label = spec.flowLabel ?? 0;
   w.u32(((6 << 28) | ((tc & 0xff) << 20) | (label & 0xfffff)) >>> 0);
-  w.u16(spec.payloadLength ?? bytes.length).u8(first).u8(spec.hopLimit ?? 64);
+  w.u16(spec.payloadLength ?? bytes.length)
+    .u8(first)
+    .u8(spec.hopLimit ?? 64);
   w.bytes(ipv6Bytes(spec.src)).bytes(ipv6Bytes(spec.dst)).bytes(bytes);
   return w.finish();
 }
@@ -222,9 +240,15 @@ export function buildIpv4(spec: Ipv4Spec): Uint8Array {
   if (options % 4 !== 0) throw new Error('IPv4 options must be a multiple of 4');
   const ihl = 5 + options / 4;
   const w = new ByteWriter();
-  w.u8(0x40 | ihl).u8(spec.tos ?? 0).u16(spec.totalLength ?? ihl * 4 + body.length).u16(spec.id ?? 1);
+  w.u8(0x40 | ihl)
+    .u8(spec.tos ?? 0)
+    .u16(spec.totalLength ?? ihl * 4 + body.length)
+    .u16(spec.id ?? 1);
   const flags = (spec.dontFragment === true ? 0x4000 : 0) | (spec.moreFragments === true ? 0x2000 : 0);
-  w.u16(flags | ((spec.fragOffset ?? 0) & 0x1fff)).u8(spec.ttl ?? 64).u8(l4Number(spec.l4)).u16(0);
+  w.u16(flags | ((spec.fragOffset ?? 0) & 0x1fff))
+    .u8(spec.ttl ?? 64)
+    .u8(l4Number(spec.l4))
+    .u16(0);
   w.bytes(ipv4Bytes(spec.src)).bytes(ipv4Bytes(spec.dst)).zeros(options).bytes(body);
   return w.finish();
 }
@@ -371,7 +395,10 @@ function dataFormat(enterprise: number, format: number): number {
 
 /** data_format, length, body padded to 4 octets. */
 function opaque(w: ByteWriter, enterprise: number, format: number, body: Uint8Array, lengthOverride?: number): void {
-  w.u32(dataFormat(enterprise, format)).u32(lengthOverride ?? padded(body.length)).bytes(body).pad4();
+  w.u32(dataFormat(enterprise, format))
+    .u32(lengthOverride ?? padded(body.length))
+    .bytes(body)
+    .pad4();
 }
 
 function padded(n: number): number {
@@ -383,20 +410,32 @@ function flowRecordBody(rec: FlowRecordSpec): { enterprise: number; format: numb
   switch (rec.kind) {
     case 'header': {
       const headerLength = rec.headerLength ?? Math.min(rec.frame.length, 128);
-      w.u32(rec.protocol ?? 1).u32(rec.frameLength ?? rec.frame.length + 4).u32(rec.stripped ?? 4).u32(headerLength);
+      w.u32(rec.protocol ?? 1)
+        .u32(rec.frameLength ?? rec.frame.length + 4)
+        .u32(rec.stripped ?? 4)
+        .u32(headerLength);
       w.bytes(rec.frame.subarray(0, headerLength)).pad4();
       return { enterprise: 0, format: 1, body: w.finish() };
     }
     case 'switch':
-      w.u32(rec.srcVlan).u32(rec.srcPriority ?? 0).u32(rec.dstVlan ?? 0).u32(rec.dstPriority ?? 0);
+      w.u32(rec.srcVlan)
+        .u32(rec.srcPriority ?? 0)
+        .u32(rec.dstVlan ?? 0)
+        .u32(rec.dstPriority ?? 0);
       return { enterprise: 0, format: 1001, body: w.finish() };
     case 'ipv4':
       w.u32(rec.length).u32(rec.protocol).bytes(ipv4Bytes(rec.src)).bytes(ipv4Bytes(rec.dst));
-      w.u32(rec.srcPort ?? 0).u32(rec.dstPort ?? 0).u32(rec.tcpFlags ?? 0).u32(rec.tos ?? 0);
+      w.u32(rec.srcPort ?? 0)
+        .u32(rec.dstPort ?? 0)
+        .u32(rec.tcpFlags ?? 0)
+        .u32(rec.tos ?? 0);
       return { enterprise: 0, format: 3, body: w.finish() };
     case 'ipv6':
       w.u32(rec.length).u32(rec.protocol).bytes(ipv6Bytes(rec.src)).bytes(ipv6Bytes(rec.dst));
-      w.u32(rec.srcPort ?? 0).u32(rec.dstPort ?? 0).u32(rec.tcpFlags ?? 0).u32(rec.priority ?? 0);
+      w.u32(rec.srcPort ?? 0)
+        .u32(rec.dstPort ?? 0)
+        .u32(rec.tcpFlags ?? 0)
+        .u32(rec.priority ?? 0);
       return { enterprise: 0, format: 4, body: w.finish() };
     case 'raw':
       return rec.length === undefined
@@ -408,11 +447,25 @@ function flowRecordBody(rec: FlowRecordSpec): { enterprise: number; format: numb
 function counterRecordBody(rec: CounterRecordSpec): { enterprise: number; format: number; body: Uint8Array } {
   if (rec.kind === 'raw') return { enterprise: rec.enterprise, format: rec.format, body: rec.data };
   const w = new ByteWriter();
-  w.u32(rec.ifIndex).u32(rec.ifType ?? 6).u64(rec.ifSpeed ?? 10_000_000_000).u32(rec.ifDirection ?? 1).u32(rec.ifStatus ?? 3);
-  w.u64(rec.inOctets ?? 0).u32(rec.inUcast ?? 0).u32(rec.inMulticast ?? 0).u32(rec.inBroadcast ?? 0);
-  w.u32(rec.inDiscards ?? 0).u32(rec.inErrors ?? 0).u32(rec.inUnknownProtos ?? 0);
-  w.u64(rec.outOctets ?? 0).u32(rec.outUcast ?? 0).u32(rec.outMulticast ?? 0).u32(rec.outBroadcast ?? 0);
-  w.u32(rec.outDiscards ?? 0).u32(rec.outErrors ?? 0).u32(rec.promiscuous ?? 0);
+  w.u32(rec.ifIndex)
+    .u32(rec.ifType ?? 6)
+    .u64(rec.ifSpeed ?? 10_000_000_000)
+    .u32(rec.ifDirection ?? 1)
+    .u32(rec.ifStatus ?? 3);
+  w.u64(rec.inOctets ?? 0)
+    .u32(rec.inUcast ?? 0)
+    .u32(rec.inMulticast ?? 0)
+    .u32(rec.inBroadcast ?? 0);
+  w.u32(rec.inDiscards ?? 0)
+    .u32(rec.inErrors ?? 0)
+    .u32(rec.inUnknownProtos ?? 0);
+  w.u64(rec.outOctets ?? 0)
+    .u32(rec.outUcast ?? 0)
+    .u32(rec.outMulticast ?? 0)
+    .u32(rec.outBroadcast ?? 0);
+  w.u32(rec.outDiscards ?? 0)
+    .u32(rec.outErrors ?? 0)
+    .u32(rec.promiscuous ?? 0);
   return { enterprise: 0, format: 1, body: w.finish() };
 }
 
@@ -430,7 +483,9 @@ function sampleBody(sample: SampleSpec): { enterprise: number; format: number; b
   if (expanded) w.u32(type).u32(index);
   else w.u32(((type << 24) | (index & 0xffffff)) >>> 0);
   if (sample.kind === 'flow') {
-    w.u32(sample.samplingRate ?? 1).u32(sample.samplePool ?? sample.sequence ?? 1).u32(sample.drops ?? 0);
+    w.u32(sample.samplingRate ?? 1)
+      .u32(sample.samplePool ?? sample.sequence ?? 1)
+      .u32(sample.drops ?? 0);
     const inF = sample.inputFormat ?? 0;
     const outF = sample.outputFormat ?? 0;
     const input = sample.input ?? 1;
@@ -457,7 +512,9 @@ export function buildSflowDatagram(spec: DatagramSpec): Uint8Array {
   const v6 = spec.agent.includes(':');
   w.u32(spec.version ?? 5).u32(spec.addressType ?? (v6 ? 2 : 1));
   w.bytes(v6 ? ipv6Bytes(spec.agent) : ipv4Bytes(spec.agent));
-  w.u32(spec.subAgent ?? 0).u32(spec.sequence ?? 1).u32(spec.uptimeMs ?? 1000);
+  w.u32(spec.subAgent ?? 0)
+    .u32(spec.sequence ?? 1)
+    .u32(spec.uptimeMs ?? 1000);
   w.u32(spec.sampleCount ?? spec.samples.length);
   for (const sample of spec.samples) {
     const b = sampleBody(sample);

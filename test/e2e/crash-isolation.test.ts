@@ -25,7 +25,11 @@ describe('crash isolation', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-crash-'));
     const [ipfixPort, sflowPort, apiPort] = [await freeUdpPort(), await freeUdpPort(), await freeTcpPort()];
     const config = configSchema.parse({
-      listeners: { ipfix: [{ port: ipfixPort, bind: '127.0.0.1' }], netflow: [{ port: 0 }], sflow: [{ port: sflowPort, bind: '127.0.0.1' }] },
+      listeners: {
+        ipfix: [{ port: ipfixPort, bind: '127.0.0.1' }],
+        netflow: [{ port: 0 }],
+        sflow: [{ port: sflowPort, bind: '127.0.0.1' }],
+      },
       api: { port: apiPort, bind: '127.0.0.1' },
       store: { type: 'sqlite', path: join(dir, 'scitags.sqlite') },
       registry: { url: '', cacheFile: join(dir, 'registry-cache.json') },
@@ -62,13 +66,28 @@ describe('crash isolation', () => {
       await send(ipfix, ipfixPort, '127.0.0.3'); // the crashing exporter
       await send(ipfix, ipfixPort, '127.0.0.2');
       await send(sflow, sflowPort, '127.0.0.4');
-      type Ex = { address: string; datagrams: number; records: number; errorsByReason: Record<string, number>; decoderCrashes: Record<string, number> };
+      type Ex = {
+        address: string;
+        datagrams: number;
+        records: number;
+        errorsByReason: Record<string, number>;
+        decoderCrashes: Record<string, number>;
+      };
       const all = ipfix.length * 2 + sflow.length;
-      await waitFor(async () => (await getJson<{ exporters: Ex[] }>(`${collector.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === all);
+      await waitFor(
+        async () =>
+          (await getJson<{ exporters: Ex[] }>(`${collector.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) ===
+          all,
+      );
       const { exporters } = await getJson<{ exporters: Ex[] }>(`${collector.apiUrl}/api/v1/exporters`);
       const by = new Map(exporters.map((e) => [e.address, e]));
       // truth (corpus README, tshark): ipfix_pmacct_nfprobe_flowlabel is 9 datagrams with 43 records; the sFlow capture 235 datagrams with 1448 samples
-      expect(by.get('127.0.0.3')).toMatchObject({ datagrams: 9, records: 0, errorsByReason: { 'decoder-crash': 9 }, decoderCrashes: { flow: 9 } });
+      expect(by.get('127.0.0.3')).toMatchObject({
+        datagrams: 9,
+        records: 0,
+        errorsByReason: { 'decoder-crash': 9 },
+        decoderCrashes: { flow: 9 },
+      });
       expect(by.get('127.0.0.2')).toMatchObject({ datagrams: 9, records: 43, errorsByReason: {}, decoderCrashes: {} });
       expect(by.get('127.0.0.4')).toMatchObject({ datagrams: 235, records: 1448, errorsByReason: {}, decoderCrashes: {} });
       const metrics = await (await fetch(`${collector.apiUrl}/metrics`)).text();
@@ -82,7 +101,16 @@ describe('crash isolation', () => {
       // Every crashing datagram kept as a fixture: the payload and what happened.
       const files = readdirSync(join(dir, 'crashes')).sort();
       expect(files.filter((f) => f.endsWith('.bin'))).toHaveLength(9);
-      const meta = JSON.parse(readFileSync(join(dir, 'crashes', files.find((f) => f.endsWith('.json'))!), 'utf8')) as Record<string, unknown>;
+      const meta = JSON.parse(
+        readFileSync(
+          join(
+            dir,
+            'crashes',
+            files.find((f) => f.endsWith('.json'))!,
+          ),
+          'utf8',
+        ),
+      ) as Record<string, unknown>;
       expect(meta).toMatchObject({ decoder: 'flow', exporter: '127.0.0.3' });
       const firstBin = files.find((f) => f.endsWith('.bin'))!;
       expect(ipfix.some((d) => Buffer.compare(Buffer.from(d.payload), readFileSync(join(dir, 'crashes', firstBin))) === 0)).toBe(true);
@@ -91,7 +119,10 @@ describe('crash isolation', () => {
     }
     // Totals of the two healthy exporters are exactly their truth; the crashing one wrote nothing.
     // A fresh API port: the client's pooled connection to the first one is closed.
-    const again = await Collector.create({ ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [] } }, { now: Date.now, log: silentLogger() });
+    const again = await Collector.create(
+      { ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [] } },
+      { now: Date.now, log: silentLogger() },
+    );
     await again.start();
     try {
       const from = Math.floor(t0 / 1000) - 3600;

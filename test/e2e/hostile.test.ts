@@ -41,7 +41,9 @@ describe('serve under hostile input', () => {
           sent++;
         }
       }
-      await waitFor(async () => (await getJson<Exporters>(`${daemon.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === sent);
+      await waitFor(
+        async () => (await getJson<Exporters>(`${daemon.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === sent,
+      );
       const ex = (await getJson<Exporters>(`${daemon.apiUrl}/api/v1/exporters`)).exporters[0]!;
       const errors = Object.values(ex.errorsByReason).reduce((a, b) => a + b, 0);
       expect(errors).toBeGreaterThanOrEqual(300);

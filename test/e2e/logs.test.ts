@@ -44,7 +44,11 @@ describe('serve logs', () => {
     expect(code).toBe(0);
     const lines = jsonLines(daemon.output());
     for (const l of lines) {
-      expect(l).toMatchObject({ level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/), msg: expect.any(String), component: expect.any(String) });
+      expect(l).toMatchObject({
+        level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
+        msg: expect.any(String),
+        component: expect.any(String),
+      });
       expect(new Date(l.time).toISOString()).toBe(l.time);
     }
     const by = (component: string, msg: string | RegExp): Line[] =>
@@ -52,7 +56,9 @@ describe('serve logs', () => {
 
     // Info is start-up and shutdown only (plus the access log that was asked for).
     expect(
-      lines.filter((l) => l.level === 'info' && l.component !== 'access').map((l) => `${l.component}: ${l.msg.replace(daemon.cwd, 'CWD').replace(/\d+/g, 'N')}`),
+      lines
+        .filter((l) => l.level === 'info' && l.component !== 'access')
+        .map((l) => `${l.component}: ${l.msg.replace(daemon.cwd, 'CWD').replace(/\d+/g, 'N')}`),
     ).toEqual([
       'serve: starting',
       'registry: using the snapshot copy, N experiments',
@@ -69,13 +75,21 @@ describe('serve logs', () => {
     // The receive buffer the kernel granted, per listener (Linux reports twice the usable size).
     for (const name of ['ipfix', 'netflow', 'sflow']) {
       const [l] = by('serve', new RegExp(`^listening for ${name} `));
-      expect(l).toMatchObject({ listener: name, receiveBufferAskedBytes: DEFAULT_RECEIVE_BUFFER_BYTES, receiveBufferBytes: expect.any(Number) });
+      expect(l).toMatchObject({
+        listener: name,
+        receiveBufferAskedBytes: DEFAULT_RECEIVE_BUFFER_BYTES,
+        receiveBufferBytes: expect.any(Number),
+      });
       expect(l!.receiveBufferBytes as number).toBeGreaterThan(0);
     }
     expect(by('serve', /^stopped after/)[0]).toMatchObject({ datagrams: 9, records: 43, decodeErrors: 0 });
 
     // Debug from the decode workers, handed to the main thread: the worker named on each line.
-    expect(by('decode', /^decode worker \d started$/).map((l) => l.worker).sort()).toEqual([0, 1]);
+    expect(
+      by('decode', /^decode worker \d started$/)
+        .map((l) => l.worker)
+        .sort(),
+    ).toEqual([0, 1]);
     const [first] = by('decode', 'exporter 127.0.0.1 first seen');
     expect(first).toMatchObject({ level: 'debug', exporter: '127.0.0.1', listener: 'ipfix', worker: expect.any(Number) });
     const learnt = by('decode', /^template \d+ learnt$/);
@@ -89,7 +103,12 @@ describe('serve logs', () => {
       [4098, 'options', 11, '127.0.0.1', first!.worker],
     ]);
     // Shutdown writes the open bucket: one store batch at debug, with its size and time.
-    expect(by('aggregate', 'store batch written')[0]).toMatchObject({ level: 'debug', store: 'sqlite', rows: expect.any(Number), ms: expect.any(Number) });
+    expect(by('aggregate', 'store batch written')[0]).toMatchObject({
+      level: 'debug',
+      store: 'sqlite',
+      rows: expect.any(Number),
+      ms: expect.any(Number),
+    });
 
     // The access log: one line per request, the test's own API polling included.
     const health = by('access', 'GET /health 200');
@@ -114,11 +133,20 @@ describe('serve logs', () => {
     const ports = await freePorts();
     const daemon = await startDaemon(ports, ['--log-format=pretty', '--workers=1']);
     expect(await daemon.stop(), daemon.output()).toBe(0);
-    const lines = daemon.output().split('\n').filter((l) => l !== '');
+    const lines = daemon
+      .output()
+      .split('\n')
+      .filter((l) => l !== '');
     for (const l of lines) expect(() => JSON.parse(l)).toThrow();
     // Not a terminal: no colour codes.
-    expect(lines).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: serve: listening for ipfix on udp\/\[::\]:\d+ \{"listener":"ipfix",.*"receiveBufferBytes":\d+/));
-    expect(lines).toContainEqual(expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: serve: stopped after 0 datagrams, 0 records, 0 decode errors /));
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: serve: listening for ipfix on udp\/\[::\]:\d+ \{"listener":"ipfix",.*"receiveBufferBytes":\d+/,
+      ),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: serve: stopped after 0 datagrams, 0 records, 0 decode errors /),
+    );
   }, 60_000);
 
   it('SCITAGS_LOG_FORMAT=pretty works as the flag does, and a bad format is refused at start', async () => {
@@ -138,7 +166,12 @@ describe('serve logs', () => {
     try {
       const cwd = mkdtempSync(join(tmpdir(), 'scitags-logs-'));
       const args = [CLI, 'serve', '--ipfix-port=0', '--netflow-port=0', '--sflow-port=0', `--api-port=${port}`, '--workers=2'];
-      const r = spawnSync(process.execPath, args, { cwd, env: { ...process.env, SCITAGS_REGISTRY_URL: 'off' }, encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, args, {
+        cwd,
+        env: { ...process.env, SCITAGS_REGISTRY_URL: 'off' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       expect(r.status).toBe(1);
       expect(r.stdout).toBe('');
       const lines = jsonLines(r.stderr);

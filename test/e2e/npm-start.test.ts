@@ -42,7 +42,11 @@ async function npmStartThen(signal: NodeJS.Signals): Promise<{ code: number | nu
       `--store=sqlite:${join(dir, 'scitags.sqlite')}`,
     ],
     // npm must find the Node running the tests (the suite also runs on Node 24).
-    { cwd: repoRoot(), env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, SCITAGS_REGISTRY_URL: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: repoRoot(),
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, SCITAGS_REGISTRY_URL: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let output = '';
   npm.stdout!.on('data', (b: Buffer) => (output += b.toString()));

@@ -28,16 +28,24 @@ let files: string[] = [];
 
 beforeAll(() => {
   // `npm test` built dist/ already (tsc before vitest): pack without running `prepare` again.
-  const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], { cwd: repoRoot(), encoding: 'utf8', env });
+  const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], {
+    cwd: repoRoot(),
+    encoding: 'utf8',
+    env,
+  });
   const packed = JSON.parse(out) as { filename: string; files: { path: string }[] }[];
   files = packed[0]!.files.map((f) => f.path).sort();
   mkdirSync(prefix);
-  execFileSync('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', join(scratch, packed[0]!.filename)], {
-    cwd: scratch,
-    env,
-    stdio: 'pipe',
-    timeout: 600_000,
-  });
+  execFileSync(
+    'npm',
+    ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', join(scratch, packed[0]!.filename)],
+    {
+      cwd: scratch,
+      env,
+      stdio: 'pipe',
+      timeout: 600_000,
+    },
+  );
 }, 660_000);
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -68,9 +76,13 @@ describe('the packed tarball', () => {
 
   it('installs globally; `ingest` from an empty directory prints the capture truth', () => {
     const empty = mkdtempSync(join(scratch, 'ingest-'));
-    const doc = JSON.parse(execFileSync(bin, ['ingest', fixturePath(`${CAPTURE}.pcap`)], { cwd: empty, env, encoding: 'utf8' })) as IngestDocument;
+    const doc = JSON.parse(
+      execFileSync(bin, ['ingest', fixturePath(`${CAPTURE}.pcap`)], { cwd: empty, env, encoding: 'utf8' }),
+    ) as IngestDocument;
     const want = expectedTotals(loadTruth(fixturePath(`${CAPTURE}.truth.json`)));
-    expect(new Map(doc.pairs.map((p) => [`${p.community}/${p.activity}`, { records: p.records, packets: p.packets, bytes: p.bytes }]))).toEqual(want.pairs);
+    expect(
+      new Map(doc.pairs.map((p) => [`${p.community}/${p.activity}`, { records: p.records, packets: p.packets, bytes: p.bytes }])),
+    ).toEqual(want.pairs);
     expect(doc.unmarked.ipv6).toEqual(want.ipv6Unmarked);
     expect(doc.unmarked.ipv4).toEqual(want.ipv4);
     expect(doc.stats.registry.source).toBe('snapshot');

@@ -4,13 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { type Daemon, freePorts, getJson, replayCorpus, startDaemon, waitFor } from '../support/daemon.js';
-import {
-  addCounts,
-  expectedCorpusGroups,
-  type ExpectedCounts,
-  trafficGroups,
-  type TrafficAnswer,
-} from '../support/expected.js';
+import { addCounts, expectedCorpusGroups, type ExpectedCounts, trafficGroups, type TrafficAnswer } from '../support/expected.js';
 import { PROM_CLIENT_LINT, promtool, promtoolAvailable } from '../support/promtool.js';
 
 /**
@@ -107,30 +101,54 @@ describe('Prometheus exposition of a running daemon after traffic', () => {
       fromApi.set(k, addCounts(fromApi.get(k), s.totals));
     }
     expect(fromApi.size).toBeGreaterThan(2);
-    const got = sumTraffic(parseExposition(text), () => true, (l) => `${l.exporter} ${l.link} ${l.direction}`);
+    const got = sumTraffic(
+      parseExposition(text),
+      () => true,
+      (l) => `${l.exporter} ${l.link} ${l.direction}`,
+    );
     expect(got).toEqual(bytesAndPackets(fromApi));
   });
 
   it('exposes build info, exporter last-seen, the receive buffer and the process / Node.js defaults', () => {
     const samples = parseExposition(text);
     const one = (name: string) => samples.filter((s) => s.name === name);
-    expect(one('scitags_build_info')).toEqual([{ name: 'scitags_build_info', labels: { version: VERSION, node: process.version }, value: 1 }]);
+    expect(one('scitags_build_info')).toEqual([
+      { name: 'scitags_build_info', labels: { version: VERSION, node: process.version }, value: 1 },
+    ]);
     const seen = one('scitags_exporter_last_seen_seconds');
     expect(seen.map((s) => s.labels)).toEqual([{ exporter: '127.0.0.1' }]);
     expect(seen[0]!.value * 1000).toBeGreaterThanOrEqual(t0);
     expect(seen[0]!.value * 1000).toBeLessThanOrEqual(Date.now());
-    expect(one('scitags_socket_receive_buffer_bytes').map((s) => s.labels.listener).sort()).toEqual(['ipfix', 'netflow', 'sflow']);
-    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    expect(
+      one('scitags_socket_receive_buffer_bytes')
+        .map((s) => s.labels.listener)
+        .sort(),
+    ).toEqual(['ipfix', 'netflow', 'sflow']);
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'process_start_time_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       expect(one(name), name).toHaveLength(1);
     }
     // The SQLite store has no spool.
     expect(samples.some((s) => s.name.startsWith('scitags_influx_'))).toBe(false);
   });
 
-  it.skipIf(!promtoolAvailable('promtool check metrics of /metrics'))('passes promtool check metrics (only prom-client\'s own naming findings)', () => {
-    const r = promtool(['check', 'metrics'], text);
-    // 3: lint findings only (parse errors exit 1). Every finding must be a known prom-client one.
-    expect(r.output.split('\n').filter((l) => l.trim() !== '').sort()).toEqual([...PROM_CLIENT_LINT]);
-    expect(r.status).toBe(3);
-  });
+  it.skipIf(!promtoolAvailable('promtool check metrics of /metrics'))(
+    "passes promtool check metrics (only prom-client's own naming findings)",
+    () => {
+      const r = promtool(['check', 'metrics'], text);
+      // 3: lint findings only (parse errors exit 1). Every finding must be a known prom-client one.
+      expect(
+        r.output
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .sort(),
+      ).toEqual([...PROM_CLIENT_LINT]);
+      expect(r.status).toBe(3);
+    },
+  );
 });

@@ -50,7 +50,9 @@ describe('serve end to end over loopback', () => {
     expect(metrics).toContain('scitags_queue_length 0');
     // The receive path in use and the buffer granted (the batched addon is mandatory under CI: batch-receive.test.ts).
     const path = nativeReceiveStatus().available ? 'recvmmsg' : 'dgram';
-    expect(metrics).toMatch(new RegExp(`scitags_receive_path_info\\{listener="ipfix",port="${ports.ipfix}",path="${path}",reason="[^"]*"\\} 1`));
+    expect(metrics).toMatch(
+      new RegExp(`scitags_receive_path_info\\{listener="ipfix",port="${ports.ipfix}",path="${path}",reason="[^"]*"\\} 1`),
+    );
     expect(metrics).toMatch(new RegExp(`scitags_socket_receive_buffer_bytes\\{listener="sflow",port="${ports.sflow}"\\} [1-9]\\d+`));
     expect(metrics).toMatch(/scitags_decode_workers [1-9]/);
 
@@ -61,7 +63,9 @@ describe('serve end to end over loopback', () => {
     try {
       const from = Math.floor(t0 / 1000) - 3600;
       const to = from + 3 * 3600;
-      const answer = await getJson<TrafficAnswer>(`${again.apiUrl}/api/v1/traffic?from=${from}&to=${to}&step=3h&groupBy=community,activity`);
+      const answer = await getJson<TrafficAnswer>(
+        `${again.apiUrl}/api/v1/traffic?from=${from}&to=${to}&step=3h&groupBy=community,activity`,
+      );
       expect(groupsOf(answer)).toEqual(expectedGroups());
     } finally {
       expect(await again.stop('SIGINT')).toBe(0);
@@ -83,7 +87,9 @@ describe('templates survive a restart of the collector', () => {
       await new Promise<void>((r) => s.close(() => r()));
     };
     const decoded = async (d: { apiUrl: string }, n: number) =>
-      waitFor(async () => (await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters[0]?.datagrams === n);
+      waitFor(
+        async () => (await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters[0]?.datagrams === n,
+      );
 
     const portsA = await freePorts();
     const a = await startDaemon(portsA, [store], {}, dir);
@@ -94,7 +100,10 @@ describe('templates survive a restart of the collector', () => {
     const portsB = await freePorts();
     const b = await startDaemon(portsB, [store], {}, dir);
     expect(b.output()).toMatch(/restored templates of 1 exporter sessions/);
-    await sendFromExporter(dgrams.slice(1).map((d) => d.payload), portsB.ipfix);
+    await sendFromExporter(
+      dgrams.slice(1).map((d) => d.payload),
+      portsB.ipfix,
+    );
     await decoded(b, dgrams.length - 1);
     const metrics = await (await fetch(`${b.apiUrl}/metrics`)).text();
     expect(metrics).not.toMatch(/scitags_template_misses_total\{[^}]*\} [1-9]/);
@@ -106,7 +115,12 @@ describe('templates survive a restart of the collector', () => {
       const answer = await getJson<TrafficAnswer>(`${c.apiUrl}/api/v1/traffic?from=${from}&to=now&step=1h&groupBy=class`);
       const t = expectedTotals(loadTruth(fixturePath('ipfix_pmacct_nfprobe_flowlabel.truth.json')));
       const marked = [...t.pairs.values()].reduce((acc, x) => addCounts(acc, x), undefined as ExpectedCounts | undefined)!;
-      expect(groupsOf(answer)).toEqual(new Map([['ipv6_unmarked', t.ipv6Unmarked], ['ipv4', t.ipv4]]).set('scitags undefined/undefined', marked));
+      expect(groupsOf(answer)).toEqual(
+        new Map([
+          ['ipv6_unmarked', t.ipv6Unmarked],
+          ['ipv4', t.ipv4],
+        ]).set('scitags undefined/undefined', marked),
+      );
     } finally {
       await c.stop();
     }

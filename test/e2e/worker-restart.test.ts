@@ -41,7 +41,8 @@ describe('a decode worker that dies', () => {
     await stage.ready();
     const datagrams = readCaptureFile(fixturePath('ipfix_pmacct_nfprobe_flowlabel.pcap')).datagrams;
     const send = (): void => {
-      for (const d of datagrams) stage.submit({ payload: d.payload, srcAddr: '127.0.0.9', srcPort: 4000, localPort: 4739, receivedMs: Date.now() }, 'ipfix');
+      for (const d of datagrams)
+        stage.submit({ payload: d.payload, srcAddr: '127.0.0.9', srcPort: 4000, localPort: 4739, receivedMs: Date.now() }, 'ipfix');
     };
     send();
     // truth: 43 records in the capture's 9 datagrams

@@ -39,7 +39,10 @@ async function sendFrom(address: string, port: number, payload: Uint8Array, to: 
 /** samplerId 1 at 1:10 (samplerMode 1, samplerRandomInterval 10; RFC 7270 / IANA IEs 48-50). */
 const OPTIONS = (() => {
   const opt = [f('samplerId', 1), f('samplerMode', 1), f('samplerRandomInterval', 4)];
-  return ipfixMessage({ domain: 7 }, [ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]), ipfixDataSet(400, opt, [[1, 2, 10]])]);
+  return ipfixMessage({ domain: 7 }, [
+    ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]),
+    ipfixDataSet(400, opt, [[1, 2, 10]]),
+  ]);
 })();
 const DATA = (() => {
   const fields = [f('octetDeltaCount', 8), f('packetDeltaCount', 8), f('ipVersion', 1), f('flowLabelIPv6', 4), f('samplerId', 1)];
@@ -61,7 +64,14 @@ async function run(workers: number, store: string, dir: string): Promise<Run> {
     for (const [i, c] of captures.entries()) {
       const cap = readCaptureFile(c.pcap);
       const port = c.name.startsWith('sflow') ? ports.sflow : c.name.startsWith('netflow') ? ports.netflow : ports.ipfix;
-      await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port, speed: 0, rate: 5000, onlyDstPort: 0, bindAddress: `127.0.1.${i + 1}` });
+      await replayDatagrams(cap.datagrams, {
+        host: '127.0.0.1',
+        port,
+        speed: 0,
+        rate: 5000,
+        onlyDstPort: 0,
+        bindAddress: `127.0.1.${i + 1}`,
+      });
       sent += cap.datagrams.length;
     }
     // Options from one source port, then data from another: both reach the exporter's worker.
@@ -86,7 +96,11 @@ async function run(workers: number, store: string, dir: string): Promise<Run> {
       const traffic = new Map<string, ExpectedCounts>();
       for (const s of answer.series) {
         const g = s.group;
-        traffic.set(`${g.exporter} ${g.class} ${g.community}/${g.activity}`, { records: s.totals.records, packets: s.totals.packets, bytes: s.totals.bytes });
+        traffic.set(`${g.exporter} ${g.class} ${g.community}/${g.activity}`, {
+          records: s.totals.records,
+          packets: s.totals.packets,
+          bytes: s.totals.bytes,
+        });
       }
       return { exporters: view as Run['exporters'], traffic };
     } finally {
@@ -109,8 +123,16 @@ function perExporter(traffic: Map<string, ExpectedCounts>): Map<string, Expected
 
 describe('one decode thread and three workers count the same', () => {
   it('identical totals and /api/v1/exporters figures, equal to the truth files', async () => {
-    const one = await run(1, `--store=sqlite:${join(mkdtempSync(join(tmpdir(), 'scitags-w1-')), 's.sqlite')}`, mkdtempSync(join(tmpdir(), 'scitags-w1d-')));
-    const three = await run(3, `--store=sqlite:${join(mkdtempSync(join(tmpdir(), 'scitags-w3-')), 's.sqlite')}`, mkdtempSync(join(tmpdir(), 'scitags-w3d-')));
+    const one = await run(
+      1,
+      `--store=sqlite:${join(mkdtempSync(join(tmpdir(), 'scitags-w1-')), 's.sqlite')}`,
+      mkdtempSync(join(tmpdir(), 'scitags-w1d-')),
+    );
+    const three = await run(
+      3,
+      `--store=sqlite:${join(mkdtempSync(join(tmpdir(), 'scitags-w3-')), 's.sqlite')}`,
+      mkdtempSync(join(tmpdir(), 'scitags-w3d-')),
+    );
     expect(three.exporters).toEqual(one.exporters);
     expect(three.traffic).toEqual(one.traffic);
     // And both equal the truth: per exporter, the sum of every class of its capture.
@@ -125,7 +147,10 @@ describe('one decode thread and three workers count the same', () => {
     expected.set(BUILDER_EXPORTER, { records: 2, packets: 30, bytes: 15000 });
     expect(perExporter(one.traffic)).toEqual(expected);
     expect(one.traffic.get(`${BUILDER_EXPORTER} scitags 2/1`)).toEqual({ records: 1, packets: 20, bytes: 10000 });
-    expect(one.exporters.find((e) => e.address === BUILDER_EXPORTER)).toMatchObject({ records: 2, samplingRates: [{ domain: 7, rate: 10, source: 'options' }] });
+    expect(one.exporters.find((e) => e.address === BUILDER_EXPORTER)).toMatchObject({
+      records: 2,
+      samplingRates: [{ domain: 7, rate: 10, source: 'options' }],
+    });
   }, 120_000);
 });
 
@@ -143,8 +168,11 @@ describe.skipIf(!influxdAvailable())('one decode thread and three workers write 
       const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });
       const out: Record<string, unknown>[] = [];
       for (const m of ['scitags_traffic', 'link_traffic']) {
-        const rows = await influx.query<Record<string, unknown>>(`SELECT sum("bytes") AS bytes, sum("packets") AS packets, sum("records") AS records FROM "raw"."${m}" GROUP BY *`);
-        for (const g of rows.groups()) for (const r of g.rows) out.push({ measurement: m, ...g.tags, bytes: r.bytes, packets: r.packets, records: r.records });
+        const rows = await influx.query<Record<string, unknown>>(
+          `SELECT sum("bytes") AS bytes, sum("packets") AS packets, sum("records") AS records FROM "raw"."${m}" GROUP BY *`,
+        );
+        for (const g of rows.groups())
+          for (const r of g.rows) out.push({ measurement: m, ...g.tags, bytes: r.bytes, packets: r.packets, records: r.records });
       }
       return out.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     };
@@ -169,7 +197,11 @@ describe('decoder state across a change of worker count', () => {
       if (expectRestored !== undefined) expect(d.output()).toMatch(new RegExp(`restored templates of ${expectRestored} exporter sessions`));
       for (const addr of exporters) for (const p of payloads) await sendFrom(addr, 47000, p, ports.ipfix);
       const want = exporters.length * payloads.length;
-      await waitFor(async () => (await getJson<{ exporters: ExporterInfo[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) === want);
+      await waitFor(
+        async () =>
+          (await getJson<{ exporters: ExporterInfo[] }>(`${d.apiUrl}/api/v1/exporters`)).exporters.reduce((n, e) => n + e.datagrams, 0) ===
+          want,
+      );
       const metrics = await (await fetch(`${d.apiUrl}/metrics`)).text();
       const misses = [...metrics.matchAll(/scitags_template_misses_total\{[^}]*\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
       expect(await d.stop()).toBe(0);
@@ -177,8 +209,20 @@ describe('decoder state across a change of worker count', () => {
     };
     // The first datagram carries pmacct's templates (and records); the rest is data only.
     await run(1, [dgrams[0]!.payload], undefined);
-    expect(await run(3, dgrams.slice(1, 5).map((d) => d.payload), 3)).toBe(0);
-    expect(await run(1, dgrams.slice(5).map((d) => d.payload), 3)).toBe(0);
+    expect(
+      await run(
+        3,
+        dgrams.slice(1, 5).map((d) => d.payload),
+        3,
+      ),
+    ).toBe(0);
+    expect(
+      await run(
+        1,
+        dgrams.slice(5).map((d) => d.payload),
+        3,
+      ),
+    ).toBe(0);
     const reader = await startDaemon(await freePorts(), ['--workers=1', store], {}, dir);
     try {
       const from = Math.floor(Date.now() / 1000) - 3600;
@@ -189,9 +233,11 @@ describe('decoder state across a change of worker count', () => {
       let all: ExpectedCounts | undefined;
       for (const x of [...t.pairs.values(), t.ipv6Unmarked, t.ipv4]) all = addCounts(all, x);
       // truth: 43 records, 1,448 packets, 1,028,658 bytes per exporter, every record decoded
-      expect(new Map(answer.series.map((s) => [s.group.exporter, { records: s.totals.records, packets: s.totals.packets, bytes: s.totals.bytes }]))).toEqual(
-        new Map(exporters.map((a) => [a, all!])),
-      );
+      expect(
+        new Map(
+          answer.series.map((s) => [s.group.exporter, { records: s.totals.records, packets: s.totals.packets, bytes: s.totals.bytes }]),
+        ),
+      ).toEqual(new Map(exporters.map((a) => [a, all!])));
     } finally {
       await reader.stop();
     }

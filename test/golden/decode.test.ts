@@ -7,7 +7,10 @@ const cli = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
 function decodeLines(file: string): Record<string, unknown>[] {
   const out = execFileSync(process.execPath, [cli, 'decode', fixturePath(file)], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  return out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('the decode command (built CLI)', () => {
@@ -36,7 +39,9 @@ describe('the decode command (built CLI)', () => {
       },
     });
     // a registered pair carries the registry's names
-    const atlas = lines.find((l) => (l.scitags as { community?: number } | null)?.community === 2 && (l.scitags as { activity: number }).activity === 1);
+    const atlas = lines.find(
+      (l) => (l.scitags as { community?: number } | null)?.community === 2 && (l.scitags as { activity: number }).activity === 1,
+    );
     expect(atlas?.scitags).toEqual({ community: 2, activity: 1, communityName: 'atlas', activityName: 'default', registered: true });
   });
 
@@ -50,14 +55,28 @@ describe('the decode command (built CLI)', () => {
       samplingSource: 'header',
       bytes: 82,
       flowLabel: 19497,
-      fields: { agent: '127.0.0.1', sub_agent_id: 7, sample_pool: 1, header_protocol: 1, frame_length: 82, stripped: 4, header_length: 78, src_vlan: 100 },
+      fields: {
+        agent: '127.0.0.1',
+        sub_agent_id: 7,
+        sample_pool: 1,
+        header_protocol: 1,
+        frame_length: 82,
+        stripped: 4,
+        header_length: 78,
+        src_vlan: 100,
+      },
     });
   });
 
   it('names PSAMP elements (IE 301, 315, 410) and counts the IP length of the frame', () => {
     const lines = decodeLines('ipfix_softflowd_psamp.pcap');
     expect(lines).toHaveLength(1448);
-    expect(Object.keys(lines[0]!.fields as object)).toEqual(['selectionSequenceId', 'observationTimeMicroseconds', 'sectionExportedOctets', 'dataLinkFrameSection']);
+    expect(Object.keys(lines[0]!.fields as object)).toEqual([
+      'selectionSequenceId',
+      'observationTimeMicroseconds',
+      'sectionExportedOctets',
+      'dataLinkFrameSection',
+    ]);
     expect(lines[0]).toMatchObject({ packets: 1, bytes: 60, flowLabel: 19497, vlan: 100 });
   });
 });

@@ -42,10 +42,24 @@ describe('the ingest command (built CLI)', () => {
     const out = execFileSync(process.execPath, [cli, 'ingest', fixturePath('ipfix_pmacct_nfprobe_flowlabel.pcap')], { encoding: 'utf8' });
     const doc = JSON.parse(out) as IngestDocument;
     expect(doc.pairs[0]).toEqual({
-      community: 2, activity: 1, communityName: 'atlas', activityName: 'default', registered: true, records: 3, packets: 146, bytes: 115996,
+      community: 2,
+      activity: 1,
+      communityName: 'atlas',
+      activityName: 'default',
+      registered: true,
+      records: 3,
+      packets: 146,
+      bytes: 115996,
     });
     expect(doc.pairs.find((p) => p.community === 200 && p.activity === 10)).toEqual({
-      community: 200, activity: 10, communityName: null, activityName: null, registered: false, records: 2, packets: 61, bytes: 44644,
+      community: 200,
+      activity: 10,
+      communityName: null,
+      activityName: null,
+      registered: false,
+      records: 2,
+      packets: 61,
+      bytes: 44644,
     });
     expect(doc.unmarked).toEqual({ ipv6: { records: 6, packets: 103, bytes: 44382 }, ipv4: { records: 6, packets: 164, bytes: 115431 } });
     expect(doc.stats).toMatchObject({ datagrams: 9, records: 43, decodeErrors: 0, templateMisses: 0 });
@@ -67,7 +81,10 @@ describe('the ingest command (built CLI)', () => {
   it('names the file and the reason when a capture is unreadable, and exits 1', () => {
     let err: { status: number; stderr: string } | undefined;
     try {
-      execFileSync(process.execPath, [cli, 'ingest', fixturePath('ipfix_pmacct_nfprobe_flowlabel.truth.json')], { encoding: 'utf8', stdio: 'pipe' });
+      execFileSync(process.execPath, [cli, 'ingest', fixturePath('ipfix_pmacct_nfprobe_flowlabel.truth.json')], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
     } catch (e) {
       err = e as { status: number; stderr: string };
     }

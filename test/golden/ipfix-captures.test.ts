@@ -17,7 +17,9 @@ function run(path: string) {
   const records = [];
   const stats = { datagrams: 0, errors: 0, lostRecords: 0, lateRecords: 0, optionsRecords: 0, templates: 0 };
   for (const d of readCaptureFile(path).datagrams) {
-    const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, { withFields: true });
+    const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, {
+      withFields: true,
+    });
     stats.datagrams++;
     stats.errors += r.errors.length;
     stats.lostRecords += r.stats.lostRecords;
@@ -61,7 +63,11 @@ describe.skipIf(!existsSync(pmacct))('pmacct nfprobe IPFIX capture', () => {
       samplingRate: 1,
     });
     expect(records[0]!.fields!['flowLabelIPv6']).toBe(892762);
-    expect(summarizeFlowState(st).sessions[0]!.domains[0]!.templates.map((t) => t.id).sort()).toEqual([1024, 1025, 2048, 2049, 4098]);
+    expect(
+      summarizeFlowState(st)
+        .sessions[0]!.domains[0]!.templates.map((t) => t.id)
+        .sort(),
+    ).toEqual([1024, 1025, 2048, 2049, 4098]);
   });
 });
 

@@ -71,9 +71,15 @@ describe('sFlow golden: pmacct sfprobe rate 1', () => {
 
   it('decodes every datagram cleanly, in sequence', () => {
     expect(datagrams).toHaveLength(truth.datagrams);
-    expect(decoded.map(({ d, res }) => ({ frame: d.frame, agent: res.agent, sub_agent: res.subAgent, seq: res.sequence, samples: res.stats.samples }))).toEqual(
-      truth.datagram_list.map((t) => ({ frame: t.frame, agent: t.agent, sub_agent: t.sub_agent, seq: t.seq, samples: t.samples })),
-    );
+    expect(
+      decoded.map(({ d, res }) => ({
+        frame: d.frame,
+        agent: res.agent,
+        sub_agent: res.subAgent,
+        seq: res.sequence,
+        samples: res.stats.samples,
+      })),
+    ).toEqual(truth.datagram_list.map((t) => ({ frame: t.frame, agent: t.agent, sub_agent: t.sub_agent, seq: t.seq, samples: t.samples })));
     for (const { res } of decoded) {
       expect(res.errors).toEqual([]);
       expect(res.stats.lostDatagrams).toBe(0);

@@ -51,7 +51,8 @@ import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/i
 
 const DB = 'scitags';
 const EXPORTER = '127.0.0.1'; // replayDatagrams sends from the loopback address
-const load = (file: string): DashboardJson => JSON.parse(readFileSync(new URL(`../../dashboards/${file}`, import.meta.url), 'utf8')) as DashboardJson;
+const load = (file: string): DashboardJson =>
+  JSON.parse(readFileSync(new URL(`../../dashboards/${file}`, import.meta.url), 'utf8')) as DashboardJson;
 const overview = load('scitags-overview.json');
 const linkDetail = load('link-detail.json');
 const health = load('collector-health.json');
@@ -137,7 +138,11 @@ function buildTruth() {
       });
       marked = { bytes: marked.bytes + n.bytes, packets: marked.packets + n.packets };
     }
-    for (const [cls, n] of [['scitags', marked], ['ipv6_unmarked', t.ipv6Unmarked], ['ipv4', t.ipv4]] as const) {
+    for (const [cls, n] of [
+      ['scitags', marked],
+      ['ipv6_unmarked', t.ipv6Unmarked],
+      ['ipv4', t.ipv4],
+    ] as const) {
       if (n.bytes > 0) cells.push({ measurement: 'link_traffic', tags: { ...link, class: cls }, bytes: n.bytes, packets: n.packets });
     }
     // Collector counters: datagrams, flow records / samples, sequence gaps the capture has
@@ -189,11 +194,13 @@ interface RateExpectation {
   capacity?: number | undefined;
 }
 
-const matches = (sel: Selection | undefined, repeatValue?: string) => (x: string): boolean => {
-  if (repeatValue !== undefined) return x === repeatValue;
-  if (sel === undefined) throw new Error('no selection');
-  return sel === 'all' || sel.includes(x);
-};
+const matches =
+  (sel: Selection | undefined, repeatValue?: string) =>
+  (x: string): boolean => {
+    if (repeatValue !== undefined) return x === repeatValue;
+    if (sel === undefined) throw new Error('no selection');
+    return sel === 'all' || sel.includes(x);
+  };
 
 function totalsBy(cells: Cell[], name: (c: Cell) => string, field: 'bytes' | 'packets'): Record<string, number> {
   const out: Record<string, number> = {};
@@ -205,7 +212,8 @@ function windowsOf(v: View): number[] {
   const out: number[] = [];
   // From the window holding `from` (InfluxDB times are in ns: (from, from + 1 ms) is not empty)
   // up to the one holding the last time the filter admits.
-  for (let w = Math.floor(v.fromMs / v.intervalMs) * v.intervalMs; v.style === 'backend' ? w < v.toMs : w <= v.toMs; w += v.intervalMs) out.push(w);
+  for (let w = Math.floor(v.fromMs / v.intervalMs) * v.intervalMs; v.style === 'backend' ? w < v.toMs : w <= v.toMs; w += v.intervalMs)
+    out.push(w);
   return out;
 }
 
@@ -218,21 +226,31 @@ function checkRate(run: TargetRun, v: View, exp: RateExpectation): void {
   if (exp.quantity === 'utilisation' && exp.capacity === undefined) {
     // No capacity configured: max(capacity) is null, so is every value.
     const values = Object.values(actual).flatMap((s) => Object.values(s));
-    expect(values.every((x) => x === null), `${what}: no capacity, no values: ${JSON.stringify(actual)}`).toBe(true);
+    expect(
+      values.every((x) => x === null),
+      `${what}: no capacity, no values: ${JSON.stringify(actual)}`,
+    ).toBe(true);
     return;
   }
   expect(Object.keys(actual).sort(), `${what}: series`).toEqual(Object.keys(exp.totals).sort());
   const divisor = exp.quantity === 'utilisation' ? exp.capacity! : 1;
   for (const [name, total] of Object.entries(exp.totals)) {
     const points = actual[name]!;
-    const times = Object.keys(points).map(Number).sort((a, b) => a - b);
+    const times = Object.keys(points)
+      .map(Number)
+      .sort((a, b) => a - b);
     if (v.mode.kind === 'range') {
       const W = v.mode.dataWindowMs;
       const expected: Record<number, number> = {};
       if (exp.fill === 'zero') for (const w of windowsOf(v)) expected[w] = 0;
       expected[W] = (total * scale) / v.intervalMs / divisor;
-      expect(times, `${what} / ${name}: timestamps`).toEqual(Object.keys(expected).map(Number).sort((a, b) => a - b));
-      for (const t of times) expect(close(points[t]!, expected[t]!), `${what} / ${name} @ ${t}: got ${points[t]}, expected ${expected[t]}`).toBe(true);
+      expect(times, `${what} / ${name}: timestamps`).toEqual(
+        Object.keys(expected)
+          .map(Number)
+          .sort((a, b) => a - b),
+      );
+      for (const t of times)
+        expect(close(points[t]!, expected[t]!), `${what} / ${name} @ ${t}: got ${points[t]}, expected ${expected[t]}`).toBe(true);
     } else {
       if (exp.fill === 'zero') expect(times, `${what} / ${name}: one point per window (fill(0))`).toEqual(windowsOf(v));
       for (const t of times) expect(points[t]! >= 0, `${what} / ${name} @ ${t}`).toBe(true);
@@ -265,15 +283,24 @@ const scitagsCells = (v: View, where: (c: Cell) => boolean = () => true) =>
 const linkCells = (v: View, where: (c: Cell) => boolean) =>
   TRUTH.cells.filter((c) => c.measurement === 'link_traffic' && matches(v.selection.exporter)(c.tags.exporter!) && where(c));
 
-const rate = (quantity: 'bits' | 'packets', cells: (v: View, run: TargetRun) => Cell[], name: (c: Cell) => string): Check => (run, v) =>
-  checkRate(run, v, { quantity, totals: totalsBy(cells(v, run), name, quantity === 'bits' ? 'bytes' : 'packets'), fill: 'zero' });
+const rate =
+  (quantity: 'bits' | 'packets', cells: (v: View, run: TargetRun) => Cell[], name: (c: Cell) => string): Check =>
+  (run, v) =>
+    checkRate(run, v, { quantity, totals: totalsBy(cells(v, run), name, quantity === 'bits' ? 'bytes' : 'packets'), fill: 'zero' });
 
-const utilisation = (dir: 'in_link' | 'out_link', name: string): Check => (run, v) => {
-  const link = v.selection.link;
-  if (link === 'all' || link?.length !== 1) throw new Error('Link detail has one link');
-  const cells = linkCells(v, (c) => c.tags[dir] === link[0]);
-  checkRate(run, v, { quantity: 'utilisation', totals: cells.length ? { [name]: cells.reduce((a, c) => a + c.bytes, 0) } : {}, fill: 'none', capacity: capacityOf(link[0]!) });
-};
+const utilisation =
+  (dir: 'in_link' | 'out_link', name: string): Check =>
+  (run, v) => {
+    const link = v.selection.link;
+    if (link === 'all' || link?.length !== 1) throw new Error('Link detail has one link');
+    const cells = linkCells(v, (c) => c.tags[dir] === link[0]);
+    checkRate(run, v, {
+      quantity: 'utilisation',
+      totals: cells.length ? { [name]: cells.reduce((a, c) => a + c.bytes, 0) } : {},
+      fill: 'none',
+      capacity: capacityOf(link[0]!),
+    });
+  };
 
 const inLink = (v: View, run: TargetRun) => (c: Cell) => matches(v.selection.link, run.repeatValue)(c.tags.in_link!);
 const outLink = (v: View, run: TargetRun) => (c: Cell) => matches(v.selection.link, run.repeatValue)(c.tags.out_link!);
@@ -286,7 +313,11 @@ const TRAFFIC_CHECKS: Record<string, Record<string, Check>> = {
   'scitags-overview': {
     'SciTags traffic by experiment/A': rate('bits', (v) => scitagsCells(v), community),
     'SciTags packet rate by experiment/A': rate('packets', (v) => scitagsCells(v), community),
-    'Traffic by activity: $experiment/A': rate('bits', (v) => scitagsCells(v, experiment(v)), (c) => c.tags.activity!),
+    'Traffic by activity: $experiment/A': rate(
+      'bits',
+      (v) => scitagsCells(v, experiment(v)),
+      (c) => c.tags.activity!,
+    ),
     'Unregistered-label traffic/A': rate(
       'bits',
       (v) => scitagsCells(v, (c) => c.tags.community === 'unregistered' || c.tags.activity === 'unregistered'),
@@ -294,15 +325,43 @@ const TRAFFIC_CHECKS: Record<string, Record<string, Check>> = {
     ),
     'Top links by SciTags traffic: outbound/A': (run, v) => checkTopLinks(run, v, 'out_link'),
     'Top links by SciTags traffic: inbound/A': (run, v) => checkTopLinks(run, v, 'in_link'),
-    'Marked vs unmarked IPv6 vs IPv4: $link/A': rate('bits', (v, r) => linkCells(v, (c) => inLink(v, r)(c) || outLink(v, r)(c)), (c) => c.tags.class!),
+    'Marked vs unmarked IPv6 vs IPv4: $link/A': rate(
+      'bits',
+      (v, r) => linkCells(v, (c) => inLink(v, r)(c) || outLink(v, r)(c)),
+      (c) => c.tags.class!,
+    ),
   },
   'scitags-link-detail': {
-    'Inbound SciTags traffic by experiment: $link/A': rate('bits', (v, r) => scitagsCells(v, (c) => inLink(v, r)(c) && experiment(v)(c)), community),
-    'Outbound SciTags traffic by experiment: $link/A': rate('bits', (v, r) => scitagsCells(v, (c) => outLink(v, r)(c) && experiment(v)(c)), community),
-    'Inbound SciTags traffic by experiment and activity: $link/A': rate('bits', (v, r) => scitagsCells(v, (c) => inLink(v, r)(c) && experiment(v)(c)), pairName),
-    'Outbound SciTags traffic by experiment and activity: $link/A': rate('bits', (v, r) => scitagsCells(v, (c) => outLink(v, r)(c) && experiment(v)(c)), pairName),
-    'Inbound traffic by class: $link/A': rate('bits', (v, r) => linkCells(v, inLink(v, r)), (c) => c.tags.class!),
-    'Outbound traffic by class: $link/A': rate('bits', (v, r) => linkCells(v, outLink(v, r)), (c) => c.tags.class!),
+    'Inbound SciTags traffic by experiment: $link/A': rate(
+      'bits',
+      (v, r) => scitagsCells(v, (c) => inLink(v, r)(c) && experiment(v)(c)),
+      community,
+    ),
+    'Outbound SciTags traffic by experiment: $link/A': rate(
+      'bits',
+      (v, r) => scitagsCells(v, (c) => outLink(v, r)(c) && experiment(v)(c)),
+      community,
+    ),
+    'Inbound SciTags traffic by experiment and activity: $link/A': rate(
+      'bits',
+      (v, r) => scitagsCells(v, (c) => inLink(v, r)(c) && experiment(v)(c)),
+      pairName,
+    ),
+    'Outbound SciTags traffic by experiment and activity: $link/A': rate(
+      'bits',
+      (v, r) => scitagsCells(v, (c) => outLink(v, r)(c) && experiment(v)(c)),
+      pairName,
+    ),
+    'Inbound traffic by class: $link/A': rate(
+      'bits',
+      (v, r) => linkCells(v, inLink(v, r)),
+      (c) => c.tags.class!,
+    ),
+    'Outbound traffic by class: $link/A': rate(
+      'bits',
+      (v, r) => linkCells(v, outLink(v, r)),
+      (c) => c.tags.class!,
+    ),
     'Utilisation: $link/A': utilisation('in_link', 'in'),
     'Utilisation: $link/B': utilisation('out_link', 'out'),
     'Packet rate: $link/A': rate('packets', (v, r) => linkCells(v, inLink(v, r)), single('in')),
@@ -328,7 +387,15 @@ function runChecks(checks: Record<string, Check>, dashboard: DashboardJson, run:
 // Collector health: a model of the derivative queries over the raw collector_stats points
 // ---------------------------------------------------------------------------------------
 
-const COUNTERS = ['datagrams', 'records', 'decode_errors', 'template_misses', 'sequence_lost', 'queue_drops', 'store_write_failures'] as const;
+const COUNTERS = [
+  'datagrams',
+  'records',
+  'decode_errors',
+  'template_misses',
+  'sequence_lost',
+  'queue_drops',
+  'store_write_failures',
+] as const;
 
 interface RawPoint {
   timeMs: number;
@@ -375,7 +442,13 @@ function groupPoints(points: RawPoint[], keys: string[], name: (tags: Record<str
   return out;
 }
 
-function expectedDerivative(points: RawPoint[], field: string, groupBy: string[], alias: (tags: Record<string, string>) => string, v: View) {
+function expectedDerivative(
+  points: RawPoint[],
+  field: string,
+  groupBy: string[],
+  alias: (tags: Record<string, string>) => string,
+  v: View,
+) {
   const out: Record<string, Record<number, number>> = {};
   for (const [name, pts] of groupPoints(points, groupBy, alias)) {
     const maxes = derivativeWindowMaxes(pts, field, v);
@@ -430,12 +503,14 @@ function checkHealth(run: DashboardRun, v0: Omit<View, 'selection'>, stats: RawP
     const actual = timeSeriesOrTable(t);
     if (t.panelTitle === 'Counts over the time range') {
       const rows: Record<string, Record<string, number | null>> = {};
-      for (const r of tableRows(t)) rows[String(r.exporter)] = Object.fromEntries(COUNTERS.map((c) => [c, (r[c] ?? null) as number | null]));
+      for (const r of tableRows(t))
+        rows[String(r.exporter)] = Object.fromEntries(COUNTERS.map((c) => [c, (r[c] ?? null) as number | null]));
       expect(rows, t.panelTitle).toEqual(expectedCounts(st, v));
       continue;
     }
     let expected: Record<string, Record<number, number>>;
-    if (t.panelTitle === 'Decode errors by reason') expected = expectedDerivative(er, 'errors', ['exporter', 'reason'], (g) => `${g.exporter} ${g.reason}`, v);
+    if (t.panelTitle === 'Decode errors by reason')
+      expected = expectedDerivative(er, 'errors', ['exporter', 'reason'], (g) => `${g.exporter} ${g.reason}`, v);
     else {
       const field = byField[t.panelTitle];
       if (!field) throw new Error(`collector health: no expectation for ${t.panelTitle}`);
@@ -445,7 +520,8 @@ function checkHealth(run: DashboardRun, v0: Omit<View, 'selection'>, stats: RawP
     for (const [name, series] of Object.entries(expected)) {
       const a = actual![name]!;
       expect(Object.keys(a).map(Number).sort(), `${t.panelTitle} / ${name}: timestamps`).toEqual(Object.keys(series).map(Number).sort());
-      for (const [time, e] of Object.entries(series)) expect(close(a[Number(time)]!, e), `${t.panelTitle} / ${name} @ ${time}: ${a[Number(time)]} vs ${e}`).toBe(true);
+      for (const [time, e] of Object.entries(series))
+        expect(close(a[Number(time)]!, e), `${t.panelTitle} / ${name} @ ${time}: ${a[Number(time)]} vs ${e}`).toBe(true);
     }
   }
   expect([...seen].sort()).toEqual([...Object.keys(byField), 'Decode errors by reason', 'Counts over the time range'].sort());
@@ -558,7 +634,10 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     });
     const ex = stats.filter((p) => p.tags.exporter === EXPORTER).sort((a, b) => a.timeMs - b.timeMs);
     expect([ex[0]!.fields.datagrams, ex[0]!.fields.records], "a new exporter's series starts with a zero point").toEqual([0, 0]);
-    expect([ex[1]!.fields.datagrams, ex[1]!.fields.records], "the exporter's first counted point holds phase 1").toEqual([TRUTH.counters.phase1Datagrams, TRUTH.counters.phase1Records]);
+    expect([ex[1]!.fields.datagrams, ex[1]!.fields.records], "the exporter's first counted point holds phase 1").toEqual([
+      TRUTH.counters.phase1Datagrams,
+      TRUTH.counters.phase1Records,
+    ]);
     const errs = decodeErrors.sort((a, b) => a.timeMs - b.timeMs);
     expect(errs.map((p) => [p.tags.exporter, p.tags.reason])).toEqual(errs.map(() => [EXPORTER, BOGUS_REASON]));
     expect(errs.at(-1)?.fields).toEqual({ errors: 1 });
@@ -588,7 +667,13 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
       for (const e of experiments) {
         const opts: RunOptions = { ...base(), fromMs, toMs, intervalMs: interval, timeFilterStyle: style, selection: { experiment: [e] } };
         const run = await runDashboard(overview, opts);
-        runChecks(TRAFFIC_CHECKS['scitags-overview']!, overview, run, { fromMs, toMs, intervalMs: interval, style, mode: { kind: 'range', dataWindowMs: W } });
+        runChecks(TRAFFIC_CHECKS['scitags-overview']!, overview, run, {
+          fromMs,
+          toMs,
+          intervalMs: interval,
+          style,
+          mode: { kind: 'range', dataWindowMs: W },
+        });
       }
     }
   });
@@ -605,9 +690,21 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     const links = [...new Set(TRUTH.cells.flatMap((c) => [c.tags.in_link!, c.tags.out_link!]))];
     for (const link of links) {
       for (const experiment of ['all', ['atlas', 'unregistered']] as Selection[]) {
-        const opts: RunOptions = { ...base(), fromMs: W, toMs: W + interval - 1, intervalMs: interval, selection: { exporter: 'all', link: [link], experiment } };
+        const opts: RunOptions = {
+          ...base(),
+          fromMs: W,
+          toMs: W + interval - 1,
+          intervalMs: interval,
+          selection: { exporter: 'all', link: [link], experiment },
+        };
         const run = await runDashboard(linkDetail, opts);
-        runChecks(TRAFFIC_CHECKS['scitags-link-detail']!, linkDetail, run, { fromMs: opts.fromMs, toMs: opts.toMs, intervalMs: interval, style: 'frontend', mode: { kind: 'range', dataWindowMs: W } });
+        runChecks(TRAFFIC_CHECKS['scitags-link-detail']!, linkDetail, run, {
+          fromMs: opts.fromMs,
+          toMs: opts.toMs,
+          intervalMs: interval,
+          style: 'frontend',
+          mode: { kind: 'range', dataWindowMs: W },
+        });
       }
       const run = await runDashboard(linkDetail, { ...base(), ...minute, selection: { link: [link] } });
       runChecks(TRAFFIC_CHECKS['scitags-link-detail']!, linkDetail, run, { ...minute, style: 'frontend', mode: { kind: 'bucket' } });
@@ -618,10 +715,7 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     const { minute } = ranges();
     const fromMs = Math.floor(startMs / 1000) * 1000 - 5000;
     const toMs = Math.ceil(endMs / 1000) * 1000 + 5000;
-    for (const view of [
-      { fromMs, toMs, intervalMs: 1000 },
-      { ...minute },
-    ]) {
+    for (const view of [{ fromMs, toMs, intervalMs: 1000 }, { ...minute }]) {
       for (const exporter of ['all', [EXPORTER]] as Selection[]) {
         const run = await runDashboard(health, { ...base(), ...view, selection: { exporter } });
         checkHealth(run, { ...view, style: 'frontend', mode: { kind: 'bucket' } }, stats, decodeErrors);
@@ -630,16 +724,37 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     // At one point per second the table holds the whole replay, for `all` and for the
     // exporter: both series start from a zero point.
     const run = await runDashboard(health, { ...base(), fromMs, toMs, intervalMs: 1000 });
-    const rows = Object.fromEntries(tableRows(run.targets.find((t) => t.panelTitle === 'Counts over the time range')!).map((r) => [String(r.exporter), r]));
+    const rows = Object.fromEntries(
+      tableRows(run.targets.find((t) => t.panelTitle === 'Counts over the time range')!).map((r) => [String(r.exporter), r]),
+    );
     const c = TRUTH.counters;
     const zero = { template_misses: 0, queue_drops: 0, store_write_failures: 0 };
-    expect(rows.all).toMatchObject({ datagrams: c.datagrams, records: c.records, decode_errors: 1, sequence_lost: c.sequenceLost, ...zero });
-    expect(rows[EXPORTER]).toMatchObject({ datagrams: c.datagrams, records: c.records, decode_errors: 1, sequence_lost: c.sequenceLost, ...zero });
+    expect(rows.all).toMatchObject({
+      datagrams: c.datagrams,
+      records: c.records,
+      decode_errors: 1,
+      sequence_lost: c.sequenceLost,
+      ...zero,
+    });
+    expect(rows[EXPORTER]).toMatchObject({
+      datagrams: c.datagrams,
+      records: c.records,
+      decode_errors: 1,
+      sequence_lost: c.sequenceLost,
+      ...zero,
+    });
     // The rate panels integrate to the same counts: rate x seconds since the previous point.
-    for (const [title, field] of [['Datagrams received', 'datagrams'], ['Flow records / samples', 'records'], ['Sequence gaps (lost)', 'sequence_lost']] as const) {
+    for (const [title, field] of [
+      ['Datagrams received', 'datagrams'],
+      ['Flow records / samples', 'records'],
+      ['Sequence gaps (lost)', 'sequence_lost'],
+    ] as const) {
       const series = timeSeriesByName(run.targets.find((t) => t.panelTitle === title)!);
       for (const exporter of ['all', EXPORTER]) {
-        const times = stats.filter((p) => p.tags.exporter === exporter).map((p) => p.timeMs).sort((a, b) => a - b);
+        const times = stats
+          .filter((p) => p.tags.exporter === exporter)
+          .map((p) => p.timeMs)
+          .sort((a, b) => a - b);
         const integral = Object.entries(series[exporter] ?? {}).reduce((a, [t, x]) => {
           const prev = times.filter((u) => u < Number(t)).at(-1)!;
           return a + (x ?? 0) * ((Number(t) - prev) / 1000);
@@ -658,13 +773,21 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
 
   it("an exporter's counts before its first collector_stats point are in the rate panels and the counts table", async () => {
     const run = await runDashboard(health, { ...base(), fromMs: startMs - 5000, toMs: endMs + 5000, intervalMs: 1000 });
-    const rows = Object.fromEntries(tableRows(run.targets.find((t) => t.panelTitle === 'Counts over the time range')!).map((r) => [String(r.exporter), r]));
+    const rows = Object.fromEntries(
+      tableRows(run.targets.find((t) => t.panelTitle === 'Counts over the time range')!).map((r) => [String(r.exporter), r]),
+    );
     expect(rows[EXPORTER]).toMatchObject({ datagrams: TRUTH.counters.datagrams, records: TRUTH.counters.records });
   });
 
   it('a wrong query fails: mutated panel queries are caught against the collector data', async () => {
     const { interval, W } = ranges();
-    const view = { fromMs: W, toMs: W + interval - 1, intervalMs: interval, style: 'frontend' as const, mode: { kind: 'range' as const, dataWindowMs: W } };
+    const view = {
+      fromMs: W,
+      toMs: W + interval - 1,
+      intervalMs: interval,
+      style: 'frontend' as const,
+      mode: { kind: 'range' as const, dataWindowMs: W },
+    };
     const mutations: [DashboardJson, (q: string) => string, Record<string, Selection>][] = [
       [overview, (q) => q.replace('* 8000 /', '* 8 /'), {}],
       [overview, (q) => q.replace('$__interval_ms', '60000'), {}],

@@ -36,7 +36,8 @@ import { DEFAULT_SETUP, provisionInflux } from '../../src/store/influx/setup.js'
  */
 
 const DB = 'scitags';
-const load = (file: string): DashboardJson => JSON.parse(readFileSync(new URL(`../../dashboards/${file}`, import.meta.url), 'utf8')) as DashboardJson;
+const load = (file: string): DashboardJson =>
+  JSON.parse(readFileSync(new URL(`../../dashboards/${file}`, import.meta.url), 'utf8')) as DashboardJson;
 const overview = load('scitags-overview.json');
 const linkDetail = load('link-detail.json');
 const health = load('collector-health.json');
@@ -71,14 +72,94 @@ interface Flow {
 }
 
 const FLOWS: Flow[] = [
-  { exporter: E1, in_link: GEANT, out_link: LHCOPN, community: 'atlas', activity: 'production', community_id: '2', activity_id: '3', buckets: () => true, base: 100_000 },
-  { exporter: E1, in_link: GEANT, out_link: LHCOPN, community: 'atlas', activity: 'perfsonar', community_id: '2', activity_id: '10', buckets: (k) => k % 2 === 0, base: 7_000 },
-  { exporter: E1, in_link: LHCOPN, out_link: GEANT, community: 'cms', activity: 'production', community_id: '3', activity_id: '3', buckets: (k) => k >= 3, base: 55_000 },
-  { exporter: E2, in_link: '7', out_link: 'esnet-chi', community: 'cms', activity: 'analysis', community_id: '3', activity_id: '5', buckets: (k) => k !== 4, base: 31_000 },
-  { exporter: E2, in_link: '7', out_link: 'esnet-chi', community: 'atlas', activity: 'production', community_id: '2', activity_id: '3', buckets: (k) => k < 6, base: 12_345 },
-  { exporter: E1, in_link: GEANT, out_link: LHCOPN, community: 'unregistered', activity: 'unregistered', community_id: 'unregistered', activity_id: 'unregistered', buckets: (k) => k % 3 === 0, base: 999 },
-  { exporter: E2, in_link: '7', out_link: 'esnet-chi', community: 'unregistered', activity: 'unregistered', community_id: '301', activity_id: '12', buckets: (k) => k === 2 || k === 7, base: 4_321 },
-  { exporter: E3, in_link: '7', out_link: 'none', community: 'lhcb', activity: 'datachallenge', community_id: '4', activity_id: '1', buckets: (k) => k >= 1 && k <= 8, base: 2_500 },
+  {
+    exporter: E1,
+    in_link: GEANT,
+    out_link: LHCOPN,
+    community: 'atlas',
+    activity: 'production',
+    community_id: '2',
+    activity_id: '3',
+    buckets: () => true,
+    base: 100_000,
+  },
+  {
+    exporter: E1,
+    in_link: GEANT,
+    out_link: LHCOPN,
+    community: 'atlas',
+    activity: 'perfsonar',
+    community_id: '2',
+    activity_id: '10',
+    buckets: (k) => k % 2 === 0,
+    base: 7_000,
+  },
+  {
+    exporter: E1,
+    in_link: LHCOPN,
+    out_link: GEANT,
+    community: 'cms',
+    activity: 'production',
+    community_id: '3',
+    activity_id: '3',
+    buckets: (k) => k >= 3,
+    base: 55_000,
+  },
+  {
+    exporter: E2,
+    in_link: '7',
+    out_link: 'esnet-chi',
+    community: 'cms',
+    activity: 'analysis',
+    community_id: '3',
+    activity_id: '5',
+    buckets: (k) => k !== 4,
+    base: 31_000,
+  },
+  {
+    exporter: E2,
+    in_link: '7',
+    out_link: 'esnet-chi',
+    community: 'atlas',
+    activity: 'production',
+    community_id: '2',
+    activity_id: '3',
+    buckets: (k) => k < 6,
+    base: 12_345,
+  },
+  {
+    exporter: E1,
+    in_link: GEANT,
+    out_link: LHCOPN,
+    community: 'unregistered',
+    activity: 'unregistered',
+    community_id: 'unregistered',
+    activity_id: 'unregistered',
+    buckets: (k) => k % 3 === 0,
+    base: 999,
+  },
+  {
+    exporter: E2,
+    in_link: '7',
+    out_link: 'esnet-chi',
+    community: 'unregistered',
+    activity: 'unregistered',
+    community_id: '301',
+    activity_id: '12',
+    buckets: (k) => k === 2 || k === 7,
+    base: 4_321,
+  },
+  {
+    exporter: E3,
+    in_link: '7',
+    out_link: 'none',
+    community: 'lhcb',
+    activity: 'datachallenge',
+    community_id: '4',
+    activity_id: '1',
+    buckets: (k) => k >= 1 && k <= 8,
+    base: 2_500,
+  },
 ];
 
 function buildPoints(): Point[] {
@@ -86,7 +167,8 @@ function buildPoints(): Point[] {
   const linkKey = (e: string, i: string, o: string) => `${e}|${i}|${o}`;
   const links = new Map<string, { exporter: string; in_link: string; out_link: string; n: number }>();
   FLOWS.forEach((f, n) => {
-    if (!links.has(linkKey(f.exporter, f.in_link, f.out_link))) links.set(linkKey(f.exporter, f.in_link, f.out_link), { exporter: f.exporter, in_link: f.in_link, out_link: f.out_link, n });
+    if (!links.has(linkKey(f.exporter, f.in_link, f.out_link)))
+      links.set(linkKey(f.exporter, f.in_link, f.out_link), { exporter: f.exporter, in_link: f.in_link, out_link: f.out_link, n });
   });
   // a link pair that carries no marked traffic at all
   links.set(linkKey(E3, '12', '7'), { exporter: E3, in_link: '12', out_link: '7', n: 9 });
@@ -99,7 +181,12 @@ function buildPoints(): Point[] {
       const packets = Math.floor(bytes / 900) + 1;
       const records = 1 + ((k + n) % 4);
       const { exporter, in_link, out_link, community, activity, community_id, activity_id } = f;
-      points.push({ measurement: 'scitags_traffic', tags: { exporter, in_link, out_link, ...ifTags(in_link, out_link), community, activity, community_id, activity_id }, fields: { bytes, packets, records }, time });
+      points.push({
+        measurement: 'scitags_traffic',
+        tags: { exporter, in_link, out_link, ...ifTags(in_link, out_link), community, activity, community_id, activity_id },
+        fields: { bytes, packets, records },
+        time,
+      });
       const key = linkKey(exporter, in_link, out_link);
       const m = marked.get(key) ?? { bytes: 0, packets: 0, records: 0 };
       marked.set(key, { bytes: m.bytes + bytes, packets: m.packets + packets, records: m.records + records });
@@ -113,24 +200,57 @@ function buildPoints(): Point[] {
       if (m) points.push({ measurement: 'link_traffic', tags: { ...tags, class: 'scitags' }, fields: { ...m, ...cap }, time });
       if ((k + l.n) % 5 !== 0) {
         const bytes = 40_000 + 1_000 * l.n + 313 * k;
-        points.push({ measurement: 'link_traffic', tags: { ...tags, class: 'ipv6_unmarked' }, fields: { bytes, packets: Math.floor(bytes / 700), records: 2, ...cap }, time });
+        points.push({
+          measurement: 'link_traffic',
+          tags: { ...tags, class: 'ipv6_unmarked' },
+          fields: { bytes, packets: Math.floor(bytes / 700), records: 2, ...cap },
+          time,
+        });
       }
       const bytes4 = 90_000 + 2_000 * l.n + 101 * k * k;
-      points.push({ measurement: 'link_traffic', tags: { ...tags, class: 'ipv4' }, fields: { bytes: bytes4, packets: Math.floor(bytes4 / 1200), records: 3, ...cap }, time });
-      if (l.exporter === E2 && k === 5) points.push({ measurement: 'link_traffic', tags: { ...tags, class: 'unknown' }, fields: { bytes: 640, packets: 1, records: 1, ...cap }, time });
+      points.push({
+        measurement: 'link_traffic',
+        tags: { ...tags, class: 'ipv4' },
+        fields: { bytes: bytes4, packets: Math.floor(bytes4 / 1200), records: 3, ...cap },
+        time,
+      });
+      if (l.exporter === E2 && k === 5)
+        points.push({
+          measurement: 'link_traffic',
+          tags: { ...tags, class: 'unknown' },
+          fields: { bytes: 640, packets: 1, records: 1, ...cap },
+          time,
+        });
     }
     // collector counters: cumulative since start; E2's collector "restarted" before bucket 5
     const stat = (rate: number, since: number) => {
       const n = k - since + 1;
-      return { datagrams: rate * n, records: rate * 7 * n, decode_errors: 3 * n + (n * n) % 5, template_misses: 2 * n, sequence_lost: n * n, queue_drops: Math.max(0, n - 4) };
+      return {
+        datagrams: rate * n,
+        records: rate * 7 * n,
+        decode_errors: 3 * n + ((n * n) % 5),
+        template_misses: 2 * n,
+        sequence_lost: n * n,
+        queue_drops: Math.max(0, n - 4),
+      };
     };
     points.push({ measurement: 'collector_stats', tags: { exporter: E1 }, fields: stat(120, -2), time });
     points.push({ measurement: 'collector_stats', tags: { exporter: E2 }, fields: stat(90, k >= 5 ? 5 : -2), time });
     points.push({ measurement: 'collector_stats', tags: { exporter: E3 }, fields: stat(30, -2), time });
-    points.push({ measurement: 'collector_stats', tags: { exporter: 'all' }, fields: { store_write_failures: k >= 6 ? 4 : k >= 3 ? 1 : 0 }, time });
+    points.push({
+      measurement: 'collector_stats',
+      tags: { exporter: 'all' },
+      fields: { store_write_failures: k >= 6 ? 4 : k >= 3 ? 1 : 0 },
+      time,
+    });
     const n = k + 3;
     points.push({ measurement: 'collector_decode_errors', tags: { exporter: E1, reason: 'truncated' }, fields: { errors: 2 * n }, time });
-    points.push({ measurement: 'collector_decode_errors', tags: { exporter: E1, reason: 'template-missing' }, fields: { errors: n * n }, time });
+    points.push({
+      measurement: 'collector_decode_errors',
+      tags: { exporter: E1, reason: 'template-missing' },
+      fields: { errors: n * n },
+      time,
+    });
     points.push({ measurement: 'collector_decode_errors', tags: { exporter: E3, reason: 'bad-version' }, fields: { errors: 5 * n }, time });
   }
   return points;
@@ -162,7 +282,16 @@ const AGED_HOUR = T0 - 20 * 3600;
 const AGED: Point[] = [
   {
     measurement: 'scitags_traffic',
-    tags: { exporter: E1, in_link: GEANT, out_link: LHCOPN, ...ifTags(GEANT, LHCOPN), community: 'atlas', activity: 'production', community_id: '2', activity_id: '3' },
+    tags: {
+      exporter: E1,
+      in_link: GEANT,
+      out_link: LHCOPN,
+      ...ifTags(GEANT, LHCOPN),
+      community: 'atlas',
+      activity: 'production',
+      community_id: '2',
+      activity_id: '3',
+    },
     fields: { bytes: 9_000_000, packets: 7_000, records: 40 },
     time: AGED_HOUR,
   },
@@ -226,8 +355,7 @@ function windows(v: View, intervalMs: number, extendBack = false): number[] {
 }
 
 /** Points a derivative-type query sees: the time filter with its start one interval earlier. */
-const inDerivativeRange = (p: Point, v: View, intervalMs: number) =>
-  inRange(p, { ...v, fromMs: v.fromMs - intervalMs });
+const inDerivativeRange = (p: Point, v: View, intervalMs: number) => inRange(p, { ...v, fromMs: v.fromMs - intervalMs });
 
 function aliasName(alias: string, tags: Record<string, string>): string {
   return alias.replace(/\$tag_(\w+)/g, (_m, t: string) => tags[t] ?? '');
@@ -272,8 +400,17 @@ const utilisation = (capField: string) => (pts: Point[], i: number) => {
 };
 
 /** non_negative_derivative(max(field), 1s) GROUP BY time(i), groupBy fill(none) */
-function expectedDerivative(measurement: string, field: string, where: (p: Point) => boolean, groupBy: string[], v: View, run: TargetRun): Series {
-  const pts = v.points.filter((p) => p.measurement === measurement && inDerivativeRange(p, v, run.intervalMs) && where(p) && p.fields[field] !== undefined);
+function expectedDerivative(
+  measurement: string,
+  field: string,
+  where: (p: Point) => boolean,
+  groupBy: string[],
+  v: View,
+  run: TargetRun,
+): Series {
+  const pts = v.points.filter(
+    (p) => p.measurement === measurement && inDerivativeRange(p, v, run.intervalMs) && where(p) && p.fields[field] !== undefined,
+  );
   const out: Series = {};
   for (const g of groups(pts, groupBy).values()) {
     const maxes: [number, number][] = [];
@@ -314,11 +451,21 @@ type Check = (run: TargetRun, v: View) => void;
 
 const E = (v: View) => matcher(v, 'exporter');
 
-function rateCheck(measurement: string, where: (v: View, run: TargetRun) => (p: Point) => boolean, groupBy: string[], reduce: RateSpec['reduce'], fill: RateSpec['fill'] = 'zero'): Check {
+function rateCheck(
+  measurement: string,
+  where: (v: View, run: TargetRun) => (p: Point) => boolean,
+  groupBy: string[],
+  reduce: RateSpec['reduce'],
+  fill: RateSpec['fill'] = 'zero',
+): Check {
   return (run, v) => {
     const w = where(v, run);
     const spec: RateSpec = { measurement, where: (p) => E(v)(p.tags.exporter!) && w(p), groupBy, reduce, fill };
-    expectSeriesEqual(timeSeriesByName(run), expectedRate(spec, v, run), `${run.panelTitle} ${run.refId}${run.repeatValue !== undefined ? ` [${run.repeatValue}]` : ''}`);
+    expectSeriesEqual(
+      timeSeriesByName(run),
+      expectedRate(spec, v, run),
+      `${run.panelTitle} ${run.refId}${run.repeatValue !== undefined ? ` [${run.repeatValue}]` : ''}`,
+    );
   };
 }
 
@@ -345,7 +492,9 @@ function topLinksCheck(linkTag: 'in_link' | 'out_link'): Check {
 const COUNTERS = ['datagrams', 'records', 'decode_errors', 'template_misses', 'sequence_lost', 'queue_drops', 'store_write_failures'];
 
 const countsCheck: Check = (run, v) => {
-  const pts = v.points.filter((p) => p.measurement === 'collector_stats' && inDerivativeRange(p, v, run.intervalMs) && E(v)(p.tags.exporter!));
+  const pts = v.points.filter(
+    (p) => p.measurement === 'collector_stats' && inDerivativeRange(p, v, run.intervalMs) && E(v)(p.tags.exporter!),
+  );
   const expected: Record<string, Record<string, number | null>> = {};
   for (const g of groups(pts, ['exporter']).values()) {
     const row: Record<string, number | null> = {};
@@ -369,12 +518,19 @@ const countsCheck: Check = (run, v) => {
     expected[g.tags.exporter!] = row;
   }
   const actual: Record<string, Record<string, number | null>> = {};
-  for (const r of tableRows(run)) actual[String(r.exporter)] = Object.fromEntries(COUNTERS.map((c) => [c, (r[c] ?? null) as number | null]));
+  for (const r of tableRows(run))
+    actual[String(r.exporter)] = Object.fromEntries(COUNTERS.map((c) => [c, (r[c] ?? null) as number | null]));
   expect(actual, run.panelTitle).toEqual(expected);
 };
 
-const derivCheck = (measurement: string, field: string, groupBy: string[]): Check => (run, v) =>
-  expectSeriesEqual(timeSeriesByName(run), expectedDerivative(measurement, field, (p) => E(v)(p.tags.exporter!), groupBy, v, run), `${run.panelTitle} ${run.refId}`);
+const derivCheck =
+  (measurement: string, field: string, groupBy: string[]): Check =>
+  (run, v) =>
+    expectSeriesEqual(
+      timeSeriesByName(run),
+      expectedDerivative(measurement, field, (p) => E(v)(p.tags.exporter!), groupBy, v, run),
+      `${run.panelTitle} ${run.refId}`,
+    );
 
 const unregistered = (p: Point) => p.tags.community === 'unregistered' || p.tags.activity === 'unregistered';
 const linkIn = (v: View, run: TargetRun) => (p: Point) => matcher(v, 'link', run.repeatValue)(p.tags.in_link!);
@@ -390,13 +546,38 @@ const CHECKS: Record<string, Record<string, Check>> = {
     'Unregistered-label traffic/A': rateCheck('scitags_traffic', () => unregistered, ['exporter', 'community_id', 'activity_id'], bitRate),
     'Top links by SciTags traffic: outbound/A': topLinksCheck('out_link'),
     'Top links by SciTags traffic: inbound/A': topLinksCheck('in_link'),
-    'Marked vs unmarked IPv6 vs IPv4: $link/A': rateCheck('link_traffic', (v, run) => (p) => linkIn(v, run)(p) || linkOut(v, run)(p), ['class'], bitRate),
+    'Marked vs unmarked IPv6 vs IPv4: $link/A': rateCheck(
+      'link_traffic',
+      (v, run) => (p) => linkIn(v, run)(p) || linkOut(v, run)(p),
+      ['class'],
+      bitRate,
+    ),
   },
   'scitags-link-detail': {
-    'Inbound SciTags traffic by experiment: $link/A': rateCheck('scitags_traffic', (v, r) => (p) => linkIn(v, r)(p) && experiment(v)(p), ['community'], bitRate),
-    'Outbound SciTags traffic by experiment: $link/A': rateCheck('scitags_traffic', (v, r) => (p) => linkOut(v, r)(p) && experiment(v)(p), ['community'], bitRate),
-    'Inbound SciTags traffic by experiment and activity: $link/A': rateCheck('scitags_traffic', (v, r) => (p) => linkIn(v, r)(p) && experiment(v)(p), ['community', 'activity'], bitRate),
-    'Outbound SciTags traffic by experiment and activity: $link/A': rateCheck('scitags_traffic', (v, r) => (p) => linkOut(v, r)(p) && experiment(v)(p), ['community', 'activity'], bitRate),
+    'Inbound SciTags traffic by experiment: $link/A': rateCheck(
+      'scitags_traffic',
+      (v, r) => (p) => linkIn(v, r)(p) && experiment(v)(p),
+      ['community'],
+      bitRate,
+    ),
+    'Outbound SciTags traffic by experiment: $link/A': rateCheck(
+      'scitags_traffic',
+      (v, r) => (p) => linkOut(v, r)(p) && experiment(v)(p),
+      ['community'],
+      bitRate,
+    ),
+    'Inbound SciTags traffic by experiment and activity: $link/A': rateCheck(
+      'scitags_traffic',
+      (v, r) => (p) => linkIn(v, r)(p) && experiment(v)(p),
+      ['community', 'activity'],
+      bitRate,
+    ),
+    'Outbound SciTags traffic by experiment and activity: $link/A': rateCheck(
+      'scitags_traffic',
+      (v, r) => (p) => linkOut(v, r)(p) && experiment(v)(p),
+      ['community', 'activity'],
+      bitRate,
+    ),
     'Inbound traffic by class: $link/A': rateCheck('link_traffic', linkIn, ['class'], bitRate),
     'Outbound traffic by class: $link/A': rateCheck('link_traffic', linkOut, ['class'], bitRate),
     'Utilisation: $link/A': rateCheck('link_traffic', linkIn, [], utilisation('in_capacity_bps'), 'none'),
@@ -444,7 +625,10 @@ function checkRun(dashboard: DashboardJson, run: DashboardRun, opts: RunOptions)
 function expectData(run: DashboardRun): void {
   for (const t of run.targets) {
     const values = t.series.flatMap((s) => s.values.map((r) => r[1]));
-    expect(values.some((x) => typeof x === 'number' && x !== 0), `${t.panelTitle} ${t.refId} ${t.repeatValue ?? ''} returned data`).toBe(true);
+    expect(
+      values.some((x) => typeof x === 'number' && x !== 0),
+      `${t.panelTitle} ${t.refId} ${t.repeatValue ?? ''} returned data`,
+    ).toBe(true);
   }
 }
 
@@ -466,8 +650,12 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     const ours = cqs.filter((r) => r.name === 'cq_scitags_1h' || r.name === 'cq_link_1h');
     expect(ours).toHaveLength(2);
     const hours = `time >= ${(T0 - 3600) * 1000}ms AND time < ${(T0 + 3600) * 1000}ms`;
-    for (const cq of ours) await client.query(/BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE ${hours} GROUP BY`));
-    const aged = await fetch(`${influx.url}/write?db=${DB}&rp=rollup_1h&precision=s`, { method: 'POST', body: AGED.map(toLineProtocol).join('\n') });
+    for (const cq of ours)
+      await client.query(/BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE ${hours} GROUP BY`));
+    const aged = await fetch(`${influx.url}/write?db=${DB}&rp=rollup_1h&precision=s`, {
+      method: 'POST',
+      body: AGED.map(toLineProtocol).join('\n'),
+    });
     expect(aged.status).toBe(204);
   });
   afterAll(async () => {
@@ -478,7 +666,12 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     const a = await influxQuery(influx.url, DB, 'SELECT sum("bytes") FROM "scitags_traffic"');
     const b = await influxQuery(influx.url, DB, `SELECT sum("bytes") FROM "link_traffic" WHERE "class" = 'scitags'`);
     expect(a[0]!.values[0]![1]).toBe(b[0]!.values[0]![1]);
-    expect(a[0]!.values[0]![1]).toBe(sum(POINTS.filter((p) => p.measurement === 'scitags_traffic'), 'bytes'));
+    expect(a[0]!.values[0]![1]).toBe(
+      sum(
+        POINTS.filter((p) => p.measurement === 'scitags_traffic'),
+        'bytes',
+      ),
+    );
   });
 
   it('template variables list the expected values (Grafana response parsing, dependent variables)', async () => {
@@ -494,7 +687,9 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     expect(o.variables.selection).toEqual({ policy: RAW, exporter: 'all', experiment: ['atlas'], link: 'all' });
     // the link variable follows the exporter selection; the regex is escaped
     const only2 = await runDashboard(linkDetail, { ...opts, selection: { exporter: [E2] } });
-    expect(only2.variables.queries.link).toBe('SHOW TAG VALUES FROM "link_traffic" WITH KEY IN ("in_link", "out_link") WHERE "exporter" =~ /^2001:db8::1$/');
+    expect(only2.variables.queries.link).toBe(
+      'SHOW TAG VALUES FROM "link_traffic" WITH KEY IN ("in_link", "out_link") WHERE "exporter" =~ /^2001:db8::1$/',
+    );
     expect(only2.variables.options.link).toEqual(['7', 'esnet-chi']);
     expect(only2.variables.options.experiment).toEqual(['atlas', 'cms', 'unregistered']);
     expect(only2.variables.selection.link).toEqual(['7']);
@@ -510,7 +705,14 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       const opts: RunOptions = { ...base(), fromMs: FROM, toMs: TO, intervalMs };
       const run = await runDashboard(overview, opts);
       expectData(run);
-      expect(run.targets.filter((t) => t.repeatValue !== undefined).map((t) => t.repeatValue)).toEqual(['12', '7', 'esnet-chi', 'lhcopn.cern', 'none', 'uplink (geant)']);
+      expect(run.targets.filter((t) => t.repeatValue !== undefined).map((t) => t.repeatValue)).toEqual([
+        '12',
+        '7',
+        'esnet-chi',
+        'lhcopn.cern',
+        'none',
+        'uplink (geant)',
+      ]);
       checkRun(overview, run, opts);
     }
   });
@@ -523,7 +725,8 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     // atlas in buckets 0..9: production on E1 (100000 * (k+3)), perfsonar on E1 for even k
     // (7000 * (k+3) + 17), production on E2 for k < 6 (12345 * (k+3) + 68)
     let atlas = 0;
-    for (let k = 0; k <= 9; k++) atlas += 100_000 * (k + 3) + (k % 2 === 0 ? 7_000 * (k + 3) + 17 : 0) + (k < 6 ? 12_345 * (k + 3) + 68 : 0);
+    for (let k = 0; k <= 9; k++)
+      atlas += 100_000 * (k + 3) + (k % 2 === 0 ? 7_000 * (k + 3) + 17 : 0) + (k < 6 ? 12_345 * (k + 3) + 68 : 0);
     expect(Math.round(bytes(byExp.atlas!))).toBe(atlas);
     expect(atlas).toBe(8_152_878);
     expect(Object.keys(byExp).sort()).toEqual(['atlas', 'cms', 'lhcb', 'unregistered']);
@@ -540,7 +743,9 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     };
     const run = await runDashboard(overview, opts);
     expect(new Set(run.targets.map((t) => t.intervalMs))).toEqual(new Set([60_000]));
-    expect(run.targets.find((t) => t.panelTitle === 'SciTags traffic by experiment')!.query).toContain('"exporter" =~ /^(192\\.0\\.2\\.1|2001:db8::1)$/');
+    expect(run.targets.find((t) => t.panelTitle === 'SciTags traffic by experiment')!.query).toContain(
+      '"exporter" =~ /^(192\\.0\\.2\\.1|2001:db8::1)$/',
+    );
     expect(run.targets.find((t) => t.repeatValue === GEANT)!.query).toContain('"in_link" =~ /^uplink \\(geant\\)$/');
     checkRun(overview, run, opts);
   });
@@ -558,14 +763,31 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       checkRun(linkDetail, run, opts);
     }
     // utilisation: capacity configured on lhcopn.cern (10 Mbit/s) -> numbers; on "7" -> no capacity, empty
-    const withCap = await runDashboard(linkDetail, { ...base(), fromMs: FROM, toMs: TO, intervalMs: 60_000, selection: { exporter: 'all', link: [LHCOPN], experiment: 'all' } });
+    const withCap = await runDashboard(linkDetail, {
+      ...base(),
+      fromMs: FROM,
+      toMs: TO,
+      intervalMs: 60_000,
+      selection: { exporter: 'all', link: [LHCOPN], experiment: 'all' },
+    });
     const util = timeSeriesByName(withCap.targets.find((t) => t.panelTitle === 'Utilisation: $link' && t.refId === 'B')!);
     const first = util.out![FROM]!;
-    const outBytes0 = sum(POINTS.filter((p) => p.measurement === 'link_traffic' && p.tags.out_link === LHCOPN && p.time === T0), 'bytes');
+    const outBytes0 = sum(
+      POINTS.filter((p) => p.measurement === 'link_traffic' && p.tags.out_link === LHCOPN && p.time === T0),
+      'bytes',
+    );
     expect(first).toBeCloseTo((outBytes0 * 8) / 60 / 10_000_000, 12);
     expect(first).toBeGreaterThan(0);
-    const noCap = await runDashboard(linkDetail, { ...base(), fromMs: FROM, toMs: TO, intervalMs: 60_000, selection: { exporter: [E2], link: ['7'], experiment: 'all' } });
-    const utilNoCap = noCap.targets.filter((t) => t.panelTitle === 'Utilisation: $link').flatMap((t) => t.series.flatMap((s) => s.values.map((r) => r[1])));
+    const noCap = await runDashboard(linkDetail, {
+      ...base(),
+      fromMs: FROM,
+      toMs: TO,
+      intervalMs: 60_000,
+      selection: { exporter: [E2], link: ['7'], experiment: 'all' },
+    });
+    const utilNoCap = noCap.targets
+      .filter((t) => t.panelTitle === 'Utilisation: $link')
+      .flatMap((t) => t.series.flatMap((s) => s.values.map((r) => r[1])));
     expect(utilNoCap.every((x) => x === null)).toBe(true);
   });
 
@@ -610,7 +832,15 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
   it('rollup_1h holds exactly the hourly sums (and capacity maxima) of the raw buckets', async () => {
     const read = async (m: string) => {
       const rows = tableRows({ series: await influxQuery(influx.url, DB, `SELECT * FROM "rollup_1h"."${m}"`) } as TargetRun);
-      return rows.map((r) => JSON.stringify(Object.entries(r).filter(([, x]) => x !== null).sort())).sort();
+      return rows
+        .map((r) =>
+          JSON.stringify(
+            Object.entries(r)
+              .filter(([, x]) => x !== null)
+              .sort(),
+          ),
+        )
+        .sort();
     };
     for (const m of ['scitags_traffic', 'link_traffic']) {
       const expected = ROLLUP_POINTS.filter((p) => p.measurement === m)
@@ -639,7 +869,8 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
         const opts: RunOptions = { ...c, selection };
         const run = await runDashboard(d, opts);
         // every rate reads whole roll-up points (the top-links tables divide by the range instead)
-        for (const t of run.targets) if (t.query.includes('GROUP BY time(')) expect(t.intervalMs, t.panelTitle).toBeGreaterThanOrEqual(HOUR);
+        for (const t of run.targets)
+          if (t.query.includes('GROUP BY time(')) expect(t.intervalMs, t.panelTitle).toBeGreaterThanOrEqual(HOUR);
         expect(run.targets.filter((t) => t.query.includes('"rollup_1h".')).length).toBe(run.targets.length);
         if (full) expectData(run);
         checkRun(d, run, opts);
@@ -648,7 +879,11 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
     // the aged hour is there on rollup_1h only
     const twoDays = { ...base(), fromMs: (T0 - 86_400) * 1000, toMs: T0 * 1000, intervalMs: HOUR };
     const atlasAt = async (policy: Selection) =>
-      timeSeriesByName((await runDashboard(overview, { ...twoDays, selection: { policy } })).targets.find((t) => t.panelTitle === 'SciTags traffic by experiment')!).atlas?.[AGED_HOUR * 1000];
+      timeSeriesByName(
+        (await runDashboard(overview, { ...twoDays, selection: { policy } })).targets.find(
+          (t) => t.panelTitle === 'SciTags traffic by experiment',
+        )!,
+      ).atlas?.[AGED_HOUR * 1000];
     expect(await atlasAt(ROLLUP)).toBe(20_000); // 9,000,000 bytes x 8 / 3600 s
     expect(await atlasAt(RAW)).toBe(0);
   });
@@ -670,9 +905,16 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB', () =
       expect(hourly.targets.map((t) => t.query.replaceAll('"rollup_1h".', '"raw".'))).toEqual(raw.targets.map((t) => t.query));
       expect(hourly.targets.map((t) => t.series)).toEqual(raw.targets.map((t) => t.series));
     }
-    const detail = await runDashboard(linkDetail, { ...base(), ...range, selection: { policy: ROLLUP, exporter: 'all', link: [LHCOPN], experiment: 'all' } });
+    const detail = await runDashboard(linkDetail, {
+      ...base(),
+      ...range,
+      selection: { policy: ROLLUP, exporter: 'all', link: [LHCOPN], experiment: 'all' },
+    });
     const util = timeSeriesByName(detail.targets.find((t) => t.panelTitle === 'Utilisation: $link' && t.refId === 'B')!);
-    const outBytes = sum(POINTS.filter((p) => p.measurement === 'link_traffic' && p.tags.out_link === LHCOPN && p.time >= T0 && p.time < T0 + 3600), 'bytes');
+    const outBytes = sum(
+      POINTS.filter((p) => p.measurement === 'link_traffic' && p.tags.out_link === LHCOPN && p.time >= T0 && p.time < T0 + 3600),
+      'bytes',
+    );
     expect(util.out![T0 * 1000]).toBeCloseTo((outBytes * 8) / 3600 / 10_000_000, 12);
   });
 

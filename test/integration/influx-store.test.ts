@@ -16,7 +16,6 @@ import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../suppor
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 
-
 describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', () => {
   let db: InfluxdHandle;
   beforeAll(async () => {
@@ -73,7 +72,9 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
       wantClasses.set('ipv6_unmarked', addCounts(wantClasses.get('ipv6_unmarked'), t.ipv6Unmarked));
       wantClasses.set('ipv4', addCounts(wantClasses.get('ipv4'), t.ipv4));
     }
-    expect(new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantPairs);
+    expect(
+      new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }])),
+    ).toEqual(wantPairs);
     expect(new Map(classes.map((r) => [r.class, { records: r.records, packets: r.packets, bytes: r.bytes }]))).toEqual(wantClasses);
     const stats = await influx.query<{ datagrams: number; records: number }>(
       `SELECT last("datagrams") AS "datagrams", last("records") AS "records" FROM "collector_stats" WHERE "exporter" = 'all'`,
@@ -111,7 +112,12 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
       createInfluxStore(
         { ...base, database, spoolDir, timeoutMs: 2000, continuousQueries: false },
-        { registry, links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }], log: silentLogger(), bucketSeconds: 60 },
+        {
+          registry,
+          links: [{ exporter: '192.0.2.1', ifIndex: 7, name: 'to-cern', capacityBps: 1e11 }],
+          log: silentLogger(),
+          bucketSeconds: 60,
+        },
       );
     // Recent buckets: influxd silently drops points older than the retention policy (30 d).
     const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
@@ -181,7 +187,11 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const got = await read('outage');
     expect(got).toEqual(await read('reference'));
     expect(got.scitags.map((r) => (r as unknown as { bytes: number }).bytes)).toEqual([1000, 2600, 700]);
-    expect(got.links.map((r) => r as unknown as Record<string, unknown>).map((r) => [r.class, r.bytes, r.in_capacity_bps, r.in_link, r.out_link])).toEqual([
+    expect(
+      got.links
+        .map((r) => r as unknown as Record<string, unknown>)
+        .map((r) => [r.class, r.bytes, r.in_capacity_bps, r.in_link, r.out_link]),
+    ).toEqual([
       ['ipv4', 500, 1e11, 'to-cern', '9'],
       ['scitags', 1000, 1e11, 'to-cern', '9'],
       ['ipv4', 100, 1e11, 'to-cern', '9'],
@@ -196,7 +206,12 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
   it('creates the database, raw and rollup_1h retention policies and continuous queries that sum hours with every tag', async () => {
     const db = await startInfluxd();
     try {
-      const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'prov', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
+      const cfg = influxStoreSchema.parse({
+        type: 'influx',
+        url: `http://127.0.0.1:${db.port}`,
+        database: 'prov',
+        spoolDir: mkdtempSync(join(tmpdir(), 'spool-')),
+      });
       const store = await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 });
       const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'prov' });
       const rps = await influx.showRetentionPolicies('prov');
@@ -208,23 +223,56 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       const cqs = (await influx.query('SHOW CONTINUOUS QUERIES')).filter((r) => (r as { name?: string }).name !== undefined);
       expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
       // Provisioning again (a restart) changes nothing and does not fail.
-      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 }).then((s) => s.close());
+      await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 }).then((s) =>
+        s.close(),
+      );
 
       // Two 1-minute buckets in one hour roll up to their sum, tags kept. The CQ runs every
       // 10 minutes; its statement is run here over the same hour to check what it computes.
       const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
       const row = (min: number, bytes: number): TrafficRow => ({
-        bucketStartMs: hour + min * 60_000, bucketSeconds: 60, exporter: '192.0.2.1', inIf: 1, outIf: 2,
-        trafficClass: 'scitags', community: 2, activity: 1, registered: true, bytes, packets: 2, records: 1,
+        bucketStartMs: hour + min * 60_000,
+        bucketSeconds: 60,
+        exporter: '192.0.2.1',
+        inIf: 1,
+        outIf: 2,
+        trafficClass: 'scitags',
+        community: 2,
+        activity: 1,
+        registered: true,
+        bytes,
+        packets: 2,
+        records: 1,
       });
       await store.writeRows([row(5, 1000)]);
       await store.writeRows([row(6, 500)]);
       const cq = (await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).find((r) => r.name === 'cq_scitags_1h')!;
-      const select = /BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE time >= ${hour}ms AND time < ${hour + 3_600_000}ms GROUP BY`);
+      const select = /BEGIN (SELECT .*) END$/
+        .exec(cq.query)![1]!
+        .replace(' GROUP BY', ` WHERE time >= ${hour}ms AND time < ${hour + 3_600_000}ms GROUP BY`);
       await influx.query(select);
       const rolled = await influx.query('SELECT * FROM "prov"."rollup_1h"."scitags_traffic"');
-      expect(rolled.map((r) => { const { time, ...rest } = r as unknown as Record<string, unknown> & { time: Date }; return { time: time.getTime(), ...rest }; })).toEqual([
-        { time: hour, activity: 'default', activity_id: '1', bytes: 1500, community: 'atlas', community_id: '2', exporter: '192.0.2.1', in_if: '1', in_link: '1', out_if: '2', out_link: '2', packets: 4, records: 2 },
+      expect(
+        rolled.map((r) => {
+          const { time, ...rest } = r as unknown as Record<string, unknown> & { time: Date };
+          return { time: time.getTime(), ...rest };
+        }),
+      ).toEqual([
+        {
+          time: hour,
+          activity: 'default',
+          activity_id: '1',
+          bytes: 1500,
+          community: 'atlas',
+          community_id: '2',
+          exporter: '192.0.2.1',
+          in_if: '1',
+          in_link: '1',
+          out_if: '2',
+          out_link: '2',
+          packets: 4,
+          records: 2,
+        },
       ]);
       await store.close();
     } finally {
@@ -243,9 +291,18 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
         'CREATE CONTINUOUS QUERY "cq_link_1h" ON "old" RESAMPLE EVERY 10m FOR 2h BEGIN SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" ' +
           'INTO "old"."rollup_1h"."link_traffic" FROM "old"."raw"."link_traffic" GROUP BY time(1h), * END',
       );
-      const cfg = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}`, database: 'old', spoolDir: mkdtempSync(join(tmpdir(), 'spool-')) });
+      const cfg = influxStoreSchema.parse({
+        type: 'influx',
+        url: `http://127.0.0.1:${db.port}`,
+        database: 'old',
+        spoolDir: mkdtempSync(join(tmpdir(), 'spool-')),
+      });
       const queries = async () =>
-        Object.fromEntries((await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).filter((r) => r.name).map((r) => [r.name, r.query]));
+        Object.fromEntries(
+          (await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES'))
+            .filter((r) => r.name)
+            .map((r) => [r.name, r.query]),
+        );
       await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 })).close();
       const first = await queries();
       expect(first.cq_link_1h).toBe(
@@ -268,17 +325,28 @@ describe.skipIf(!influxdAvailable())('link names learnt from the exporter', () =
     const daemon = await startDaemon(ports, [`--store=influx://127.0.0.1:${db.port}/scitags`]);
     try {
       const opt = [f('ingressInterface', 4), f('interfaceName', VARLEN)];
-      const data = [f('octetDeltaCount', 4), f('packetDeltaCount', 4), f('ingressInterface', 4), f('egressInterface', 4), f('ipVersion', 1)];
+      const data = [
+        f('octetDeltaCount', 4),
+        f('packetDeltaCount', 4),
+        f('ingressInterface', 4),
+        f('egressInterface', 4),
+        f('ipVersion', 1),
+      ];
       const msg = ipfixMessage({ domain: 1 }, [
         ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]),
-        ipfixDataSet(400, opt, [[7, 'et-0/0/1 to CERN'], [9, 'ae2.lan']]),
+        ipfixDataSet(400, opt, [
+          [7, 'et-0/0/1 to CERN'],
+          [9, 'ae2.lan'],
+        ]),
         ipfixTemplateSet([{ id: 300, fields: data }]),
         ipfixDataSet(300, data, [[1500, 3, 7, 9, 4]]),
       ]);
       const tx = createSocket('udp4');
       await new Promise<void>((r) => tx.send(msg, ports.ipfix, '127.0.0.1', () => r()));
       tx.close();
-      await waitFor(async () => (await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`)).exporters[0]?.records === 1);
+      await waitFor(
+        async () => (await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`)).exporters[0]?.records === 1,
+      );
       const links = await getJson<{ links: { name: string; source: string }[] }>(`${daemon.apiUrl}/api/v1/links`);
       expect(links.links.map((l) => [l.name, l.source])).toEqual([
         ['et-0/0/1 to CERN', 'learned'],
@@ -288,7 +356,9 @@ describe.skipIf(!influxdAvailable())('link names learnt from the exporter', () =
       expect(await daemon.stop()).toBe(0);
     }
     const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'scitags' });
-    const rows = await influx.query<{ in_link: string; out_link: string; in_if: string; bytes: number }>('SELECT "bytes", "in_link", "out_link", "in_if" FROM "link_traffic"');
+    const rows = await influx.query<{ in_link: string; out_link: string; in_if: string; bytes: number }>(
+      'SELECT "bytes", "in_link", "out_link", "in_if" FROM "link_traffic"',
+    );
     expect(rows.map((r) => [r.in_link, r.out_link, r.in_if, r.bytes])).toEqual([['et-0/0/1 to CERN', 'ae2.lan', '7', 1500]]);
     await db.destroy();
   });

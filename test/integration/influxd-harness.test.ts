@@ -13,7 +13,9 @@ describe.skipIf(!influxdAvailable())('influxd test harness', () => {
       await db.stop();
       await db.restart();
       const res = await fetch(`${db.url}/query?db=harness&q=${encodeURIComponent('SELECT v FROM m')}`);
-      expect(await res.json()).toEqual({ results: [{ statement_id: 0, series: [{ name: 'm', columns: ['time', 'v'], values: [['2023-11-14T22:13:20Z', 3]] }] }] });
+      expect(await res.json()).toEqual({
+        results: [{ statement_id: 0, series: [{ name: 'm', columns: ['time', 'v'], values: [['2023-11-14T22:13:20Z', 3]] }] }],
+      });
     } finally {
       await db.destroy();
     }

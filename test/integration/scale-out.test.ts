@@ -123,7 +123,13 @@ interface Expected {
 
 function buildExpected(): Expected {
   const registry = loadSnapshot(0);
-  const e: Expected = { byExporterClass: new Map(), byExporterPair: new Map(), byPair: new Map(), byClass: new Map(), byExporter: new Map() };
+  const e: Expected = {
+    byExporterClass: new Map(),
+    byExporterPair: new Map(),
+    byPair: new Map(),
+    byClass: new Map(),
+    byExporter: new Map(),
+  };
   const add = (m: Totals, key: string, c: ExpectedCounts): void => {
     if (c.records === 0 && c.packets === 0 && c.bytes === 0) return; // no point is written for an empty class
     m.set(key, addCounts(m.get(key), c));
@@ -140,7 +146,10 @@ function buildExpected(): Expected {
       add(e.byClass, 'scitags', counts);
       add(e.byExporter, x.address, counts);
     }
-    for (const [cls, counts] of [['ipv6_unmarked', t.ipv6Unmarked], ['ipv4', t.ipv4]] as const) {
+    for (const [cls, counts] of [
+      ['ipv6_unmarked', t.ipv6Unmarked],
+      ['ipv4', t.ipv4],
+    ] as const) {
       add(e.byExporterClass, `${x.address} ${cls}`, counts);
       add(e.byClass, cls, counts);
       add(e.byExporter, x.address, counts);
@@ -172,7 +181,12 @@ async function readTotals(influx: InfluxDB): Promise<Expected> {
   const pair = (r: SumRow) => `${String(r.community_id)}/${String(r.activity_id)}`;
   return {
     byExporterClass: await sums(influx, 'link_traffic', ['exporter', 'class'], (r) => `${String(r.exporter)} ${String(r.class)}`),
-    byExporterPair: await sums(influx, 'scitags_traffic', ['exporter', 'community_id', 'activity_id'], (r) => `${String(r.exporter)} ${pair(r)}`),
+    byExporterPair: await sums(
+      influx,
+      'scitags_traffic',
+      ['exporter', 'community_id', 'activity_id'],
+      (r) => `${String(r.exporter)} ${pair(r)}`,
+    ),
     byPair: await sums(influx, 'scitags_traffic', ['community_id', 'activity_id'], pair),
     byClass: await sums(influx, 'link_traffic', ['class'], (r) => String(r.class)),
     byExporter: await sums(influx, 'link_traffic', ['exporter'], (r) => String(r.exporter)),
@@ -190,7 +204,8 @@ async function rawPoints(influx: InfluxDB, exporters: string[]): Promise<unknown
   return out;
 }
 
-const addresses = (owner?: 'A' | 'B'): string[] => EXPORTERS.filter((x) => owner === undefined || x.instance === owner).map((x) => x.address);
+const addresses = (owner?: 'A' | 'B'): string[] =>
+  EXPORTERS.filter((x) => owner === undefined || x.instance === owner).map((x) => x.address);
 
 // ---------------------------------------------------------------------------------------
 // Sending: one socket per exporter and original transport session, bound to its address
@@ -283,7 +298,11 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
           .map((x) => ({ address: x.address, datagrams: x.datagrams, records: x.total.records }))
           .sort((p, q) => p.address.localeCompare(q.address));
       const seen = async (d: Daemon) => (await exportersOf(d)).map(({ address, datagrams, records }) => ({ address, datagrams, records }));
-      for (const [d, owner] of [[a, 'A'], [b, 'B'], [s, undefined]] as const) {
+      for (const [d, owner] of [
+        [a, 'A'],
+        [b, 'B'],
+        [s, undefined],
+      ] as const) {
         await waitFor(async () => JSON.stringify(await seen(d)) === JSON.stringify(want(owner)), 15_000).catch(() => {});
         expect(await seen(d), `instance ${owner ?? 'S'}`).toEqual(want(owner));
       }
@@ -292,7 +311,11 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
       const single = new InfluxDB({ host: '127.0.0.1', port: db.port, database: SINGLE_DB });
       // Concurrent provisioning left one set of continuous queries on the shared database, not
       // an error or a duplicate. (SHOW CONTINUOUS QUERIES lists every database: pick ours.)
-      const cqs = (await shared.query<{ name: string }>('SHOW CONTINUOUS QUERIES')).groups().find((g) => g.name === SHARED_DB)?.rows.map((r) => r.name) ?? [];
+      const cqs =
+        (await shared.query<{ name: string }>('SHOW CONTINUOUS QUERIES'))
+          .groups()
+          .find((g) => g.name === SHARED_DB)
+          ?.rows.map((r) => r.name) ?? [];
       expect(cqs.sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
       // Nothing written yet (graceSeconds: 3600).
       expect((await readTotals(shared)).byExporter).toEqual(new Map());
@@ -320,7 +343,9 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
       expect(together.byExporter).toEqual(new Map(EXPORTERS.map((x) => [x.address, x.total])));
       // Marked traffic in scitags_traffic equals the scitags class of link_traffic, per exporter.
       for (const x of EXPORTERS) {
-        const marked = [...together.byExporterPair].filter(([k]) => k.startsWith(`${x.address} `)).reduce<ExpectedCounts | undefined>((acc, [, c]) => addCounts(acc, c), undefined);
+        const marked = [...together.byExporterPair]
+          .filter(([k]) => k.startsWith(`${x.address} `))
+          .reduce<ExpectedCounts | undefined>((acc, [, c]) => addCounts(acc, c), undefined);
         expect(marked, x.address).toEqual(together.byExporterClass.get(`${x.address} scitags`));
       }
 
@@ -328,9 +353,11 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
       // hold every datagram and record (the last point is written at shutdown).
       const counters = async (influx: InfluxDB) =>
         new Map(
-          (await influx.query<{ exporter: string; datagrams: number; records: number }>(
-            `SELECT last("datagrams") AS "datagrams", last("records") AS "records" FROM "collector_stats" WHERE "exporter" != 'all' GROUP BY "exporter"`,
-          )).map((r) => [r.exporter, { datagrams: r.datagrams, records: r.records }]),
+          (
+            await influx.query<{ exporter: string; datagrams: number; records: number }>(
+              `SELECT last("datagrams") AS "datagrams", last("records") AS "records" FROM "collector_stats" WHERE "exporter" != 'all' GROUP BY "exporter"`,
+            )
+          ).map((r) => [r.exporter, { datagrams: r.datagrams, records: r.records }]),
         );
       const wantCounters = new Map(EXPORTERS.map((x) => [x.address, { datagrams: x.datagrams, records: x.total.records }]));
       expect(await counters(shared)).toEqual(wantCounters);
@@ -349,7 +376,9 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
       const traffic = await getJson<{ series: { group: Record<string, unknown>; totals: { bytes: number } }[] }>(
         `${reader.apiUrl}/api/v1/traffic?from=${from}&to=now&groupBy=exporter&step=1h`,
       );
-      expect(new Map(traffic.series.map((x) => [String(x.group.exporter), x.totals.bytes]))).toEqual(new Map(EXPORTERS.map((x) => [x.address, x.total.bytes])));
+      expect(new Map(traffic.series.map((x) => [String(x.group.exporter), x.totals.bytes]))).toEqual(
+        new Map(EXPORTERS.map((x) => [x.address, x.total.bytes])),
+      );
       expect(await getJson<{ exporters: unknown[] }>(`${reader.apiUrl}/api/v1/exporters`)).toMatchObject({ exporters: [] });
     } finally {
       expect(await reader.stop()).toBe(0);

@@ -39,7 +39,10 @@ const seedIpfix = ipfixMessage({ domain: 1 }, [
   ipfixTemplateSet([{ id: 256, fields: T }]),
   ipfixOptionsTemplateSet([{ id: 257, fields: [f('samplerId', 1), f('samplerRandomInterval', 4)], scopeCount: 1 }]),
   ipfixDataSet(257, [f('samplerId', 1), f('samplerRandomInterval', 4)], [[1, 10]]),
-  ipfixDataSet(256, T, [['2001:db8::1', 100, 0x10004, 'eth0'], ['2001:db8::2', 200, 0, 'x'.repeat(300)]]),
+  ipfixDataSet(256, T, [
+    ['2001:db8::1', 100, 0x10004, 'eth0'],
+    ['2001:db8::2', 200, 0, 'x'.repeat(300)],
+  ]),
 ]);
 const seedV9 = v9Message({ records: 2 }, [
   v9TemplateFlowset([{ id: 256, fields: [f('octetDeltaCount', 4), f('flowLabelIPv6', 3)] }]),
@@ -105,9 +108,7 @@ describe('random input gives only DecodeErrors', () => {
   });
 });
 
-const captures = existsSync(FIXTURES)
-  ? readdirSync(FIXTURES).filter((n) => /^(ipfix|netflow).*\.pcap$/.test(n))
-  : [];
+const captures = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((n) => /^(ipfix|netflow).*\.pcap$/.test(n)) : [];
 
 describe.skipIf(captures.length === 0)('every truncation of every fixture datagram', () => {
   for (const name of captures) {
@@ -128,9 +129,14 @@ describe.skipIf(captures.length === 0)('every truncation of every fixture datagr
       const st = createFlowDecoderState();
       for (const d of datagrams) {
         for (let n = 0; n <= d.payload.length; n++) {
-          const r = decodeFlowDatagram(d.payload.subarray(0, n), { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, {
-            withFields: true,
-          });
+          const r = decodeFlowDatagram(
+            d.payload.subarray(0, n),
+            { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs },
+            st,
+            {
+              withFields: true,
+            },
+          );
           for (const e of r.errors) expect(e).toBeInstanceOf(DecodeError);
           const v = d.payload[1];
           if (n < d.payload.length && v !== 9) expect(r.errors.length, `${name} frame ${d.frame} cut at ${n}`).toBeGreaterThan(0);

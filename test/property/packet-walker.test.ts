@@ -34,7 +34,12 @@ function walkThreeWays(bytes: Uint8Array, offset: number, len: number, start: He
 }
 
 const l4Arb: fc.Arbitrary<L4Spec> = fc.oneof(
-  fc.record({ proto: fc.constantFrom('tcp' as const, 'udp' as const, 'sctp' as const), srcPort: fc.nat(65535), dstPort: fc.nat(65535), payload: fc.nat(64) }),
+  fc.record({
+    proto: fc.constantFrom('tcp' as const, 'udp' as const, 'sctp' as const),
+    srcPort: fc.nat(65535),
+    dstPort: fc.nat(65535),
+    payload: fc.nat(64),
+  }),
   fc.record({ proto: fc.constantFrom('icmp' as const, 'icmpv6' as const), type: fc.nat(255), code: fc.nat(255) }),
 );
 
@@ -44,7 +49,9 @@ const extArb: fc.Arbitrary<ExtHeaderSpec> = fc.oneof(
   fc.record({ type: fc.constant('ah' as const), len: fc.integer({ min: 1, max: 8 }) }),
 );
 
-const v6Text = fc.array(fc.oneof(fc.constant(0), fc.nat(0xffff)), { minLength: 8, maxLength: 8 }).map((w) => w.map((x) => x.toString(16)).join(':'));
+const v6Text = fc
+  .array(fc.oneof(fc.constant(0), fc.nat(0xffff)), { minLength: 8, maxLength: 8 })
+  .map((w) => w.map((x) => x.toString(16)).join(':'));
 const v4Text = fc.array(fc.nat(255), { minLength: 4, maxLength: 4 }).map((b) => b.join('.'));
 
 const frameArb: fc.Arbitrary<FrameSpec> = fc.record({
@@ -74,13 +81,20 @@ const frameArb: fc.Arbitrary<FrameSpec> = fc.record({
 describe('walkHeader properties', () => {
   it('never throws and never reads past offset + length, on random bytes', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.nat(), fc.constantFrom(...starts), fc.boolean(), (bytes, a, b, start, inner) => {
-        const offset = bytes.length === 0 ? 0 : a % (bytes.length + 1);
-        const len = (bytes.length - offset) === 0 ? 0 : b % (bytes.length - offset + 1);
-        const [cut, zeros, ones] = walkThreeWays(bytes, offset, len, start, inner);
-        expect(zeros).toEqual(cut);
-        expect(ones).toEqual(cut);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom(...starts),
+        fc.boolean(),
+        (bytes, a, b, start, inner) => {
+          const offset = bytes.length === 0 ? 0 : a % (bytes.length + 1);
+          const len = bytes.length - offset === 0 ? 0 : b % (bytes.length - offset + 1);
+          const [cut, zeros, ones] = walkThreeWays(bytes, offset, len, start, inner);
+          expect(zeros).toEqual(cut);
+          expect(ones).toEqual(cut);
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -124,15 +138,20 @@ describe('walkHeader properties', () => {
 
   it('throws only DecodeError for ranges outside the buffer', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: -10, max: 100 }), fc.integer({ min: -10, max: 100 }), (bytes, offset, len) => {
-        try {
-          walkHeader(bytes, offset, len, 'ethernet', newPacketInfo());
-          expect(offset >= 0 && len >= 0 && offset + len <= bytes.length).toBe(true);
-        } catch (err) {
-          expect((err as Error).name).toBe('DecodeError');
-          expect(offset < 0 || len < 0 || offset + len > bytes.length).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.integer({ min: -10, max: 100 }),
+        fc.integer({ min: -10, max: 100 }),
+        (bytes, offset, len) => {
+          try {
+            walkHeader(bytes, offset, len, 'ethernet', newPacketInfo());
+            expect(offset >= 0 && len >= 0 && offset + len <= bytes.length).toBe(true);
+          } catch (err) {
+            expect((err as Error).name).toBe('DecodeError');
+            expect(offset < 0 || len < 0 || offset + len > bytes.length).toBe(true);
+          }
+        },
+      ),
     );
   });
 });
@@ -149,7 +168,7 @@ function formatIPv6(bytes: Uint8Array, off: number): string {
   // RFC 5952 4.2: compress the longest run (length >= 2) of zero words, first one on ties.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;
@@ -172,7 +191,9 @@ function formatIPv6(bytes: Uint8Array, off: number): string {
 }
 
 describe('address formatting', () => {
-  const zeroBiased = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.nat(255)), { minLength: 16, maxLength: 16 }).map((a) => Uint8Array.from(a));
+  const zeroBiased = fc
+    .array(fc.oneof(fc.constant(0), fc.constant(0), fc.nat(255)), { minLength: 16, maxLength: 16 })
+    .map((a) => Uint8Array.from(a));
   it('ipv6String equals the reference formatIPv6 (RFC 5952), cached or not', () => {
     fc.assert(
       fc.property(zeroBiased, fc.boolean(), (bytes, mapped) => {

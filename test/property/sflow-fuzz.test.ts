@@ -79,22 +79,22 @@ describe('sFlow decoder fuzzing', () => {
     const stackTraceLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-    for (const [i, full] of datagrams.entries()) {
-      const complete = attempt(full);
-      expect(complete.outcome).toBe('ok');
-      const all = complete.result!.records.map((r) => JSON.stringify(r));
-      for (let n = 0; n < full.length; n++) {
-        const { outcome, result } = attempt(full.subarray(0, n));
-        if (outcome !== 'reported') failures.push(`datagram ${i} cut at ${n}: not reported`);
-        // Whatever was kept is a prefix of the full decode, sample for sample.
-        const kept = result?.records ?? [];
-        if (kept.length > all.length) failures.push(`datagram ${i} cut at ${n}: more records than the full datagram`);
-        kept.forEach((r, j) => {
-          if (JSON.stringify(r) !== all[j]) failures.push(`datagram ${i} cut at ${n}: record ${j} differs`);
-        });
-        cuts++;
+      for (const [i, full] of datagrams.entries()) {
+        const complete = attempt(full);
+        expect(complete.outcome).toBe('ok');
+        const all = complete.result!.records.map((r) => JSON.stringify(r));
+        for (let n = 0; n < full.length; n++) {
+          const { outcome, result } = attempt(full.subarray(0, n));
+          if (outcome !== 'reported') failures.push(`datagram ${i} cut at ${n}: not reported`);
+          // Whatever was kept is a prefix of the full decode, sample for sample.
+          const kept = result?.records ?? [];
+          if (kept.length > all.length) failures.push(`datagram ${i} cut at ${n}: more records than the full datagram`);
+          kept.forEach((r, j) => {
+            if (JSON.stringify(r) !== all[j]) failures.push(`datagram ${i} cut at ${n}: record ${j} differs`);
+          });
+          cuts++;
+        }
       }
-    }
     } finally {
       Error.stackTraceLimit = stackTraceLimit;
     }

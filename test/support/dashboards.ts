@@ -108,11 +108,34 @@ export async function influxQuery(url: string, database: string, query: string):
 /** Grafana's `rangeUtil.roundInterval` (ms). */
 export function roundInterval(interval: number): number {
   const table: [number, number][] = [
-    [15, 10], [35, 20], [75, 50], [150, 100], [350, 200], [750, 500], [1500, 1000], [3500, 2000], [7500, 5000],
-    [12500, 10000], [17500, 15000], [25000, 20000], [45000, 30000], [90000, 60000], [210000, 120000],
-    [450000, 300000], [750000, 600000], [1050000, 900000], [1500000, 1200000], [2700000, 1800000],
-    [5400000, 3600000], [9000000, 7200000], [16200000, 10800000], [32400000, 21600000], [86400000, 43200000],
-    [604800000, 86400000], [1814400000, 604800000], [3628800000, 2592000000],
+    [15, 10],
+    [35, 20],
+    [75, 50],
+    [150, 100],
+    [350, 200],
+    [750, 500],
+    [1500, 1000],
+    [3500, 2000],
+    [7500, 5000],
+    [12500, 10000],
+    [17500, 15000],
+    [25000, 20000],
+    [45000, 30000],
+    [90000, 60000],
+    [210000, 120000],
+    [450000, 300000],
+    [750000, 600000],
+    [1050000, 900000],
+    [1500000, 1200000],
+    [2700000, 1800000],
+    [5400000, 3600000],
+    [9000000, 7200000],
+    [16200000, 10800000],
+    [32400000, 21600000],
+    [86400000, 43200000],
+    [604800000, 86400000],
+    [1814400000, 604800000],
+    [3628800000, 2592000000],
   ];
   for (const [below, value] of table) if (interval < below) return value;
   return 31536000000;
@@ -226,18 +249,21 @@ export function interpolateQuery(query: string, ctx: InterpolationContext): stri
     __to: String(ctx.toMs),
   };
   // ${name}, ${name:format}, $name (longest identifier), [[name]]
-  const out = query.replace(/\$\{([A-Za-z_]\w*)(?::(\w+))?\}|\$([A-Za-z_]\w*)|\[\[([A-Za-z_]\w*)\]\]/g, (whole, braced?: string, format?: string, bare?: string, bracketed?: string) => {
-    const name = braced ?? bare ?? bracketed!;
-    if (name in builtins) {
-      if (format) throw new Error(`format :${format} on built-in ${whole}`);
-      return builtins[name]!;
-    }
-    if (format === 'regex') return formatRegexVariable(name, ctx);
-    if (format === 'text') return formatTextVariable(name, ctx);
-    // Plain $var has version-dependent escaping in Grafana's InfluxDB datasource: the
-    // dashboards always say which format they want.
-    throw new Error(`unsupported ${whole} in query (use \${${name}:regex} inside /.../): ${query}`);
-  });
+  const out = query.replace(
+    /\$\{([A-Za-z_]\w*)(?::(\w+))?\}|\$([A-Za-z_]\w*)|\[\[([A-Za-z_]\w*)\]\]/g,
+    (whole, braced?: string, format?: string, bare?: string, bracketed?: string) => {
+      const name = braced ?? bare ?? bracketed!;
+      if (name in builtins) {
+        if (format) throw new Error(`format :${format} on built-in ${whole}`);
+        return builtins[name]!;
+      }
+      if (format === 'regex') return formatRegexVariable(name, ctx);
+      if (format === 'text') return formatTextVariable(name, ctx);
+      // Plain $var has version-dependent escaping in Grafana's InfluxDB datasource: the
+      // dashboards always say which format they want.
+      throw new Error(`unsupported ${whole} in query (use \${${name}:regex} inside /.../): ${query}`);
+    },
+  );
   return out;
 }
 
@@ -372,7 +398,8 @@ export async function resolveVariables(dashboard: DashboardJson, opts: RunOption
       resolved.options[v.name] = opts2.map((o) => o.value);
       resolved.texts[v.name] = Object.fromEntries(opts2.map((o) => [o.value, o.text]));
       const current = v.current?.value;
-      resolved.selection[v.name] = opts.selection?.[v.name] ?? (current === undefined ? [opts2[0]!.value] : Array.isArray(current) ? current : [current]);
+      resolved.selection[v.name] =
+        opts.selection?.[v.name] ?? (current === undefined ? [opts2[0]!.value] : Array.isArray(current) ? current : [current]);
       continue;
     }
     if (v.type !== 'query') throw new Error(`${dashboard.uid}: variable ${v.name} of type ${v.type} is not supported by the runner`);
@@ -424,7 +451,8 @@ export function panelMinInterval(panel: PanelJson, selection: Record<string, Sel
   if (!panel.interval) return undefined;
   return panel.interval.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, braced?: string, bare?: string) => {
     const sel = selection[(braced ?? bare)!];
-    if (sel === undefined || sel === 'all' || sel.length !== 1) throw new Error(`panel ${panel.id} interval ${whole}: needs one selected value`);
+    if (sel === undefined || sel === 'all' || sel.length !== 1)
+      throw new Error(`panel ${panel.id} interval ${whole}: needs one selected value`);
     return sel[0]!;
   });
 }
@@ -484,7 +512,14 @@ export async function runDashboard(dashboard: DashboardJson, opts: RunOptions): 
 
 /** Grafana's alias: `$tag_x` from the series tags, `$m` the measurement, `$col` the column. */
 export function seriesName(alias: string, s: InfluxSeries, column: string): string {
-  if (!alias) return `${s.name}.${column}${s.tags ? ` {${Object.entries(s.tags).map(([k, v]) => `${k}: ${v}`).join(', ')}}` : ''}`;
+  if (!alias)
+    return `${s.name}.${column}${
+      s.tags
+        ? ` {${Object.entries(s.tags)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')}}`
+        : ''
+    }`;
   return alias.replace(/\$tag_(\w+)|\$(measurement|m|col)\b/g, (_w, tag?: string, other?: string) => {
     if (tag) return s.tags?.[tag] ?? '';
     return other === 'col' ? column : s.name;
@@ -498,7 +533,8 @@ export function seriesName(alias: string, s: InfluxSeries, column: string): stri
 export function timeSeriesByName(run: TargetRun): Record<string, Record<number, number | null>> {
   const out: Record<string, Record<number, number | null>> = {};
   for (const s of run.series) {
-    if (s.columns[0] !== 'time' || s.columns.length !== 2) throw new Error(`${run.panelTitle} ${run.refId}: not a single-value time series: ${s.columns.join(',')}`);
+    if (s.columns[0] !== 'time' || s.columns.length !== 2)
+      throw new Error(`${run.panelTitle} ${run.refId}: not a single-value time series: ${s.columns.join(',')}`);
     const name = seriesName(run.alias, s, s.columns[1]!);
     if (out[name]) throw new Error(`${run.panelTitle} ${run.refId}: two series named ${name}`);
     const points: Record<number, number | null> = {};
@@ -555,7 +591,10 @@ export function toLineProtocol(p: Point): string {
 /** Writes points with second precision in batches; throws unless InfluxDB answers 204. */
 export async function writePoints(url: string, database: string, points: Point[]): Promise<void> {
   for (let i = 0; i < points.length; i += 5000) {
-    const body = points.slice(i, i + 5000).map(toLineProtocol).join('\n');
+    const body = points
+      .slice(i, i + 5000)
+      .map(toLineProtocol)
+      .join('\n');
     const res = await fetch(`${url}/write?db=${encodeURIComponent(database)}&precision=s`, { method: 'POST', body });
     if (res.status !== 204) throw new Error(`write failed: ${res.status} ${await res.text()}`);
   }

@@ -86,7 +86,9 @@ export async function startInfluxd(): Promise<InfluxdHandle> {
   const url = `http://127.0.0.1:${port}`;
   let child: ChildProcess;
   const launch = async (): Promise<void> => {
-    child = spawn('influxd', ['run', '-config', configPath, '-pidfile', join(dataDir, 'influxd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn('influxd', ['run', '-config', configPath, '-pidfile', join(dataDir, 'influxd.pid')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child.stderr?.resume();
     await waitForPing(url, 15_000, child);
   };

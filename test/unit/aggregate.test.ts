@@ -30,7 +30,19 @@ function sample(over: Partial<FlowRecord> = {}): FlowRecord {
 
 /** An IPFIX record from a datagram exported at `exportMs` (exporter clock) with a flow span. */
 function flow(startMs: number, endMs: number, exportMs: number, over: Partial<FlowRecord> = {}): FlowRecord {
-  return { ...emptyRecord('ipfix', `${R1}:4739`, 0), ipVersion: 6, flowLabel: ATLAS, bytes: 1000, packets: 10, inIf: 1, outIf: 2, startMs, endMs, exportMs, ...over };
+  return {
+    ...emptyRecord('ipfix', `${R1}:4739`, 0),
+    ipVersion: 6,
+    flowLabel: ATLAS,
+    bytes: 1000,
+    packets: 10,
+    inIf: 1,
+    outIf: 2,
+    startMs,
+    endMs,
+    exportMs,
+    ...over,
+  };
 }
 
 /** The real SQLite store, recording each writeRows batch so tests can see rewrites. */
@@ -381,24 +393,24 @@ describe('classes, folding and sampling', () => {
   });
 });
 
-  it('applies a refreshed registry from the next record on', async () => {
-    // The registry in force is asked per record; the aggregator's pair table follows it.
-    let current = registry;
-    const agg = createAggregator({}, { now: () => T0, store, registry: () => current });
-    agg.add(sample({ flowLabel: RANDOM, bytes: 1 }), T0, R1); // 200/10 not registered: folded
-    const doc = structuredClone(registry.document);
-    doc.experiments.push({ expName: 'test-200', expId: 200, activities: [{ activityName: 'test-10', activityId: 10 }] });
-    current = new Registry(doc, 'cache', T0);
-    agg.add(sample({ flowLabel: RANDOM, bytes: 2 }), T0, R1);
-    current = registry;
-    agg.add(sample({ flowLabel: RANDOM, bytes: 4 }), T0, R1);
-    await agg.flush();
-    const rows = store.batches.flat().map((r) => [r.community, r.activity, r.bytes]);
-    expect(rows).toEqual([
-      [null, null, 5],
-      [200, 10, 2],
-    ]);
-  });
+it('applies a refreshed registry from the next record on', async () => {
+  // The registry in force is asked per record; the aggregator's pair table follows it.
+  let current = registry;
+  const agg = createAggregator({}, { now: () => T0, store, registry: () => current });
+  agg.add(sample({ flowLabel: RANDOM, bytes: 1 }), T0, R1); // 200/10 not registered: folded
+  const doc = structuredClone(registry.document);
+  doc.experiments.push({ expName: 'test-200', expId: 200, activities: [{ activityName: 'test-10', activityId: 10 }] });
+  current = new Registry(doc, 'cache', T0);
+  agg.add(sample({ flowLabel: RANDOM, bytes: 2 }), T0, R1);
+  current = registry;
+  agg.add(sample({ flowLabel: RANDOM, bytes: 4 }), T0, R1);
+  await agg.flush();
+  const rows = store.batches.flat().map((r) => [r.community, r.activity, r.bytes]);
+  expect(rows).toEqual([
+    [null, null, 5],
+    [200, 10, 2],
+  ]);
+});
 
 describe('cardinality cap', () => {
   it('folds new keys beyond the cap into the exporter/class overflow key and counts them', async () => {
@@ -479,7 +491,9 @@ describe('store failures', () => {
     agg.add(sample({ bytes: 5, inIf: 1 }), T0, R1);
     agg.add(sample({ bytes: 5, inIf: 2 }), T0, R1);
     await agg.tick(T0 + MIN);
-    expect(captured.lines).toEqual([{ level: 'debug', msg: 'store batch written', store: 'recording', buckets: 1, rows: 2, ms: expect.any(Number) }]);
+    expect(captured.lines).toEqual([
+      { level: 'debug', msg: 'store batch written', store: 'recording', buckets: 1, rows: 2, ms: expect.any(Number) },
+    ]);
   });
 
   it('keeps failed buckets past the late window, dropping the oldest (counted) beyond maxPendingRows', async () => {
@@ -585,7 +599,22 @@ describe('restart inside a bucket', () => {
     expect(second.seed(await store.readRows(T0 - HOUR), T0 + 2 * S)).toBe(2);
     second.add(sample({ bytes: 7 }), T0 + 3 * S, R1);
     // R2 is written meanwhile by its owner; this run must not replace that with what it read.
-    await store.writeRows([{ bucketStartMs: T0, bucketSeconds: 60, exporter: R2, inIf: 1, outIf: 2, trafficClass: 'scitags', community: 2, activity: 1, registered: true, bytes: 55, packets: 2, records: 2 }]);
+    await store.writeRows([
+      {
+        bucketStartMs: T0,
+        bucketSeconds: 60,
+        exporter: R2,
+        inIf: 1,
+        outIf: 2,
+        trafficClass: 'scitags',
+        community: 2,
+        activity: 1,
+        registered: true,
+        bytes: 55,
+        packets: 2,
+        records: 2,
+      },
+    ]);
     await second.flush();
     expect(await stored()).toEqual({
       [`0s ${R1}#1 scitags 2/1`]: { bytes: 107, packets: 2, records: 2 },
@@ -595,7 +624,20 @@ describe('restart inside a bucket', () => {
 
   it('ignores stored rows of buckets already past the late window', async () => {
     const agg = aggregator({ lateWindowSeconds: 60, graceSeconds: 0 });
-    const old = { bucketStartMs: T0, bucketSeconds: 60, exporter: R1, inIf: 1, outIf: 2, trafficClass: 'ipv4' as const, community: null, activity: null, registered: false, bytes: 1, packets: 1, records: 1 };
+    const old = {
+      bucketStartMs: T0,
+      bucketSeconds: 60,
+      exporter: R1,
+      inIf: 1,
+      outIf: 2,
+      trafficClass: 'ipv4' as const,
+      community: null,
+      activity: null,
+      registered: false,
+      bytes: 1,
+      packets: 1,
+      records: 1,
+    };
     expect(agg.seed([old, { ...old, bucketStartMs: T0 + 10 * MIN }], T0 + 10 * MIN)).toBe(1);
   });
 });

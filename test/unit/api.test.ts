@@ -7,13 +7,7 @@ import type { ApiDeps, ExporterInfo, HealthInfo } from '../../src/api/index.js';
 import { createMetrics } from '../../src/metrics/index.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { createSqliteStore, formatLinkKey } from '../../src/store/sqlite/index.js';
-import type {
-  TrafficQuery,
-  TrafficQueryResult,
-  TrafficRow,
-  TrafficSeries,
-  TrafficStore,
-} from '../../src/store/types.js';
+import type { TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, TrafficStore } from '../../src/store/types.js';
 
 // ---------------------------------------------------------------------------------------
 // A small in-memory TrafficStore with the semantics of the SQLite store (src/store/sqlite/
@@ -151,7 +145,16 @@ const ROWS: TrafficRow[] = [
   // an unregistered pair kept by configuration (200, 10)
   row({ bucketStartMs: T0, community: 200, activity: 10, bytes: 100, packets: 1, records: 1 }),
   // an exporter that reports no interfaces, an hour later (outside the usual range)
-  row({ bucketStartMs: T0 + 120 * MIN, exporter: '198.51.100.1', inIf: null, outIf: null, trafficClass: 'ipv4', bytes: 50, packets: 1, records: 1 }),
+  row({
+    bucketStartMs: T0 + 120 * MIN,
+    exporter: '198.51.100.1',
+    inIf: null,
+    outIf: null,
+    trafficClass: 'ipv4',
+    bytes: 50,
+    packets: 1,
+    records: 1,
+  }),
   // before the range
   row({ bucketStartMs: T0 - MIN, community: 2, activity: 15, registered: true, bytes: 999999, packets: 999, records: 9 }),
 ];
@@ -330,7 +333,12 @@ describe.each(STORES)('GET /api/v1/traffic over the %s store', (_kind, trafficSt
   it('filters by experiment names and ids and echoes both', async () => {
     const { status, body } = await get(`/api/v1/traffic?${RANGE}&step=5m&community=ATLAS,3`, a);
     expect(status).toBe(200);
-    expect(body.filters).toEqual({ community: [{ id: 2, name: 'atlas' }, { id: 3, name: 'cms' }] });
+    expect(body.filters).toEqual({
+      community: [
+        { id: 2, name: 'atlas' },
+        { id: 3, name: 'cms' },
+      ],
+    });
     expect(body.series.map((s: any) => [s.group.communityName, s.group.activityName, s.totals.bytes, s.points])).toEqual([
       ['atlas', 'Production Input', 4000, [pt(T0, 4000, 40, 3, 300)]],
       ['cms', 'Production Input', 500, [pt(T0, 500, 5, 1, 300)]],
@@ -379,7 +387,9 @@ describe.each(STORES)('GET /api/v1/traffic over the %s store', (_kind, trafficSt
     ]);
     const v6 = await get(`/api/v1/traffic?${RANGE}&groupBy=link&link=2001:db8::1:1`, a);
     expect(v6.body.filters).toEqual({ link: [{ link: '[2001:db8::1]:1', name: 'et-0/0/1' }] });
-    expect(v6.body.series.map((s: any) => [s.group, s.totals.bytes])).toEqual([[{ link: '[2001:db8::1]:1', linkName: 'et-0/0/1', linkExporter: '2001:db8::1', linkIfIndex: 1 }, 200]]);
+    expect(v6.body.series.map((s: any) => [s.group, s.totals.bytes])).toEqual([
+      [{ link: '[2001:db8::1]:1', linkName: 'et-0/0/1', linkExporter: '2001:db8::1', linkIfIndex: 1 }, 200],
+    ]);
     const unnamed = await get(`/api/v1/traffic?${RANGE}&groupBy=link&link=2001:db8::1:2`, a);
     expect(unnamed.body.series.map((s: any) => s.group)).toEqual([
       { link: '[2001:db8::1]:2', linkName: null, linkExporter: '2001:db8::1', linkIfIndex: 2 },
@@ -425,12 +435,13 @@ describe.each(STORES)('GET /api/v1/traffic over the %s store', (_kind, trafficSt
     expect(body.totals).toEqual(tot(20800, 208, 13, 300));
     await small.close();
   });
-
 });
 
 describe('GET /api/v1/traffic: query handed to the store, store failures', () => {
   it('passes exactly the resolved query to the store', async () => {
-    await get(`/api/v1/traffic?${RANGE}&step=2m&community=atlas,3&activity=production%20input&link=cern-geant,[2001:db8::1]:1&exporter=192.0.2.1&class=scitags,ipv4&groupBy=exporter`);
+    await get(
+      `/api/v1/traffic?${RANGE}&step=2m&community=atlas,3&activity=production%20input&link=cern-geant,[2001:db8::1]:1&exporter=192.0.2.1&class=scitags,ipv4&groupBy=exporter`,
+    );
     expect(store.lastQuery).toEqual({
       fromMs: T0,
       toMs: T0 + 5 * MIN,
@@ -478,7 +489,11 @@ describe('GET /api/v1/traffic: bad parameters answer 400 naming the parameter', 
     ],
     ['from=2025-02-30T00:00:00Z', 'from', '"2025-02-30T00:00:00Z" is not a valid date and time'],
     ['from=1759276800000', 'from', 'must be epoch seconds; 1759276800000 looks like milliseconds'],
-    ['to=2025-10-01T00:00:00Z&from=2025-10-01T00:00:00Z', 'to', 'must be later than from (from 2025-10-01T00:00:00.000Z, to 2025-10-01T00:00:00.000Z)'],
+    [
+      'to=2025-10-01T00:00:00Z&from=2025-10-01T00:00:00Z',
+      'to',
+      'must be later than from (from 2025-10-01T00:00:00.000Z, to 2025-10-01T00:00:00.000Z)',
+    ],
     ['to=now-2h', 'to', 'must be later than from (from 2025-10-01T00:00:00.000Z, to 2025-09-30T23:00:00.000Z)'],
     ['groupBy=community,site', 'groupBy', 'must be a comma-separated list of community, activity, link, exporter, direction, class'],
     ['community=nosuch', 'community', 'unknown experiment "nosuch": not in the registry (give a numeric id for unregistered ones)'],
@@ -531,8 +546,20 @@ describe('GET /api/v1/experiments', () => {
       failures: 0,
     });
     expect(body.communities.map((c: any) => [c.id, c.name])).toEqual([
-      [1, 'default'], [2, 'atlas'], [3, 'cms'], [4, 'lhcb'], [5, 'alice'], [6, 'belleii'], [7, 'ska'],
-      [8, 'dune'], [9, 'lsst'], [10, 'ilc'], [11, 'auger'], [12, 'juno'], [13, 'nova'], [14, 'xenon'],
+      [1, 'default'],
+      [2, 'atlas'],
+      [3, 'cms'],
+      [4, 'lhcb'],
+      [5, 'alice'],
+      [6, 'belleii'],
+      [7, 'ska'],
+      [8, 'dune'],
+      [9, 'lsst'],
+      [10, 'ilc'],
+      [11, 'auger'],
+      [12, 'juno'],
+      [13, 'nova'],
+      [14, 'xenon'],
     ]);
     expect(body.communities[3]).toEqual({
       id: 4,
@@ -634,7 +661,12 @@ describe('GET /metrics', () => {
     expect(body).toContain('scitags_datagrams_received_total{listener="ipfix",exporter="192.0.2.1"} 3');
     expect(body).toContain('scitags_registry_info{source="snapshot",modified="2025-09-04T12:01:55.844133+00:00"} 1');
     expect(body).toContain('scitags_registry_age_seconds 7200');
-    for (const name of ['scitags_decode_errors_total', 'scitags_queue_drops_total', 'scitags_kernel_udp_drops_total', 'scitags_store_writes_total']) {
+    for (const name of [
+      'scitags_decode_errors_total',
+      'scitags_queue_drops_total',
+      'scitags_kernel_udp_drops_total',
+      'scitags_store_writes_total',
+    ]) {
       expect(body).toContain(`# TYPE ${name} counter`);
     }
   });
@@ -683,7 +715,17 @@ describe('logging: the access log and fastify on the same pino', () => {
       await app.inject({ method: 'GET', url: '/health', remoteAddress: '192.0.2.50' });
       await app.inject({ method: 'GET', url: '/api/v1/traffic?nonsense=1', remoteAddress: '2001:db8::50' });
       expect(lines).toEqual([
-        { level: 'info', component: 'access', method: 'GET', url: '/health', status: 200, responseTimeMs: expect.any(Number), remoteAddress: '192.0.2.50', reqId: 'req-1', msg: 'GET /health 200' },
+        {
+          level: 'info',
+          component: 'access',
+          method: 'GET',
+          url: '/health',
+          status: 200,
+          responseTimeMs: expect.any(Number),
+          remoteAddress: '192.0.2.50',
+          reqId: 'req-1',
+          msg: 'GET /health 200',
+        },
         {
           level: 'info',
           component: 'access',
@@ -701,7 +743,7 @@ describe('logging: the access log and fastify on the same pino', () => {
     }
   });
 
-  it('writes no request lines without the access log (fastify\'s own request logging is off)', async () => {
+  it("writes no request lines without the access log (fastify's own request logging is off)", async () => {
     const { log, lines } = captureLog('trace');
     const app = buildApi(deps({ log: log.child({ component: 'api' }) }));
     try {

@@ -118,7 +118,8 @@ const PATHS = [
 
 describe('native addon availability', () => {
   it('loads (required under CI=true, unless SCITAGS_NATIVE_RECV=off asks for the fallback)', () => {
-    if (process.env['CI'] === 'true' && process.env['SCITAGS_NATIVE_RECV'] !== 'off') expect(status, `native receive must build in CI: ${status.reason}`).toEqual({ available: true });
+    if (process.env['CI'] === 'true' && process.env['SCITAGS_NATIVE_RECV'] !== 'off')
+      expect(status, `native receive must build in CI: ${status.reason}`).toEqual({ available: true });
     else if (!native) console.warn('batch-receive: not CI, so the missing addon is only a notice');
   });
 

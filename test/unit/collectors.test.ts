@@ -29,7 +29,13 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
 describe('BoundedQueue', () => {
   it('is FIFO, drops when full and counts drops per exporter', () => {
     const q = new BoundedQueue<ReceivedDatagram>(3);
-    expect([q.push(dgram('a', 1)), q.push(dgram('b', 2)), q.push(dgram('a', 3)), q.push(dgram('a', 4)), q.push(dgram('c', 5))]).toEqual([true, true, true, false, false]);
+    expect([q.push(dgram('a', 1)), q.push(dgram('b', 2)), q.push(dgram('a', 3)), q.push(dgram('a', 4)), q.push(dgram('c', 5))]).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
     expect(q.dropped).toBe(2);
     expect(Object.fromEntries(q.dropsByExporter)).toEqual({ a: 1, c: 1 });
     expect(q.shift()?.receivedMs).toBe(1);
@@ -67,7 +73,12 @@ describe('UdpListener and replay over loopback', () => {
   it('receives real datagrams, tags them, denies by allow-list and counts queue drops', async () => {
     const port = await freeUdpPort();
     const q = new BoundedQueue<ReceivedDatagram>(2);
-    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList([]), () => 42);
+    const listener = new UdpListener(
+      { protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 },
+      (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }),
+      new ExporterAllowList([]),
+      () => 42,
+    );
     await listener.start();
     const tx = createSocket('udp4');
     for (let i = 0; i < 3; i++) await new Promise<void>((r) => tx.send(Uint8Array.of(0, 10, i), port, '127.0.0.1', () => r()));
@@ -80,7 +91,11 @@ describe('UdpListener and replay over loopback', () => {
     await listener.stop();
 
     const denyPort = await freeUdpPort();
-    const denying = new UdpListener({ protocol: 'sflow', port: denyPort, bind: '127.0.0.1', receiveBufferBytes: 1 << 20 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList(['10.0.0.0/8']));
+    const denying = new UdpListener(
+      { protocol: 'sflow', port: denyPort, bind: '127.0.0.1', receiveBufferBytes: 1 << 20 },
+      (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }),
+      new ExporterAllowList(['10.0.0.0/8']),
+    );
     await denying.start();
     const tx2 = createSocket('udp4');
     await new Promise<void>((r) => tx2.send(Uint8Array.of(1), denyPort, '127.0.0.1', () => r()));
@@ -93,12 +108,28 @@ describe('UdpListener and replay over loopback', () => {
   it('replay keeps one socket per original source and sends every payload in order', async () => {
     const port = await freeUdpPort();
     const q = new BoundedQueue<ReceivedDatagram>(100);
-    const listener = new UdpListener({ protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 }, (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }), new ExporterAllowList([]));
+    const listener = new UdpListener(
+      { protocol: 'ipfix', port, bind: '127.0.0.1', receiveBufferBytes: 0 },
+      (d, transient) => q.push(transient ? { ...d, payload: d.payload.slice() } : { ...d }),
+      new ExporterAllowList([]),
+    );
     await listener.start();
     const mk = (frame: number, srcPort: number): CapturedDatagram => ({
-      frame, timeMs: 1000 + frame, srcAddr: '127.0.0.1', srcPort, dstAddr: '127.0.0.1', dstPort: 4739, payload: Uint8Array.of(frame),
+      frame,
+      timeMs: 1000 + frame,
+      srcAddr: '127.0.0.1',
+      srcPort,
+      dstAddr: '127.0.0.1',
+      dstPort: 4739,
+      payload: Uint8Array.of(frame),
     });
-    const r = await replayDatagrams([mk(1, 5000), mk(2, 5001), mk(3, 5000), mk(4, 5002)], { host: '127.0.0.1', port, speed: 0, rate: undefined, onlyDstPort: 0 });
+    const r = await replayDatagrams([mk(1, 5000), mk(2, 5001), mk(3, 5000), mk(4, 5002)], {
+      host: '127.0.0.1',
+      port,
+      speed: 0,
+      rate: undefined,
+      onlyDstPort: 0,
+    });
     expect(r).toEqual({ sent: 4, sockets: 3, bytes: 4 });
     await until(() => q.length === 4);
     const got = [q.shift()!, q.shift()!, q.shift()!, q.shift()!];

@@ -33,16 +33,34 @@ const INFLUX = 'influx://localhost:8086/scitags';
  */
 const NAMES: [path: string, env: string, flag: string, text: string, value: unknown][] = [
   ['dataDir', 'SCITAGS_DATA_DIR', '--data-dir', '/srv/scitags', '/srv/scitags'],
-  ['listeners.ipfix', 'SCITAGS_IPFIX_PORT', '--ipfix-port', '4739,4740', [4739, 4740].map((port) => ({ port, bind: '::', receiveBufferBytes: 8388608 }))],
+  [
+    'listeners.ipfix',
+    'SCITAGS_IPFIX_PORT',
+    '--ipfix-port',
+    '4739,4740',
+    [4739, 4740].map((port) => ({ port, bind: '::', receiveBufferBytes: 8388608 })),
+  ],
   ['listeners.netflow', 'SCITAGS_NETFLOW_PORT', '--netflow-port', '0', [{ port: 0, bind: '::', receiveBufferBytes: 8388608 }]],
   ['listeners.sflow', 'SCITAGS_SFLOW_PORT', '--sflow-port', '6344', [{ port: 6344, bind: '::', receiveBufferBytes: 8388608 }]],
   ['queue.size', 'SCITAGS_QUEUE_SIZE', '--queue-size', '1024', 1024],
   ['exporters.allow', 'SCITAGS_EXPORTERS_ALLOW', '--exporters-allow', '192.0.2.0/24, 2001:db8::/32', ['192.0.2.0/24', '2001:db8::/32']],
   ['exporters.defaultSamplingRate', 'SCITAGS_EXPORTERS_DEFAULT_SAMPLING_RATE', '--exporters-default-sampling-rate', '100', 100],
-  ['exporters.sampling', 'SCITAGS_EXPORTERS_SAMPLING', '--exporters-sampling', '[{exporter: 192.0.2.1, rate: 10}]', [{ exporter: '192.0.2.1', rate: 10, mode: 'default' }]],
+  [
+    'exporters.sampling',
+    'SCITAGS_EXPORTERS_SAMPLING',
+    '--exporters-sampling',
+    '[{exporter: 192.0.2.1, rate: 10}]',
+    [{ exporter: '192.0.2.1', rate: 10, mode: 'default' }],
+  ],
   ['decoder.maxTemplatesPerSession', 'SCITAGS_DECODER_MAX_TEMPLATES_PER_SESSION', '--decoder-max-templates-per-session', '64', 64],
   ['decoder.maxSessions', 'SCITAGS_DECODER_MAX_SESSIONS', '--decoder-max-sessions', '50', 50],
-  ['decoder.maxBufferedBytesPerSession', 'SCITAGS_DECODER_MAX_BUFFERED_BYTES_PER_SESSION', '--decoder-max-buffered-bytes-per-session', '0', 0],
+  [
+    'decoder.maxBufferedBytesPerSession',
+    'SCITAGS_DECODER_MAX_BUFFERED_BYTES_PER_SESSION',
+    '--decoder-max-buffered-bytes-per-session',
+    '0',
+    0,
+  ],
   ['decoder.templateTimeoutSeconds', 'SCITAGS_DECODER_TEMPLATE_TIMEOUT_SECONDS', '--decoder-template-timeout-seconds', '1800', 1800],
   ['decoder.stateFile', 'SCITAGS_DECODER_STATE_FILE', '--decoder-state-file', 'state/d.json', 'state/d.json'],
   ['decoder.workers', 'SCITAGS_WORKERS', '--workers', '3', 3],
@@ -51,7 +69,13 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['aggregation.graceSeconds', 'SCITAGS_AGGREGATION_GRACE_SECONDS', '--aggregation-grace-seconds', '20', 20],
   ['aggregation.lateWindowSeconds', 'SCITAGS_AGGREGATION_LATE_WINDOW_SECONDS', '--aggregation-late-window-seconds', '600', 600],
   ['aggregation.maxLiveKeys', 'SCITAGS_AGGREGATION_MAX_LIVE_KEYS', '--aggregation-max-live-keys', '10', 10],
-  ['aggregation.keepUnregistered', 'SCITAGS_AGGREGATION_KEEP_UNREGISTERED', '--aggregation-keep-unregistered', '[{community: 7}]', [{ community: 7 }]],
+  [
+    'aggregation.keepUnregistered',
+    'SCITAGS_AGGREGATION_KEEP_UNREGISTERED',
+    '--aggregation-keep-unregistered',
+    '[{community: 7}]',
+    [{ community: 7 }],
+  ],
   ['links', 'SCITAGS_LINKS', '--links', '[{exporter: 192.0.2.1, ifIndex: 3, name: x}]', [{ exporter: '192.0.2.1', ifIndex: 3, name: 'x' }]],
   ['store', 'SCITAGS_STORE', '--store', 'sqlite:/srv/s.db', { type: 'sqlite', path: '/srv/s.db', retentionDays: 30 }],
   ['store.path', 'SCITAGS_STORE_PATH', '--store-path', 'db/s.sqlite', 'db/s.sqlite'],
@@ -142,7 +166,12 @@ describe('one default for the decoders: ingest buffers what serve does', () => {
     const serve = loadConfig({ argv: [], env: {} }).config;
     expect(DEFAULT_LIMITS.maxPendingBytes).toBe(262144);
     expect(serve.decoder.maxBufferedBytesPerSession).toBe(262144);
-    expect(flowLimitsOf(serve.decoder)).toEqual({ maxSessions: 10000, maxTemplatesPerSession: 1024, maxPendingBytes: 262144, templateLifetimeMs: 0 });
+    expect(flowLimitsOf(serve.decoder)).toEqual({
+      maxSessions: 10000,
+      maxTemplatesPerSession: 1024,
+      maxPendingBytes: 262144,
+      templateLifetimeMs: 0,
+    });
     const ingest = new DatagramDecoder(ingestDecoderOptions());
     expect(ingest.flowState.limits).toEqual({ ...DEFAULT_LIMITS, ...flowLimitsOf(serve.decoder) });
     expect(ingest.flowState.limits.maxPendingBytes).toBe(262144);
@@ -151,7 +180,12 @@ describe('one default for the decoders: ingest buffers what serve does', () => {
 
 describe('dataDir', () => {
   const resolved = (argv: string[], cwd = '/home/op') => resolveDataPaths(loadConfig({ argv, env: {} }).config, cwd);
-  const files = (c: Config) => [c.store.type === 'sqlite' ? c.store.path : c.store.spoolDir, c.decoder.stateFile, c.decoder.crashDir, c.registry.cacheFile];
+  const files = (c: Config) => [
+    c.store.type === 'sqlite' ? c.store.path : c.store.spoolDir,
+    c.decoder.stateFile,
+    c.decoder.crashDir,
+    c.registry.cacheFile,
+  ];
 
   it('places every file: ./data of the working directory by default, --data-dir elsewhere', () => {
     expect(files(resolved([]))).toEqual([
@@ -188,7 +222,11 @@ describe('dataDir', () => {
     const daemon = await startDaemon(await freePorts(), ['--data-dir', dataDir, '--workers', '1'], {}, cwd);
     expect(daemon.output()).toContain(`"msg":"store: sqlite ${join(dataDir, 'scitags.sqlite')}"`);
     expect(await daemon.stop()).toBe(0);
-    expect(readdirSync(dataDir).filter((f) => !f.startsWith('scitags.sqlite-')).sort()).toEqual(['decoder-state.json', 'scitags.sqlite']);
+    expect(
+      readdirSync(dataDir)
+        .filter((f) => !f.startsWith('scitags.sqlite-'))
+        .sort(),
+    ).toEqual(['decoder-state.json', 'scitags.sqlite']);
     expect(readdirSync(cwd)).toEqual([]);
   });
 });

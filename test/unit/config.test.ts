@@ -36,14 +36,22 @@ const DEFAULTS: Config = {
   },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [] },
-  decoder: { maxTemplatesPerSession: 1024, maxSessions: 10000, maxBufferedBytesPerSession: 262144, templateTimeoutSeconds: 0, stateFile: 'decoder-state.json', workers: DEFAULT_WORKERS, crashDir: 'crashes' },
+  decoder: {
+    maxTemplatesPerSession: 1024,
+    maxSessions: 10000,
+    maxBufferedBytesPerSession: 262144,
+    templateTimeoutSeconds: 0,
+    stateFile: 'decoder-state.json',
+    workers: DEFAULT_WORKERS,
+    crashDir: 'crashes',
+  },
   aggregation: { bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300, maxLiveKeys: 100000, keepUnregistered: [] },
   links: [],
   store: { type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 },
   registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: 'registry-cache.json', timeoutMs: 10000 },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
   metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
-  log: { level: "info", format: "json", accessLog: false },
+  log: { level: 'info', format: 'json', accessLog: false },
 };
 
 describe('defaults', () => {
@@ -91,7 +99,13 @@ store:
   it('each layer overrides the one below, key by key', () => {
     const r = loadConfig({
       argv: ['--api-port', '9002', '--netflow-port', '2056'],
-      env: { SCITAGS_CONFIG: 'c.yaml', SCITAGS_API_PORT: '9001', SCITAGS_BUCKET: '5m', SCITAGS_NETFLOW_PORT: '3000', SCITAGS_LOG_LEVEL: 'DEBUG' },
+      env: {
+        SCITAGS_CONFIG: 'c.yaml',
+        SCITAGS_API_PORT: '9001',
+        SCITAGS_BUCKET: '5m',
+        SCITAGS_NETFLOW_PORT: '3000',
+        SCITAGS_LOG_LEVEL: 'DEBUG',
+      },
       readFile: files({ 'c.yaml': file }),
     });
     expect(r.configFile).toBe('c.yaml');
@@ -127,7 +141,11 @@ store:
   });
 
   it('log.format and log.accessLog: file, SCITAGS_LOG_FORMAT, --log-format and the --access-log switch', () => {
-    const fromFile = loadConfig({ argv: ['-c', 'l.yaml'], env: {}, readFile: files({ 'l.yaml': 'log: {format: pretty, accessLog: true}\n' }) });
+    const fromFile = loadConfig({
+      argv: ['-c', 'l.yaml'],
+      env: {},
+      readFile: files({ 'l.yaml': 'log: {format: pretty, accessLog: true}\n' }),
+    });
     expect(fromFile.config.log).toEqual({ level: 'info', format: 'pretty', accessLog: true });
     const r = loadConfig({ argv: ['--access-log'], env: { SCITAGS_LOG_FORMAT: 'Pretty' }, readFile: files({}) });
     expect(r.config.log).toEqual({ level: 'info', format: 'pretty', accessLog: true });
@@ -160,7 +178,11 @@ describe('port 0 disables', () => {
   it('one listener of several in a file', () => {
     const text = 'listeners:\n  sflow:\n    - port: 6343\n    - port: 0\n    - port: 6344\n      bind: "::1"\n';
     const r = loadConfig({ argv: ['-c', 'c.yaml'], readFile: files({ 'c.yaml': text }) });
-    expect(enabledListeners(r.config).filter((l) => l.protocol === 'sflow').map((l) => [l.name, l.port, l.bind])).toEqual([
+    expect(
+      enabledListeners(r.config)
+        .filter((l) => l.protocol === 'sflow')
+        .map((l) => [l.name, l.port, l.bind]),
+    ).toEqual([
       ['sflow', 6343, '::'],
       ['sflow-2', 6344, '::1'],
     ]);
@@ -189,11 +211,23 @@ describe('strict validation names the key path and the source', () => {
       ['store:\n  type: mongo\n', '2:9: store.type: must be "sqlite" or "influx"'],
       ['log:\n  level: loud\n', '2:10: log.level: must be one of fatal, error, warn, info, debug, trace, silent'],
       ['log:\n  format: text\n', '2:11: log.format: must be "json" or "pretty"'],
-      ['exporters:\n  allow: [192.0.2.0/24, 10.0.0.0/33]\n', '2:25: exporters.allow.1: must be a CIDR (192.0.2.0/24, 2001:db8::/32) or a single address'],
+      [
+        'exporters:\n  allow: [192.0.2.0/24, 10.0.0.0/33]\n',
+        '2:25: exporters.allow.1: must be a CIDR (192.0.2.0/24, 2001:db8::/32) or a single address',
+      ],
       ['registry:\n  url: ftp://example.org/x\n', "2:8: registry.url: must be an http(s) URL, or '' to disable downloads"],
-      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: a}\n  - {exporter: 192.0.2.1, ifIndex: 2, name: a}\n', '3:45: links.1.name: duplicate link name (also links.0)'],
-      ['links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: "a,b"}\n', '2:45: links.0.name: must not contain a comma (API filters are comma-separated)'],
-      ['listeners:\n  ipfix:\n    - port: 4739\n    - port: 4739\n', '4:13: listeners.ipfix.1.port: port 4739 on :: is already listeners.ipfix.0'],
+      [
+        'links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: a}\n  - {exporter: 192.0.2.1, ifIndex: 2, name: a}\n',
+        '3:45: links.1.name: duplicate link name (also links.0)',
+      ],
+      [
+        'links:\n  - {exporter: 192.0.2.1, ifIndex: 1, name: "a,b"}\n',
+        '2:45: links.0.name: must not contain a comma (API filters are comma-separated)',
+      ],
+      [
+        'listeners:\n  ipfix:\n    - port: 4739\n    - port: 4739\n',
+        '4:13: listeners.ipfix.1.port: port 4739 on :: is already listeners.ipfix.0',
+      ],
       ['queue: 5\n', '1:8: queue: must be a mapping'],
       ['links: {}\n', '1:8: links: must be a list'],
     ];
@@ -257,7 +291,11 @@ describe('--store', () => {
     expect(parseStoreSpec('sqlite:./x.sqlite')).toEqual({ type: 'sqlite', path: './x.sqlite', retentionDays: 30 });
     expect(parseStoreSpec('sqlite:///var/lib/s.db')).toEqual({ type: 'sqlite', path: '/var/lib/s.db', retentionDays: 30 });
     expect(parseStoreSpec('sqlite')).toEqual({ type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 });
-    expect(parseStoreSpec('sqlite:y.db', { type: 'sqlite', path: 'x', retentionDays: 7 })).toEqual({ type: 'sqlite', path: 'y.db', retentionDays: 7 });
+    expect(parseStoreSpec('sqlite:y.db', { type: 'sqlite', path: 'x', retentionDays: 7 })).toEqual({
+      type: 'sqlite',
+      path: 'y.db',
+      retentionDays: 7,
+    });
   });
 
   it('parses influx URLs with credentials, port, database and retention policy', () => {
@@ -280,7 +318,12 @@ describe('--store', () => {
       continuousQueries: true,
       statsIntervalSeconds: 60,
     });
-    expect(parseStoreSpec('influxs://[2001:db8::5]/db')).toMatchObject({ url: 'https://[2001:db8::5]:8086', database: 'db', username: '', password: '' });
+    expect(parseStoreSpec('influxs://[2001:db8::5]/db')).toMatchObject({
+      url: 'https://[2001:db8::5]:8086',
+      database: 'db',
+      username: '',
+      password: '',
+    });
     expect(() => parseStoreSpec('influx://host:8086/')).toThrow('influx store needs one database name in the path');
     expect(() => parseStoreSpec('influx://host/db?precision=s')).toThrow('unknown influx store option ?precision=');
   });
@@ -290,7 +333,13 @@ describe('--store', () => {
       argv: ['--store', 'influx://influx.example:8086/scitags'],
       env: { SCITAGS_STORE: 'influx://reader@old:8086/old', SCITAGS_INFLUX_PASSWORD: 'hunter2' },
     });
-    expect(r.config.store).toMatchObject({ type: 'influx', url: 'http://influx.example:8086', database: 'scitags', username: 'reader', password: 'hunter2' });
+    expect(r.config.store).toMatchObject({
+      type: 'influx',
+      url: 'http://influx.example:8086',
+      database: 'scitags',
+      username: 'reader',
+      password: 'hunter2',
+    });
     expect(r.overrides).toEqual({ store: 'flag', 'store.password': 'env' });
   });
 
@@ -311,14 +360,19 @@ describe('--dump-config', () => {
     expect(text).toContain('  password: "********"\n');
     expect(text).toContain('  username: bob\n');
     expect(text).toContain('  bucketSeconds: 30\n');
-    expect(text.startsWith('dataDir: ./data\nlisteners:\n  ipfix:\n    - port: 4739\n      bind: "::"\n      receiveBufferBytes: 8388608\n')).toBe(true);
+    expect(
+      text.startsWith('dataDir: ./data\nlisteners:\n  ipfix:\n    - port: 4739\n      bind: "::"\n      receiveBufferBytes: 8388608\n'),
+    ).toBe(true);
     const again = loadConfig({ argv: ['-c', 'dump.yaml'], env: {}, readFile: files({ 'dump.yaml': text }) });
     expect(again.config).toEqual({ ...r.config, store: { ...r.config.store, password: '********' } });
     expect(parse(formatConfig(defaultConfig()))).toEqual(DEFAULTS);
   });
 
   it('masks passwords inside URLs too', () => {
-    const text = formatConfig({ ...defaultConfig(), registry: { ...defaultConfig().registry, url: 'https://user:tok@reg.example/api.json' } });
+    const text = formatConfig({
+      ...defaultConfig(),
+      registry: { ...defaultConfig().registry, url: 'https://user:tok@reg.example/api.json' },
+    });
     expect(text).toContain('url: https://user:********@reg.example/api.json\n');
   });
 });

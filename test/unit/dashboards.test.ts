@@ -53,11 +53,24 @@ const LINK_TYPES: readonly DashboardLinkType[] = ['dashboards', 'link'];
 const dir = new URL('../../dashboards/', import.meta.url);
 /** The variant on the Prometheus datasource; checked on its own at the end of this file. */
 const PROMETHEUS_FILE = 'scitags-prometheus.json';
-const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== PROMETHEUS_FILE).sort();
-const dashboards = files.map((f) => ({ file: f, d: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as DashboardJson & Record<string, unknown> }));
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json') && f !== PROMETHEUS_FILE)
+  .sort();
+const dashboards = files.map((f) => ({
+  file: f,
+  d: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as DashboardJson & Record<string, unknown>,
+}));
 const datasourceYaml = parse(readFileSync(new URL('provisioning/datasources/influxdb.yaml', dir), 'utf8')) as {
   apiVersion: number;
-  datasources: { name: string; uid: string; type: string; url: string; database?: string; isDefault: boolean; jsonData: { dbName: string; timeInterval: string } }[];
+  datasources: {
+    name: string;
+    uid: string;
+    type: string;
+    url: string;
+    database?: string;
+    isDefault: boolean;
+    jsonData: { dbName: string; timeInterval: string };
+  }[];
 };
 const providerYaml = parse(readFileSync(new URL('provisioning/dashboards/scitags.yaml', dir), 'utf8')) as {
   apiVersion: number;
@@ -66,8 +79,16 @@ const providerYaml = parse(readFileSync(new URL('provisioning/dashboards/scitags
 const ds = datasourceYaml.datasources[0]!;
 
 const EXPECTED = {
-  'scitags-overview': { file: 'scitags-overview.json', title: 'SciTags overview', variables: ['datasource', 'policy', 'exporter', 'experiment', 'link'] },
-  'scitags-link-detail': { file: 'link-detail.json', title: 'Link detail', variables: ['datasource', 'policy', 'exporter', 'link', 'experiment'] },
+  'scitags-overview': {
+    file: 'scitags-overview.json',
+    title: 'SciTags overview',
+    variables: ['datasource', 'policy', 'exporter', 'experiment', 'link'],
+  },
+  'scitags-link-detail': {
+    file: 'link-detail.json',
+    title: 'Link detail',
+    variables: ['datasource', 'policy', 'exporter', 'link', 'experiment'],
+  },
   // collector_stats is not rolled up: it lives in the default (raw) policy only
   'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['datasource', 'exporter'] },
 } as const;
@@ -79,7 +100,13 @@ describe('Grafana provisioning', () => {
   it('provisions one InfluxQL datasource with the uid, database and minimum interval the dashboards assume', () => {
     expect(datasourceYaml.apiVersion).toBe(1);
     expect(datasourceYaml.datasources).toHaveLength(1);
-    expect(ds).toMatchObject({ uid: 'scitags-influx', type: 'influxdb', url: 'http://influxdb:8086', database: 'scitags', jsonData: { dbName: 'scitags' } });
+    expect(ds).toMatchObject({
+      uid: 'scitags-influx',
+      type: 'influxdb',
+      url: 'http://influxdb:8086',
+      database: 'scitags',
+      jsonData: { dbName: 'scitags' },
+    });
     // a second default datasource makes Grafana refuse the whole provisioning file
     expect(ds.isDefault).toBe(false);
     // rate panels divide whole buckets by $__interval: it must never be below one bucket
@@ -88,14 +115,20 @@ describe('Grafana provisioning', () => {
 
   it('provisions a file provider reading the directory docker-compose.yml mounts dashboards/ at', () => {
     expect(providerYaml.apiVersion).toBe(1);
-    expect(providerYaml.providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) })]);
+    expect(providerYaml.providers).toEqual([
+      expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) }),
+    ]);
   });
 });
 
 describe('dashboards', () => {
   it('are exactly the three dashboards, each with a unique stable uid and its title', () => {
     expect(TYPED).toHaveLength(3);
-    expect(files).toEqual(Object.values(EXPECTED).map((e) => e.file).sort());
+    expect(files).toEqual(
+      Object.values(EXPECTED)
+        .map((e) => e.file)
+        .sort(),
+    );
     const uids = dashboards.map(({ d }) => d.uid);
     expect(new Set(uids).size).toBe(uids.length);
     for (const { file, d } of dashboards) {
@@ -136,7 +169,9 @@ describe('dashboards', () => {
         for (const v of vars) {
           expect(VARIABLE_TYPES).toContain(v.type);
           if (v.type !== 'query') continue;
-          expect(variableQuery(v)).toMatch(/^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/);
+          expect(variableQuery(v)).toMatch(
+            /^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/,
+          );
           if (v.includeAll) expect(v.allValue, `${v.name}: All matches every value, not just the listed ones`).toBe('.*');
         }
       });
@@ -166,10 +201,14 @@ describe('dashboards', () => {
           if (/sum\("bytes"\) \* 8000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toMatch(/^(bps|percentunit)$/);
           if (/sum\("packets"\) \* 1000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toBe('pps');
           if (unit === 'bps' && panel.type === 'timeseries') expect(q, `${panel.title}`).toContain('sum("bytes") * 8000 / $__interval_ms');
-          if (unit === 'pps' && /FROM "(scitags|link)_traffic"/.test(q)) expect(q, `${panel.title}`).toContain('sum("packets") * 1000 / $__interval_ms');
+          if (unit === 'pps' && /FROM "(scitags|link)_traffic"/.test(q))
+            expect(q, `${panel.title}`).toContain('sum("packets") * 1000 / $__interval_ms');
           if (/GROUP BY time\(\$__interval\)/.test(q) && /sum\("(bytes|packets)"\)/.test(q)) {
             // a panel minimum below the bucket would make Grafana pick 10 s, 30 s... intervals
-            const minimums = panel.interval === '$policy' ? customOptions(vars.find((v) => v.name === 'policy')!).map((o) => o.value) : [panel.interval ?? ds.jsonData.timeInterval];
+            const minimums =
+              panel.interval === '$policy'
+                ? customOptions(vars.find((v) => v.name === 'policy')!).map((o) => o.value)
+                : [panel.interval ?? ds.jsonData.timeInterval];
             for (const m of minimums) expect(parseIntervalMs(m), `${panel.title}: min interval`).toBeGreaterThanOrEqual(60_000);
           }
           expect(q, `${panel.title}: an explicit time filter`).toContain('$timeFilter');
@@ -177,7 +216,7 @@ describe('dashboards', () => {
         }
       });
 
-      it('reads traffic from the retention policy chosen in $policy, with that policy\'s bucket as the minimum interval', () => {
+      it("reads traffic from the retention policy chosen in $policy, with that policy's bucket as the minimum interval", () => {
         const policy = vars.find((v) => v.name === 'policy');
         const traffic = panelTargets(d).filter((t) => /"(scitags|link)_traffic"/.test(t.target.query!));
         if (d.uid === 'scitags-collector-health') {
@@ -194,21 +233,39 @@ describe('dashboards', () => {
         expect(traffic.length).toBeGreaterThan(0);
         for (const { panel, target } of traffic) {
           const q = target.query!;
-          expect(q.match(/FROM "[^(]*?_traffic"/g), panel.title).toEqual([expect.stringMatching(/^FROM "\$\{policy:text\}"\."(scitags|link)_traffic"$/)]);
+          expect(q.match(/FROM "[^(]*?_traffic"/g), panel.title).toEqual([
+            expect.stringMatching(/^FROM "\$\{policy:text\}"\."(scitags|link)_traffic"$/),
+          ]);
           // every interval Grafana picks from 1h up (2h, 3h, 6h, 12h, 1d, 7d, 30d) is whole hours
           if (q.includes('$__interval')) expect(panel.interval, panel.title).toBe('$policy');
         }
       });
 
       it('interpolates every query (only ${var:regex}, $timeFilter and interval/range macros)', () => {
-        const selection = Object.fromEntries(vars.map((v) => [v.name, v.includeAll ? ('all' as const) : v.type === 'custom' ? [customOptions(v)[1]!.value] : ['x.y (z)']]));
-        const texts = Object.fromEntries(vars.filter((v) => v.type === 'custom').map((v) => [v.name, Object.fromEntries(customOptions(v).map((o) => [o.value, o.text]))]));
-        const ctx = { fromMs: 1_700_000_000_000, toMs: 1_700_003_600_000, intervalMs: 300_000, variables: vars, selection, options: {}, texts };
+        const selection = Object.fromEntries(
+          vars.map((v) => [v.name, v.includeAll ? ('all' as const) : v.type === 'custom' ? [customOptions(v)[1]!.value] : ['x.y (z)']]),
+        );
+        const texts = Object.fromEntries(
+          vars.filter((v) => v.type === 'custom').map((v) => [v.name, Object.fromEntries(customOptions(v).map((o) => [o.value, o.text]))]),
+        );
+        const ctx = {
+          fromMs: 1_700_000_000_000,
+          toMs: 1_700_003_600_000,
+          intervalMs: 300_000,
+          variables: vars,
+          selection,
+          options: {},
+          texts,
+        };
         const queries = [...panelTargets(d).map((t) => t.target.query!), ...vars.map(variableQuery)];
         for (const q of queries) {
           const out = interpolateQuery(q, ctx);
           expect(out).not.toMatch(/\$(?!\/)|\[\[/);
-          for (const m of q.matchAll(/\$\{(\w+):regex\}/g)) expect(vars.map((v: VariableJson) => v.name), q).toContain(m[1]);
+          for (const m of q.matchAll(/\$\{(\w+):regex\}/g))
+            expect(
+              vars.map((v: VariableJson) => v.name),
+              q,
+            ).toContain(m[1]);
         }
         // a single value is regex-escaped; time filter and interval are Grafana's
         const one = interpolateQuery('SELECT 1 FROM m WHERE "l" =~ /^${link:regex}$/ AND $timeFilter GROUP BY time($__interval)', {
@@ -216,13 +273,22 @@ describe('dashboards', () => {
           variables: [{ type: 'query', name: 'link', multi: false }],
           selection: { link: ['x.y (z)'] },
         });
-        expect(one).toBe('SELECT 1 FROM m WHERE "l" =~ /^x\\.y \\(z\\)$/ AND time >= 1700000000000ms and time <= 1700003600000ms GROUP BY time(5m)');
+        expect(one).toBe(
+          'SELECT 1 FROM m WHERE "l" =~ /^x\\.y \\(z\\)$/ AND time >= 1700000000000ms and time <= 1700003600000ms GROUP BY time(5m)',
+        );
       });
     });
   }
 
   it('the runner rejects what Grafana would not interpolate the same way', () => {
-    const ctx = { fromMs: 0, toMs: 3_600_000, intervalMs: 60_000, variables: [{ type: 'query', name: 'link', multi: true }], selection: { link: ['a', 'b'] }, options: {} };
+    const ctx = {
+      fromMs: 0,
+      toMs: 3_600_000,
+      intervalMs: 60_000,
+      variables: [{ type: 'query', name: 'link', multi: true }],
+      selection: { link: ['a', 'b'] },
+      options: {},
+    };
     expect(interpolateQuery('"l" =~ /^${link:regex}$/', ctx)).toBe('"l" =~ /^(a|b)$/');
     expect(() => interpolateQuery('"l" =~ /^$link$/', ctx)).toThrow(/link:regex/);
     expect(() => interpolateQuery('"l" = $timefilter', ctx)).toThrow();
@@ -246,7 +312,9 @@ describe('Prometheus dashboard', () => {
   const VAR_DS = { type: 'prometheus', uid: '${datasource}' };
   const targets = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p, target: t, expr: t.expr ?? '' })));
   /** label_values(SELECTOR, label) is Grafana's, not PromQL: the selector is the query to check. */
-  const variableSelectors = vars.filter((v) => v.type === 'query').map((v) => /^label_values\((.*), *\w+\)$/.exec(variableQuery(v))?.[1] ?? '');
+  const variableSelectors = vars
+    .filter((v) => v.type === 'query')
+    .map((v) => /^label_values\((.*), *\w+\)$/.exec(variableQuery(v))?.[1] ?? '');
 
   /** What Grafana substitutes: a multi-value variable becomes a regex (All: allValue), the macros durations. */
   const interpolate = (q: string): string =>
@@ -293,9 +361,15 @@ describe('Prometheus dashboard', () => {
   });
 
   it('uses only metrics the collector exposes, counters only through rate() or increase(), bytes as bits', async () => {
-    const m = createMetrics({ defaultMetrics: true, spool: () => ({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined }) });
+    const m = createMetrics({
+      defaultMetrics: true,
+      spool: () => ({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined }),
+    });
     const known = new Map((await m.registry.getMetricsAsJSON()).map((x) => [x.name, String(x.type)]));
-    const queries = [...targets.map((t) => [`panel ${t.panel.id} ${t.panel.title}`, t.expr, t.panel.fieldConfig?.defaults?.unit] as const), ...variableSelectors.map((q) => ['variable', q, undefined] as const)];
+    const queries = [
+      ...targets.map((t) => [`panel ${t.panel.id} ${t.panel.title}`, t.expr, t.panel.fieldConfig?.defaults?.unit] as const),
+      ...variableSelectors.map((q) => ['variable', q, undefined] as const),
+    ];
     for (const [where, q, unit] of queries) {
       const names = [...q.matchAll(/\b(scitags_\w+|process_\w+|nodejs_\w+)/g)].map((x) => x[1]!);
       expect(names.length, where).toBeGreaterThan(0);
@@ -304,24 +378,28 @@ describe('Prometheus dashboard', () => {
         // A counter resets on restart: only rate() / increase() make it a quantity (label_values lists labels).
         if (known.get(name) === 'counter' && where !== 'variable') expect(q, where).toMatch(new RegExp(`(rate|increase)\\(${name}[{[]`));
       }
-      if (unit === 'bps') expect(q, where).toMatch(/^sum by \([\w, ]+\) \(rate\(scitags_traffic_bytes_total\{[^}]*\}\[\$__rate_interval\]\)\) \* 8$/);
+      if (unit === 'bps')
+        expect(q, where).toMatch(/^sum by \([\w, ]+\) \(rate\(scitags_traffic_bytes_total\{[^}]*\}\[\$__rate_interval\]\)\) \* 8$/);
       // Marked traffic counted once: experiment panels take one direction.
       if (/community/.test(q) && where !== 'variable') expect(q, where).toMatch(/direction="in"/);
     }
   });
 
-  it.skipIf(!promtoolAvailable('parsing the Prometheus dashboard queries'))('every query parses as PromQL once interpolated (promtool check rules)', () => {
-    const exprs = [...targets.map((t) => interpolate(t.expr)), ...variableSelectors.map(interpolate)];
-    expect(exprs.every((e) => !e.includes('$'))).toBe(true);
-    // Recording rules are the one promtool input that parses free-standing expressions.
-    const rules = { groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
-    const file = join(mkdtempSync(join(tmpdir(), 'scitags-promql-')), 'rules.yaml');
-    writeFileSync(file, stringify(rules));
-    const r = promtool(['check', 'rules', file]);
-    expect(r.output).toContain(`SUCCESS: ${exprs.length} rules found`);
-    expect(r.status).toBe(0);
-    // And a broken query would fail: the check is not vacuous.
-    writeFileSync(file, stringify({ groups: [{ name: 'x', rules: [{ record: 'x:y', expr: 'sum by (a (rate(m[5m]))' }] }] }));
-    expect(promtool(['check', 'rules', file]).status).not.toBe(0);
-  });
+  it.skipIf(!promtoolAvailable('parsing the Prometheus dashboard queries'))(
+    'every query parses as PromQL once interpolated (promtool check rules)',
+    () => {
+      const exprs = [...targets.map((t) => interpolate(t.expr)), ...variableSelectors.map(interpolate)];
+      expect(exprs.every((e) => !e.includes('$'))).toBe(true);
+      // Recording rules are the one promtool input that parses free-standing expressions.
+      const rules = { groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }] };
+      const file = join(mkdtempSync(join(tmpdir(), 'scitags-promql-')), 'rules.yaml');
+      writeFileSync(file, stringify(rules));
+      const r = promtool(['check', 'rules', file]);
+      expect(r.output).toContain(`SUCCESS: ${exprs.length} rules found`);
+      expect(r.status).toBe(0);
+      // And a broken query would fail: the check is not vacuous.
+      writeFileSync(file, stringify({ groups: [{ name: 'x', rules: [{ record: 'x:y', expr: 'sum by (a (rate(m[5m]))' }] }] }));
+      expect(promtool(['check', 'rules', file]).status).not.toBe(0);
+    },
+  );
 });

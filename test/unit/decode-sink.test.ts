@@ -14,11 +14,24 @@ import { createFlowDecoderState, decodeFlowDatagram, type FlowDecodeOptions } fr
 import type { FlowRecord } from '../../decoders/record.js';
 import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createSflowState, decodeSflow, type SflowOptions } from '../../decoders/sflow/index.js';
-import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet, ipv6UdpFrame, v5Datagram, v9DataFlowset, v9Message, v9TemplateFlowset, VARLEN } from '../builders/ipfix.js';
+import {
+  f,
+  ipfixDataSet,
+  ipfixMessage,
+  ipfixTemplateSet,
+  ipv6UdpFrame,
+  v5Datagram,
+  v9DataFlowset,
+  v9Message,
+  v9TemplateFlowset,
+  VARLEN,
+} from '../builders/ipfix.js';
 import { buildFrame, buildSflowDatagram } from '../builders/sflow.js';
 import { FIXTURES } from '../support/expected.js';
 
-const captures = readdirSync(FIXTURES).filter((n) => n.endsWith('.pcap')).sort();
+const captures = readdirSync(FIXTURES)
+  .filter((n) => n.endsWith('.pcap'))
+  .sort();
 
 interface Decoded {
   records: FlowRecord[];
@@ -120,13 +133,35 @@ describe('a reused record never leaks a field from an earlier record', () => {
     f('flowEndMilliseconds', 8),
   ];
   const BARE = [f('octetDeltaCount', 4), f('packetDeltaCount', 4)];
-  const full = (n: number) => [`2001:db8::${n}`, '2001:db8::99', 1000 + n, n, label, 3, 4, 100, 40000 + n, 2811, 6, 0x20, 1, 1_700_000_000_000 + n, 1_700_000_001_000 + n];
+  const full = (n: number) => [
+    `2001:db8::${n}`,
+    '2001:db8::99',
+    1000 + n,
+    n,
+    label,
+    3,
+    4,
+    100,
+    40000 + n,
+    2811,
+    6,
+    0x20,
+    1,
+    1_700_000_000_000 + n,
+    1_700_000_001_000 + n,
+  ];
 
   it('IPFIX: records of a template without IE 31, VLAN, ports, times or addresses after ones with them', () => {
     const msg = ipfixMessage({ domain: 1, exportSecs: 1_700_000_002 }, [
-      ipfixTemplateSet([{ id: 256, fields: FULL }, { id: 257, fields: BARE }]),
+      ipfixTemplateSet([
+        { id: 256, fields: FULL },
+        { id: 257, fields: BARE },
+      ]),
       ipfixDataSet(256, FULL, [full(1), full(2)]),
-      ipfixDataSet(257, BARE, [[10, 1], [20, 2]]),
+      ipfixDataSet(257, BARE, [
+        [10, 1],
+        [20, 2],
+      ]),
       ipfixDataSet(256, FULL, [full(3)]),
     ]);
     const array = decodeFlowDatagram(msg, ctx(), createFlowDecoderState()).records;
@@ -151,7 +186,21 @@ describe('a reused record never leaks a field from an earlier record', () => {
     for (let i = 0; i < 5; i++) expectExactly(seen[i]!, array[i]!);
     const bare = seen[2]!;
     expect(bare).toMatchObject({ templateId: 257, bytes: 10, packets: 1, ipVersion: 0, samplingRate: 1 });
-    for (const k of ['flowLabel', 'vlan', 'srcPort', 'dstPort', 'srcAddr', 'dstAddr', 'inIf', 'outIf', 'direction', 'startMs', 'endMs', 'ipProtocol', 'trafficClass'] as const) {
+    for (const k of [
+      'flowLabel',
+      'vlan',
+      'srcPort',
+      'dstPort',
+      'srcAddr',
+      'dstAddr',
+      'inIf',
+      'outIf',
+      'direction',
+      'startMs',
+      'endMs',
+      'ipProtocol',
+      'trafficClass',
+    ] as const) {
       expect(bare[k], k).toBeUndefined();
     }
     expect(seen[4]).toMatchObject({ templateId: 256, flowLabel: label, vlan: 100, srcAddr: '2001:db8::3', samplingRate: 1 });
@@ -163,7 +212,14 @@ describe('a reused record never leaks a field from an earlier record', () => {
     // An IPv4 frame (no label, no VLAN) and a frame cut inside the Ethernet header.
     const v4 = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 'icmp', type: 8, code: 0, payload: 20 } } });
     const cut = v6.subarray(0, 10);
-    const msg = ipfixMessage({ domain: 1 }, [ipfixTemplateSet([{ id: 300, fields }]), ipfixDataSet(300, fields, [[1, v6], [2, v4], [3, cut]])]);
+    const msg = ipfixMessage({ domain: 1 }, [
+      ipfixTemplateSet([{ id: 300, fields }]),
+      ipfixDataSet(300, fields, [
+        [1, v6],
+        [2, v4],
+        [3, cut],
+      ]),
+    ]);
     const array = decodeFlowDatagram(msg, ctx(), createFlowDecoderState()).records;
     const seen: FlowRecord[] = [];
     decodeFlowDatagram(msg, ctx(), createFlowDecoderState(), { onRecord: (rec) => void seen.push({ ...rec }) });
@@ -178,7 +234,10 @@ describe('a reused record never leaks a field from an earlier record', () => {
     const T = [f('octetDeltaCount', 4), f('packetDeltaCount', 4), f('flowLabelIPv6', 3), f('sourceIPv6Address', 16)];
     const U = [f('octetDeltaCount', 4), f('packetDeltaCount', 4)];
     const v9 = v9Message({ records: 4, sourceId: 5 }, [
-      v9TemplateFlowset([{ id: 256, fields: T }, { id: 257, fields: U }]),
+      v9TemplateFlowset([
+        { id: 256, fields: T },
+        { id: 257, fields: U },
+      ]),
       v9DataFlowset(256, T, [[100, 1, label, '2001:db8::1']]),
       v9DataFlowset(257, U, [[200, 2]]),
     ]);
@@ -215,7 +274,14 @@ describe('a reused record never leaks a field from an earlier record', () => {
               kind: 'header',
               frame: buildFrame({
                 vlans: [{ vid: 7 }],
-                ip: { version: 6, trafficClass: 0, flowLabel: label, src: '2001:db8::1', dst: '2001:db8::2', l4: { proto: 'udp', srcPort: 5, dstPort: 6, payload: 10 } },
+                ip: {
+                  version: 6,
+                  trafficClass: 0,
+                  flowLabel: label,
+                  src: '2001:db8::1',
+                  dst: '2001:db8::2',
+                  l4: { proto: 'udp', srcPort: 5, dstPort: 6, payload: 10 },
+                },
               }),
             },
           ],
@@ -238,7 +304,14 @@ describe('a reused record never leaks a field from an earlier record', () => {
     expect(r.stats.records).toBe(3);
     for (let i = 0; i < 3; i++) expectExactly(seen[i]!, array[i]!);
     expect(seen[0]).toMatchObject({ ipVersion: 6, flowLabel: label, vlan: 7, srcPort: 5, samplingRate: 100 });
-    expect(seen[1]).toMatchObject({ ipVersion: 4, flowLabel: undefined, vlan: undefined, srcPort: undefined, trafficClass: undefined, samplingRate: 1 });
+    expect(seen[1]).toMatchObject({
+      ipVersion: 4,
+      flowLabel: undefined,
+      vlan: undefined,
+      srcPort: undefined,
+      trafficClass: undefined,
+      samplingRate: 1,
+    });
     expect(seen[2]).toMatchObject({ ipVersion: 0, bytes: 0, srcAddr: undefined, ipProtocol: undefined });
   });
 });
@@ -251,7 +324,17 @@ describe('sink mode details', () => {
     const seen: FlowRecord[] = [];
     const onRecord = (rec: FlowRecord): void => void seen.push({ ...rec });
     const c = { exporterAddr: '192.0.2.1', exporterPort: 4739, receivedMs: 1000 };
-    const early = decodeFlowDatagram(ipfixMessage({ domain: 1, seq: 0 }, [ipfixDataSet(256, T, [[1, 1, 1], [2, 2, 2]])]), c, st, { onRecord });
+    const early = decodeFlowDatagram(
+      ipfixMessage({ domain: 1, seq: 0 }, [
+        ipfixDataSet(256, T, [
+          [1, 1, 1],
+          [2, 2, 2],
+        ]),
+      ]),
+      c,
+      st,
+      { onRecord },
+    );
     expect(early.stats).toMatchObject({ templateMisses: 1, buffered: 1, records: 0 });
     const late = decodeFlowDatagram(
       ipfixMessage({ domain: 1, seq: 2 }, [ipfixTemplateSet([{ id: 256, fields: T }]), ipfixDataSet(256, T, [[3, 3, 3]])]),
@@ -266,7 +349,10 @@ describe('sink mode details', () => {
 
   it('a set the decoder rejects emits nothing through the sink', () => {
     const V = [f('octetDeltaCount', 4), f('interfaceName', VARLEN)];
-    const set = ipfixDataSet(256, V, [[1, 'eth0'], [2, 'eth1']]);
+    const set = ipfixDataSet(256, V, [
+      [1, 'eth0'],
+      [2, 'eth1'],
+    ]);
     // Cut the last record's name short: the varlen length then runs past the set end.
     const bad = set.slice(0, set.length - 2);
     bad[2] = (bad.length >> 8) & 0xff;
@@ -292,7 +378,9 @@ describe('sink mode details', () => {
     expect(decodeFlowDatagram(msg, c, st).records).toHaveLength(1);
     const sf = buildSflowDatagram({ agent: '192.0.2.1', samples: [{ kind: 'flow', records: [] }] });
     const ss = createSflowState();
-    expect(() => decodeSflow(sf, '192.0.2.1', 6343, ss, { onRecord: () => void decodeSflow(sf, '192.0.2.1', 6343, ss) })).toThrow(/not re-entrant/);
+    expect(() => decodeSflow(sf, '192.0.2.1', 6343, ss, { onRecord: () => void decodeSflow(sf, '192.0.2.1', 6343, ss) })).toThrow(
+      /not re-entrant/,
+    );
     expect(decodeSflow(sf, '192.0.2.1', 6343, ss).records).toHaveLength(1);
   });
 });

@@ -167,7 +167,10 @@ function containerConfig(): Config {
 }
 
 const udpPortsOf = (config: Config) =>
-  (['ipfix', 'netflow', 'sflow'] as const).flatMap((p) => config.listeners[p].map((l) => l.port)).filter((p) => p !== 0).sort((a, b) => a - b);
+  (['ipfix', 'netflow', 'sflow'] as const)
+    .flatMap((p) => config.listeners[p].map((l) => l.port))
+    .filter((p) => p !== 0)
+    .sort((a, b) => a - b);
 
 // ---------------------------------------------------------------------------------------
 
@@ -179,7 +182,10 @@ describe('Dockerfile', () => {
     expect(runtime.base).toMatch(/^node:24-bookworm-slim@sha256:[0-9a-f]{64}$/);
     // the same image in both stages: the native modules built in one run in the other
     expect(build.base).toBe(runtime.base);
-    const buildRuns = dockerfile.instructions.filter((i) => i.stage === 0 && i.op === 'RUN').map((i) => i.args).join(' && ');
+    const buildRuns = dockerfile.instructions
+      .filter((i) => i.stage === 0 && i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' && ');
     expect(buildRuns).toMatch(/npm ci\b/);
     expect(JSON.parse(read('package.json')).scripts.prepare).toBe('npm run build'); // so npm ci builds
     expect(buildRuns).toMatch(/npm prune --omit=dev/);
@@ -187,7 +193,11 @@ describe('Dockerfile', () => {
     const runtimeCopies = finalOps('COPY').map((i) => i.args);
     expect(runtimeCopies.some((a) => a.startsWith(`--from=${build.name}`) && a.includes('node_modules'))).toBe(true);
     expect(runtimeCopies.some((a) => a.includes('/app/dist'))).toBe(true);
-    expect(finalOps('RUN').map((i) => i.args).join(' ')).not.toMatch(/npm (ci|install)/);
+    expect(
+      finalOps('RUN')
+        .map((i) => i.args)
+        .join(' '),
+    ).not.toMatch(/npm (ci|install)/);
   });
 
   it('copies only paths that exist and that .dockerignore does not exclude', () => {
@@ -200,7 +210,8 @@ describe('Dockerfile', () => {
         expect(ignored(src), `COPY source ${src} is not excluded by .dockerignore`).toBe(false);
       }
     }
-    for (const heavy of ['node_modules', 'dist', '.git', 'test']) expect(ignored(heavy), `${heavy} stays out of the build context`).toBe(true);
+    for (const heavy of ['node_modules', 'dist', '.git', 'test'])
+      expect(ignored(heavy), `${heavy} stays out of the build context`).toBe(true);
     // the built CLI the image starts is where the package's bin says
     const entry = execForm(finalOps('ENTRYPOINT')[0]!.args);
     expect(entry).toEqual(['node', '/app/dist/src/cli.js']);
@@ -213,7 +224,9 @@ describe('Dockerfile', () => {
     const user = finalOps('USER');
     expect(user).toHaveLength(1);
     expect(user[0]!.args).not.toMatch(/^(root|0)(:|$)/);
-    const exposed = finalOps('EXPOSE').flatMap((i) => i.args.split(' ')).sort();
+    const exposed = finalOps('EXPOSE')
+      .flatMap((i) => i.args.split(' '))
+      .sort();
     const defaults = defaultConfig();
     expect(exposed).toEqual(
       [`${DEFAULT_PORTS.ipfix}/udp`, `${DEFAULT_PORTS.netflow}/udp`, `${DEFAULT_PORTS.sflow}/udp`, `${defaults.api.port}/tcp`].sort(),
@@ -225,7 +238,11 @@ describe('Dockerfile', () => {
     expect(cmd.join(' ')).toContain(`http://127.0.0.1:${defaults.api.port}/health`);
     expect(execForm(finalOps('CMD')[0]!.args)).toEqual(['serve', '--config', '/etc/scitags-collector/config.yaml']);
     // the state directory is a volume, owned by the user, and the working directory
-    expect(finalOps('VOLUME').map((i) => i.args).join(' ')).toContain('/var/lib/scitags-collector');
+    expect(
+      finalOps('VOLUME')
+        .map((i) => i.args)
+        .join(' '),
+    ).toContain('/var/lib/scitags-collector');
     expect(finalOps('WORKDIR').at(-1)!.args).toBe('/var/lib/scitags-collector');
   });
 
@@ -294,14 +311,20 @@ describe('docker-compose.yml', () => {
     const config = containerConfig();
     const ports = (svc('collector').ports ?? []).map(parsePort);
     for (const p of ports) expect(p.host, `${p.container}/${p.proto} published on the same port`).toBe(p.container);
-    const udp = ports.filter((p) => p.proto === 'udp').map((p) => p.container).sort((a, b) => a - b);
+    const udp = ports
+      .filter((p) => p.proto === 'udp')
+      .map((p) => p.container)
+      .sort((a, b) => a - b);
     const tcp = ports.filter((p) => p.proto === 'tcp').map((p) => p.container);
     expect(udp).toEqual(udpPortsOf(config));
     expect(tcp).toEqual([config.api.port]);
-    const exposed = finalOps('EXPOSE').flatMap((i) => i.args.split(' ')).sort();
+    const exposed = finalOps('EXPOSE')
+      .flatMap((i) => i.args.split(' '))
+      .sort();
     expect(ports.map((p) => `${p.container}/${p.proto}`).sort()).toEqual(exposed);
     // every listener binds beyond loopback inside the container, or nothing reaches it
-    for (const proto of ['ipfix', 'netflow', 'sflow'] as const) for (const l of config.listeners[proto]) expect(['::', '0.0.0.0']).toContain(l.bind);
+    for (const proto of ['ipfix', 'netflow', 'sflow'] as const)
+      for (const l of config.listeners[proto]) expect(['::', '0.0.0.0']).toContain(l.bind);
     expect(['::', '0.0.0.0']).toContain(config.api.bind);
     expect((svc('grafana').ports ?? []).map(parsePort).map((p) => `${p.container}/${p.proto}`)).toEqual(['3000/tcp']);
   });
@@ -322,7 +345,10 @@ describe('docker-compose.yml', () => {
     expect([sh, dashC, argv0]).toEqual(['/bin/sh', '-c', 'grafana']);
     const scratch = mkdtempSync(join(tmpdir(), 'grafana-entry-'));
     try {
-      const local = script!.replaceAll('$$', '$').replaceAll(file!, join(scratch, 'admin-password')).replace('exec /run.sh', 'exec echo started');
+      const local = script!
+        .replaceAll('$$', '$')
+        .replaceAll(file!, join(scratch, 'admin-password'))
+        .replace('exec /run.sh', 'exec echo started');
       expect(local).not.toBe(script);
       const run = () => spawnSync('/bin/sh', ['-c', local, 'grafana'], { encoding: 'utf8' });
       const first = run();
@@ -350,7 +376,9 @@ describe('docker-compose.yml', () => {
     const config = containerConfig();
     expect(config.store.type).toBe('influx');
     if (config.store.type !== 'influx') return;
-    const datasource = (parse(read('dashboards/provisioning/datasources/influxdb.yaml')) as { datasources: { url: string; jsonData: { dbName: string } }[] }).datasources[0]!;
+    const datasource = (
+      parse(read('dashboards/provisioning/datasources/influxdb.yaml')) as { datasources: { url: string; jsonData: { dbName: string } }[] }
+    ).datasources[0]!;
     expect(config.store.url).toBe('http://influxdb:8086');
     expect(datasource.url).toBe(config.store.url);
     expect(config.store.database).toBe('scitags');
@@ -373,7 +401,10 @@ describe('docker-compose.yml', () => {
       ctx.skip();
       return;
     }
-    const res = spawnSync('docker', ['compose', '-f', join(root, 'docker-compose.yml'), 'config', '--quiet'], { encoding: 'utf8', cwd: root });
+    const res = spawnSync('docker', ['compose', '-f', join(root, 'docker-compose.yml'), 'config', '--quiet'], {
+      encoding: 'utf8',
+      cwd: root,
+    });
     expect(res.status, res.stderr).toBe(0);
   });
 });
@@ -419,7 +450,13 @@ describe('deploy/scitags-collector.service', () => {
   });
 
   it('is hardened, writes only its state directory, and takes no capability (all ports > 1024)', () => {
-    expect(service).toMatchObject({ NoNewPrivileges: 'true', ProtectSystem: 'strict', ProtectHome: 'true', PrivateTmp: 'true', CapabilityBoundingSet: '' });
+    expect(service).toMatchObject({
+      NoNewPrivileges: 'true',
+      ProtectSystem: 'strict',
+      ProtectHome: 'true',
+      PrivateTmp: 'true',
+      CapabilityBoundingSet: '',
+    });
     expect(service.AmbientCapabilities).toBeUndefined();
     expect(service.MemoryDenyWriteExecute).toBeUndefined(); // V8's JIT needs W+X pages
     // the unit's Environment= lines (NAME=VALUE each) are the collector's environment
@@ -442,7 +479,11 @@ describe('deploy/scitags-collector.service', () => {
       '/var/lib/scitags-collector/influx-spool',
       '/var/lib/scitags-collector/registry-cache.json',
     ]);
-    for (const f of files) expect(writable.some((w) => f.startsWith(`${w}/`)), f).toBe(true);
+    for (const f of files)
+      expect(
+        writable.some((w) => f.startsWith(`${w}/`)),
+        f,
+      ).toBe(true);
     expect(service.WorkingDirectory).toBe(writable[0]);
   });
 

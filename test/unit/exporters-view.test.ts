@@ -18,7 +18,9 @@ describe('exporters view', () => {
   it('shows the sFlow rate stated and the rate sample_pool shows (pmacct sfprobe at 1:4)', () => {
     const [ex] = exporterInfos(run('sflow_pmacct_sampled.pcap'));
     // truth: 369 samples, sample_pool from 2 to 1437: 1435 pooled packets over 368 further samples
-    expect(ex!.sflowSources).toEqual([{ subAgent: 24, sourceIdType: 0, sourceIdIndex: 1, samplingRate: 4, effectiveRate: 1435 / 368, drops: 0, lostSamples: 0 }]);
+    expect(ex!.sflowSources).toEqual([
+      { subAgent: 24, sourceIdType: 0, sourceIdIndex: 1, samplingRate: 4, effectiveRate: 1435 / 368, drops: 0, lostSamples: 0 },
+    ]);
     expect(ex!.samplingRates).toEqual([{ domain: 24, rate: 4, source: 'header' }]);
   });
 
@@ -35,9 +37,22 @@ describe('merging worker snapshots', () => {
     const part = (datagrams: number): DecodeSnapshot => {
       const s = emptySnapshot(0);
       s.exporters.push({
-        address: 'other', protocols: ['ipfix'], sessions: [], firstSeenMs: 0, lastSeenMs: 0, datagrams, records: 2 * datagrams,
-        recordsByProtocol: { ipfix: 2 * datagrams }, errorsByReason: { truncated: 1 }, decoderCrashes: {}, templateMisses: 0,
-        unknownSampling: 0, sequenceGaps: 0, lostRecords: 0, samplingRates: [], liveTemplates: 1,
+        address: 'other',
+        protocols: ['ipfix'],
+        sessions: [],
+        firstSeenMs: 0,
+        lastSeenMs: 0,
+        datagrams,
+        records: 2 * datagrams,
+        recordsByProtocol: { ipfix: 2 * datagrams },
+        errorsByReason: { truncated: 1 },
+        decoderCrashes: {},
+        templateMisses: 0,
+        unknownSampling: 0,
+        sequenceGaps: 0,
+        lostRecords: 0,
+        samplingRates: [],
+        liveTemplates: 1,
       });
       return s;
     };
@@ -45,7 +60,13 @@ describe('merging worker snapshots', () => {
     // Merged twice, as two refreshes do with the same cached worker snapshots.
     mergeSnapshots(parts, 0);
     const merged = mergeSnapshots(parts, 0).exporters[0]!;
-    expect([merged.datagrams, merged.records, merged.recordsByProtocol, merged.errorsByReason, merged.liveTemplates]).toEqual([8, 16, { ipfix: 16 }, { truncated: 2 }, 2]);
+    expect([merged.datagrams, merged.records, merged.recordsByProtocol, merged.errorsByReason, merged.liveTemplates]).toEqual([
+      8,
+      16,
+      { ipfix: 16 },
+      { truncated: 2 },
+      2,
+    ]);
     expect([parts[0]!.exporters[0]!.datagrams, parts[0]!.exporters[0]!.errorsByReason]).toEqual([3, { truncated: 1 }]);
   });
 });

@@ -73,14 +73,25 @@ const deps = { registry: () => loadSnapshot(0), links: [], log: silentLogger(), 
 
 // one marked bucket: atlas (2) / activity 1, link 1 -> 2, 60 s at 1700000040 s
 const ROW: TrafficRow = {
-  bucketStartMs: 1_700_000_040_000, bucketSeconds: 60, exporter: '192.0.2.1', inIf: 1, outIf: 2,
-  trafficClass: 'scitags', community: 2, activity: 1, registered: true, bytes: 1500, packets: 2, records: 1,
+  bucketStartMs: 1_700_000_040_000,
+  bucketSeconds: 60,
+  exporter: '192.0.2.1',
+  inIf: 1,
+  outIf: 2,
+  trafficClass: 'scitags',
+  community: 2,
+  activity: 1,
+  registered: true,
+  bytes: 1500,
+  packets: 2,
+  records: 1,
 };
 
 /** The InfluxQL statements a request carried (GET ?q= or a POSTed form). */
 function statements(r: Recorded): string[] {
   const query = new URL(r.path, 'http://x').searchParams.get('q');
-  const form = r.body && r.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(r.body).get('q') : null;
+  const form =
+    r.body && r.headers['content-type']?.startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(r.body).get('q') : null;
   return [query, form].filter((q): q is string => q !== null);
 }
 

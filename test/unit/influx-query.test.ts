@@ -25,17 +25,47 @@ describe('InfluxQL for traffic queries', () => {
     expect(q.scitags).toBeUndefined();
     expect(q.links).toBe(
       'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "link_traffic" ' +
-        "WHERE time >= 0ms AND time < 60000ms AND (\"class\" = 'ipv4') GROUP BY time(60000ms), \"exporter\", \"in_if\", \"out_if\", \"class\" fill(none)",
+        'WHERE time >= 0ms AND time < 60000ms AND ("class" = \'ipv4\') GROUP BY time(60000ms), "exporter", "in_if", "out_if", "class" fill(none)',
     );
   });
 
   it('maps result rows back to stored rows: none and unregistered become null', () => {
     const time = { getTime: () => 60_000 };
-    expect(influxRowToStored({ time, exporter: 'r1', in_if: '7', out_if: 'none', community_id: 'unregistered', activity_id: 'unregistered', bytes: 5, packets: 1, records: 1 }, 'scitags')).toEqual({
-      bucketStartMs: 60_000, exporter: 'r1', inIf: 7, outIf: null, trafficClass: 'scitags', community: null, activity: null, bytes: 5, packets: 1, records: 1,
+    expect(
+      influxRowToStored(
+        {
+          time,
+          exporter: 'r1',
+          in_if: '7',
+          out_if: 'none',
+          community_id: 'unregistered',
+          activity_id: 'unregistered',
+          bytes: 5,
+          packets: 1,
+          records: 1,
+        },
+        'scitags',
+      ),
+    ).toEqual({
+      bucketStartMs: 60_000,
+      exporter: 'r1',
+      inIf: 7,
+      outIf: null,
+      trafficClass: 'scitags',
+      community: null,
+      activity: null,
+      bytes: 5,
+      packets: 1,
+      records: 1,
     });
-    expect(influxRowToStored({ time, exporter: 'r1', in_if: '0', out_if: '3', class: 'ipv4', bytes: 9, packets: 2, records: 1 }, undefined)).toMatchObject({
-      inIf: 0, outIf: 3, trafficClass: 'ipv4', community: null, activity: null,
+    expect(
+      influxRowToStored({ time, exporter: 'r1', in_if: '0', out_if: '3', class: 'ipv4', bytes: 9, packets: 2, records: 1 }, undefined),
+    ).toMatchObject({
+      inIf: 0,
+      outIf: 3,
+      trafficClass: 'ipv4',
+      community: null,
+      activity: null,
     });
   });
 });

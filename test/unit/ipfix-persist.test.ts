@@ -12,10 +12,16 @@ describe('saving and restoring the IPFIX / NetFlow decoder state', () => {
       const dgrams = readCaptureFile(fixturePath(file)).datagrams;
       // Uninterrupted run.
       const whole = createFlowDecoderState();
-      const want = dgrams.flatMap((d) => decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, whole).records);
+      const want = dgrams.flatMap(
+        (d) => decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, whole).records,
+      );
       // First datagram (templates and options), then a restart through JSON, then the rest.
       const before = createFlowDecoderState();
-      const got = decodeFlowDatagram(dgrams[0]!.payload, { exporterAddr: dgrams[0]!.srcAddr, exporterPort: dgrams[0]!.srcPort, receivedMs: dgrams[0]!.timeMs }, before).records;
+      const got = decodeFlowDatagram(
+        dgrams[0]!.payload,
+        { exporterAddr: dgrams[0]!.srcAddr, exporterPort: dgrams[0]!.srcPort, receivedMs: dgrams[0]!.timeMs },
+        before,
+      ).records;
       const after = restoreFlowState(JSON.parse(JSON.stringify(snapshotFlowState(before, 0))) as unknown);
       for (const d of dgrams.slice(1)) {
         const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, after);
@@ -43,7 +49,11 @@ describe('saving and restoring the IPFIX / NetFlow decoder state', () => {
     decodeFlowDatagram(ipfixMessage({ seq: 1 }, [ipfixWithdrawalSet([300])]), ctx(4739, 1001), st);
     const back = restoreFlowState(JSON.parse(JSON.stringify(snapshotFlowState(st, 2000))) as unknown);
     expect(snapshotFlowState(back, 2000)).toEqual(snapshotFlowState(st, 2000));
-    const r = decodeFlowDatagram(ipfixMessage({ seq: 1 }, [ipfixDataSet(300, fields, [[1, 1]]), ipfixTemplateSet([{ id: 301, fields }])]), ctx(4739, 1500), back);
+    const r = decodeFlowDatagram(
+      ipfixMessage({ seq: 1 }, [ipfixDataSet(300, fields, [[1, 1]]), ipfixTemplateSet([{ id: 301, fields }])]),
+      ctx(4739, 1500),
+      back,
+    );
     expect(r.errors.map((e) => e.code)).toEqual(['template-withdrawn']);
     expect(r.stats.replayed).toBe(1);
     expect(r.records.map((x) => x.bytes)).toEqual([5]);
@@ -55,12 +65,20 @@ describe('saving and restoring the IPFIX / NetFlow decoder state', () => {
     expect(() => restoreFlowState('garbage')).toThrow(/decoder state is not valid/);
     const doc = snapshotFlowState(createFlowDecoderState(), 0);
     doc.sessions.push({
-      address: '192.0.2.1', port: 1, lastSeenMs: 0, pending: [],
-      domains: [{ domain: 0, withdrawn: [], sequence: { expected: -1, lost: 0, late: 0, resets: 0, gaps: 0 },
-        sampling: { domainRate: 0, samplers: [], selectors: [], interfaces: [], interfaceNames: [], systemInitMs: -1 },
-        templates: [{ id: 256, kind: 'data', protocol: 'ipfix', fields: [{ id: 1, pen: 0, length: 0, scope: false }], receivedMs: 0 }] }],
+      address: '192.0.2.1',
+      port: 1,
+      lastSeenMs: 0,
+      pending: [],
+      domains: [
+        {
+          domain: 0,
+          withdrawn: [],
+          sequence: { expected: -1, lost: 0, late: 0, resets: 0, gaps: 0 },
+          sampling: { domainRate: 0, samplers: [], selectors: [], interfaces: [], interfaceNames: [], systemInitMs: -1 },
+          templates: [{ id: 256, kind: 'data', protocol: 'ipfix', fields: [{ id: 1, pen: 0, length: 0, scope: false }], receivedMs: 0 }],
+        },
+      ],
     });
     expect(() => restoreFlowState(doc)).toThrow(/empty records/);
   });
 });
-

@@ -123,7 +123,10 @@ describe('IPFIX templates and data', () => {
     const opt = [f('meteringProcessId', 4), f('samplingPacketInterval', 4), f('samplingPacketSpace', 4)];
     decode(
       ipfixMessage({}, [
-        ipfixTemplateSet([{ id: 256, fields: V4 }, { id: 257, fields: V6 }]),
+        ipfixTemplateSet([
+          { id: 256, fields: V4 },
+          { id: 257, fields: V6 },
+        ]),
         ipfixOptionsTemplateSet([{ id: 258, fields: opt, scopeCount: 1 }]),
       ]),
       st,
@@ -132,10 +135,7 @@ describe('IPFIX templates and data', () => {
     const dom = summarizeFlowState(st).sessions[0]!.domains[0]!;
     expect(dom.templates.map((t) => t.id)).toEqual([258]);
     expect(dom.withdrawn.sort()).toEqual([256, 257]);
-    const r = decode(
-      ipfixMessage({}, [ipfixDataSet(257, V6, [rec6(1, 1, 1)]), ipfixDataSet(258, opt, [[1, 1, 9]])]),
-      st,
-    );
+    const r = decode(ipfixMessage({}, [ipfixDataSet(257, V6, [rec6(1, 1, 1)]), ipfixDataSet(258, opt, [[1, 1, 9]])]), st);
     expect(r.stats).toMatchObject({ withdrawnDrops: 1, optionsRecords: 1 });
     decode(ipfixMessage({}, [ipfixWithdrawAllSet(3)]), st);
     expect(summarizeFlowState(st).sessions[0]!.domains[0]!.templates).toEqual([]);
@@ -177,11 +177,22 @@ describe('IPFIX templates and data', () => {
 describe('data before template', () => {
   it('holds data, then replays it when the template arrives', () => {
     const st = createFlowDecoderState();
-    const early = decode(ipfixMessage({ seq: 0 }, [ipfixDataSet(256, V4, [['10.0.0.1', '10.0.0.2', 100, 1], ['10.0.0.3', '10.0.0.4', 50, 1]])]), st);
+    const early = decode(
+      ipfixMessage({ seq: 0 }, [
+        ipfixDataSet(256, V4, [
+          ['10.0.0.1', '10.0.0.2', 100, 1],
+          ['10.0.0.3', '10.0.0.4', 50, 1],
+        ]),
+      ]),
+      st,
+    );
     expect(early.records).toEqual([]);
     expect(early.stats).toMatchObject({ templateMisses: 1, buffered: 1 });
     expect(early.errors).toEqual([]);
-    const t = decode(ipfixMessage({ seq: 2 }, [ipfixTemplateSet([{ id: 256, fields: V4 }]), ipfixDataSet(256, V4, [['10.0.0.5', '10.0.0.6', 7, 1]])]), st);
+    const t = decode(
+      ipfixMessage({ seq: 2 }, [ipfixTemplateSet([{ id: 256, fields: V4 }]), ipfixDataSet(256, V4, [['10.0.0.5', '10.0.0.6', 7, 1]])]),
+      st,
+    );
     expect(t.stats).toMatchObject({ replayed: 2, dataRecords: 1 });
     expect(t.records.map((x) => x.bytes)).toEqual([100, 50, 7]);
     expect(summarizeFlowState(st).sessions[0]!.pendingSets).toBe(0);
@@ -196,7 +207,18 @@ describe('data before template', () => {
     expect(third.stats.evicted).toBe(1);
     const aged = decode(ipfixMessage({}, []), st, {}, { ms: 1015 }); // the one from 10 is > 1000 ms old
     expect(aged.stats.evicted).toBe(1);
-    const big = decode(ipfixMessage({}, [ipfixDataSet(256, V4, Array.from({ length: 3 }, () => ['0.0.0.0', '0.0.0.0', 0, 0]))]), st, {}, { ms: 1016 });
+    const big = decode(
+      ipfixMessage({}, [
+        ipfixDataSet(
+          256,
+          V4,
+          Array.from({ length: 3 }, () => ['0.0.0.0', '0.0.0.0', 0, 0]),
+        ),
+      ]),
+      st,
+      {},
+      { ms: 1016 },
+    );
     expect(big.stats).toMatchObject({ templateMisses: 1, buffered: 0, evicted: 1 });
     const t = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V4 }])]), st, {}, { ms: 1017 });
     expect(t.stats.replayed).toBe(1);
@@ -218,8 +240,16 @@ describe('field encodings', () => {
     ]);
     const r = decode(msg, st, { withFields: true });
     expect(r.errors).toEqual([]);
-    expect(r.records.map((x) => [x.bytes, x.packets])).toEqual([[1000, 10], [2000, 20]]);
-    expect(r.records[0]!.fields).toEqual({ interfaceName: 'eth0', octetDeltaCount: 1000, interfaceDescription: long, packetDeltaCount: 10 });
+    expect(r.records.map((x) => [x.bytes, x.packets])).toEqual([
+      [1000, 10],
+      [2000, 20],
+    ]);
+    expect(r.records[0]!.fields).toEqual({
+      interfaceName: 'eth0',
+      octetDeltaCount: 1000,
+      interfaceDescription: long,
+      packetDeltaCount: 10,
+    });
     expect(r.records[1]!.fields!['interfaceName']).toBe('ge-0/0/1');
   });
 
@@ -229,7 +259,10 @@ describe('field encodings', () => {
     // Body: varlen prefix says 200 octets but only 4 follow.
     const bad = ipfixSet(257, Uint8Array.of(200, 1, 2, 3, 4));
     const msg = ipfixMessage({}, [
-      ipfixTemplateSet([{ id: 256, fields: V4 }, { id: 257, fields }]),
+      ipfixTemplateSet([
+        { id: 256, fields: V4 },
+        { id: 257, fields },
+      ]),
       ipfixDataSet(256, V4, [['10.0.0.1', '10.0.0.2', 100, 1]]),
       bad,
       ipfixDataSet(256, V4, [['10.0.0.3', '10.0.0.4', 100, 1]]),
@@ -244,12 +277,21 @@ describe('field encodings', () => {
     const st = createFlowDecoderState();
     const fields = [f(1, 4, 29305), f('octetDeltaCount', 4), f(2, VARLEN, 9), f('packetDeltaCount', 4), f(3, 2, 6871)];
     const r = decode(
-      ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields }]), ipfixDataSet(256, fields, [[0xdeadbeef, 4000, Uint8Array.of(1, 2, 3), 40, 7]])]),
+      ipfixMessage({}, [
+        ipfixTemplateSet([{ id: 256, fields }]),
+        ipfixDataSet(256, fields, [[0xdeadbeef, 4000, Uint8Array.of(1, 2, 3), 40, 7]]),
+      ]),
       st,
       { withFields: true },
     );
     expect(r.records[0]).toMatchObject({ bytes: 4000, packets: 40 });
-    expect(r.records[0]!.fields).toEqual({ '29305.1': 'deadbeef', octetDeltaCount: 4000, '9.2': '010203', packetDeltaCount: 40, '6871.3': '0007' });
+    expect(r.records[0]!.fields).toEqual({
+      '29305.1': 'deadbeef',
+      octetDeltaCount: 4000,
+      '9.2': '010203',
+      packetDeltaCount: 40,
+      '6871.3': '0007',
+    });
   });
 
   it('reads reduced-size counters of 1 to 8 octets', () => {
@@ -258,7 +300,10 @@ describe('field encodings', () => {
       const fields = [f('octetDeltaCount', len), f('packetDeltaCount', len)];
       const big = len >= 7 ? 2 ** 52 + 3 : 2 ** (8 * len) - 1;
       const r = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields }]), ipfixDataSet(256, fields, [[big, 1]])]), st);
-      expect(r.records.map((x) => [x.bytes, x.packets]), `length ${len}`).toEqual([[big, 1]]);
+      expect(
+        r.records.map((x) => [x.bytes, x.packets]),
+        `length ${len}`,
+      ).toEqual([[big, 1]]);
     }
   });
 
@@ -277,11 +322,7 @@ describe('field encodings', () => {
   it('converts IPFIX times: seconds, milliseconds, microseconds and sysUpTime with systemInitTime', () => {
     const st = createFlowDecoderState();
     const opt = [f('meteringProcessId', 4), f('systemInitTimeMilliseconds', 8)];
-    const fields = [
-      f('flowStartSysUpTime', 4),
-      f('flowEndSysUpTime', 4),
-      f('octetDeltaCount', 4),
-    ];
+    const fields = [f('flowStartSysUpTime', 4), f('flowEndSysUpTime', 4), f('octetDeltaCount', 4)];
     const f2 = [f('flowStartSeconds', 4), f('flowEndMilliseconds', 8), f('octetDeltaCount', 4)];
     const f3 = [f('flowStartMicroseconds', 8), f('octetDeltaCount', 4)];
     const ntp = (BigInt(1_700_000_000 + 2208988800) << 32n) | (1n << 31n); // +500 ms
@@ -289,7 +330,11 @@ describe('field encodings', () => {
       ipfixMessage({}, [
         ipfixOptionsTemplateSet([{ id: 300, fields: opt, scopeCount: 1 }]),
         ipfixSet(300, new Uint8Array([0, 0, 0, 1, ...bytes8(1_699_999_000_000n)])),
-        ipfixTemplateSet([{ id: 256, fields }, { id: 257, fields: f2 }, { id: 258, fields: f3 }]),
+        ipfixTemplateSet([
+          { id: 256, fields },
+          { id: 257, fields: f2 },
+          { id: 258, fields: f3 },
+        ]),
         ipfixDataSet(256, fields, [[500, 800, 1]]),
         ipfixDataSet(257, f2, [[1_700_000_000, 1_700_000_001_234, 1]]),
         ipfixDataSet(258, f3, [[ntp, 1]]),
@@ -306,7 +351,9 @@ describe('field encodings', () => {
 
   it('dumps fields by IANA name', () => {
     const st = createFlowDecoderState();
-    const r = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V6 }]), ipfixDataSet(256, V6, [rec6(10, 1, 0x10004)])]), st, { withFields: true });
+    const r = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V6 }]), ipfixDataSet(256, V6, [rec6(10, 1, 0x10004)])]), st, {
+      withFields: true,
+    });
     expect(r.records[0]!.fields).toEqual({
       sourceIPv6Address: '2001:db8::1',
       destinationIPv6Address: '2001:db8::2',
@@ -319,7 +366,9 @@ describe('field encodings', () => {
 
   it('leaves addresses unformatted when asked', () => {
     const st = createFlowDecoderState();
-    const r = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V6 }]), ipfixDataSet(256, V6, [rec6(10, 1, 1)])]), st, { withAddresses: false });
+    const r = decode(ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: V6 }]), ipfixDataSet(256, V6, [rec6(10, 1, 1)])]), st, {
+      withAddresses: false,
+    });
     expect(r.records[0]).toMatchObject({ srcAddr: undefined, dstAddr: undefined, ipVersion: 6, bytes: 10 });
   });
 
@@ -331,7 +380,10 @@ describe('field encodings', () => {
     const frame = ipv6UdpFrame({ vlan: 100, flowLabel: label, trafficClass: 0x20, payloadLength: 1000, srcPort: 40000, dstPort: 2811 });
     const r = decode(
       ipfixMessage({}, [
-        ipfixTemplateSet([{ id: 256, fields }, { id: 257, fields: fixed }]),
+        ipfixTemplateSet([
+          { id: 256, fields },
+          { id: 257, fields: fixed },
+        ]),
         ipfixDataSet(256, fields, [[1, frame]]),
         ipfixDataSet(257, fixed, [[ipv6UdpFrame({ flowLabel: 0, payloadLength: 60, padTo: 128 })]]),
       ]),
@@ -361,7 +413,12 @@ function bytes8(v: bigint): number[] {
 }
 
 describe('sampling', () => {
-  const data = (extra: ReturnType<typeof f>[] = []) => [f('octetDeltaCount', 4), f('packetDeltaCount', 4), f('ingressInterface', 4), ...extra];
+  const data = (extra: ReturnType<typeof f>[] = []) => [
+    f('octetDeltaCount', 4),
+    f('packetDeltaCount', 4),
+    f('ingressInterface', 4),
+    ...extra,
+  ];
 
   it('domain-wide samplingInterval / samplingAlgorithm (34/35)', () => {
     const st = createFlowDecoderState();
@@ -379,17 +436,39 @@ describe('sampling', () => {
     expect(r.records[0]).toMatchObject({ samplingRate: 512, samplingSource: 'options' });
     expect(r.stats.unknownSampling).toBe(0);
     expect(summarizeFlowState(st).exporters).toEqual([
-      { exporterAddr: ADDR, domain: 0, sampling: { domainRate: 512, samplers: {}, selectors: {}, interfaces: {}, interfaceNames: {}, systemInitMs: null } },
+      {
+        exporterAddr: ADDR,
+        domain: 0,
+        sampling: { domainRate: 512, samplers: {}, selectors: {}, interfaces: {}, interfaceNames: {}, systemInitMs: null },
+      },
     ]);
   });
 
   it('joins samplerId (48) with samplerMode/RandomInterval (49/50) options, including from another source port', () => {
     const st = createFlowDecoderState();
     const opt = [f('samplerId', 1), f('samplerMode', 1), f('samplerRandomInterval', 4)];
-    decode(ipfixMessage({ domain: 3 }, [ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]), ipfixDataSet(400, opt, [[1, 2, 10], [2, 2, 100]])]), st, {}, { port: 2000 });
+    decode(
+      ipfixMessage({ domain: 3 }, [
+        ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]),
+        ipfixDataSet(400, opt, [
+          [1, 2, 10],
+          [2, 2, 100],
+        ]),
+      ]),
+      st,
+      {},
+      { port: 2000 },
+    );
     const fields = data([f('samplerId', 1)]);
     const r = decode(
-      ipfixMessage({ domain: 3 }, [ipfixTemplateSet([{ id: 256, fields }]), ipfixDataSet(256, fields, [[100, 1, 1, 1], [100, 1, 1, 2], [100, 1, 1, 3]])]),
+      ipfixMessage({ domain: 3 }, [
+        ipfixTemplateSet([{ id: 256, fields }]),
+        ipfixDataSet(256, fields, [
+          [100, 1, 1, 1],
+          [100, 1, 1, 2],
+          [100, 1, 1, 3],
+        ]),
+      ]),
       st,
       {},
       { port: 2001 },
@@ -409,11 +488,17 @@ describe('sampling', () => {
     const fields = data([f('selectorId', 4)]);
     const r = decode(
       ipfixMessage({}, [
-        ipfixOptionsTemplateSet([{ id: 400, fields: o1, scopeCount: 1 }, { id: 401, fields: o2, scopeCount: 1 }]),
+        ipfixOptionsTemplateSet([
+          { id: 400, fields: o1, scopeCount: 1 },
+          { id: 401, fields: o2, scopeCount: 1 },
+        ]),
         ipfixDataSet(400, o1, [[7, 1, 9]]),
         ipfixDataSet(401, o2, [[8, 2, 200]]),
         ipfixTemplateSet([{ id: 256, fields }]),
-        ipfixDataSet(256, fields, [[1, 1, 1, 7], [1, 1, 1, 8]]),
+        ipfixDataSet(256, fields, [
+          [1, 1, 1, 7],
+          [1, 1, 1, 8],
+        ]),
       ]),
       st,
     );
@@ -445,7 +530,11 @@ describe('sampling', () => {
     const c = data([f('samplingSize', 4), f('samplingPopulation', 4)]);
     const r = decode(
       ipfixMessage({}, [
-        ipfixTemplateSet([{ id: 256, fields: a }, { id: 257, fields: b }, { id: 258, fields: c }]),
+        ipfixTemplateSet([
+          { id: 256, fields: a },
+          { id: 257, fields: b },
+          { id: 258, fields: c },
+        ]),
         ipfixDataSet(256, a, [[1, 1, 1, 64]]),
         ipfixDataSet(257, b, [[1, 1, 1, 1, 3]]),
         ipfixDataSet(258, c, [[1, 1, 1, 1, 1000]]),
@@ -463,20 +552,32 @@ describe('sampling', () => {
   it('configuration: the global default for unknown, never above what the exporter says', () => {
     const msg = ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: data() }]), ipfixDataSet(256, data(), [[1, 1, 1]])]);
     expect(decode(msg, createFlowDecoderState()).records[0]).toMatchObject({ samplingRate: 1, samplingSource: 'unknown' });
-    expect(decode(msg, createFlowDecoderState(), { defaultSamplingRate: 8 }).records[0]).toMatchObject({ samplingRate: 8, samplingSource: 'unknown' });
+    expect(decode(msg, createFlowDecoderState(), { defaultSamplingRate: 8 }).records[0]).toMatchObject({
+      samplingRate: 8,
+      samplingSource: 'unknown',
+    });
     const withOpt = ipfixMessage({}, [
       ipfixOptionsTemplateSet([{ id: 400, fields: [f('meteringProcessId', 4), f('samplingInterval', 4)], scopeCount: 1 }]),
       ipfixDataSet(400, [f('meteringProcessId', 4), f('samplingInterval', 4)], [[1, 512]]),
       ipfixTemplateSet([{ id: 256, fields: data() }]),
       ipfixDataSet(256, data(), [[1, 1, 1]]),
     ]);
-    expect(decode(withOpt, createFlowDecoderState(), { defaultSamplingRate: 32 }).records[0]).toMatchObject({ samplingRate: 512, samplingSource: 'options' });
+    expect(decode(withOpt, createFlowDecoderState(), { defaultSamplingRate: 32 }).records[0]).toMatchObject({
+      samplingRate: 512,
+      samplingSource: 'options',
+    });
   });
 });
 
 describe('sequence numbers (IPFIX counts data records, RFC 7011 3.1)', () => {
   const msg = (seq: number, n: number) =>
-    ipfixMessage({ seq }, [ipfixDataSet(256, V4, Array.from({ length: n }, () => ['10.0.0.1', '10.0.0.2', 1, 1]))]);
+    ipfixMessage({ seq }, [
+      ipfixDataSet(
+        256,
+        V4,
+        Array.from({ length: n }, () => ['10.0.0.1', '10.0.0.2', 1, 1]),
+      ),
+    ]);
 
   it('counts gaps in records, tolerates wrap, hands back late datagrams and detects resets', () => {
     const st = createFlowDecoderState();
@@ -564,8 +665,14 @@ describe('interface names from interface options (interfaceName 82)', () => {
     padded.set(new TextEncoder().encode('xe-0/0/1\u0007'));
     const r = decode(
       ipfixMessage({}, [
-        ipfixOptionsTemplateSet([{ id: 401, fields: varOpt, scopeCount: 1 }, { id: 402, fields: fixedOpt, scopeCount: 1 }]),
-        ipfixDataSet(401, varOpt, [[7, 'et-1/0/0 to CERN'], [8, '']]),
+        ipfixOptionsTemplateSet([
+          { id: 401, fields: varOpt, scopeCount: 1 },
+          { id: 402, fields: fixedOpt, scopeCount: 1 },
+        ]),
+        ipfixDataSet(401, varOpt, [
+          [7, 'et-1/0/0 to CERN'],
+          [8, ''],
+        ]),
         ipfixDataSet(402, fixedOpt, [[9, padded]]),
       ]),
       st,

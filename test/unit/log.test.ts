@@ -26,7 +26,9 @@ describe('the logger: JSON lines through pino', () => {
   it('serializes an err field as type, message and stack', () => {
     const { log, lines } = captureLog('info');
     log.error('failed', { err: new TypeError('boom') });
-    expect(lines).toEqual([{ level: 'error', msg: 'failed', err: { type: 'TypeError', message: 'boom', stack: expect.stringMatching(/^TypeError: boom\n/) } }]);
+    expect(lines).toEqual([
+      { level: 'error', msg: 'failed', err: { type: 'TypeError', message: 'boom', stack: expect.stringMatching(/^TypeError: boom\n/) } },
+    ]);
   });
 });
 
@@ -35,7 +37,8 @@ describe('limited(): one line per key and interval, with the count of the rest',
     let now = 0;
     const { log, lines } = captureLog('info', { now: () => now, intervalMs: 10_000 });
     const decode = log.child({ component: 'decode' });
-    for (let i = 0; i < 5; i++) decode.limited('decode|192.0.2.1|truncated', 'warn', 'exporter 192.0.2.1:4739: truncated', { exporter: '192.0.2.1' });
+    for (let i = 0; i < 5; i++)
+      decode.limited('decode|192.0.2.1|truncated', 'warn', 'exporter 192.0.2.1:4739: truncated', { exporter: '192.0.2.1' });
     now = 9_999;
     decode.limited('decode|192.0.2.1|truncated', 'warn', 'exporter 192.0.2.1:4739: truncated', { exporter: '192.0.2.1' });
     now = 10_000;
@@ -93,7 +96,11 @@ describe('a decode worker logger', () => {
   it('rate-limits in the worker and hands level, message and fields (with its bindings) to the main thread', () => {
     const posted: { level: LogLevel; msg: string; fields: LogFields | undefined }[] = [];
     // As WorkerDecodeStage gets them: through structured clone (postMessage).
-    const worker = createForwardingLogger({ level: 'info', now: () => 0, emit: (level, msg, fields) => posted.push(structuredClone({ level, msg, fields })) });
+    const worker = createForwardingLogger({
+      level: 'info',
+      now: () => 0,
+      emit: (level, msg, fields) => posted.push(structuredClone({ level, msg, fields })),
+    });
     const child = worker.child({ stage: 'x' });
     child.debug('below');
     child.limited('k', 'warn', 'once', { exporter: '192.0.2.9' });
@@ -109,7 +116,13 @@ describe('a decode worker logger', () => {
     for (const p of posted) slot.log(p.level, p.msg, p.fields);
     expect(main.lines).toEqual([
       { level: 'warn', component: 'decode', worker: 3, stage: 'x', exporter: '192.0.2.9', msg: 'once' },
-      { level: 'error', component: 'decode', worker: 3, err: { type: 'RangeError', message: 'bad', stack: expect.any(String) }, msg: 'crashed' },
+      {
+        level: 'error',
+        component: 'decode',
+        worker: 3,
+        err: { type: 'RangeError', message: 'bad', stack: expect.any(String) },
+        msg: 'crashed',
+      },
     ]);
   });
 });
@@ -122,8 +135,15 @@ describe('template events (decoder hook) and their debug lines', () => {
     const st = createFlowDecoderState({ templateLifetimeMs: 60_000 });
     const events: TemplateEvent[] = [];
     const at = (ms: number, sets: Uint8Array[], domain = 7): void =>
-      void decodeFlowDatagram(ipfixMessage({ domain }, sets), { exporterAddr: '192.0.2.1', exporterPort: 4739, receivedMs: ms }, st, { onTemplate: (e) => events.push(e) });
-    at(0, [ipfixTemplateSet([{ id: 256, fields: V4 }, { id: 257, fields: V4 }])]);
+      void decodeFlowDatagram(ipfixMessage({ domain }, sets), { exporterAddr: '192.0.2.1', exporterPort: 4739, receivedMs: ms }, st, {
+        onTemplate: (e) => events.push(e),
+      });
+    at(0, [
+      ipfixTemplateSet([
+        { id: 256, fields: V4 },
+        { id: 257, fields: V4 },
+      ]),
+    ]);
     at(1000, [ipfixTemplateSet([{ id: 256, fields: V4 }])]); // refresh: no event
     at(2000, [ipfixTemplateSet([{ id: 256, fields: V4B }])]);
     at(3000, [ipfixWithdrawalSet([257])]);

@@ -26,14 +26,52 @@ const UDP6 = `  sl  local_address                         remote_address        
 describe('/proc/net/udp parser', () => {
   it('parses IPv4 sockets: addresses, ports, queues, drops', () => {
     expect(parseProcNetUdp(UDP, true)).toEqual([
-      { family: 4, localAddress: '127.0.0.1', localPort: 20550, remoteAddress: '0.0.0.0', remotePort: 0, state: 7, txQueueBytes: 0, rxQueueBytes: 0, uid: 0, inode: 13526, drops: 0 },
-      { family: 4, localAddress: '0.0.0.0', localPort: 4747, remoteAddress: '0.0.0.0', remotePort: 0, state: 7, txQueueBytes: 0, rxQueueBytes: 107200, uid: 105, inode: 99881, drops: 1234 },
-      { family: 4, localAddress: '15.2.0.10', localPort: 54321, remoteAddress: '8.8.8.8', remotePort: 53, state: 1, txQueueBytes: 0, rxQueueBytes: 0, uid: 1000, inode: 99882, drops: 0 },
+      {
+        family: 4,
+        localAddress: '127.0.0.1',
+        localPort: 20550,
+        remoteAddress: '0.0.0.0',
+        remotePort: 0,
+        state: 7,
+        txQueueBytes: 0,
+        rxQueueBytes: 0,
+        uid: 0,
+        inode: 13526,
+        drops: 0,
+      },
+      {
+        family: 4,
+        localAddress: '0.0.0.0',
+        localPort: 4747,
+        remoteAddress: '0.0.0.0',
+        remotePort: 0,
+        state: 7,
+        txQueueBytes: 0,
+        rxQueueBytes: 107200,
+        uid: 105,
+        inode: 99881,
+        drops: 1234,
+      },
+      {
+        family: 4,
+        localAddress: '15.2.0.10',
+        localPort: 54321,
+        remoteAddress: '8.8.8.8',
+        remotePort: 53,
+        state: 1,
+        txQueueBytes: 0,
+        rxQueueBytes: 0,
+        uid: 1000,
+        inode: 99882,
+        drops: 0,
+      },
     ]);
   });
 
   it('parses IPv6 sockets, compressing zeros and showing IPv4-mapped addresses dotted', () => {
-    expect(parseProcNetUdp(UDP6, true).map((s) => [s.localAddress, s.localPort, s.remoteAddress, s.remotePort, s.rxQueueBytes, s.drops])).toEqual([
+    expect(
+      parseProcNetUdp(UDP6, true).map((s) => [s.localAddress, s.localPort, s.remoteAddress, s.remotePort, s.rxQueueBytes, s.drops]),
+    ).toEqual([
       ['::', 47390, '::', 0, 0, 0],
       ['::1', 36173, '::', 0, 0, 0],
       ['2001:db8::1', 6335, '::ffff:127.0.0.1', 53, 512, 77],
@@ -55,11 +93,23 @@ describe('/proc/net/udp parser', () => {
       if (p === '/proc/net/udp6') return UDP6.replace('B91E', '128B').replace(/ 0\n 8385/, ' 5\n 8385');
       throw new Error('ENOENT');
     });
-    expect(kernelUdpStatsForListeners([{ name: 'ipfix', port: 4747 }, { name: 'sflow', port: 6343 }], sockets)).toEqual([
+    expect(
+      kernelUdpStatsForListeners(
+        [
+          { name: 'ipfix', port: 4747 },
+          { name: 'sflow', port: 6343 },
+        ],
+        sockets,
+      ),
+    ).toEqual([
       { listener: 'ipfix', port: 4747, drops: 1239, rxQueueBytes: 107200 },
       { listener: 'sflow', port: 6343, drops: 0, rxQueueBytes: 0 },
     ]);
-    expect(readKernelUdpSockets(() => { throw new Error('ENOENT'); })).toEqual([]);
+    expect(
+      readKernelUdpSockets(() => {
+        throw new Error('ENOENT');
+      }),
+    ).toEqual([]);
   });
 });
 
@@ -121,7 +171,9 @@ describe('metrics registry', () => {
       'scitags_build_info{version="1.2.3",node="v24.1.0",commit="c4c0864"} 1',
     );
     const plain = createMetrics({ build: { version: '1.2.3', node: 'v24.1.0' } });
-    expect(await plain.registry.getSingleMetricAsString('scitags_build_info')).toContain('scitags_build_info{version="1.2.3",node="v24.1.0"} 1');
+    expect(await plain.registry.getSingleMetricAsString('scitags_build_info')).toContain(
+      'scitags_build_info{version="1.2.3",node="v24.1.0"} 1',
+    );
   });
 
   it('adds process_* and nodejs_* metrics when asked', async () => {
@@ -134,7 +186,14 @@ describe('metrics registry', () => {
   });
 
   it('reads the InfluxDB spool at scrape time, and has no spool metrics without a spool', async () => {
-    let spool: StoreSpoolStats = { batches: 3, rows: 12_000, bytes: 2_500_000, oldestMs: 1_000_000, rejectedBatches: 1, lastErrorMs: 1_900_000 };
+    let spool: StoreSpoolStats = {
+      batches: 3,
+      rows: 12_000,
+      bytes: 2_500_000,
+      oldestMs: 1_000_000,
+      rejectedBatches: 1,
+      lastErrorMs: 1_900_000,
+    };
     const m = createMetrics({ now: () => 2_000_000, spool: () => spool });
     const lines = async () => (await m.registry.metrics()).split('\n').filter((l) => l.startsWith('scitags_influx_'));
     expect(await lines()).toEqual([

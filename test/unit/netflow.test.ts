@@ -75,9 +75,16 @@ describe('NetFlow v9', () => {
     const r = decode(
       v9Message({ records: 5 }, [
         v9OptionsFlowset({ id: 300, fields: opt, scopeCount: 1 }),
-        v9DataFlowset(300, opt, [[5, 100, 2], [6, 1000, 2]]),
+        v9DataFlowset(300, opt, [
+          [5, 100, 2],
+          [6, 1000, 2],
+        ]),
         v9TemplateFlowset([{ id: 256, fields }]),
-        v9DataFlowset(256, fields, [[1, 1, 5], [1, 1, 6], [1, 1, 7]]),
+        v9DataFlowset(256, fields, [
+          [1, 1, 5],
+          [1, 1, 6],
+          [1, 1, 7],
+        ]),
       ]),
       st,
     );
@@ -105,10 +112,7 @@ describe('NetFlow v9', () => {
   it('tolerates flowset padding and reports a header count larger than the records present', () => {
     const st = createFlowDecoderState();
     const fields = [f('octetDeltaCount', 4), f('protocolIdentifier', 1)]; // 5-octet records: 3 of padding
-    const r = decode(
-      v9Message({ records: 2 }, [v9TemplateFlowset([{ id: 256, fields }]), v9DataFlowset(256, fields, [[10, 6]])]),
-      st,
-    );
+    const r = decode(v9Message({ records: 2 }, [v9TemplateFlowset([{ id: 256, fields }]), v9DataFlowset(256, fields, [[10, 6]])]), st);
     expect(r.errors).toEqual([]);
     expect(r.records.map((x) => [x.bytes, x.ipProtocol])).toEqual([[10, 6]]);
     const short = decode(v9Message({ records: 1, count: 3 }, [v9DataFlowset(256, fields, [[10, 6]])]), st);
@@ -137,13 +141,29 @@ describe('NetFlow v9', () => {
 
 describe('NetFlow v5', () => {
   const recs = [
-    { src: '10.0.0.1', dst: '10.0.0.2', packets: 10, bytes: 1500, inIf: 3, outIf: 4, srcPort: 80, dstPort: 40000, protocol: 6, tos: 0x28, firstUptimeMs: 3_500_000, lastUptimeMs: 3_599_500 },
+    {
+      src: '10.0.0.1',
+      dst: '10.0.0.2',
+      packets: 10,
+      bytes: 1500,
+      inIf: 3,
+      outIf: 4,
+      srcPort: 80,
+      dstPort: 40000,
+      protocol: 6,
+      tos: 0x28,
+      firstUptimeMs: 3_500_000,
+      lastUptimeMs: 3_599_500,
+    },
     { src: '10.0.0.3', dst: '10.0.0.4', packets: 1, bytes: 64, protocol: 17 },
   ];
 
   it('decodes records with the header sampling interval (low 14 bits, 2-bit mode)', () => {
     const st = createFlowDecoderState();
-    const r = decode(v5Datagram({ samplingMode: 1, samplingInterval: 100, unixSecs: 1_700_000_000, unixNsecs: 250_000_000, sysUptimeMs: 3_600_000 }, recs), st);
+    const r = decode(
+      v5Datagram({ samplingMode: 1, samplingInterval: 100, unixSecs: 1_700_000_000, unixNsecs: 250_000_000, sysUptimeMs: 3_600_000 }, recs),
+      st,
+    );
     expect(r.errors).toEqual([]);
     expect(r.stats).toMatchObject({ version: 5, dataRecords: 2, unknownSampling: 0 });
     expect(r.records[0]).toEqual({

@@ -41,10 +41,25 @@ describe('walkHeader: link layer', () => {
 
   it('walks Ethernet + IPv4 with options + UDP', () => {
     const frame = buildFrame({
-      ip: { version: 4, tos: 0xb8, src: '192.0.2.11', dst: '203.0.113.30', options: 8, l4: { proto: 'udp', srcPort: 40002, dstPort: 53, payload: 12 } },
+      ip: {
+        version: 4,
+        tos: 0xb8,
+        src: '192.0.2.11',
+        dst: '203.0.113.30',
+        options: 8,
+        l4: { proto: 'udp', srcPort: 40002, dstPort: 53, payload: 12 },
+      },
     });
     expect(walk(frame)).toEqual(
-      expected({ ipVersion: 4, ipLength: 28 + 8 + 12, srcAddr: '192.0.2.11', dstAddr: '203.0.113.30', ipProtocol: 17, srcPort: 40002, dstPort: 53 }),
+      expected({
+        ipVersion: 4,
+        ipLength: 28 + 8 + 12,
+        srcAddr: '192.0.2.11',
+        dstAddr: '203.0.113.30',
+        ipProtocol: 17,
+        srcPort: 40002,
+        dstPort: 53,
+      }),
     );
   });
 
@@ -75,9 +90,21 @@ describe('walkHeader: link layer', () => {
   }
 
   it('walks MPLS over IPv4 by the first nibble, and multicast MPLS (0x8848)', () => {
-    const v4 = buildFrame({ mpls: [42], ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 'udp', srcPort: 1, dstPort: 2 } } });
+    const v4 = buildFrame({
+      mpls: [42],
+      ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 'udp', srcPort: 1, dstPort: 2 } },
+    });
     expect(walk(v4)).toEqual(
-      expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.0.0.1', dstAddr: '10.0.0.2', ipProtocol: 17, srcPort: 1, dstPort: 2, mplsLabels: [42] }),
+      expected({
+        ipVersion: 4,
+        ipLength: 28,
+        srcAddr: '10.0.0.1',
+        dstAddr: '10.0.0.2',
+        ipProtocol: 17,
+        srcPort: 1,
+        dstPort: 2,
+        mplsLabels: [42],
+      }),
     );
     const mc = buildFrame({ mpls: [42], ip: V6 });
     mc[12] = 0x88;
@@ -114,9 +141,13 @@ describe('walkHeader: link layer', () => {
 
   it('reads ICMP and ICMPv6 type and code, no ports', () => {
     const icmp6 = buildFrame({ ip: { ...V6, l4: { proto: 'icmpv6', type: 128, code: 0, payload: 56 } } });
-    expect(walk(icmp6)).toEqual(expected({ ...V6_FIELDS, ipLength: 40 + 64, ipProtocol: 58, srcPort: undefined, dstPort: undefined, icmpType: 128, icmpCode: 0 }));
+    expect(walk(icmp6)).toEqual(
+      expected({ ...V6_FIELDS, ipLength: 40 + 64, ipProtocol: 58, srcPort: undefined, dstPort: undefined, icmpType: 128, icmpCode: 0 }),
+    );
     const icmp4 = buildFrame({ ip: { version: 4, src: '10.1.1.1', dst: '10.1.1.2', l4: { proto: 'icmp', type: 3, code: 4 } } });
-    expect(walk(icmp4)).toEqual(expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.1.1.1', dstAddr: '10.1.1.2', ipProtocol: 1, icmpType: 3, icmpCode: 4 }));
+    expect(walk(icmp4)).toEqual(
+      expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.1.1.1', dstAddr: '10.1.1.2', ipProtocol: 1, icmpType: 3, icmpCode: 4 }),
+    );
   });
 
   it('walks inside a larger buffer from an offset and never past offset + length', () => {
@@ -167,7 +198,11 @@ describe('walkHeader: IPv6 extension headers', () => {
     ['hop-by-hop with Hdr Ext Len 2', [{ type: 'hop', len: 2 }], 24],
     ['routing', [{ type: 'routing', len: 2 }], 24],
     ['destination options', [{ type: 'dest' }], 8],
-    ['hop-by-hop, destination, routing, destination', [{ type: 'hop' }, { type: 'dest', len: 1 }, { type: 'routing', len: 4 }, { type: 'dest' }], 8 + 16 + 40 + 8],
+    [
+      'hop-by-hop, destination, routing, destination',
+      [{ type: 'hop' }, { type: 'dest', len: 1 }, { type: 'routing', len: 4 }, { type: 'dest' }],
+      8 + 16 + 40 + 8,
+    ],
     ['first fragment (offset 0, more fragments)', [{ type: 'fragment', offset: 0, more: true }], 8],
     ['AH (HMAC-96, 24 octets)', [{ type: 'ah' }], 24],
     ['AH with Payload Len 7 (36 octets)', [{ type: 'ah', len: 7 }], 36],
@@ -188,7 +223,9 @@ describe('walkHeader: IPv6 extension headers', () => {
     const frame = buildFrame({ ip: { ...V6, ext: [{ type: 'fragment', offset: 185 }] } });
     expect(walk(frame)).toEqual(expected({ ...V6_FIELDS, ipLength: 40 + 8 + 120, srcPort: undefined, dstPort: undefined, fragment: true }));
     const after = buildFrame({ ip: { ...V6, ext: [{ type: 'hop' }, { type: 'fragment', offset: 1, more: true }] } });
-    expect(walk(after)).toEqual(expected({ ...V6_FIELDS, ipLength: 40 + 16 + 120, srcPort: undefined, dstPort: undefined, fragment: true }));
+    expect(walk(after)).toEqual(
+      expected({ ...V6_FIELDS, ipLength: 40 + 16 + 120, srcPort: undefined, dstPort: undefined, fragment: true }),
+    );
   });
 
   it('stops at ESP and at No Next Header', () => {
@@ -209,12 +246,19 @@ describe('walkHeader: IPv6 extension headers', () => {
   it('gives up (without throwing) on an absurdly long chain', () => {
     const ext: ExtHeaderSpec[] = Array.from({ length: 20 }, () => ({ type: 'dest' as const }));
     const frame = buildFrame({ ip: { ...V6, ext } });
-    expect(walk(frame)).toEqual(expected({ ...V6_FIELDS, ipLength: 40 + 160 + 120, ipProtocol: undefined, srcPort: undefined, dstPort: undefined }));
+    expect(walk(frame)).toEqual(
+      expected({ ...V6_FIELDS, ipLength: 40 + 160 + 120, ipProtocol: undefined, srcPort: undefined, dstPort: undefined }),
+    );
   });
 });
 
 describe('walkHeader: IPv4 fragments', () => {
-  const base = { version: 4 as const, src: '192.0.2.1', dst: '192.0.2.2', l4: { proto: 'udp' as const, srcPort: 4000, dstPort: 5000, payload: 20 } };
+  const base = {
+    version: 4 as const,
+    src: '192.0.2.1',
+    dst: '192.0.2.2',
+    l4: { proto: 'udp' as const, srcPort: 4000, dstPort: 5000, payload: 20 },
+  };
   it('reads ports from the first fragment', () => {
     expect(walk(buildFrame({ ip: { ...base, moreFragments: true } }))).toEqual(
       expected({ ipVersion: 4, ipLength: 48, srcAddr: '192.0.2.1', dstAddr: '192.0.2.2', ipProtocol: 17, srcPort: 4000, dstPort: 5000 }),
@@ -287,7 +331,9 @@ describe('walkHeader: truncation', () => {
     const v4 = buildFrame({ ip: { version: 4, src: '192.0.2.1', dst: '192.0.2.2', l4: { proto: 'tcp', srcPort: 1, dstPort: 2 } } });
     expect(walk(v4, 'ethernet', 14 + 3)).toEqual(expected({ ipVersion: 4, truncated: true }));
     expect(walk(v4, 'ethernet', 14 + 10)).toEqual(expected({ ipVersion: 4, ipLength: 40, ipProtocol: 6, truncated: true }));
-    expect(walk(v4, 'ethernet', 14 + 16)).toEqual(expected({ ipVersion: 4, ipLength: 40, ipProtocol: 6, srcAddr: '192.0.2.1', truncated: true }));
+    expect(walk(v4, 'ethernet', 14 + 16)).toEqual(
+      expected({ ipVersion: 4, ipLength: 40, ipProtocol: 6, srcAddr: '192.0.2.1', truncated: true }),
+    );
     expect(walk(v4, 'ethernet', 14 + 22)).toEqual(
       expected({ ipVersion: 4, ipLength: 40, ipProtocol: 6, srcAddr: '192.0.2.1', dstAddr: '192.0.2.2', srcPort: 1, truncated: true }),
     );
@@ -312,7 +358,9 @@ describe('walkHeader: inner headers (opt-in)', () => {
     const outer = buildFrame({ ip: { ...V6, l4: { proto: 4, body: v4in6 } } });
     const out2 = walkHeader(outer, 0, outer.length, 'ethernet', newPacketInfo(), { inner: true });
     expect(out2.flowLabel).toBe(0x10004);
-    expect(out2.inner).toEqual(expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.9.9.9', dstAddr: '10.8.8.8', ipProtocol: 17, srcPort: 7, dstPort: 9 }));
+    expect(out2.inner).toEqual(
+      expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.9.9.9', dstAddr: '10.8.8.8', ipProtocol: 17, srcPort: 7, dstPort: 9 }),
+    );
   });
 
   it('walks GRE (with key) carrying IPv6, and GRE carrying Ethernet (0x6558)', () => {
@@ -330,7 +378,10 @@ describe('walkHeader: inner headers (opt-in)', () => {
     const inner = buildFrame({ ip: innerV6 });
     const udpPayload = new Uint8Array([0x08, 0, 0, 0, 0, 0, 100, 0, ...inner]);
     // UDP header is built by the builder; the VXLAN header + inner frame is its payload.
-    const outer = buildIpv6({ ...V6, l4: { proto: 17, body: new Uint8Array([0xc0, 0x00, 0x12, 0xb5, 0, 8 + udpPayload.length, 0, 0, ...udpPayload]) } });
+    const outer = buildIpv6({
+      ...V6,
+      l4: { proto: 17, body: new Uint8Array([0xc0, 0x00, 0x12, 0xb5, 0, 8 + udpPayload.length, 0, 0, ...udpPayload]) },
+    });
     const out = walkHeader(outer, 0, outer.length, 'ipv6', newPacketInfo(), { inner: true });
     expect(out.dstPort).toBe(4789);
     expect(out.flowLabel).toBe(0x10004);

@@ -18,7 +18,11 @@ describe('protocol detection', () => {
 });
 
 describe('operator sampling rules', () => {
-  const rec = (domain: number, rate: number, source: 'unknown' | 'options') => ({ ...emptyRecord('ipfix', 'x', domain), samplingRate: rate, samplingSource: source });
+  const rec = (domain: number, rate: number, source: 'unknown' | 'options') => ({
+    ...emptyRecord('ipfix', 'x', domain),
+    samplingRate: rate,
+    samplingSource: source,
+  });
 
   it('override beats the exporter; default fills only unknown; CIDR and domain match; first rule wins', () => {
     const rules = new SamplingRules([
@@ -54,9 +58,18 @@ describe('operator sampling rules through the decoding context (every protocol a
         { exporter: '10.0.0.2', rate: 7, mode: 'override' },
       ],
     });
-    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.1', 2055, 0).records[0]).toMatchObject({ samplingRate: 10, samplingSource: 'config' });
-    expect(dec.decode(v5Datagram({ samplingInterval: 100, flowSequence: 0 }, recs), '10.0.0.2', 2055, 0).records[0]).toMatchObject({ samplingRate: 7, samplingSource: 'config' });
-    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.3', 2055, 0).records[0]).toMatchObject({ samplingRate: 1, samplingSource: 'unknown' });
+    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.1', 2055, 0).records[0]).toMatchObject({
+      samplingRate: 10,
+      samplingSource: 'config',
+    });
+    expect(dec.decode(v5Datagram({ samplingInterval: 100, flowSequence: 0 }, recs), '10.0.0.2', 2055, 0).records[0]).toMatchObject({
+      samplingRate: 7,
+      samplingSource: 'config',
+    });
+    expect(dec.decode(v5Datagram({ flowSequence: 0 }, recs), '10.0.0.3', 2055, 0).records[0]).toMatchObject({
+      samplingRate: 1,
+      samplingSource: 'unknown',
+    });
     expect(dec.exporters.all().map((e) => [e.address, e.unknownSampling])).toEqual([
       ['10.0.0.1', 0],
       ['10.0.0.2', 0],
@@ -67,7 +80,13 @@ describe('operator sampling rules through the decoding context (every protocol a
 
 describe('DatagramDecoder', () => {
   const fields = [f('octetDeltaCount', 4), f('packetDeltaCount', 4), f('ipVersion', 1)];
-  const msg = ipfixMessage({ domain: 3 }, [ipfixTemplateSet([{ id: 256, fields }]), ipfixDataSet(256, fields, [[1000, 10, 6], [500, 5, 4]])]);
+  const msg = ipfixMessage({ domain: 3 }, [
+    ipfixTemplateSet([{ id: 256, fields }]),
+    ipfixDataSet(256, fields, [
+      [1000, 10, 6],
+      [500, 5, 4],
+    ]),
+  ]);
 
   it('applies the configured default rate to records whose rate is unknown and counts per exporter', () => {
     const dec = new DatagramDecoder({ ...DEFAULT_DECODER_OPTIONS, samplingRules: [{ exporter: '10.0.0.1', rate: 64, mode: 'default' }] });

@@ -81,12 +81,31 @@ describe('RegistryService refresh over real HTTP', () => {
     const captured = captureLog('debug');
     // A day after the snapshot's `modified` stamp: the age logged is the registry content's.
     const now = Date.parse('2025-09-05T12:01:55.844Z');
-    const svc = new RegistryService({ url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 }, { ...deps, now: () => now, log: captured.log });
+    const svc = new RegistryService(
+      { url: base, refreshSeconds: 3600, cacheFile, timeoutMs: 2000 },
+      { ...deps, now: () => now, log: captured.log },
+    );
     expect(svc.registry.source).toBe('snapshot');
     expect(await svc.refresh()).toBe(true);
     expect(captured.lines).toEqual([
-      { level: 'info', msg: 'using the snapshot copy, 14 experiments', source: 'snapshot', experiments: 14, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400 },
-      { level: 'debug', msg: 'registry refreshed', url: base, source: 'download', experiments: 15, modified: '2025-09-04T12:01:55.844133+00:00', ageSeconds: 86400, bytes: body.length },
+      {
+        level: 'info',
+        msg: 'using the snapshot copy, 14 experiments',
+        source: 'snapshot',
+        experiments: 14,
+        modified: '2025-09-04T12:01:55.844133+00:00',
+        ageSeconds: 86400,
+      },
+      {
+        level: 'debug',
+        msg: 'registry refreshed',
+        url: base,
+        source: 'download',
+        experiments: 15,
+        modified: '2025-09-04T12:01:55.844133+00:00',
+        ageSeconds: 86400,
+        bytes: body.length,
+      },
     ]);
     expect(svc.registry.source).toBe('download');
     expect(svc.registry.names(300, 5)).toEqual({ communityName: 'newexp', activityName: 'Bulk', registered: true });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../decoders/errors.js';
 import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
-import { createSflowState, decodeSflow, effectiveSamplingRate, type SflowDecodeResult, type SflowOptions } from '../../decoders/sflow/index.js';
+import {
+  createSflowState,
+  decodeSflow,
+  effectiveSamplingRate,
+  type SflowDecodeResult,
+  type SflowOptions,
+} from '../../decoders/sflow/index.js';
 import {
   buildFrame,
   buildIpv6,
@@ -101,8 +107,10 @@ describe('decodeSflow: datagram header', () => {
 
   it('throws DecodeError for a header it cannot read', () => {
     const state = createSflowState();
-    const bad = (spec: Partial<DatagramSpec>): (() => void) => () =>
-      decodeSflow(buildSflowDatagram({ agent: '192.0.2.1', samples: [], ...spec }), EXPORTER, PORT, state);
+    const bad =
+      (spec: Partial<DatagramSpec>): (() => void) =>
+      () =>
+        decodeSflow(buildSflowDatagram({ agent: '192.0.2.1', samples: [], ...spec }), EXPORTER, PORT, state);
     expect(bad({ version: 4 })).toThrow(expect.objectContaining({ code: 'bad-version' }));
     expect(bad({ addressType: 3 })).toThrow(expect.objectContaining({ code: 'bad-address-type' }));
     expect(bad({ addressType: 0 })).toThrow(expect.objectContaining({ code: 'bad-address-type' }));
@@ -133,23 +141,31 @@ describe('decodeSflow: flow samples', () => {
   });
 
   it('decodes expanded flow samples: 32-bit ifIndex and separate source id fields', () => {
-    const res = one([
-      flow([header({ ip: V6 })], {
-        expanded: true,
-        sourceIdType: 0,
-        sourceIdIndex: 0x1000005,
-        input: 0x80000001,
-        output: 0x40000002,
-        samplingRate: 1000,
-      }),
-    ], { withFields: true });
+    const res = one(
+      [
+        flow([header({ ip: V6 })], {
+          expanded: true,
+          sourceIdType: 0,
+          sourceIdIndex: 0x1000005,
+          input: 0x80000001,
+          output: 0x40000002,
+          samplingRate: 1000,
+        }),
+      ],
+      { withFields: true },
+    );
     expect(res.records).toEqual([
       rec({
         ...V6_REC,
         inIf: 0x80000001,
         outIf: 0x40000002,
         samplingRate: 1000,
-        fields: expect.objectContaining({ source_id_type: 0, source_id_index: 0x1000005, input_format: 0, input_value: 0x80000001 }) as unknown,
+        fields: expect.objectContaining({
+          source_id_type: 0,
+          source_id_index: 0x1000005,
+          input_format: 0,
+          input_value: 0x80000001,
+        }) as unknown,
       } as Partial<FlowRecord>),
     ]);
   });
@@ -233,7 +249,17 @@ describe('decodeSflow: flow samples', () => {
     ['destination options', [{ type: 'dest', len: 1 }]],
     ['first fragment', [{ type: 'fragment', offset: 0, more: true }]],
     ['AH', [{ type: 'ah' }]],
-    ['hop-by-hop + destination + routing + fragment + AH + destination', [{ type: 'hop' }, { type: 'dest' }, { type: 'routing' }, { type: 'fragment', offset: 0, more: true }, { type: 'ah' }, { type: 'dest' }]],
+    [
+      'hop-by-hop + destination + routing + fragment + AH + destination',
+      [
+        { type: 'hop' },
+        { type: 'dest' },
+        { type: 'routing' },
+        { type: 'fragment', offset: 0, more: true },
+        { type: 'ah' },
+        { type: 'dest' },
+      ],
+    ],
   ];
   for (const [name, ext] of chains) {
     it(`walks ${name} to the ports`, () => {
@@ -244,7 +270,9 @@ describe('decodeSflow: flow samples', () => {
 
   it('keeps the label but no ports for a non-first fragment', () => {
     const built = buildFrame({ ip: { ...V6, ext: [{ type: 'hop' }, { type: 'fragment', offset: 100 }] } });
-    expect(one([flow([header(built)])]).records).toEqual([rec({ ...V6_REC, bytes: built.length + 4, srcPort: undefined, dstPort: undefined })]);
+    expect(one([flow([header(built)])]).records).toEqual([
+      rec({ ...V6_REC, bytes: built.length + 4, srcPort: undefined, dstPort: undefined }),
+    ]);
   });
 
   it('takes the label iff >= 4 octets of the IPv6 header survive, at every cut of the first 60 octets', () => {
@@ -301,18 +329,32 @@ describe('decodeSflow: flow samples', () => {
 
   it('counts sampled_ipv6-only samples as unlabelled IPv6 of their length', () => {
     const res = one([
-      flow([{ kind: 'ipv6', length: 1280, protocol: 17, src: '2001:db8::1', dst: '2001:db8::2', srcPort: 500, dstPort: 4500, priority: 0x2e }]),
+      flow([
+        { kind: 'ipv6', length: 1280, protocol: 17, src: '2001:db8::1', dst: '2001:db8::2', srcPort: 500, dstPort: 4500, priority: 0x2e },
+      ]),
       flow([{ kind: 'ipv6', length: 80, protocol: 58, src: '2001:db8::1', dst: '2001:db8::2', srcPort: 0, dstPort: 0 }], { sequence: 2 }),
     ]);
     expect(res.records).toEqual([
-      rec({ ipVersion: 6, flowLabel: undefined, bytes: 1280, srcAddr: '2001:db8::1', dstAddr: '2001:db8::2', ipProtocol: 17, srcPort: 500, dstPort: 4500, trafficClass: 0x2e }),
+      rec({
+        ipVersion: 6,
+        flowLabel: undefined,
+        bytes: 1280,
+        srcAddr: '2001:db8::1',
+        dstAddr: '2001:db8::2',
+        ipProtocol: 17,
+        srcPort: 500,
+        dstPort: 4500,
+        trafficClass: 0x2e,
+      }),
       rec({ ipVersion: 6, bytes: 80, srcAddr: '2001:db8::1', dstAddr: '2001:db8::2', ipProtocol: 58, trafficClass: 0 }),
     ]);
   });
 
   it('counts sampled_ipv4-only samples as IPv4 of their length', () => {
     const res = one([flow([{ kind: 'ipv4', length: 40, protocol: 6, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 1, dstPort: 2, tos: 4 }])]);
-    expect(res.records).toEqual([rec({ ipVersion: 4, bytes: 40, srcAddr: '10.0.0.1', dstAddr: '10.0.0.2', ipProtocol: 6, srcPort: 1, dstPort: 2 })]);
+    expect(res.records).toEqual([
+      rec({ ipVersion: 4, bytes: 40, srcAddr: '10.0.0.1', dstAddr: '10.0.0.2', ipProtocol: 6, srcPort: 1, dstPort: 2 }),
+    ]);
   });
 
   it('prefers the raw header over sampled_ipv6 (the header has the label)', () => {
@@ -360,7 +402,14 @@ describe('decodeSflow: counter samples', () => {
         ],
       },
       flow([header({ ip: V6 })]),
-      { kind: 'counters', expanded: true, sequence: 11, sourceIdType: 0, sourceIdIndex: 0x2000000, records: [{ kind: 'if', ifIndex: 0x2000000, ifStatus: 1 }] },
+      {
+        kind: 'counters',
+        expanded: true,
+        sequence: 11,
+        sourceIdType: 0,
+        sourceIdIndex: 0x2000000,
+        records: [{ kind: 'if', ifIndex: 0x2000000, ifStatus: 1 }],
+      },
       flow([header({ ip: V6 })], { sequence: 2 }),
       { kind: 'counters', sequence: 3, records: [{ kind: 'raw', enterprise: 0, format: 1001, data: new Uint8Array(28) }] },
     ]);
@@ -416,7 +465,10 @@ describe('decodeSflow: counter samples', () => {
   });
 
   it('rejects an if_counters record shorter than the structure', () => {
-    const res = one([{ kind: 'counters', records: [{ kind: 'raw', enterprise: 0, format: 1, data: new Uint8Array(84) }] }, flow([header({ ip: V6 })])]);
+    const res = one([
+      { kind: 'counters', records: [{ kind: 'raw', enterprise: 0, format: 1, data: new Uint8Array(84) }] },
+      flow([header({ ip: V6 })]),
+    ]);
     expect(res.errors.map((e) => e.code)).toEqual(['bad-length']);
     expect(res.counters).toEqual([]);
     expect(res.records).toEqual([rec(V6_REC)]);
@@ -436,7 +488,9 @@ describe('decodeSflow: error containment', () => {
   it('drops only the malformed sample when its own length is intact', () => {
     const broken = flow([{ kind: 'raw', enterprise: 0, format: 1, data: new Uint8Array(8), length: 400 }]); // record overruns its sample
     const shortIpv6 = flow([{ kind: 'raw', enterprise: 0, format: 4, data: new Uint8Array(52) }]); // sampled_ipv6 needs 56
-    const shortHeader = flow([{ kind: 'raw', enterprise: 0, format: 1, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 64, 0, 0, 0, 4, 0, 0, 0, 200]) }]);
+    const shortHeader = flow([
+      { kind: 'raw', enterprise: 0, format: 1, data: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 64, 0, 0, 0, 4, 0, 0, 0, 200]) },
+    ]);
     const res = one([good, broken, shortIpv6, shortHeader, { ...good, sequence: 5 }]);
     expect(res.errors.map((e) => e.code)).toEqual(['truncated', 'bad-length', 'truncated']);
     expect(res.errors.every((e) => e instanceof DecodeError)).toBe(true);
@@ -467,7 +521,10 @@ describe('decodeSflow: error containment', () => {
   });
 
   it('reports every truncation of a valid datagram (thrown or in errors), never a silent partial decode', () => {
-    const bytes = buildSflowDatagram({ agent: '192.0.2.1', samples: [good, { kind: 'counters', records: [{ kind: 'if', ifIndex: 1 }] }, good] });
+    const bytes = buildSflowDatagram({
+      agent: '192.0.2.1',
+      samples: [good, { kind: 'counters', records: [{ kind: 'if', ifIndex: 1 }] }, good],
+    });
     for (let n = 0; n < bytes.length; n++) {
       let reported: boolean;
       try {
@@ -508,10 +565,30 @@ describe('decodeSflow: sequence and sampling state', () => {
 
   it('tracks sample_pool and drops for the effective rate and agent drops', () => {
     const state = createSflowState();
-    decode({ agent: '192.0.2.1', samples: [sample(1, { samplingRate: 100, samplePool: 1000, drops: 0 }), sample(2, { samplingRate: 100, samplePool: 1100, drops: 5 })] }, undefined, state);
+    decode(
+      {
+        agent: '192.0.2.1',
+        samples: [
+          sample(1, { samplingRate: 100, samplePool: 1000, drops: 0 }),
+          sample(2, { samplingRate: 100, samplePool: 1100, drops: 5 }),
+        ],
+      },
+      undefined,
+      state,
+    );
     decode({ agent: '192.0.2.1', samples: [sample(3, { samplingRate: 100, samplePool: 1300, drops: 7 })] }, undefined, state);
     const src = [...state.agents.get('192.0.2.1/0')!.sources.values()][0]!;
-    expect(src).toMatchObject({ kind: 'flow', sourceIdType: 0, sourceIdIndex: 1, samplingRate: 100, samplePool: 1300, drops: 7, pooled: 300, sampled: 2, dropped: 7 });
+    expect(src).toMatchObject({
+      kind: 'flow',
+      sourceIdType: 0,
+      sourceIdIndex: 1,
+      samplingRate: 100,
+      samplePool: 1300,
+      drops: 7,
+      pooled: 300,
+      sampled: 2,
+      dropped: 7,
+    });
     expect(effectiveSamplingRate(src)).toBe(150);
   });
 

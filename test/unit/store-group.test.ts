@@ -31,7 +31,16 @@ const queryArb = fc.record({
   groupBy: fc.subarray(DIMS),
   community: fc.option(fc.subarray([1, 2, 3, 4], { minLength: 1 }), { nil: undefined }),
   exporter: fc.option(fc.subarray(EXPORTERS, { minLength: 1 }), { nil: undefined }),
-  link: fc.option(fc.subarray([{ exporter: EXPORTERS[0]!, ifIndex: 1 }, { exporter: EXPORTERS[1]!, ifIndex: 2 }], { minLength: 1 }), { nil: undefined }),
+  link: fc.option(
+    fc.subarray(
+      [
+        { exporter: EXPORTERS[0]!, ifIndex: 1 },
+        { exporter: EXPORTERS[1]!, ifIndex: 2 },
+      ],
+      { minLength: 1 },
+    ),
+    { nil: undefined },
+  ),
   cls: fc.option(fc.subarray(CLASSES, { minLength: 1 }), { nil: undefined }),
 });
 
@@ -57,7 +66,10 @@ describe('groupRows answers like the SQLite store', () => {
             packets: r.packets,
             records: r.records,
           };
-          byKey.set(JSON.stringify([row.bucketStartMs, row.exporter, row.inIf, row.outIf, row.trafficClass, row.community, row.activity]), row);
+          byKey.set(
+            JSON.stringify([row.bucketStartMs, row.exporter, row.inIf, row.outIf, row.trafficClass, row.community, row.activity]),
+            row,
+          );
         }
         const rows = [...byKey.values()];
         const store = createSqliteStore({ path: ':memory:' });

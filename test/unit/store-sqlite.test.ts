@@ -134,10 +134,39 @@ describe('sqlite store: queries', () => {
       // R1: in 2 -> out 1, atlas perfSONAR
       row({ bucketStartMs: T0 + 2 * MIN, inIf: 2, outIf: 1, community: 2, activity: 2, bytes: 40, packets: 4, records: 4 }),
       // R1: unmarked on 1 -> 2
-      row({ bucketStartMs: T0, trafficClass: 'ipv6_unmarked', community: null, activity: null, registered: false, bytes: 5000, packets: 50, records: 5 }),
-      row({ bucketStartMs: T0, trafficClass: 'ipv4', community: null, activity: null, registered: false, bytes: 700, packets: 7, records: 7 }),
+      row({
+        bucketStartMs: T0,
+        trafficClass: 'ipv6_unmarked',
+        community: null,
+        activity: null,
+        registered: false,
+        bytes: 5000,
+        packets: 50,
+        records: 5,
+      }),
+      row({
+        bucketStartMs: T0,
+        trafficClass: 'ipv4',
+        community: null,
+        activity: null,
+        registered: false,
+        bytes: 700,
+        packets: 7,
+        records: 7,
+      }),
       // R2: no interfaces, unregistered folded
-      row({ bucketStartMs: T0 + 5 * MIN, exporter: R2, inIf: null, outIf: null, community: null, activity: null, registered: false, bytes: 11, packets: 1, records: 1 }),
+      row({
+        bucketStartMs: T0 + 5 * MIN,
+        exporter: R2,
+        inIf: null,
+        outIf: null,
+        community: null,
+        activity: null,
+        registered: false,
+        bytes: 11,
+        packets: 1,
+        records: 1,
+      }),
       // outside the default range
       row({ bucketStartMs: T0 + 60 * MIN, bytes: 1e6 }),
       row({ bucketStartMs: T0 - MIN, bytes: 1e6 }),
@@ -229,7 +258,7 @@ describe('sqlite store: queries', () => {
     expect((await store.queryTraffic(query({ exporter: [R2] }))).totals.bytes).toBe(11);
     expect((await store.queryTraffic(query({ trafficClass: ['ipv4', 'ipv6_unmarked'] }))).totals.bytes).toBe(5700);
     expect((await store.queryTraffic(query({ community: [] }))).totals.bytes).toBe(9051);
-    expect((await store.queryTraffic(query({ community: [99] })))).toEqual({
+    expect(await store.queryTraffic(query({ community: [99] }))).toEqual({
       series: [],
       totals: { bytes: 0, packets: 0, records: 0 },
     });

@@ -34,7 +34,10 @@ function setup(maxSeries = 100, config: Partial<AggregatorConfig> = {}, store?: 
   const names = new Map([[`${R1}|1`, 'geant-in']]);
   const traffic = new TrafficCounters(metrics, maxSeries, { registry: () => registry, linkName: (e, i) => names.get(`${e}|${i}`) });
   const db = store ?? createSqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'scitags-traffic-')), 'db.sqlite'), retentionDays: 0 });
-  const agg = createAggregator({ bucketSeconds: 60, graceSeconds: 0, lateWindowSeconds: 120, ...config }, { now: () => T0, store: db, registry: () => registry, traffic });
+  const agg = createAggregator(
+    { bucketSeconds: 60, graceSeconds: 0, lateWindowSeconds: 120, ...config },
+    { now: () => T0, store: db, registry: () => registry, traffic },
+  );
   const sync = (): void => {
     agg.countTraffic();
     traffic.flush();
@@ -129,8 +132,12 @@ describe('traffic counters', () => {
     agg.add(sample({ inIf: 99, bytes: 1 }), T0 + 2 * S, R1);
     sync();
     const text = await lines(metrics, 'scitags_traffic_bytes_total');
-    expect(text).toContain('scitags_traffic_bytes_total{exporter="192.0.2.1",link="10",direction="in",class="scitags",community="atlas",activity="default"} 101');
-    expect(text).toContain('scitags_traffic_bytes_total{exporter="other",link="other",direction="in",class="other",community="other",activity="other"} 310');
+    expect(text).toContain(
+      'scitags_traffic_bytes_total{exporter="192.0.2.1",link="10",direction="in",class="scitags",community="atlas",activity="default"} 101',
+    );
+    expect(text).toContain(
+      'scitags_traffic_bytes_total{exporter="other",link="other",direction="in",class="other",community="other",activity="other"} 310',
+    );
     expect(await lines(metrics, 'scitags_traffic_series_folded_total')).toEqual(['scitags_traffic_series_folded_total 4']);
   });
 

@@ -44,8 +44,16 @@ function connection(cfg: InfluxStoreConfig): ISingleHostConfig {
     },
     pool: { requestTimeout: cfg.timeoutMs, maxRetries: 0 },
     schema: [
-      { measurement: 'scitags_traffic', fields: INTEGER_FIELDS, tags: [...LINK_TAGS, 'community', 'activity', 'community_id', 'activity_id'] },
-      { measurement: 'link_traffic', fields: { ...INTEGER_FIELDS, in_capacity_bps: FieldType.INTEGER, out_capacity_bps: FieldType.INTEGER }, tags: [...LINK_TAGS, 'class'] },
+      {
+        measurement: 'scitags_traffic',
+        fields: INTEGER_FIELDS,
+        tags: [...LINK_TAGS, 'community', 'activity', 'community_id', 'activity_id'],
+      },
+      {
+        measurement: 'link_traffic',
+        fields: { ...INTEGER_FIELDS, in_capacity_bps: FieldType.INTEGER, out_capacity_bps: FieldType.INTEGER },
+        tags: [...LINK_TAGS, 'class'],
+      },
       { measurement: 'collector_stats', fields: Object.fromEntries(COUNTER_FIELDS.map((f) => [f, FieldType.INTEGER])), tags: ['exporter'] },
       { measurement: 'collector_decode_errors', fields: { errors: FieldType.INTEGER }, tags: ['exporter', 'reason'] },
     ],
@@ -100,7 +108,10 @@ export class InfluxTrafficStore implements TrafficStore {
         continuousQueries: this.cfg.continuousQueries,
       });
     } catch (err) {
-      this.deps.log.warn(`InfluxDB provisioning of ${this.cfg.database} failed; writes spool until it answers`, { database: this.cfg.database, err });
+      this.deps.log.warn(`InfluxDB provisioning of ${this.cfg.database} failed; writes spool until it answers`, {
+        database: this.cfg.database,
+        err,
+      });
     }
   }
 
@@ -180,8 +191,11 @@ export class InfluxTrafficStore implements TrafficStore {
     await this.writer.flush().catch(() => {});
     const since = `time >= ${Math.floor(fromMs)}ms`;
     const stored: StoredRow[] = [];
-    for (const r of await this.influx.query<Record<string, unknown>>(`SELECT * FROM "scitags_traffic" WHERE ${since}`)) stored.push(influxRowToStored(r, 'scitags'));
-    for (const r of await this.influx.query<Record<string, unknown>>(`SELECT * FROM "link_traffic" WHERE ${since} AND "class" != 'scitags'`)) {
+    for (const r of await this.influx.query<Record<string, unknown>>(`SELECT * FROM "scitags_traffic" WHERE ${since}`))
+      stored.push(influxRowToStored(r, 'scitags'));
+    for (const r of await this.influx.query<Record<string, unknown>>(
+      `SELECT * FROM "link_traffic" WHERE ${since} AND "class" != 'scitags'`,
+    )) {
       stored.push(influxRowToStored(r, undefined));
     }
     const registry = this.deps.registry();

@@ -161,10 +161,15 @@ export class InfluxWriter {
       } catch (err) {
         this.noteFailure(err);
         // Rate-limited: while InfluxDB is down this repeats at every retry.
-        this.log.limited('write-failed', 'warn', `InfluxDB write failed (${this.s.lastError}); ${this.spool.length} batches spooled, retrying in ${this.retryDelayMs} ms`, {
-          spooledBatches: this.spool.length,
-          retryMs: this.retryDelayMs,
-        });
+        this.log.limited(
+          'write-failed',
+          'warn',
+          `InfluxDB write failed (${this.s.lastError}); ${this.spool.length} batches spooled, retrying in ${this.retryDelayMs} ms`,
+          {
+            spooledBatches: this.spool.length,
+            retryMs: this.retryDelayMs,
+          },
+        );
         this.scheduleDrain(this.retryDelayMs);
         this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.config.retryMaxMs);
         return;

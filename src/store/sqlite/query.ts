@@ -77,7 +77,13 @@ export function buildSeriesQuery(q: TrafficQuery): BuiltQuery {
   const cols = [...new Set(groupColumns.flatMap((g) => g.columns))];
   // `%` works on integers in SQLite whatever the binding (better-sqlite3 binds numbers as REAL,
   // so `bucket_start / ?` would be a float division).
-  const select = ['bucket_start - bucket_start % ? AS t', ...cols, 'SUM(bytes) AS bytes', 'SUM(packets) AS packets', 'SUM(records) AS records'];
+  const select = [
+    'bucket_start - bucket_start % ? AS t',
+    ...cols,
+    'SUM(bytes) AS bytes',
+    'SUM(packets) AS packets',
+    'SUM(records) AS records',
+  ];
   const groupBy = ['t', ...cols].join(', ');
 
   let sql: string;

@@ -1,15 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type {
-  TrafficClass,
-  TrafficQuery,
-  TrafficQueryResult,
-  TrafficRow,
-  TrafficSeries,
-  TrafficStore,
-  TrafficTotals,
-} from '../types.js';
+import type { TrafficClass, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, TrafficStore, TrafficTotals } from '../types.js';
 import { formatLinkKey } from './link-key.js';
 import { buildSeriesQuery, buildTotalsQuery } from './query.js';
 import { NONE, migrate } from './schema.js';
@@ -118,7 +110,10 @@ export class SqliteTrafficStore implements TrafficStore {
     for (const row of rows) {
       const group: Record<string, string | number | null> = {};
       for (const { dimension, columns } of built.groupColumns) {
-        group[dimension] = groupValue(dimension, columns.map((c) => row[c]!));
+        group[dimension] = groupValue(
+          dimension,
+          columns.map((c) => row[c]!),
+        );
       }
       const key = JSON.stringify(group);
       let s = series.get(key);
@@ -147,8 +142,18 @@ export class SqliteTrafficStore implements TrafficStore {
       `SELECT bucket_start, bucket_seconds, exporter, in_if, out_if, class, community, activity, registered, bytes, packets, records
        FROM traffic WHERE bucket_start >= ?`,
     ).all(fromMs) as {
-      bucket_start: number; bucket_seconds: number; exporter: string; in_if: number; out_if: number; class: TrafficClass;
-      community: number; activity: number; registered: number; bytes: number; packets: number; records: number;
+      bucket_start: number;
+      bucket_seconds: number;
+      exporter: string;
+      in_if: number;
+      out_if: number;
+      class: TrafficClass;
+      community: number;
+      activity: number;
+      registered: number;
+      bytes: number;
+      packets: number;
+      records: number;
     }[];
     const orNull = (v: number): number | null => (v === NONE ? null : v);
     return rows.map((r) => ({
