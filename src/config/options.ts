@@ -247,6 +247,18 @@ export const INFLUX_OPTIONS = {
     arg: 'TOKEN',
     env: 'SCITAGS_INFLUX_TOKEN',
   }),
+  passwordFile: opt(z.string(), '', {
+    help: "file holding the password (read at start, trailing newline trimmed); '' = none; not together with store.password",
+    value: 'string',
+    arg: 'FILE',
+    env: 'SCITAGS_INFLUX_PASSWORD_FILE',
+  }),
+  tokenFile: opt(z.string(), '', {
+    help: "file holding the InfluxDB 2.x/3.x token (read at start, surrounding whitespace trimmed); '' = none; not together with store.token",
+    value: 'string',
+    arg: 'FILE',
+    env: 'SCITAGS_INFLUX_TOKEN_FILE',
+  }),
   tls: {
     rejectUnauthorized: opt(z.boolean(), true, { help: 'verify the server certificate (https only)', value: 'boolean', arg: 'BOOL' }),
     caFile: opt(z.string(), '', { help: "PEM file with the CA(s) to trust; '' = the system CAs", value: 'string', arg: 'FILE' }),

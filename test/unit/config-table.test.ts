@@ -86,6 +86,8 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['store.username', 'SCITAGS_STORE_USERNAME', '--store-username', 'writer', 'writer'],
   ['store.password', 'SCITAGS_INFLUX_PASSWORD', '--store-password', 'hunter2', 'hunter2'],
   ['store.token', 'SCITAGS_INFLUX_TOKEN', '--store-token', 'tok', 'tok'],
+  ['store.passwordFile', 'SCITAGS_INFLUX_PASSWORD_FILE', '--store-password-file', '/run/secrets/pw', '/run/secrets/pw'],
+  ['store.tokenFile', 'SCITAGS_INFLUX_TOKEN_FILE', '--store-token-file', '/run/secrets/tok', '/run/secrets/tok'],
   ['store.tls.rejectUnauthorized', 'SCITAGS_STORE_TLS_REJECT_UNAUTHORIZED', '--store-tls-reject-unauthorized', 'false', false],
   ['store.tls.caFile', 'SCITAGS_STORE_TLS_CA_FILE', '--store-tls-ca-file', '/etc/ca.pem', '/etc/ca.pem'],
   ['store.timeoutMs', 'SCITAGS_STORE_TIMEOUT_MS', '--store-timeout-ms', '500', 500],
