@@ -197,6 +197,7 @@ export class Collector {
         refreshSeconds: config.registry.refreshSeconds,
         cacheFile: config.registry.cacheFile,
         timeoutMs: config.registry.timeoutMs,
+        maxBytes: config.registry.maxBytes,
       },
       { now, fetchText: fetchTextWithTimeout, log: log.child({ component: 'registry' }) },
     );

@@ -103,6 +103,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['registry.refreshSeconds', 'SCITAGS_REGISTRY_REFRESH_SECONDS', '--registry-refresh-seconds', '60', 60],
   ['registry.cacheFile', 'SCITAGS_REGISTRY_CACHE_FILE', '--registry-cache-file', 'r.json', 'r.json'],
   ['registry.timeoutMs', 'SCITAGS_REGISTRY_TIMEOUT_MS', '--registry-timeout-ms', '2000', 2000],
+  ['registry.maxBytes', 'SCITAGS_REGISTRY_MAX_BYTES', '--registry-max-bytes', '65536', 65536],
   ['api.port', 'SCITAGS_API_PORT', '--api-port', '9000', 9000],
   ['api.bind', 'SCITAGS_API_BIND', '--api-bind', '::', '::'],
   ['api.maxPoints', 'SCITAGS_API_MAX_POINTS', '--api-max-points', '100', 100],
