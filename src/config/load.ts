@@ -167,7 +167,8 @@ function valueFromText(entry: OptionEntry, text: string, raw: RawConfig): Parsed
  *  - `influx://[user[:password]@]host[:port]/database[?rp=POLICY]` (http),
  *    `influxs://...` or `influx+https://...` (https); port defaults to 8086.
  * Settings the spec cannot express (retention, TLS, batch size) are kept from the store
- * configured so far when it is of the same type, and so are credentials when the URL has none.
+ * configured so far when it is of the same type, and so are credentials when the URL has none
+ * (a URL naming only the user keeps the password set so far).
  */
 export function parseStoreSpec(spec: string, current?: StoreConfig): StoreConfig {
   const s = spec.trim();
@@ -198,7 +199,9 @@ export function parseStoreSpec(spec: string, current?: StoreConfig): StoreConfig
     const https = m[1] === 'influxs' || m[1] === 'influx+https';
     const prev = current?.type === 'influx' ? current : undefined;
     const username = url.username ? decodeURIComponent(url.username) : (prev?.username ?? '');
-    const password = url.password ? decodeURIComponent(url.password) : url.username ? '' : (prev?.password ?? '');
+    // A URL without a password keeps the one set so far (SCITAGS_INFLUX_PASSWORD, store.password),
+    // so `influx://user@host/db` never needs the password on the command line.
+    const password = url.password ? decodeURIComponent(url.password) : (prev?.password ?? '');
     // Everything the URL does not say comes from earlier layers, else the schema defaults.
     return {
       ...(prev ?? influxStoreSchema.parse({ type: 'influx' })),
@@ -428,12 +431,22 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
 
   // Key path -> the variable or flag that set it last (validation problems are blamed on it).
   const owners = new Map<string, { source: 'env' | 'flag'; name: string }>();
+  // The store type a --store flag will choose: SCITAGS_INFLUX_PASSWORD (or any influx
+  // variable) with `--store influx://user@host/db` waits for that flag instead of being
+  // refused as meaningless for the SQLite store set so far.
+  const flagStore = typeof flags.store === 'string' ? flags.store.trim() : '';
+  const flagStoreType = flagStore.startsWith('sqlite') ? 'sqlite' : /^influx/.test(flagStore) ? 'influx' : undefined;
+  const deferred: { name: string; entry: OptionEntry; text: string }[] = [];
   const apply = (source: 'env' | 'flag', name: string, entry: OptionEntry, text: string) => {
     const where = source === 'env' ? `environment variable ${name}` : `flag ${name}`;
     const fail = (message: string): void => void problems.push({ source, path: entry.path, text: `${where}: ${entry.path}: ${message}` });
     if (entry.variant !== undefined) {
       const store = raw.store;
       const type = isObject(store) && typeof store.type === 'string' ? store.type : 'sqlite';
+      if (type !== entry.variant && source === 'env' && flagStoreType === entry.variant) {
+        deferred.push({ name, entry, text });
+        return;
+      }
       if (type !== entry.variant) {
         fail(
           `is only meaningful with ${entry.variant === 'influx' ? 'an' : 'a'} ${entry.variant} store (set SCITAGS_STORE, --store or store.type)`,
@@ -454,6 +467,12 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   }
   for (const entry of OPTION_ENTRIES) {
     const value = flags[entry.flag];
+    if (entry.path === 'store' && deferred.length > 0 && typeof value === 'string') {
+      // The variables waiting for --store become the store the flag's spec builds on: what
+      // the spec says (a password in the URL) wins, what it leaves out comes from them.
+      raw.store = { type: flagStoreType };
+      for (const d of deferred) apply('env', d.name, d.entry, d.text);
+    }
     if (typeof value === 'string') apply('flag', `--${entry.flag}`, entry, value);
     else if (value === true) apply('flag', `--${entry.flag}`, entry, 'true');
     if (flags[`no-${entry.flag}`] === true) apply('flag', `--no-${entry.flag}`, entry, 'false');

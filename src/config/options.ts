@@ -6,6 +6,7 @@ import { parseCidr } from '../../collectors/allowlist.js';
 import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
 import { DEFAULT_API_LIMITS } from '../api/types.js';
 import { DEFAULT_REGISTRY_URL } from '../registry/loader.js';
+import { DEFAULT_REGISTRY_MAX_BYTES } from '../registry/service.js';
 import { DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
 
 /**
@@ -247,6 +248,18 @@ export const INFLUX_OPTIONS = {
     arg: 'TOKEN',
     env: 'SCITAGS_INFLUX_TOKEN',
   }),
+  passwordFile: opt(z.string(), '', {
+    help: "file holding the password (read at start, trailing newline trimmed); '' = none; not together with store.password",
+    value: 'string',
+    arg: 'FILE',
+    env: 'SCITAGS_INFLUX_PASSWORD_FILE',
+  }),
+  tokenFile: opt(z.string(), '', {
+    help: "file holding the InfluxDB 2.x/3.x token (read at start, surrounding whitespace trimmed); '' = none; not together with store.token",
+    value: 'string',
+    arg: 'FILE',
+    env: 'SCITAGS_INFLUX_TOKEN_FILE',
+  }),
   tls: {
     rejectUnauthorized: opt(z.boolean(), true, { help: 'verify the server certificate (https only)', value: 'boolean', arg: 'BOOL' }),
     caFile: opt(z.string(), '', { help: "PEM file with the CA(s) to trust; '' = the system CAs", value: 'string', arg: 'FILE' }),
@@ -442,7 +455,13 @@ export const OPTIONS = {
     ),
     refreshSeconds: int(positiveInt, 3600, 'SECONDS', 'seconds between registry downloads'),
     cacheFile: dataPath('registry-cache.json', "last good download, used at start and while the registry is unreachable; '' disables"),
-    timeoutMs: int(positiveInt, 10000, 'MS', 'download timeout'),
+    timeoutMs: int(positiveInt, 10000, 'MS', 'total download timeout: connect, headers and the whole body'),
+    maxBytes: int(
+      positiveInt,
+      DEFAULT_REGISTRY_MAX_BYTES,
+      'BYTES',
+      'largest registry document accepted, counted while it streams (the published one is ~7 KB); a larger answer is refused',
+    ),
   },
   api: {
     port: opt(port, 8080, { help: 'HTTP port of the REST API, /metrics and /health; 0 disables', value: 'port', arg: 'PORT' }),

@@ -123,6 +123,7 @@ export interface CollectorMetrics {
   workerRestarts: Gauge;
   registryAgeSeconds: Gauge;
   registryRefreshes: Counter<'result'>;
+  registryRefreshFailures: Counter<'reason'>;
   registryLastRefreshOk: Gauge;
 
   // exporters and traffic (set by MetricsSync and TrafficCounters)
@@ -420,6 +421,17 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
         this.reset();
         this.inc({ result: 'ok' }, s.refreshes);
         this.inc({ result: 'error' }, s.failures);
+      },
+    }),
+    registryRefreshFailures: new Counter({
+      name: n('registry_refresh_failures_total'),
+      help: 'Registry downloads refused, by reason: oversize (above registry.maxBytes), timeout (no complete answer within registry.timeoutMs), http (not 2xx), network, invalid (not a valid registry document)',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        if (!statusHook) return;
+        this.reset();
+        for (const [reason, count] of Object.entries(statusHook().failuresByReason)) this.inc({ reason }, count);
       },
     }),
     registryLastRefreshOk: new Gauge({

@@ -1,6 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExporterContext } from '../../decoders/decoder.js';
+import { ensureDir } from '../ensure-dir.js';
 
 export interface CrashFixtureLimits {
   /** Files written at most (each crash writes one .bin and one .json). */
@@ -38,7 +39,7 @@ export class CrashFixtures {
     }
     try {
       if (!this.dirReady) {
-        mkdirSync(this.dir, { recursive: true });
+        ensureDir(this.dir);
         this.dirReady = true;
       }
       const stamp = new Date(ctx.receivedMs).toISOString().replace(/[:.]/g, '-');

@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from './registry.js';
 import { validateRegistryDocument } from './schema.js';
+import { ensureDir } from '../ensure-dir.js';
 
 export const DEFAULT_REGISTRY_URL = 'https://www.scitags.org/api.json';
 
@@ -54,7 +55,7 @@ export function loadCache(cacheFile: string, nowMs: number): { registry: Registr
 
 /** Writes the cache atomically (temp file + rename), so a crash never leaves half a file. */
 export function saveCache(cacheFile: string, text: string): void {
-  mkdirSync(dirname(cacheFile), { recursive: true });
+  ensureDir(dirname(cacheFile));
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, cacheFile);

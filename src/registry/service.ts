@@ -2,6 +2,9 @@ import { loadCache, loadSnapshot, parseRegistryText, saveCache } from './loader.
 import type { Logger } from '../log.js';
 import { Registry } from './registry.js';
 
+/** The largest registry document accepted (the published one is ~7 KB). */
+export const DEFAULT_REGISTRY_MAX_BYTES = 4 * 1024 * 1024;
+
 export interface RegistryConfig {
   /** URL of the registry JSON; empty string disables refreshing (offline deployments). */
   url: string;
@@ -9,14 +12,38 @@ export interface RegistryConfig {
   refreshSeconds: number;
   /** Last good download is kept here; loaded at start before the shipped snapshot. */
   cacheFile: string;
-  /** Give up on one download after this many ms. */
+  /** Give up on one download (connect, headers and the whole body) after this many ms. */
   timeoutMs: number;
+  /** Refuse a body larger than this, counted while it streams (default DEFAULT_REGISTRY_MAX_BYTES). */
+  maxBytes?: number;
+}
+
+/** Limits of one download. */
+export interface FetchLimits {
+  timeoutMs: number;
+  maxBytes: number;
 }
 
 export interface RegistryDeps {
   now: () => number;
-  fetchText: (url: string, timeoutMs: number) => Promise<string>;
+  fetchText: (url: string, limits: FetchLimits) => Promise<string>;
   log: Logger;
+}
+
+/** Why a refresh was refused: the label of scitags_registry_refresh_failures_total. */
+export const REGISTRY_FAILURE_REASONS = ['oversize', 'timeout', 'http', 'network', 'invalid'] as const;
+export type RegistryFailureReason = (typeof REGISTRY_FAILURE_REASONS)[number];
+
+/** A refused download, with the reason it is counted under. */
+export class RegistryFetchError extends Error {
+  constructor(
+    readonly reason: RegistryFailureReason,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'RegistryFetchError';
+  }
 }
 
 export interface RegistryStatus {
@@ -27,12 +54,66 @@ export interface RegistryStatus {
   lastError: string | undefined;
   refreshes: number;
   failures: number;
+  /** The failures by reason (they add up to `failures`). */
+  failuresByReason: Record<RegistryFailureReason, number>;
 }
 
-export async function fetchTextWithTimeout(url: string, timeoutMs: number): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-  if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}`);
-  return await res.text();
+/**
+ * GET `url` as text within `limits`: one timer covers connect, headers and the whole body (a
+ * server dripping a byte a second is cut at the timeout, not at the first idle gap), and the
+ * body is counted as it streams, aborted as soon as it passes `maxBytes` (a Content-Length
+ * above it is refused before reading). At most `maxBytes` are ever held.
+ */
+export async function fetchTextWithTimeout(url: string, limits: FetchLimits): Promise<string> {
+  const { timeoutMs, maxBytes } = limits;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  const timedOut = (): RegistryFetchError => new RegistryFetchError('timeout', `no complete answer from ${url} within ${timeoutMs} ms`);
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: abort.signal, headers: { accept: 'application/json' } });
+    } catch (err) {
+      if (abort.signal.aborted) throw timedOut();
+      const cause = (err as { cause?: { message?: string } }).cause;
+      throw new RegistryFetchError('network', `${(err as Error).message}${cause?.message ? `: ${cause.message}` : ''}`, { cause: err });
+    }
+    if (!res.ok) {
+      abort.abort();
+      throw new RegistryFetchError('http', `HTTP ${res.status} from ${url}`);
+    }
+    const tooBig = (): RegistryFetchError => new RegistryFetchError('oversize', `answer from ${url} is larger than ${maxBytes} bytes`);
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      abort.abort();
+      throw tooBig();
+    }
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const reader = res.body?.getReader();
+    if (reader) {
+      for (;;) {
+        let step: ReadableStreamReadResult<Uint8Array>;
+        try {
+          step = await reader.read();
+        } catch (err) {
+          if (abort.signal.aborted) throw timedOut();
+          throw new RegistryFetchError('network', `reading the answer from ${url}: ${(err as Error).message}`, { cause: err });
+        }
+        if (step.done) break;
+        total += step.value.byteLength;
+        if (total > maxBytes) {
+          abort.abort();
+          await reader.cancel().catch(() => undefined);
+          throw tooBig();
+        }
+        chunks.push(step.value);
+      }
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -48,6 +129,12 @@ export class RegistryService {
   private lastError: string | undefined;
   private refreshes = 0;
   private failures = 0;
+  private readonly failuresByReason = Object.fromEntries(REGISTRY_FAILURE_REASONS.map((r) => [r, 0])) as Record<
+    RegistryFailureReason,
+    number
+  >;
+  /** The refresh in flight: a second caller (the timer, a test, an operator) joins it. */
+  private inFlight: Promise<boolean> | undefined;
 
   constructor(
     private readonly config: RegistryConfig,
@@ -85,16 +172,33 @@ export class RegistryService {
       lastError: this.lastError,
       refreshes: this.refreshes,
       failures: this.failures,
+      failuresByReason: { ...this.failuresByReason },
     };
   }
 
-  /** One refresh attempt; resolves true when a new valid registry was installed. Never rejects. */
-  async refresh(): Promise<boolean> {
-    if (!this.config.url) return false;
+  /**
+   * One refresh attempt; resolves true when a new valid registry was installed. Never rejects.
+   * Refreshes never overlap: a call while one is running gets that one's result.
+   */
+  refresh(): Promise<boolean> {
+    if (!this.config.url) return Promise.resolve(false);
+    this.inFlight ??= this.refreshOnce().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async refreshOnce(): Promise<boolean> {
     this.lastAttemptMs = this.deps.now();
     try {
-      const text = await this.deps.fetchText(this.config.url, this.config.timeoutMs);
-      const doc = parseRegistryText(text);
+      const text = await this.deps.fetchText(this.config.url, {
+        timeoutMs: this.config.timeoutMs,
+        maxBytes: this.config.maxBytes ?? DEFAULT_REGISTRY_MAX_BYTES,
+      });
+      let doc;
+      try {
+        doc = parseRegistryText(text);
+      } catch (err) {
+        throw new RegistryFetchError('invalid', (err as Error).message, { cause: err });
+      }
       this.current = new Registry(doc, 'download', this.deps.now());
       if (this.config.cacheFile) saveCache(this.config.cacheFile, text);
       this.lastError = undefined;
@@ -103,7 +207,9 @@ export class RegistryService {
       this.deps.log.debug('registry refreshed', { url: this.config.url, ...this.describe(), bytes: text.length });
       return true;
     } catch (err) {
+      const reason: RegistryFailureReason = err instanceof RegistryFetchError ? err.reason : 'network';
       this.failures++;
+      this.failuresByReason[reason]++;
       this.lastError = (err as Error).message;
       // Rate-limited: an unreachable registry fails at every refresh, and once said is enough per interval.
       this.deps.log.limited(
@@ -113,6 +219,7 @@ export class RegistryService {
         {
           url: this.config.url,
           source: this.current.source,
+          reason,
           failures: this.failures,
         },
       );

@@ -17,6 +17,7 @@ import { WorkerDecodeStage } from '../pipeline/workers.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
+import { ensureWritableDir } from '../ensure-dir.js';
 import { loadDecoderState, saveDecoderState } from './decoder-state-file.js';
 import { MetricsSync } from './metrics-sync.js';
 import { COMMIT, VERSION } from '../version.js';
@@ -187,12 +188,16 @@ export class Collector {
     const { now, log } = deps;
     // Every file the collector writes is placed once, here: relative paths are in dataDir.
     const config = resolveDataPaths(configured);
+    // Before anything is opened: a data directory the collector cannot write (decoder state,
+    // registry cache, spool, crash fixtures) is a start-up failure, not a WARN an hour later.
+    ensureWritableDir(config.dataDir, 'data directory');
     const registry = new RegistryService(
       {
         url: config.registry.url,
         refreshSeconds: config.registry.refreshSeconds,
         cacheFile: config.registry.cacheFile,
         timeoutMs: config.registry.timeoutMs,
+        maxBytes: config.registry.maxBytes,
       },
       { now, fetchText: fetchTextWithTimeout, log: log.child({ component: 'registry' }) },
     );
@@ -206,7 +211,14 @@ export class Collector {
       bucketSeconds: config.aggregation.bucketSeconds,
       learnedLinkNames: () => late.collector?.links.learntNames() ?? new Map<string, string>(),
     });
-    const collector = new Collector(config, store, registry, deps);
+    let collector: Collector;
+    try {
+      collector = new Collector(config, store, registry, deps);
+    } catch (err) {
+      // The caller never sees a collector to stop: release the store here.
+      await store.close().catch(() => undefined);
+      throw err;
+    }
     late.collector = collector;
     return collector;
   }

@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ensureDir } from '../ensure-dir.js';
 import {
   flowStateFrom,
   type FlowDecoderLimits,
@@ -37,7 +38,7 @@ export function loadDecoderState(
 
 /** Writes the state atomically (temp file + rename): a crash never leaves half a file. */
 export function saveDecoderState(path: string, document: PersistedFlowState): void {
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDir(dirname(path));
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(document));
   renameSync(tmp, path);

@@ -1,6 +1,7 @@
 import type { LinkConfig, StoreConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../registry/registry.js';
+import { resolveInfluxCredentials } from './influx/credentials.js';
 import { createInfluxStore } from './influx/store.js';
 import { createSqliteStore } from './sqlite/index.js';
 import type { TrafficStore } from './types.js';
@@ -23,7 +24,7 @@ export async function createStore(
       return store;
     }
     case 'influx':
-      return await createInfluxStore(config, {
+      return await createInfluxStore(resolveInfluxCredentials(config), {
         registry: deps.registry,
         links: deps.links,
         bucketSeconds: deps.bucketSeconds,

@@ -48,7 +48,13 @@ const DEFAULTS: Config = {
   aggregation: { bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 300, maxLiveKeys: 100000, keepUnregistered: [] },
   links: [],
   store: { type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 },
-  registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: 'registry-cache.json', timeoutMs: 10000 },
+  registry: {
+    url: 'https://www.scitags.org/api.json',
+    refreshSeconds: 3600,
+    cacheFile: 'registry-cache.json',
+    timeoutMs: 10000,
+    maxBytes: 4194304,
+  },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
   metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
   log: { level: 'info', format: 'json', accessLog: false },
@@ -307,6 +313,8 @@ describe('--store', () => {
       username: 'bob',
       password: 'p@ss',
       token: '',
+      passwordFile: '',
+      tokenFile: '',
       tls: { rejectUnauthorized: true, caFile: '' },
       timeoutMs: 10000,
       batchSize: 5000,
@@ -341,6 +349,37 @@ describe('--store', () => {
       password: 'hunter2',
     });
     expect(r.overrides).toEqual({ store: 'flag', 'store.password': 'env' });
+  });
+
+  it('SCITAGS_INFLUX_PASSWORD works with --store influx://user@host/db: the password never on the command line', () => {
+    const r = loadConfig({ argv: ['--store', 'influx://writer@influx.example/scitags'], env: { SCITAGS_INFLUX_PASSWORD: 'hunter2' } });
+    expect(r.config.store).toMatchObject({ type: 'influx', url: 'http://influx.example:8086', username: 'writer', password: 'hunter2' });
+    expect(r.overrides).toEqual({ store: 'flag', 'store.password': 'env' });
+    // Also through SCITAGS_STORE, and with the user given by its own variable.
+    expect(
+      loadConfig({ argv: [], env: { SCITAGS_STORE: 'influx://writer@influx.example/scitags', SCITAGS_INFLUX_PASSWORD: 'hunter2' } }).config
+        .store,
+    ).toMatchObject({ username: 'writer', password: 'hunter2' });
+    expect(
+      loadConfig({
+        argv: ['--store=influx://influx.example/scitags'],
+        env: { SCITAGS_STORE_USERNAME: 'w', SCITAGS_INFLUX_PASSWORD_FILE: '/run/pw' },
+      }).config.store,
+    ).toMatchObject({ username: 'w', password: '', passwordFile: '/run/pw' });
+  });
+
+  it('a password in the --store URL wins over SCITAGS_INFLUX_PASSWORD (flags over variables)', () => {
+    const r = loadConfig({
+      argv: ['--store', 'influx://writer:fromflag@influx.example/scitags'],
+      env: { SCITAGS_INFLUX_PASSWORD: 'fromenv' },
+    });
+    expect(r.config.store).toMatchObject({ username: 'writer', password: 'fromflag' });
+  });
+
+  it('an influx variable with a --store sqlite spec is still refused', () => {
+    expect(() => loadConfig({ argv: ['--store', 'sqlite:x.db'], env: { SCITAGS_INFLUX_PASSWORD: 'x' } })).toThrow(
+      'environment variable SCITAGS_INFLUX_PASSWORD: store.password: is only meaningful with an influx store (set SCITAGS_STORE, --store or store.type)',
+    );
   });
 
   it('takes an InfluxDB 2.x / 3.x token from SCITAGS_INFLUX_TOKEN, kept when SCITAGS_STORE is also set', () => {

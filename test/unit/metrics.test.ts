@@ -122,6 +122,7 @@ describe('metrics registry', () => {
     lastError: 'HTTP 503',
     refreshes: 4,
     failures: 2,
+    failuresByReason: { oversize: 1, timeout: 1, http: 0, network: 0, invalid: 0 },
   };
 
   it('defines every collector metric in one registry', async () => {
@@ -150,6 +151,7 @@ describe('metrics registry', () => {
       'scitags_registry_age_seconds gauge',
       'scitags_registry_info gauge',
       'scitags_registry_last_refresh_ok gauge',
+      'scitags_registry_refresh_failures_total counter',
       'scitags_registry_refreshes_total counter',
       'scitags_sequence_gaps_total counter',
       'scitags_socket_receive_buffer_bytes gauge',
@@ -249,6 +251,9 @@ describe('metrics registry', () => {
       'scitags_registry_age_seconds 60000',
       'scitags_registry_refreshes_total{result="ok"} 4',
       'scitags_registry_refreshes_total{result="error"} 2',
+      'scitags_registry_refresh_failures_total{reason="oversize"} 1',
+      'scitags_registry_refresh_failures_total{reason="timeout"} 1',
+      'scitags_registry_refresh_failures_total{reason="http"} 0',
       'scitags_registry_last_refresh_ok 0',
     ]) {
       expect(first).toContain(l);

@@ -140,9 +140,11 @@ describe('RegistryService refresh over real HTTP', () => {
         msg: expect.stringMatching(/^registry refresh from http:\/\/127\.0\.0\.1:\d+\/api\.json failed, keeping snapshot copy: /),
         url: base,
         source: 'snapshot',
+        reason: 'invalid',
         failures: 1,
       },
     ]);
+    expect(svc.status().failuresByReason).toEqual({ oversize: 0, timeout: 0, http: 1, network: 0, invalid: 2 });
   });
 
   it('ignores a corrupt cache file and starts from the snapshot', () => {

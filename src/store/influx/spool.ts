@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureDir } from '../../ensure-dir.js';
 
 /**
  * A bounded, ordered on-disk queue of write batches for when InfluxDB is unreachable.
@@ -52,7 +53,7 @@ export class DiskSpool<T> {
     /** Clock for the age of batches pushed by this run (files of earlier runs: their mtime). */
     private readonly now: () => number = Date.now,
   ) {
-    mkdirSync(dir, { recursive: true });
+    ensureDir(dir);
     const names = readdirSync(dir)
       .filter((n) => n.endsWith(SUFFIX))
       .sort();

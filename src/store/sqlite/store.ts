@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { ensureDir } from '../../ensure-dir.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { TrafficClass, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, TrafficStore, TrafficTotals } from '../types.js';
@@ -45,8 +45,13 @@ export class SqliteTrafficStore implements TrafficStore {
 
   constructor(config: Partial<SqliteStoreConfig> = {}) {
     this.config = { ...DEFAULT_SQLITE_STORE_CONFIG, ...config };
-    if (this.config.path !== ':memory:') mkdirSync(dirname(this.config.path), { recursive: true });
-    this.db = new Database(this.config.path);
+    try {
+      if (this.config.path !== ':memory:') ensureDir(dirname(this.config.path));
+      this.db = new Database(this.config.path);
+    } catch (err) {
+      // SQLite says only "unable to open database file": name the file.
+      throw new Error(`cannot open the SQLite store ${this.config.path}: ${(err as Error).message}`, { cause: err });
+    }
     try {
       this.db.pragma('journal_mode = WAL');
       // FULL: a write resolves only once it is on disk ("durable" in TrafficStore); with one
