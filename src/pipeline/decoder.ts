@@ -31,6 +31,20 @@ export interface RecordAggregator {
 /** The target between datagrams (a record outside decodeInto would be a bug; it goes nowhere). */
 const discard: RecordAggregator = { add: () => {} };
 
+/** Zeroed decoding totals (a decoder's, or an empty snapshot's). */
+export function newDecodeTotals() {
+  return {
+    datagrams: 0,
+    records: 0,
+    decodeErrors: 0,
+    templateMisses: 0,
+    unknownProtocol: 0,
+    decoderCrashes: 0,
+    rateLimitedDatagrams: 0,
+    rateLimitedSessions: 0,
+  };
+}
+
 export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
   withFields: false,
   withAddresses: false,
@@ -64,16 +78,7 @@ export interface DecodedDatagram {
  */
 export class DatagramDecoder {
   readonly exporters = new ExporterTable();
-  readonly totals = {
-    datagrams: 0,
-    records: 0,
-    decodeErrors: 0,
-    templateMisses: 0,
-    unknownProtocol: 0,
-    decoderCrashes: 0,
-    rateLimitedDatagrams: 0,
-    rateLimitedSessions: 0,
-  };
+  readonly totals = newDecodeTotals();
   readonly crashFixtures: CrashFixtures;
   private readonly table: ProtocolEntry[];
   private readonly states: unknown[];

@@ -7,7 +7,7 @@ import { EVICTION_REASONS, type EvictionReason, newEvictionCounts } from '../../
 import { sessionKey } from '../../decoders/record.js';
 import { effectiveSamplingRate } from '../../decoders/sflow/index.js';
 import type { ExporterInfo, LearnedInterface, SflowSourceInfo } from '../api/types.js';
-import type { DatagramDecoder } from './decoder.js';
+import { type DatagramDecoder, newDecodeTotals } from './decoder.js';
 
 /** One exporter as the exporters API shows it, plus the counters metrics need. */
 export interface ExporterSnapshot extends ExporterInfo {
@@ -58,16 +58,7 @@ export function emptySnapshot(timeMs: number): DecodeSnapshot {
     timeMs,
     exporters: [],
     interfaces: [],
-    totals: {
-      datagrams: 0,
-      records: 0,
-      decodeErrors: 0,
-      templateMisses: 0,
-      unknownProtocol: 0,
-      decoderCrashes: 0,
-      rateLimitedDatagrams: 0,
-      rateLimitedSessions: 0,
-    },
+    totals: newDecodeTotals(),
     decoderState: { bytes: 0, budgetBytes: 0, sessions: 0, activeSessions: 0, templates: 0, evictions: newEvictionCounts() },
     crashFixtures: { written: 0, skipped: 0 },
   };
