@@ -1,23 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readStateDocument } from '../../src/serve/decoder-state-file.js';
-import { legitDatagram, orphanData, runProbe, wideTemplates } from '../support/budget-probes.js';
-import { freePorts, startDaemon } from '../support/daemon.js';
-
-/** The daemon the probes run against: SQLite in a temp dir, a small budget, the given extras. */
-async function setup(extra: string[]) {
-  const dir = mkdtempSync(join(tmpdir(), 'scitags-budget-'));
-  const sqlite = join(dir, 's.sqlite');
-  const ports = await freePorts();
-  const args = [`--store=sqlite:${sqlite}`, `--ipfix-port=${ports.ipfix}`, ...extra];
-  return { sqlite, start: (a: string[]) => startDaemon(ports, a), args };
-}
+import { legitDatagram, orphanData, probeDaemon, runProbe, wideTemplates } from '../support/budget-probes.js';
 
 describe('decoder state budgets over loopback (issue 11 probes, light)', () => {
   it('(a) a flood of new sessions from 64 addresses: the legitimate exporter counts exactly and keeps its template', async () => {
-    const { sqlite, start, args } = await setup(['--workers=1', '--decoder-max-sessions=64']);
+    const { sqlite, start, args } = await probeDaemon(['--workers=1', '--decoder-max-sessions=64']);
     const r = await runProbe(start, sqlite, {
       sessions: 1500,
       addresses: 64,
@@ -36,7 +25,7 @@ describe('decoder state budgets over loopback (issue 11 probes, light)', () => {
 
   it('(b) many sessions x many templates x many fields: state under the budget, evictions counted, SIGTERM writes the buckets', async () => {
     const budget = 4 * 1024 * 1024;
-    const { sqlite, start, args } = await setup(['--workers=2', `--decoder-state-budget-bytes=${budget}`]);
+    const { sqlite, start, args } = await probeDaemon(['--workers=2', `--decoder-state-budget-bytes=${budget}`]);
     const r = await runProbe(start, sqlite, {
       sessions: 48,
       addresses: 4,
@@ -57,7 +46,7 @@ describe('decoder state budgets over loopback (issue 11 probes, light)', () => {
 
   it('(c) data before template from many sessions: held bytes bounded, the state file saved and readable', async () => {
     const budget = 1024 * 1024;
-    const { sqlite, start, args } = await setup(['--workers=1', `--decoder-state-budget-bytes=${budget}`]);
+    const { sqlite, start, args } = await probeDaemon(['--workers=1', `--decoder-state-budget-bytes=${budget}`]);
     const r = await runProbe(start, sqlite, {
       sessions: 64,
       addresses: 8,

@@ -6,9 +6,12 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
-import { getJson } from './daemon.js';
+import { freePorts, getJson, startDaemon } from './daemon.js';
 
 export const V4 = [f('sourceIPv4Address', 4), f('destinationIPv4Address', 4), f('octetDeltaCount', 4), f('packetDeltaCount', 4)];
 export const rec = (i: number) => ({
@@ -159,7 +162,7 @@ export async function runProbe(
   try {
     for (let s = 0; s < o.sessions; s++) {
       const a = s % o.addresses;
-      const sock = await sessionSocket(`127.1.${a >> 8}.${(a & 255) + 1}`);
+      const sock = await sessionSocket(`127.1.${Math.floor(a / 254) + 1}.${(a % 254) + 1}`);
       for (const d of o.hostile(s)) {
         await sock.send(d, ipfixPort);
         sent++;
@@ -177,10 +180,18 @@ export async function runProbe(
       legitSent++;
       sent++;
     }
+    // Every datagram decoded, or (hostile datagrams the kernel dropped under a heavy flood)
+    // the legitimate exporter's all decoded and the count still for half a second.
     const end = Date.now() + 120_000;
-    while ((await datagramsDecoded(daemon.apiUrl)) < sent && Date.now() < end) {
+    let last = -1;
+    for (;;) {
+      const n = await datagramsDecoded(daemon.apiUrl);
+      if (n >= sent || Date.now() > end) break;
+      const mine = (await exporters(daemon.apiUrl)).find((e) => e.address === '127.0.0.1');
+      if (n === last && mine !== undefined && mine.datagrams >= legitSent) break;
+      last = n;
       await sample();
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
     }
     // The snapshot behind /metrics is refreshed every second.
     await new Promise((r) => setTimeout(r, 1200));
@@ -214,4 +225,13 @@ export async function runProbe(
     legit.socket.close();
     if (!stopped) await daemon.stop();
   }
+}
+
+/** A probe's daemon: SQLite in a temp dir, its IPFIX port in the arguments, the given extras. */
+export async function probeDaemon(extra: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'scitags-budget-'));
+  const sqlite = join(dir, 's.sqlite');
+  const ports = await freePorts();
+  const args = [`--store=sqlite:${sqlite}`, `--ipfix-port=${ports.ipfix}`, ...extra];
+  return { sqlite, start: (a: string[]) => startDaemon(ports, a), args };
 }
