@@ -13,7 +13,8 @@ import { decodeNetflow9, NETFLOW9_VERSION } from './netflow9.js';
 import type { FlowDecoderState } from './state.js';
 import { type FlowDecodeContext, type FlowDecodeOptions, type FlowDecodeResult, newStats } from './types.js';
 
-export { createFlowDecoderState, DEFAULT_LIMITS } from './state.js';
+export { createFlowDecoderState, DEFAULT_LIMITS, EVICTION_REASONS, recountStateBytes, STATE_COST } from './state.js';
+export type { EvictionReason } from './state.js';
 export {
   FLOW_STATE_VERSION,
   flowStateFrom,

@@ -10,7 +10,7 @@ import { ipv4String } from '../packet/addr.js';
 import { u16, u32 } from '../reader.js';
 import { emptyRecord } from '../record.js';
 import { countSequence } from './sequence.js';
-import { getSession, type FlowDecoderState } from './state.js';
+import { getSession, markActive, type FlowDecoderState } from './state.js';
 import { getDomain } from './templates.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
@@ -48,7 +48,7 @@ export function decodeNetflow5(
   const session = getSession(state, ctx.exporterAddr, ctx.exporterPort, ctx.receivedMs);
   const key = session.key;
   // The sequence is per engine (type, id): one export process per engine.
-  const d = getDomain(session, (engineType << 8) | engineId, state.limits);
+  const d = getDomain(state, session, (engineType << 8) | engineId, ctx.receivedMs);
 
   // Rate: the header's, else the global default ('unknown'). Operator defaults and overrides
   // per exporter are applied after decoding (src/enrich/sampling.ts).
@@ -132,6 +132,7 @@ export function decodeNetflow5(
   }
   result.stats.dataRecords += count;
   result.stats.records += count;
+  if (count > 0) markActive(state, session, ctx.receivedMs);
 
   // v5's flow_sequence counts flows (records) seen before this datagram.
   countSequence(d.sequence, flowSequence, count, 'records', result.stats);

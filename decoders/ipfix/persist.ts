@@ -13,8 +13,18 @@
 import { z } from 'zod';
 import { compilePlan, VARLEN } from './plan.js';
 import { newSamplingTable, type SamplingTable } from './sampling.js';
-import { checkNonEmpty } from './templates.js';
-import { createFlowDecoderState, type DomainState, type FlowDecoderLimits, type FlowDecoderState, type SessionState } from './state.js';
+import { checkNonEmpty, templateBytes } from './templates.js';
+import {
+  addSession,
+  createFlowDecoderState,
+  type DomainState,
+  type FlowDecoderLimits,
+  type FlowDecoderState,
+  newSession,
+  samplingBytes,
+  type SessionState,
+  STATE_COST,
+} from './state.js';
 
 export const FLOW_STATE_VERSION = 1;
 
@@ -78,6 +88,8 @@ const documentSchema = z.object({
       address: z.string().min(1).max(64),
       port: z.number().int().min(0).max(65535),
       lastSeenMs: finite,
+      /** Absent in files written before budgets (version 1 documents stay readable). */
+      lastDataMs: finite.optional(),
       domains: z.array(domainSchema),
       pending: z.array(pendingSchema),
     }),
@@ -86,6 +98,12 @@ const documentSchema = z.object({
 });
 
 export type PersistedFlowState = z.infer<typeof documentSchema>;
+export type PersistedSession = PersistedFlowState['sessions'][number];
+export type PersistedSampling = PersistedFlowState['exporterSampling'][number];
+
+/** One session's line of the streamed state file (see src/serve/decoder-state-file.ts). */
+export const sessionSchema = documentSchema.shape.sessions.element;
+export const exporterSamplingSchema = documentSchema.shape.exporterSampling.element;
 
 function samplingOut(t: SamplingTable): PersistedFlowState['exporterSampling'][number][1] {
   return {
@@ -109,15 +127,26 @@ function samplingIn(p: PersistedFlowState['exporterSampling'][number][1], cap: n
   return t;
 }
 
+/**
+ * Sessions most valuable first: active ones (most recently used first), then new ones. A
+ * save cut short by its size cap keeps what matters.
+ */
+function sessionsByRecency(state: FlowDecoderState): SessionState[] {
+  const out: SessionState[] = [];
+  for (const l of [state.lru[1], state.lru[0]]) for (let s = l.head; s !== undefined; s = s.older) out.push(s);
+  return out;
+}
+
 /** The state as a JSON-ready document. */
 export function snapshotFlowState(state: FlowDecoderState, nowMs: number): PersistedFlowState {
   return {
     version: FLOW_STATE_VERSION,
     savedMs: nowMs,
-    sessions: [...state.sessions.values()].map((s) => ({
+    sessions: sessionsByRecency(state).map((s) => ({
       address: s.address,
       port: s.port,
       lastSeenMs: s.lastSeenMs,
+      ...(s.lastDataMs >= 0 ? { lastDataMs: s.lastDataMs } : {}),
       domains: [...s.domains.values()].map((d) => ({
         domain: d.domain,
         templates: [...d.templates.values()].map((t) => ({
@@ -163,59 +192,72 @@ export function parseFlowState(doc: unknown): PersistedFlowState {
 export function flowStateFrom(doc: PersistedFlowState, limits: Partial<FlowDecoderLimits> = {}): FlowDecoderState {
   const state = createFlowDecoderState(limits);
   const lim = state.limits;
-  const sessions = [...doc.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs).slice(0, lim.maxSessions);
-  for (const ps of sessions.reverse()) {
-    const key = ps.address.includes(':') ? `[${ps.address}]:${ps.port}` : `${ps.address}:${ps.port}`;
-    const session: SessionState = {
-      key,
-      address: ps.address,
-      port: ps.port,
-      lastSeenMs: ps.lastSeenMs,
-      templateCount: 0,
-      domains: new Map(),
-      pending: [],
-      pendingBytes: 0,
-    };
-    for (const pd of ps.domains.slice(0, lim.maxDomainsPerSession)) {
-      const d: DomainState = {
-        domain: pd.domain,
-        exporterKey: `${ps.address}|${pd.domain}`,
-        templates: new Map(),
-        withdrawn: new Map(),
-        sequence: { ...pd.sequence },
-        sampling: samplingIn(pd.sampling, lim.maxSamplingEntries),
-      };
-      for (const t of pd.templates) {
-        if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;
-        // Same checks as a template from the wire: an empty record layout would loop forever.
-        checkNonEmpty(t.fields, t.id, 0);
-        d.templates.set(t.id, {
-          id: t.id,
-          kind: t.kind,
-          protocol: t.protocol,
-          fields: t.fields,
-          plan: compilePlan(t.id, t.kind, t.fields, t.protocol),
-          receivedMs: t.receivedMs,
-          raw: undefined,
-        });
-        session.templateCount++;
-      }
-      for (const [id, ms] of pd.withdrawn) {
-        if (session.templateCount >= lim.maxTemplatesPerSession) break;
-        if (d.templates.has(id)) continue;
-        d.withdrawn.set(id, ms);
-        session.templateCount++;
-      }
-      session.domains.set(d.domain, d);
-    }
-    for (const pp of ps.pending) {
-      const body = new Uint8Array(Buffer.from(pp.body, 'base64'));
-      if (session.pendingBytes + body.length > lim.maxPendingBytes) break;
-      session.pending.push({ ...pp, body });
-      session.pendingBytes += body.length;
-    }
-    state.sessions.set(key, session);
+  // Most recent first, so what the limits in force (maxSessions, the budget) leave out is
+  // the least recently seen; added to the lists oldest first so the order survives.
+  const kept: SessionState[] = [];
+  let bytes = 0;
+  for (const ps of [...doc.sessions].sort((a, b) => b.lastSeenMs - a.lastSeenMs)) {
+    if (kept.length >= lim.maxSessions) break;
+    const session = sessionFrom(ps, lim);
+    if (bytes + session.bytes + STATE_COST.session > lim.stateBudgetBytes) continue;
+    bytes += session.bytes + STATE_COST.session;
+    kept.push(session);
   }
-  for (const [k, t] of doc.exporterSampling.slice(0, lim.maxSessions)) state.exporterSampling.set(k, samplingIn(t, lim.maxSamplingEntries));
+  for (const session of kept.reverse()) addSession(state, session, session.lastDataMs >= 0);
+  for (const [k, t] of doc.exporterSampling.slice(0, lim.maxSessions)) {
+    const table = samplingIn(t, lim.maxSamplingEntries);
+    if (state.bytes + samplingBytes(table) > lim.stateBudgetBytes) break;
+    state.exporterSampling.set(k, table);
+    state.bytes += samplingBytes(table);
+  }
   return state;
+}
+
+/** One saved session, its bytes estimated (not yet in any state). Throws on unusable templates. */
+export function sessionFrom(ps: PersistedSession, lim: FlowDecoderLimits): SessionState {
+  const session = newSession(ps.address, ps.port, ps.lastSeenMs);
+  session.lastDataMs = ps.lastDataMs ?? -1;
+  for (const pd of ps.domains.slice(0, lim.maxDomainsPerSession)) {
+    const d: DomainState = {
+      domain: pd.domain,
+      exporterKey: `${ps.address}|${pd.domain}`,
+      templates: new Map(),
+      withdrawn: new Map(),
+      sequence: { ...pd.sequence },
+      sampling: samplingIn(pd.sampling, lim.maxSamplingEntries),
+    };
+    session.bytes += STATE_COST.domain + samplingBytes(d.sampling);
+    for (const t of pd.templates) {
+      if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;
+      // Same checks as a template from the wire: an empty record layout would loop forever.
+      checkNonEmpty(t.fields, t.id, 0);
+      d.templates.set(t.id, {
+        id: t.id,
+        kind: t.kind,
+        protocol: t.protocol,
+        fields: t.fields,
+        plan: compilePlan(t.id, t.kind, t.fields, t.protocol),
+        receivedMs: t.receivedMs,
+        raw: undefined,
+      });
+      session.templateCount++;
+      session.bytes += templateBytes(t.fields.length);
+    }
+    for (const [id, ms] of pd.withdrawn) {
+      if (session.templateCount >= lim.maxTemplatesPerSession) break;
+      if (d.templates.has(id)) continue;
+      d.withdrawn.set(id, ms);
+      session.templateCount++;
+      session.bytes += templateBytes(undefined);
+    }
+    session.domains.set(d.domain, d);
+  }
+  for (const pp of ps.pending) {
+    const body = new Uint8Array(Buffer.from(pp.body, 'base64'));
+    if (session.pendingBytes + body.length > lim.maxPendingBytes) break;
+    session.pending.push({ ...pp, body });
+    session.pendingBytes += body.length;
+    session.bytes += body.length + STATE_COST.pendingSet;
+  }
+  return session;
 }

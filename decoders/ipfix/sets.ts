@@ -6,8 +6,19 @@ import { DecodeError } from '../errors.js';
 import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
 import { evictExpired, hold, take } from './pending.js';
 import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
-import { type ApplyResult, applyTemplateOps, getDomain, type TemplateChange, type TemplateOp } from './templates.js';
-import { getSession, type DomainState, type FlowDecoderState, type PendingSet, type SessionState, type TemplateEntry } from './state.js';
+import { type ApplyResult, applyTemplateOps, getDomain, type TemplateChange, type TemplateOp, templateBytes } from './templates.js';
+import {
+  charge,
+  getSession,
+  markActive,
+  samplingBytes,
+  STATE_COST,
+  type DomainState,
+  type FlowDecoderState,
+  type PendingSet,
+  type SessionState,
+  type TemplateEntry,
+} from './state.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
 /** What one message (datagram) is about, filled by the protocol decoder after its header. */
@@ -48,11 +59,15 @@ function exporterTable(state: FlowDecoderState, key: string, create: boolean): S
   let t = state.exporterSampling.get(key);
   if (t === undefined && create) {
     if (state.exporterSampling.size >= state.limits.maxSessions) {
-      const first = state.exporterSampling.keys().next();
-      if (!first.done) state.exporterSampling.delete(first.value);
+      const first = state.exporterSampling.entries().next();
+      if (!first.done) {
+        state.exporterSampling.delete(first.value[0]);
+        state.bytes -= samplingBytes(first.value[1]);
+      }
     }
     t = newSamplingTable();
     state.exporterSampling.set(key, t);
+    state.bytes += STATE_COST.samplingTable;
   }
   return t;
 }
@@ -76,7 +91,7 @@ export function openMessage(
   const m: MessageCtx = {
     state,
     session,
-    d: getDomain(session, domain, state.limits),
+    d: getDomain(state, session, domain, ctx.receivedMs),
     protocol,
     exporter: session.key,
     exporterAddr: ctx.exporterAddr,
@@ -93,7 +108,7 @@ export function openMessage(
 
 /** Evicts held sets past their age; call once per datagram before handling its sets. */
 function expirePending(m: MessageCtx): void {
-  const n = evictExpired(m.session, m.receivedMs, m.state.limits);
+  const n = evictExpired(m.state, m.session, m.receivedMs);
   m.result.stats.evicted += n;
   m.state.totals.pendingEvicted += n;
 }
@@ -172,7 +187,7 @@ export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): vo
             fields,
           });
   try {
-    applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state.limits, r, onChange);
+    applyTemplateOps(m.session, m.d, ops, m.protocol, m.receivedMs, m.state, r, onChange);
   } finally {
     m.result.stats.templates += r.templates;
     m.result.stats.withdrawals += r.withdrawals;
@@ -183,7 +198,7 @@ export function handleTemplateOps(m: MessageCtx, ops: readonly TemplateOp[]): vo
 
 function replay(m: MessageCtx, templateId: number): void {
   if (m.session.pending.length === 0) return;
-  const held = take(m.session, m.domain, templateId);
+  const held = take(m.state, m.session, m.domain, templateId);
   for (const p of held) {
     const out = m.result.records;
     const mark = out.length;
@@ -216,6 +231,7 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
     // Expired (RFC 7011 8.4): forget it and hold the data until the exporter refreshes it.
     m.d.templates.delete(setId);
     m.session.templateCount--;
+    charge(m.state, m.session, -templateBytes(t.fields.length));
     st.templatesExpired++;
     m.opts.onTemplate?.({
       event: 'expired',
@@ -246,10 +262,10 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
       exportSecs: m.exportSecs,
       sysUptimeMs: m.sysUptimeMs,
     };
-    const evicted = hold(m.session, entry, m.state.limits);
+    const evicted = hold(m.state, m.session, entry, m.receivedMs);
     st.evicted += evicted;
     m.state.totals.pendingEvicted += evicted;
-    if (entry.body.length <= m.state.limits.maxPendingBytes) st.buffered++;
+    if (m.session.pending[m.session.pending.length - 1] === entry) st.buffered++;
     return -1;
   }
   const n = decodeSetBody(m, t.protocol, t, b, start, end, m.exportSecs, m.sysUptimeMs);
@@ -257,6 +273,7 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
   else {
     st.dataRecords += n;
     st.records += n;
+    if (n > 0) markActive(m.state, m.session, m.receivedMs);
   }
   return n;
 }
@@ -277,9 +294,13 @@ function decodeSetBody(
     return decodeOptionsSet(b, start, end, t.plan, (f: SamplingFields) => {
       // Kept both per exact session and per exporter address: options from another source
       // port of the same exporter and domain still apply.
+      const before = samplingBytes(d.sampling);
       applyOptions(d.sampling, f, limits.maxSamplingEntries);
+      charge(m.state, m.session, samplingBytes(d.sampling) - before);
       const et = exporterTable(m.state, m.d.exporterKey, true)!;
+      const etBefore = samplingBytes(et);
       applyOptions(et, f, limits.maxSamplingEntries);
+      m.state.bytes += samplingBytes(et) - etBefore;
     });
   }
   const c = dataCtx;

@@ -10,6 +10,7 @@
  * softflowd or routers with several export processes send options from another source port
  * than the data they describe.
  */
+import { DecodeError } from '../errors.js';
 import { sessionKey } from '../record.js';
 import type { DecodePlan, TemplateField } from './plan.js';
 import type { SamplingTable } from './sampling.js';
@@ -35,6 +36,15 @@ export interface FlowDecoderLimits {
    * its data is held as if the template were missing. 0 disables expiry.
    */
   templateLifetimeMs: number;
+  /**
+   * One budget for everything this state holds, in estimated bytes (see STATE_COST): beyond
+   * it, held data and then the least recently used idle sessions are evicted, and growth that
+   * cannot be made room for is refused. Each exporter address may hold at most its fair share
+   * (budget / addresses holding state, at least budget / MIN_SHARE_DIVISOR).
+   */
+  stateBudgetBytes: number;
+  /** A session that decoded data records this recently is active: new sessions cannot evict it. */
+  activeSessionMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<FlowDecoderLimits> = {
@@ -51,7 +61,54 @@ export const DEFAULT_LIMITS: Readonly<FlowDecoderLimits> = {
   maxPendingAgeMs: 60_000,
   maxSamplingEntries: 1024,
   templateLifetimeMs: 0,
+  stateBudgetBytes: 256 * 1024 * 1024,
+  activeSessionMs: 60_000,
 };
+
+/**
+ * Estimated bytes of each piece of decoder state (V8 objects, maps, compiled plans), measured
+ * with test/bench/memory.ts-style RSS probes: 1024 templates x 512 fields x 16 sessions took
+ * ~1 GB, i.e. ~120 bytes per field once its plan is compiled.
+ */
+export const STATE_COST = {
+  session: 512,
+  domain: 1024,
+  template: 256,
+  field: 128,
+  withdrawn: 64,
+  /** Per held data set, on top of its body's length. */
+  pendingSet: 128,
+  /** Per sampling table (per exporter address and domain) and per entry in one. */
+  samplingTable: 256,
+  samplingEntry: 64,
+} as const;
+
+/** The fair share of one exporter address is never below budget / this. */
+export const MIN_SHARE_DIVISOR = 64;
+
+/** Why decoder state was evicted (or refused): the label of scitags_decoder_evictions_total. */
+export const EVICTION_REASONS = [
+  /** A session forgotten because the session table (maxSessions) was full. */
+  'session-lru',
+  /** A session forgotten to bring the state under its byte budget. */
+  'budget',
+  /** A new session refused: the table is full of active sessions. */
+  'session-refused',
+  /** A template refused: its session holds maxTemplatesPerSession already. */
+  'template-cap',
+  /** A template refused: the budget or its address's fair share is used up. */
+  'template-budget',
+  /** Held data older than maxPendingAgeMs. */
+  'pending-age',
+  /** Held data beyond the per-session byte cap (maxPendingBytes). */
+  'pending-cap',
+  /** Held data evicted (or refused) for the global budget or the address's fair share. */
+  'pending-budget',
+] as const;
+export type EvictionReason = (typeof EVICTION_REASONS)[number];
+
+/** Per-address eviction counts are kept for this many addresses; the rest count as 'other'. */
+export const MAX_EVICTION_ADDRESSES = 256;
 
 export interface TemplateEntry {
   id: number;
@@ -105,11 +162,42 @@ export interface SessionState {
   domains: Map<number, DomainState>;
   pending: PendingSet[];
   pendingBytes: number;
+  /** Estimated bytes this session holds (STATE_COST), pending bodies included. */
+  bytes: number;
+  /** Receive time of the last datagram that decoded data records; -1 if none yet. */
+  lastDataMs: number;
+  /** Which LRU list holds it: 0 new (no data decoded yet), 1 active (decoded data); -1 none. */
+  list: -1 | 0 | 1;
+  /** Intrusive LRU links (towards the most / least recently used). */
+  newer: SessionState | undefined;
+  older: SessionState | undefined;
+}
+
+/** An LRU list of sessions: head most recently used, tail least. */
+export interface SessionList {
+  head: SessionState | undefined;
+  tail: SessionState | undefined;
+  size: number;
+}
+
+/** What one exporter address holds, for its fair share. */
+export interface AddressUsage {
+  bytes: number;
+  sessions: number;
 }
 
 export interface FlowDecoderState {
   limits: FlowDecoderLimits;
+  /** Every session by key (lookup only; recency is kept by the two lists below). */
   sessions: Map<string, SessionState>;
+  /** LRU lists: [0] sessions that have not decoded data yet, [1] sessions that have. */
+  lru: [SessionList, SessionList];
+  /** Sessions holding data sets, in the order they first held one (the budget's first victims). */
+  pendingSessions: Set<SessionState>;
+  /** Estimated bytes of the whole state (sessions plus exporterSampling). */
+  bytes: number;
+  /** Bytes and sessions per exporter address (fair shares). */
+  addresses: Map<string, AddressUsage>;
   /** Sampling tables per `${exporterAddress}|${domain}` (any source port). */
   exporterSampling: Map<string, SamplingTable>;
   /**
@@ -124,23 +212,183 @@ export interface FlowDecoderState {
     pendingEvicted: number;
     unknownSamplingRecords: number;
   };
+  /** Evictions and refusals per reason. */
+  evictions: Record<EvictionReason, number>;
+  /** Evictions and refusals per exporter address (bounded: MAX_EVICTION_ADDRESSES, then 'other'). */
+  evictionsByAddress: Map<string, number>;
+  /**
+   * Sessions looked at while choosing what to evict, over the state's life: the LRU's cost,
+   * which tests count to show it does not grow with the table.
+   */
+  examined: number;
+}
+
+export function newEvictionCounts(): Record<EvictionReason, number> {
+  return Object.fromEntries(EVICTION_REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
 }
 
 export function createFlowDecoderState(limits: Partial<FlowDecoderLimits> = {}): FlowDecoderState {
   return {
     limits: { ...DEFAULT_LIMITS, ...limits },
     sessions: new Map(),
+    lru: [
+      { head: undefined, tail: undefined, size: 0 },
+      { head: undefined, tail: undefined, size: 0 },
+    ],
+    pendingSessions: new Set(),
+    bytes: 0,
+    addresses: new Map(),
     exporterSampling: new Map(),
     last: undefined,
     totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0 },
+    evictions: newEvictionCounts(),
+    evictionsByAddress: new Map(),
+    examined: 0,
   };
 }
 
+/** A new, empty session (not yet in the state: see addSession). */
+export function newSession(address: string, port: number, nowMs: number): SessionState {
+  return {
+    key: sessionKey(address, port),
+    address,
+    port,
+    lastSeenMs: nowMs,
+    templateCount: 0,
+    domains: new Map(),
+    pending: [],
+    pendingBytes: 0,
+    bytes: 0,
+    lastDataMs: -1,
+    list: -1,
+    newer: undefined,
+    older: undefined,
+  };
+}
+
+function unlink(state: FlowDecoderState, s: SessionState): void {
+  const list = s.list;
+  if (list < 0) return;
+  const l = state.lru[list as 0 | 1];
+  if (s.newer) s.newer.older = s.older;
+  else l.head = s.older;
+  if (s.older) s.older.newer = s.newer;
+  else l.tail = s.newer;
+  s.newer = s.older = undefined;
+  s.list = -1;
+  l.size--;
+}
+
+function pushHead(state: FlowDecoderState, s: SessionState, list: 0 | 1): void {
+  const l = state.lru[list];
+  s.list = list;
+  s.newer = undefined;
+  s.older = l.head;
+  if (l.head) l.head.newer = s;
+  else l.tail = s;
+  l.head = s;
+  l.size++;
+}
+
+/** Marks a session the most recently used of its list: O(1). */
+export function touchSession(state: FlowDecoderState, s: SessionState): void {
+  const list = s.list;
+  if (list < 0 || state.lru[list as 0 | 1].head === s) return;
+  unlink(state, s);
+  pushHead(state, s, list as 0 | 1);
+}
+
+/** The session decoded data records: it becomes (or stays) active and most recently used. */
+export function markActive(state: FlowDecoderState, s: SessionState, nowMs: number): void {
+  if (nowMs > s.lastDataMs) s.lastDataMs = nowMs;
+  if (s.list === 1) return;
+  unlink(state, s);
+  pushHead(state, s, 1);
+}
+
+/** Adds bytes (or removes, when negative) to a session, its address and the state. */
+export function charge(state: FlowDecoderState, s: SessionState, delta: number): void {
+  s.bytes += delta;
+  state.bytes += delta;
+  const a = state.addresses.get(s.address);
+  if (a) a.bytes += delta;
+}
+
+/** Puts a session built elsewhere (newSession, or restored from disk) in the state. */
+export function addSession(state: FlowDecoderState, s: SessionState, active: boolean): void {
+  state.sessions.set(s.key, s);
+  let a = state.addresses.get(s.address);
+  if (!a) state.addresses.set(s.address, (a = { bytes: 0, sessions: 0 }));
+  a.sessions++;
+  a.bytes += s.bytes;
+  state.bytes += s.bytes;
+  pushHead(state, s, active ? 1 : 0);
+  if (s.pending.length > 0) state.pendingSessions.add(s);
+  charge(state, s, STATE_COST.session);
+}
+
+/** Forgets a session (templates and all), counting why. */
+export function removeSession(state: FlowDecoderState, s: SessionState, reason: EvictionReason): void {
+  if (!state.sessions.delete(s.key)) return;
+  unlink(state, s);
+  state.pendingSessions.delete(s);
+  state.bytes -= s.bytes;
+  const a = state.addresses.get(s.address);
+  if (a) {
+    a.bytes -= s.bytes;
+    if (--a.sessions === 0) state.addresses.delete(s.address);
+  }
+  s.bytes = 0;
+  if (state.last === s) state.last = undefined;
+  state.totals.sessionsEvicted++;
+  countEviction(state, s.address, reason, 1);
+}
+
+export function countEviction(state: FlowDecoderState, address: string, reason: EvictionReason, n: number): void {
+  if (n <= 0) return;
+  state.evictions[reason] += n;
+  const m = state.evictionsByAddress;
+  const key = m.has(address) || m.size < MAX_EVICTION_ADDRESSES ? address : 'other';
+  m.set(key, (m.get(key) ?? 0) + n);
+}
+
+/** The most bytes one exporter address may hold now. */
+export function fairShare(state: FlowDecoderState): number {
+  const budget = state.limits.stateBudgetBytes;
+  return Math.max(Math.floor(budget / MIN_SHARE_DIVISOR), Math.floor(budget / Math.max(1, state.addresses.size)));
+}
+
 /**
- * The session for an exporter address and port, created on first sight. Beyond
- * `maxSessions` the least recently seen session is forgotten (templates and all), which is
- * what an exporter that went away would have cost us anyway; the scan is O(sessions) but
- * only runs when a new session pushes the table over its cap.
+ * The least recently used session that may be evicted to make room for `forSession`'s
+ * growth (or a new session): first the sessions that never decoded data, then active-list
+ * sessions idle for activeSessionMs. Never `keep`. O(1): looks at most at two sessions per list.
+ */
+function victim(state: FlowDecoderState, keep: SessionState | undefined, nowMs: number): SessionState | undefined {
+  const fresh = state.lru[0];
+  let v = fresh.tail;
+  state.examined++;
+  if (v === keep && v !== undefined) {
+    v = v.newer;
+    state.examined++;
+  }
+  if (v !== undefined) return v;
+  v = state.lru[1].tail;
+  state.examined++;
+  if (v === keep && v !== undefined) {
+    v = v.newer;
+    state.examined++;
+  }
+  if (v !== undefined && nowMs - v.lastDataMs > state.limits.activeSessionMs) return v;
+  return undefined;
+}
+
+/**
+ * The session for an exporter address and port, created on first sight. Lookup, touch and
+ * eviction are O(1): sessions sit in two LRU lists (new, active). Beyond `maxSessions`
+ * the least recently used new session is forgotten, else the least recently used active
+ * one idle for activeSessionMs; when every session is active, the new one is refused
+ * (DecodeError 'limit-exceeded', counted as 'session-refused'), so a flood of spoofed new
+ * sessions cannot push out the exporters that are sending data.
  */
 export function getSession(state: FlowDecoderState, address: string, port: number, nowMs: number): SessionState {
   const last = state.last;
@@ -152,24 +400,87 @@ export function getSession(state: FlowDecoderState, address: string, port: numbe
   let s = state.sessions.get(key);
   if (s === undefined) {
     if (state.sessions.size >= state.limits.maxSessions) {
-      let oldestKey: string | undefined;
-      let oldest = Infinity;
-      for (const [k, v] of state.sessions) {
-        if (v.lastSeenMs < oldest) {
-          oldest = v.lastSeenMs;
-          oldestKey = k;
-        }
+      const v = victim(state, undefined, nowMs);
+      if (v === undefined) {
+        countEviction(state, address, 'session-refused', 1);
+        throw new DecodeError('limit-exceeded', `session ${key}: all ${state.limits.maxSessions} sessions are active`);
       }
-      if (oldestKey !== undefined) {
-        state.sessions.delete(oldestKey);
-        state.last = undefined;
-        state.totals.sessionsEvicted++;
-      }
+      removeSession(state, v, 'session-lru');
     }
-    s = { key, address, port, lastSeenMs: nowMs, templateCount: 0, domains: new Map(), pending: [], pendingBytes: 0 };
-    state.sessions.set(key, s);
-  }
+    s = newSession(address, port, nowMs);
+    addSession(state, s, false);
+    makeRoom(state, s, 0, nowMs);
+  } else touchSession(state, s);
   if (nowMs > s.lastSeenMs) s.lastSeenMs = nowMs;
   state.last = s;
   return s;
+}
+
+/** Drops held sets, oldest holder first, until `need` more bytes fit; returns sets dropped. */
+function evictPending(state: FlowDecoderState, need: number, keep: SessionState | undefined): number {
+  let dropped = 0;
+  for (const s of state.pendingSessions) {
+    state.examined++;
+    if (state.bytes + need <= state.limits.stateBudgetBytes) break;
+    if (s === keep) continue;
+    let n = 0;
+    while (s.pending.length > 0 && state.bytes + need > state.limits.stateBudgetBytes) {
+      const e = s.pending.shift()!;
+      s.pendingBytes -= e.body.length;
+      charge(state, s, -(e.body.length + STATE_COST.pendingSet));
+      n++;
+    }
+    if (s.pending.length === 0) state.pendingSessions.delete(s);
+    state.totals.pendingEvicted += n;
+    countEviction(state, s.address, 'pending-budget', n);
+    dropped += n;
+  }
+  return dropped;
+}
+
+/**
+ * Makes room for `need` more bytes in session `s` (already in the state): true when they
+ * fit its address's fair share and, after evicting held data and then (`evictSessions`)
+ * least recently used evictable sessions (never `s`), the budget. False means the caller
+ * refuses the growth.
+ */
+export function makeRoom(state: FlowDecoderState, s: SessionState, need: number, nowMs: number, evictSessions = true): boolean {
+  const budget = state.limits.stateBudgetBytes;
+  const a = state.addresses.get(s.address);
+  if (need > 0 && a !== undefined && a.bytes + need > fairShare(state)) return false;
+  if (state.bytes + need <= budget) return true;
+  if (state.pendingSessions.size > 0) evictPending(state, need, s);
+  while (state.bytes + need > budget) {
+    if (!evictSessions) return false;
+    const v = victim(state, s, nowMs);
+    if (v === undefined) return false;
+    removeSession(state, v, 'budget');
+  }
+  return true;
+}
+
+/** Estimated bytes of one sampling table (STATE_COST). */
+export function samplingBytes(t: SamplingTable): number {
+  return (
+    STATE_COST.samplingTable + STATE_COST.samplingEntry * (t.samplers.size + t.selectors.size + t.interfaces.size + t.interfaceNames.size)
+  );
+}
+
+/**
+ * The state's bytes counted from scratch (what the incremental accounting must equal):
+ * for tests and the memory bench, O(state).
+ */
+export function recountStateBytes(state: FlowDecoderState): number {
+  let total = 0;
+  for (const s of state.sessions.values()) {
+    total += STATE_COST.session;
+    for (const d of s.domains.values()) {
+      total += STATE_COST.domain + samplingBytes(d.sampling);
+      for (const t of d.templates.values()) total += STATE_COST.template + t.fields.length * STATE_COST.field;
+      total += d.withdrawn.size * STATE_COST.withdrawn;
+    }
+    for (const p of s.pending) total += p.body.length + STATE_COST.pendingSet;
+  }
+  for (const t of state.exporterSampling.values()) total += samplingBytes(t);
+  return total;
 }

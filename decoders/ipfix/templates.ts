@@ -10,7 +10,17 @@ import { Reader } from '../reader.js';
 import { compilePlan, type TemplateField, VARLEN } from './plan.js';
 import { newSamplingTable } from './sampling.js';
 import { newSequenceState } from './sequence.js';
-import type { DomainState, FlowDecoderLimits, SessionState, TemplateEntry } from './state.js';
+import {
+  charge,
+  countEviction,
+  type DomainState,
+  type FlowDecoderLimits,
+  type FlowDecoderState,
+  makeRoom,
+  type SessionState,
+  STATE_COST,
+  type TemplateEntry,
+} from './state.js';
 
 /** RFC 7011 section 3.3.2 set ids. */
 export const IPFIX_TEMPLATE_SET = 2;
@@ -147,10 +157,17 @@ export function parseV9OptionsFlowset(r: Reader, limits: FlowDecoderLimits): Tem
   return ops;
 }
 
-export function getDomain(session: SessionState, domain: number, limits: FlowDecoderLimits): DomainState {
+/** Estimated bytes of a template (or of its withdrawn marker, fields undefined). */
+export function templateBytes(fields: number | undefined): number {
+  return fields === undefined ? STATE_COST.withdrawn : STATE_COST.template + fields * STATE_COST.field;
+}
+
+export function getDomain(state: FlowDecoderState, session: SessionState, domain: number, nowMs: number): DomainState {
   let d = session.domains.get(domain);
   if (d === undefined) {
-    if (session.domains.size >= limits.maxDomainsPerSession) {
+    const limits = state.limits;
+    const cost = STATE_COST.domain + STATE_COST.samplingTable;
+    if (session.domains.size >= limits.maxDomainsPerSession || !makeRoom(state, session, cost, nowMs)) {
       throw new DecodeError('limit-exceeded', `session ${session.key}: more than ${limits.maxDomainsPerSession} domains`);
     }
     d = {
@@ -162,6 +179,7 @@ export function getDomain(session: SessionState, domain: number, limits: FlowDec
       sampling: newSamplingTable(),
     };
     session.domains.set(domain, d);
+    charge(state, session, cost);
   }
   return d;
 }
@@ -186,21 +204,34 @@ export function applyTemplateOps(
   ops: readonly TemplateOp[],
   protocol: 'ipfix' | 'netflow9',
   receivedMs: number,
-  limits: FlowDecoderLimits,
+  state: FlowDecoderState,
   result: ApplyResult,
   onChange?: TemplateChange,
 ): void {
+  const limits = state.limits;
   for (const o of ops) {
     if (o.op === 'define') {
       const known = d.templates.has(o.id) || d.withdrawn.has(o.id);
       if (!known && session.templateCount >= limits.maxTemplatesPerSession) {
+        countEviction(state, session.address, 'template-cap', 1);
         throw new DecodeError('limit-exceeded', `session ${session.key}: more than ${limits.maxTemplatesPerSession} templates`);
+      }
+      const old = d.templates.get(o.id);
+      const same = old !== undefined && old.kind === o.kind && old.protocol === protocol && sameFields(old.fields, o.fields);
+      if (!same) {
+        // What the new layout adds over what it replaces (a live template or a withdrawn marker).
+        const before = old !== undefined ? templateBytes(old.fields.length) : d.withdrawn.has(o.id) ? templateBytes(undefined) : 0;
+        const delta = templateBytes(o.fields.length) - before;
+        if (delta > 0 && !makeRoom(state, session, delta, receivedMs)) {
+          countEviction(state, session.address, 'template-budget', 1);
+          throw new DecodeError('limit-exceeded', `session ${session.key}: template ${o.id} does not fit the decoder state budget`);
+        }
+        charge(state, session, delta);
       }
       if (!known) session.templateCount++;
       // Redefinition after withdrawal reuses the marker's slot in the cap.
       d.withdrawn.delete(o.id);
-      const old = d.templates.get(o.id);
-      if (old !== undefined && old.kind === o.kind && old.protocol === protocol && sameFields(old.fields, o.fields)) {
+      if (same) {
         // The periodic refresh every UDP exporter sends (RFC 7011 8.4): same layout, keep the
         // compiled plan instead of recompiling it.
         old.receivedMs = receivedMs;
@@ -225,11 +256,17 @@ export function applyTemplateOps(
       result.templates++;
     } else if (o.op === 'withdraw') {
       const t = d.templates.get(o.id);
-      if (withdraw(d, o.id, receivedMs)) onChange?.('withdrawn', o.id, t!.kind, t!.fields.length);
+      if (withdraw(d, o.id, receivedMs)) {
+        charge(state, session, templateBytes(undefined) - templateBytes(t!.fields.length));
+        onChange?.('withdrawn', o.id, t!.kind, t!.fields.length);
+      }
       result.withdrawals++;
     } else {
       for (const [id, t] of d.templates) {
-        if (t.kind === o.kind && withdraw(d, id, receivedMs)) onChange?.('withdrawn', id, t.kind, t.fields.length);
+        if (t.kind === o.kind && withdraw(d, id, receivedMs)) {
+          charge(state, session, templateBytes(undefined) - templateBytes(t.fields.length));
+          onChange?.('withdrawn', id, t.kind, t.fields.length);
+        }
       }
       result.withdrawals++;
     }

@@ -227,6 +227,8 @@ const exportersSchema = {
             items: { type: 'object', properties: { domain: num, rate: num, source: str } },
           },
           liveTemplates: num,
+          rateLimited: { type: 'object', properties: { datagrams: num, sessions: num } },
+          decoderState: { type: 'object', properties: { bytes: num, evictions: num } },
           sflowSources: {
             type: 'array',
             items: {
@@ -504,6 +506,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
             lostRecords: e.lostRecords,
             samplingRates: e.samplingRates,
             liveTemplates: e.liveTemplates,
+            rateLimited: e.rateLimited,
+            decoderState: e.decoderState,
             ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
           }));
         return { exporters };

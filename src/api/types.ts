@@ -28,6 +28,14 @@ export interface ExporterInfo {
   samplingRates: { domain: number; rate: number; source: SamplingSource }[];
   /** IPFIX / NetFlow v9 templates currently known for this exporter (all sessions, domains). */
   liveTemplates: number;
+  /**
+   * Datagrams dropped before decoding by the per-exporter rate limits: over
+   * decoder.maxDatagramsPerSecondPerExporter, or opening a session over
+   * decoder.maxNewSessionsPerSecondPerExporter.
+   */
+  rateLimited: { datagrams: number; sessions: number };
+  /** Its IPFIX / NetFlow decoder state: estimated bytes held, and evictions and refusals (all reasons). */
+  decoderState: { bytes: number; evictions: number };
   /** sFlow data sources of the agent with this address (flow samplers only). */
   sflowSources?: SflowSourceInfo[];
 }

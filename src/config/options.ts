@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_LIMITS } from '../../decoders/ipfix/state.js';
+import { DEFAULT_NEW_SESSIONS_PER_SECOND } from '../pipeline/rate-limit.js';
 import { parseCidr } from '../../collectors/allowlist.js';
 import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
 import { DEFAULT_API_LIMITS } from '../api/types.js';
@@ -376,6 +377,24 @@ export const OPTIONS = {
       DEFAULT_LIMITS.maxPendingBytes,
       'BYTES',
       'bytes of data sets held per session while their template is missing',
+    ),
+    stateBudgetBytes: int(
+      positiveInt,
+      DEFAULT_LIMITS.stateBudgetBytes,
+      'BYTES',
+      'memory budget of all IPFIX / NetFlow decoder state (templates, held data, sampling), split between decode workers',
+    ),
+    maxDatagramsPerSecondPerExporter: int(
+      nonNegativeInt,
+      0,
+      'N',
+      'datagrams per second accepted from one exporter address before decoding (token bucket); 0 is unlimited',
+    ),
+    maxNewSessionsPerSecondPerExporter: int(
+      nonNegativeInt,
+      DEFAULT_NEW_SESSIONS_PER_SECOND,
+      'N',
+      'new IPFIX / NetFlow transport sessions (source ports) per second from one exporter address; 0 is unlimited',
     ),
     templateTimeoutSeconds: int(
       nonNegativeInt,

@@ -88,6 +88,7 @@ export function flowLimitsOf(decoder: DecoderConfig): Partial<FlowDecoderLimits>
     maxTemplatesPerSession: decoder.maxTemplatesPerSession,
     maxPendingBytes: decoder.maxBufferedBytesPerSession,
     templateLifetimeMs: decoder.templateTimeoutSeconds * 1000,
+    stateBudgetBytes: decoder.stateBudgetBytes,
   };
 }
 

@@ -101,6 +101,16 @@ export interface CollectorMetrics {
   templateMisses: Counter<'exporter'>;
   sequenceGaps: Counter<'exporter'>;
   recordsLost: Counter<'exporter'>;
+  /** Datagrams dropped before decoding by the per-exporter rate limits. */
+  datagramsDropped: Counter<'reason' | 'exporter'>;
+
+  // decoder state budget (IPFIX / NetFlow)
+  decoderEvictions: Counter<'reason'>;
+  decoderExporterEvictions: Counter<'exporter'>;
+  decoderStateBytes: Gauge;
+  decoderStateBudgetBytes: Gauge;
+  decoderSessions: Gauge;
+  decoderStateSaveFailures: Counter;
 
   // aggregation
   bucketsWritten: Counter;
@@ -339,6 +349,44 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       name: n('records_lost_total'),
       help: 'Records (or datagrams, for NetFlow v9 / sFlow) missing according to sequence numbers',
       labelNames: ['exporter'] as const,
+      registers,
+    }),
+    datagramsDropped: new Counter({
+      name: n('datagrams_dropped_total'),
+      help: 'Datagrams dropped before decoding: rate-limit (datagrams/s per exporter) or session-rate-limit (new sessions/s per exporter)',
+      labelNames: ['reason', 'exporter'] as const,
+      registers,
+    }),
+    decoderEvictions: new Counter({
+      name: n('decoder_evictions_total'),
+      help: 'IPFIX / NetFlow decoder state evicted or refused, per reason (session-lru, budget, session-refused, template-cap, template-budget, pending-age, pending-cap, pending-budget)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    decoderExporterEvictions: new Counter({
+      name: n('decoder_exporter_evictions_total'),
+      help: 'IPFIX / NetFlow decoder state evicted or refused, per exporter (all reasons)',
+      labelNames: ['exporter'] as const,
+      registers,
+    }),
+    decoderStateBytes: new Gauge({
+      name: n('decoder_state_bytes'),
+      help: 'Estimated bytes of IPFIX / NetFlow decoder state (templates, held data, sampling, sequence)',
+      registers,
+    }),
+    decoderStateBudgetBytes: new Gauge({
+      name: n('decoder_state_budget_bytes'),
+      help: 'The decoder state budget (decoder.stateBudgetBytes)',
+      registers,
+    }),
+    decoderSessions: new Gauge({
+      name: n('decoder_sessions'),
+      help: 'IPFIX / NetFlow transport sessions with decoder state',
+      registers,
+    }),
+    decoderStateSaveFailures: new Counter({
+      name: n('decoder_state_save_failures_total'),
+      help: 'Failed writes of the decoder state file (decoder.stateFile)',
       registers,
     }),
 

@@ -1,12 +1,13 @@
 import { type DatagramOutcome, type DecodeOptions, emptyOutcome, type ExporterContext, type RecordSink } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
 import type { FlowDecoderLimits, FlowDecoderState } from '../../decoders/ipfix/index.js';
-import type { FlowRecord } from '../../decoders/record.js';
+import { type FlowRecord, sessionKey } from '../../decoders/record.js';
 import type { SflowState } from '../../decoders/sflow/index.js';
 import { SamplingRules, type SamplingRule } from '../enrich/sampling.js';
 import { CrashFixtures } from './crash-fixtures.js';
 import { countError, countProtocol, countSampling, type ExporterCounters, ExporterTable } from './exporter-stats.js';
 import { type ListenerKind, protocolTable, type ProtocolEntry } from './protocols.js';
+import { newBucket, type RateLimits, takeToken } from './rate-limit.js';
 
 export interface DatagramDecoderOptions extends DecodeOptions {
   /** Operator rules by exporter CIDR and domain (config `exporters.sampling`). */
@@ -14,6 +15,8 @@ export interface DatagramDecoderOptions extends DecodeOptions {
   flowLimits: Partial<FlowDecoderLimits>;
   /** Where datagrams that crashed a decoder are kept as fixtures; empty keeps none. */
   crashDir: string;
+  /** Per-exporter rate limits (serve); absent: none (ingest replays captures at any speed). */
+  rateLimits?: RateLimits;
 }
 
 /**
@@ -27,6 +30,20 @@ export interface RecordAggregator {
 
 /** The target between datagrams (a record outside decodeInto would be a bug; it goes nowhere). */
 const discard: RecordAggregator = { add: () => {} };
+
+/** Zeroed decoding totals (a decoder's, or an empty snapshot's). */
+export function newDecodeTotals() {
+  return {
+    datagrams: 0,
+    records: 0,
+    decodeErrors: 0,
+    templateMisses: 0,
+    unknownProtocol: 0,
+    decoderCrashes: 0,
+    rateLimitedDatagrams: 0,
+    rateLimitedSessions: 0,
+  };
+}
 
 export const DEFAULT_DECODER_OPTIONS: DatagramDecoderOptions = {
   withFields: false,
@@ -61,7 +78,7 @@ export interface DecodedDatagram {
  */
 export class DatagramDecoder {
   readonly exporters = new ExporterTable();
-  readonly totals = { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0, decoderCrashes: 0 };
+  readonly totals = newDecodeTotals();
   readonly crashFixtures: CrashFixtures;
   private readonly table: ProtocolEntry[];
   private readonly states: unknown[];
@@ -156,6 +173,16 @@ export class DatagramDecoder {
     }
     ex.datagrams++;
     this.totals.datagrams++;
+    const limits = this.opts.rateLimits;
+    if (limits !== undefined && limits.datagramsPerSecond > 0) {
+      const rate = limits.datagramsPerSecond;
+      const b = (ex.datagramBucket ??= newBucket(rate, receivedMs));
+      if (!takeToken(b, rate, receivedMs)) {
+        ex.rateLimitedDatagrams++;
+        this.totals.rateLimitedDatagrams++;
+        return emptyOutcome();
+      }
+    }
     let index = -1;
     const last = this.table[this.lastIndex];
     if (last !== undefined && listener === this.lastListener && last.matches(payload)) index = this.lastIndex;
@@ -184,6 +211,12 @@ export class DatagramDecoder {
       out.errors = [new DecodeError('bad-version', `payload starts with neither sFlow v5 nor NetFlow v5/v9/IPFIX version`, 0)];
     } else {
       const entry = this.table[index]!;
+      if (limits !== undefined && limits.newSessionsPerSecond > 0 && entry.decoder.name === 'flow') {
+        if (!this.admitFlowSession(this.states[index] as FlowDecoderState, ex, srcAddr, srcPort, receivedMs, limits.newSessionsPerSecond)) {
+          this.downstream = discard;
+          return emptyOutcome();
+        }
+      }
       const ctx = this.ctx;
       ctx.exporterAddr = srcAddr;
       ctx.exporterPort = srcPort;
@@ -222,6 +255,21 @@ export class DatagramDecoder {
     ex.records += n;
     this.totals.records += n;
     return out;
+  }
+
+  /**
+   * False when the datagram would open an IPFIX / NetFlow session beyond the exporter's
+   * new-session rate (counted). Known sessions cost one map lookup, the previous one none.
+   */
+  private admitFlowSession(st: FlowDecoderState, ex: ExporterCounters, addr: string, port: number, nowMs: number, rate: number): boolean {
+    const last = st.last;
+    if (last !== undefined && last.port === port && last.address === addr) return true;
+    if (st.sessions.has(sessionKey(addr, port))) return true;
+    const b = (ex.sessionBucket ??= newBucket(rate, nowMs));
+    if (takeToken(b, rate, nowMs)) return true;
+    ex.rateLimitedSessions++;
+    this.totals.rateLimitedSessions++;
+    return false;
   }
 
   /** decodeInto() collecting copies of the records (the `decode` CLI, `ingest`, tests). */

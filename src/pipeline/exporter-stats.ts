@@ -1,5 +1,6 @@
 import type { DecodeErrorCode } from '../../decoders/errors.js';
 import type { FlowProtocol, FlowRecord, SamplingSource } from '../../decoders/record.js';
+import type { TokenBucket } from './rate-limit.js';
 
 export interface SamplingSeen {
   domain: number;
@@ -46,6 +47,12 @@ export interface ExporterCounters {
   crashesByDecoder: Map<string, number>;
   /** The entry the previous record counted under: consecutive records nearly always share it. */
   lastSampling: SamplingSeen | undefined;
+  /** Datagrams dropped before decoding by decoder.maxDatagramsPerSecondPerExporter. */
+  rateLimitedDatagrams: number;
+  /** Datagrams dropped because they opened a session beyond decoder.maxNewSessionsPerSecondPerExporter. */
+  rateLimitedSessions: number;
+  datagramBucket: TokenBucket | undefined;
+  sessionBucket: TokenBucket | undefined;
 }
 
 /**
@@ -84,6 +91,10 @@ export class ExporterTable {
           crashesByDecoder: new Map(),
           lastSampling: undefined,
           lastProtocol: undefined,
+          rateLimitedDatagrams: 0,
+          rateLimitedSessions: 0,
+          datagramBucket: undefined,
+          sessionBucket: undefined,
         };
         this.table.set(key, e);
       }

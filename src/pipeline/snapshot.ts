@@ -3,10 +3,11 @@
  * worker threads as is) of everything the API, metrics, stores and persistence may know
  * about the decoders. Nothing outside the stage reads decoder state; they read this.
  */
+import { EVICTION_REASONS, type EvictionReason, newEvictionCounts } from '../../decoders/ipfix/state.js';
 import { sessionKey } from '../../decoders/record.js';
 import { effectiveSamplingRate } from '../../decoders/sflow/index.js';
 import type { ExporterInfo, LearnedInterface, SflowSourceInfo } from '../api/types.js';
-import type { DatagramDecoder } from './decoder.js';
+import { type DatagramDecoder, newDecodeTotals } from './decoder.js';
 
 /** One exporter as the exporters API shows it, plus the counters metrics need. */
 export interface ExporterSnapshot extends ExporterInfo {
@@ -23,6 +24,21 @@ export interface DecodeTotals {
   templateMisses: number;
   unknownProtocol: number;
   decoderCrashes: number;
+  /** Datagrams dropped by the per-exporter rate limits (datagrams/s, new sessions/s). */
+  rateLimitedDatagrams: number;
+  rateLimitedSessions: number;
+}
+
+/** The IPFIX / NetFlow decoder state against its budget (summed over workers). */
+export interface DecoderStateStats {
+  bytes: number;
+  budgetBytes: number;
+  sessions: number;
+  /** Sessions that have decoded data records (the ones new sessions cannot evict). */
+  activeSessions: number;
+  templates: number;
+  /** Evictions and refusals per reason (EVICTION_REASONS). */
+  evictions: Record<EvictionReason, number>;
 }
 
 export interface DecodeSnapshot {
@@ -32,6 +48,7 @@ export interface DecodeSnapshot {
   /** Interface names learnt from IPFIX interface options (IE 82), per exporter address. */
   interfaces: LearnedInterface[];
   totals: DecodeTotals;
+  decoderState: DecoderStateStats;
   /** Crash fixtures kept and not kept (over the limits, or no directory). */
   crashFixtures: { written: number; skipped: number };
 }
@@ -41,7 +58,8 @@ export function emptySnapshot(timeMs: number): DecodeSnapshot {
     timeMs,
     exporters: [],
     interfaces: [],
-    totals: { datagrams: 0, records: 0, decodeErrors: 0, templateMisses: 0, unknownProtocol: 0, decoderCrashes: 0 },
+    totals: newDecodeTotals(),
+    decoderState: { bytes: 0, budgetBytes: 0, sessions: 0, activeSessions: 0, templates: 0, evictions: newEvictionCounts() },
     crashFixtures: { written: 0, skipped: 0 },
   };
 }
@@ -50,10 +68,13 @@ export function emptySnapshot(timeMs: number): DecodeSnapshot {
 export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnapshot {
   // Counted straight from the sessions: this runs every second, and naming every field of
   // every template (summarizeFlowState) would cost ~100k strings per second at 10k templates.
+  const flow = decoder.flowState;
   const templatesByAddr = new Map<string, number>();
-  for (const s of decoder.flowState.sessions.values()) {
+  let templates = 0;
+  for (const s of flow.sessions.values()) {
     let n = 0;
     for (const d of s.domains.values()) n += d.templates.size;
+    templates += n;
     templatesByAddr.set(s.address, (templatesByAddr.get(s.address) ?? 0) + n);
   }
   const sflowByAgent = new Map<string, SflowSourceInfo[]>();
@@ -94,6 +115,8 @@ export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnap
       .sort((a, b) => a.domain - b.domain || b.lastSeenMs - a.lastSeenMs)
       .map((s) => ({ domain: s.domain, rate: s.rate, source: s.source })),
     liveTemplates: templatesByAddr.get(e.address) ?? 0,
+    rateLimited: { datagrams: e.rateLimitedDatagrams, sessions: e.rateLimitedSessions },
+    decoderState: { bytes: flow.addresses.get(e.address)?.bytes ?? 0, evictions: flow.evictionsByAddress.get(e.address) ?? 0 },
     // Matched by agent address: agents normally send from the address they report.
     ...(sflowByAgent.has(e.address) ? { sflowSources: sflowByAgent.get(e.address)! } : {}),
   }));
@@ -108,6 +131,14 @@ export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnap
     exporters,
     interfaces,
     totals: { ...decoder.totals },
+    decoderState: {
+      bytes: flow.bytes,
+      budgetBytes: flow.limits.stateBudgetBytes,
+      sessions: flow.sessions.size,
+      activeSessions: flow.lru[1].size,
+      templates,
+      evictions: { ...flow.evictions },
+    },
     crashFixtures: { written: decoder.crashFixtures.written, skipped: decoder.crashFixtures.skipped },
   };
 }
@@ -135,6 +166,8 @@ export function mergeSnapshots(parts: readonly DecodeSnapshot[], timeMs: number)
           recordsByProtocol: { ...e.recordsByProtocol },
           errorsByReason: { ...e.errorsByReason },
           decoderCrashes: { ...e.decoderCrashes },
+          rateLimited: { ...e.rateLimited },
+          decoderState: { ...e.decoderState },
         });
         continue;
       }
@@ -153,10 +186,21 @@ export function mergeSnapshots(parts: readonly DecodeSnapshot[], timeMs: number)
       prev.lostRecords += e.lostRecords;
       prev.samplingRates = [...prev.samplingRates, ...e.samplingRates];
       prev.liveTemplates += e.liveTemplates;
+      prev.rateLimited.datagrams += e.rateLimited.datagrams;
+      prev.rateLimited.sessions += e.rateLimited.sessions;
+      prev.decoderState.bytes += e.decoderState.bytes;
+      prev.decoderState.evictions += e.decoderState.evictions;
       if (e.sflowSources) prev.sflowSources = [...(prev.sflowSources ?? []), ...e.sflowSources];
     }
     out.interfaces.push(...p.interfaces);
     for (const k of Object.keys(out.totals) as (keyof DecodeTotals)[]) out.totals[k] += p.totals[k];
+    const ds = out.decoderState;
+    ds.bytes += p.decoderState.bytes;
+    ds.budgetBytes += p.decoderState.budgetBytes;
+    ds.sessions += p.decoderState.sessions;
+    ds.activeSessions += p.decoderState.activeSessions;
+    ds.templates += p.decoderState.templates;
+    for (const r of EVICTION_REASONS) ds.evictions[r] += p.decoderState.evictions[r];
     out.crashFixtures.written += p.crashFixtures.written;
     out.crashFixtures.skipped += p.crashFixtures.skipped;
   }

@@ -17,6 +17,7 @@ import { DatagramDecoder, type DecoderCrash, type RecordAggregator } from './dec
 export type { RecordAggregator } from './decoder.js';
 import type { ListenerKind, ProtocolEntry } from './protocols.js';
 import { type DecodeSnapshot, snapshotOf } from './snapshot.js';
+import type { RateLimits } from './rate-limit.js';
 import { warmUp } from './warmup.js';
 
 /** Datagrams decoded per turn of the event loop before yielding to socket reads. */
@@ -26,6 +27,8 @@ export interface DecodeStageConfig {
   defaultSamplingRate: number;
   samplingRules: readonly SamplingRule[];
   flowLimits: Partial<FlowDecoderLimits>;
+  /** Per-exporter rate limits, checked before decoding (absent: none). */
+  rateLimits?: RateLimits;
   crashDir: string;
   /** Datagrams accepted but not yet decoded, over all workers (the global queue budget). */
   queueSize: number;
@@ -141,6 +144,7 @@ export class InlineDecodeStage implements DecodeStage {
         defaultSamplingRate: config.defaultSamplingRate,
         samplingRules: config.samplingRules,
         flowLimits: config.flowLimits,
+        ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
         innerHeaders: false,
         crashDir: config.crashDir,
         onTemplate: templateLogger(deps.log),

@@ -76,6 +76,14 @@ export class WorkerDecodeStage implements DecodeStage {
     for (let i = 0; i < workerCount; i++) this.slots.push(this.spawn(i, shares[i]));
   }
 
+  /** The stage config one worker gets: its share (1/N) of the decoder state budget. */
+  private workerConfig(): DecodeStageConfig {
+    const budget = this.config.flowLimits.stateBudgetBytes;
+    if (budget === undefined) return this.config;
+    const share = Math.max(1, Math.floor(budget / this.workerCount));
+    return { ...this.config, flowLimits: { ...this.config.flowLimits, stateBudgetBytes: share } };
+  }
+
   /** Resolves once every worker has started (restored its state). */
   async ready(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.ready));
@@ -84,7 +92,7 @@ export class WorkerDecodeStage implements DecodeStage {
   private spawn(index: number, saved: PersistedFlowState | undefined): Slot {
     const init: WorkerInit = {
       index,
-      stage: this.config,
+      stage: this.workerConfig(),
       aggregation: this.aggregation,
       saved,
       logLevel: this.deps.logLevel,

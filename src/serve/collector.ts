@@ -18,7 +18,7 @@ import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
 import { ensureWritableDir } from '../ensure-dir.js';
-import { loadDecoderState, saveDecoderState } from './decoder-state-file.js';
+import { DecoderStateFile, loadDecoderState } from './decoder-state-file.js';
 import { MetricsSync } from './metrics-sync.js';
 import { COMMIT, VERSION } from '../version.js';
 
@@ -48,6 +48,11 @@ export class Collector {
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
   private readonly metricsSync: MetricsSync;
+  /**
+   * The decoder state file (undefined when decoder.stateFile is ''): its status() says
+   * whether the last save worked, for the health check.
+   */
+  readonly stateFile: DecoderStateFile | undefined;
   private stopping = false;
   /** True when stop() could not write every open bucket (the exit code says so). */
   stopFailed = false;
@@ -111,11 +116,18 @@ export class Collector {
       defaultSamplingRate: config.exporters.defaultSamplingRate,
       samplingRules: config.exporters.sampling,
       flowLimits,
+      rateLimits: {
+        datagramsPerSecond: config.decoder.maxDatagramsPerSecondPerExporter,
+        newSessionsPerSecond: config.decoder.maxNewSessionsPerSecondPerExporter,
+      },
       crashDir: config.decoder.crashDir,
       queueSize: config.queue.size,
     };
     const inWorkers = config.decoder.workers > 1 && !deps.protocols;
     const saved = loadDecoderState(config.decoder.stateFile, flowLimits, !inWorkers);
+    this.stateFile = config.decoder.stateFile
+      ? new DecoderStateFile(config.decoder.stateFile, config.decoder.stateBudgetBytes, now)
+      : undefined;
     if (saved.warning) log.warn(saved.warning);
     else if (saved.document) {
       log.info(`restored templates of ${saved.document.sessions.length} exporter sessions from ${config.decoder.stateFile}`, {
@@ -158,6 +170,7 @@ export class Collector {
       traffic,
       listeners: this.listeners,
       storeKind: store.kind,
+      ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
     });
     if (config.api.port !== 0) {
       this.api = buildApi({
@@ -335,13 +348,16 @@ export class Collector {
     return snap;
   }
 
+  /** Streams the decoder state to its file; a failure is the file's status (health) and an error line. */
   private async saveDecoderState(): Promise<void> {
-    if (!this.config.decoder.stateFile) return;
-    try {
-      const doc = await this.stage.persistentState(this.deps.now());
-      saveDecoderState(this.config.decoder.stateFile, doc);
-    } catch (err) {
-      this.log.limited('decoder-state', 'warn', `saving decoder state to ${this.config.decoder.stateFile} failed`, { err });
+    const file = this.stateFile;
+    if (!file) return;
+    const err = await file.save(() => this.stage.persistentState(this.deps.now()));
+    if (err) this.log.limited('decoder-state', 'error', `saving decoder state to ${file.path} failed`, { err, failures: file.failures });
+    else if (file.truncated > 0) {
+      this.log.limited('decoder-state-cap', 'warn', `decoder state file capped at decoder.stateBudgetBytes`, {
+        sessionsLeftOut: file.truncated,
+      });
     }
   }
 
@@ -370,7 +386,7 @@ export class Collector {
 
   /**
    * Graceful stop: close the sockets (nothing new is accepted), decode everything queued,
-   * write every open bucket, close the store and the API.
+   * write every open bucket, save the decoder state, close the store and the API.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -378,7 +394,6 @@ export class Collector {
     await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
     await this.stage.stop();
     await this.refreshSnapshot().catch(() => undefined);
-    await this.saveDecoderState();
     this.registry.stop();
     try {
       await this.aggregator.stop();
@@ -388,6 +403,9 @@ export class Collector {
       this.log.error('writing the open buckets at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
+    // After the open buckets: the traffic matters more than templates, and a state save that
+    // fails (or is slow) must never cost the last minute of data.
+    await this.saveDecoderState();
     this.metricsSync.sync();
     if (this.store.writeCollectorStats) await this.store.writeCollectorStats(this.statsSnapshot()).catch(() => {});
     if (this.api) await this.api.close();

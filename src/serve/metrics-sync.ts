@@ -24,6 +24,8 @@ export class MetricsSync {
       traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
       storeKind: string;
+      /** The decoder state file's save failures so far (absent: no state file). */
+      stateFile?: () => { failures: number };
     },
   ) {}
 
@@ -52,7 +54,8 @@ export class MetricsSync {
     }
     // Exporters past the label cap share "other": it shows the latest of them.
     const lastSeen = new Map<string, number>();
-    for (const e of this.parts.snapshot().exporters) {
+    const snap = this.parts.snapshot();
+    for (const e of snap.exporters) {
       const ex = m.exporterLabel(e.address);
       lastSeen.set(ex, Math.max(lastSeen.get(ex) ?? 0, e.lastSeenMs));
       const a = e.address;
@@ -75,6 +78,24 @@ export class MetricsSync {
       if (d > 0) m.sequenceGaps.inc({ exporter: ex }, d);
       d = this.delta(`lost|${a}`, e.lostRecords);
       if (d > 0) m.recordsLost.inc({ exporter: ex }, d);
+      d = this.delta(`rl|${a}`, e.rateLimited.datagrams);
+      if (d > 0) m.datagramsDropped.inc({ reason: 'rate-limit', exporter: ex }, d);
+      d = this.delta(`srl|${a}`, e.rateLimited.sessions);
+      if (d > 0) m.datagramsDropped.inc({ reason: 'session-rate-limit', exporter: ex }, d);
+      d = this.delta(`ev|${a}`, e.decoderState.evictions);
+      if (d > 0) m.decoderExporterEvictions.inc({ exporter: ex }, d);
+    }
+    const ds = snap.decoderState;
+    for (const [reason, n] of Object.entries(ds.evictions)) {
+      const dd = this.delta(`evr|${reason}`, n);
+      if (dd > 0) m.decoderEvictions.inc({ reason }, dd);
+    }
+    m.decoderStateBytes.set(ds.bytes);
+    m.decoderStateBudgetBytes.set(ds.budgetBytes);
+    m.decoderSessions.set(ds.sessions);
+    if (this.parts.stateFile) {
+      const dd = this.delta('state|fail', this.parts.stateFile().failures);
+      if (dd > 0) m.decoderStateSaveFailures.inc(dd);
     }
     m.exporterLastSeen.reset();
     for (const [ex, ms] of lastSeen) m.exporterLastSeen.set({ exporter: ex }, ms / 1000);

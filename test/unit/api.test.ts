@@ -173,6 +173,8 @@ const EXPORTERS: ExporterInfo[] = [
     lostRecords: 0,
     samplingRates: [{ domain: 3, rate: 4096, source: 'header' }],
     liveTemplates: 0,
+    rateLimited: { datagrams: 0, sessions: 0 },
+    decoderState: { bytes: 0, evictions: 0 },
   },
   {
     address: '192.0.2.1',
@@ -187,6 +189,8 @@ const EXPORTERS: ExporterInfo[] = [
     lostRecords: 30,
     samplingRates: [{ domain: 0, rate: 1000, source: 'options' }],
     liveTemplates: 3,
+    rateLimited: { datagrams: 7, sessions: 2 },
+    decoderState: { bytes: 5632, evictions: 4 },
   },
 ];
 
@@ -610,6 +614,8 @@ describe('GET /api/v1/exporters', () => {
           lostRecords: 30,
           samplingRates: [{ domain: 0, rate: 1000, source: 'options' }],
           liveTemplates: 3,
+          rateLimited: { datagrams: 7, sessions: 2 },
+          decoderState: { bytes: 5632, evictions: 4 },
         },
         {
           address: '2001:db8::1',
@@ -626,6 +632,8 @@ describe('GET /api/v1/exporters', () => {
           lostRecords: 0,
           samplingRates: [{ domain: 3, rate: 4096, source: 'header' }],
           liveTemplates: 0,
+          rateLimited: { datagrams: 0, sessions: 0 },
+          decoderState: { bytes: 0, evictions: 0 },
         },
       ],
     });

@@ -61,6 +61,21 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
     '0',
     0,
   ],
+  ['decoder.stateBudgetBytes', 'SCITAGS_DECODER_STATE_BUDGET_BYTES', '--decoder-state-budget-bytes', '1048576', 1048576],
+  [
+    'decoder.maxDatagramsPerSecondPerExporter',
+    'SCITAGS_DECODER_MAX_DATAGRAMS_PER_SECOND_PER_EXPORTER',
+    '--decoder-max-datagrams-per-second-per-exporter',
+    '20000',
+    20000,
+  ],
+  [
+    'decoder.maxNewSessionsPerSecondPerExporter',
+    'SCITAGS_DECODER_MAX_NEW_SESSIONS_PER_SECOND_PER_EXPORTER',
+    '--decoder-max-new-sessions-per-second-per-exporter',
+    '0',
+    0,
+  ],
   ['decoder.templateTimeoutSeconds', 'SCITAGS_DECODER_TEMPLATE_TIMEOUT_SECONDS', '--decoder-template-timeout-seconds', '1800', 1800],
   ['decoder.stateFile', 'SCITAGS_DECODER_STATE_FILE', '--decoder-state-file', 'state/d.json', 'state/d.json'],
   ['decoder.workers', 'SCITAGS_WORKERS', '--workers', '3', 3],
@@ -174,6 +189,7 @@ describe('one default for the decoders: ingest buffers what serve does', () => {
       maxTemplatesPerSession: 1024,
       maxPendingBytes: 262144,
       templateLifetimeMs: 0,
+      stateBudgetBytes: 268435456,
     });
     const ingest = new DatagramDecoder(ingestDecoderOptions());
     expect(ingest.flowState.limits).toEqual({ ...DEFAULT_LIMITS, ...flowLimitsOf(serve.decoder) });

@@ -53,6 +53,8 @@ describe('merging worker snapshots', () => {
         lostRecords: 0,
         samplingRates: [],
         liveTemplates: 1,
+        rateLimited: { datagrams, sessions: 1 },
+        decoderState: { bytes: 1000, evictions: 2 },
       });
       return s;
     };
@@ -66,6 +68,10 @@ describe('merging worker snapshots', () => {
       { ipfix: 16 },
       { truncated: 2 },
       2,
+    ]);
+    expect([merged.rateLimited, merged.decoderState]).toEqual([
+      { datagrams: 8, sessions: 2 },
+      { bytes: 2000, evictions: 4 },
     ]);
     expect([parts[0]!.exporters[0]!.datagrams, parts[0]!.exporters[0]!.errorsByReason]).toEqual([3, { truncated: 1 }]);
   });
