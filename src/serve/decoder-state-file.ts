@@ -42,3 +42,38 @@ export function saveDecoderState(path: string, document: PersistedFlowState): vo
   writeFileSync(tmp, JSON.stringify(document));
   renameSync(tmp, path);
 }
+
+export interface DecoderStateStatus {
+  /** False after a failed save, until a save succeeds. */
+  ok: boolean;
+  lastError: string | undefined;
+  lastErrorMs: number | undefined;
+  lastSavedMs: number | undefined;
+}
+
+/** The state file with the outcome of its saves, for /health (a failed save is a degraded collector, not a WARN). */
+export class DecoderStateFile {
+  private s: DecoderStateStatus = { ok: true, lastError: undefined, lastErrorMs: undefined, lastSavedMs: undefined };
+
+  constructor(readonly path: string) {}
+
+  /** Saves the document (throws as saveDecoderState does, after recording the failure). */
+  save(document: PersistedFlowState, nowMs: number): void {
+    try {
+      saveDecoderState(this.path, document);
+    } catch (err) {
+      this.failed(err, nowMs);
+      throw err;
+    }
+    this.s = { ...this.s, ok: true, lastSavedMs: nowMs };
+  }
+
+  /** Records a save that failed before the file was reached (building the document). */
+  failed(err: unknown, nowMs: number): void {
+    this.s = { ...this.s, ok: false, lastError: err instanceof Error ? err.message : String(err), lastErrorMs: nowMs };
+  }
+
+  status(): DecoderStateStatus {
+    return { ...this.s };
+  }
+}

@@ -24,6 +24,8 @@ export class MetricsSync {
       traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
       storeKind: string;
+      /** A retrying store's own failed writes (InfluxDB), counted in store_write_failures_total too. */
+      storeWrites?: () => { failures: number };
     },
   ) {}
 
@@ -101,7 +103,8 @@ export class MetricsSync {
     if (d > 0) m.storeWrites.inc({ store: storeKind }, d);
     d = this.delta('store|rows', st.rowsWritten);
     if (d > 0) m.storeRowsWritten.inc({ store: storeKind }, d);
-    d = this.delta('store|fail', st.writeFailures);
+    // Every failed write: the aggregator's (the store call failed) and the store's own retries.
+    d = this.delta('store|fail', st.writeFailures + (this.parts.storeWrites?.().failures ?? 0));
     if (d > 0) m.storeWriteFailures.inc({ store: storeKind }, d);
   }
 }
