@@ -13,7 +13,7 @@ export default tseslint.config(
     files: ['**/*.ts'],
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['vitest.config.ts', 'eslint.config.js'] },
+        projectService: { allowDefaultProject: ['vitest.config.ts', 'vitest.stress.config.ts', 'eslint.config.js'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
