@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DecoderStateFile } from '../../src/serve/decoder-state-file.js';
 import { DropWindow } from '../../src/serve/drop-window.js';
 import { estimateLoss, RunMarker } from '../../src/serve/run-marker.js';
 import { classifyWriteError } from '../../src/store/influx/writer.js';
@@ -79,5 +80,23 @@ describe('classifyWriteError (InfluxDB status classes)', () => {
       errorClass: 'connection',
     });
     expect(classifyWriteError('odd')).toMatchObject({ kind: 'retry', errorClass: 'other' });
+  });
+});
+
+describe('DecoderStateFile.status (the decoder_state_not_saved reason)', () => {
+  it('records a failed save until the next one succeeds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'state-'));
+    writeFileSync(join(dir, 'file'), '');
+    const doc = { version: 1, savedAtMs: 0, sessions: [] } as unknown as Parameters<DecoderStateFile['save']>[0];
+    const bad = new DecoderStateFile(join(dir, 'file', 'state.json')); // its directory is a file
+    expect(bad.status()).toEqual({ ok: true, lastError: undefined, lastErrorMs: undefined, lastSavedMs: undefined });
+    expect(() => bad.save(doc, 1000)).toThrow();
+    expect(bad.status()).toMatchObject({ ok: false, lastErrorMs: 1000, lastSavedMs: undefined });
+    expect(bad.status().lastError).toMatch(/EEXIST|ENOTDIR/);
+    const good = new DecoderStateFile(join(dir, 'state.json'));
+    good.failed(new Error('Invalid string length'), 2000);
+    expect(good.status()).toMatchObject({ ok: false, lastError: 'Invalid string length' });
+    good.save(doc, 3000);
+    expect(good.status()).toEqual({ ok: true, lastError: 'Invalid string length', lastErrorMs: 2000, lastSavedMs: 3000 });
   });
 });
