@@ -482,13 +482,13 @@ export class Collector {
     const reg = this.registry.status();
     const refreshMs = this.config.registry.refreshSeconds * 1000;
     if (reg.lastError !== undefined && this.config.registry.url !== '') {
-      // Failing since the last good load (or since start, when only the snapshot/cache loaded).
-      const goodMs = reg.source === 'download' ? reg.loadedAtMs : this.startedMs;
-      if (now - goodMs > refreshMs) {
+      // Failing since the refresh after the last good download (or since start, when none succeeded).
+      const failingSinceMs = reg.source === 'download' ? reg.loadedAtMs + refreshMs : this.startedMs;
+      if (now - failingSinceMs > refreshMs) {
         reasons.push({
           reason: 'registry_refresh_failing',
           metric: 'scitags_registry_last_refresh_ok',
-          detail: `no successful registry download for ${Math.round((now - goodMs) / 1000)} s (registry.refreshSeconds ${this.config.registry.refreshSeconds}); using the ${reg.source} copy; last error: ${reg.lastError}`,
+          detail: `registry refreshes failing for ${Math.round((now - failingSinceMs) / 1000)} s (registry.refreshSeconds ${this.config.registry.refreshSeconds}); using the ${reg.source} copy; last error: ${reg.lastError}`,
         });
       }
     }
