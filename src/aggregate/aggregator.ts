@@ -65,6 +65,8 @@ export interface AggregatorDeps {
   log?: Logger;
   /** Where countTraffic() hands the sums (the collector's Prometheus traffic counters). */
   traffic?: TrafficSink;
+  /** After a successful store write: the start of the newest bucket in it (the run marker keeps it). */
+  onWritten?: (newestBucketStartMs: number) => void;
 }
 
 export interface AggregatorStats {
@@ -93,13 +95,31 @@ export interface AggregatorStats {
   droppedRows: number;
   /** Gauges. */
   openBuckets: number;
+  /** Buckets with records not yet in the store (open or closed). */
+  dirtyBuckets: number;
   liveKeys: number;
   pendingRows: number;
   links: number;
   exporters: number;
+  /** Store writes failed since the last one that succeeded (0 while writes succeed). */
+  consecutiveWriteFailures: number;
+  /** The last store write error and when (ms since the epoch); undefined when none has failed. */
+  lastWriteError: string | undefined;
+  lastWriteErrorMs: number | undefined;
 }
 
-type Counters = Omit<AggregatorStats, 'openBuckets' | 'liveKeys' | 'pendingRows' | 'links' | 'exporters'>;
+type Counters = Omit<
+  AggregatorStats,
+  | 'openBuckets'
+  | 'dirtyBuckets'
+  | 'liveKeys'
+  | 'pendingRows'
+  | 'links'
+  | 'exporters'
+  | 'consecutiveWriteFailures'
+  | 'lastWriteError'
+  | 'lastWriteErrorMs'
+>;
 
 interface ExporterState {
   links: ExporterLinks;
@@ -164,6 +184,8 @@ export class Aggregator {
   };
   private consecutiveFailures = 0;
   private lastFailureLogMs = -Infinity;
+  private lastWriteError: string | undefined;
+  private lastWriteErrorMs: number | undefined;
   /** Ticks and flushes run one at a time, in call order. */
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -491,13 +513,19 @@ export class Aggregator {
   stats(): AggregatorStats {
     let pendingRows = 0;
     let openBuckets = 0;
+    let dirtyBuckets = 0;
     for (const b of this.buckets.values()) {
       if (b.closed) pendingRows += b.cells.size;
       else openBuckets++;
+      if (b.dirty) dirtyBuckets++;
     }
     return {
       ...this.c,
       openBuckets,
+      dirtyBuckets,
+      consecutiveWriteFailures: this.consecutiveFailures,
+      lastWriteError: this.lastWriteError,
+      lastWriteErrorMs: this.lastWriteErrorMs,
       liveKeys: this.liveKeys,
       pendingRows,
       links: this.links.size,
@@ -620,6 +648,8 @@ export class Aggregator {
       this.c.writeFailures++;
       this.consecutiveFailures++;
       const now = this.deps.now();
+      this.lastWriteError = err instanceof Error ? err.message : String(err);
+      this.lastWriteErrorMs = now;
       if (now - this.lastFailureLogMs >= FAILURE_LOG_INTERVAL_MS) {
         this.lastFailureLogMs = now;
         this.deps.log?.error('store write failed; buckets kept for retry', {
@@ -646,6 +676,7 @@ export class Aggregator {
       ms: Math.round((performance.now() - started) * 10) / 10,
     });
     for (const { bucket, version } of batch) bucket.writtenVersion = version;
+    this.deps.onWritten?.(batch[batch.length - 1]!.bucket.index * this.widthMs);
     this.c.bucketsWritten += batch.length;
     this.c.rowsWritten += rows.length;
   }

@@ -68,6 +68,11 @@ const PARAMETERS = {
     description: `Traffic classes to keep: ${TRAFFIC_CLASSES.join(', ')}.`,
     expect: `must be a comma-separated list of ${TRAFFIC_CLASSES.join(', ')}`,
   },
+  strict: {
+    schema: { type: 'string', maxLength: 5, pattern: '^(0|1|true|false)$' },
+    description: 'Answer 503 while degraded (1 / true), or 200 (0 / false); default: the health.strict option.',
+    expect: 'must be 0, 1, true or false',
+  },
 } as const;
 
 type ParameterName = keyof typeof PARAMETERS;
@@ -256,6 +261,14 @@ const healthSchema = {
     status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
     version: str,
     time: str,
+    reasons: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { reason: str, metric: str, detail: str },
+        required: ['reason', 'metric', 'detail'],
+      },
+    },
     checks: {
       type: 'object',
       additionalProperties: { type: 'object', properties: { status: str, message: str }, required: ['status'] },
@@ -521,17 +534,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       {
         schema: {
           tags: ['operations'],
-          summary: 'Health: 200 when ok or degraded, 503 when down',
-          querystring: route('/health', []),
+          summary: 'Health: 200 when ok or degraded (with the reasons), 503 when down, or degraded in strict mode',
+          querystring: route('/health', ['strict']),
           response: { 200: healthSchema, 503: healthSchema, 400: errorSchema },
         },
       },
-      async (_req, reply) => {
+      async (req, reply) => {
         const h = deps.health();
-        return reply.code(h.status === 'down' ? 503 : 200).send({
+        const asked = (req.query as { strict?: string }).strict;
+        const strict = asked === undefined ? h.strict === true : asked === '1' || asked === 'true';
+        const failing = h.status === 'down' || (strict && h.status === 'degraded');
+        return reply.code(failing ? 503 : 200).send({
           status: h.status,
           version: VERSION,
           time: new Date(deps.now()).toISOString(),
+          reasons: h.reasons ?? [],
           checks: h.checks,
         });
       },

@@ -57,11 +57,24 @@ export interface SflowSourceInfo {
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
 
-/** What /health reports; 'down' answers HTTP 503, anything else 200. */
+/** One reason the collector is degraded, naming the metric that shows it. */
+export interface HealthReason {
+  /** A stable identifier: store_write_failing, kernel_drops, ... (README, "Health"). */
+  reason: string;
+  /** The Prometheus metric to watch (or alert on) for it. */
+  metric: string;
+  detail: string;
+}
+
+/** What /health reports; 'down' answers HTTP 503, 'degraded' too in strict mode, anything else 200. */
 export interface HealthInfo {
   status: HealthStatus;
+  /** Why the status is not ok (empty when ok). */
+  reasons?: HealthReason[];
   /** Per component: listeners, queue, store, registry... */
   checks: Record<string, { status: HealthStatus; message?: string }>;
+  /** health.strict: degraded answers 503. */
+  strict?: boolean;
 }
 
 /** An interface name learned from IPFIX options (interfaceName, IE 82). */

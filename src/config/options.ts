@@ -503,6 +503,25 @@ export const OPTIONS = {
       'largest number of series in one answer; the rest are reported as omitted',
     ),
   },
+  health: {
+    strict: opt(z.boolean(), false, {
+      help: '/health answers 503 (not 200) while degraded; ?strict=1 asks for this per request',
+      value: 'boolean',
+      arg: 'BOOL',
+    }),
+    maxDropFraction: opt(z.number().min(0).max(1), 0.001, {
+      help: 'degraded when kernel socket drops or queue drops over the last minute exceed this fraction of the datagrams offered',
+      value: 'number',
+      arg: 'FRACTION',
+    }),
+    maxSpoolBatches: int(positiveInt, 100, 'N', 'degraded when more InfluxDB write batches than this wait in the spool'),
+    workerRestartMinutes: int(
+      positiveInt,
+      10,
+      'MINUTES',
+      'degraded for this long after a decode worker restarted, and after an unclean shutdown was found',
+    ),
+  },
   metrics: {
     maxExporterLabels: int(positiveInt, 200, 'N', "distinct exporter label values per metric; further exporters count as 'other'"),
     maxTrafficSeries: int(

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RegistryStatus } from '../registry/service.js';
-import type { StoreSpoolStats } from '../store/types.js';
+import type { StoreSpoolStats, StoreWriteHealth } from '../store/types.js';
 import { VERSION } from '../version.js';
 import type { KernelUdpListenerStats } from './procnetudp.js';
 
@@ -40,6 +40,12 @@ export interface MetricsOptions {
   decodeWorkers?: () => { workers: number; restarts: number };
   /** The store's write spool (InfluxDB); the spool gauges exist only when this is given. */
   spool?: () => StoreSpoolStats;
+  /** A retrying store's write path (InfluxDB): dead letters and re-provisioning. */
+  storeWrites?: () => StoreWriteHealth;
+  /** The newest store write error, any store: when, and its class (http_5xx, timeout, connection, sqlite, ...). */
+  storeLastError?: () => { ms: number; errorClass: string } | undefined;
+  /** Whether the last decoder state save succeeded; undefined when no state file is kept. */
+  decoderStateOk?: () => boolean | undefined;
   /** scitags_build_info labels; the package version and process.version by default. */
   build?: BuildInfo;
 }
@@ -124,6 +130,9 @@ export interface CollectorMetrics {
   storeWriteFailures: Counter<'store'>;
   storeRowsWritten: Counter<'store'>;
   storeWriteSeconds: Histogram<'store'>;
+  /** Runs found at start to have died without a clean stop, and the buckets they lost (estimated). */
+  uncleanShutdowns: Counter;
+  bucketsLostUnclean: Counter;
 
   // registry
   registryInfo: Gauge<'source' | 'modified'>;
@@ -194,6 +203,60 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
         // The writer keeps the running count: mirror it.
         this.reset();
         this.inc(spoolHook().rejectedBatches);
+      },
+    });
+  }
+
+  const writesHook = options.storeWrites;
+  if (writesHook) {
+    const mirror = (name: string, help: string, value: (w: StoreWriteHealth) => number): void => {
+      new Counter({
+        name: n(name),
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(value(writesHook()));
+        },
+      });
+    };
+    mirror(
+      'influx_dead_letter_batches_total',
+      'Write batches InfluxDB refused for good (400 / 413 / 422), moved to <spoolDir>/dead-letter',
+      (w) => w.deadLetterBatches,
+    );
+    mirror('influx_reprovisions_total', 'Re-provisioning attempts after InfluxDB answered 404 database not found', (w) => w.reprovisions);
+  }
+  const lastErrorHook = options.storeLastError;
+  if (lastErrorHook) {
+    new Gauge({
+      name: n('store_last_error_timestamp_seconds'),
+      help: 'Unix time of the last failed store write (any store); 0 if none since start',
+      registers,
+      collect() {
+        this.set((lastErrorHook()?.ms ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: n('store_last_error_info'),
+      help: 'The class of the last failed store write (value 1): http_5xx, timeout, connection, http_401, http_404, http_400, sqlite, ...',
+      labelNames: ['class'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const e = lastErrorHook();
+        if (e) this.set({ class: e.errorClass }, 1);
+      },
+    });
+  }
+  const stateHook = options.decoderStateOk;
+  if (stateHook) {
+    new Gauge({
+      name: n('decoder_state_last_save_ok'),
+      help: 'Whether the last save of the decoder state file succeeded (1) or failed (0)',
+      registers,
+      collect() {
+        this.set(stateHook() === false ? 0 : 1);
       },
     });
   }
@@ -442,6 +505,17 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Duration of store write batches',
       labelNames: ['store'] as const,
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    }),
+
+    uncleanShutdowns: new Counter({
+      name: n('unclean_shutdowns_total'),
+      help: 'Previous runs found at start (run marker in dataDir) to have ended without a clean stop',
+      registers,
+    }),
+    bucketsLostUnclean: new Counter({
+      name: n('buckets_lost_unclean_total'),
+      help: 'Buckets estimated lost (in memory only) by runs that ended without a clean stop',
       registers,
     }),
 

@@ -4,7 +4,8 @@ import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi } from '../api/index.js';
-import type { HealthInfo, HealthStatus } from '../api/types.js';
+import type { HealthInfo, HealthReason, HealthStatus } from '../api/types.js';
+import { join } from 'node:path';
 import { type Config, enabledListeners, flowLimitsOf, resolveDataPaths } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { createMetrics, kernelUdpStatsForListeners, readKernelUdpSockets, TrafficCounters } from '../metrics/index.js';
@@ -19,7 +20,9 @@ import { createStore } from '../store/factory.js';
 import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
 import { ensureWritableDir } from '../ensure-dir.js';
 import { DecoderStateFile, loadDecoderState } from './decoder-state-file.js';
+import { DropWindow } from './drop-window.js';
 import { MetricsSync } from './metrics-sync.js';
+import { RUN_MARKER_FILE, RunMarker, type UncleanShutdown } from './run-marker.js';
 import { COMMIT, VERSION } from '../version.js';
 
 /** How often the decode stage's snapshot is refreshed for metrics, link names and health. */
@@ -59,6 +62,14 @@ export class Collector {
   private timers: NodeJS.Timeout[] = [];
   private apiAddress: string | undefined;
   private readonly log: Logger;
+  /** Received / kernel-dropped / queue-dropped datagrams over the last minute, sampled every second. */
+  private readonly drops = new DropWindow(60_000);
+  private lastRestarts = 0;
+  private lastRestartMs: number | undefined;
+  private marker: RunMarker | undefined;
+  private unclean: (UncleanShutdown & { foundMs: number }) | undefined;
+  private readonly startedMs: number;
+  private readonly metrics: ReturnType<typeof createMetrics>;
 
   private constructor(
     readonly config: Config,
@@ -69,6 +80,7 @@ export class Collector {
     const { now } = deps;
     const log = deps.log.child({ component: 'collector' });
     this.log = log;
+    this.startedMs = now();
     this.links = new LinkDirectory(config.links);
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
@@ -86,7 +98,11 @@ export class Collector {
       receivePaths: () => this.receivePaths(),
       decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
       ...(store.spoolStats ? { spool: () => store.spoolStats!() } : {}),
+      ...(store.writeHealth ? { storeWrites: () => store.writeHealth!() } : {}),
+      storeLastError: () => this.storeLastError(),
+      ...(config.decoder.stateFile ? { decoderStateOk: () => this.stateFile?.status().ok } : {}),
     });
+    this.metrics = metrics;
     const configuredLinks = new Map(config.links.map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]));
     const traffic = new TrafficCounters(metrics, config.metrics.maxTrafficSeries, {
       registry: () => this.registry.registry,
@@ -109,6 +125,7 @@ export class Collector {
         registry: () => this.registry.registry,
         traffic,
         log: deps.log.child({ component: 'aggregate' }),
+        onWritten: (bucketStartMs) => this.marker?.bucketWritten(bucketStartMs),
       },
     );
     const flowLimits = flowLimitsOf(config.decoder);
@@ -171,6 +188,7 @@ export class Collector {
       listeners: this.listeners,
       storeKind: store.kind,
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
+      ...(store.writeHealth ? { storeWrites: () => store.writeHealth!() } : {}),
     });
     if (config.api.port !== 0) {
       this.api = buildApi({
@@ -263,7 +281,7 @@ export class Collector {
     }
     // Drops of datagrams never decoded (queue full) count collector-wide even without an exporter entry.
     all.queue_drops = queue.dropped;
-    all.store_write_failures = this.aggregator.stats().writeFailures;
+    all.store_write_failures = this.aggregator.stats().writeFailures + (this.store.writeHealth?.().failures ?? 0);
     return { timeMs: this.deps.now(), exporters, all };
   }
 
@@ -287,6 +305,7 @@ export class Collector {
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
     // client on first use, ~50 ms of the main thread), the aggregator's first tick, the API,
     // and the decode path's warm-up.
+    this.openRunMarker(now);
     this.registry.start();
     this.aggregator.start();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
@@ -298,7 +317,11 @@ export class Collector {
         .catch((err: unknown) => this.log.limited('retention', 'warn', 'retention failed', { store: this.store.kind, err }));
     }, RETENTION_INTERVAL_MS);
     const sync = setInterval(() => this.metricsSync.sync(), METRICS_SYNC_MS);
-    const snapshots = setInterval(() => void this.refreshSnapshot().catch(() => undefined), SNAPSHOT_MS);
+    const snapshots = setInterval(() => {
+      void this.refreshSnapshot().catch(() => undefined);
+      this.sampleHealth();
+    }, SNAPSHOT_MS);
+    this.sampleHealth();
     snapshots.unref();
     this.timers.push(snapshots);
     retention.unref();
@@ -361,16 +384,166 @@ export class Collector {
     }
   }
 
+  /**
+   * The run marker (dataDir/collector.running): found at start, the previous run died without
+   * a clean stop; what it lost is logged once, counted and shown in /health for a while.
+   */
+  private openRunMarker(now: number): void {
+    const { marker, unclean } = RunMarker.open(join(this.config.dataDir, RUN_MARKER_FILE), now, this.config.aggregation.bucketSeconds);
+    this.marker = marker;
+    if (!unclean) return;
+    this.unclean = { ...unclean, foundMs: now };
+    this.metrics.uncleanShutdowns.inc();
+    this.metrics.bucketsLostUnclean.inc(unclean.bucketsLost);
+    this.log.warn(
+      `the previous run (pid ${unclean.previous.pid}) did not stop cleanly: about ${unclean.bucketsLost} buckets ` +
+        `(${new Date(unclean.fromMs).toISOString()} to ${new Date(unclean.toMs).toISOString()}) were in memory only and are lost`,
+      {
+        bucketsLost: unclean.bucketsLost,
+        fromMs: unclean.fromMs,
+        toMs: unclean.toMs,
+        lastAliveMs: unclean.previous.aliveMs,
+        marker: marker.path,
+      },
+    );
+  }
+
+  /** Once a second: the drop window, worker restarts, the run marker's heartbeat. */
+  private sampleHealth(): void {
+    const now = this.deps.now();
+    let received = 0;
+    for (const { listener } of this.listeners) received += listener.stats.datagrams;
+    let kernelDrops = 0;
+    try {
+      const ports = this.listeners.map((l) => ({ name: l.name, port: l.listener.port }));
+      for (const k of kernelUdpStatsForListeners(ports, readKernelUdpSockets())) kernelDrops += k.drops;
+    } catch {
+      // /proc/net/udp unreadable (not Linux): kernel drops are unknown, not zero-by-error.
+    }
+    this.drops.add(now, { received, kernelDrops, queueDrops: this.stage.queueStats().dropped });
+    const restarts = this.stage.restarts;
+    if (restarts > this.lastRestarts) this.lastRestartMs = now;
+    this.lastRestarts = restarts;
+    if (!this.stopping) this.marker?.heartbeat(now, this.aggregator.stats().dirtyBuckets > 0);
+  }
+
+  /** The newest store write error (either the aggregator's or the store's own retries). */
+  private storeLastError(): { ms: number; errorClass: string } | undefined {
+    const a = this.aggregator.stats();
+    const w = this.store.writeHealth?.();
+    const fromStore = w?.lastErrorMs !== undefined ? { ms: w.lastErrorMs, errorClass: w.lastErrorClass ?? 'other' } : undefined;
+    const fromAggregator =
+      a.lastWriteErrorMs !== undefined
+        ? { ms: a.lastWriteErrorMs, errorClass: this.store.kind === 'sqlite' ? 'sqlite' : 'spool' }
+        : undefined;
+    if (!fromStore) return fromAggregator;
+    if (!fromAggregator) return fromStore;
+    return fromStore.ms >= fromAggregator.ms ? fromStore : fromAggregator;
+  }
+
+  /** Why the collector is degraded, each reason naming the metric that shows it. */
+  healthReasons(): HealthReason[] {
+    const now = this.deps.now();
+    const h = this.config.health;
+    const reasons: HealthReason[] = [];
+    const a = this.aggregator.stats();
+    const w = this.store.writeHealth?.();
+    if (w && (w.consecutiveFailures > 0 || w.spooledBatches > 0)) {
+      const auth = w.lastErrorStatus === 401 || w.lastErrorStatus === 403;
+      reasons.push({
+        reason: auth ? 'store_auth' : 'store_write_failing',
+        metric: 'scitags_store_write_failures_total',
+        detail:
+          (auth
+            ? `InfluxDB refuses the credentials (HTTP ${w.lastErrorStatus}): check store.username / password / token and the grants; `
+            : '') +
+          `${w.consecutiveFailures} failed writes in a row, ${w.spooledBatches} batches spooled` +
+          (w.lastError !== undefined ? `; last error (${w.lastErrorClass}): ${w.lastError}` : ''),
+      });
+    }
+    if (a.consecutiveWriteFailures > 0) {
+      reasons.push({
+        reason: 'store_write_failing',
+        metric: 'scitags_store_write_failures_total',
+        detail: `${a.consecutiveWriteFailures} ${this.store.kind} writes failed in a row, ${a.pendingRows} rows waiting; last error: ${a.lastWriteError ?? ''}`,
+      });
+    }
+    if (w && w.spooledBatches > h.maxSpoolBatches) {
+      reasons.push({
+        reason: 'spool_above_threshold',
+        metric: 'scitags_influx_spool_batches',
+        detail: `${w.spooledBatches} batches in the InfluxDB spool (health.maxSpoolBatches ${h.maxSpoolBatches})`,
+      });
+    }
+    const q = this.stage.queueStats();
+    const fill = q.length / q.capacity;
+    if (fill > 0.9)
+      reasons.push({ reason: 'queue_full', metric: 'scitags_queue_length', detail: `decode queue ${Math.round(fill * 100)}% full` });
+    const d = this.drops.fractions();
+    const pct = (x: number): string => `${(x * 100).toPrecision(3)}%`;
+    if (d.kernelDrops > 0 && d.kernel > h.maxDropFraction) {
+      reasons.push({
+        reason: 'kernel_drops',
+        metric: 'scitags_kernel_udp_drops_total',
+        detail: `the kernel dropped ${d.kernelDrops} of ${d.offered} datagrams (${pct(d.kernel)}) in the last ${Math.round(d.spanMs / 1000)} s (health.maxDropFraction ${h.maxDropFraction})`,
+      });
+    }
+    if (d.queueDrops > 0 && d.queue > h.maxDropFraction) {
+      reasons.push({
+        reason: 'queue_drops',
+        metric: 'scitags_queue_drops_total',
+        detail: `the decode queue dropped ${d.queueDrops} of ${d.offered} datagrams (${pct(d.queue)}) in the last ${Math.round(d.spanMs / 1000)} s (health.maxDropFraction ${h.maxDropFraction})`,
+      });
+    }
+    const state = this.stateFile?.status();
+    if (state && !state.ok) {
+      reasons.push({
+        reason: 'decoder_state_not_saved',
+        metric: 'scitags_decoder_state_last_save_ok',
+        detail: `saving ${this.stateFile!.path} failed: ${state.lastError ?? ''}`,
+      });
+    }
+    const reg = this.registry.status();
+    const refreshMs = this.config.registry.refreshSeconds * 1000;
+    if (reg.lastError !== undefined && this.config.registry.url !== '') {
+      // Failing since the refresh after the last good download (or since start, when none succeeded).
+      const failingSinceMs = reg.source === 'download' ? reg.loadedAtMs + refreshMs : this.startedMs;
+      if (now - failingSinceMs > refreshMs) {
+        reasons.push({
+          reason: 'registry_refresh_failing',
+          metric: 'scitags_registry_last_refresh_ok',
+          detail: `registry refreshes failing for ${Math.round((now - failingSinceMs) / 1000)} s (registry.refreshSeconds ${this.config.registry.refreshSeconds}); using the ${reg.source} copy; last error: ${reg.lastError}`,
+        });
+      }
+    }
+    const restartWindowMs = h.workerRestartMinutes * 60_000;
+    if (this.lastRestartMs !== undefined && now - this.lastRestartMs < restartWindowMs) {
+      reasons.push({
+        reason: 'worker_restarted',
+        metric: 'scitags_decode_worker_restarts',
+        detail: `a decode worker died and was replaced ${Math.round((now - this.lastRestartMs) / 1000)} s ago (${this.lastRestarts} restarts since start)`,
+      });
+    }
+    if (this.unclean && now - this.unclean.foundMs < restartWindowMs) {
+      const u = this.unclean;
+      reasons.push({
+        reason: 'unclean_shutdown',
+        metric: 'scitags_buckets_lost_unclean_total',
+        detail: `the previous run did not stop cleanly: about ${u.bucketsLost} buckets (${new Date(u.fromMs).toISOString()} to ${new Date(u.toMs).toISOString()}) lost`,
+      });
+    }
+    return reasons;
+  }
+
   health(): HealthInfo {
     const checks: HealthInfo['checks'] = {};
     const q = this.stage.queueStats();
     const fill = q.length / q.capacity;
     checks.queue = fill > 0.9 ? { status: 'degraded', message: `queue ${Math.round(fill * 100)}% full` } : { status: 'ok' };
-    const st = this.aggregator.stats();
+    const reasons = this.healthReasons();
+    const storeReasons = reasons.filter((r) => r.reason.startsWith('store_') || r.reason === 'spool_above_threshold');
     checks.store =
-      st.pendingRows > 0 && st.writeFailures > 0
-        ? { status: 'degraded', message: `${st.pendingRows} rows waiting for the ${this.store.kind} store` }
-        : { status: 'ok' };
+      storeReasons.length > 0 ? { status: 'degraded', message: storeReasons.map((r) => r.detail).join('; ') } : { status: 'ok' };
     const reg = this.registry.status();
     checks.registry = reg.lastError
       ? { status: 'ok', message: `using ${reg.source} copy; last refresh failed: ${reg.lastError}` }
@@ -379,9 +552,9 @@ export class Collector {
     const order: HealthStatus[] = ['ok', 'degraded', 'down'];
     const status = Object.values(checks).reduce<HealthStatus>(
       (worst, c) => (order.indexOf(c.status) > order.indexOf(worst) ? c.status : worst),
-      'ok',
+      reasons.length > 0 ? 'degraded' : 'ok',
     );
-    return { status, checks };
+    return { status, reasons, checks, strict: this.config.health.strict };
   }
 
   /**
@@ -410,5 +583,7 @@ export class Collector {
     if (this.store.writeCollectorStats) await this.store.writeCollectorStats(this.statsSnapshot()).catch(() => {});
     if (this.api) await this.api.close();
     await this.store.close();
+    // Clean: every open bucket reached the store (or is durably spooled). Otherwise the marker stays.
+    if (!this.stopFailed) this.marker?.remove();
   }
 }

@@ -26,6 +26,8 @@ export class MetricsSync {
       storeKind: string;
       /** The decoder state file's save failures so far (absent: no state file). */
       stateFile?: () => { failures: number };
+      /** A retrying store's own failed writes (InfluxDB), counted in store_write_failures_total too. */
+      storeWrites?: () => { failures: number };
     },
   ) {}
 
@@ -122,7 +124,8 @@ export class MetricsSync {
     if (d > 0) m.storeWrites.inc({ store: storeKind }, d);
     d = this.delta('store|rows', st.rowsWritten);
     if (d > 0) m.storeRowsWritten.inc({ store: storeKind }, d);
-    d = this.delta('store|fail', st.writeFailures);
+    // Every failed write: the aggregator's (the store call failed) and the store's own retries.
+    d = this.delta('store|fail', st.writeFailures + (this.parts.storeWrites?.().failures ?? 0));
     if (d > 0) m.storeWriteFailures.inc({ store: storeKind }, d);
   }
 }

@@ -97,6 +97,24 @@ export interface CollectorStatsSnapshot {
 }
 
 /** Depth and health of a store's write spool (read-only; for metrics). */
+/** A retrying store's write path, for /health and the scitags_store_* / scitags_influx_* metrics. */
+export interface StoreWriteHealth {
+  /** Every failed write request so far (first attempts and retries). */
+  failures: number;
+  /** Failures since the last successful write. */
+  consecutiveFailures: number;
+  lastError: string | undefined;
+  lastErrorMs: number | undefined;
+  /** http_5xx, timeout, connection, http_401, http_404, http_400, ... */
+  lastErrorClass: string | undefined;
+  lastErrorStatus: number | undefined;
+  spooledBatches: number;
+  /** Batches refused for good and moved to the dead-letter directory. */
+  deadLetterBatches: number;
+  /** Re-provisioning attempts (database found missing while running). */
+  reprovisions: number;
+}
+
 export interface StoreSpoolStats {
   batches: number;
   /** Rows (points) in the spooled batches. */
@@ -131,5 +149,7 @@ export interface TrafficStore {
   applyRetention?(nowMs: number): Promise<number>;
   /** The on-disk spool of writes waiting for the server, where the store has one (InfluxDB). */
   spoolStats?(): StoreSpoolStats;
+  /** The write path's own view (stores that retry and spool: InfluxDB). */
+  writeHealth?(): StoreWriteHealth;
   close(): Promise<void>;
 }

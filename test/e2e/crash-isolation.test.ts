@@ -25,6 +25,7 @@ describe('crash isolation', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-crash-'));
     const [ipfixPort, sflowPort, apiPort] = [await freeUdpPort(), await freeUdpPort(), await freeTcpPort()];
     const config = configSchema.parse({
+      dataDir: dir,
       listeners: {
         ipfix: [{ port: ipfixPort, bind: '127.0.0.1' }],
         netflow: [{ port: 0 }],

@@ -648,10 +648,25 @@ describe('GET /health', () => {
       status: 'ok',
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
       time: '2025-10-01T01:00:00.000Z',
+      reasons: [],
       checks: { store: { status: 'ok' }, registry: { status: 'ok', message: 'snapshot' } },
     });
-    health = { status: 'degraded', checks: { registry: { status: 'degraded', message: 'refresh failed' } } };
-    expect((await get('/health')).status).toBe(200);
+    const reason = { reason: 'kernel_drops', metric: 'scitags_kernel_udp_drops_total', detail: 'the kernel dropped 94 of 100' };
+    health = { status: 'degraded', reasons: [reason], checks: { registry: { status: 'degraded', message: 'refresh failed' } } };
+    const degraded = await get('/health');
+    expect(degraded.status).toBe(200);
+    expect(degraded.body.reasons).toEqual([reason]);
+    // Strict: degraded is a 503, asked per request or configured (health.strict); ?strict=0 overrides.
+    expect((await get('/health?strict=1')).status).toBe(503);
+    expect((await get('/health?strict=true')).status).toBe(503);
+    health = { ...health, strict: true };
+    expect((await get('/health')).status).toBe(503);
+    expect((await get('/health?strict=0')).status).toBe(200);
+    expect((await get('/health?strict=yes')).body).toEqual({
+      error: 'bad request',
+      parameter: 'strict',
+      message: 'must be 0, 1, true or false',
+    });
     health = { status: 'down', checks: { store: { status: 'down', message: 'disk full' } } };
     const down = await get('/health');
     expect(down.status).toBe(503);
@@ -682,11 +697,16 @@ describe('GET /metrics', () => {
 
 describe('other routes and parameters', () => {
   it('rejects parameters on endpoints that take none', async () => {
-    for (const url of ['/api/v1/links?x=1', '/api/v1/experiments?x=1', '/api/v1/exporters?x=1', '/health?x=1', '/metrics?x=1']) {
+    for (const url of ['/api/v1/links?x=1', '/api/v1/experiments?x=1', '/api/v1/exporters?x=1', '/metrics?x=1']) {
       const { status, body } = await get(url);
       expect(status).toBe(400);
       expect(body).toEqual({ error: 'bad request', parameter: 'x', message: 'unknown parameter (this endpoint takes none)' });
     }
+    expect((await get('/health?x=1')).body).toEqual({
+      error: 'bad request',
+      parameter: 'x',
+      message: 'unknown parameter (allowed: strict)',
+    });
   });
 
   it('answers 404 in JSON for unknown routes', async () => {

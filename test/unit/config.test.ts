@@ -59,6 +59,7 @@ const DEFAULTS: Config = {
     maxBytes: 4194304,
   },
   api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
+  health: { strict: false, maxDropFraction: 0.001, maxSpoolBatches: 100, workerRestartMinutes: 10 },
   metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
   log: { level: 'info', format: 'json', accessLog: false },
 };

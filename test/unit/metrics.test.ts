@@ -129,6 +129,7 @@ describe('metrics registry', () => {
     const m = createMetrics();
     const names = (await m.registry.getMetricsAsJSON()).map((x) => `${x.name} ${x.type}`).sort();
     expect(names).toEqual([
+      'scitags_buckets_lost_unclean_total counter',
       'scitags_buckets_written_total counter',
       'scitags_build_info gauge',
       'scitags_cardinality_folds_total counter',
@@ -171,6 +172,7 @@ describe('metrics registry', () => {
       'scitags_traffic_bytes_total counter',
       'scitags_traffic_packets_total counter',
       'scitags_traffic_series_folded_total counter',
+      'scitags_unclean_shutdowns_total counter',
     ]);
   });
 

@@ -4,7 +4,15 @@ import { FieldType, InfluxDB, type IPoint, type ISingleHostConfig } from 'influx
 import type { InfluxStoreConfig, LinkConfig } from '../../config/index.js';
 import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
-import type { CollectorStatsSnapshot, StoreSpoolStats, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficStore } from '../types.js';
+import type {
+  CollectorStatsSnapshot,
+  StoreSpoolStats,
+  StoreWriteHealth,
+  TrafficQuery,
+  TrafficQueryResult,
+  TrafficRow,
+  TrafficStore,
+} from '../types.js';
 import { type LinkInfo, rowsToPoints } from './points.js';
 import { buildInfluxQueries, influxRowToStored } from './query.js';
 import { provisionInflux } from './setup.js';
@@ -91,7 +99,21 @@ export class InfluxTrafficStore implements TrafficStore {
         retryMaxMs: 60_000,
       },
       deps.log,
+      Date.now,
+      // A database dropped (or created by hand after start) 404s every write: provision again.
+      cfg.createDatabase ? () => this.provision() : undefined,
     );
+  }
+
+  private async provision(): Promise<void> {
+    await provisionInflux(this.influx, {
+      database: this.cfg.database,
+      rawPolicy: 'raw',
+      rawDuration: this.cfg.rawRetention,
+      rollupPolicy: 'rollup_1h',
+      rollupDuration: this.cfg.rollupRetention,
+      continuousQueries: this.cfg.continuousQueries,
+    });
   }
 
   /** Creates the database, retention policies and roll-ups when configured to. Never throws:
@@ -99,14 +121,7 @@ export class InfluxTrafficStore implements TrafficStore {
   async init(): Promise<void> {
     if (!this.cfg.createDatabase) return;
     try {
-      await provisionInflux(this.influx, {
-        database: this.cfg.database,
-        rawPolicy: 'raw',
-        rawDuration: this.cfg.rawRetention,
-        rollupPolicy: 'rollup_1h',
-        rollupDuration: this.cfg.rollupRetention,
-        continuousQueries: this.cfg.continuousQueries,
-      });
+      await this.provision();
     } catch (err) {
       this.deps.log.warn(`InfluxDB provisioning of ${this.cfg.database} failed; writes spool until it answers`, {
         database: this.cfg.database,
@@ -128,6 +143,21 @@ export class InfluxTrafficStore implements TrafficStore {
       oldestMs: w.spoolOldestMs,
       rejectedBatches: w.spoolRejectedBatches,
       lastErrorMs: w.lastErrorMs,
+    };
+  }
+
+  writeHealth(): StoreWriteHealth {
+    const w = this.writer.stats();
+    return {
+      failures: w.writeFailures,
+      consecutiveFailures: w.consecutiveFailures,
+      lastError: w.lastError,
+      lastErrorMs: w.lastErrorMs,
+      lastErrorClass: w.lastErrorClass,
+      lastErrorStatus: w.lastErrorStatus,
+      spooledBatches: w.spooledBatches,
+      deadLetterBatches: w.deadLetterBatches,
+      reprovisions: w.reprovisions,
     };
   }
 
