@@ -13,6 +13,7 @@ import {
   TIME_PATTERN,
   TRAFFIC_CLASSES,
 } from './params.js';
+import { API_BODY_LIMIT_BYTES, type ApiSecurity, DEFAULT_API_SECURITY, registerSecurity } from './security.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS } from './types.js';
 
@@ -314,6 +315,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     // Our 400 handler answers for bad query strings; keep route lookup case-sensitive.
     routerOptions: { ignoreTrailingSlash: true },
+    // Every route is GET (fastify reads no GET body); anything bigger is refused before parsing.
+    bodyLimit: API_BODY_LIMIT_BYTES,
+  });
+  const security: ApiSecurity = { ...DEFAULT_API_SECURITY, ...deps.security };
+  registerSecurity(app, security);
+
+  // Methods per path, for 405 answers to other methods on a known path.
+  const methodsByPath = new Map<string, Set<string>>();
+  app.addHook('onRoute', (r) => {
+    if (r.url.includes('*')) return;
+    const set = methodsByPath.get(r.url) ?? new Set<string>();
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) set.add(m);
+    methodsByPath.set(r.url, set);
   });
 
   const allowedByRoute = new Map<string, readonly string[]>();
@@ -341,6 +355,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       const allowed = allowedByRoute.get(req.routeOptions.url ?? '') ?? [];
       return reply.code(400).send({ error: 'bad request', ...validationAnswer(first, allowed) });
     }
+    if (err.statusCode === 429) return reply.code(429).send({ error: 'too many requests', message: err.message });
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'bad request', message: err.message });
     }
@@ -349,7 +364,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: 'not found', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` });
+    const path = req.url.split('?')[0] ?? '';
+    const methods = methodsByPath.get(path) ?? methodsByPath.get(path.replace(/\/+$/, ''));
+    if (methods) {
+      const allow = [...methods].sort().join(', ');
+      void reply
+        .code(405)
+        .header('allow', allow)
+        .send({ error: 'method not allowed', message: `${req.method} is not allowed on ${path} (allowed: ${allow})` });
+      return;
+    }
+    void reply.code(404).send({ error: 'not found', message: `no route ${req.method} ${path}` });
   });
 
   void app.register(swagger, {

@@ -4,6 +4,7 @@ import type { LinkConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RegistryService } from '../registry/service.js';
 import type { TrafficStore } from '../store/types.js';
+import type { ApiSecurity } from './security.js';
 
 /** What the exporters endpoint shows per exporter (one router / agent address). */
 export interface ExporterInfo {
@@ -91,6 +92,8 @@ export interface ApiDeps {
   /** Clock (ms since the epoch), for `now`-relative times and ages. */
   now: () => number;
   limits?: Partial<ApiLimits>;
+  /** Tokens, Host names, CORS, rate and concurrency limits; default DEFAULT_API_SECURITY (no tokens, loopback names). */
+  security?: Partial<ApiSecurity>;
   /** The collector's logger (component 'api'); fastify logs through its pino instance. Default: none. */
   log?: Logger;
   /**

@@ -3,7 +3,7 @@ import { ExporterAllowList } from '../../collectors/allowlist.js';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
-import { buildApi } from '../api/index.js';
+import { buildApi, defaultAllowedHosts, loadApiTokens } from '../api/index.js';
 import type { HealthInfo, HealthStatus } from '../api/types.js';
 import { type Config, enabledListeners, flowLimitsOf, resolveDataPaths } from '../config/index.js';
 import type { Logger } from '../log.js';
@@ -33,6 +33,8 @@ export interface CollectorDeps {
   log: Logger;
   /** Replaces the protocol table and decodes on the main thread (tests inject a failing decoder). */
   protocols?: ProtocolEntry[];
+  /** API tokens instead of api.tokensFile and SCITAGS_API_TOKENS (tests). */
+  apiTokens?: readonly string[];
 }
 
 /**
@@ -170,6 +172,13 @@ export class Collector {
         bucketSeconds: config.aggregation.bucketSeconds,
         now,
         limits: { maxPoints: config.api.maxPoints, maxGroups: config.api.maxGroups },
+        security: {
+          tokens: deps.apiTokens ?? loadApiTokens(config.api.tokensFile, process.env['SCITAGS_API_TOKENS']),
+          allowedHosts: config.api.allowedHosts.length > 0 ? config.api.allowedHosts : defaultAllowedHosts(config.api.bind),
+          corsOrigins: config.api.corsOrigins,
+          rateLimitPerMinute: config.api.rateLimitPerMinute,
+          maxInFlight: config.api.maxInFlight,
+        },
         log: deps.log.child({ component: 'api' }),
         // A sibling of 'api', not its child: pino would repeat the component key.
         ...(config.log.accessLog ? { accessLog: deps.log.child({ component: 'access' }) } : {}),

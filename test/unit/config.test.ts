@@ -49,7 +49,17 @@ const DEFAULTS: Config = {
   links: [],
   store: { type: 'sqlite', path: 'scitags.sqlite', retentionDays: 30 },
   registry: { url: 'https://www.scitags.org/api.json', refreshSeconds: 3600, cacheFile: 'registry-cache.json', timeoutMs: 10000 },
-  api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
+  api: {
+    port: 8080,
+    bind: '127.0.0.1',
+    tokensFile: '',
+    allowedHosts: [],
+    corsOrigins: [],
+    rateLimitPerMinute: 600,
+    maxInFlight: 64,
+    maxPoints: 10000,
+    maxGroups: 500,
+  },
   metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
   log: { level: 'info', format: 'json', accessLog: false },
 };
