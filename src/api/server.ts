@@ -15,7 +15,7 @@ import {
 } from './params.js';
 import { API_BODY_LIMIT_BYTES, type ApiSecurity, DEFAULT_API_SECURITY, registerSecurity } from './security.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
-import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS } from './types.js';
+import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
 // ---------------------------------------------------------------------------------------
 // Parameters: JSON schema + the sentence a 400 answer uses when the pattern does not match
@@ -291,6 +291,33 @@ function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter:
 }
 
 // ---------------------------------------------------------------------------------------
+// Exporters: the answer's rows, sorted, from one snapshot
+// ---------------------------------------------------------------------------------------
+
+type ExporterRow = Omit<ExporterInfo, 'sflowSources'> & { lastSeen: string; sflowSources?: ExporterInfo['sflowSources'] };
+
+function exporterRows(source: readonly ExporterInfo[]): ExporterRow[] {
+  return [...source]
+    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))
+    .map((e) => ({
+      address: e.address,
+      protocols: e.protocols,
+      sessions: e.sessions,
+      lastSeen: new Date(e.lastSeenMs).toISOString(),
+      lastSeenMs: e.lastSeenMs,
+      datagrams: e.datagrams,
+      records: e.records,
+      errorsByReason: e.errorsByReason,
+      decoderCrashes: e.decoderCrashes,
+      sequenceGaps: e.sequenceGaps,
+      lostRecords: e.lostRecords,
+      samplingRates: e.samplingRates,
+      liveTemplates: e.liveTemplates,
+      ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
+    }));
+}
+
+// ---------------------------------------------------------------------------------------
 // The server
 // ---------------------------------------------------------------------------------------
 
@@ -331,6 +358,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   const allowedByRoute = new Map<string, readonly string[]>();
+  let exportersMemo: { source: readonly ExporterInfo[]; rows: ExporterRow[] } | undefined;
 
   const access = deps.accessLog;
   if (access) {
@@ -511,27 +539,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       async () => {
+        // Built once per published snapshot (a new array), not per request: a request costs one
+        // pass adding the ages, whatever the decoders hold.
+        const source = await deps.exporters();
+        if (exportersMemo?.source !== source) exportersMemo = { source, rows: exporterRows(source) };
         const now = deps.now();
-        const exporters = [...(await deps.exporters())]
-          .sort((a, b) => a.address.localeCompare(b.address))
-          .map((e) => ({
-            address: e.address,
-            protocols: e.protocols,
-            sessions: e.sessions,
-            lastSeen: new Date(e.lastSeenMs).toISOString(),
-            lastSeenMs: e.lastSeenMs,
-            lastSeenAgeSeconds: Math.max(0, Math.floor((now - e.lastSeenMs) / 1000)),
-            datagrams: e.datagrams,
-            records: e.records,
-            errorsByReason: e.errorsByReason,
-            decoderCrashes: e.decoderCrashes,
-            sequenceGaps: e.sequenceGaps,
-            lostRecords: e.lostRecords,
-            samplingRates: e.samplingRates,
-            liveTemplates: e.liveTemplates,
-            ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
-          }));
-        return { exporters };
+        return {
+          exporters: exportersMemo.rows.map((e) => ({ ...e, lastSeenAgeSeconds: Math.max(0, Math.floor((now - e.lastSeenMs) / 1000)) })),
+        };
       },
     );
 

@@ -83,8 +83,11 @@ export interface ApiDeps {
   links: readonly LinkConfig[];
   /** Interface names learned from IPFIX options; optional. */
   learnedInterfaces?: () => LearnedInterface[];
-  /** From the decode stage's snapshot; may wait briefly for worker threads to report. */
-  exporters: () => ExporterInfo[] | Promise<ExporterInfo[]>;
+  /**
+   * The decode stage's latest published snapshot (refreshed on a timer, never per request);
+   * the answer is rebuilt only when this returns a different array.
+   */
+  exporters: () => readonly ExporterInfo[] | Promise<readonly ExporterInfo[]>;
   health: () => HealthInfo;
   metricsRegistry: PromRegistry;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */

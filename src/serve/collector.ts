@@ -166,7 +166,9 @@ export class Collector {
         registry: this.registry,
         links: config.links,
         learnedInterfaces: () => this.links.learnt(),
-        exporters: async () => (await this.refreshSnapshot()).exporters,
+        // The snapshot the timer publishes (SNAPSHOT_MS): a request never walks decoder state
+        // nor waits for the workers.
+        exporters: () => this.stage.snapshot().exporters,
         health: () => this.health(),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
