@@ -5,6 +5,7 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_API_MAX_IN_FLIGHT, DEFAULT_API_RATE_LIMIT_PER_MINUTE } from './types.js';
 
 /**
  * Who may talk to the API: bearer tokens, the Host header, CORS, security headers, a rate
@@ -35,8 +36,8 @@ export const DEFAULT_API_SECURITY: Readonly<ApiSecurity> = {
   tokens: [],
   allowedHosts: defaultAllowedHosts('127.0.0.1'),
   corsOrigins: [],
-  rateLimitPerMinute: 600,
-  maxInFlight: 64,
+  rateLimitPerMinute: DEFAULT_API_RATE_LIMIT_PER_MINUTE,
+  maxInFlight: DEFAULT_API_MAX_IN_FLIGHT,
 };
 
 /**

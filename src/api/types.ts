@@ -71,6 +71,10 @@ export interface ApiLimits {
   maxGroups: number;
 }
 
+/** api.rateLimitPerMinute and api.maxInFlight (here, not in security.ts, so the option table loads no fastify plugin). */
+export const DEFAULT_API_RATE_LIMIT_PER_MINUTE = 600;
+export const DEFAULT_API_MAX_IN_FLIGHT = 64;
+
 export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = { maxPoints: 10000, maxGroups: 500 };
 
 /** The registry as the API needs it (RegistryService satisfies it). */

@@ -4,10 +4,9 @@ import { z } from 'zod';
 import { DEFAULT_LIMITS } from '../../decoders/ipfix/state.js';
 import { parseCidr } from '../../collectors/allowlist.js';
 import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
-import { DEFAULT_API_LIMITS } from '../api/types.js';
-import { DEFAULT_API_SECURITY } from '../api/security.js';
+import { DEFAULT_API_LIMITS, DEFAULT_API_MAX_IN_FLIGHT, DEFAULT_API_RATE_LIMIT_PER_MINUTE } from '../api/types.js';
 import { DEFAULT_REGISTRY_URL } from '../registry/loader.js';
-import { DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
+import { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS, DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -475,13 +474,13 @@ export const OPTIONS = {
     }),
     rateLimitPerMinute: int(
       nonNegativeInt,
-      DEFAULT_API_SECURITY.rateLimitPerMinute,
+      DEFAULT_API_RATE_LIMIT_PER_MINUTE,
       'N',
       'requests per minute per client address (not /health); more are answered 429; 0: no limit',
     ),
     maxInFlight: int(
       nonNegativeInt,
-      DEFAULT_API_SECURITY.maxInFlight,
+      DEFAULT_API_MAX_IN_FLIGHT,
       'N',
       'requests answered at once (not /health); more are answered 503 at once; 0: no limit',
     ),
@@ -499,7 +498,18 @@ export const OPTIONS = {
     ),
   },
   metrics: {
-    maxExporterLabels: int(positiveInt, 200, 'N', "distinct exporter label values per metric; further exporters count as 'other'"),
+    maxExporterLabels: int(
+      positiveInt,
+      200,
+      'N',
+      "distinct exporter label values per metric; further exporters count as 'other' until a labelled one has been idle for exporterLabelIdleSeconds",
+    ),
+    exporterLabelIdleSeconds: int(
+      positiveInt,
+      DEFAULT_EXPORTER_LABEL_IDLE_SECONDS,
+      'SECONDS',
+      'an exporter label without traffic this long gives its slot (and its series) to an active exporter',
+    ),
     maxTrafficSeries: int(
       nonNegativeInt,
       DEFAULT_MAX_TRAFFIC_SERIES,

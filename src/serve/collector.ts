@@ -69,6 +69,7 @@ export class Collector {
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
       maxExporterLabels: config.metrics.maxExporterLabels,
+      exporterLabelIdleSeconds: config.metrics.exporterLabelIdleSeconds,
       defaultMetrics: true,
       build: { version: VERSION, node: process.version, commit: COMMIT },
       registryStatus: () => this.registry.status(),

@@ -111,6 +111,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['api.maxPoints', 'SCITAGS_API_MAX_POINTS', '--api-max-points', '100', 100],
   ['api.maxGroups', 'SCITAGS_API_MAX_GROUPS', '--api-max-groups', '5', 5],
   ['metrics.maxExporterLabels', 'SCITAGS_METRICS_MAX_EXPORTER_LABELS', '--metrics-max-exporter-labels', '20', 20],
+  ['metrics.exporterLabelIdleSeconds', 'SCITAGS_METRICS_EXPORTER_LABEL_IDLE_SECONDS', '--metrics-exporter-label-idle-seconds', '60', 60],
   ['metrics.maxTrafficSeries', 'SCITAGS_METRICS_MAX_TRAFFIC_SERIES', '--metrics-max-traffic-series', '500', 500],
   ['log.level', 'SCITAGS_LOG_LEVEL', '--log-level', 'DEBUG', 'debug'],
   ['log.format', 'SCITAGS_LOG_FORMAT', '--log-format', 'pretty', 'pretty'],

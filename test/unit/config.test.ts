@@ -60,7 +60,7 @@ const DEFAULTS: Config = {
     maxPoints: 10000,
     maxGroups: 500,
   },
-  metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
+  metrics: { maxExporterLabels: 200, exporterLabelIdleSeconds: 600, maxTrafficSeries: 10000 },
   log: { level: 'info', format: 'json', accessLog: false },
 };
 

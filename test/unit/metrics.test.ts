@@ -137,6 +137,7 @@ describe('metrics registry', () => {
       'scitags_decode_worker_restarts gauge',
       'scitags_decode_workers gauge',
       'scitags_decoder_crashes_total counter',
+      'scitags_exporter_labels_recycled_total counter',
       'scitags_exporter_last_seen_seconds gauge',
       'scitags_kernel_udp_drops_total counter',
       'scitags_kernel_udp_queued_bytes gauge',
