@@ -38,6 +38,26 @@ export interface CollectorDeps {
 }
 
 /**
+ * The start-up warning for listeners bound to every interface ('::', '0.0.0.0') while
+ * exporters.allow is empty: anyone who can reach the port may send flow data (spoofed
+ * exporters, forged totals). Undefined when there is nothing to say.
+ */
+export function openListenerWarning(
+  listeners: readonly { name: string; port: number; bind: string }[],
+  allow: readonly string[],
+): { message: string; fields: { listeners: string[] } } | undefined {
+  if (allow.length > 0) return undefined;
+  const open = listeners
+    .filter((l) => l.bind === '::' || l.bind === '0.0.0.0')
+    .map((l) => `${l.name} ${l.bind === '::' ? '[::]' : l.bind}:${l.port}`);
+  if (open.length === 0) return undefined;
+  return {
+    message: `listening on all interfaces (${open.join(', ')}) with an empty exporters.allow: any host that reaches these ports can send flow data; list your exporters in exporters.allow (SCITAGS_EXPORTERS_ALLOW) or bind one address`,
+    fields: { listeners: open },
+  };
+}
+
+/**
  * The daemon: UDP listeners -> bounded queue -> decoder -> aggregator -> store, with the
  * REST API, metrics and the registry around them. Start and stop are the only lifecycle;
  * stop drains everything already accepted before it resolves.
@@ -279,6 +299,11 @@ export class Collector {
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
+    const open = openListenerWarning(
+      enabledListeners(this.config).map((l) => ({ name: l.name, port: l.port, bind: l.bind })),
+      this.config.exporters.allow,
+    );
+    if (open) this.log.warn(open.message, open.fields);
     const retention = setInterval(() => {
       this.store
         .applyRetention?.(this.deps.now())
