@@ -219,6 +219,9 @@ export class Collector {
     const { now, log } = deps;
     // Every file the collector writes is placed once, here: relative paths are in dataDir.
     const config = resolveDataPaths(configured);
+    // Read before anything is opened: a bad tokens file is a start-up failure with nothing to close.
+    const apiTokens =
+      deps.apiTokens ?? (config.api.port !== 0 ? loadApiTokens(config.api.tokensFile, process.env['SCITAGS_API_TOKENS']) : []);
     const registry = new RegistryService(
       {
         url: config.registry.url,
@@ -238,7 +241,7 @@ export class Collector {
       bucketSeconds: config.aggregation.bucketSeconds,
       learnedLinkNames: () => late.collector?.links.learntNames() ?? new Map<string, string>(),
     });
-    const collector = new Collector(config, store, registry, deps);
+    const collector = new Collector(config, store, registry, { ...deps, apiTokens });
     late.collector = collector;
     return collector;
   }
