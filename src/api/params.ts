@@ -28,6 +28,27 @@ export const TIME_FORMS =
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+ -])(\d{2}):(\d{2}))$/;
 
 /**
+ * Times a query may name: from the Unix epoch (flow data cannot be older; epoch seconds cannot
+ * say less) to the last millisecond InfluxDB stores (int64 nanoseconds: 2262-04-11T23:47:16.854Z).
+ * Both stores are asked only within it, so they answer alike; outside it is a 400 naming the
+ * parameter, never a store error.
+ */
+export const MIN_TIME_MS = 0;
+export const MAX_TIME_MS = 9_223_372_036_854;
+
+/** parseTime, then the range check. */
+export function parseBoundedTime(text: string, nowMs: number, parameter: string): number {
+  const ms = parseTime(text, nowMs, parameter);
+  if (!(ms >= MIN_TIME_MS && ms <= MAX_TIME_MS)) {
+    throw new BadParameter(
+      parameter,
+      `must be between ${new Date(MIN_TIME_MS).toISOString()} and ${new Date(MAX_TIME_MS).toISOString()} (${JSON.stringify(text)} is outside)`,
+    );
+  }
+  return ms;
+}
+
+/**
  * Parses a time parameter to ms since the epoch:
  *  - `now`, `now-<n><unit>` with unit s, m, h, d or w (`now-90s`, `now-1h`, `now-7d`);
  *  - epoch seconds, integer or decimal (`1735689600`, `1735689600.5`); values of 10^11 and
@@ -89,8 +110,37 @@ export const CLASS_PATTERN = `^${alt(TRAFFIC_CLASSES)}(,${alt(TRAFFIC_CLASSES)})
 /** Comma-separated, non-empty items. */
 export const LIST_PATTERN = '^[^,]+(,[^,]+)*$';
 
+/** Comma-separated items, trimmed, duplicates removed (groupBy, class: their patterns forbid blanks). */
 export function splitList(text: string): string[] {
   return [...new Set(text.split(',').map((s) => s.trim()))].filter((s) => s !== '');
+}
+
+/**
+ * A filter's items: like splitList, but an empty or white-space-only item is a 400 naming the
+ * parameter (a filter that names nothing must not answer with everything).
+ */
+export function filterList(text: string, parameter: string): string[] {
+  const items = text.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new BadParameter(parameter, 'must not be empty or contain empty or white-space-only items');
+  return [...new Set(items)];
+}
+
+/**
+ * The form exporters are stored under: IPv4-mapped IPv6 (::ffff:192.0.2.1, ::ffff:c000:201)
+ * as the IPv4 address (dual-stack sockets report IPv4 peers so; the collector keys them as
+ * IPv4), other IPv6 in its canonical text (lower case, zeros compressed, RFC 5952).
+ * Undefined when it is not an address.
+ */
+export function normaliseAddress(text: string): string | undefined {
+  const v = isIP(text);
+  if (v === 4) return text;
+  if (v !== 6) return undefined;
+  const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
 }
 
 /** "192.0.2.1:7", "[2001:db8::1]:7" or "2001:db8::1:7" (split at the last colon) -> link key. */
@@ -99,9 +149,9 @@ export function parseLinkKey(text: string): { exporter: string; ifIndex: number 
   const plain = bracket ? undefined : /^(.+):(\d{1,10})$/.exec(text);
   const m = bracket ?? plain;
   if (!m) return undefined;
-  const exporter = m[1]!;
+  const exporter = normaliseAddress(m[1]!);
   const ifIndex = Number(m[2]);
-  if (isIP(exporter) === 0 || ifIndex > 0xffffffff) return undefined;
+  if (exporter === undefined || ifIndex > 0xffffffff) return undefined;
   return { exporter, ifIndex };
 }
 

@@ -13,8 +13,9 @@ import {
   TIME_PATTERN,
   TRAFFIC_CLASSES,
 } from './params.js';
+import { API_BODY_LIMIT_BYTES, type ApiSecurity, DEFAULT_API_SECURITY, registerSecurity } from './security.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
-import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS } from './types.js';
+import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
 // ---------------------------------------------------------------------------------------
 // Parameters: JSON schema + the sentence a 400 answer uses when the pattern does not match
@@ -305,6 +306,35 @@ function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter:
 }
 
 // ---------------------------------------------------------------------------------------
+// Exporters: the answer's rows, sorted, from one snapshot
+// ---------------------------------------------------------------------------------------
+
+type ExporterRow = Omit<ExporterInfo, 'sflowSources'> & { lastSeen: string; sflowSources?: ExporterInfo['sflowSources'] };
+
+function exporterRows(source: readonly ExporterInfo[]): ExporterRow[] {
+  return [...source]
+    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))
+    .map((e) => ({
+      address: e.address,
+      protocols: e.protocols,
+      sessions: e.sessions,
+      lastSeen: new Date(e.lastSeenMs).toISOString(),
+      lastSeenMs: e.lastSeenMs,
+      datagrams: e.datagrams,
+      records: e.records,
+      errorsByReason: e.errorsByReason,
+      decoderCrashes: e.decoderCrashes,
+      sequenceGaps: e.sequenceGaps,
+      lostRecords: e.lostRecords,
+      samplingRates: e.samplingRates,
+      liveTemplates: e.liveTemplates,
+      rateLimited: e.rateLimited,
+      decoderState: e.decoderState,
+      ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
+    }));
+}
+
+// ---------------------------------------------------------------------------------------
 // The server
 // ---------------------------------------------------------------------------------------
 
@@ -329,9 +359,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     // Our 400 handler answers for bad query strings; keep route lookup case-sensitive.
     routerOptions: { ignoreTrailingSlash: true },
+    // Every route is GET (fastify reads no GET body); anything bigger is refused before parsing.
+    bodyLimit: API_BODY_LIMIT_BYTES,
+  });
+  const security: ApiSecurity = { ...DEFAULT_API_SECURITY, ...deps.security };
+  registerSecurity(app, security);
+
+  // Methods per path, for 405 answers to other methods on a known path.
+  const methodsByPath = new Map<string, Set<string>>();
+  app.addHook('onRoute', (r) => {
+    if (r.url.includes('*')) return;
+    const set = methodsByPath.get(r.url) ?? new Set<string>();
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) set.add(m);
+    methodsByPath.set(r.url, set);
   });
 
   const allowedByRoute = new Map<string, readonly string[]>();
+  let exportersMemo: { source: readonly ExporterInfo[]; rows: ExporterRow[] } | undefined;
 
   const access = deps.accessLog;
   if (access) {
@@ -356,6 +400,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       const allowed = allowedByRoute.get(req.routeOptions.url ?? '') ?? [];
       return reply.code(400).send({ error: 'bad request', ...validationAnswer(first, allowed) });
     }
+    if (err.statusCode === 429) return reply.code(429).send({ error: 'too many requests', message: err.message });
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'bad request', message: err.message });
     }
@@ -364,7 +409,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: 'not found', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` });
+    const path = req.url.split('?')[0] ?? '';
+    const methods = methodsByPath.get(path) ?? methodsByPath.get(path.replace(/\/+$/, ''));
+    if (methods) {
+      const allow = [...methods].sort().join(', ');
+      void reply
+        .code(405)
+        .header('allow', allow)
+        .send({ error: 'method not allowed', message: `${req.method} is not allowed on ${path} (allowed: ${allow})` });
+      return;
+    }
+    void reply.code(404).send({ error: 'not found', message: `no route ${req.method} ${path}` });
   });
 
   void app.register(swagger, {
@@ -501,29 +556,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       async () => {
+        // Built once per published snapshot (a new array), not per request: a request costs one
+        // pass adding the ages, whatever the decoders hold.
+        const source = await deps.exporters();
+        if (exportersMemo?.source !== source) exportersMemo = { source, rows: exporterRows(source) };
         const now = deps.now();
-        const exporters = [...(await deps.exporters())]
-          .sort((a, b) => a.address.localeCompare(b.address))
-          .map((e) => ({
-            address: e.address,
-            protocols: e.protocols,
-            sessions: e.sessions,
-            lastSeen: new Date(e.lastSeenMs).toISOString(),
-            lastSeenMs: e.lastSeenMs,
-            lastSeenAgeSeconds: Math.max(0, Math.floor((now - e.lastSeenMs) / 1000)),
-            datagrams: e.datagrams,
-            records: e.records,
-            errorsByReason: e.errorsByReason,
-            decoderCrashes: e.decoderCrashes,
-            sequenceGaps: e.sequenceGaps,
-            lostRecords: e.lostRecords,
-            samplingRates: e.samplingRates,
-            liveTemplates: e.liveTemplates,
-            rateLimited: e.rateLimited,
-            decoderState: e.decoderState,
-            ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
-          }));
-        return { exporters };
+        return {
+          exporters: exportersMemo.rows.map((e) => ({ ...e, lastSeenAgeSeconds: Math.max(0, Math.floor((now - e.lastSeenMs) / 1000)) })),
+        };
       },
     );
 

@@ -1,8 +1,17 @@
-import { isIP } from 'node:net';
 import type { Registry } from '../registry/registry.js';
 import { parseLinkKey as parseStoreLinkKey } from '../store/sqlite/link-key.js';
 import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficSeries } from '../store/types.js';
-import { BadParameter, GROUP_BY_DIMENSIONS, linkKey, parseLinkKey, parseStep, parseTime, splitList } from './params.js';
+import {
+  BadParameter,
+  filterList,
+  GROUP_BY_DIMENSIONS,
+  linkKey,
+  normaliseAddress,
+  parseBoundedTime,
+  parseLinkKey,
+  parseStep,
+  splitList,
+} from './params.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
 /** Query string of GET /api/v1/traffic after JSON-schema validation (all strings). */
@@ -79,7 +88,7 @@ function commonActivityName(reg: Registry, activity: number): string | null {
 }
 
 function resolveCommunities(reg: Registry, text: string): { id: number; name: string | null }[] {
-  return splitList(text).map((item) => {
+  return filterList(text, 'community').map((item) => {
     if (/^\d+$/.test(item)) {
       const id = Number(item);
       if (id > 511) throw new BadParameter('community', `experiment id ${item} is out of range 0..511`);
@@ -98,7 +107,7 @@ function resolveCommunities(reg: Registry, text: string): { id: number; name: st
 
 function resolveActivities(reg: Registry, text: string, communities: number[] | undefined): { id: number; name: string | null }[] {
   const out: { id: number; name: string | null }[] = [];
-  for (const item of splitList(text)) {
+  for (const item of filterList(text, 'activity')) {
     if (/^\d+$/.test(item)) {
       const id = Number(item);
       if (id > 63) throw new BadParameter('activity', `activity id ${item} is out of range 0..63`);
@@ -125,7 +134,7 @@ function resolveActivities(reg: Registry, text: string, communities: number[] | 
 }
 
 function resolveLinks(deps: ApiDeps, text: string): { exporter: string; ifIndex: number; key: string; name: string | null }[] {
-  return splitList(text).map((item) => {
+  return filterList(text, 'link').map((item) => {
     const configured = deps.links.find((l) => l.name === item) ?? deps.links.find((l) => l.name.toLowerCase() === item.toLowerCase());
     if (configured) {
       return {
@@ -219,10 +228,13 @@ function decorateGroup(
 export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
   const nowMs = deps.now();
   const reg = deps.registry.registry;
-  const fromMs = parseTime(q.from ?? 'now-1h', nowMs, 'from');
-  const toMs = parseTime(q.to ?? 'now', nowMs, 'to');
+  const fromMs = parseBoundedTime(q.from ?? 'now-1h', nowMs, 'from');
+  const toMs = parseBoundedTime(q.to ?? 'now', nowMs, 'to');
   if (toMs <= fromMs) {
-    throw new BadParameter('to', `must be later than from (from ${new Date(fromMs).toISOString()}, to ${new Date(toMs).toISOString()})`);
+    throw new BadParameter(
+      q.to === undefined ? 'from' : 'to',
+      `must be later than from (from ${new Date(fromMs).toISOString()}, to ${new Date(toMs).toISOString()})`,
+    );
   }
   const rangeSeconds = (toMs - fromMs) / 1000;
   const bucket = deps.bucketSeconds;
@@ -265,9 +277,15 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
     query.link = links.map((l) => ({ exporter: l.exporter, ifIndex: l.ifIndex }));
   }
   if (q.exporter !== undefined) {
-    const exporters = splitList(q.exporter);
-    const bad = exporters.find((e) => isIP(e) === 0);
-    if (bad !== undefined) throw new BadParameter('exporter', `${JSON.stringify(bad)} is not an IPv4 or IPv6 address`);
+    const exporters = [
+      ...new Set(
+        filterList(q.exporter, 'exporter').map((e) => {
+          const a = normaliseAddress(e);
+          if (a === undefined) throw new BadParameter('exporter', `${JSON.stringify(e)} is not an IPv4 or IPv6 address`);
+          return a;
+        }),
+      ),
+    ];
     filters.exporter = exporters;
     query.exporter = exporters;
   }

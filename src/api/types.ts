@@ -4,6 +4,7 @@ import type { LinkConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RegistryService } from '../registry/service.js';
 import type { TrafficStore } from '../store/types.js';
+import type { ApiSecurity } from './security.js';
 
 /** What the exporters endpoint shows per exporter (one router / agent address). */
 export interface ExporterInfo {
@@ -91,6 +92,10 @@ export interface ApiLimits {
   maxGroups: number;
 }
 
+/** api.rateLimitPerMinute and api.maxInFlight (here, not in security.ts, so the option table loads no fastify plugin). */
+export const DEFAULT_API_RATE_LIMIT_PER_MINUTE = 600;
+export const DEFAULT_API_MAX_IN_FLIGHT = 64;
+
 export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = { maxPoints: 10000, maxGroups: 500 };
 
 /** The registry as the API needs it (RegistryService satisfies it). */
@@ -103,8 +108,11 @@ export interface ApiDeps {
   links: readonly LinkConfig[];
   /** Interface names learned from IPFIX options; optional. */
   learnedInterfaces?: () => LearnedInterface[];
-  /** From the decode stage's snapshot; may wait briefly for worker threads to report. */
-  exporters: () => ExporterInfo[] | Promise<ExporterInfo[]>;
+  /**
+   * The decode stage's latest published snapshot (refreshed on a timer, never per request);
+   * the answer is rebuilt only when this returns a different array.
+   */
+  exporters: () => readonly ExporterInfo[] | Promise<readonly ExporterInfo[]>;
   health: () => HealthInfo;
   metricsRegistry: PromRegistry;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */
@@ -112,6 +120,8 @@ export interface ApiDeps {
   /** Clock (ms since the epoch), for `now`-relative times and ages. */
   now: () => number;
   limits?: Partial<ApiLimits>;
+  /** Tokens, Host names, CORS, rate and concurrency limits; default DEFAULT_API_SECURITY (no tokens, loopback names). */
+  security?: Partial<ApiSecurity>;
   /** The collector's logger (component 'api'); fastify logs through its pino instance. Default: none. */
   log?: Logger;
   /**

@@ -249,7 +249,8 @@ const FLAGS: Record<string, FlagSpec> = (() => {
 })();
 
 /** Environment variables read: the config file's and every option's. */
-export const ENV_NAMES: readonly string[] = ['SCITAGS_CONFIG', ...OPTION_ENTRIES.map((e) => e.env)];
+/** SCITAGS_API_TOKENS is read by serve (api tokens, a secret: no flag, no file key). */
+export const ENV_NAMES: readonly string[] = ['SCITAGS_CONFIG', 'SCITAGS_API_TOKENS', ...OPTION_ENTRIES.map((e) => e.env)];
 
 // ---------------------------------------------------------------------------------------
 // Zod issues -> messages and file positions

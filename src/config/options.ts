@@ -5,10 +5,10 @@ import { DEFAULT_LIMITS } from '../../decoders/ipfix/state.js';
 import { DEFAULT_NEW_SESSIONS_PER_SECOND } from '../pipeline/rate-limit.js';
 import { parseCidr } from '../../collectors/allowlist.js';
 import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
-import { DEFAULT_API_LIMITS } from '../api/types.js';
+import { DEFAULT_API_LIMITS, DEFAULT_API_MAX_IN_FLIGHT, DEFAULT_API_RATE_LIMIT_PER_MINUTE } from '../api/types.js';
 import { DEFAULT_REGISTRY_URL } from '../registry/loader.js';
 import { DEFAULT_REGISTRY_MAX_BYTES } from '../registry/service.js';
-import { DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
+import { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS, DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -341,10 +341,11 @@ export const OPTIONS = {
   },
   exporters: {
     allow: opt(z.array(cidr), [], {
-      help: 'exporters allowed to send (CIDRs, IPv4 and IPv6, comma-separated); empty allows all',
+      help: 'exporters allowed to send (CIDRs, IPv4 and IPv6, comma-separated); empty allows all (a warning at start when a listener binds every interface): list your routers',
       value: 'list',
       arg: 'CIDRS',
-      sample: [],
+      sample: ['192.0.2.0/24', '2001:db8:100::/48'],
+      sampleCommented: true,
     }),
     defaultSamplingRate: int(
       positiveInt,
@@ -485,11 +486,42 @@ export const OPTIONS = {
   api: {
     port: opt(port, 8080, { help: 'HTTP port of the REST API, /metrics and /health; 0 disables', value: 'port', arg: 'PORT' }),
     bind: opt(bindAddress, '127.0.0.1', {
-      // The API has no authentication: exposing it is a deliberate choice.
-      help: "API bind address; loopback by default (no authentication): '::' or '0.0.0.0' exposes it",
+      // Exposing the API is a deliberate choice: set tokens (tokensFile / SCITAGS_API_TOKENS) first.
+      help: "API bind address; loopback by default: '::' or '0.0.0.0' exposes it (set api.tokensFile or SCITAGS_API_TOKENS first)",
       value: 'string',
       arg: 'ADDRESS',
     }),
+    tokensFile: opt(z.string(), '', {
+      help: "file of bearer tokens (one per line, 16+ characters; # comments) required on every route but /health, with those of SCITAGS_API_TOKENS (comma-separated); '' and no variable: no authentication",
+      value: 'string',
+      arg: 'PATH',
+      sample: '/etc/scitags-collector/api-tokens',
+      sampleCommented: true,
+    }),
+    allowedHosts: opt(z.array(z.string().min(1).max(255)), [], {
+      help: "Host header names answered (no port; IPv6 in brackets; '*' any); others get 421 (DNS rebinding). Empty: the bind address, localhost, 127.0.0.1, [::1], the hostname, and on '::' / '0.0.0.0' the interface addresses",
+      value: 'list',
+      arg: 'NAMES',
+      sample: ['collector.example.org', 'localhost', '127.0.0.1'],
+      sampleCommented: true,
+    }),
+    corsOrigins: opt(z.array(z.string().min(1).max(255)), [], {
+      help: "origins allowed to read the API from a browser (CORS), e.g. https://grafana.example.org; '*' any; empty: CORS off",
+      value: 'list',
+      arg: 'ORIGINS',
+    }),
+    rateLimitPerMinute: int(
+      nonNegativeInt,
+      DEFAULT_API_RATE_LIMIT_PER_MINUTE,
+      'N',
+      'requests per minute per client address (not /health); more are answered 429; 0: no limit',
+    ),
+    maxInFlight: int(
+      nonNegativeInt,
+      DEFAULT_API_MAX_IN_FLIGHT,
+      'N',
+      'requests answered at once (not /health); more are answered 503 at once; 0: no limit',
+    ),
     maxPoints: int(
       positiveInt.max(1_000_000),
       DEFAULT_API_LIMITS.maxPoints,
@@ -523,7 +555,18 @@ export const OPTIONS = {
     ),
   },
   metrics: {
-    maxExporterLabels: int(positiveInt, 200, 'N', "distinct exporter label values per metric; further exporters count as 'other'"),
+    maxExporterLabels: int(
+      positiveInt,
+      200,
+      'N',
+      "distinct exporter label values per metric; further exporters count as 'other' until a labelled one has been idle for exporterLabelIdleSeconds",
+    ),
+    exporterLabelIdleSeconds: int(
+      positiveInt,
+      DEFAULT_EXPORTER_LABEL_IDLE_SECONDS,
+      'SECONDS',
+      'an exporter label without traffic this long gives its slot (and its series) to an active exporter',
+    ),
     maxTrafficSeries: int(
       nonNegativeInt,
       DEFAULT_MAX_TRAFFIC_SERIES,

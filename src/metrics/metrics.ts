@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { RegistryStatus } from '../registry/service.js';
 import type { StoreSpoolStats, StoreWriteHealth } from '../store/types.js';
 import { VERSION } from '../version.js';
+import { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS } from './traffic-defaults.js';
 import type { KernelUdpListenerStats } from './procnetudp.js';
 
 /**
@@ -18,10 +19,13 @@ import type { KernelUdpListenerStats } from './procnetudp.js';
 export const METRIC_PREFIX = 'scitags_';
 /** The label value used for exporters beyond the cap. */
 export const OTHER_EXPORTER = 'other';
+export { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS } from './traffic-defaults.js';
 
 export interface MetricsOptions {
   /** Distinct exporter label values (default 200); later exporters are labelled "other". */
   maxExporterLabels?: number;
+  /** An exporter label idle this long (default 10 min) gives its slot to an active newcomer. */
+  exporterLabelIdleSeconds?: number;
   /** Also register prom-client's process_* / nodejs_* metrics (default false). */
   defaultMetrics?: boolean;
   /** Clock for ages (ms since the epoch); Date.now by default. */
@@ -67,30 +71,103 @@ export interface ReceivePathInfo {
   grantedBytes: number;
 }
 
-/** Caps the distinct values of one label; values past the cap map to "other". */
+/**
+ * Caps the distinct values of one label and recycles idle ones. A value is admitted while there
+ * is room; when the cap is reached, a newcomer that is itself active takes the slot of the
+ * least recently active value if that one has been idle for longer than `idleMs` (the evicted
+ * value is handed to `onForget`, which removes its series); otherwise it maps to "other".
+ *
+ * Why remove instead of folding the evicted counters into "other": Prometheus counters are
+ * per series, and rate()/increase() read each series' own increase. Adding an evicted series'
+ * value to "other" would show as a burst of traffic in "other" that never happened; a removed
+ * series simply goes stale (as when a target disappears), sum(rate(...)) stays right, and if
+ * the exporter comes back its series starts again from its next increment.
+ */
 export class BoundedLabel {
-  private readonly seen = new Set<string>();
+  /** Value -> last activity (ms); Map order is the order of last activity, oldest first. */
+  private readonly lastActive = new Map<string, number>();
+  /** Values evicted so far. */
+  recycled = 0;
+
   constructor(
     readonly max: number,
+    readonly idleMs: number = Infinity,
+    private readonly now: () => number = Date.now,
+    private readonly onForget: (value: string) => void = () => {},
     private readonly other: string = OTHER_EXPORTER,
   ) {}
 
-  value(v: string): string {
-    if (this.seen.has(v)) return v;
-    if (this.seen.size >= this.max) return this.other;
-    this.seen.add(v);
+  /** The label for `v`, active at `activeMs` (default now): itself, or "other". */
+  value(v: string, activeMs: number = this.now()): string {
+    const prev = this.lastActive.get(v);
+    if (prev !== undefined) {
+      if (activeMs > prev) {
+        this.lastActive.delete(v);
+        this.lastActive.set(v, activeMs);
+      }
+      return v;
+    }
+    if (this.lastActive.size < this.max) {
+      this.lastActive.set(v, activeMs);
+      return v;
+    }
+    const idleBefore = this.now() - this.idleMs;
+    // An idle newcomer (an old entry of a snapshot) never evicts anyone.
+    if (!(activeMs >= idleBefore)) return this.other;
+    const oldest = this.lastActive.entries().next().value;
+    if (oldest === undefined || !(oldest[1] < idleBefore)) return this.other;
+    this.lastActive.delete(oldest[0]);
+    this.recycled++;
+    this.onForget(oldest[0]);
+    this.lastActive.set(v, activeMs);
     return v;
   }
 
   get size(): number {
-    return this.seen.size;
+    return this.lastActive.size;
+  }
+}
+
+/** Remembers the label sets each exporter label was used with, so they can be removed together. */
+class SeriesByExporter {
+  private readonly byExporter = new Map<string, Map<string, { metric: Counter<string>; labels: Record<string, string> }>>();
+
+  /** Wraps `metric.inc` so every labelled increment is remembered under its exporter label. */
+  track<T extends string>(metric: Counter<T>): Counter<T> {
+    const inc = metric.inc.bind(metric) as (labels?: unknown, value?: number) => void;
+    const name = (metric as unknown as { name: string }).name;
+    (metric as { inc: unknown }).inc = (labels?: unknown, value?: number) => {
+      if (typeof labels === 'object' && labels !== null) {
+        const l = labels as Record<string, string>;
+        const ex = l['exporter'];
+        if (ex !== undefined && ex !== OTHER_EXPORTER) {
+          let set = this.byExporter.get(ex);
+          if (!set) this.byExporter.set(ex, (set = new Map()));
+          const key = `${name}|${JSON.stringify(l)}`;
+          if (!set.has(key)) set.set(key, { metric: metric as unknown as Counter<string>, labels: { ...l } });
+        }
+      }
+      inc(labels, value);
+    };
+    return metric;
+  }
+
+  /** Removes every series labelled exporter=`ex`. */
+  forget(ex: string): void {
+    for (const { metric, labels } of this.byExporter.get(ex)?.values() ?? []) metric.remove(labels);
+    this.byExporter.delete(ex);
   }
 }
 
 export interface CollectorMetrics {
   readonly registry: Registry;
-  /** The exporter label for an address (no port): itself, or "other" past the cap. */
-  exporterLabel(address: string): string;
+  /**
+   * The exporter label for an address (no port), active at `activeMs` (default now): itself,
+   * or "other" past the cap when no admitted exporter has been idle long enough to give way.
+   */
+  exporterLabel(address: string, activeMs?: number): string;
+  /** Called with an exporter label whose series were removed (TrafficCounters forgets its sets). */
+  onExporterForgotten(listener: (exporter: string) => void): void;
 
   // receive path
   datagramsReceived: Counter<'listener' | 'exporter'>;
@@ -150,6 +227,7 @@ export interface CollectorMetrics {
   trafficBytes: Counter<TrafficLabel>;
   trafficPackets: Counter<TrafficLabel>;
   trafficSeriesFolded: Counter;
+  exporterLabelsRecycled: Counter;
 }
 
 /** Labels of scitags_traffic_bytes_total / scitags_traffic_packets_total. */
@@ -160,7 +238,17 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
   const registry = new Registry();
   const registers = [registry];
   const now = options.now ?? Date.now;
-  const exporters = new BoundedLabel(options.maxExporterLabels ?? 200);
+  const series = new SeriesByExporter();
+  const forgotten: ((exporter: string) => void)[] = [];
+  const exporters = new BoundedLabel(
+    options.maxExporterLabels ?? 200,
+    (options.exporterLabelIdleSeconds ?? DEFAULT_EXPORTER_LABEL_IDLE_SECONDS) * 1000,
+    now,
+    (ex) => {
+      series.forget(ex);
+      for (const l of forgotten) l(ex);
+    },
+  );
   const n = (s: string) => `${METRIC_PREFIX}${s}`;
 
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
@@ -347,7 +435,8 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
 
   const m: CollectorMetrics = {
     registry,
-    exporterLabel: (address) => exporters.value(address),
+    exporterLabel: (address, activeMs) => exporters.value(address, activeMs),
+    onExporterForgotten: (listener) => forgotten.push(listener),
 
     datagramsReceived: new Counter({
       name: n('datagrams_received_total'),
@@ -588,6 +677,30 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Traffic counter updates that went to the "other" label set because metrics.maxTrafficSeries label sets exist',
       registers,
     }),
+    exporterLabelsRecycled: new Counter({
+      name: n('exporter_labels_recycled_total'),
+      help: 'Exporter label values removed (with all their series) to give their slot to an active exporter, after metrics.exporterLabelIdleSeconds without traffic',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(exporters.recycled);
+      },
+    }),
   };
+  // Every counter labelled by exporter: its series go when the exporter's label is recycled.
+  for (const c of [
+    m.datagramsReceived,
+    m.queueDrops,
+    m.recordsDecoded,
+    m.decodeErrors,
+    m.decoderCrashes,
+    m.templateMisses,
+    m.sequenceGaps,
+    m.recordsLost,
+    m.trafficBytes,
+    m.trafficPackets,
+  ] as Counter<string>[]) {
+    series.track(c);
+  }
   return m;
 }

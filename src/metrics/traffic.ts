@@ -52,11 +52,18 @@ export class TrafficCounters implements TrafficSink {
   private folded = 0;
 
   constructor(
-    private readonly metrics: Pick<CollectorMetrics, 'exporterLabel' | 'trafficBytes' | 'trafficPackets' | 'trafficSeriesFolded'>,
+    private readonly metrics: Pick<CollectorMetrics, 'exporterLabel' | 'trafficBytes' | 'trafficPackets' | 'trafficSeriesFolded'> &
+      Partial<Pick<CollectorMetrics, 'onExporterForgotten'>>,
     /** metrics.maxTrafficSeries: label sets admitted (0: everything counts as `other`). */
     readonly maxSeries: number,
     private readonly deps: TrafficCounterDeps,
-  ) {}
+  ) {
+    // A recycled exporter label's series are gone: its label sets no longer take room.
+    metrics.onExporterForgotten?.((ex) => {
+      const prefix = `${JSON.stringify([ex]).slice(0, -1)},`;
+      for (const key of this.admitted) if (key.startsWith(prefix)) this.admitted.delete(key);
+    });
+  }
 
   /** Label sets admitted so far (at most maxSeries). */
   get series(): number {

@@ -3,7 +3,7 @@ import { ExporterAllowList } from '../../collectors/allowlist.js';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
-import { buildApi } from '../api/index.js';
+import { buildApi, defaultAllowedHosts, loadApiTokens } from '../api/index.js';
 import type { HealthInfo, HealthReason, HealthStatus } from '../api/types.js';
 import { join } from 'node:path';
 import { type Config, enabledListeners, flowLimitsOf, resolveDataPaths } from '../config/index.js';
@@ -37,6 +37,28 @@ export interface CollectorDeps {
   log: Logger;
   /** Replaces the protocol table and decodes on the main thread (tests inject a failing decoder). */
   protocols?: ProtocolEntry[];
+  /** API tokens instead of api.tokensFile and SCITAGS_API_TOKENS (tests). */
+  apiTokens?: readonly string[];
+}
+
+/**
+ * The start-up warning for listeners bound to every interface ('::', '0.0.0.0') while
+ * exporters.allow is empty: anyone who can reach the port may send flow data (spoofed
+ * exporters, forged totals). Undefined when there is nothing to say.
+ */
+export function openListenerWarning(
+  listeners: readonly { name: string; port: number; bind: string }[],
+  allow: readonly string[],
+): { message: string; fields: { listeners: string[] } } | undefined {
+  if (allow.length > 0) return undefined;
+  const open = listeners
+    .filter((l) => l.bind === '::' || l.bind === '0.0.0.0')
+    .map((l) => `${l.name} ${l.bind === '::' ? '[::]' : l.bind}:${l.port}`);
+  if (open.length === 0) return undefined;
+  return {
+    message: `listening on all interfaces (${open.join(', ')}) with an empty exporters.allow: any host that reaches these ports can send flow data; list your exporters in exporters.allow (SCITAGS_EXPORTERS_ALLOW) or bind one address`,
+    fields: { listeners: open },
+  };
 }
 
 /**
@@ -85,6 +107,7 @@ export class Collector {
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
       maxExporterLabels: config.metrics.maxExporterLabels,
+      exporterLabelIdleSeconds: config.metrics.exporterLabelIdleSeconds,
       defaultMetrics: true,
       build: { version: VERSION, node: process.version, commit: COMMIT },
       registryStatus: () => this.registry.status(),
@@ -196,12 +219,21 @@ export class Collector {
         registry: this.registry,
         links: config.links,
         learnedInterfaces: () => this.links.learnt(),
-        exporters: async () => (await this.refreshSnapshot()).exporters,
+        // The snapshot the timer publishes (SNAPSHOT_MS): a request never walks decoder state
+        // nor waits for the workers.
+        exporters: () => this.stage.snapshot().exporters,
         health: () => this.health(),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
         now,
         limits: { maxPoints: config.api.maxPoints, maxGroups: config.api.maxGroups },
+        security: {
+          tokens: deps.apiTokens ?? loadApiTokens(config.api.tokensFile, process.env['SCITAGS_API_TOKENS']),
+          allowedHosts: config.api.allowedHosts.length > 0 ? config.api.allowedHosts : defaultAllowedHosts(config.api.bind),
+          corsOrigins: config.api.corsOrigins,
+          rateLimitPerMinute: config.api.rateLimitPerMinute,
+          maxInFlight: config.api.maxInFlight,
+        },
         log: deps.log.child({ component: 'api' }),
         // A sibling of 'api', not its child: pino would repeat the component key.
         ...(config.log.accessLog ? { accessLog: deps.log.child({ component: 'access' }) } : {}),
@@ -220,8 +252,11 @@ export class Collector {
     // Every file the collector writes is placed once, here: relative paths are in dataDir.
     const config = resolveDataPaths(configured);
     // Before anything is opened: a data directory the collector cannot write (decoder state,
-    // registry cache, spool, crash fixtures) is a start-up failure, not a WARN an hour later.
+    // registry cache, spool, crash fixtures) is a start-up failure, not a WARN an hour later,
+    // and so is a bad tokens file.
     ensureWritableDir(config.dataDir, 'data directory');
+    const apiTokens =
+      deps.apiTokens ?? (config.api.port !== 0 ? loadApiTokens(config.api.tokensFile, process.env['SCITAGS_API_TOKENS']) : []);
     const registry = new RegistryService(
       {
         url: config.registry.url,
@@ -244,7 +279,7 @@ export class Collector {
     });
     let collector: Collector;
     try {
-      collector = new Collector(config, store, registry, deps);
+      collector = new Collector(config, store, registry, { ...deps, apiTokens });
     } catch (err) {
       // The caller never sees a collector to stop: release the store here.
       await store.close().catch(() => undefined);
@@ -311,6 +346,11 @@ export class Collector {
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
+    const open = openListenerWarning(
+      enabledListeners(this.config).map((l) => ({ name: l.name, port: l.port, bind: l.bind })),
+      this.config.exporters.allow,
+    );
+    if (open) this.log.warn(open.message, open.fields);
     const retention = setInterval(() => {
       this.store
         .applyRetention?.(this.deps.now())

@@ -54,11 +54,13 @@ export class MetricsSync {
       const d = this.delta(`rej|${name}`, s.deniedByAllowList);
       if (d > 0) m.datagramsRejected.inc({ listener: name, exporter: 'denied' }, d);
     }
-    // Exporters past the label cap share "other": it shows the latest of them.
+    // Exporters past the label cap share "other": it shows the latest of them. The label is
+    // asked for with the exporter's last datagram time, so an idle exporter never takes (nor
+    // keeps alive) a slot an active one needs.
     const lastSeen = new Map<string, number>();
     const snap = this.parts.snapshot();
     for (const e of snap.exporters) {
-      const ex = m.exporterLabel(e.address);
+      const ex = m.exporterLabel(e.address, e.lastSeenMs);
       lastSeen.set(ex, Math.max(lastSeen.get(ex) ?? 0, e.lastSeenMs));
       const a = e.address;
       let d: number;

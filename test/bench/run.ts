@@ -15,6 +15,7 @@
  *   aggregate                    aggregator add() alone, 50 exporters x 20 links x 15 pairs
  *   e2e                          the daemon over loopback at fixed offered rates (e2e.ts)
  *   influx                       InfluxDB writer against a private influxd (influx.ts)
+ *   api                          API route latency at random decoder state sizes (api.ts)
  * Options:
  *   --runs N         runs per figure for every bench (env SCITAGS_BENCH_RUNS; defaults:
  *                    decode 5, aggregate 3, e2e 3, influx 5 timed runs inside one call)
@@ -30,6 +31,7 @@ import { createAggregator } from '../../src/aggregate/index.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { benchAggregate } from './aggregate.js';
+import { benchApi } from './api.js';
 import { type BenchOutput, type BenchRow, formatTable, machineLines, nullStore, repoRoot, rowsFromResults } from './common.js';
 import { benchE2e } from './e2e.js';
 import { benchInflux } from './influx.js';
@@ -150,6 +152,7 @@ const benchDecodeAggregate: Bench = async (f) => {
 const BENCHES: Record<string, Bench> = {
   ...Object.fromEntries([...decodeBenches()].map(([name, fn]) => [name, decodeBench(name, fn)])),
   'decode+aggregate': benchDecodeAggregate,
+  api: () => benchApi(),
   aggregate: async (f) => {
     const results: unknown[] = [];
     for (let i = 0; i < (f.runs ?? 3); i++) results.push(await benchAggregate());

@@ -121,6 +121,11 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['registry.maxBytes', 'SCITAGS_REGISTRY_MAX_BYTES', '--registry-max-bytes', '65536', 65536],
   ['api.port', 'SCITAGS_API_PORT', '--api-port', '9000', 9000],
   ['api.bind', 'SCITAGS_API_BIND', '--api-bind', '::', '::'],
+  ['api.tokensFile', 'SCITAGS_API_TOKENS_FILE', '--api-tokens-file', '/etc/t', '/etc/t'],
+  ['api.allowedHosts', 'SCITAGS_API_ALLOWED_HOSTS', '--api-allowed-hosts', 'a.example, [::1]', ['a.example', '[::1]']],
+  ['api.corsOrigins', 'SCITAGS_API_CORS_ORIGINS', '--api-cors-origins', 'https://g.example', ['https://g.example']],
+  ['api.rateLimitPerMinute', 'SCITAGS_API_RATE_LIMIT_PER_MINUTE', '--api-rate-limit-per-minute', '0', 0],
+  ['api.maxInFlight', 'SCITAGS_API_MAX_IN_FLIGHT', '--api-max-in-flight', '8', 8],
   ['api.maxPoints', 'SCITAGS_API_MAX_POINTS', '--api-max-points', '100', 100],
   ['api.maxGroups', 'SCITAGS_API_MAX_GROUPS', '--api-max-groups', '5', 5],
   ['health.strict', 'SCITAGS_HEALTH_STRICT', '--health-strict', 'true', true],
@@ -128,6 +133,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['health.maxSpoolBatches', 'SCITAGS_HEALTH_MAX_SPOOL_BATCHES', '--health-max-spool-batches', '7', 7],
   ['health.workerRestartMinutes', 'SCITAGS_HEALTH_WORKER_RESTART_MINUTES', '--health-worker-restart-minutes', '3', 3],
   ['metrics.maxExporterLabels', 'SCITAGS_METRICS_MAX_EXPORTER_LABELS', '--metrics-max-exporter-labels', '20', 20],
+  ['metrics.exporterLabelIdleSeconds', 'SCITAGS_METRICS_EXPORTER_LABEL_IDLE_SECONDS', '--metrics-exporter-label-idle-seconds', '60', 60],
   ['metrics.maxTrafficSeries', 'SCITAGS_METRICS_MAX_TRAFFIC_SERIES', '--metrics-max-traffic-series', '500', 500],
   ['log.level', 'SCITAGS_LOG_LEVEL', '--log-level', 'DEBUG', 'debug'],
   ['log.format', 'SCITAGS_LOG_FORMAT', '--log-format', 'pretty', 'pretty'],
@@ -158,7 +164,7 @@ describe('the option table', () => {
       expect(CONFIG_USAGE, e.path).toMatch(new RegExp(`--(\\[no-\\])?${e.flag}\\b`));
       // In the sample: an active key, or a commented-out line for per-host values and the other store type.
       const key = e.path.split('.').at(-1)!;
-      if (e.option.sampleCommented || e.variant === 'sqlite') expect(sampleText, e.path).toMatch(new RegExp(`^ *# ${key}: `, 'm'));
+      if (e.option.sampleCommented || e.variant === 'sqlite') expect(sampleText, e.path).toMatch(new RegExp(`^ *# ${key}:( |$)`, 'm'));
       else expect(valueAt(sample, e.path), e.path).toBeDefined();
     }
   });

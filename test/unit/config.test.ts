@@ -58,9 +58,19 @@ const DEFAULTS: Config = {
     timeoutMs: 10000,
     maxBytes: 4194304,
   },
-  api: { port: 8080, bind: '127.0.0.1', maxPoints: 10000, maxGroups: 500 },
+  api: {
+    port: 8080,
+    bind: '127.0.0.1',
+    tokensFile: '',
+    allowedHosts: [],
+    corsOrigins: [],
+    rateLimitPerMinute: 600,
+    maxInFlight: 64,
+    maxPoints: 10000,
+    maxGroups: 500,
+  },
   health: { strict: false, maxDropFraction: 0.001, maxSpoolBatches: 100, workerRestartMinutes: 10 },
-  metrics: { maxExporterLabels: 200, maxTrafficSeries: 10000 },
+  metrics: { maxExporterLabels: 200, exporterLabelIdleSeconds: 600, maxTrafficSeries: 10000 },
   log: { level: 'info', format: 'json', accessLog: false },
 };
 
