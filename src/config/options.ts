@@ -282,6 +282,12 @@ export const INFLUX_OPTIONS = {
     arg: 'BOOL',
   }),
   statsIntervalSeconds: int(positiveInt, 60, 'SECONDS', "seconds between collector_stats points (the collector's own counters)"),
+  probeIntervalSeconds: int(
+    nonNegativeInt,
+    5,
+    'SECONDS',
+    'seconds between liveness probes (GET /ping, timeout min(timeoutMs, 2000)) while no write succeeds; a failed one shows as store_unreachable in /health; 0 = off',
+  ),
 } as const satisfies Section;
 
 export const sqliteStoreSchema = z.strictObject({ type: z.literal('sqlite'), ...shapeOf(SQLITE_OPTIONS) });

@@ -207,6 +207,8 @@ export interface CollectorMetrics {
   storeWriteFailures: Counter<'store'>;
   storeRowsWritten: Counter<'store'>;
   storeWriteSeconds: Histogram<'store'>;
+  /** 0 while the last InfluxDB liveness probe (GET /ping) failed, else 1 (also for stores without one). */
+  storeProbeOk: Gauge;
   /** Runs found at start to have died without a clean stop, and the buckets they lost (estimated). */
   uncleanShutdowns: Counter;
   bucketsLostUnclean: Counter;
@@ -594,6 +596,11 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Duration of store write batches',
       labelNames: ['store'] as const,
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    }),
+    storeProbeOk: new Gauge({
+      name: n('store_probe_ok'),
+      help: 'Whether the last InfluxDB liveness probe (GET /ping, store.probeIntervalSeconds) succeeded (1) or failed (0); 1 for stores without one',
       registers,
     }),
 

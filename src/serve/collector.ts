@@ -212,6 +212,7 @@ export class Collector {
       storeKind: store.kind,
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
       ...(store.writeHealth ? { storeWrites: () => store.writeHealth!() } : {}),
+      ...(store.probeHealth ? { storeProbe: () => store.probeHealth!() } : {}),
     });
     if (config.api.port !== 0) {
       this.api = buildApi({
@@ -499,6 +500,14 @@ export class Collector {
             : '') +
           `${w.consecutiveFailures} failed writes in a row, ${w.spooledBatches} batches spooled` +
           (w.lastError !== undefined ? `; last error (${w.lastErrorClass}): ${w.lastError}` : ''),
+      });
+    }
+    const p = this.store.probeHealth?.();
+    if (p?.ok === false) {
+      reasons.push({
+        reason: 'store_unreachable',
+        metric: 'scitags_store_probe_ok',
+        detail: `InfluxDB liveness probe failed ${p.consecutiveFailures} times in a row (${p.lastErrorClass}): ${p.lastError ?? ''}`,
       });
     }
     if (a.consecutiveWriteFailures > 0) {

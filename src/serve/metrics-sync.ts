@@ -28,6 +28,8 @@ export class MetricsSync {
       stateFile?: () => { failures: number };
       /** A retrying store's own failed writes (InfluxDB), counted in store_write_failures_total too. */
       storeWrites?: () => { failures: number };
+      /** The store's liveness probe (InfluxDB): ok undefined before the first probe. */
+      storeProbe?: () => { ok: boolean | undefined } | undefined;
     },
   ) {}
 
@@ -129,5 +131,6 @@ export class MetricsSync {
     // Every failed write: the aggregator's (the store call failed) and the store's own retries.
     d = this.delta('store|fail', st.writeFailures + (this.parts.storeWrites?.().failures ?? 0));
     if (d > 0) m.storeWriteFailures.inc({ store: storeKind }, d);
+    m.storeProbeOk.set(this.parts.storeProbe?.()?.ok === false ? 0 : 1);
   }
 }

@@ -115,6 +115,21 @@ export interface StoreWriteHealth {
   reprovisions: number;
 }
 
+/** The InfluxDB liveness probe (GET /ping while no write succeeds). */
+export interface StoreProbeHealth {
+  /** The last outcome (a successful write counts as one); undefined before the first. */
+  ok: boolean | undefined;
+  /** /ping requests sent, and how many failed (non-2xx, timeout, connection error). */
+  probes: number;
+  failures: number;
+  consecutiveFailures: number;
+  lastProbeMs: number | undefined;
+  lastError: string | undefined;
+  /** http_5xx, http_401, timeout, connection, ... */
+  lastErrorClass: string | undefined;
+  lastErrorStatus: number | undefined;
+}
+
 export interface StoreSpoolStats {
   batches: number;
   /** Rows (points) in the spooled batches. */
@@ -151,5 +166,7 @@ export interface TrafficStore {
   spoolStats?(): StoreSpoolStats;
   /** The write path's own view (stores that retry and spool: InfluxDB). */
   writeHealth?(): StoreWriteHealth;
+  /** The liveness probe's state (InfluxDB; undefined with store.probeIntervalSeconds 0). */
+  probeHealth?(): StoreProbeHealth | undefined;
   close(): Promise<void>;
 }

@@ -114,6 +114,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['store.rollupRetention', 'SCITAGS_STORE_ROLLUP_RETENTION', '--store-rollup-retention', 'INF', 'INF'],
   ['store.continuousQueries', 'SCITAGS_STORE_CONTINUOUS_QUERIES', '--store-continuous-queries', 'off', false],
   ['store.statsIntervalSeconds', 'SCITAGS_STORE_STATS_INTERVAL_SECONDS', '--store-stats-interval-seconds', '30', 30],
+  ['store.probeIntervalSeconds', 'SCITAGS_STORE_PROBE_INTERVAL_SECONDS', '--store-probe-interval-seconds', '0', 0],
   ['registry.url', 'SCITAGS_REGISTRY_URL', '--registry-url', 'off', ''],
   ['registry.refreshSeconds', 'SCITAGS_REGISTRY_REFRESH_SECONDS', '--registry-refresh-seconds', '60', 60],
   ['registry.cacheFile', 'SCITAGS_REGISTRY_CACHE_FILE', '--registry-cache-file', 'r.json', 'r.json'],

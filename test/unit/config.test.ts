@@ -339,6 +339,7 @@ describe('--store', () => {
       rollupRetention: '400d',
       continuousQueries: true,
       statsIntervalSeconds: 60,
+      probeIntervalSeconds: 5,
     });
     expect(parseStoreSpec('influxs://[2001:db8::5]/db')).toMatchObject({
       url: 'https://[2001:db8::5]:8086',

@@ -6,6 +6,7 @@ import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
 import type {
   CollectorStatsSnapshot,
+  StoreProbeHealth,
   StoreSpoolStats,
   StoreWriteHealth,
   TrafficQuery,
@@ -15,6 +16,7 @@ import type {
 } from '../types.js';
 import { type LinkInfo, rowsToPoints } from './points.js';
 import { buildInfluxQueries, influxRowToStored } from './query.js';
+import { InfluxProbe } from './probe.js';
 import { provisionInflux } from './setup.js';
 import { INTEGER_FIELDS, InfluxWriter, type InfluxWriterStats } from './writer.js';
 
@@ -32,7 +34,7 @@ export interface InfluxStoreDeps {
 }
 
 /** node-influx connection options from the store URL and credentials. */
-function connection(cfg: InfluxStoreConfig): ISingleHostConfig {
+function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHostConfig {
   const url = new URL(cfg.url);
   const https = url.protocol === 'https:';
   return {
@@ -48,7 +50,7 @@ function connection(cfg: InfluxStoreConfig): ISingleHostConfig {
     options: {
       // node-influx merges host headers into every request, writes and queries alike.
       ...(cfg.token ? { headers: { Authorization: `Token ${cfg.token}` } } : {}),
-      ...(https ? { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(cfg.tls.caFile ? { ca: readFileSync(cfg.tls.caFile) } : {}) } : {}),
+      ...(https ? { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(ca ? { ca } : {}) } : {}),
     },
     pool: { requestTimeout: cfg.timeoutMs, maxRetries: 0 },
     schema: [
@@ -80,12 +82,14 @@ export class InfluxTrafficStore implements TrafficStore {
   /** collector_stats / collector_decode_errors series written so far, and when. */
   private readonly statsSeries = new Set<string>();
   private lastStatsTime: Date | undefined;
+  private readonly probe: InfluxProbe | undefined;
 
   constructor(
     private readonly cfg: InfluxStoreConfig,
     private readonly deps: InfluxStoreDeps,
   ) {
-    this.influx = new InfluxDB(connection(cfg));
+    const ca = cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : undefined;
+    this.influx = new InfluxDB(connection(cfg, ca));
     for (const l of deps.links) this.linkIndex.set(`${l.exporter}|${l.ifIndex}`, { name: l.name, capacityBps: l.capacityBps });
     this.writer = new InfluxWriter(
       this.influx,
@@ -103,6 +107,25 @@ export class InfluxTrafficStore implements TrafficStore {
       // A database dropped (or created by hand after start) 404s every write: provision again.
       cfg.createDatabase ? () => this.provision() : undefined,
     );
+    if (cfg.probeIntervalSeconds > 0) {
+      // The writer's URL, TLS settings and credentials (Basic for user / password, else the token).
+      const headers: Record<string, string> = cfg.token
+        ? { Authorization: `Token ${cfg.token}` }
+        : cfg.username
+          ? { Authorization: `Basic ${Buffer.from(`${cfg.username}:${cfg.password}`).toString('base64')}` }
+          : {};
+      this.probe = new InfluxProbe(
+        {
+          url: cfg.url,
+          headers,
+          tls: { rejectUnauthorized: cfg.tls.rejectUnauthorized, ...(ca ? { ca } : {}) },
+          intervalMs: cfg.probeIntervalSeconds * 1000,
+          timeoutMs: Math.min(cfg.timeoutMs, 2000),
+        },
+        () => this.writer.stats().lastOkMs,
+        deps.log,
+      );
+    }
   }
 
   private async provision(): Promise<void> {
@@ -119,6 +142,7 @@ export class InfluxTrafficStore implements TrafficStore {
   /** Creates the database, retention policies and roll-ups when configured to. Never throws:
    * an unreachable server at start must not stop the collector (writes spool meanwhile). */
   async init(): Promise<void> {
+    this.probe?.start();
     if (!this.cfg.createDatabase) return;
     try {
       await this.provision();
@@ -159,6 +183,10 @@ export class InfluxTrafficStore implements TrafficStore {
       deadLetterBatches: w.deadLetterBatches,
       reprovisions: w.reprovisions,
     };
+  }
+
+  probeHealth(): StoreProbeHealth | undefined {
+    return this.probe?.health();
   }
 
   async writeRows(rows: TrafficRow[]): Promise<void> {
@@ -246,6 +274,7 @@ export class InfluxTrafficStore implements TrafficStore {
   }
 
   async close(): Promise<void> {
+    this.probe?.stop();
     await this.writer.close();
   }
 }
