@@ -4,18 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { estimateLoss, RUN_MARKER_FILE, type RunMarkerState } from '../../src/serve/run-marker.js';
-import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { freePorts, getJson, metricValue, startDaemon, waitFor } from '../support/daemon.js';
 import { fixturePath } from '../support/expected.js';
 
 interface Health {
   status: string;
   reasons: { reason: string; metric: string; detail: string }[];
 }
-
-const metric = (text: string, name: string): number => {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
-};
 
 describe('unclean shutdown', () => {
   it('kill -9 with records in open buckets: the next start logs the loss once, counts it and shows it in /health; a clean stop leaves no marker', async () => {
@@ -50,8 +45,8 @@ describe('unclean shutdown', () => {
         toMs: expected.toMs,
       });
       const metrics = await (await fetch(`${second.apiUrl}/metrics`)).text();
-      expect(metric(metrics, 'scitags_unclean_shutdowns_total')).toBe(1);
-      expect(metric(metrics, 'scitags_buckets_lost_unclean_total')).toBe(expected.bucketsLost);
+      expect(metricValue(metrics, 'scitags_unclean_shutdowns_total')).toBe(1);
+      expect(metricValue(metrics, 'scitags_buckets_lost_unclean_total')).toBe(expected.bucketsLost);
       const health = await getJson<Health>(`${second.apiUrl}/health`);
       expect(health.status).toBe('degraded');
       expect(health.reasons.map((r) => [r.reason, r.metric])).toEqual([['unclean_shutdown', 'scitags_buckets_lost_unclean_total']]);

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { createInfluxStore } from '../../src/store/influx/store.js';
 import type { TrafficRow } from '../../src/store/types.js';
-import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { type Daemon, type DaemonPorts, freePorts, getJson, metricValue, scrape, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 
@@ -18,11 +18,6 @@ interface Health {
   status: string;
   reasons: { reason: string; metric: string; detail: string }[];
 }
-
-const metric = (text: string, name: string): number => {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
-};
 
 describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real influxd', () => {
   let db: InfluxdHandle;
@@ -54,6 +49,37 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       { ...influxStoreSchema.parse({ type: 'influx', url: db.url }), database, spoolDir, timeoutMs: 2000, continuousQueries: false },
       { registry, links: [], log: silentLogger(), bucketSeconds: 60 },
     );
+  type Capture = (typeof CORPUS_CAPTURES)[number];
+  const sendCapture = async (ports: DaemonPorts, c: Capture): Promise<number> => {
+    const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
+    await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports[c.port], speed: 0, rate: 5000, onlyDstPort: 0 });
+    return cap.datagrams.length;
+  };
+  /** Waits until the daemon has decoded `n` datagrams. */
+  const waitCounted = (d: Daemon, n: number): Promise<void> =>
+    waitFor(async () => {
+      const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`);
+      return ex.exporters.reduce((s, e) => s + e.datagrams, 0) === n;
+    });
+  /** The per-experiment totals in `database` are exactly the ground truth of the captures sent. */
+  const expectExactTotals = async (database: string, captures: Capture[]): Promise<void> => {
+    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });
+    const pairs = await influx.query<{ community_id: string; activity_id: string; bytes: number; packets: number; records: number }>(
+      'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" GROUP BY "community_id", "activity_id"',
+    );
+    const reg = loadSnapshot(0);
+    const want = new Map<string, ExpectedCounts>();
+    for (const c of captures) {
+      for (const [pair, counts] of expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`))).pairs) {
+        const [community, activity] = pair.split('/').map(Number) as [number, number];
+        const key = reg.isRegistered(community, activity) ? pair : 'unregistered/unregistered';
+        want.set(key, addCounts(want.get(key), counts));
+      }
+    }
+    expect(
+      new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }])),
+    ).toEqual(want);
+  };
   const scitagsBytes = async (database: string): Promise<unknown[]> =>
     (await new InfluxDB({ host: '127.0.0.1', port: db.port, database }).query('SELECT "bytes" FROM "scitags_traffic"')).map((r) => [
       (r as unknown as { time: Date }).time.getTime(),
@@ -130,16 +156,8 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
     const ports = await freePorts();
     const d = await startDaemon(ports, [`--store=influx://127.0.0.1:${db.port}/outage`, '--store-stats-interval-seconds=1', '--workers=1']);
     const [before, during] = [CORPUS_CAPTURES[0], CORPUS_CAPTURES[2]];
-    const send = async (c: (typeof CORPUS_CAPTURES)[number]): Promise<number> => {
-      const cap = readCaptureFile(fixturePath(`${c.name}.pcap`));
-      await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports[c.port], speed: 0, rate: 5000, onlyDstPort: 0 });
-      return cap.datagrams.length;
-    };
-    const counted = async (n: number): Promise<void> =>
-      await waitFor(async () => {
-        const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${d.apiUrl}/api/v1/exporters`);
-        return ex.exporters.reduce((s, e) => s + e.datagrams, 0) === n;
-      });
+    const send = (c: Capture): Promise<number> => sendCapture(ports, c);
+    const counted = (n: number): Promise<void> => waitCounted(d, n);
     try {
       let datagrams = await send(before);
       await counted(datagrams);
@@ -160,8 +178,8 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       ]);
       expect((await fetch(`${d.apiUrl}/health?strict=1`)).status).toBe(503);
       const metrics = await (await fetch(`${d.apiUrl}/metrics`)).text();
-      expect(metric(metrics, 'scitags_store_write_failures_total')).toBeGreaterThan(0);
-      expect(metric(metrics, 'scitags_store_last_error_timestamp_seconds') * 1000).toBeGreaterThanOrEqual(stoppedAt - 1000);
+      expect(metricValue(metrics, 'scitags_store_write_failures_total')).toBeGreaterThan(0);
+      expect(metricValue(metrics, 'scitags_store_last_error_timestamp_seconds') * 1000).toBeGreaterThanOrEqual(stoppedAt - 1000);
       expect(metrics).toMatch(/scitags_store_last_error_info\{class="(connection|timeout|http_5xx)"\} 1/);
       console.log(`health degraded ${degradedAfterMs} ms after influxd stopped`);
       await db.restart();
@@ -169,22 +187,57 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
     } finally {
       expect(await d.stop('SIGTERM')).toBe(0);
     }
-    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'outage' });
-    const pairs = await influx.query<{ community_id: string; activity_id: string; bytes: number; packets: number; records: number }>(
-      'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" GROUP BY "community_id", "activity_id"',
-    );
-    const reg = loadSnapshot(0);
-    const want = new Map<string, ExpectedCounts>();
-    for (const c of [before, during]) {
-      for (const [pair, counts] of expectedTotals(loadTruth(fixturePath(`${c.name}.truth.json`))).pairs) {
-        const [community, activity] = pair.split('/').map(Number) as [number, number];
-        const key = reg.isRegistered(community, activity) ? pair : 'unregistered/unregistered';
-        want.set(key, addCounts(want.get(key), counts));
-      }
-    }
     // Outage points lost: 0.
-    expect(
-      new Map(pairs.map((r) => [`${r.community_id}/${r.activity_id}`, { records: r.records, packets: r.packets, bytes: r.bytes }])),
-    ).toEqual(want);
+    await expectExactTotals('outage', [before, during]);
   });
+
+  it('influxd frozen (SIGSTOP): the /ping probe shows store_unreachable within interval + timeout, ok after SIGCONT, totals exact', async () => {
+    const ports = await freePorts();
+    const d = await startDaemon(ports, [
+      `--store=influx://127.0.0.1:${db.port}/frozen`,
+      '--store-probe-interval-seconds=1',
+      '--store-timeout-ms=2000',
+      '--workers=1',
+    ]);
+    const [before, during] = [CORPUS_CAPTURES[0], CORPUS_CAPTURES[2]];
+    const send = (c: Capture): Promise<number> => sendCapture(ports, c);
+    const counted = (n: number): Promise<void> => waitCounted(d, n);
+    let frozen = false;
+    try {
+      let datagrams = await send(before);
+      await counted(datagrams);
+      expect((await getJson<Health>(`${d.apiUrl}/health`)).status).toBe('ok');
+      expect(await scrape(d.apiUrl, 'scitags_store_probe_ok')).toBe(1);
+      db.signal('SIGSTOP');
+      frozen = true;
+      const frozenAt = Date.now();
+      let health: Health | undefined;
+      await waitFor(async () => {
+        health = await getJson<Health>(`${d.apiUrl}/health`);
+        return health.reasons.some((r) => r.reason === 'store_unreachable');
+      }, 10_000);
+      const degradedAfterMs = Date.now() - frozenAt;
+      console.log(`store_unreachable ${degradedAfterMs} ms after influxd was frozen`);
+      // Probe interval (1 s) + probe timeout (min(2000, 2000) ms), plus the poll and scheduling slack.
+      expect(degradedAfterMs).toBeLessThan(1000 + 2000 + 1500);
+      expect(health!.status).toBe('degraded');
+      expect(health!.reasons.find((r) => r.reason === 'store_unreachable')).toEqual({
+        reason: 'store_unreachable',
+        metric: 'scitags_store_probe_ok',
+        detail: expect.stringMatching(/\(timeout\): GET \/ping timed out after 2000 ms$/),
+      });
+      expect(await scrape(d.apiUrl, 'scitags_store_probe_ok')).toBe(0);
+      // Traffic while frozen: written at the stop, after the thaw (spooled if a write timed out meanwhile).
+      datagrams += await send(during);
+      await counted(datagrams);
+      db.signal('SIGCONT');
+      frozen = false;
+      await waitFor(async () => (await getJson<Health>(`${d.apiUrl}/health`)).status === 'ok', 30_000);
+      expect(await scrape(d.apiUrl, 'scitags_store_probe_ok')).toBe(1);
+    } finally {
+      if (frozen) db.signal('SIGCONT');
+      expect(await d.stop('SIGTERM')).toBe(0);
+    }
+    await expectExactTotals('frozen', [before, during]);
+  }, 90_000);
 });

@@ -111,6 +111,17 @@ export async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** The value of an unlabelled (or first labelled) sample of `name` in a Prometheus text answer; NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** GET <apiUrl>/metrics and read one sample (metricValue). */
+export async function scrape(apiUrl: string, name: string): Promise<number> {
+  return metricValue(await (await fetch(`${apiUrl}/metrics`)).text(), name);
+}
+
 export async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {

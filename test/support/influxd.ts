@@ -20,6 +20,8 @@ export interface InfluxdHandle {
   restart(): Promise<void>;
   /** Stops and removes the data dir. */
   destroy(): Promise<void>;
+  /** Sends a signal to the running server: SIGSTOP freezes it (connections hang), SIGCONT thaws it. */
+  signal(sig: NodeJS.Signals): void;
 }
 
 export function influxdAvailable(): boolean {
@@ -96,6 +98,7 @@ export async function startInfluxd(): Promise<InfluxdHandle> {
     const c = child;
     if (c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGCONT'); // a frozen server would not act on SIGTERM
     c.kill('SIGTERM');
     const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
     await exited;
@@ -108,6 +111,9 @@ export async function startInfluxd(): Promise<InfluxdHandle> {
     dataDir,
     stop,
     restart: launch,
+    signal: (sig) => {
+      child.kill(sig);
+    },
     destroy: async () => {
       await stop();
       rmSync(dataDir, { recursive: true, force: true });
