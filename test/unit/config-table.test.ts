@@ -250,8 +250,14 @@ describe('dataDir', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'scitags-cwd-'));
     const dataDir = join(mkdtempSync(join(tmpdir(), 'scitags-data-')), 'nested');
     const daemon = await startDaemon(await freePorts(), ['--data-dir', dataDir, '--workers', '1'], {}, cwd);
-    expect(daemon.output()).toContain(`"msg":"store: sqlite ${join(dataDir, 'scitags.sqlite')}"`);
-    expect(await daemon.stop()).toBe(0);
+    let code: number | null;
+    try {
+      expect(daemon.output()).toContain(`"msg":"store: sqlite ${join(dataDir, 'scitags.sqlite')}"`);
+    } finally {
+      // Stopped whatever the assertion said: a failed test must not leave a daemon running.
+      code = await daemon.stop();
+    }
+    expect(code).toBe(0);
     expect(
       readdirSync(dataDir)
         .filter((f) => !f.startsWith('scitags.sqlite-'))
