@@ -48,7 +48,7 @@ describe('mutation fuzzer', () => {
     expect(Object.values(report.byMutation).every((n) => n > 0)).toBe(true);
     expect(report.heapGrowthBytes).toBeLessThan(64 * 1024 * 1024);
     console.log(
-      `fuzz: ${report.executions} executions in ${report.seconds.toFixed(1)} s (${Math.round(report.executions / report.seconds)}/s), ${report.findings.length} signatures not in the corpus`,
+      `fuzz: ${report.executions} executions in ${report.seconds.toFixed(1)} s (${Math.round(report.executions / report.seconds)}/s), heap growth ${(report.heapGrowthBytes / 1048576).toFixed(1)} MB, ${report.findings.length} signatures not in the corpus`,
     );
   }, 30_000);
 
