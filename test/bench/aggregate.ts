@@ -3,7 +3,7 @@ import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
 import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
-import { median, nullStore } from './common.js';
+import { BENCH_PAIRS as PAIRS, median, nullStore } from './common.js';
 
 /**
  * Aggregator hot path: add() over a realistic mix — 50 exporters x 20 links x 15 registered
@@ -16,23 +16,6 @@ import { median, nullStore } from './common.js';
 
 const EXPORTERS = 50;
 const LINKS = 20;
-const PAIRS: [number, number][] = [
-  [2, 1],
-  [2, 2],
-  [2, 15],
-  [2, 16],
-  [2, 17],
-  [2, 20],
-  [3, 1],
-  [3, 2],
-  [3, 12],
-  [3, 13],
-  [3, 14],
-  [4, 1],
-  [5, 10],
-  [6, 13],
-  [8, 4],
-];
 const RECORDS_PER_RUN = 1_000_000;
 const RUNS = 7;
 const RECORDS_PER_DATAGRAM = 20;

@@ -4,6 +4,28 @@ import { cpus, release } from 'node:os';
 
 export { repoRoot } from '../support/root.js';
 
+/**
+ * The registered pairs the aggregate and InfluxDB benches spread their keys over (15, as a
+ * busy link carries), so both measure the same key mix.
+ */
+export const BENCH_PAIRS: readonly [number, number][] = [
+  [2, 1],
+  [2, 2],
+  [2, 15],
+  [2, 16],
+  [2, 17],
+  [2, 20],
+  [3, 1],
+  [3, 2],
+  [3, 12],
+  [3, 13],
+  [3, 14],
+  [4, 1],
+  [5, 10],
+  [6, 13],
+  [8, 4],
+];
+
 /** Median of the runs (the upper one of the middle two for an even count); `xs` is not changed. */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -34,26 +34,10 @@ import { loadSnapshot } from '../../src/registry/loader.js';
 import { createInfluxStore } from '../../src/store/influx/store.js';
 import type { TrafficRow } from '../../src/store/types.js';
 import { startInfluxd } from '../support/influxd.js';
+import { BENCH_PAIRS as PAIRS } from './common.js';
 
 const EXPORTERS = 50;
 const LINKS = 20;
-const PAIRS: [number, number][] = [
-  [2, 1],
-  [2, 2],
-  [2, 15],
-  [2, 16],
-  [2, 17],
-  [2, 20],
-  [3, 1],
-  [3, 2],
-  [3, 12],
-  [3, 13],
-  [3, 14],
-  [4, 1],
-  [5, 10],
-  [6, 13],
-  [8, 4],
-];
 const BUCKET_SECONDS = 60;
 const ROWS_PER_LINK = PAIRS.length + 2;
 const KEYS = EXPORTERS * LINKS * ROWS_PER_LINK;
