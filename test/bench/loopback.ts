@@ -586,7 +586,16 @@ export async function startOurs(proto: Proto, port: number, dir: string, extra: 
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SCITAGS_') || passEnv.includes(k)));
   const p = spawnPinned(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve', '-c', conf, ...extra], dir, env, opts.cpuList ?? '1');
   const base = `http://127.0.0.1:${api}`;
-  await waitUntil('scitags-collector serve', () => p.output().includes('API: http') && udpSocket(port).found, p.output);
+  // Ready when the UDP socket is bound and the API answers: the log runs at level error
+  // (its output would cost CPU in the measurement), so the start-up lines are not printed.
+  const apiAnswers = async (): Promise<boolean> => {
+    try {
+      return (await fetch(`${base}/health`)).status < 500;
+    } catch {
+      return false;
+    }
+  };
+  await waitUntil('scitags-collector serve', async () => udpSocket(port).found && (await apiAnswers()), p.output);
   const counted = async (): Promise<Counted> => {
     const ex = (await getJson<ExportersAnswer>(`${base}/api/v1/exporters`)).exporters;
     const sum = (f: (e: ExportersAnswer['exporters'][number]) => number): number => ex.reduce((s, e) => s + f(e), 0);
