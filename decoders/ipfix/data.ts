@@ -19,6 +19,7 @@ import { ipv4String, ipv6String } from '../packet/addr.js';
 import { emptyRecord, type FlowRecord, type SamplingSource } from '../record.js';
 import { FLOW_LABEL_MASK } from '../scitags/flowlabel.js';
 import { dumpRecordFields } from './fields.js';
+import { CompiledFills } from './fill-compiled.js';
 import { walkFrame } from './frame.js';
 import { type DecodePlan, Slot, SLOT_COUNT } from './plan.js';
 import {
@@ -281,8 +282,16 @@ function fillRecord(
       (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
   } else rec.endMs = slot >= 0 ? timeAt(b, base + pos[slot]!, slot) : undefined;
   if (plan.hasUptime) applyUptimes(b, base, pos, len, rec, ctx);
-  if (ctx.withAddresses) {
-    slot = plan.srcSlot;
+  fillAddresses(b, base, pos, plan, rec, ctx.withAddresses);
+  // IE 315: the frame fills what the template's own fields left unset.
+  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
+  fillSampling(b, base, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+}
+
+/** srcAddr / dstAddr, formatted only when the caller asked for addresses. */
+function fillAddresses(b: Uint8Array, base: number, pos: Int32Array, plan: DecodePlan, rec: FlowRecord, withAddresses: boolean): void {
+  if (withAddresses) {
+    let slot = plan.srcSlot;
     rec.srcAddr = slot < 0 ? undefined : slot === Slot.SRC6 ? ipv6String(b, base + pos[slot]!) : ipv4String(b, base + pos[slot]!);
     slot = plan.dstSlot;
     rec.dstAddr = slot < 0 ? undefined : slot === Slot.DST6 ? ipv6String(b, base + pos[slot]!) : ipv4String(b, base + pos[slot]!);
@@ -290,8 +299,21 @@ function fillRecord(
     rec.srcAddr = undefined;
     rec.dstAddr = undefined;
   }
-  // IE 315: the frame fills what the template's own fields left unset.
-  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
+}
+
+/** samplingRate / samplingSource: the set-wide rate, or resolved per record when `perRecordRate`. */
+function fillSampling(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  rec: FlowRecord,
+  perRecordRate: boolean,
+  setRate: number,
+  setSource: SamplingSource,
+): void {
   if (perRecordRate) {
     if (plan.recordSampling) readRecordSampling(b, base, pos, len, sf);
     resolveRate(ctx.sessionSampling, ctx.exporterSampling, plan.recordSampling ? sf : null, rec.inIf ?? -1, ctx.sampling, rate);
@@ -303,6 +325,27 @@ function fillRecord(
     rec.samplingSource = setSource;
     if (setSource === 'unknown') ctx.unknownSampling++;
   }
+}
+
+/** Fills specialised per fixed-length layout (fill-compiled.ts); fillRecord is their reference. */
+const compiledFills = new CompiledFills<DataContext>({
+  uintAt,
+  timeAt,
+  applyUptimes,
+  fillAddresses: (b, base, plan, rec, withAddresses) => fillAddresses(b, base, plan.pos, plan, rec, withAddresses),
+  fillFrame: (b, base, plan, rec, ctx) =>
+    walkFrame(b, base + plan.pos[Slot.FRAME]!, plan.len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses),
+  fillSampling: (b, base, plan, ctx, rec, perRecordRate, setRate, setSource) =>
+    fillSampling(b, base, plan.pos, plan.len, plan, ctx, rec, perRecordRate, setRate, setSource),
+});
+let compiledFillOn = true;
+
+/**
+ * Whether fixed-length templates use their compiled fill (default) or fillRecord. For the
+ * equivalence test and the bench's comparison; both produce identical records.
+ */
+export function useCompiledFill(on: boolean): void {
+  compiledFillOn = on;
 }
 
 /**
@@ -365,10 +408,12 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     const L = plan.fixedLength;
     const pos = plan.pos;
     const len = plan.len;
+    const fill = compiledFillOn ? (plan.compiledFill ??= compiledFills.get(plan)) : undefined;
     // Trailing bytes shorter than a record are padding (RFC 7011 3.3.1, RFC 3954 5.3).
     for (let p = start; p + L <= end; p += L) {
       const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
-      fillRecord(b, p, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+      if (fill !== undefined) fill(b, p, plan, ctx, rec, perRecordRate, setRate, setSource);
+      else fillRecord(b, p, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
       if (ctx.withFields) rec.fields = dumpRecordFields(b, p, p + L, plan);
       if (sink !== undefined) sink(rec);
       else ctx.out.push(rec);

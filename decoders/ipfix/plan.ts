@@ -7,6 +7,8 @@
  * fields wins (flowStartSeconds vs flowStartMilliseconds, IPv4 vs IPv6 source) is also
  * decided here, once.
  */
+import type { DataContext } from './data.js';
+import type { CompiledFill } from './fill-compiled.js';
 
 /** One field specifier as it appeared on the wire (RFC 7011 section 3.2, RFC 3954 section 5.2). */
 export interface TemplateField {
@@ -120,6 +122,8 @@ export interface DecodePlan {
   hasFrame: boolean;
   /** The template carries packet/octet counts (else a PSAMP frame counts one packet). */
   hasCounts: boolean;
+  /** Fixed-length plans: the fill compiled for their layout, set on first use (data.ts). */
+  compiledFill: CompiledFill<DataContext> | undefined;
 }
 
 /** Fixed-size numeric fields: reduced-size encoding allows 1..8 octets (RFC 7011 6.2). */
@@ -329,5 +333,6 @@ export function compilePlan(
     recordSampling,
     hasFrame,
     hasCounts,
+    compiledFill: undefined,
   };
 }

@@ -27,6 +27,7 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { readCaptureFile } from '../../collectors/pcap.js';
+import { useCompiledFill } from '../../decoders/ipfix/data.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
@@ -94,7 +95,8 @@ const DECODE_AGGREGATE_CAPTURES: [string, string][] = [
  * inline decode stage does) and every record handed to Aggregator.add() (null store, one
  * open bucket: receive time fixed), in a loop; records/s per 1 s run after a 1 s warm-up.
  */
-async function decodeAggregate(file: string, runs: number): Promise<number[]> {
+async function decodeAggregate(file: string, runs: number, compiledFill = true): Promise<number[]> {
+  useCompiledFill(compiledFill);
   const { datagrams } = readCaptureFile(join(repoRoot(), 'test', 'fixtures', file));
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   const t0 = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -123,6 +125,7 @@ async function decodeAggregate(file: string, runs: number): Promise<number[]> {
   }
   if (decoder.totals.records === 0) throw new Error(`${file}: nothing decoded`);
   await agg.flush();
+  useCompiledFill(true);
   return rates;
 }
 
@@ -136,6 +139,16 @@ const benchDecodeAggregate: Bench = async (f) => {
       unit: 'records/s',
       samples: await decodeAggregate(file, f.runs ?? 5),
     });
+    // Side by side: the same path with fillRecord instead of the compiled fills (sFlow has none).
+    if (proto !== 'sflow') {
+      rows.push({
+        bench: `decode+aggregate: ${proto}`,
+        config: 'fillRecord (no compiled fill)',
+        metric: 'recordsPerSec',
+        unit: 'records/s',
+        samples: await decodeAggregate(file, f.runs ?? 5, false),
+      });
+    }
   }
   return {
     rows,

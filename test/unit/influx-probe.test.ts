@@ -96,6 +96,8 @@ describe('InfluxProbe (GET /ping)', () => {
   it('the collector: /health store_unreachable and scitags_store_probe_ok 0 while /ping answers 500, ok and 1 once it answers 204', async () => {
     const p = await pingServer();
     servers.push(p.server);
+    // Healthy at start: a probe can run before the first /health request on a loaded machine.
+    p.status.value = 204;
     const apiPort = await freeTcpPort();
     const dir = mkdtempSync(join(tmpdir(), 'scitags-probe-'));
     const config = configSchema.parse({
@@ -115,6 +117,7 @@ describe('InfluxProbe (GET /ping)', () => {
     try {
       expect(await health()).toMatchObject({ status: 'ok', reasons: [] });
       expect(await probeOk()).toBe(1);
+      p.status.value = 500;
       await waitFor(async () => (await health()).status === 'degraded', 5000);
       expect((await health()).reasons).toEqual([
         {
