@@ -67,6 +67,8 @@ export interface AggregatorDeps {
   traffic?: TrafficSink;
   /** After a successful store write: the start of the newest bucket in it (the run marker keeps it). */
   onWritten?: (newestBucketStartMs: number) => void;
+  /** After every store write attempt, failed ones included: how long the store took (scitags_store_write_seconds). */
+  onWriteTimed?: (seconds: number) => void;
 }
 
 export interface AggregatorStats {
@@ -643,7 +645,11 @@ export class Aggregator {
     if (batch.length === 0) return;
     const started = performance.now();
     try {
-      await this.deps.store.writeRows(rows);
+      try {
+        await this.deps.store.writeRows(rows);
+      } finally {
+        this.deps.onWriteTimed?.((performance.now() - started) / 1000);
+      }
     } catch (err) {
       this.c.writeFailures++;
       this.consecutiveFailures++;

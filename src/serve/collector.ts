@@ -149,6 +149,7 @@ export class Collector {
         traffic,
         log: deps.log.child({ component: 'aggregate' }),
         onWritten: (bucketStartMs) => this.marker?.bucketWritten(bucketStartMs),
+        onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
       },
     );
     const flowLimits = flowLimitsOf(config.decoder);

@@ -115,6 +115,10 @@ describe('Prometheus exposition of a running daemon after traffic', () => {
     expect(one('scitags_build_info')).toEqual([
       { name: 'scitags_build_info', labels: { version: VERSION, node: process.version }, value: 1 },
     ]);
+    // Store writes happened (the API has every bucket): each attempt is timed, one count per attempt.
+    const writeCount = one('scitags_store_write_seconds_count');
+    expect(writeCount.map((s) => s.labels)).toEqual([{ store: 'sqlite' }]);
+    expect(writeCount[0]!.value).toBeGreaterThan(0);
     const seen = one('scitags_exporter_last_seen_seconds');
     expect(seen.map((s) => s.labels)).toEqual([{ exporter: '127.0.0.1' }]);
     expect(seen[0]!.value * 1000).toBeGreaterThanOrEqual(t0);

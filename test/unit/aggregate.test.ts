@@ -514,6 +514,22 @@ describe('store failures', () => {
     });
   });
 
+  it('times every store write attempt, failed ones included (scitags_store_write_seconds)', async () => {
+    const timed: number[] = [];
+    const agg = createAggregator(
+      { graceSeconds: 0 },
+      { now: () => T0, store, registry: () => registry, onWriteTimed: (s) => timed.push(s) },
+    );
+    agg.add(sample({ bytes: 5 }), T0, R1);
+    store.failNext = 1;
+    await agg.tick(T0 + MIN); // fails
+    await agg.tick(T0 + MIN + S); // written
+    await agg.tick(T0 + MIN + 2 * S); // nothing dirty: no write, no timing
+    expect(timed).toHaveLength(2);
+    for (const s of timed) expect(s).toBeGreaterThanOrEqual(0);
+    expect(agg.stats()).toMatchObject({ writeFailures: 1, bucketsWritten: 1 });
+  });
+
   it('flush rejects when the store fails and succeeds on retry', async () => {
     const agg = aggregator();
     agg.add(sample(), T0, R1);
