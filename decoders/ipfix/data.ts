@@ -20,7 +20,7 @@ import { emptyRecord, type FlowRecord, type SamplingSource } from '../record.js'
 import { FLOW_LABEL_MASK } from '../scitags/flowlabel.js';
 import { dumpRecordFields } from './fields.js';
 import { walkFrame } from './frame.js';
-import { type DecodePlan, Slot, SLOT_COUNT } from './plan.js';
+import { type DecodePlan, Slot, SLOT_COUNT, Volume, VOLUME_TOTALS } from './plan.js';
 import {
   newSamplingFields,
   resetSamplingFields,
@@ -30,6 +30,8 @@ import {
   type SamplingFields,
   type SamplingTable,
 } from './sampling.js';
+import type { FlowDecoderState, SessionState } from './state.js';
+import { type Deltas, type FlowTotalsTable, totalsToDeltas } from './totals.js';
 
 /** Per-set context, reused between sets and datagrams (mutable to avoid allocation). */
 export interface DataContext {
@@ -57,6 +59,16 @@ export interface DataContext {
   out: FlowRecord[];
   /** Records whose rate was unknown (the global default used), for the stats. */
   unknownSampling: number;
+  /** Records emitted, for the stats. */
+  emitted: number;
+  /** Records of no-volume templates: counted here, never emitted. */
+  noVolume: number;
+  /** Receive time of the datagram (the total-to-delta table's clock). */
+  receivedMs: number;
+  /** The state, session and domain table that totals.ts updates; the table is undefined until a template needs it. */
+  state: FlowDecoderState | undefined;
+  session: SessionState | undefined;
+  totals: FlowTotalsTable | undefined;
 }
 
 /** Record sampling fields and the resolved rate: scratch reused for every record. */
@@ -69,6 +81,9 @@ const rate: ResolvedRate = { rate: 1, source: 'unknown' };
  */
 const varPos = new Int32Array(SLOT_COUNT);
 const varLen = new Int32Array(SLOT_COUNT);
+
+/** The current record's counts once chosen (finishVolume). */
+const deltas: Deltas = { bytes: 0, packets: 0 };
 
 /** Big-endian unsigned of 1..8 octets; the caller checked the bounds. */
 function uintAt(b: Uint8Array, o: number, len: number): number {
@@ -305,17 +320,76 @@ function fillRecord(
   }
 }
 
+/** An address as a key part: '' when the template has none. */
+function addrKey(b: Uint8Array, base: number, pos: Int32Array, slot: number): string {
+  if (slot < 0) return '';
+  const o = base + pos[slot]!;
+  return slot === Slot.SRC6 || slot === Slot.DST6 ? ipv6String(b, o) : ipv4String(b, o);
+}
+
+/** The flow a record of running totals belongs to (see totals.ts): flowId, else its key fields. */
+function flowKey(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, plan: DecodePlan, rec: FlowRecord): string {
+  const o = pos[Slot.FLOW_ID]!;
+  if (o >= 0) return `#${uintAt(b, base + o, len[Slot.FLOW_ID]!)}`;
+  return (
+    `${addrKey(b, base, pos, plan.srcSlot)}|${addrKey(b, base, pos, plan.dstSlot)}|${rec.ipProtocol}|${rec.srcPort}|` +
+    `${rec.dstPort}|${rec.inIf}|${rec.outIf}|${rec.vlan}|${rec.startMs}`
+  );
+}
+
+/**
+ * The rare volume cases (plan.volume != 0), after fillRecord read BYTES / PACKETS: NSEL
+ * responder counts added, running totals turned into deltas (totals.ts).
+ */
+function finishVolume(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  rec: FlowRecord,
+): void {
+  const v = plan.volume;
+  let o: number;
+  if ((v & Volume.ADD) !== 0) {
+    o = pos[Slot.BYTES_ADD]!;
+    if (o >= 0) rec.bytes += uintAt(b, base + o, len[Slot.BYTES_ADD]!);
+    o = pos[Slot.PACKETS_ADD]!;
+    if (o >= 0) rec.packets += uintAt(b, base + o, len[Slot.PACKETS_ADD]!);
+  }
+  const d = deltas;
+  if ((v & VOLUME_TOTALS) !== 0 && ctx.totals !== undefined) {
+    d.bytes = rec.bytes;
+    d.packets = rec.packets;
+    totalsToDeltas(
+      ctx.state!,
+      ctx.session!,
+      ctx.totals,
+      flowKey(b, base, pos, len, plan, rec),
+      ctx.receivedMs,
+      d,
+      (v & Volume.TOTAL_BYTES) !== 0,
+      (v & Volume.TOTAL_PACKETS) !== 0,
+    );
+    rec.bytes = d.bytes;
+    rec.packets = d.packets;
+  }
+}
+
 /**
  * Walks the records of a variable-length data set without decoding them, and throws
  * DecodeError('record-malformed') at the first field running past the set. Run before any
  * record is decoded, so a set is emitted whole or not at all: a sink cannot take records
  * back, and sets are atomic (see ipfix.ts).
  */
-function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodePlan): void {
+function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodePlan): number {
   const lens = plan.lens;
   const fc = plan.fieldCount;
   let p = start;
+  let n = 0;
   while (end - p >= plan.minLength) {
+    n++;
     for (let i = 0; i < fc; i++) {
       let len = lens[i]!;
       if (len < 0) {
@@ -334,6 +408,7 @@ function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodeP
       p += len;
     }
   }
+  return n;
 }
 
 /**
@@ -343,6 +418,14 @@ function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodeP
  * before any record of the set is emitted; the caller then discards the whole set.
  */
 export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: DecodePlan, ctx: DataContext): number {
+  if (plan.noVolume) {
+    // Nothing in these records says how much traffic they stand for: counted as no-volume
+    // (never added as zeros), after the same structural check as any other set.
+    const records = plan.fixedLength > 0 ? Math.floor((end - start) / plan.fixedLength) : checkVarlenSet(b, start, end, plan);
+    ctx.noVolume += records;
+    return records;
+  }
+  const vol = plan.volume;
   // The set-wide rate, when nothing in a record can change it: resolved once per set.
   const perRecordRate = plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
   let setRate = 1;
@@ -369,11 +452,13 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     for (let p = start; p + L <= end; p += L) {
       const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
       fillRecord(b, p, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+      if (vol !== 0) finishVolume(b, p, pos, len, plan, ctx, rec);
       if (ctx.withFields) rec.fields = dumpRecordFields(b, p, p + L, plan);
       if (sink !== undefined) sink(rec);
       else ctx.out.push(rec);
       n++;
     }
+    ctx.emitted += n;
     return n;
   }
   // Variable-length template (RFC 7011 section 7 length prefixes): check the whole set, then
@@ -406,11 +491,13 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     }
     const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
     fillRecord(b, 0, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+    if (vol !== 0) finishVolume(b, 0, pos, len, plan, ctx, rec);
     if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, p, plan);
     if (sink !== undefined) sink(rec);
     else ctx.out.push(rec);
     n++;
   }
+  ctx.emitted += n;
   return n;
 }
 
