@@ -59,7 +59,7 @@ export interface DataContext {
   out: FlowRecord[];
   /** Records whose rate was unknown (the global default used), for the stats. */
   unknownSampling: number;
-  /** Records emitted, for the stats. */
+  /** Records emitted (forward and RFC 5103 reverse ones), for the stats. */
   emitted: number;
   /** Records of no-volume templates: counted here, never emitted. */
   noVolume: number;
@@ -82,8 +82,8 @@ const rate: ResolvedRate = { rate: 1, source: 'unknown' };
 const varPos = new Int32Array(SLOT_COUNT);
 const varLen = new Int32Array(SLOT_COUNT);
 
-/** The current record's counts once chosen (finishVolume). */
-const deltas: Deltas = { bytes: 0, packets: 0 };
+/** The current record's counts once chosen (finishVolume), reverse ones included. */
+const deltas: Deltas = { bytes: 0, packets: 0, revBytes: 0, revPackets: 0 };
 
 /** Big-endian unsigned of 1..8 octets; the caller checked the bounds. */
 function uintAt(b: Uint8Array, o: number, len: number): number {
@@ -339,7 +339,8 @@ function flowKey(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, 
 
 /**
  * The rare volume cases (plan.volume != 0), after fillRecord read BYTES / PACKETS: NSEL
- * responder counts added, running totals turned into deltas (totals.ts).
+ * responder counts added, RFC 5103 reverse counts read into `deltas`, running totals turned
+ * into deltas (totals.ts).
  */
 function finishVolume(
   b: Uint8Array,
@@ -359,6 +360,12 @@ function finishVolume(
     if (o >= 0) rec.packets += uintAt(b, base + o, len[Slot.PACKETS_ADD]!);
   }
   const d = deltas;
+  if ((v & Volume.REVERSE) !== 0) {
+    o = pos[Slot.REV_BYTES]!;
+    d.revBytes = o >= 0 ? uintAt(b, base + o, len[Slot.REV_BYTES]!) : 0;
+    o = pos[Slot.REV_PACKETS]!;
+    d.revPackets = o >= 0 ? uintAt(b, base + o, len[Slot.REV_PACKETS]!) : 0;
+  } else d.revBytes = d.revPackets = 0;
   if ((v & VOLUME_TOTALS) !== 0 && ctx.totals !== undefined) {
     d.bytes = rec.bytes;
     d.packets = rec.packets;
@@ -371,10 +378,56 @@ function finishVolume(
       d,
       (v & Volume.TOTAL_BYTES) !== 0,
       (v & Volume.TOTAL_PACKETS) !== 0,
+      (v & Volume.REV_TOTAL_BYTES) !== 0,
+      (v & Volume.REV_TOTAL_PACKETS) !== 0,
     );
     rec.bytes = d.bytes;
     rec.packets = d.packets;
   }
+}
+
+/**
+ * RFC 5103 section 6: a biflow's reverse counters are the traffic of the opposite direction,
+ * emitted as a record of its own. It is refilled from the wire (a sink may have changed the
+ * forward record it was given) and turned around: input and output interfaces, addresses and
+ * ports swapped, the reverse counts, reverseFlowLabelIPv6 as its label (undefined when not
+ * exported: the forward label is the other host's), and no traffic class (the forward one is
+ * the other direction's). A reverse direction that carried nothing is not emitted.
+ */
+function emitReverse(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  shared: FlowRecord | undefined,
+  perRecordRate: boolean,
+  setRate: number,
+  setSource: SamplingSource,
+  fields: Record<string, unknown> | undefined,
+): void {
+  if (deltas.revBytes === 0 && deltas.revPackets === 0) return;
+  const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
+  fillRecord(b, base, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+  const inIf = rec.inIf;
+  rec.inIf = rec.outIf;
+  rec.outIf = inIf;
+  const src = rec.srcAddr;
+  rec.srcAddr = rec.dstAddr;
+  rec.dstAddr = src;
+  const srcPort = rec.srcPort;
+  rec.srcPort = rec.dstPort;
+  rec.dstPort = srcPort;
+  rec.bytes = deltas.revBytes;
+  rec.packets = deltas.revPackets;
+  const o = pos[Slot.REV_FLOW_LABEL]!;
+  rec.flowLabel = o >= 0 ? uintAt(b, base + o, len[Slot.REV_FLOW_LABEL]!) & FLOW_LABEL_MASK : undefined;
+  rec.trafficClass = undefined;
+  if (fields !== undefined) rec.fields = fields;
+  if (ctx.sink !== undefined) ctx.sink(rec);
+  else ctx.out.push(rec);
+  ctx.emitted++;
 }
 
 /**
@@ -457,6 +510,7 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
       if (sink !== undefined) sink(rec);
       else ctx.out.push(rec);
       n++;
+      if ((vol & Volume.REVERSE) !== 0) emitReverse(b, p, pos, len, plan, ctx, shared, perRecordRate, setRate, setSource, rec.fields);
     }
     ctx.emitted += n;
     return n;
@@ -496,6 +550,7 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     if (sink !== undefined) sink(rec);
     else ctx.out.push(rec);
     n++;
+    if ((vol & Volume.REVERSE) !== 0) emitReverse(b, 0, pos, len, plan, ctx, shared, perRecordRate, setRate, setSource, rec.fields);
   }
   ctx.emitted += n;
   return n;

@@ -70,10 +70,19 @@ export const Slot = {
   BYTES_ADD: 42, // responderOctets 232, added to initiatorOctets 231 in BYTES (NSEL)
   PACKETS_ADD: 43, // responderPackets 299, added to initiatorPackets 298 in PACKETS (NSEL)
   FLOW_ID: 44, // flowId 148: names a flow in the total-to-delta table
+  REV_BYTES: 45, // reverse octets of an RFC 5103 biflow (PEN 29305)
+  REV_PACKETS: 46, // reverse packets of an RFC 5103 biflow (PEN 29305)
+  REV_FLOW_LABEL: 47, // reverseFlowLabelIPv6 (PEN 29305, IE 31)
 } as const;
 
 /** Number of slots: the length of DecodePlan.pos / len. */
-export const SLOT_COUNT = 45;
+export const SLOT_COUNT = 48;
+
+/**
+ * RFC 5103 section 6.1: the Reverse Information Element Private Enterprise Number. A reverse
+ * IE is the forward IE's number with the enterprise bit set and this PEN.
+ */
+export const REVERSE_PEN = 29305;
 
 /** DecodePlan.volume bits: what decodeDataSet does beyond reading BYTES / PACKETS. */
 export const Volume = {
@@ -82,10 +91,15 @@ export const Volume = {
   /** BYTES / PACKETS are running totals per flow (octet/packetTotalCount 85/86, or NSEL's). */
   TOTAL_BYTES: 2,
   TOTAL_PACKETS: 4,
+  /** RFC 5103 reverse counters: a second record for the other direction. */
+  REVERSE: 8,
+  /** REV_BYTES / REV_PACKETS are reverse octetTotalCount / packetTotalCount. */
+  REV_TOTAL_BYTES: 16,
+  REV_TOTAL_PACKETS: 32,
 } as const;
 
 /** Any running total: the record needs the per-flow total-to-delta table (totals.ts). */
-export const VOLUME_TOTALS = Volume.TOTAL_BYTES | Volume.TOTAL_PACKETS;
+export const VOLUME_TOTALS = Volume.TOTAL_BYTES | Volume.TOTAL_PACKETS | Volume.REV_TOTAL_BYTES | Volume.REV_TOTAL_PACKETS;
 
 /**
  * A compiled template. `ids` .. `slots` are indexed by field position (the variable-length
@@ -261,11 +275,19 @@ const C = {
   P_INIT: 8,
   P_RESP: 9,
   P_TOTAL: 10,
-  FLOW_ID: 11,
+  RB_DELTA: 11,
+  RB_POST: 12,
+  RB_L2: 13,
+  RB_TOTAL: 14,
+  RP_DELTA: 15,
+  RP_POST: 16,
+  RP_TOTAL: 17,
+  FLOW_ID: 18,
+  REV_LABEL: 19,
 } as const;
-const CANDIDATES = 12;
+const CANDIDATES = 20;
 
-/** The volume candidate a field is, or -1 (IANA elements only). */
+/** The volume candidate a field is, or -1. `pen` is 0 or REVERSE_PEN (RFC 5103). */
 function candidateFor(id: number, pen: number, len: number): number {
   if (!numeric(len)) return -1;
   if (pen === 0) {
@@ -298,7 +320,27 @@ function candidateFor(id: number, pen: number, len: number): number {
         return -1;
     }
   }
-  return -1;
+  if (pen !== REVERSE_PEN) return -1;
+  switch (id) {
+    case 1:
+      return C.RB_DELTA;
+    case 23:
+      return C.RB_POST;
+    case 352:
+      return C.RB_L2;
+    case 85:
+      return C.RB_TOTAL;
+    case 2:
+      return C.RP_DELTA;
+    case 24:
+      return C.RP_POST;
+    case 86:
+      return C.RP_TOTAL;
+    case 31:
+      return len <= 4 ? C.REV_LABEL : -1;
+    default:
+      return -1;
+  }
 }
 
 /**
@@ -308,8 +350,9 @@ function candidateFor(id: number, pen: number, len: number): number {
  *            initiatorOctets 231 + responderOctets 232 (NSEL), octetTotalCount 85;
  *   packets: packetDeltaCount 2, postPacketDeltaCount 24,
  *            initiatorPackets 298 + responderPackets 299 (NSEL), packetTotalCount 86.
- * Totals and NSEL counters are turned into deltas per flow (totals.ts). Writes the chosen
- * fields' slots into `slots` and returns the Volume bits.
+ * Totals and NSEL counters are turned into deltas per flow (totals.ts). The same order
+ * (without NSEL) picks the RFC 5103 reverse counters. Writes the chosen fields' slots into
+ * `slots` and returns the Volume bits.
  */
 function chooseVolume(cand: Int32Array, slots: Uint8Array): number {
   let v = 0;
@@ -347,6 +390,23 @@ function chooseVolume(cand: Int32Array, slots: Uint8Array): number {
   } else if (cand[C.P_TOTAL]! >= 0) {
     slots[cand[C.P_TOTAL]!] = Slot.PACKETS;
     v |= Volume.TOTAL_PACKETS;
+  }
+  // RFC 5103 reverse counters.
+  c = first(C.RB_DELTA, C.RB_POST, C.RB_L2);
+  if (c >= 0) slots[cand[c]!] = Slot.REV_BYTES;
+  else if (cand[C.RB_TOTAL]! >= 0) {
+    slots[cand[C.RB_TOTAL]!] = Slot.REV_BYTES;
+    v |= Volume.REV_TOTAL_BYTES;
+  }
+  c = first(C.RP_DELTA, C.RP_POST);
+  if (c >= 0) slots[cand[c]!] = Slot.REV_PACKETS;
+  else if (cand[C.RP_TOTAL]! >= 0) {
+    slots[cand[C.RP_TOTAL]!] = Slot.REV_PACKETS;
+    v |= Volume.REV_TOTAL_PACKETS;
+  }
+  if (first(C.RB_DELTA, C.RB_POST, C.RB_L2, C.RB_TOTAL, C.RP_DELTA, C.RP_POST, C.RP_TOTAL) >= 0) {
+    v |= Volume.REVERSE;
+    if (cand[C.REV_LABEL]! >= 0) slots[cand[C.REV_LABEL]!] = Slot.REV_FLOW_LABEL;
   }
   // The flow's name in the total-to-delta table, when one is needed.
   if ((v & VOLUME_TOTALS) !== 0 && cand[C.FLOW_ID]! >= 0) slots[cand[C.FLOW_ID]!] = Slot.FLOW_ID;
@@ -467,6 +527,6 @@ export function compilePlan(
     hasFrame,
     hasCounts,
     volume,
-    noVolume: kind === 'data' && !hasCounts && !hasFrame,
+    noVolume: kind === 'data' && !hasCounts && !hasFrame && (volume & Volume.REVERSE) === 0,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Running totals turned into deltas, per flow.
  *
- * octetTotalCount / packetTotalCount (85/86) count "since the
+ * octetTotalCount / packetTotalCount (85/86, and their RFC 5103 reverse IEs) count "since the
  * Metering Process started observing the flow" (IANA IPFIX registry; RFC 7012 5.10): an
  * exporter that reports a long flow several times (YAF, some Cisco ASA builds) repeats what
  * it already reported. The aggregator sums deltas, so each record adds what grew since the
@@ -25,6 +25,8 @@ import { charge, fairShare, STATE_COST, type FlowDecoderState, type SessionState
 export interface FlowTotal {
   bytes: number;
   packets: number;
+  revBytes: number;
+  revPackets: number;
   /** Receive time of the last record of this flow. */
   lastMs: number;
 }
@@ -45,6 +47,8 @@ export const FLOW_TOTALS_IDLE_MS = 3_600_000;
 export interface Deltas {
   bytes: number;
   packets: number;
+  revBytes: number;
+  revPackets: number;
 }
 
 /** A total smaller than the previous one starts again (RFC 7011 has no wrap for totals). */
@@ -78,6 +82,8 @@ export function totalsToDeltas(
   d: Deltas,
   bytesTotal: boolean,
   packetsTotal: boolean,
+  revBytesTotal: boolean,
+  revPacketsTotal: boolean,
 ): void {
   // Drop idle flows from the old end: at most two per record, so the cost stays constant.
   for (let i = 0; i < 2; i++) {
@@ -90,10 +96,16 @@ export function totalsToDeltas(
     table.delete(key);
     const b = d.bytes;
     const p = d.packets;
+    const rb = d.revBytes;
+    const rp = d.revPackets;
     if (bytesTotal) d.bytes = delta(e.bytes, b);
     if (packetsTotal) d.packets = delta(e.packets, p);
+    if (revBytesTotal) d.revBytes = delta(e.revBytes, rb);
+    if (revPacketsTotal) d.revPackets = delta(e.revPackets, rp);
     e.bytes = b;
     e.packets = p;
+    e.revBytes = rb;
+    e.revPackets = rp;
     e.lastMs = nowMs;
     table.set(key, e);
     return;
@@ -103,7 +115,7 @@ export function totalsToDeltas(
     forget(state, session, table, table.keys().next().value!);
   }
   if (!fits(state, session)) return;
-  e = { bytes: d.bytes, packets: d.packets, lastMs: nowMs };
+  e = { bytes: d.bytes, packets: d.packets, revBytes: d.revBytes, revPackets: d.revPackets, lastMs: nowMs };
   table.set(key, e);
   charge(state, session, STATE_COST.flowTotal);
 }

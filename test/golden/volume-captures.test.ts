@@ -1,12 +1,14 @@
 /**
  * Volume fields of real third-party exporter captures (../shared/external-captures, see its
  * catalog.json; used from there, never copied here): Cisco ASA NSEL (totals per flowId,
- * initiator + responder octets), Barracuda (deltas next to totals). Skipped with a notice when ../shared is absent.
+ * initiator + responder octets), YAF and ipfixprobe RFC 5103 biflows, Barracuda (deltas next
+ * to totals). Skipped with a notice when ../shared is absent.
  *
  * Expected numbers were derived independently of this decoder, from tshark 4.0's per-record
  * dissection (`tshark -r F -V -d udp.port==N,cflow`, one record per "Flow n" block) summed by
  * a short script with the rules of the README (octetDeltaCount first; totals and NSEL counters
- * counted per flow: first record whole, repeats by what grew). The per-capture notes say which tshark fields they are.
+ * counted per flow: first record whole, repeats by what grew; reverse counters as their own
+ * record). The per-capture notes say which tshark fields they are.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,6 +64,27 @@ describe.skipIf(!present)('volume of real exporters (third-party captures)', () 
     for (const d of readCaptureFile(join(DIR, 'logstash_nf9_cisco_asa2.pcap')).datagrams)
       dec.decode(d.payload, d.srcAddr, d.srcPort, d.timeMs);
     expect(snapshotOf(dec, 0).exporters.map((e) => [e.records, e.errorsByReason])).toEqual([[15, { 'no-volume': 4 }]]);
+  });
+
+  it('YAF biflows with running totals (85/86 and their PEN 29305 reverse): 2 records, 4 directions', () => {
+    // tshark: set 45841 "Permanent Octets" 132 / reverse 200, packets 2 / 2; set 45873 172 / 92,
+    // 4 / 2 (set 53248 is YAF's statistics options record, not traffic).
+    const r = run('logstash_ipfix_yaf_applabel');
+    expect([r.errors, r.dataRecords, r.noVolume, r.emitted, r.bytes, r.packets]).toEqual([0, 2, 0, 4, 596, 10]);
+    expect(r.records.map((x) => [x.srcAddr, x.dstAddr, x.srcPort, x.dstPort, x.bytes, x.packets])).toEqual([
+      ['172.16.32.201', '172.16.32.100', 46086, 53, 132, 2],
+      ['172.16.32.100', '172.16.32.201', 53, 46086, 200, 2],
+      ['172.16.32.100', '172.16.32.215', 63499, 9997, 172, 4],
+      ['172.16.32.215', '172.16.32.100', 9997, 63499, 92, 2],
+    ]);
+  });
+
+  it('ipfixprobe biflows (delta counters and their reverse): 4 records, 6 directions that carried traffic', () => {
+    // tshark: 4 records; "Octets" 62 / 229 / 21673 / 2304, reverse 128 / 0 / 1546 / 0;
+    // "Packets" 1 / 1 / 28 / 4, reverse 1 / 0 / 25 / 0.
+    const r = run('akvorado_ipfix_ipfixprobe_biflow');
+    expect([r.errors, r.dataRecords, r.noVolume, r.emitted, r.bytes, r.packets]).toEqual([0, 4, 0, 6, 25942, 60]);
+    expect(brief(r.records[1]!)).toEqual(['10.10.1.1', '10.10.1.4', 53, 56166, undefined, 10, 128, 1]);
   });
 
   it('Barracuda: octetDeltaCount wins over the octetTotalCount next to it', () => {

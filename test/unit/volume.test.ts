@@ -1,6 +1,6 @@
 /**
  * Which fields give a record's volume (plan.ts chooseVolume), running totals turned into
- * deltas per flow (totals.ts) and records without volume (`no-volume`).
+ * deltas per flow (totals.ts), records without volume (`no-volume`) and RFC 5103 biflows.
  * Every datagram is built with the test builders; expected values are the ones written in.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { createFlowDecoderState, decodeFlowDatagram, recountStateBytes, STATE_CO
 import type { FlowDecodeOptions, FlowDecoderState } from '../../decoders/ipfix/index.js';
 import { FLOW_TOTALS_IDLE_MS } from '../../decoders/ipfix/totals.js';
 import type { FlowRecord } from '../../decoders/record.js';
+import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { snapshotOf } from '../../src/pipeline/snapshot.js';
 import {
@@ -24,6 +25,8 @@ import {
 } from '../builders/ipfix.js';
 
 const ADDR = '192.0.2.1';
+/** RFC 5103 section 6.1: the reverse information element PEN. */
+const REV = 29305;
 
 function decode(bytes: Uint8Array, state: FlowDecoderState, opts: FlowDecodeOptions = {}, ms = 1_000_000) {
   return decodeFlowDatagram(bytes, { exporterAddr: ADDR, exporterPort: 4739, receivedMs: ms }, state, opts);
@@ -273,5 +276,114 @@ describe('volume: records without any volume field', () => {
     const [ex] = snapshotOf(dec, 0).exporters;
     expect([ex?.address, ex?.records, ex?.errorsByReason]).toEqual([ADDR, 0, { 'no-volume': 3 }]);
     expect(dec.exporters.all()[0]?.badDatagrams).toBe(0);
+  });
+});
+
+describe('volume: RFC 5103 biflows', () => {
+  const label = encodeFlowLabel(2, 1);
+  const revLabel = encodeFlowLabel(3, 4);
+  const fields = [
+    f('sourceIPv6Address', 16),
+    f('destinationIPv6Address', 16),
+    f('sourceTransportPort', 2),
+    f('destinationTransportPort', 2),
+    f('ingressInterface', 4),
+    f('egressInterface', 4),
+    f('ipClassOfService', 1),
+    f('flowLabelIPv6', 4),
+    f('octetDeltaCount', 8),
+    f('packetDeltaCount', 8),
+    f(31, 4, REV), // reverseFlowLabelIPv6
+    f(1, 8, REV), // reverseOctetDeltaCount
+    f(2, 8, REV), // reversePacketDeltaCount
+  ];
+  const bi = (bytes: number, packets: number, rbytes: number, rpackets: number) => ({
+    sourceIPv6Address: '2001:db8::1',
+    destinationIPv6Address: '2001:db8::2',
+    sourceTransportPort: 40000,
+    destinationTransportPort: 2811,
+    ingressInterface: 3,
+    egressInterface: 7,
+    ipClassOfService: 0x20,
+    flowLabelIPv6: label,
+    octetDeltaCount: bytes,
+    packetDeltaCount: packets,
+    [`${REV}.31`]: revLabel,
+    [`${REV}.1`]: rbytes,
+    [`${REV}.2`]: rpackets,
+  });
+  const view = (r: FlowRecord) => [
+    r.srcAddr,
+    r.dstAddr,
+    r.srcPort,
+    r.dstPort,
+    r.inIf,
+    r.outIf,
+    r.flowLabel,
+    r.trafficClass,
+    r.bytes,
+    r.packets,
+  ];
+  const forward = ['2001:db8::1', '2001:db8::2', 40000, 2811, 3, 7, label, 0x20, 9000, 6];
+  const reverse = ['2001:db8::2', '2001:db8::1', 2811, 40000, 7, 3, revLabel, undefined, 120000, 80];
+
+  it('the reverse counters are a record of their own: turned around, with the reverse label', () => {
+    const r = decode(ipfix(fields, [bi(9000, 6, 120000, 80), bi(500, 1, 0, 0)]), createFlowDecoderState());
+    expect(r.records.map(view)).toEqual([forward, reverse, ['2001:db8::1', '2001:db8::2', 40000, 2811, 3, 7, label, 0x20, 500, 1]]);
+    // Two data records on the wire (the sequence number's unit), three emitted.
+    expect([r.stats.dataRecords, r.stats.records]).toEqual([2, 3]);
+  });
+
+  it('a sink gets the same records (the reused record refilled for the reverse one)', () => {
+    const got: unknown[] = [];
+    const r = decode(ipfix(fields, [bi(9000, 6, 120000, 80)]), createFlowDecoderState(), {
+      onRecord: (rec) => {
+        got.push(view(rec));
+        rec.inIf = 999; // a sink may change its record: the reverse one is refilled from the wire
+      },
+    });
+    expect(got).toEqual([forward, reverse]);
+    expect(r.stats.records).toBe(2);
+  });
+
+  it('no reverse label exported: the reverse record has none (the forward one is the other host’s)', () => {
+    const nolabel = fields.filter((x) => !(x.pen === REV && x.id === 31));
+    const rec = bi(10, 1, 20, 2) as Record<string, unknown>;
+    delete rec[`${REV}.31`];
+    const r = decode(ipfix(nolabel, [rec as RecordValues]), createFlowDecoderState());
+    expect(r.records.map((x) => [x.flowLabel, x.bytes, x.packets])).toEqual([
+      [label, 10, 1],
+      [undefined, 20, 2],
+    ]);
+  });
+
+  it('YAF-style reverse totals (29305/85, 29305/86) become deltas per flow like forward ones', () => {
+    const yaf = [
+      f('sourceIPv4Address', 4),
+      f('destinationIPv4Address', 4),
+      f('flowStartMilliseconds', 8),
+      f('octetTotalCount', 8),
+      f(85, 8, REV),
+      f('packetTotalCount', 8),
+      f(86, 8, REV),
+    ];
+    const row = (b: number, rb: number, p: number, rp: number) => ({
+      sourceIPv4Address: '10.0.0.1',
+      destinationIPv4Address: '10.0.0.2',
+      flowStartMilliseconds: 1_700_000_000_000,
+      octetTotalCount: b,
+      [`${REV}.85`]: rb,
+      packetTotalCount: p,
+      [`${REV}.86`]: rp,
+    });
+    const st = createFlowDecoderState();
+    const a = decode(ipfix(yaf, [row(400, 6000, 5, 7)]), st);
+    const b = decode(ipfix(yaf, [row(520, 6000, 7, 7)], 1), st);
+    expect(a.records.map((r) => [r.srcAddr, r.bytes, r.packets])).toEqual([
+      ['10.0.0.1', 400, 5],
+      ['10.0.0.2', 6000, 7],
+    ]);
+    // The reverse direction did not grow: only the forward delta is emitted.
+    expect(b.records.map((r) => [r.srcAddr, r.bytes, r.packets])).toEqual([['10.0.0.1', 120, 2]]);
   });
 });
