@@ -79,6 +79,14 @@ describe.skipIf(!present)('volume of real exporters (third-party captures)', () 
     ]);
   });
 
+  it('YAF biflows in the telegraf example: 29 records, 27 with reverse traffic', () => {
+    // tshark: 29 records with "Permanent Octets" (forward 111492, reverse 465945) and
+    // "Permanent Packets" (457, 613); 27 have non-zero reverse counters; 29 distinct flows
+    // (addresses, ports, protocol, start), so every total counts whole.
+    const r = run('telegraf_ipfix_example');
+    expect([r.errors, r.dataRecords, r.noVolume, r.emitted, r.bytes, r.packets]).toEqual([0, 29, 0, 56, 577437, 1070]);
+  });
+
   it('ipfixprobe biflows (delta counters and their reverse): 4 records, 6 directions that carried traffic', () => {
     // tshark: 4 records; "Octets" 62 / 229 / 21673 / 2304, reverse 128 / 0 / 1546 / 0;
     // "Packets" 1 / 1 / 28 / 4, reverse 1 / 0 / 25 / 0.
