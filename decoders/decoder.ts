@@ -42,6 +42,8 @@ export interface DatagramOutcome {
   lostSamples: number;
   /** Records whose sampling rate nobody stated (the configured default was used). */
   unknownSampling: number;
+  /** Records not emitted because their template carries no volume (the `no-volume` count). */
+  noVolume: number;
 }
 
 export function emptyOutcome(): DatagramOutcome {
@@ -55,6 +57,7 @@ export function emptyOutcome(): DatagramOutcome {
     lostDatagrams: 0,
     lostSamples: 0,
     unknownSampling: 0,
+    noVolume: 0,
   };
 }
 

@@ -16,6 +16,10 @@ export const DecodeErrorCodes = [
   'template-missing', // data set for a template we do not know (buffered or dropped)
   'template-withdrawn', // data set for a template that was withdrawn
   'record-malformed', // a data record cannot be decoded with its template (varlen overrun...)
+  // Records of a template that carries no volume (none of the counters of plan.ts chooseVolume,
+  // no frame): counted per record, never added as zeros. Counted in the exporter's errors by
+  // reason only (not as a bad datagram: the datagram itself is well formed).
+  'no-volume',
   // sFlow v5
   'bad-address-type', // agent address type is neither IPv4 (1) nor IPv6 (2)
   // pcap files

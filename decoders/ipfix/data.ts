@@ -21,7 +21,7 @@ import { FLOW_LABEL_MASK } from '../scitags/flowlabel.js';
 import { dumpRecordFields } from './fields.js';
 import { CompiledFills } from './fill-compiled.js';
 import { walkFrame } from './frame.js';
-import { type DecodePlan, Slot, SLOT_COUNT } from './plan.js';
+import { type DecodePlan, Slot, SLOT_COUNT, Volume, VOLUME_TOTALS } from './plan.js';
 import {
   newSamplingFields,
   resetSamplingFields,
@@ -31,6 +31,8 @@ import {
   type SamplingFields,
   type SamplingTable,
 } from './sampling.js';
+import type { FlowDecoderState, SessionState } from './state.js';
+import { type Deltas, type FlowTotalsTable, totalsToDeltas } from './totals.js';
 
 /** Per-set context, reused between sets and datagrams (mutable to avoid allocation). */
 export interface DataContext {
@@ -58,6 +60,16 @@ export interface DataContext {
   out: FlowRecord[];
   /** Records whose rate was unknown (the global default used), for the stats. */
   unknownSampling: number;
+  /** Records emitted (forward and RFC 5103 reverse ones), for the stats. */
+  emitted: number;
+  /** Records of no-volume templates: counted here, never emitted. */
+  noVolume: number;
+  /** Receive time of the datagram (the total-to-delta table's clock). */
+  receivedMs: number;
+  /** The state, session and domain table that totals.ts updates; the table is undefined until a template needs it. */
+  state: FlowDecoderState | undefined;
+  session: SessionState | undefined;
+  totals: FlowTotalsTable | undefined;
 }
 
 /** Record sampling fields and the resolved rate: scratch reused for every record. */
@@ -70,6 +82,9 @@ const rate: ResolvedRate = { rate: 1, source: 'unknown' };
  */
 const varPos = new Int32Array(SLOT_COUNT);
 const varLen = new Int32Array(SLOT_COUNT);
+
+/** The current record's counts once chosen (finishVolume), reverse ones included. */
+const deltas: Deltas = { bytes: 0, packets: 0, revBytes: 0, revPackets: 0 };
 
 /** Big-endian unsigned of 1..8 octets; the caller checked the bounds. */
 function uintAt(b: Uint8Array, o: number, len: number): number {
@@ -348,17 +363,129 @@ export function useCompiledFill(on: boolean): void {
   compiledFillOn = on;
 }
 
+/** An address as a key part: '' when the template has none. */
+function addrKey(b: Uint8Array, base: number, pos: Int32Array, slot: number): string {
+  if (slot < 0) return '';
+  const o = base + pos[slot]!;
+  return slot === Slot.SRC6 || slot === Slot.DST6 ? ipv6String(b, o) : ipv4String(b, o);
+}
+
+/** The flow a record of running totals belongs to (see totals.ts): flowId, else its key fields. */
+function flowKey(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, plan: DecodePlan, rec: FlowRecord): string {
+  const o = pos[Slot.FLOW_ID]!;
+  if (o >= 0) return `#${uintAt(b, base + o, len[Slot.FLOW_ID]!)}`;
+  return (
+    `${addrKey(b, base, pos, plan.srcSlot)}|${addrKey(b, base, pos, plan.dstSlot)}|${rec.ipProtocol}|${rec.srcPort}|` +
+    `${rec.dstPort}|${rec.inIf}|${rec.outIf}|${rec.vlan}|${rec.startMs}`
+  );
+}
+
+/**
+ * The rare volume cases (plan.volume != 0), after fillRecord read BYTES / PACKETS: NSEL
+ * responder counts added, RFC 5103 reverse counts read into `deltas`, running totals turned
+ * into deltas (totals.ts).
+ */
+function finishVolume(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  rec: FlowRecord,
+): void {
+  const v = plan.volume;
+  let o: number;
+  if ((v & Volume.ADD) !== 0) {
+    o = pos[Slot.BYTES_ADD]!;
+    if (o >= 0) rec.bytes += uintAt(b, base + o, len[Slot.BYTES_ADD]!);
+    o = pos[Slot.PACKETS_ADD]!;
+    if (o >= 0) rec.packets += uintAt(b, base + o, len[Slot.PACKETS_ADD]!);
+  }
+  const d = deltas;
+  if ((v & Volume.REVERSE) !== 0) {
+    o = pos[Slot.REV_BYTES]!;
+    d.revBytes = o >= 0 ? uintAt(b, base + o, len[Slot.REV_BYTES]!) : 0;
+    o = pos[Slot.REV_PACKETS]!;
+    d.revPackets = o >= 0 ? uintAt(b, base + o, len[Slot.REV_PACKETS]!) : 0;
+  } else d.revBytes = d.revPackets = 0;
+  if ((v & VOLUME_TOTALS) !== 0 && ctx.totals !== undefined) {
+    d.bytes = rec.bytes;
+    d.packets = rec.packets;
+    totalsToDeltas(
+      ctx.state!,
+      ctx.session!,
+      ctx.totals,
+      flowKey(b, base, pos, len, plan, rec),
+      ctx.receivedMs,
+      d,
+      (v & Volume.TOTAL_BYTES) !== 0,
+      (v & Volume.TOTAL_PACKETS) !== 0,
+      (v & Volume.REV_TOTAL_BYTES) !== 0,
+      (v & Volume.REV_TOTAL_PACKETS) !== 0,
+    );
+    rec.bytes = d.bytes;
+    rec.packets = d.packets;
+  }
+}
+
+/**
+ * RFC 5103 section 6: a biflow's reverse counters are the traffic of the opposite direction,
+ * emitted as a record of its own. It is refilled from the wire (a sink may have changed the
+ * forward record it was given) and turned around: input and output interfaces, addresses and
+ * ports swapped, the reverse counts, reverseFlowLabelIPv6 as its label (undefined when not
+ * exported: the forward label is the other host's), and no traffic class (the forward one is
+ * the other direction's). A reverse direction that carried nothing is not emitted.
+ */
+function emitReverse(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  ctx: DataContext,
+  shared: FlowRecord | undefined,
+  perRecordRate: boolean,
+  setRate: number,
+  setSource: SamplingSource,
+  fields: Record<string, unknown> | undefined,
+): void {
+  if (deltas.revBytes === 0 && deltas.revPackets === 0) return;
+  const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
+  fillRecord(b, base, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+  const inIf = rec.inIf;
+  rec.inIf = rec.outIf;
+  rec.outIf = inIf;
+  const src = rec.srcAddr;
+  rec.srcAddr = rec.dstAddr;
+  rec.dstAddr = src;
+  const srcPort = rec.srcPort;
+  rec.srcPort = rec.dstPort;
+  rec.dstPort = srcPort;
+  rec.bytes = deltas.revBytes;
+  rec.packets = deltas.revPackets;
+  const o = pos[Slot.REV_FLOW_LABEL]!;
+  rec.flowLabel = o >= 0 ? uintAt(b, base + o, len[Slot.REV_FLOW_LABEL]!) & FLOW_LABEL_MASK : undefined;
+  rec.trafficClass = undefined;
+  if (fields !== undefined) rec.fields = fields;
+  if (ctx.sink !== undefined) ctx.sink(rec);
+  else ctx.out.push(rec);
+  ctx.emitted++;
+}
+
 /**
  * Walks the records of a variable-length data set without decoding them, and throws
  * DecodeError('record-malformed') at the first field running past the set. Run before any
  * record is decoded, so a set is emitted whole or not at all: a sink cannot take records
  * back, and sets are atomic (see ipfix.ts).
  */
-function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodePlan): void {
+function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodePlan): number {
   const lens = plan.lens;
   const fc = plan.fieldCount;
   let p = start;
+  let n = 0;
   while (end - p >= plan.minLength) {
+    n++;
     for (let i = 0; i < fc; i++) {
       let len = lens[i]!;
       if (len < 0) {
@@ -377,6 +504,7 @@ function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodeP
       p += len;
     }
   }
+  return n;
 }
 
 /**
@@ -386,6 +514,14 @@ function checkVarlenSet(b: Uint8Array, start: number, end: number, plan: DecodeP
  * before any record of the set is emitted; the caller then discards the whole set.
  */
 export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: DecodePlan, ctx: DataContext): number {
+  if (plan.noVolume) {
+    // Nothing in these records says how much traffic they stand for: counted as no-volume
+    // (never added as zeros), after the same structural check as any other set.
+    const records = plan.fixedLength > 0 ? Math.floor((end - start) / plan.fixedLength) : checkVarlenSet(b, start, end, plan);
+    ctx.noVolume += records;
+    return records;
+  }
+  const vol = plan.volume;
   // The set-wide rate, when nothing in a record can change it: resolved once per set.
   const perRecordRate = plan.recordSampling || ctx.sessionSampling.interfaces.size > 0 || (ctx.exporterSampling?.interfaces.size ?? 0) > 0;
   let setRate = 1;
@@ -414,11 +550,14 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
       const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
       if (fill !== undefined) fill(b, p, plan, ctx, rec, perRecordRate, setRate, setSource);
       else fillRecord(b, p, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+      if (vol !== 0) finishVolume(b, p, pos, len, plan, ctx, rec);
       if (ctx.withFields) rec.fields = dumpRecordFields(b, p, p + L, plan);
       if (sink !== undefined) sink(rec);
       else ctx.out.push(rec);
       n++;
+      if ((vol & Volume.REVERSE) !== 0) emitReverse(b, p, pos, len, plan, ctx, shared, perRecordRate, setRate, setSource, rec.fields);
     }
+    ctx.emitted += n;
     return n;
   }
   // Variable-length template (RFC 7011 section 7 length prefixes): check the whole set, then
@@ -451,11 +590,14 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     }
     const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);
     fillRecord(b, 0, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+    if (vol !== 0) finishVolume(b, 0, pos, len, plan, ctx, rec);
     if (ctx.withFields) rec.fields = dumpRecordFields(b, recStart, p, plan);
     if (sink !== undefined) sink(rec);
     else ctx.out.push(rec);
     n++;
+    if ((vol & Volume.REVERSE) !== 0) emitReverse(b, 0, pos, len, plan, ctx, shared, perRecordRate, setRate, setSource, rec.fields);
   }
+  ctx.emitted += n;
   return n;
 }
 

@@ -37,6 +37,7 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
       out.lostRecords = r.stats.lostRecords;
       out.lostDatagrams = r.stats.lostDatagrams;
       out.unknownSampling = r.stats.unknownSampling;
+      out.noVolume = r.stats.noVolume;
       return out;
     },
   };

@@ -225,6 +225,7 @@ export function sessionFrom(ps: PersistedSession, lim: FlowDecoderLimits): Sessi
       withdrawn: new Map(),
       sequence: { ...pd.sequence },
       sampling: samplingIn(pd.sampling, lim.maxSamplingEntries),
+      flowTotals: undefined,
     };
     session.bytes += STATE_COST.domain + samplingBytes(d.sampling);
     for (const t of pd.templates) {

@@ -69,10 +69,39 @@ export const Slot = {
   FRAME: 39, // dataLinkFrameSection 315
   SCOPE_INTERFACE: 40, // v9 scope type 2 (interface); IPFIX scope IE 10 maps to IN_IF
   INTERFACE_NAME: 41, // interfaceName 82 (IPFIX) / IF_NAME 82 (v9), in interface options
+  BYTES_ADD: 42, // responderOctets 232, added to initiatorOctets 231 in BYTES (NSEL)
+  PACKETS_ADD: 43, // responderPackets 299, added to initiatorPackets 298 in PACKETS (NSEL)
+  FLOW_ID: 44, // flowId 148: names a flow in the total-to-delta table
+  REV_BYTES: 45, // reverse octets of an RFC 5103 biflow (PEN 29305)
+  REV_PACKETS: 46, // reverse packets of an RFC 5103 biflow (PEN 29305)
+  REV_FLOW_LABEL: 47, // reverseFlowLabelIPv6 (PEN 29305, IE 31)
 } as const;
 
 /** Number of slots: the length of DecodePlan.pos / len. */
-export const SLOT_COUNT = 42;
+export const SLOT_COUNT = 48;
+
+/**
+ * RFC 5103 section 6.1: the Reverse Information Element Private Enterprise Number. A reverse
+ * IE is the forward IE's number with the enterprise bit set and this PEN.
+ */
+export const REVERSE_PEN = 29305;
+
+/** DecodePlan.volume bits: what decodeDataSet does beyond reading BYTES / PACKETS. */
+export const Volume = {
+  /** NSEL: BYTES_ADD / PACKETS_ADD are added (initiator + responder). */
+  ADD: 1,
+  /** BYTES / PACKETS are running totals per flow (octet/packetTotalCount 85/86, or NSEL's). */
+  TOTAL_BYTES: 2,
+  TOTAL_PACKETS: 4,
+  /** RFC 5103 reverse counters: a second record for the other direction. */
+  REVERSE: 8,
+  /** REV_BYTES / REV_PACKETS are reverse octetTotalCount / packetTotalCount. */
+  REV_TOTAL_BYTES: 16,
+  REV_TOTAL_PACKETS: 32,
+} as const;
+
+/** Any running total: the record needs the per-flow total-to-delta table (totals.ts). */
+export const VOLUME_TOTALS = Volume.TOTAL_BYTES | Volume.TOTAL_PACKETS | Volume.REV_TOTAL_BYTES | Volume.REV_TOTAL_PACKETS;
 
 /**
  * A compiled template. `ids` .. `slots` are indexed by field position (the variable-length
@@ -124,6 +153,13 @@ export interface DecodePlan {
   hasCounts: boolean;
   /** Fixed-length plans: the fill compiled for their layout, set on first use (data.ts). */
   compiledFill: CompiledFill<DataContext> | undefined;
+  /**
+   * Volume handling beyond the BYTES / PACKETS slots (Volume bits), 0 for the usual
+   * octetDeltaCount / packetDeltaCount template: decided here once (see chooseVolume).
+   */
+  volume: number;
+  /** Neither counters nor a frame: the records carry no volume and are counted, not emitted. */
+  noVolume: boolean;
 }
 
 /** Fixed-size numeric fields: reduced-size encoding allows 1..8 octets (RFC 7011 6.2). */
@@ -140,10 +176,7 @@ function slotFor(id: number, len: number, scope: boolean, v9: boolean): number {
   if (v9 && scope) return id === 2 && numeric(len, 4) ? Slot.SCOPE_INTERFACE : Slot.SKIP;
   const fixed = len !== -1;
   switch (id) {
-    case 1:
-      return fixed && numeric(len) ? Slot.BYTES : Slot.SKIP;
-    case 2:
-      return fixed && numeric(len) ? Slot.PACKETS : Slot.SKIP;
+    // Counters (1, 2, 23, 24, 85, 86, 231, 232, 298, 299, 352) are chosen by chooseVolume.
     case 4:
       return len === 1 ? Slot.PROTO : Slot.SKIP;
     case 5:
@@ -226,6 +259,164 @@ function slotFor(id: number, len: number, scope: boolean, v9: boolean): number {
   }
 }
 
+/**
+ * Volume candidates (indexes into the table chooseVolume reads). Each IE is an unsigned
+ * counter of 1..8 octets (reduced-size encoding, RFC 7011 6.2). Semantics from the IANA IPFIX
+ * registry: 1/2 octet/packetDeltaCount, 23/24 postOctet/postPacketDeltaCount (RFC 7012
+ * 5.10), 352 layer2OctetDeltaCount, 231/232 initiatorOctets/responderOctets and 298/299
+ * initiatorPackets/responderPackets (Cisco NSEL, RFC 7012 / IANA), 85/86
+ * octetTotalCount/packetTotalCount (running totals since the flow's start).
+ */
+const C = {
+  B_DELTA: 0,
+  B_POST: 1,
+  B_L2: 2,
+  B_INIT: 3,
+  B_RESP: 4,
+  B_TOTAL: 5,
+  P_DELTA: 6,
+  P_POST: 7,
+  P_INIT: 8,
+  P_RESP: 9,
+  P_TOTAL: 10,
+  RB_DELTA: 11,
+  RB_POST: 12,
+  RB_L2: 13,
+  RB_TOTAL: 14,
+  RP_DELTA: 15,
+  RP_POST: 16,
+  RP_TOTAL: 17,
+  FLOW_ID: 18,
+  REV_LABEL: 19,
+} as const;
+const CANDIDATES = 20;
+
+/** The volume candidate a field is, or -1. `pen` is 0 or REVERSE_PEN (RFC 5103). */
+function candidateFor(id: number, pen: number, len: number): number {
+  if (!numeric(len)) return -1;
+  if (pen === 0) {
+    switch (id) {
+      case 1:
+        return C.B_DELTA;
+      case 23:
+        return C.B_POST;
+      case 352:
+        return C.B_L2;
+      case 231:
+        return C.B_INIT;
+      case 232:
+        return C.B_RESP;
+      case 85:
+        return C.B_TOTAL;
+      case 2:
+        return C.P_DELTA;
+      case 24:
+        return C.P_POST;
+      case 298:
+        return C.P_INIT;
+      case 299:
+        return C.P_RESP;
+      case 86:
+        return C.P_TOTAL;
+      case 148:
+        return C.FLOW_ID;
+      default:
+        return -1;
+    }
+  }
+  if (pen !== REVERSE_PEN) return -1;
+  switch (id) {
+    case 1:
+      return C.RB_DELTA;
+    case 23:
+      return C.RB_POST;
+    case 352:
+      return C.RB_L2;
+    case 85:
+      return C.RB_TOTAL;
+    case 2:
+      return C.RP_DELTA;
+    case 24:
+      return C.RP_POST;
+    case 86:
+      return C.RP_TOTAL;
+    case 31:
+      return len <= 4 ? C.REV_LABEL : -1;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Chooses, once per template, which fields give a record's bytes and packets, in this order
+ * of preference (the first the template carries wins, bytes and packets chosen apart):
+ *   bytes:   octetDeltaCount 1, postOctetDeltaCount 23, layer2OctetDeltaCount 352,
+ *            initiatorOctets 231 + responderOctets 232 (NSEL), octetTotalCount 85;
+ *   packets: packetDeltaCount 2, postPacketDeltaCount 24,
+ *            initiatorPackets 298 + responderPackets 299 (NSEL), packetTotalCount 86.
+ * Totals and NSEL counters are turned into deltas per flow (totals.ts). The same order
+ * (without NSEL) picks the RFC 5103 reverse counters. Writes the chosen fields' slots into
+ * `slots` and returns the Volume bits.
+ */
+function chooseVolume(cand: Int32Array, slots: Uint8Array): number {
+  let v = 0;
+  const first = (...cs: number[]): number => {
+    for (const c of cs) if (cand[c]! >= 0) return c;
+    return -1;
+  };
+  // Bytes.
+  let c = first(C.B_DELTA, C.B_POST, C.B_L2);
+  if (c >= 0) slots[cand[c]!] = Slot.BYTES;
+  else if (cand[C.B_INIT]! >= 0 || cand[C.B_RESP]! >= 0) {
+    // Cisco ASA: the flow's octets are the initiator's plus the responder's. Taken per flow
+    // like running totals: the ASA reports a flow's counters again at teardown after its
+    // flow-update (logstash_nf9_cisco_asa2: same flowId, same 81 + 6207 octets in both).
+    if (cand[C.B_INIT]! >= 0 && cand[C.B_RESP]! >= 0) {
+      slots[cand[C.B_INIT]!] = Slot.BYTES;
+      slots[cand[C.B_RESP]!] = Slot.BYTES_ADD;
+      v |= Volume.ADD;
+    } else slots[cand[cand[C.B_INIT]! >= 0 ? C.B_INIT : C.B_RESP]!] = Slot.BYTES;
+    v |= Volume.TOTAL_BYTES;
+  } else if (cand[C.B_TOTAL]! >= 0) {
+    slots[cand[C.B_TOTAL]!] = Slot.BYTES;
+    v |= Volume.TOTAL_BYTES;
+  }
+  // Packets.
+  c = first(C.P_DELTA, C.P_POST);
+  if (c >= 0) slots[cand[c]!] = Slot.PACKETS;
+  else if (cand[C.P_INIT]! >= 0 || cand[C.P_RESP]! >= 0) {
+    if (cand[C.P_INIT]! >= 0 && cand[C.P_RESP]! >= 0) {
+      slots[cand[C.P_INIT]!] = Slot.PACKETS;
+      slots[cand[C.P_RESP]!] = Slot.PACKETS_ADD;
+      v |= Volume.ADD;
+    } else slots[cand[cand[C.P_INIT]! >= 0 ? C.P_INIT : C.P_RESP]!] = Slot.PACKETS;
+    v |= Volume.TOTAL_PACKETS;
+  } else if (cand[C.P_TOTAL]! >= 0) {
+    slots[cand[C.P_TOTAL]!] = Slot.PACKETS;
+    v |= Volume.TOTAL_PACKETS;
+  }
+  // RFC 5103 reverse counters.
+  c = first(C.RB_DELTA, C.RB_POST, C.RB_L2);
+  if (c >= 0) slots[cand[c]!] = Slot.REV_BYTES;
+  else if (cand[C.RB_TOTAL]! >= 0) {
+    slots[cand[C.RB_TOTAL]!] = Slot.REV_BYTES;
+    v |= Volume.REV_TOTAL_BYTES;
+  }
+  c = first(C.RP_DELTA, C.RP_POST);
+  if (c >= 0) slots[cand[c]!] = Slot.REV_PACKETS;
+  else if (cand[C.RP_TOTAL]! >= 0) {
+    slots[cand[C.RP_TOTAL]!] = Slot.REV_PACKETS;
+    v |= Volume.REV_TOTAL_PACKETS;
+  }
+  if (first(C.RB_DELTA, C.RB_POST, C.RB_L2, C.RB_TOTAL, C.RP_DELTA, C.RP_POST, C.RP_TOTAL) >= 0) {
+    v |= Volume.REVERSE;
+    if (cand[C.REV_LABEL]! >= 0) slots[cand[C.REV_LABEL]!] = Slot.REV_FLOW_LABEL;
+  }
+  // The flow's name in the total-to-delta table, when one is needed.
+  if ((v & VOLUME_TOTALS) !== 0 && cand[C.FLOW_ID]! >= 0) slots[cand[C.FLOW_ID]!] = Slot.FLOW_ID;
+  return v;
+}
+
 const RECORD_SAMPLING_SLOTS = new Set<number>([
   Slot.SAMPLING_INTERVAL,
   Slot.SAMPLER_ID,
@@ -258,7 +449,7 @@ export function compilePlan(
   let hasV6 = false;
   let recordSampling = false;
   let hasFrame = false;
-  let hasCounts = false;
+  const cand = new Int32Array(CANDIDATES).fill(-1);
   // First occurrence wins when a template repeats an element (RFC 7011 section 8 leaves the
   // meaning of repeats to the element; for the counters and keys we extract, the first is it).
   const seen = new Set<number>();
@@ -281,12 +472,18 @@ export function compilePlan(
       else seen.add(slot);
     }
     slots[i] = slot;
+    if (!f.scope && len !== -1) {
+      const c = candidateFor(f.id, f.pen, len);
+      if (c >= 0 && cand[c]! < 0) cand[c] = i;
+    }
     if (slot === Slot.SRC4 || slot === Slot.DST4) hasV4 = true;
     if (slot === Slot.SRC6 || slot === Slot.DST6 || slot === Slot.FLOW_LABEL) hasV6 = true;
     if (RECORD_SAMPLING_SLOTS.has(slot)) recordSampling = true;
     if (slot === Slot.FRAME) hasFrame = true;
-    if (slot === Slot.BYTES || slot === Slot.PACKETS) hasCounts = true;
   }
+  const volume = kind === 'data' ? chooseVolume(cand, slots) : 0;
+  let hasCounts = false;
+  for (let i = 0; i < n; i++) if (slots[i] === Slot.BYTES || slots[i] === Slot.PACKETS) hasCounts = true;
   // Per-slot positions (see DecodePlan.pos), and the winners among competing slots.
   const pos = new Int32Array(SLOT_COUNT).fill(-1);
   const plen = new Int32Array(SLOT_COUNT).fill(-1);
@@ -334,5 +531,7 @@ export function compilePlan(
     hasFrame,
     hasCounts,
     compiledFill: undefined,
+    volume,
+    noVolume: kind === 'data' && !hasCounts && !hasFrame && (volume & Volume.REVERSE) === 0,
   };
 }

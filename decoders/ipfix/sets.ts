@@ -5,6 +5,7 @@
 import { DecodeError } from '../errors.js';
 import { type DataContext, decodeDataSet, decodeOptionsSet } from './data.js';
 import { evictExpired, hold, take } from './pending.js';
+import { VOLUME_TOTALS } from './plan.js';
 import { applyOptions, newSamplingTable, type SamplingFields, type SamplingTable } from './sampling.js';
 import { type ApplyResult, applyTemplateOps, getDomain, type TemplateChange, type TemplateOp, templateBytes } from './templates.js';
 import {
@@ -53,6 +54,12 @@ const dataCtx: DataContext = {
   sink: undefined,
   out: [],
   unknownSampling: 0,
+  emitted: 0,
+  noVolume: 0,
+  receivedMs: 0,
+  state: undefined,
+  session: undefined,
+  totals: undefined,
 };
 
 function exporterTable(state: FlowDecoderState, key: string, create: boolean): SamplingTable | undefined {
@@ -207,8 +214,9 @@ function replay(m: MessageCtx, templateId: number): void {
     try {
       const n = decodeSetBody(m, p.protocol, t, p.body, 0, p.body.length, p.exportSecs, p.sysUptimeMs);
       m.result.stats.replayed += n;
-      // Options records update sampling tables; only data records are emitted.
-      if (t.kind === 'data') m.result.stats.records += n;
+      // Options records update sampling tables; only data records are emitted (a biflow's
+      // reverse records too, no-volume ones not).
+      if (t.kind === 'data') m.result.stats.records += dataCtx.emitted;
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       // A held set that does not fit its template is dropped alone (decodeDataSet emits
@@ -272,7 +280,7 @@ export function handleDataSet(m: MessageCtx, setId: number, b: Uint8Array, start
   if (t.kind === 'options') st.optionsRecords += n;
   else {
     st.dataRecords += n;
-    st.records += n;
+    st.records += dataCtx.emitted;
     if (n > 0) markActive(m.state, m.session, m.receivedMs);
   }
   return n;
@@ -319,10 +327,20 @@ function decodeSetBody(
   c.sink = m.opts.onRecord;
   c.out = m.result.records;
   c.unknownSampling = 0;
+  c.emitted = 0;
+  c.noVolume = 0;
+  c.receivedMs = m.receivedMs;
+  c.state = m.state;
+  c.session = m.session;
+  // The total-to-delta table is made for the first template that carries running totals.
+  if ((t.plan.volume & VOLUME_TOTALS) !== 0) m.d.flowTotals ??= new Map();
+  c.totals = m.d.flowTotals;
   try {
     return decodeDataSet(b, start, end, t.plan, c);
   } finally {
     m.result.stats.unknownSampling += c.unknownSampling;
     m.state.totals.unknownSamplingRecords += c.unknownSampling;
+    m.result.stats.noVolume += c.noVolume;
+    m.state.totals.noVolumeRecords += c.noVolume;
   }
 }

@@ -15,6 +15,7 @@ import { sessionKey } from '../record.js';
 import type { DecodePlan, TemplateField } from './plan.js';
 import type { SamplingTable } from './sampling.js';
 import type { SequenceState } from './sequence.js';
+import type { FlowTotalsTable } from './totals.js';
 
 export interface FlowDecoderLimits {
   /** Transport sessions remembered; the least recently seen one is forgotten beyond this. */
@@ -81,6 +82,8 @@ export const STATE_COST = {
   /** Per sampling table (per exporter address and domain) and per entry in one. */
   samplingTable: 256,
   samplingEntry: 64,
+  /** Per flow in a domain's total-to-delta table (totals.ts): a Map entry, its key string and object. */
+  flowTotal: 192,
 } as const;
 
 /** The fair share of one exporter address is never below budget / this. */
@@ -137,6 +140,8 @@ export interface DomainState {
   sequence: SequenceState;
   /** Sampling parameters learnt on exactly this session and domain. */
   sampling: SamplingTable;
+  /** Last running totals (85/86) per flow, made when a template first needs it (totals.ts). */
+  flowTotals: FlowTotalsTable | undefined;
 }
 
 /** A data set that arrived before its template, kept with what is needed to decode it later. */
@@ -211,6 +216,8 @@ export interface FlowDecoderState {
     sessionsEvicted: number;
     pendingEvicted: number;
     unknownSamplingRecords: number;
+    /** Records of templates without any volume field (counted, not emitted). */
+    noVolumeRecords: number;
   };
   /** Evictions and refusals per reason. */
   evictions: Record<EvictionReason, number>;
@@ -240,7 +247,7 @@ export function createFlowDecoderState(limits: Partial<FlowDecoderLimits> = {}):
     addresses: new Map(),
     exporterSampling: new Map(),
     last: undefined,
-    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0 },
+    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0, noVolumeRecords: 0 },
     evictions: newEvictionCounts(),
     evictionsByAddress: new Map(),
     examined: 0,
@@ -478,6 +485,7 @@ export function recountStateBytes(state: FlowDecoderState): number {
       total += STATE_COST.domain + samplingBytes(d.sampling);
       for (const t of d.templates.values()) total += STATE_COST.template + t.fields.length * STATE_COST.field;
       total += d.withdrawn.size * STATE_COST.withdrawn;
+      total += (d.flowTotals?.size ?? 0) * STATE_COST.flowTotal;
     }
     for (const p of s.pending) total += p.body.length + STATE_COST.pendingSet;
   }

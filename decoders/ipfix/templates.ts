@@ -177,6 +177,7 @@ export function getDomain(state: FlowDecoderState, session: SessionState, domain
       withdrawn: new Map(),
       sequence: newSequenceState(),
       sampling: newSamplingTable(),
+      flowTotals: undefined,
     };
     session.domains.set(domain, d);
     charge(state, session, cost);

@@ -77,6 +77,11 @@ export interface FlowDecodeStats {
   sequenceResets: number;
   /** Records whose sampling rate nobody stated (the default was used). */
   unknownSampling: number;
+  /**
+   * Data records not emitted because their template carries no volume (no counter of the
+   * order of preference in plan.ts chooseVolume, no frame): the `no-volume` count.
+   */
+  noVolume: number;
 }
 
 export interface FlowDecodeResult {
@@ -114,5 +119,6 @@ export function newStats(): FlowDecodeStats {
     lateDatagrams: 0,
     sequenceResets: 0,
     unknownSampling: 0,
+    noVolume: 0,
   };
 }

@@ -245,6 +245,9 @@ export class DatagramDecoder {
     ex.lostDatagrams += out.lostDatagrams;
     ex.lostSamples += out.lostSamples;
     ex.unknownSampling += cur.unknownSampling;
+    // Per record, in the exporter's errors by reason (API errorsByReason, metric
+    // scitags_decode_errors_total{reason="no-volume"}), without making the datagram a bad one.
+    if (out.noVolume > 0) countError(ex, 'no-volume', out.noVolume);
     this.totals.templateMisses += out.templateMisses;
     if (out.errors.length > 0) {
       ex.badDatagrams++;

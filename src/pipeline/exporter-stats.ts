@@ -130,8 +130,8 @@ export function countProtocol(e: ExporterCounters, protocol: FlowProtocol, recor
   c.records += records;
 }
 
-export function countError(e: ExporterCounters, code: DecodeErrorCode): void {
-  e.errorsByCode.set(code, (e.errorsByCode.get(code) ?? 0) + 1);
+export function countError(e: ExporterCounters, code: DecodeErrorCode, n = 1): void {
+  e.errorsByCode.set(code, (e.errorsByCode.get(code) ?? 0) + n);
 }
 
 /** Counts a record under its (domain, rate, source); builds a key only when that changes. */
