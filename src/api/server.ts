@@ -453,7 +453,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           tags: ['traffic'],
           summary: 'Traffic time series and totals per group',
           description:
-            'Rows whose bucket starts in [from, to), summed per step (points at multiples of the step counted from the Unix epoch; steps without data omitted) and per group. bytes and packets are scaled by the sampling rate; records are not. Rates are per step (bitsPerSecond = bytes * 8 / step) and, in totals, averaged over the range. Grouping by link or direction counts a row once for its input link (direction in) and once for its output link (direction out); the top-level totals count each row once.',
+            'Rows whose bucket starts in [from, to), summed per step (points at multiples of the step counted from the Unix epoch; steps without data omitted) and per group. bytes and packets are scaled by the sampling rate; records are not. Rates are per step (bitsPerSecond = bytes * 8 / step) and, in totals, averaged over the range. Grouping by link or direction counts a row once for its input link (direction in) and once for its output link (direction out), but never twice in one group: a row whose two sides are the same link (both unknown, or in and out on one interface) counts once there unless direction is grouped too. The top-level totals count each row once.',
           querystring: route('/api/v1/traffic', trafficParams),
           response: { 200: trafficSchema, 400: errorSchema, 503: errorSchema },
         },

@@ -67,7 +67,7 @@ const byGroup = (a: Answer) =>
   );
 
 describe.skipIf(!present)('interfaces that are not interfaces, end to end (sFlow over loopback, SQLite)', () => {
-  it('0x3FFFFFFF, discard and multiple-output formats and ifIndex 0 are the unknown link "-", never exporter:1073741823 or exporter:0', async () => {
+  it('0x3FFFFFFF, discard and multiple-output formats and ifIndex 0 are the unknown link "-" (never exporter:1073741823 or exporter:0), counted once per group', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-links-'));
     const store = `sqlite:${join(dir, 'scitags.sqlite')}`;
     const ports = await freePorts();
@@ -80,8 +80,10 @@ describe.skipIf(!present)('interfaces that are not interfaces, end to end (sFlow
         datagrams += cap.datagrams.length;
         await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports.sflow, speed: 0, rate: 1000, onlyDstPort: 0 });
       }
-      // ifIndex 0 in, 27 out: rate 10.
-      await send(ports.sflow, [buildSflowDatagram({ agent: '192.0.2.7', subAgent: 1, sequence: 1, samples: [sample(0, 27, 10, 1)] })]);
+      // ifIndex 0 in, 27 out: rate 10; and one with neither side an interface (0x3FFFFFFF in, 0 out): rate 3.
+      await send(ports.sflow, [
+        buildSflowDatagram({ agent: '192.0.2.7', subAgent: 1, sequence: 1, samples: [sample(0, 27, 10, 1), sample(0x3fffffff, 0, 3, 2)] }),
+      ]);
       datagrams += 1;
       await waitFor(async () => {
         const ex = await getJson<{ exporters: { datagrams: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
@@ -96,6 +98,7 @@ describe.skipIf(!present)('interfaces that are not interfaces, end to end (sFlow
       const from = Math.floor(t0 / 1000) - 3600;
       const range = `from=${from}&to=${from + 3 * 3600}&step=3h`;
       const built = { bytes: FRAME_LENGTH * 10, packets: 10, records: 1 };
+      const neither = { bytes: FRAME_LENGTH * 3, packets: 3, records: 1 };
       const sum = (...xs: { bytes: number; packets: number; records: number }[]) => ({
         bytes: xs.reduce((n, x) => n + x.bytes, 0),
         packets: xs.reduce((n, x) => n + x.packets, 0),
@@ -104,16 +107,20 @@ describe.skipIf(!present)('interfaces that are not interfaces, end to end (sFlow
       const byLinkDirection = await getJson<Answer>(`${again.apiUrl}/api/v1/traffic?${range}&groupBy=link,direction`);
       expect(byGroup(byLinkDirection)).toEqual({
         [`${EXPORTER}:27 in`]: sum(AKV, AKV, AKV),
-        [`${EXPORTER}:- out`]: sum(AKV, AKV, AKV),
-        [`${EXPORTER}:- in`]: built,
+        [`${EXPORTER}:- out`]: sum(AKV, AKV, AKV, neither),
+        [`${EXPORTER}:- in`]: sum(built, neither),
         [`${EXPORTER}:27 out`]: built,
       });
-      expect(byLinkDirection.totals).toMatchObject(sum(AKV, AKV, AKV, built));
-      const byLink = await getJson<Answer>(`${again.apiUrl}/api/v1/traffic?${range}&groupBy=link`);
-      expect(byGroup(byLink)).toEqual({
-        [`${EXPORTER}:27`]: sum(AKV, AKV, AKV, built),
-        [`${EXPORTER}:-`]: sum(AKV, AKV, AKV, built),
-      });
+      expect(byLinkDirection.totals).toMatchObject(sum(AKV, AKV, AKV, built, neither));
+      // Without direction the sample with neither side an interface counts once in "-", not twice.
+      for (const groupBy of ['link', 'exporter,link']) {
+        const byLink = await getJson<Answer>(`${again.apiUrl}/api/v1/traffic?${range}&groupBy=${groupBy}`);
+        expect(byGroup(byLink), groupBy).toEqual({
+          [`${EXPORTER}:27`]: sum(AKV, AKV, AKV, built),
+          [`${EXPORTER}:-`]: sum(AKV, AKV, AKV, built, neither),
+        });
+        expect(byLink.totals).toMatchObject(sum(AKV, AKV, AKV, built, neither));
+      }
     } finally {
       expect(await again.stop('SIGINT')).toBe(0);
     }

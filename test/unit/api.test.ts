@@ -17,7 +17,8 @@ import type { TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, Traff
 //    the epoch (sparse);
 //  - filters are per dimension (a null community / activity never matches an id filter);
 //  - grouping by link / direction: a row counts for link (exporter, inIf) with direction "in"
-//    and for (exporter, outIf) with direction "out", a link filter keeps the matching sides;
+//    and for (exporter, outIf) with direction "out" (once when both are one link and direction
+//    is not grouped), a link filter keeps the matching sides;
 //    otherwise a row counts once, and a link filter keeps rows with either side on a link;
 //    the link group value is formatLinkKey ("exporter#ifIndex");
 //  - result totals count each matching row once.
@@ -64,6 +65,8 @@ class MemoryStore implements TrafficStore {
           ] as const
         )
           .filter(([ifIndex]) => onLink(r.exporter, ifIndex))
+          // Both sides on one link fall in one group unless direction is grouped: once there.
+          .filter(([, direction]) => direction === 'in' || q.groupBy.includes('direction') || r.inIf !== r.outIf)
           .map(([ifIndex, direction]) => ({ link: formatLinkKey(r.exporter, ifIndex), direction }));
       } else if (!onLink(r.exporter, r.inIf) && !onLink(r.exporter, r.outIf)) continue;
       if (members.length === 0) continue;
