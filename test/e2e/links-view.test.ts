@@ -121,6 +121,16 @@ describe.skipIf(!present)('interfaces that are not interfaces, end to end (sFlow
         });
         expect(byLink.totals).toMatchObject(sum(AKV, AKV, AKV, built, neither));
       }
+      // /api/v1/links lists the two links that carried traffic, with their totals per direction.
+      const links = await getJson<{
+        links: { link: string; ifIndex: number | null; source: string; traffic: unknown }[];
+        omittedLinks: number;
+      }>(`${again.apiUrl}/api/v1/links?from=${from}&to=${from + 3 * 3600}`);
+      expect(links.links.map((l) => [l.link, l.ifIndex, l.source, l.traffic])).toEqual([
+        [`${EXPORTER}:-`, null, 'traffic', { in: sum(built, neither), out: sum(AKV, AKV, AKV, neither) }],
+        [`${EXPORTER}:27`, 27, 'traffic', { in: sum(AKV, AKV, AKV), out: built }],
+      ]);
+      expect(links.omittedLinks).toBe(0);
     } finally {
       expect(await again.stop('SIGINT')).toBe(0);
     }

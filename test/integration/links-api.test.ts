@@ -183,4 +183,61 @@ describe.each(STORES)('links over the HTTP API, %s store', (kind) => {
       ]);
     },
   );
+
+  const z = t(0, 0, 0);
+  const entry = (link: string, exporter: string, ifIndex: number | null, inT: Totals, outT: Totals) => ({
+    name: null,
+    link,
+    exporter,
+    ifIndex,
+    capacityBps: null,
+    source: 'traffic',
+    traffic: { in: inT, out: outT },
+  });
+
+  it.skipIf(kind === 'influx' && !withInflux)(
+    '/api/v1/links lists configured links, then every link carrying traffic in the range, largest first',
+    async () => {
+      const a = await get<{ links: unknown[]; omittedLinks: number; fromMs: number; toMs: number }>(
+        `/api/v1/links?from=${T0 / 1000}&to=${NOW / 1000}`,
+      );
+      expect(a).toEqual({
+        from: new Date(T0).toISOString(),
+        to: new Date(NOW).toISOString(),
+        fromMs: T0,
+        toMs: NOW,
+        links: [
+          {
+            name: 'cern-geant',
+            link: `${R1}:7`,
+            exporter: R1,
+            ifIndex: 7,
+            capacityBps: 1e11,
+            source: 'config',
+            traffic: { in: t(3300, 33, 6), out: z },
+          },
+          entry(`${R1}:8`, R1, 8, z, t(3300, 33, 6)),
+          // The hairpin and the unknown link: once in each direction.
+          entry(`${R1}:9`, R1, 9, t(70, 7, 7), t(70, 7, 7)),
+          entry(`${R1}:-`, R1, null, t(50, 5, 5), t(50, 5, 5)),
+          entry(`[${R2}]:-`, R2, null, z, t(4, 1, 1)),
+          entry(`[${R2}]:1`, R2, 1, t(4, 1, 1), z),
+        ],
+        omittedLinks: 0,
+      });
+      // A later start leaves the first bucket out; limit keeps the largest links only the store knows.
+      const b = await get<{ links: { link: string; traffic: unknown }[]; omittedLinks: number }>(
+        `/api/v1/links?from=${(T0 + MIN) / 1000}&to=${NOW / 1000}&limit=2`,
+      );
+      expect(b.links.map((l) => [l.link, l.traffic])).toEqual([
+        [`${R1}:7`, { in: t(2000, 20, 2), out: z }],
+        [`${R1}:8`, { in: z, out: t(2000, 20, 2) }],
+        [`${R1}:9`, { in: t(70, 7, 7), out: t(70, 7, 7) }],
+      ]);
+      expect(b.omittedLinks).toBe(0);
+      const c = await get<{ links: { link: string }[]; omittedLinks: number }>(`/api/v1/links?from=${T0 / 1000}&to=${NOW / 1000}&limit=2`);
+      expect(c.links.map((l) => l.link)).toEqual([`${R1}:7`, `${R1}:8`, `${R1}:9`]);
+      expect(c.omittedLinks).toBe(3);
+    },
+  );
 });
