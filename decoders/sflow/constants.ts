@@ -48,6 +48,11 @@ export const HEADER_IPV6 = 12;
 export const INTERFACE_FORMAT_SHIFT = 30;
 export const INTERFACE_VALUE_MASK = 0x3fffffff;
 export const INTERFACE_FORMAT_IFINDEX = 0;
+/**
+ * Format 0 with the largest value: "no input or output interface" (section 5, flow_sample:
+ * traffic that originates or terminates in the device itself). Not an ifIndex.
+ */
+export const INTERFACE_NONE = 0x3fffffff;
 
 /** Compact sflow_data_source: type in the top 8 bits, index in the low 24 (section 5, typedef sflow_data_source). */
 export const SOURCE_TYPE_SHIFT = 24;

@@ -26,6 +26,7 @@ import {
   HEADER_IPV6,
   INTERFACE_FORMAT_IFINDEX,
   INTERFACE_FORMAT_SHIFT,
+  INTERFACE_NONE,
   INTERFACE_VALUE_MASK,
   MAX_VLAN_ID,
   RAW_HEADER_FIXED_LEN,
@@ -294,13 +295,14 @@ function headerStart(protocol: number): HeaderStart | undefined {
 }
 
 /**
- * An interface field as FlowRecord.inIf/outIf: the ifIndex for format 0 (including
- * 0x3FFFFFFF, "unknown", which is kept so the link key stays what the agent said); undefined
- * for format 1 (packet discarded: the value is a drop reason) and 2 (multiple outputs: the
- * value is a count), whose values are not interfaces and would invent links.
+ * An interface field as FlowRecord.inIf/outIf, which holds interfaces only: the ifIndex for
+ * format 0; undefined for format 0 with 0x3FFFFFFF (the device itself, "no interface"), for
+ * format 1 (packet discarded: the value is a drop reason) and 2 (multiple outputs: the value
+ * is a count). None of those is an interface, and as ifIndexes they would invent links
+ * (exporter:1073741823). The `decode` field dump keeps the raw format and value.
  */
 function ifIndexOf(format: number, value: number): number | undefined {
-  return format === INTERFACE_FORMAT_IFINDEX ? value : undefined;
+  return format === INTERFACE_FORMAT_IFINDEX && value !== INTERFACE_NONE ? value : undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
-import { NO_IF, LinkTable, type ExporterLinks } from './links.js';
+import { NO_IF, LinkTable, linkIf, type ExporterLinks } from './links.js';
 import {
   KeepPolicy,
   PairFilter,
@@ -238,8 +238,10 @@ export class Aggregator {
     const series = seriesOf(rec, this.deps.registry(), this.pairs);
     const bytes = rec.bytes * rec.samplingRate;
     const packets = rec.packets * rec.samplingRate;
-    const inIf = rec.inIf ?? NO_IF;
-    const outIf = rec.outIf ?? NO_IF;
+    // Seeded rows (applySeed) keep their stored ifIndex: re-keying them would leave the stored
+    // row in place beside its re-keyed copy.
+    const inIf = linkIf(rec.inIf);
+    const outIf = linkIf(rec.outIf);
     let link: number;
     let folded = false;
     // Consecutive records of an exporter often share their link: skip the two map lookups.

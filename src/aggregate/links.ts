@@ -10,6 +10,19 @@
  */
 export const NO_IF = -1;
 
+/**
+ * One side of a record's link: NO_IF when the exporter reported no interface or ifIndex 0.
+ * Interfaces are numbered from 1 (RFC 2863, IF-MIB InterfaceIndex 1..2147483647), and
+ * exporters of every protocol send 0 for "none" (RFC 3176 section 5: "0 if interface is not
+ * known"; NetFlow v5 and IPFIX exporters for traffic to or from the router itself), so a link
+ * `exporter:0` would name no interface. Protocol-specific encodings of "none" (sFlow's
+ * 0x3FFFFFFF) are the decoders' job; this is the rule common to all. Decoders and `decode`
+ * keep the 0 they read.
+ */
+export function linkIf(ifIndex: number | undefined): number {
+  return ifIndex === undefined || ifIndex === 0 ? NO_IF : ifIndex;
+}
+
 /** One exporter's links. The aggregator keeps a reference, so the hot path skips a lookup. */
 export interface ExporterLinks {
   readonly exporter: string;

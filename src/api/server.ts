@@ -7,13 +7,13 @@ import {
   GROUP_BY_DIMENSIONS,
   GROUP_BY_PATTERN,
   LIST_PATTERN,
-  linkKey,
   STEP_PATTERN,
   TIME_FORMS,
   TIME_PATTERN,
   TRAFFIC_CLASSES,
 } from './params.js';
 import { API_BODY_LIMIT_BYTES, type ApiSecurity, DEFAULT_API_SECURITY, registerSecurity } from './security.js';
+import { DEFAULT_LINKS_LIMIT, type LinksParams, linksQuery, MAX_LINKS_LIMIT } from './links.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
@@ -68,6 +68,11 @@ const PARAMETERS = {
     schema: { type: 'string', maxLength: 200, pattern: CLASS_PATTERN },
     description: `Traffic classes to keep: ${TRAFFIC_CLASSES.join(', ')}.`,
     expect: `must be a comma-separated list of ${TRAFFIC_CLASSES.join(', ')}`,
+  },
+  limit: {
+    schema: { type: 'string', maxLength: 5, pattern: '^\\d{1,5}$' },
+    description: `Most links listed that only the store knows (no configured or learnt name), largest first: 0 to ${MAX_LINKS_LIMIT} (default ${DEFAULT_LINKS_LIMIT}); the rest are counted in omittedLinks.`,
+    expect: `must be an integer from 0 to ${MAX_LINKS_LIMIT}`,
   },
   strict: {
     schema: { type: 'string', maxLength: 5, pattern: '^(0|1|true|false)$' },
@@ -188,23 +193,53 @@ const experimentsSchema = {
   },
 } as const;
 
+const sideSchema = {
+  type: 'object',
+  properties: { bytes: num, packets: num, records: num },
+  required: ['bytes', 'packets', 'records'],
+} as const;
+
 const linksSchema = {
   type: 'object',
   properties: {
+    from: str,
+    to: str,
+    fromMs: num,
+    toMs: num,
     links: {
       type: 'array',
       items: {
         type: 'object',
         properties: {
-          name: str,
-          link: str,
+          name: {
+            ...strOrNull,
+            description: 'Configured name, else the interface name the exporter sent (IE 82); null when only the store knows the link.',
+          },
+          link: {
+            ...str,
+            description:
+              '"exporter:ifIndex" ("[2001:db8::1]:7"); "exporter:-" for traffic with no interface reported (absent, ifIndex 0, sFlow 0x3FFFFFFF / discard / multiple outputs).',
+          },
           exporter: str,
-          ifIndex: num,
+          ifIndex: numOrNull,
           capacityBps: numOrNull,
-          source: { type: 'string', enum: ['config', 'learned'] },
+          source: {
+            type: 'string',
+            enum: ['config', 'learned', 'traffic'],
+            description: 'config, learned (IE 82), or traffic (seen in the store only).',
+          },
+          traffic: {
+            type: 'object',
+            description:
+              'Stored traffic in [from, to) that entered the router on this link (in) and left on it (out); bytes and packets scaled by the sampling rate.',
+            properties: { in: sideSchema, out: sideSchema },
+            required: ['in', 'out'],
+          },
         },
+        required: ['name', 'link', 'exporter', 'ifIndex', 'capacityBps', 'source', 'traffic'],
       },
     },
+    omittedLinks: { ...num, description: 'Links seen only in the store left out by limit (the smallest by bytes).' },
   },
 } as const;
 
@@ -453,7 +488,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           tags: ['traffic'],
           summary: 'Traffic time series and totals per group',
           description:
-            'Rows whose bucket starts in [from, to), summed per step (points at multiples of the step counted from the Unix epoch; steps without data omitted) and per group. bytes and packets are scaled by the sampling rate; records are not. Rates are per step (bitsPerSecond = bytes * 8 / step) and, in totals, averaged over the range. Grouping by link or direction counts a row once for its input link (direction in) and once for its output link (direction out); the top-level totals count each row once.',
+            'Rows whose bucket starts in [from, to), summed per step (points at multiples of the step counted from the Unix epoch; steps without data omitted) and per group. bytes and packets are scaled by the sampling rate; records are not. Rates are per step (bitsPerSecond = bytes * 8 / step) and, in totals, averaged over the range. Grouping by link or direction counts a row once for its input link (direction in) and once for its output link (direction out), but never twice in one group: a row whose two sides are the same link (both unknown, or in and out on one interface) counts once there unless direction is grouped too. The top-level totals count each row once.',
           querystring: route('/api/v1/traffic', trafficParams),
           response: { 200: trafficSchema, 400: errorSchema, 503: errorSchema },
         },
@@ -510,38 +545,26 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       },
     );
 
-    api.get(
+    api.get<{ Querystring: LinksParams }>(
       '/api/v1/links',
       {
         schema: {
           tags: ['inventory'],
-          summary: 'Links: configured (exporter, ifIndex) names and capacities, then names learned from IPFIX options',
-          querystring: route('/api/v1/links', []),
-          response: { 200: linksSchema, 400: errorSchema },
+          summary:
+            'Links: configured names and capacities, interface names learnt from IPFIX options, and every other link carrying traffic in the range',
+          description:
+            'Configured links first, then names learnt from the exporters (IPFIX interfaceName, IE 82) that are not configured, then the links seen only in the store for [from, to) (default the last hour), largest first, at most limit of them. Each entry has its traffic in the range, in and out; a row whose two sides are one link counts once in each direction.',
+          querystring: route('/api/v1/links', ['from', 'to', 'limit']),
+          response: { 200: linksSchema, 400: errorSchema, 503: errorSchema },
         },
       },
-      async () => {
-        const configured = deps.links.map((l) => ({
-          name: l.name,
-          link: linkKey(l.exporter, l.ifIndex),
-          exporter: l.exporter,
-          ifIndex: l.ifIndex,
-          capacityBps: l.capacityBps ?? null,
-          source: 'config' as const,
-        }));
-        const seen = new Set(configured.map((l) => l.link));
-        const learned = (deps.learnedInterfaces?.() ?? [])
-          .filter((l) => !seen.has(linkKey(l.exporter, l.ifIndex)))
-          .sort((a, b) => a.exporter.localeCompare(b.exporter) || a.ifIndex - b.ifIndex)
-          .map((l) => ({
-            name: l.name,
-            link: linkKey(l.exporter, l.ifIndex),
-            exporter: l.exporter,
-            ifIndex: l.ifIndex,
-            capacityBps: null,
-            source: 'learned' as const,
-          }));
-        return { links: [...configured, ...learned] };
+      async (req, reply) => {
+        try {
+          return await linksQuery(deps, req.query);
+        } catch (err) {
+          if (err instanceof BadParameter) throw err;
+          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
+        }
       },
     );
 

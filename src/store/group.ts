@@ -6,7 +6,8 @@ import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficQueryResult, 
  * query language (InfluxDB: InfluxQL has no UNION for the in/out halves of a link). It is
  * the same contract the SQLite store implements in SQL (see sqlite/query.ts): rows in
  * [fromMs, toMs), points on multiples of the step from the epoch; grouping by link or
- * direction counts a row for its in-link ('in') and its out-link ('out'); without those a
+ * direction counts a row for its in-link ('in') and its out-link ('out'), once when both are
+ * the same link and direction is not grouped (never twice in one group); without those a
  * row counts once and a link filter matches either side; totals count each matching row
  * once; series largest first, ties by group. A test runs both stores on the same rows.
  */
@@ -66,6 +67,7 @@ export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBuckete
   const stepMs = Math.round(q.stepSeconds * 1000);
   const dims = [...new Set(q.groupBy)];
   const expanded = dims.includes('link') || dims.includes('direction');
+  const byDirection = dims.includes('direction');
   const hasLinkFilter = (q.link?.length ?? 0) > 0;
   const totals = { bytes: 0, packets: 0, records: 0 };
   const series = new Map<string, TrafficSeries & { byTime: Map<number, { bytes: number; packets: number; records: number }> }>();
@@ -94,7 +96,9 @@ export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBuckete
     totals.records += r.records;
     if (expanded) {
       if (inMatch) addTo(r, r.inIf, 'in');
-      if (outMatch) addTo(r, r.outIf, 'out');
+      // Both sides on the same link (both unknown, or in and out on one interface) are one
+      // group unless direction tells them apart: the row counts once there, not twice.
+      if (outMatch && (byDirection || r.inIf !== r.outIf)) addTo(r, r.outIf, 'out');
     } else {
       addTo(r, null, undefined);
     }

@@ -131,8 +131,9 @@ describe('sFlow golden: pmacct sfprobe rate 1', () => {
       srcPort: t.sport,
       dstPort: t.dport,
       vlan: t.ext_switch.src_vlan || t.header_vlans[0] || undefined,
-      inIf: t.input_if,
-      outIf: t.output_if,
+      // 0x3FFFFFFF is "no interface" (sFlow v5 section 5): the record has none; the dump keeps the value.
+      inIf: t.input_if === 0x3fffffff ? undefined : t.input_if,
+      outIf: t.output_if === 0x3fffffff ? undefined : t.output_if,
       packets: 1,
       bytes: t.frame_length,
       samplingRate: t.sampling_rate,

@@ -75,17 +75,24 @@ const CAPTURES: Capture[] = [
 const BOGUS = Buffer.from([0x00, 0x63, 0x00, 0x10, ...new Array<number>(12).fill(0)]);
 const BOGUS_REASON = 'bad-version';
 
-/** Links named in the config file; ifIndex 1073741823 (sFlow "unknown" output) stays unnamed. */
+/**
+ * Links named in the config file. ifIndex 0 (pmacct's and softflowd's "no interface") and the
+ * sFlow "no interface" output 0x3FFFFFFF are not links: the collector tags them `none`.
+ */
 const LINKS = [
-  { exporter: EXPORTER, ifIndex: 3, name: 'pmacct-in', capacityBps: 10_000_000_000 },
+  { exporter: EXPORTER, ifIndex: 3, name: 'lan.0 (core)', capacityBps: 2_500_000 }, // regex specials in the name
   { exporter: EXPORTER, ifIndex: 5, name: 'sflow-in', capacityBps: 100_000_000 },
-  { exporter: EXPORTER, ifIndex: 0, name: 'lan.0 (core)', capacityBps: 2_500_000 }, // regex specials in the name
+  { exporter: EXPORTER, ifIndex: 0, name: 'never-an-interface', capacityBps: 1_000_000 },
 ];
 /** aggregation.keepUnregistered: these unregistered pairs keep their ids, the others fold. */
 const KEEP = [{ community: 200 }, { community: 2, activity: 7 }];
 const kept = (c: number, a: number) => KEEP.some((k) => k.community === c && (!('activity' in k) || k.activity === a));
 
-const linkName = (ifIndex: number): string => LINKS.find((l) => l.exporter === EXPORTER && l.ifIndex === ifIndex)?.name ?? String(ifIndex);
+/** The ifIndex a truth file gives as the collector keys it: 0 and sFlow's 0x3FFFFFFF are no interface (README, Counting rules). */
+const side = (ifIndex: number, protocol: 'ipfix' | 'sflow'): number | null =>
+  ifIndex === 0 || (protocol === 'sflow' && ifIndex === 0x3fffffff) ? null : ifIndex;
+const linkName = (ifIndex: number | null): string =>
+  ifIndex === null ? 'none' : (LINKS.find((l) => l.exporter === EXPORTER && l.ifIndex === ifIndex)?.name ?? String(ifIndex));
 const capacityOf = (link: string): number | undefined => LINKS.find((l) => l.name === link)?.capacityBps;
 
 // ---------------------------------------------------------------------------------------
@@ -117,8 +124,16 @@ function buildTruth() {
   for (const c of CAPTURES) {
     const truth = loadTruth(fixturePath(`${c.name}.truth.json`));
     const t = expectedTotals(truth);
-    const { inIf, outIf } = captureLink(truth);
-    const link = { exporter: EXPORTER, in_link: linkName(inIf), out_link: linkName(outIf), in_if: String(inIf), out_if: String(outIf) };
+    const raw = captureLink(truth);
+    const protocol = c.port === 'sflow' ? 'sflow' : 'ipfix';
+    const [inIf, outIf] = [side(raw.inIf, protocol), side(raw.outIf, protocol)];
+    const link = {
+      exporter: EXPORTER,
+      in_link: linkName(inIf),
+      out_link: linkName(outIf),
+      in_if: String(inIf ?? 'none'),
+      out_if: String(outIf ?? 'none'),
+    };
     let marked = { bytes: 0, packets: 0 };
     for (const [pair, n] of t.pairs) {
       const [community, activity] = pair.split('/').map(Number) as [number, number];
@@ -648,7 +663,7 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
     const opts: RunOptions = { ...base(), fromMs: W, toMs: W + interval - 1, intervalMs: interval };
     const linkNames = [...new Set(TRUTH.cells.flatMap((c) => [c.tags.in_link!, c.tags.out_link!]))].sort();
     const experiments = [...new Set(TRUTH.cells.filter((c) => c.measurement === 'scitags_traffic').map((c) => c.tags.community!))].sort();
-    expect(linkNames).toEqual(['1073741823', 'lan.0 (core)', 'pmacct-in', 'sflow-in']);
+    expect(linkNames).toEqual(['lan.0 (core)', 'none', 'sflow-in']);
     const o = await runDashboard(overview, opts);
     expect(o.variables.options).toEqual({ policy: ['1m', '1h'], exporter: [EXPORTER], experiment: experiments, link: linkNames });
     expect(o.variables.selection).toEqual({ policy: ['1m'], exporter: 'all', experiment: [experiments[0]], link: 'all' });
@@ -794,9 +809,9 @@ describe.skipIf(!influxdAvailable())('Grafana dashboards against InfluxDB filled
       [overview, (q) => q.replace('"community" fill(0)', '"activity" fill(0)'), {}],
       [overview, (q) => q.replace(`("community" = 'unregistered' OR "activity" = 'unregistered')`, `"community_id" = 'unregistered'`), {}],
       [overview, (q) => q.replace('OR "out_link" =~', 'AND "out_link" =~'), {}],
-      [linkDetail, (q) => q.replace('"in_link" =~', '"out_link" =~'), { link: ['pmacct-in'], experiment: 'all' }],
-      [linkDetail, (q) => q.replace('max("in_capacity_bps")', 'max("out_capacity_bps")'), { link: ['pmacct-in'], experiment: 'all' }],
-      [linkDetail, (q) => q.replace('sum("packets")', 'sum("records")'), { link: ['pmacct-in'], experiment: 'all' }],
+      [linkDetail, (q) => q.replace('"in_link" =~', '"out_link" =~'), { link: ['lan.0 (core)'], experiment: 'all' }],
+      [linkDetail, (q) => q.replace('max("in_capacity_bps")', 'max("out_capacity_bps")'), { link: ['lan.0 (core)'], experiment: 'all' }],
+      [linkDetail, (q) => q.replace('sum("packets")', 'sum("records")'), { link: ['lan.0 (core)'], experiment: 'all' }],
     ];
     for (const [d, mutate, selection] of mutations) {
       const { dashboard: mutated, changed } = mutateQueries(d, mutate);

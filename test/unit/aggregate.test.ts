@@ -165,7 +165,7 @@ describe('bucket boundaries and grace', () => {
 
   it('writes the row shape the store interface describes', async () => {
     const agg = aggregator({ bucketSeconds: 300 });
-    agg.add(sample({ inIf: undefined, outIf: 0 }), T0 + 1, R2);
+    agg.add(sample({ inIf: undefined, outIf: 9 }), T0 + 1, R2);
     await agg.flush();
     expect(store.batches).toEqual([
       [
@@ -174,7 +174,7 @@ describe('bucket boundaries and grace', () => {
           bucketSeconds: 300,
           exporter: R2,
           inIf: null,
-          outIf: 0,
+          outIf: 9,
           trafficClass: 'scitags',
           community: 2,
           activity: 1,
@@ -184,6 +184,21 @@ describe('bucket boundaries and grace', () => {
           records: 1,
         },
       ],
+    ]);
+  });
+
+  it('keys ifIndex 0 as no interface (RFC 2863 numbers interfaces from 1), whatever the protocol', async () => {
+    const agg = aggregator({ bucketSeconds: 300 });
+    agg.add(sample({ inIf: 0, outIf: 0, bytes: 100 }), T0 + 1, R1);
+    agg.add(sample({ inIf: undefined, outIf: undefined, bytes: 20 }), T0 + 2, R1);
+    agg.add(sample({ protocol: 'ipfix', inIf: 0, outIf: 4, bytes: 3 }), T0 + 3, R1);
+    agg.add(sample({ protocol: 'netflow5', inIf: 4, outIf: 0, bytes: 5 }), T0 + 4, R1);
+    await agg.flush();
+    // One key for 0 and absent; 4 stays an interface.
+    expect(store.batches.flat().map((r) => [r.inIf, r.outIf, r.bytes, r.records])).toEqual([
+      [null, null, 120, 2],
+      [null, 4, 3, 1],
+      [4, null, 5, 1],
     ]);
   });
 });

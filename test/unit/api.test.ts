@@ -17,7 +17,8 @@ import type { TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, Traff
 //    the epoch (sparse);
 //  - filters are per dimension (a null community / activity never matches an id filter);
 //  - grouping by link / direction: a row counts for link (exporter, inIf) with direction "in"
-//    and for (exporter, outIf) with direction "out", a link filter keeps the matching sides;
+//    and for (exporter, outIf) with direction "out" (once when both are one link and direction
+//    is not grouped), a link filter keeps the matching sides;
 //    otherwise a row counts once, and a link filter keeps rows with either side on a link;
 //    the link group value is formatLinkKey ("exporter#ifIndex");
 //  - result totals count each matching row once.
@@ -64,6 +65,8 @@ class MemoryStore implements TrafficStore {
           ] as const
         )
           .filter(([ifIndex]) => onLink(r.exporter, ifIndex))
+          // Both sides on one link fall in one group unless direction is grouped: once there.
+          .filter(([, direction]) => direction === 'in' || q.groupBy.includes('direction') || r.inIf !== r.outIf)
           .map(([ifIndex, direction]) => ({ link: formatLinkKey(r.exporter, ifIndex), direction }));
       } else if (!onLink(r.exporter, r.inIf) && !onLink(r.exporter, r.outIf)) continue;
       if (members.length === 0) continue;
@@ -580,16 +583,57 @@ describe('GET /api/v1/experiments', () => {
 });
 
 describe('GET /api/v1/links', () => {
-  it('lists configured links, then learned interface names not configured', async () => {
+  const side = (s?: { totals: { bytes: number; packets: number; records: number } }) => ({
+    bytes: s?.totals.bytes ?? 0,
+    packets: s?.totals.packets ?? 0,
+    records: s?.totals.records ?? 0,
+  });
+
+  it('lists configured links, then learned interface names not configured, then links seen only in the store', async () => {
     const { status, body } = await get('/api/v1/links');
     expect(status).toBe(200);
-    expect(body).toEqual({
-      links: [
-        { name: 'cern-geant', link: '192.0.2.1:7', exporter: '192.0.2.1', ifIndex: 7, capacityBps: 100e9, source: 'config' },
-        { name: 'cern-lan', link: '192.0.2.1:8', exporter: '192.0.2.1', ifIndex: 8, capacityBps: null, source: 'config' },
-        { name: 'et-0/0/1', link: '[2001:db8::1]:1', exporter: '2001:db8::1', ifIndex: 1, capacityBps: null, source: 'learned' },
-      ],
+    expect(body).toMatchObject({ from: new Date(NOW - 3600_000).toISOString(), fromMs: NOW - 3600_000, toMs: NOW, omittedLinks: 0 });
+    expect(body.links.map((l: { link: string; name: string | null; source: string }) => [l.link, l.name, l.source])).toEqual([
+      ['192.0.2.1:7', 'cern-geant', 'config'],
+      ['192.0.2.1:8', 'cern-lan', 'config'],
+      ['[2001:db8::1]:1', 'et-0/0/1', 'learned'],
+      ['[2001:db8::1]:2', null, 'traffic'],
+    ]);
+    expect(body.links[0]).toMatchObject({ exporter: '192.0.2.1', ifIndex: 7, capacityBps: 100e9 });
+    expect(body.links[3]).toMatchObject({ exporter: '2001:db8::1', ifIndex: 2, capacityBps: null });
+    // Each entry's traffic is what /api/v1/traffic says for that link and direction over the same range.
+    const traffic = (await get(`/api/v1/traffic?from=${(NOW - 3600_000) / 1000}&to=${NOW / 1000}&groupBy=link,direction`)).body as {
+      series: { group: { link: string; direction: string }; totals: { bytes: number; packets: number; records: number } }[];
+    };
+    for (const l of body.links as { link: string; traffic: unknown }[]) {
+      const find = (d: string) => traffic.series.find((s) => s.group.link === l.link && s.group.direction === d);
+      expect(l.traffic, l.link).toEqual({ in: side(find('in')), out: side(find('out')) });
+    }
+    expect(body.links[0].traffic.in.bytes).toBeGreaterThan(0);
+  });
+
+  it('bounds the links only the store knows with limit, and counts the rest', async () => {
+    const { body } = await get('/api/v1/links?limit=0');
+    expect(body.links.map((l: { source: string }) => l.source)).toEqual(['config', 'config', 'learned']);
+    expect(body.omittedLinks).toBe(1);
+    expect((await get('/api/v1/links?limit=10001')).body).toEqual({
+      error: 'bad request',
+      parameter: 'limit',
+      message: 'must be an integer from 0 to 10000',
     });
+    expect((await get('/api/v1/links?limit=-1')).status).toBe(400);
+    expect((await get('/api/v1/links?from=now&to=now-1h')).body).toMatchObject({ parameter: 'to' });
+  });
+
+  it('answers 503 when the store fails', async () => {
+    store.fail = new Error('disk I/O error');
+    try {
+      const { status, body } = await get('/api/v1/links');
+      expect(status).toBe(503);
+      expect(body).toEqual({ error: 'store unavailable', message: 'disk I/O error' });
+    } finally {
+      store.fail = undefined;
+    }
   });
 });
 
@@ -697,11 +741,16 @@ describe('GET /metrics', () => {
 
 describe('other routes and parameters', () => {
   it('rejects parameters on endpoints that take none', async () => {
-    for (const url of ['/api/v1/links?x=1', '/api/v1/experiments?x=1', '/api/v1/exporters?x=1', '/metrics?x=1']) {
+    for (const url of ['/api/v1/experiments?x=1', '/api/v1/exporters?x=1', '/metrics?x=1']) {
       const { status, body } = await get(url);
       expect(status).toBe(400);
       expect(body).toEqual({ error: 'bad request', parameter: 'x', message: 'unknown parameter (this endpoint takes none)' });
     }
+    expect((await get('/api/v1/links?x=1')).body).toEqual({
+      error: 'bad request',
+      parameter: 'x',
+      message: 'unknown parameter (allowed: from, to, limit)',
+    });
     expect((await get('/health?x=1')).body).toEqual({
       error: 'bad request',
       parameter: 'x',

@@ -134,7 +134,8 @@ describe('decodeSflow: flow samples', () => {
       }),
     ]);
     expect(res.errors).toEqual([]);
-    expect(res.records).toEqual([rec({ ...V6_REC, bytes: V6_REC.bytes! + 4, vlan: 100, inIf: 5, outIf: 0x3fffffff, samplingRate: 512 })]);
+    expect(res.records).toEqual([rec({ ...V6_REC, bytes: V6_REC.bytes! + 4, vlan: 100, inIf: 5, outIf: undefined, samplingRate: 512 })]);
+    // 0x3FFFFFFF is "no interface" (the device itself): not a link, but the dump keeps the raw value.
     expect(res.stats).toEqual({ samples: 1, flowSamples: 1, counterSamples: 0, skipped: NO_SKIPS, lostDatagrams: 0, lostSamples: 0 });
     // Same shape as every other decoder's records (no extra keys unless fields are asked for).
     expect(Object.keys(res.records[0]!)).toEqual(Object.keys(emptyRecord('sflow', '', 0)));
@@ -181,6 +182,27 @@ describe('decodeSflow: flow samples', () => {
       [7, undefined],
       [7, undefined],
     ]);
+  });
+
+  it('gives no interface for 0x3FFFFFFF ("the device itself", format 0) on either side, compact or expanded', () => {
+    const res = one(
+      [
+        flow([header({ ip: V6 })], { input: 0x3fffffff, output: 9 }),
+        flow([header({ ip: V6 })], { input: 9, output: 0x3fffffff, sequence: 2 }),
+        flow([header({ ip: V6 })], { expanded: true, input: 0x3fffffff, output: 0x3fffffff, sequence: 3 }),
+        // One below is an ordinary ifIndex.
+        flow([header({ ip: V6 })], { input: 0x3ffffffe, output: 1, sequence: 4 }),
+      ],
+      { withFields: true },
+    );
+    expect(res.records.map((r) => [r.inIf, r.outIf])).toEqual([
+      [undefined, 9],
+      [9, undefined],
+      [undefined, undefined],
+      [0x3ffffffe, 1],
+    ]);
+    // The dump still says what the agent sent.
+    expect(res.records[1]!.fields).toMatchObject({ output_format: 0, output_value: 0x3fffffff });
   });
 
   it('keeps sampling_rate 0 out of the record (rate 1, source unknown)', () => {

@@ -11,7 +11,7 @@ import {
   SCHEMA_VERSION,
   type SqliteTrafficStore,
 } from '../../src/store/sqlite/index.js';
-import type { TrafficQuery, TrafficRow } from '../../src/store/types.js';
+import type { GroupByDimension, TrafficQuery, TrafficRow } from '../../src/store/types.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0); // a multiple of 5 min
 const MIN = 60_000;
@@ -224,15 +224,46 @@ describe('sqlite store: queries', () => {
     ]);
   });
 
-  it('groups by link: a row counts for its in-link and its out-link', async () => {
+  it('groups by link: a row counts for its in-link and its out-link, once when both are one link', async () => {
     const r = await store.queryTraffic(query({ groupBy: ['link'] }));
     expect(r.series.map((s) => [s.group.link, s.totals.bytes])).toEqual([
       [formatLinkKey(R1, 1), 9040],
       [formatLinkKey(R1, 2), 9040],
-      [formatLinkKey(R2, null), 22],
+      // Both sides unknown: one link, counted once (not 22).
+      [formatLinkKey(R2, null), 11],
     ]);
     // The overall totals count each row once.
     expect(r.totals.bytes).toBe(9051);
+  });
+
+  it('counts a row with the same interface on both sides once per group, whatever else is grouped', async () => {
+    await store.writeRows([
+      row({ bucketStartMs: T0 + 3 * MIN, inIf: 4, outIf: 4, community: 2, activity: 1, bytes: 70, packets: 7, records: 1 }),
+      row({ bucketStartMs: T0 + 3 * MIN, exporter: R2, inIf: null, outIf: 4, community: 2, activity: 1, bytes: 5, packets: 1, records: 1 }),
+    ]);
+    const series = async (groupBy: GroupByDimension[]) =>
+      (await store.queryTraffic(query({ groupBy }))).series.map((s) => [
+        ...groupBy.map((d) => s.group[d]),
+        s.totals.bytes,
+        s.totals.records,
+      ]);
+    expect(await series(['link'])).toEqual([
+      [formatLinkKey(R1, 1), 9040, 20],
+      [formatLinkKey(R1, 2), 9040, 20],
+      [formatLinkKey(R1, 4), 70, 1],
+      [formatLinkKey(R2, null), 16, 2],
+      [formatLinkKey(R2, 4), 5, 1],
+    ]);
+    expect(await series(['exporter', 'link', 'class'])).toContainEqual([R1, formatLinkKey(R1, 4), 'scitags', 70, 1]);
+    expect(await series(['exporter', 'link', 'class'])).toContainEqual([R2, formatLinkKey(R2, null), 'scitags', 16, 2]);
+    // Direction tells the two sides apart: once in each.
+    const byDirection = await series(['link', 'direction']);
+    expect(byDirection).toContainEqual([formatLinkKey(R1, 4), 'in', 70, 1]);
+    expect(byDirection).toContainEqual([formatLinkKey(R1, 4), 'out', 70, 1]);
+    // A link filter on the hairpin interface: one row, once.
+    const filtered = await store.queryTraffic(query({ groupBy: ['link'], link: [{ exporter: R1, ifIndex: 4 }] }));
+    expect(filtered.series.map((s) => [s.group.link, s.totals.bytes])).toEqual([[formatLinkKey(R1, 4), 70]]);
+    expect(filtered.totals.bytes).toBe(70);
   });
 
   it('groups by link and direction', async () => {

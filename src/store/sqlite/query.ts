@@ -10,7 +10,10 @@ import type { GroupByDimension, TrafficQuery } from '../types.js';
  * it belongs to two links. When grouping by `link` or `direction`, every row counts twice:
  * once for its in-link (exporter, inIf) with direction 'in' and once for its out-link
  * (exporter, outIf) with direction 'out'; a `link` filter then keeps the sides on a listed
- * link. Without link/direction grouping a row counts once, and a `link` filter keeps rows with
+ * link. A row whose two sides are the same link (both unknown, or in and out on one
+ * interface) counts once when `direction` is not grouped: its in and out halves would fall
+ * in one group, and a row is never counted twice in one group.
+ * Without link/direction grouping a row counts once, and a `link` filter keeps rows with
  * either side on a listed link. The overall totals always count each matching row once.
  *
  * Filters: an absent or empty list does not filter. `community` / `activity` filters match
@@ -93,11 +96,13 @@ export function buildSeriesQuery(q: TrafficQuery): BuiltQuery {
     const outer: (string | number)[] = [];
     const linkWhere = hasLinkFilter(q) ? `WHERE ${linkTerm('if_index', q, outer)}` : '';
     const columns = 'bucket_start, exporter, class, community, activity, bytes, packets, records';
+    // Unknown is NONE (-1) on both sides, so two unknown sides compare equal here.
+    const sameLinkOnce = dims.includes('direction') ? '' : 'WHERE in_if <> out_if';
     sql = `WITH base AS (SELECT bucket_start, exporter, in_if, out_if, class, community, activity, bytes, packets, records
                          FROM traffic WHERE ${where.join(' AND ')}),
               halves AS (SELECT ${columns}, in_if AS if_index, 'in' AS direction FROM base
                          UNION ALL
-                         SELECT ${columns}, out_if AS if_index, 'out' AS direction FROM base)
+                         SELECT ${columns}, out_if AS if_index, 'out' AS direction FROM base ${sameLinkOnce})
            SELECT ${select.join(', ')} FROM halves ${linkWhere} GROUP BY ${groupBy} ORDER BY t`;
     // `?` are numbered by position in the text: CTE filters, then the step, then the link.
     return { sql, params: [...inner, stepMs, ...outer], groupColumns };
