@@ -56,6 +56,7 @@ const OUTCOME_COUNTERS = [
   'lostDatagrams',
   'lostSamples',
   'unknownSampling',
+  'noVolume',
   'records',
 ] as const;
 
@@ -209,7 +210,9 @@ export interface Observation {
 
 export function signatureOf(out: DatagramOutcome): string {
   const codes = [...new Set(out.errors.map((e) => e.code))].sort();
-  const moved = (['records', 'templateMisses', 'sequenceGaps', 'lostRecords', 'lostDatagrams', 'lostSamples', 'unknownSampling'] as const)
+  const moved = (
+    ['records', 'templateMisses', 'sequenceGaps', 'lostRecords', 'lostDatagrams', 'lostSamples', 'unknownSampling', 'noVolume'] as const
+  )
     .filter((k) => out[k] > 0)
     .join(',');
   return `${out.protocol ?? 'none'}|${codes.join(',')}|${moved}`;
