@@ -200,6 +200,8 @@ export interface CollectorMetrics {
   lateRecords: Counter;
   tooLateRecords: Counter;
   cardinalityFolds: Counter;
+  /** The same folds per exporter and reason: share (over its fair share) or budget (maxLiveKeys reached). */
+  cardinalityExporterFolds: Counter<'reason' | 'exporter'>;
   liveKeys: Gauge;
 
   // store
@@ -564,6 +566,12 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Records folded into an overflow key because aggregation.maxLiveKeys was reached',
       registers,
     }),
+    cardinalityExporterFolds: new Counter({
+      name: n('cardinality_exporter_folds_total'),
+      help: "Records folded into their exporter's overflow key, per exporter and reason: share (the exporter held more than aggregation.maxLiveKeys / exporters with live keys, once half of it was in use) or budget (aggregation.maxLiveKeys reached)",
+      labelNames: ['reason', 'exporter'] as const,
+      registers,
+    }),
     liveKeys: new Gauge({
       name: n('live_keys'),
       help: 'Aggregation keys held in open buckets',
@@ -704,6 +712,7 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     m.templateMisses,
     m.sequenceGaps,
     m.recordsLost,
+    m.cardinalityExporterFolds,
     m.trafficBytes,
     m.trafficPackets,
   ] as Counter<string>[]) {

@@ -119,6 +119,13 @@ export class MetricsSync {
     if (d > 0) m.tooLateRecords.inc(d);
     d = this.delta('agg|fold', st.foldedByCardinality);
     if (d > 0) m.cardinalityFolds.inc(d);
+    for (const f of aggregator.exporterFolds()) {
+      const ex = m.exporterLabel(f.exporter);
+      d = this.delta(`fold|share|${f.exporter}`, f.share);
+      if (d > 0) m.cardinalityExporterFolds.inc({ reason: 'share', exporter: ex }, d);
+      d = this.delta(`fold|budget|${f.exporter}`, f.budget);
+      if (d > 0) m.cardinalityExporterFolds.inc({ reason: 'budget', exporter: ex }, d);
+    }
     m.liveKeys.set(st.liveKeys);
     if (this.parts.traffic) {
       aggregator.countTraffic();

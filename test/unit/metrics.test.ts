@@ -132,6 +132,7 @@ describe('metrics registry', () => {
       'scitags_buckets_lost_unclean_total counter',
       'scitags_buckets_written_total counter',
       'scitags_build_info gauge',
+      'scitags_cardinality_exporter_folds_total counter',
       'scitags_cardinality_folds_total counter',
       'scitags_datagrams_dropped_total counter',
       'scitags_datagrams_received_total counter',
