@@ -152,6 +152,17 @@ class SeriesByExporter {
     return metric;
   }
 
+  /** Removes one series (labels exactly as incremented) and forgets it. */
+  remove(metric: Counter<string>, labels: Record<string, string>): void {
+    metric.remove(labels);
+    const ex = labels['exporter'];
+    if (ex === undefined) return;
+    const set = this.byExporter.get(ex);
+    if (set === undefined) return;
+    set.delete(`${(metric as unknown as { name: string }).name}|${JSON.stringify(labels)}`);
+    if (set.size === 0) this.byExporter.delete(ex);
+  }
+
   /** Removes every series labelled exporter=`ex`. */
   forget(ex: string): void {
     for (const { metric, labels } of this.byExporter.get(ex)?.values() ?? []) metric.remove(labels);
@@ -168,6 +179,11 @@ export interface CollectorMetrics {
   exporterLabel(address: string, activeMs?: number): string;
   /** Called with an exporter label whose series were removed (TrafficCounters forgets its sets). */
   onExporterForgotten(listener: (exporter: string) => void): void;
+  /**
+   * Removes one label set from scitags_traffic_bytes_total and _packets_total (TrafficCounters
+   * recycling an idle one) and counts it in scitags_traffic_series_recycled_total.
+   */
+  removeTrafficSeries(labels: Record<TrafficLabel, string>): void;
 
   // receive path
   datagramsReceived: Counter<'listener' | 'exporter'>;
@@ -231,6 +247,7 @@ export interface CollectorMetrics {
   trafficBytes: Counter<TrafficLabel>;
   trafficPackets: Counter<TrafficLabel>;
   trafficSeriesFolded: Counter;
+  trafficSeriesRecycled: Counter;
   exporterLabelsRecycled: Counter;
 }
 
@@ -441,6 +458,11 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     registry,
     exporterLabel: (address, activeMs) => exporters.value(address, activeMs),
     onExporterForgotten: (listener) => forgotten.push(listener),
+    removeTrafficSeries: (labels) => {
+      series.remove(m.trafficBytes as Counter<string>, labels);
+      series.remove(m.trafficPackets as Counter<string>, labels);
+      m.trafficSeriesRecycled.inc();
+    },
 
     datagramsReceived: new Counter({
       name: n('datagrams_received_total'),
@@ -690,6 +712,11 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     trafficSeriesFolded: new Counter({
       name: n('traffic_series_folded_total'),
       help: 'Traffic counter updates that went to the "other" label set because metrics.maxTrafficSeries label sets exist',
+      registers,
+    }),
+    trafficSeriesRecycled: new Counter({
+      name: n('traffic_series_recycled_total'),
+      help: 'Traffic label sets removed (from both traffic counters) to give their slot to a new one, after metrics.trafficSeriesIdleSeconds without growth while metrics.maxTrafficSeries sets existed',
       registers,
     }),
     exporterLabelsRecycled: new Counter({

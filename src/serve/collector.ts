@@ -127,13 +127,19 @@ export class Collector {
     });
     this.metrics = metrics;
     const configuredLinks = new Map(config.links.map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]));
-    const traffic = new TrafficCounters(metrics, config.metrics.maxTrafficSeries, {
-      registry: () => this.registry.registry,
-      linkName: (exporter, ifIndex) => {
-        const key = `${exporter}|${ifIndex}`;
-        return configuredLinks.get(key) ?? this.links.learntNames().get(key);
+    const traffic = new TrafficCounters(
+      metrics,
+      config.metrics.maxTrafficSeries,
+      {
+        registry: () => this.registry.registry,
+        linkName: (exporter, ifIndex) => {
+          const key = `${exporter}|${ifIndex}`;
+          return configuredLinks.get(key) ?? this.links.learntNames().get(key);
+        },
+        now,
       },
-    });
+      config.metrics.trafficSeriesIdleSeconds,
+    );
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,

@@ -175,6 +175,7 @@ describe('metrics registry', () => {
       'scitags_traffic_bytes_total counter',
       'scitags_traffic_packets_total counter',
       'scitags_traffic_series_folded_total counter',
+      'scitags_traffic_series_recycled_total counter',
       'scitags_unclean_shutdowns_total counter',
     ]);
   });
