@@ -290,7 +290,7 @@ export const INFLUX_OPTIONS = {
     nonNegativeInt,
     5,
     'SECONDS',
-    'seconds between liveness probes (GET /ping, timeout min(timeoutMs, 2000)) while no write succeeds; a failed one shows as store_unreachable in /health; 0 = off',
+    'seconds between liveness probes (GET /ping, timeout min(timeoutMs, 2000)) while no write succeeds; a failed one shows as store_unreachable in /health (store_auth when answered 401 / 403); 0 = off',
   ),
 } as const satisfies Section;
 

@@ -227,6 +227,8 @@ export interface CollectorMetrics {
   storeWriteSeconds: Histogram<'store'>;
   /** 0 while the last InfluxDB liveness probe (GET /ping) failed, else 1 (also for stores without one). */
   storeProbeOk: Gauge;
+  /** 1 while InfluxDB answers the failing writes or the failing /ping probe with 401 / 403. */
+  storeAuthFailed: Gauge;
   /** Runs found at start to have died without a clean stop, and the buckets they lost (estimated). */
   uncleanShutdowns: Counter;
   bucketsLostUnclean: Counter;
@@ -630,7 +632,12 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     }),
     storeProbeOk: new Gauge({
       name: n('store_probe_ok'),
-      help: 'Whether the last InfluxDB liveness probe (GET /ping, store.probeIntervalSeconds) succeeded (1) or failed (0); 1 for stores without one',
+      help: 'Whether the last InfluxDB liveness probe (GET /ping, store.probeIntervalSeconds) succeeded (1) or failed (0); 1 for stores without one, and when the probe was answered 401 / 403 (InfluxDB is up: see scitags_store_auth_failed)',
+      registers,
+    }),
+    storeAuthFailed: new Gauge({
+      name: n('store_auth_failed'),
+      help: 'InfluxDB refuses the credentials: 1 while the failing writes or the failing liveness probe are answered HTTP 401 / 403, else 0',
       registers,
     }),
 

@@ -165,6 +165,7 @@ describe('metrics registry', () => {
       'scitags_registry_refreshes_total counter',
       'scitags_sequence_gaps_total counter',
       'scitags_socket_receive_buffer_bytes gauge',
+      'scitags_store_auth_failed gauge',
       'scitags_store_probe_ok gauge',
       'scitags_store_rows_written_total counter',
       'scitags_store_write_failures_total counter',
