@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { TrafficRow, TrafficStore } from '../store/types.js';
 import { Bucket, Cell } from './bucket.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from './config.js';
-import { NO_IF, LinkTable, linkIf, type ExporterLinks } from './links.js';
+import { NO_IF, LinkTable, REFUSED_SHARE, linkIf, overFairShare, type ExporterLinks } from './links.js';
 import {
   KeepPolicy,
   PairFilter,
@@ -44,6 +44,14 @@ import { cumulativeShare } from './split.js';
  * class 'scitags', community = activity = null (the `unregistered` series). That key is
  * shared with genuinely unregistered traffic of unknown interfaces; `foldedByCardinality`
  * tells how much of it is overflow.
+ *
+ * Fair share. So that one exporter spraying new keys (random interfaces, forged label pairs)
+ * cannot make every other exporter fold, once half of maxLiveKeys is in use an exporter that
+ * already holds maxLiveKeys / (exporters holding live keys) or more folds its new keys, while
+ * exporters below that share still open theirs up to the hard cap (links.ts overFairShare;
+ * the link table applies the same rule to new links). Each exporter keeps its own count of
+ * live keys, so the check is two multiplications on the path that opens a key, and nothing on
+ * the path that finds one. Folds are counted per exporter and reason (exporterFolds()).
  */
 
 /**
@@ -87,6 +95,8 @@ export interface AggregatorStats {
   tooLatePackets: number;
   /** Records folded (wholly or, for split records, partly) into an overflow key by the cap. */
   foldedByCardinality: number;
+  /** The part of foldedByCardinality folded by the fair share (the exporter held more than its share). */
+  foldedByShare: number;
   /** Bucket writes confirmed by the store, rewrites included, and their rows. */
   bucketsWritten: number;
   rowsWritten: number;
@@ -131,7 +141,26 @@ interface ExporterState {
    * place: a number|undefined field would allocate a heap number per record.
    */
   offsetMs: number;
+  /** Live keys of this exporter (cells in open buckets): its use of maxLiveKeys. */
+  keys: number;
+  /** Records folded: over the exporter's fair share, and with the live keys at maxLiveKeys. */
+  foldedShare: number;
+  foldedBudget: number;
 }
+
+/** Per-exporter fold counts (exporterFolds()). */
+export interface ExporterFolds {
+  exporter: string;
+  /** Records folded because the exporter held more than its fair share of the live keys. */
+  share: number;
+  /** Records folded because the live keys (or links) were at maxLiveKeys. */
+  budget: number;
+}
+
+/** Why a record (part) went to an overflow key; 0: it did not. Numbers, not strings: hot path. */
+const NOT_FOLDED = 0;
+const FOLD_SHARE = 1;
+const FOLD_BUDGET = 2;
 
 /** How often a persisting write failure is logged again. */
 const FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -158,7 +187,15 @@ export class Aggregator {
   /** Buckets with a lower index are closed (past the late window). */
   private acceptFrom = -Infinity;
   private liveKeys = 0;
+  /** Exporters with live keys (ExporterState.keys > 0): the fair share's divisor. */
+  private keyHolders = 0;
   private linksAfterCompaction = 0;
+  /**
+   * A new link was refused by the fair share since the last compaction. The link table counts
+   * an exporter's links until compaction, dead ones included, so the next tick compacts to
+   * give the share back the links of closed buckets.
+   */
+  private linkShareRefused = false;
   private lastExporterAddr: string | undefined;
   private lastExporter: ExporterState | undefined;
   private lastBucket: Bucket | undefined;
@@ -167,8 +204,8 @@ export class Aggregator {
   private lastInIf = NO_IF;
   private lastOutIf = NO_IF;
   private lastLink = -1;
-  /** Out-parameter of cellFor(). */
-  private folded = false;
+  /** Out-parameter of cellFor(): NOT_FOLDED, FOLD_SHARE or FOLD_BUDGET. */
+  private folded = NOT_FOLDED;
   private readonly c: Counters = {
     records: 0,
     splitRecords: 0,
@@ -178,6 +215,7 @@ export class Aggregator {
     tooLateBytes: 0,
     tooLatePackets: 0,
     foldedByCardinality: 0,
+    foldedByShare: 0,
     bucketsWritten: 0,
     rowsWritten: 0,
     writeFailures: 0,
@@ -243,14 +281,14 @@ export class Aggregator {
     const inIf = linkIf(rec.inIf);
     const outIf = linkIf(rec.outIf);
     let link: number;
-    let folded = false;
+    let folded = NOT_FOLDED;
     // Consecutive records of an exporter often share their link: skip the two map lookups.
     if (ex === this.lastLinkExporter && inIf === this.lastInIf && outIf === this.lastOutIf) link = this.lastLink;
     else {
       link = this.links.intern(ex.links, inIf, outIf, false);
       if (link < 0) {
+        folded = this.linkRefused(link);
         link = this.overflowLink(ex);
-        folded = true;
       } else {
         this.lastLinkExporter = ex;
         this.lastInIf = inIf;
@@ -287,7 +325,7 @@ export class Aggregator {
       cell.bytes += bytes;
       cell.packets += packets;
       cell.records += 1;
-      if (this.folded) this.c.foldedByCardinality++;
+      if (this.folded !== NOT_FOLDED) this.countFold(ex, this.folded);
       return;
     }
 
@@ -297,7 +335,7 @@ export class Aggregator {
     if (last < this.acceptFrom) return this.dropTooLate(bytes, packets);
     if (last > first) this.c.splitRecords++;
     const span = end - start;
-    let anyFolded = false;
+    let anyFolded = NOT_FOLDED;
     for (let i = first; i <= last; i++) {
       const a = Math.max(start, i * this.widthMs) - start;
       const b = Math.min(end, (i + 1) * this.widthMs) - start;
@@ -314,9 +352,9 @@ export class Aggregator {
       cell.bytes += pb;
       cell.packets += pp;
       cell.records += records;
-      if (this.folded) anyFolded = true;
+      if (this.folded !== NOT_FOLDED) anyFolded = this.folded;
     }
-    if (anyFolded) this.c.foldedByCardinality++;
+    if (anyFolded !== NOT_FOLDED) this.countFold(ex, anyFolded);
   }
 
   /**
@@ -355,10 +393,10 @@ export class Aggregator {
       const index = Math.floor(row.bucketStartMs / this.widthMs);
       if (index < this.acceptFrom) continue;
       let link = this.links.intern(ex.links, row.inIf ?? NO_IF, row.outIf ?? NO_IF, false);
-      let folded = false;
+      let folded = NOT_FOLDED;
       if (link < 0) {
+        folded = this.linkRefused(link);
         link = this.overflowLink(ex);
-        folded = true;
       }
       const series =
         row.trafficClass === 'scitags'
@@ -419,6 +457,8 @@ export class Aggregator {
     this.buckets.clear();
     this.lastBucket = undefined;
     this.liveKeys = 0;
+    this.keyHolders = 0;
+    for (const ex of this.exporters.values()) ex.keys = 0;
     // Nothing references a link id any more: start numbering again once the table is large.
     if (this.links.size > 4096) {
       this.links.reset();
@@ -450,16 +490,16 @@ export class Aggregator {
       if (series < SERIES_FOLDED && !this.pairs.keeps(registry, series)) series = SERIES_FOLDED;
       const ex = this.exporter(exporters[parts[o + 1]!]!);
       let link = this.links.intern(ex.links, parts[o + 2]!, parts[o + 3]!, false);
-      let folded = false;
+      let folded = NOT_FOLDED;
       if (link < 0) {
+        folded = this.linkRefused(link);
         link = this.overflowLink(ex);
-        folded = true;
       }
       const cell = this.cellFor(index, ex, link, series, folded);
       cell.bytes += bytes;
       cell.packets += packets;
       cell.records += records;
-      if (this.folded) this.c.foldedByCardinality++;
+      if (this.folded !== NOT_FOLDED) this.countFold(ex, this.folded);
     }
   }
 
@@ -537,6 +577,15 @@ export class Aggregator {
     };
   }
 
+  /** Exporters that had records folded, with their counts (metrics; one pass over the exporters). */
+  exporterFolds(): ExporterFolds[] {
+    const out: ExporterFolds[] = [];
+    for (const [exporter, ex] of this.exporters) {
+      if (ex.foldedShare > 0 || ex.foldedBudget > 0) out.push({ exporter, share: ex.foldedShare, budget: ex.foldedBudget });
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------------------------------
   // Hot path helpers
   // ---------------------------------------------------------------------------------------
@@ -548,7 +597,7 @@ export class Aggregator {
       const key = this.exporters.size < this.config.maxExporters ? addr : OTHER_EXPORTER;
       ex = this.exporters.get(key);
       if (ex === undefined) {
-        this.exporters.set(key, (ex = { links: this.links.exporter(key), offsetMs: NaN }));
+        this.exporters.set(key, (ex = { links: this.links.exporter(key), offsetMs: NaN, keys: 0, foldedShare: 0, foldedBudget: 0 }));
         if (this.seeded.size > 0) this.applySeed(key);
       }
     }
@@ -561,6 +610,22 @@ export class Aggregator {
     return this.links.intern(ex.links, NO_IF, NO_IF, true);
   }
 
+  /** Why a refused link folds its record (links.ts REFUSED_*). */
+  private linkRefused(refusal: number): number {
+    if (refusal !== REFUSED_SHARE) return FOLD_BUDGET;
+    this.linkShareRefused = true;
+    return FOLD_SHARE;
+  }
+
+  /** Off the common path: only records that went to an overflow key get here. */
+  private countFold(ex: ExporterState, reason: number): void {
+    this.c.foldedByCardinality++;
+    if (reason === FOLD_SHARE) {
+      this.c.foldedByShare++;
+      ex.foldedShare++;
+    } else ex.foldedBudget++;
+  }
+
   private dropTooLate(bytes: number, packets: number): void {
     this.c.tooLate++;
     this.c.tooLateBytes += bytes;
@@ -568,29 +633,34 @@ export class Aggregator {
   }
 
   /**
-   * The cell a record (part) adds to, marking its bucket updated; sets `this.folded` when it
-   * is an overflow key. Counts are added by the caller: passing doubles to a call that is not
-   * inlined would box them, one allocation per record.
+   * The cell a record (part) adds to, marking its bucket updated; sets `this.folded` to why it
+   * is an overflow key (NOT_FOLDED when it is not). Counts are added by the caller: passing
+   * doubles to a call that is not inlined would box them, one allocation per record.
    */
-  private cellFor(index: number, ex: ExporterState, link: number, series: number, folded: boolean): Cell {
+  private cellFor(index: number, ex: ExporterState, link: number, series: number, folded: number): Cell {
     let bucket = this.lastBucket;
     if (bucket === undefined || bucket.index !== index) {
       bucket = this.buckets.get(index);
       if (bucket === undefined) this.buckets.set(index, (bucket = new Bucket(index)));
       this.lastBucket = bucket;
     }
-    let key = link * SERIES_SPACE + (folded ? overflowSeries(series) : series);
+    let key = link * SERIES_SPACE + (folded !== NOT_FOLDED ? overflowSeries(series) : series);
     let cell = bucket.cells.get(key);
     if (cell === undefined) {
-      if (!folded && this.liveKeys >= this.config.maxLiveKeys) {
-        folded = true;
-        key = this.overflowLink(ex) * SERIES_SPACE + overflowSeries(series);
-        cell = bucket.cells.get(key);
+      if (folded === NOT_FOLDED) {
+        const max = this.config.maxLiveKeys;
+        if (this.liveKeys >= max) folded = FOLD_BUDGET;
+        else if (overFairShare(this.liveKeys, max, ex.keys, this.keyHolders)) folded = FOLD_SHARE;
+        if (folded !== NOT_FOLDED) {
+          key = this.overflowLink(ex) * SERIES_SPACE + overflowSeries(series);
+          cell = bucket.cells.get(key);
+        }
       }
       if (cell === undefined) {
         // Overflow keys are created past the cap too: at most one per exporter and class.
         bucket.cells.set(key, (cell = new Cell()));
         this.liveKeys++;
+        if (ex.keys++ === 0) this.keyHolders++;
       }
     }
     if (bucket.everWritten) this.c.lateUpdates++;
@@ -609,12 +679,26 @@ export class Aggregator {
     return run;
   }
 
-  /** Closes buckets below `index`: they stop accepting records and leave the live keys. */
+  /**
+   * Closes buckets below `index`: they stop accepting records and leave the live keys, of the
+   * whole and of each exporter (one lookup per cell, once per bucket: off the record path).
+   */
   private close(index: number): void {
+    const { exporterOf } = this.links;
     for (const b of this.buckets.values()) {
       if (b.index < index && !b.closed) {
         b.closed = true;
         this.liveKeys -= b.cells.size;
+        let addr: string | undefined;
+        let ex: ExporterState | undefined;
+        for (const key of b.cells.keys()) {
+          const a = exporterOf[Math.floor(key / SERIES_SPACE)]!;
+          if (a !== addr) {
+            addr = a;
+            ex = this.exporters.get(a);
+          }
+          if (ex !== undefined && --ex.keys === 0) this.keyHolders--;
+        }
       }
     }
     this.acceptFrom = index;
@@ -737,12 +821,16 @@ export class Aggregator {
   /**
    * Link ids are never freed one by one; when the table has grown well past what the buckets
    * in memory use (ifIndex churn, a flood), renumber the live ones. Amortised O(1) per link.
+   * Also when the table is full or the fair share refused a link: at most once per tick, so the
+   * per-exporter link counts the share reads drop the links of closed buckets.
    */
   private maybeCompactLinks(): void {
     const size = this.links.size;
-    if (size <= 2 * this.linksAfterCompaction + 1024 && !(size >= this.config.maxLiveKeys && size > this.linksAfterCompaction)) {
+    const full = size >= this.config.maxLiveKeys || this.linkShareRefused;
+    if (size <= 2 * this.linksAfterCompaction + 1024 && !(full && size > this.linksAfterCompaction)) {
       return;
     }
+    this.linkShareRefused = false;
     const old = this.links.reset();
     this.lastLinkExporter = undefined;
     for (const b of this.buckets.values()) {

@@ -27,6 +27,23 @@ export function linkIf(ifIndex: number | undefined): number {
 export interface ExporterLinks {
   readonly exporter: string;
   readonly byIn: Map<number, Map<number, number>>;
+  /** Links of this exporter in the table (since the last reset): its use of the shared capacity. */
+  count: number;
+}
+
+/** intern() results when a new link is refused: the table is full, or the exporter is over its fair share. */
+export const REFUSED_FULL = -1;
+export const REFUSED_SHARE = -2;
+
+/**
+ * The fair-share rule, shared by the link table and the aggregator's live keys. Once half the
+ * capacity is used, an exporter already holding capacity / (exporters holding any) or more is
+ * refused, while the others still get room; the capacity itself stays hard. Half, so that
+ * exporters below their share always find at least half the capacity free, whatever one
+ * exporter took before the rule applied. Multiplication instead of division: integers only.
+ */
+export function overFairShare(used: number, capacity: number, held: number, holders: number): boolean {
+  return used * 2 >= capacity && held * holders >= capacity;
 }
 
 export class LinkTable {
@@ -34,6 +51,8 @@ export class LinkTable {
   readonly inOf: number[] = [];
   readonly outOf: number[] = [];
   private readonly exporters = new Map<string, ExporterLinks>();
+  /** Exporters with count > 0 (the fair share's divisor). */
+  private holders = 0;
 
   /** @param capacity new links beyond this many are refused (the caller folds them). */
   constructor(private readonly capacity: number) {}
@@ -44,26 +63,45 @@ export class LinkTable {
 
   exporter(addr: string): ExporterLinks {
     let ex = this.exporters.get(addr);
-    if (ex === undefined) this.exporters.set(addr, (ex = { exporter: addr, byIn: new Map() }));
+    if (ex === undefined) this.exporters.set(addr, (ex = { exporter: addr, byIn: new Map(), count: 0 }));
     return ex;
   }
 
-  /** The link's id; -1 when it is new and the table is full, unless `force`. */
+  /**
+   * The link's id. A new link is refused, unless `force`, with REFUSED_FULL when the table is
+   * full and REFUSED_SHARE when the exporter is over its fair share (overFairShare): one
+   * exporter spraying random interfaces cannot take every other exporter's room for new links.
+   */
   intern(ex: ExporterLinks, inIf: number, outIf: number, force: boolean): number {
     let byOut = ex.byIn.get(inIf);
     if (byOut === undefined) {
-      if (!force && this.size >= this.capacity) return -1;
+      if (!force) {
+        const refused = this.refuse(ex);
+        if (refused !== 0) return refused;
+      }
       ex.byIn.set(inIf, (byOut = new Map()));
     }
     const id = byOut.get(outIf);
     if (id !== undefined) return id;
-    if (!force && this.size >= this.capacity) return -1;
+    if (!force) {
+      const refused = this.refuse(ex);
+      if (refused !== 0) return refused;
+    }
     const next = this.exporterOf.length;
     this.exporterOf.push(ex.exporter);
     this.inOf.push(inIf);
     this.outOf.push(outIf);
     byOut.set(outIf, next);
+    if (ex.count++ === 0) this.holders++;
     return next;
+  }
+
+  /** Why a new link of `ex` is refused, 0 when it is not. Runs only for new links. */
+  private refuse(ex: ExporterLinks): number {
+    const size = this.size;
+    if (size >= this.capacity) return REFUSED_FULL;
+    if (overFairShare(size, this.capacity, ex.count, this.holders)) return REFUSED_SHARE;
+    return 0;
   }
 
   /**
@@ -72,7 +110,11 @@ export class LinkTable {
    */
   reset(): { exporterOf: string[]; inOf: number[]; outOf: number[] } {
     const old = { exporterOf: this.exporterOf.splice(0), inOf: this.inOf.splice(0), outOf: this.outOf.splice(0) };
-    for (const ex of this.exporters.values()) ex.byIn.clear();
+    for (const ex of this.exporters.values()) {
+      ex.byIn.clear();
+      ex.count = 0;
+    }
+    this.holders = 0;
     return old;
   }
 }

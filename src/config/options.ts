@@ -8,7 +8,11 @@ import { DEFAULT_AGGREGATOR_CONFIG } from '../aggregate/config.js';
 import { DEFAULT_API_LIMITS, DEFAULT_API_MAX_IN_FLIGHT, DEFAULT_API_RATE_LIMIT_PER_MINUTE } from '../api/types.js';
 import { DEFAULT_REGISTRY_URL } from '../registry/loader.js';
 import { DEFAULT_REGISTRY_MAX_BYTES } from '../registry/service.js';
-import { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS, DEFAULT_MAX_TRAFFIC_SERIES } from '../metrics/traffic-defaults.js';
+import {
+  DEFAULT_EXPORTER_LABEL_IDLE_SECONDS,
+  DEFAULT_MAX_TRAFFIC_SERIES,
+  DEFAULT_TRAFFIC_SERIES_IDLE_SECONDS,
+} from '../metrics/traffic-defaults.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -286,7 +290,7 @@ export const INFLUX_OPTIONS = {
     nonNegativeInt,
     5,
     'SECONDS',
-    'seconds between liveness probes (GET /ping, timeout min(timeoutMs, 2000)) while no write succeeds; a failed one shows as store_unreachable in /health; 0 = off',
+    'seconds between liveness probes (GET /ping, timeout min(timeoutMs, 2000)) while no write succeeds; a failed one shows as store_unreachable in /health (store_auth when answered 401 / 403); 0 = off',
   ),
 } as const satisfies Section;
 
@@ -578,6 +582,12 @@ export const OPTIONS = {
       DEFAULT_MAX_TRAFFIC_SERIES,
       'N',
       "label sets of scitags_traffic_bytes_total / _packets_total; further traffic counts under one 'other' set per direction (0: totals only)",
+    ),
+    trafficSeriesIdleSeconds: int(
+      positiveInt,
+      DEFAULT_TRAFFIC_SERIES_IDLE_SECONDS,
+      'SECONDS',
+      'with maxTrafficSeries sets taken, a traffic label set that has not grown this long is removed to give its slot to a new one (counted)',
     ),
   },
   log: {

@@ -152,6 +152,17 @@ class SeriesByExporter {
     return metric;
   }
 
+  /** Removes one series (labels exactly as incremented) and forgets it. */
+  remove(metric: Counter<string>, labels: Record<string, string>): void {
+    metric.remove(labels);
+    const ex = labels['exporter'];
+    if (ex === undefined) return;
+    const set = this.byExporter.get(ex);
+    if (set === undefined) return;
+    set.delete(`${(metric as unknown as { name: string }).name}|${JSON.stringify(labels)}`);
+    if (set.size === 0) this.byExporter.delete(ex);
+  }
+
   /** Removes every series labelled exporter=`ex`. */
   forget(ex: string): void {
     for (const { metric, labels } of this.byExporter.get(ex)?.values() ?? []) metric.remove(labels);
@@ -168,6 +179,11 @@ export interface CollectorMetrics {
   exporterLabel(address: string, activeMs?: number): string;
   /** Called with an exporter label whose series were removed (TrafficCounters forgets its sets). */
   onExporterForgotten(listener: (exporter: string) => void): void;
+  /**
+   * Removes one label set from scitags_traffic_bytes_total and _packets_total (TrafficCounters
+   * recycling an idle one) and counts it in scitags_traffic_series_recycled_total.
+   */
+  removeTrafficSeries(labels: Record<TrafficLabel, string>): void;
 
   // receive path
   datagramsReceived: Counter<'listener' | 'exporter'>;
@@ -200,6 +216,8 @@ export interface CollectorMetrics {
   lateRecords: Counter;
   tooLateRecords: Counter;
   cardinalityFolds: Counter;
+  /** The same folds per exporter and reason: share (over its fair share) or budget (maxLiveKeys reached). */
+  cardinalityExporterFolds: Counter<'reason' | 'exporter'>;
   liveKeys: Gauge;
 
   // store
@@ -209,6 +227,8 @@ export interface CollectorMetrics {
   storeWriteSeconds: Histogram<'store'>;
   /** 0 while the last InfluxDB liveness probe (GET /ping) failed, else 1 (also for stores without one). */
   storeProbeOk: Gauge;
+  /** 1 while InfluxDB answers the failing writes or the failing /ping probe with 401 / 403. */
+  storeAuthFailed: Gauge;
   /** Runs found at start to have died without a clean stop, and the buckets they lost (estimated). */
   uncleanShutdowns: Counter;
   bucketsLostUnclean: Counter;
@@ -229,6 +249,7 @@ export interface CollectorMetrics {
   trafficBytes: Counter<TrafficLabel>;
   trafficPackets: Counter<TrafficLabel>;
   trafficSeriesFolded: Counter;
+  trafficSeriesRecycled: Counter;
   exporterLabelsRecycled: Counter;
 }
 
@@ -439,6 +460,11 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     registry,
     exporterLabel: (address, activeMs) => exporters.value(address, activeMs),
     onExporterForgotten: (listener) => forgotten.push(listener),
+    removeTrafficSeries: (labels) => {
+      series.remove(m.trafficBytes as Counter<string>, labels);
+      series.remove(m.trafficPackets as Counter<string>, labels);
+      m.trafficSeriesRecycled.inc();
+    },
 
     datagramsReceived: new Counter({
       name: n('datagrams_received_total'),
@@ -564,6 +590,12 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Records folded into an overflow key because aggregation.maxLiveKeys was reached',
       registers,
     }),
+    cardinalityExporterFolds: new Counter({
+      name: n('cardinality_exporter_folds_total'),
+      help: "Records folded into their exporter's overflow key, per exporter and reason: share (the exporter held more than aggregation.maxLiveKeys / exporters with live keys, once half of it was in use) or budget (aggregation.maxLiveKeys reached)",
+      labelNames: ['reason', 'exporter'] as const,
+      registers,
+    }),
     liveKeys: new Gauge({
       name: n('live_keys'),
       help: 'Aggregation keys held in open buckets',
@@ -600,7 +632,12 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     }),
     storeProbeOk: new Gauge({
       name: n('store_probe_ok'),
-      help: 'Whether the last InfluxDB liveness probe (GET /ping, store.probeIntervalSeconds) succeeded (1) or failed (0); 1 for stores without one',
+      help: 'Whether the last InfluxDB liveness probe (GET /ping, store.probeIntervalSeconds) succeeded (1) or failed (0); 1 for stores without one, and when the probe was answered 401 / 403 (InfluxDB is up: see scitags_store_auth_failed)',
+      registers,
+    }),
+    storeAuthFailed: new Gauge({
+      name: n('store_auth_failed'),
+      help: 'InfluxDB refuses the credentials: 1 while the failing writes or the failing liveness probe are answered HTTP 401 / 403, else 0',
       registers,
     }),
 
@@ -684,6 +721,11 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       help: 'Traffic counter updates that went to the "other" label set because metrics.maxTrafficSeries label sets exist',
       registers,
     }),
+    trafficSeriesRecycled: new Counter({
+      name: n('traffic_series_recycled_total'),
+      help: 'Traffic label sets removed (from both traffic counters) to give their slot to a new one, after metrics.trafficSeriesIdleSeconds without growth while metrics.maxTrafficSeries sets existed',
+      registers,
+    }),
     exporterLabelsRecycled: new Counter({
       name: n('exporter_labels_recycled_total'),
       help: 'Exporter label values removed (with all their series) to give their slot to an active exporter, after metrics.exporterLabelIdleSeconds without traffic',
@@ -704,6 +746,7 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     m.templateMisses,
     m.sequenceGaps,
     m.recordsLost,
+    m.cardinalityExporterFolds,
     m.trafficBytes,
     m.trafficPackets,
   ] as Counter<string>[]) {

@@ -127,13 +127,19 @@ export class Collector {
     });
     this.metrics = metrics;
     const configuredLinks = new Map(config.links.map((l) => [`${l.exporter}|${l.ifIndex}`, l.name]));
-    const traffic = new TrafficCounters(metrics, config.metrics.maxTrafficSeries, {
-      registry: () => this.registry.registry,
-      linkName: (exporter, ifIndex) => {
-        const key = `${exporter}|${ifIndex}`;
-        return configuredLinks.get(key) ?? this.links.learntNames().get(key);
+    const traffic = new TrafficCounters(
+      metrics,
+      config.metrics.maxTrafficSeries,
+      {
+        registry: () => this.registry.registry,
+        linkName: (exporter, ifIndex) => {
+          const key = `${exporter}|${ifIndex}`;
+          return configuredLinks.get(key) ?? this.links.learntNames().get(key);
+        },
+        now,
       },
-    });
+      config.metrics.trafficSeriesIdleSeconds,
+    );
     this.aggregator = createAggregator(
       {
         bucketSeconds: config.aggregation.bucketSeconds,
@@ -214,6 +220,10 @@ export class Collector {
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
       ...(store.writeHealth ? { storeWrites: () => store.writeHealth!() } : {}),
       ...(store.probeHealth ? { storeProbe: () => store.probeHealth!() } : {}),
+      storeAuthFailed: () => {
+        const a = this.storeAuth();
+        return a.writes || a.probe;
+      },
     });
     if (config.api.port !== 0) {
       this.api = buildApi({
@@ -483,6 +493,19 @@ export class Collector {
     return fromStore.ms >= fromAggregator.ms ? fromStore : fromAggregator;
   }
 
+  /**
+   * Whether InfluxDB answered the failing writes (while they fail) or the last /ping probe
+   * (while it fails) with 401 / 403, and the status of the newest of them.
+   */
+  private storeAuth(): { writes: boolean; probe: boolean; status: number | undefined } {
+    const isAuth = (status: number | undefined): boolean => status === 401 || status === 403;
+    const w = this.store.writeHealth?.();
+    const p = this.store.probeHealth?.();
+    const writes = w !== undefined && (w.consecutiveFailures > 0 || w.spooledBatches > 0) && isAuth(w.lastErrorStatus);
+    const probe = p?.ok === false && isAuth(p.lastErrorStatus);
+    return { writes, probe, status: probe ? p.lastErrorStatus : writes ? w.lastErrorStatus : undefined };
+  }
+
   /** Why the collector is degraded, each reason naming the metric that shows it. */
   healthReasons(): HealthReason[] {
     const now = this.deps.now();
@@ -490,21 +513,36 @@ export class Collector {
     const reasons: HealthReason[] = [];
     const a = this.aggregator.stats();
     const w = this.store.writeHealth?.();
-    if (w && (w.consecutiveFailures > 0 || w.spooledBatches > 0)) {
-      const auth = w.lastErrorStatus === 401 || w.lastErrorStatus === 403;
+    const auth = this.storeAuth();
+    if (w && (w.consecutiveFailures > 0 || w.spooledBatches > 0) && !auth.writes) {
       reasons.push({
-        reason: auth ? 'store_auth' : 'store_write_failing',
+        reason: 'store_write_failing',
         metric: 'scitags_store_write_failures_total',
         detail:
-          (auth
-            ? `InfluxDB refuses the credentials (HTTP ${w.lastErrorStatus}): check store.username / password / token and the grants; `
-            : '') +
           `${w.consecutiveFailures} failed writes in a row, ${w.spooledBatches} batches spooled` +
           (w.lastError !== undefined ? `; last error (${w.lastErrorClass}): ${w.lastError}` : ''),
       });
     }
+    // A 401 / 403 (from a write or from /ping) means InfluxDB is up and refuses us: a
+    // configuration problem for the operator, not an outage, so it has its own reason.
+    if (auth.writes || auth.probe) {
+      const parts: string[] = [];
+      if (w && auth.writes) {
+        parts.push(
+          `${w.consecutiveFailures} failed writes in a row, ${w.spooledBatches} batches spooled` +
+            (w.lastError !== undefined ? `; last error (${w.lastErrorClass}): ${w.lastError}` : ''),
+        );
+      }
+      const p = this.store.probeHealth?.();
+      if (p && auth.probe) parts.push(`liveness probe refused ${p.consecutiveFailures} times in a row: ${p.lastError ?? ''}`);
+      reasons.push({
+        reason: 'store_auth',
+        metric: 'scitags_store_auth_failed',
+        detail: `InfluxDB refuses the credentials (HTTP ${auth.status}): check store.username / password / token and the grants; ${parts.join('; ')}`,
+      });
+    }
     const p = this.store.probeHealth?.();
-    if (p?.ok === false) {
+    if (p?.ok === false && !auth.probe) {
       reasons.push({
         reason: 'store_unreachable',
         metric: 'scitags_store_probe_ok',

@@ -29,7 +29,9 @@ export class MetricsSync {
       /** A retrying store's own failed writes (InfluxDB), counted in store_write_failures_total too. */
       storeWrites?: () => { failures: number };
       /** The store's liveness probe (InfluxDB): ok undefined before the first probe. */
-      storeProbe?: () => { ok: boolean | undefined } | undefined;
+      storeProbe?: () => { ok: boolean | undefined; lastErrorStatus: number | undefined } | undefined;
+      /** InfluxDB answers the failing writes or the /ping probe with 401 / 403. */
+      storeAuthFailed?: () => boolean;
     },
   ) {}
 
@@ -119,6 +121,13 @@ export class MetricsSync {
     if (d > 0) m.tooLateRecords.inc(d);
     d = this.delta('agg|fold', st.foldedByCardinality);
     if (d > 0) m.cardinalityFolds.inc(d);
+    for (const f of aggregator.exporterFolds()) {
+      const ex = m.exporterLabel(f.exporter);
+      d = this.delta(`fold|share|${f.exporter}`, f.share);
+      if (d > 0) m.cardinalityExporterFolds.inc({ reason: 'share', exporter: ex }, d);
+      d = this.delta(`fold|budget|${f.exporter}`, f.budget);
+      if (d > 0) m.cardinalityExporterFolds.inc({ reason: 'budget', exporter: ex }, d);
+    }
     m.liveKeys.set(st.liveKeys);
     if (this.parts.traffic) {
       aggregator.countTraffic();
@@ -131,6 +140,10 @@ export class MetricsSync {
     // Every failed write: the aggregator's (the store call failed) and the store's own retries.
     d = this.delta('store|fail', st.writeFailures + (this.parts.storeWrites?.().failures ?? 0));
     if (d > 0) m.storeWriteFailures.inc({ store: storeKind }, d);
-    m.storeProbeOk.set(this.parts.storeProbe?.()?.ok === false ? 0 : 1);
+    // A probe answered 401 / 403 reached a running InfluxDB: it shows in store_auth_failed instead.
+    const probe = this.parts.storeProbe?.();
+    const probeRefused = probe?.lastErrorStatus === 401 || probe?.lastErrorStatus === 403;
+    m.storeProbeOk.set(probe?.ok === false && !probeRefused ? 0 : 1);
+    m.storeAuthFailed.set(this.parts.storeAuthFailed?.() === true ? 1 : 0);
   }
 }

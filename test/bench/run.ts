@@ -16,10 +16,12 @@
  *   e2e                          the daemon over loopback at fixed offered rates (e2e.ts)
  *   influx                       InfluxDB writer against a private influxd (influx.ts)
  *   api                          API route latency at random decoder state sizes (api.ts)
+ *   flood                        a legitimate exporter during a spoofed new-session flood:
+ *                                offered / accepted / dropped, loss, API latency, RSS (flood.ts)
  * Options:
  *   --runs N         runs per figure for every bench (env SCITAGS_BENCH_RUNS; defaults:
  *                    decode 5, aggregate 3, e2e 3, influx 5 timed runs inside one call)
- *   --seconds S      e2e: seconds of sending per run (default 4)
+ *   --seconds S      e2e and flood: seconds of sending per run (default 4)
  *   --rates LIST     e2e: offered records/s, e.g. 250k,500k,1M (default)
  *   --workers LIST   e2e: --workers values (default 1,2)
  *   --protocols LIST e2e: ipfix,sflow (default) and/or netflow9
@@ -35,6 +37,7 @@ import { benchAggregate } from './aggregate.js';
 import { benchApi } from './api.js';
 import { type BenchOutput, type BenchRow, formatTable, machineLines, nullStore, repoRoot, rowsFromResults } from './common.js';
 import { benchE2e } from './e2e.js';
+import { benchFlood } from './flood.js';
 import { benchInflux } from './influx.js';
 import { benchMemory } from './memory.js';
 import { benchReceive } from './receive.js';
@@ -166,6 +169,7 @@ const BENCHES: Record<string, Bench> = {
   ...Object.fromEntries([...decodeBenches()].map(([name, fn]) => [name, decodeBench(name, fn)])),
   'decode+aggregate': benchDecodeAggregate,
   api: () => benchApi(),
+  flood: (f) => benchFlood(f.seconds !== undefined ? { seconds: f.seconds } : {}),
   aggregate: async (f) => {
     const results: unknown[] = [];
     for (let i = 0; i < (f.runs ?? 3); i++) results.push(await benchAggregate());

@@ -474,6 +474,77 @@ describe('cardinality cap', () => {
   });
 });
 
+describe('fair share of the live keys', () => {
+  const FLOODER = '198.51.100.66';
+
+  it('folds a flooding exporter into its overflow key while a legitimate one keeps opening exact keys', async () => {
+    const agg = aggregator({ maxLiveKeys: 100 });
+    // The legitimate exporter is already sending: 10 links.
+    for (let i = 1; i <= 10; i++) agg.add(sample({ inIf: i, bytes: 10 }), T0 + S, R2);
+    // The flooder sprays 1000 new interfaces. With 2 exporters holding keys, its share is
+    // 100 / 2 = 50; half the budget (50) is in use by then, so keys 51..1000 fold.
+    for (let i = 0; i < 1000; i++) agg.add(sample({ inIf: 1000 + i, bytes: 1 }), T0 + 2 * S, FLOODER);
+    // The legitimate exporter still opens 30 new keys and adds to its old ones.
+    for (let i = 1; i <= 40; i++) agg.add(sample({ inIf: i, bytes: 10 }), T0 + 3 * S, R2);
+    expect(agg.stats()).toMatchObject({ foldedByCardinality: 950, foldedByShare: 950, liveKeys: 10 + 30 + 50 + 1 });
+    expect(agg.exporterFolds()).toEqual([{ exporter: FLOODER, share: 950, budget: 0 }]);
+
+    // The cap stays hard: past 100 live keys (links), even an exporter within its share folds.
+    for (let i = 41; i <= 60; i++) agg.add(sample({ inIf: i, bytes: 10 }), T0 + 4 * S, R2);
+    expect(agg.stats()).toMatchObject({ foldedByCardinality: 961, foldedByShare: 950, liveKeys: 100 + 1 });
+    expect(agg.exporterFolds()).toEqual([
+      { exporter: R2, share: 0, budget: 11 },
+      { exporter: FLOODER, share: 950, budget: 0 },
+    ]);
+
+    await agg.flush();
+    const rows = await stored();
+    for (let i = 1; i <= 49; i++)
+      expect(rows[`0s ${R2}#${i} scitags 2/1`]).toEqual(
+        i <= 10 ? { bytes: 20, packets: 2, records: 2 } : { bytes: 10, packets: 1, records: 1 },
+      );
+    expect(rows[`0s ${R2}#- scitags null/null`]).toEqual({ bytes: 110, packets: 11, records: 11 });
+    for (let i = 0; i < 50; i++) expect(rows[`0s ${FLOODER}#${1000 + i} scitags 2/1`]).toEqual({ bytes: 1, packets: 1, records: 1 });
+    expect(rows[`0s ${FLOODER}#${1050} scitags 2/1`]).toBeUndefined();
+    // Nothing lost: the flooder's other 950 records are in its overflow key.
+    expect(rows[`0s ${FLOODER}#- scitags null/null`]).toEqual({ bytes: 950, packets: 950, records: 950 });
+    expect(Object.keys(rows)).toHaveLength(49 + 1 + 50 + 1);
+    expect(await storedTotals()).toEqual({ bytes: 10 * 10 + 40 * 10 + 20 * 10 + 1000, packets: 10 + 40 + 20 + 1000, records: 1070 });
+  });
+
+  it('lets a lone exporter use the whole budget', () => {
+    const agg = aggregator({ maxLiveKeys: 100 });
+    for (let i = 0; i < 100; i++) agg.add(sample({ inIf: i }), T0 + S, FLOODER);
+    expect(agg.stats()).toMatchObject({ foldedByCardinality: 0, liveKeys: 100 });
+    agg.add(sample({ inIf: 100 }), T0 + S, FLOODER);
+    expect(agg.exporterFolds()).toEqual([{ exporter: FLOODER, share: 0, budget: 1 }]);
+  });
+
+  it('gives an exporter its keys back when its buckets close', async () => {
+    const agg = aggregator({ maxLiveKeys: 100, graceSeconds: 0, lateWindowSeconds: 0 });
+    agg.add(sample({ inIf: 1 }), T0, R2);
+    for (let i = 0; i < 60; i++) agg.add(sample({ inIf: 1000 + i }), T0, FLOODER);
+    expect(agg.stats()).toMatchObject({ foldedByShare: 10, liveKeys: 1 + 50 + 1 });
+    await agg.tick(T0 + MIN); // bucket 0 closes: nobody holds live keys any more
+    expect(agg.stats().liveKeys).toBe(0);
+    // Alone now, the former flooder opens 60 keys (above its old share) without a fold.
+    for (let i = 0; i < 60; i++) agg.add(sample({ inIf: 2000 + i }), T0 + MIN, FLOODER);
+    expect(agg.stats()).toMatchObject({ foldedByCardinality: 10, liveKeys: 60 });
+  });
+
+  it('applies the share to parts merged from decode workers', () => {
+    const worker = aggregator({ maxLiveKeys: 1_000_000 });
+    for (let i = 0; i < 200; i++) worker.add(sample({ inIf: i }), T0 + S, FLOODER);
+    worker.add(sample({ inIf: 1 }), T0 + S, R2);
+    const main = aggregator({ maxLiveKeys: 100 });
+    main.add(sample({ inIf: 7 }), T0 + S, R2);
+    const { parts, exporters } = worker.takeParts();
+    main.addParts(parts, exporters);
+    expect(main.stats()).toMatchObject({ foldedByShare: 150, liveKeys: 1 + 1 + 50 + 1 });
+    expect(main.exporterFolds()).toEqual([{ exporter: FLOODER, share: 150, budget: 0 }]);
+  });
+});
+
 describe('store failures', () => {
   it('keeps a bucket whose write failed and writes it on the next tick', async () => {
     const agg = aggregator({ graceSeconds: 0 });

@@ -136,6 +136,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['metrics.maxExporterLabels', 'SCITAGS_METRICS_MAX_EXPORTER_LABELS', '--metrics-max-exporter-labels', '20', 20],
   ['metrics.exporterLabelIdleSeconds', 'SCITAGS_METRICS_EXPORTER_LABEL_IDLE_SECONDS', '--metrics-exporter-label-idle-seconds', '60', 60],
   ['metrics.maxTrafficSeries', 'SCITAGS_METRICS_MAX_TRAFFIC_SERIES', '--metrics-max-traffic-series', '500', 500],
+  ['metrics.trafficSeriesIdleSeconds', 'SCITAGS_METRICS_TRAFFIC_SERIES_IDLE_SECONDS', '--metrics-traffic-series-idle-seconds', '120', 120],
   ['log.level', 'SCITAGS_LOG_LEVEL', '--log-level', 'DEBUG', 'debug'],
   ['log.format', 'SCITAGS_LOG_FORMAT', '--log-format', 'pretty', 'pretty'],
   ['log.accessLog', 'SCITAGS_ACCESS_LOG', '--access-log', 'true', true],

@@ -70,7 +70,7 @@ const DEFAULTS: Config = {
     maxGroups: 500,
   },
   health: { strict: false, maxDropFraction: 0.001, maxSpoolBatches: 100, workerRestartMinutes: 10 },
-  metrics: { maxExporterLabels: 200, exporterLabelIdleSeconds: 600, maxTrafficSeries: 10000 },
+  metrics: { maxExporterLabels: 200, exporterLabelIdleSeconds: 600, maxTrafficSeries: 10000, trafficSeriesIdleSeconds: 600 },
   log: { level: 'info', format: 'json', accessLog: false },
 };
 

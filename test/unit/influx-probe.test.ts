@@ -93,7 +93,7 @@ describe('InfluxProbe (GET /ping)', () => {
     expect(probe.health()).toMatchObject({ ok: true, probes: 1, failures: 1, consecutiveFailures: 0 });
   });
 
-  it('the collector: /health store_unreachable and scitags_store_probe_ok 0 while /ping answers 500, ok and 1 once it answers 204', async () => {
+  it('the collector: /health store_unreachable and scitags_store_probe_ok 0 while /ping answers 500, store_auth and scitags_store_auth_failed 1 while it answers 401 / 403, ok once it answers 204', async () => {
     const p = await pingServer();
     servers.push(p.server);
     // Healthy at start: a probe can run before the first /health request on a loaded machine.
@@ -127,10 +127,35 @@ describe('InfluxProbe (GET /ping)', () => {
         },
       ]);
       expect(await probeOk()).toBe(0);
+      expect(await scrape(api, 'scitags_store_auth_failed')).toBe(0);
+      // 401 / 403: InfluxDB is up and refuses the credentials, an operator problem of its own.
+      for (const status of [401, 403]) {
+        p.status.value = status;
+        await waitFor(async () => (await health()).reasons.some((r) => r.detail.endsWith(`HTTP ${status}`)), 5000);
+        expect(await health()).toEqual(
+          expect.objectContaining({
+            status: 'degraded',
+            reasons: [
+              {
+                reason: 'store_auth',
+                metric: 'scitags_store_auth_failed',
+                detail: expect.stringMatching(
+                  new RegExp(
+                    `^InfluxDB refuses the credentials \\(HTTP ${status}\\): check store\\.username / password / token and the grants; liveness probe refused \\d+ times in a row: GET /ping answered HTTP ${status}$`,
+                  ),
+                ),
+              },
+            ],
+          }),
+        );
+        expect(await scrape(api, 'scitags_store_auth_failed')).toBe(1);
+        expect(await probeOk()).toBe(1);
+      }
       p.status.value = 204;
       await waitFor(async () => (await health()).status === 'ok', 5000);
       expect((await health()).reasons).toEqual([]);
       expect(await probeOk()).toBe(1);
+      expect(await scrape(api, 'scitags_store_auth_failed')).toBe(0);
       expect(p.requests.filter((r) => r.url === '/prefix/ping').length).toBeGreaterThanOrEqual(2);
     } finally {
       await collector.stop();

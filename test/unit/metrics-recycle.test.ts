@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Aggregator } from '../../src/aggregate/index.js';
+import { createAggregator, type Aggregator } from '../../src/aggregate/index.js';
+import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
 import { BoundedLabel, createMetrics, TrafficCounters } from '../../src/metrics/index.js';
 import { emptySnapshot, type DecodeSnapshot, type ExporterSnapshot } from '../../src/pipeline/snapshot.js';
 import { MetricsSync } from '../../src/serve/metrics-sync.js';
@@ -47,6 +48,7 @@ describe('exporter label slots recycle', () => {
         rowsWritten: 0,
         writeFailures: 0,
       }),
+      exporterFolds: () => [],
     } as unknown as Aggregator;
     const sync = new MetricsSync(metrics, {
       snapshot: () => snapshot,
@@ -145,5 +147,93 @@ describe('exporter label slots recycle', () => {
     expect(traffic.series).toBe(2);
     const text = lines(await metrics.registry.getSingleMetricAsString('scitags_traffic_bytes_total'));
     expect(text.map((l) => /exporter="([^"]+)"/.exec(l)?.[1])).toEqual(['192.0.2.2', '192.0.2.2']);
+  });
+});
+
+describe('traffic label sets recycle within an active exporter', () => {
+  it('a set that has not grown for trafficSeriesIdleSeconds gives its slot to a new one, removed from both counters and counted', async () => {
+    let now = 0;
+    const metrics = createMetrics({ now: () => now });
+    const traffic = new TrafficCounters(metrics, 4, { registry: () => ({}) as never, linkName: () => undefined, now: () => now }, 60);
+    const R1 = '192.0.2.1';
+    const sync = async () => {
+      traffic.flush();
+      const links = (name: string) =>
+        metrics.registry
+          .getSingleMetricAsString(name)
+          .then((t) => lines(t).map((l) => `${/link="([^"]+)"/.exec(l)![1]} ${l.split(' ').pop()}`));
+      return {
+        bytes: await links('scitags_traffic_bytes_total'),
+        packets: await links('scitags_traffic_packets_total'),
+        recycled: lines(await metrics.registry.getSingleMetricAsString('scitags_traffic_series_recycled_total')),
+        folded: lines(await metrics.registry.getSingleMetricAsString('scitags_traffic_series_folded_total')),
+      };
+    };
+    traffic.add(R1, 1, 2, SERIES_IPV4, 100, 1);
+    traffic.add(R1, 3, 4, SERIES_IPV4, 300, 3);
+    expect((await sync()).bytes).toEqual(['1 100', '2 100', '3 300', '4 300']);
+    now = 30_000;
+    traffic.add(R1, 1, 2, SERIES_IPV4, 10, 1); // link 1 -> 2 keeps growing
+    await sync();
+    now = 70_000; // link 3 -> 4 idle for 70 s > 60 s: a new link takes its two sets
+    traffic.add(R1, 5, 6, SERIES_IPV4, 500, 5);
+    expect(await sync()).toEqual({
+      bytes: ['1 110', '2 110', '5 500', '6 500'],
+      packets: ['1 2', '2 2', '5 5', '6 5'],
+      recycled: ['scitags_traffic_series_recycled_total 2'],
+      folded: ['scitags_traffic_series_folded_total 0'],
+    });
+    expect([traffic.series, traffic.recycled]).toEqual([4, 2]);
+    now = 80_000; // link 1 -> 2 grew 50 s ago: not idle, so the next new link counts as other
+    traffic.add(R1, 7, 8, SERIES_IPV4, 700, 7);
+    expect(await sync()).toEqual({
+      bytes: ['1 110', '2 110', '5 500', '6 500', 'other 700', 'other 700'],
+      packets: ['1 2', '2 2', '5 5', '6 5', 'other 7', 'other 7'],
+      recycled: ['scitags_traffic_series_recycled_total 2'],
+      folded: ['scitags_traffic_series_folded_total 2'],
+    });
+    // A recycled set that grows again is a new series, starting from its next increment.
+    now = 200_000;
+    traffic.add(R1, 3, 4, SERIES_IPV4, 30, 1);
+    expect((await sync()).bytes).toEqual(['5 500', '6 500', 'other 700', 'other 700', '3 30', '4 30']);
+    expect(traffic.recycled).toBe(4);
+  });
+});
+
+describe('aggregation folds per exporter', () => {
+  it('reach scitags_cardinality_exporter_folds_total under the exporter label, by reason, as deltas', async () => {
+    const metrics = createMetrics();
+    const aggregator = createAggregator(
+      { maxLiveKeys: 10 },
+      { now: () => 0, store: { kind: 'none', writeRows: () => Promise.resolve() }, registry: () => ({ isRegistered: () => true }) },
+    );
+    const sync = new MetricsSync(metrics, {
+      snapshot: () => emptySnapshot(0),
+      queue: () => ({ length: 0, capacity: 1, dropped: 0, dropsByExporter: new Map() }),
+      aggregator,
+      listeners: [],
+      storeKind: 'sqlite',
+    });
+    const rec = (inIf: number): FlowRecord => ({
+      ...emptyRecord('sflow', '192.0.2.1:6343', 0),
+      ipVersion: 4,
+      bytes: 1,
+      packets: 1,
+      inIf,
+      outIf: 0,
+    });
+    aggregator.add(rec(1), 1000, '192.0.2.2'); // a second exporter holding a key
+    for (let i = 0; i < 20; i++) aggregator.add(rec(100 + i), 1000, '198.51.100.7'); // share 10 / 2 = 5: 15 fold
+    sync.sync();
+    for (let i = 0; i < 3; i++) aggregator.add(rec(200 + i), 1000, '198.51.100.7');
+    for (let i = 0; i < 9; i++) aggregator.add(rec(2 + i), 1000, '192.0.2.2'); // 3 open (10 keys + overflow), 6 fold
+    sync.sync();
+    expect(lines(await metrics.registry.getSingleMetricAsString('scitags_cardinality_exporter_folds_total'))).toEqual([
+      'scitags_cardinality_exporter_folds_total{reason="share",exporter="198.51.100.7"} 18',
+      'scitags_cardinality_exporter_folds_total{reason="budget",exporter="192.0.2.2"} 6',
+    ]);
+    expect(lines(await metrics.registry.getSingleMetricAsString('scitags_cardinality_folds_total'))).toEqual([
+      'scitags_cardinality_folds_total 24',
+    ]);
   });
 });

@@ -132,6 +132,7 @@ describe('metrics registry', () => {
       'scitags_buckets_lost_unclean_total counter',
       'scitags_buckets_written_total counter',
       'scitags_build_info gauge',
+      'scitags_cardinality_exporter_folds_total counter',
       'scitags_cardinality_folds_total counter',
       'scitags_datagrams_dropped_total counter',
       'scitags_datagrams_received_total counter',
@@ -164,6 +165,7 @@ describe('metrics registry', () => {
       'scitags_registry_refreshes_total counter',
       'scitags_sequence_gaps_total counter',
       'scitags_socket_receive_buffer_bytes gauge',
+      'scitags_store_auth_failed gauge',
       'scitags_store_probe_ok gauge',
       'scitags_store_rows_written_total counter',
       'scitags_store_write_failures_total counter',
@@ -174,6 +176,7 @@ describe('metrics registry', () => {
       'scitags_traffic_bytes_total counter',
       'scitags_traffic_packets_total counter',
       'scitags_traffic_series_folded_total counter',
+      'scitags_traffic_series_recycled_total counter',
       'scitags_unclean_shutdowns_total counter',
     ]);
   });
