@@ -194,6 +194,20 @@ class Acc:
         self.reverse_records = 0
         self.no_template_sets = 0
         self.sflow_samples = 0
+        self.layouts = {}
+        self.redefined = set()
+
+    def template(self, key, fs):
+        """Remembers each template's layout; a different one for the same id is a redefinition,
+        which tshark ignores (it keeps the first): those captures' numbers need a second look."""
+        for t in children(fs):
+            tid = next((c.get('show') for c in children(t) if c.get('name') == 'cflow.template_id'), None)
+            if tid is None:
+                continue
+            layout = t.get('value')
+            old = self.layouts.setdefault((key, tid), layout)
+            if old != layout:
+                self.redefined.add(int(tid))
 
     def add(self, octets, packets, rate, label):
         self.records += 1
@@ -266,6 +280,8 @@ def cflow_packet(proto, src, acc, opt_ids, opt_rates):
 
     for fs in ordered():
         fid = next((c.get('show') for c in children(fs) if c.get('name') == 'cflow.flowset_id'), None)
+        if fid in OPTIONS_TEMPLATE_SET_IDS or fid in ('0', '2'):
+            acc.template(key, fs)
         if fid in OPTIONS_TEMPLATE_SET_IDS:
             for c in fs.iter('field'):
                 if c.get('name') == 'cflow.template_id':
@@ -444,11 +460,17 @@ def main():
                 'optionsRecords': acc.options_records,
                 'sflowFlowSamples': acc.sflow_samples,
                 'noTemplateSets': acc.no_template_sets,
+                'redefinedTemplates': sorted(acc.redefined),
             },
             'source': {
                 'all': f'{version}; {cmdline}; read by tools/conformance/tshark_expected.py (rules in its docstring)',
             },
         }
+        if acc.redefined:
+            doc['source']['redefinedTemplates'] = (
+                'the capture redefines templates ' + ', '.join(map(str, sorted(acc.redefined))) + ' with another layout; tshark keeps the first '
+                'definition, so records after the redefinition may be misread: check them by other means'
+            )
         ov = overrides.get(name)
         if ov:
             for k, v in ov.items():
