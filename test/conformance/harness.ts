@@ -127,6 +127,9 @@ export function decodeCapture(path: string): Actual {
       if (rec.flowLabel !== undefined) labels.add(rec.flowLabel);
     },
   );
+  // Records of templates without volume are counted by the decode stage per exporter, not
+  // reported per frame (the datagram is not an error).
+  for (const ex of decoder.exporters.all()) s.noVolume += ex.errorsByCode.get('no-volume') ?? 0;
   const sorted = (x: Set<number>) => [...x].sort((a, b) => a - b);
   return { ...s, flowLabels: sorted(labels), samplingRates: sorted(rates), errors };
 }
