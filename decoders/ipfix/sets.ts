@@ -21,6 +21,12 @@ import {
 } from './state.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
+/** True when b[from, to) is all zero octets: padding, not a set (set ids and lengths are never 0). */
+export function allZero(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 /** What one message (datagram) is about, filled by the protocol decoder after its header. */
 export interface MessageCtx {
   state: FlowDecoderState;

@@ -211,6 +211,8 @@ export interface FlowDecoderState {
     sessionsEvicted: number;
     pendingEvicted: number;
     unknownSamplingRecords: number;
+    /** Datagrams that ended in zero padding (FlowDecodeStats.paddingOctets > 0). */
+    paddedDatagrams: number;
   };
   /** Evictions and refusals per reason. */
   evictions: Record<EvictionReason, number>;
@@ -240,7 +242,7 @@ export function createFlowDecoderState(limits: Partial<FlowDecoderLimits> = {}):
     addresses: new Map(),
     exporterSampling: new Map(),
     last: undefined,
-    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0 },
+    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0, paddedDatagrams: 0 },
     evictions: newEvictionCounts(),
     evictionsByAddress: new Map(),
     examined: 0,

@@ -77,6 +77,11 @@ export interface FlowDecodeStats {
   sequenceResets: number;
   /** Records whose sampling rate nobody stated (the default was used). */
   unknownSampling: number;
+  /**
+   * Zero octets after the last set (v9) or after the last set / the message (IPFIX): exporter
+   * padding, skipped without an error (Cisco ACI, PAN-OS 8.1 pad their datagrams).
+   */
+  paddingOctets: number;
 }
 
 export interface FlowDecodeResult {
@@ -114,5 +119,6 @@ export function newStats(): FlowDecodeStats {
     lateDatagrams: 0,
     sequenceResets: 0,
     unknownSampling: 0,
+    paddingOctets: 0,
   };
 }
