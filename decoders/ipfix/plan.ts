@@ -14,13 +14,18 @@ export interface TemplateField {
   id: number;
   /** Private enterprise number; 0 for IANA elements. */
   pen: number;
-  /** Field length in octets; VARLEN (65535) means variable length in IPFIX. */
+  /** Field length in octets; VARLEN (65535) means variable length (IPFIX, and v9 from H3C). */
   length: number;
   /** True for scope fields of an options template. */
   scope: boolean;
 }
 
-/** RFC 7011 section 7: a field length of 65535 announces a variable-length field. */
+/**
+ * RFC 7011 section 7: a field length of 65535 announces a variable-length field. NetFlow v9
+ * (RFC 3954) defines none, but H3C NetStream sends 65535 in v9 templates with the IPFIX
+ * length prefix in the data (field 236, VRF name), as logstash-codec-netflow and tshark read
+ * it; no fixed v9 field can be 65535 octets long in a datagram, so nothing valid is lost.
+ */
 export const VARLEN = 65535;
 
 /** Where a field's value goes. Plain numbers (not a TS enum) so the plan is plain data. */
@@ -80,7 +85,10 @@ export const SLOT_COUNT = 42;
 export interface DecodePlan {
   templateId: number;
   kind: 'data' | 'options';
-  /** NetFlow v9 plan: scope field ids are scope types (RFC 3954 6.2), no varlen. */
+  /**
+   * NetFlow v9 plan: scope field ids are scope types (RFC 3954 6.2). RFC 3954 has no varlen,
+   * but length 65535 is read as IPFIX varlen there too (H3C NetStream sends it).
+   */
   v9: boolean;
   fieldCount: number;
   scopeCount: number;
@@ -260,7 +268,7 @@ export function compilePlan(
   const seen = new Set<number>();
   for (let i = 0; i < n; i++) {
     const f = fields[i]!;
-    const len = !v9 && f.length === VARLEN ? -1 : f.length;
+    const len = f.length === VARLEN ? -1 : f.length;
     ids[i] = f.id;
     pens[i] = f.pen;
     lens[i] = len;

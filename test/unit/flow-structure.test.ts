@@ -14,12 +14,16 @@ import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderState } fro
 import {
   concat,
   f,
+  encodeRecord,
   ipfixDataSet,
+  ipfixSet,
   ipfixMessage,
   ipfixTemplateSet,
   v9DataFlowset,
   v9Message,
   v9TemplateFlowset,
+  LongVarlen,
+  VARLEN,
 } from '../builders/ipfix.js';
 
 const ctx = { exporterAddr: '192.0.2.9', exporterPort: 2055, receivedMs: 1_000 };
@@ -147,6 +151,39 @@ describe('a set running past the end', () => {
   });
 });
 
+describe('NetFlow v9 variable-length fields (length 65535, read as RFC 7011 7)', () => {
+  it('short and long length forms, with the fields after them in place', () => {
+    const st = createFlowDecoderState();
+    // Field 236 (VRF name) as H3C NetStream sends it, between fixed fields.
+    const V = [f('octetDeltaCount', 4), f(236, VARLEN), f('packetDeltaCount', 4), f('flowLabelIPv6', 4)];
+    const msg = v9Message({ records: 3 }, [
+      v9TemplateFlowset([{ id: 300, fields: V }]),
+      // Built by hand: the second record's 1-octet value in the 3-octet length form (ff 00 01).
+      ipfixSet(300, concat([encodeRecord(V, [702, 'vrf-a', 9, 0x10004]), encodeRecord(V, [64, new LongVarlen(Uint8Array.of(0)), 1, 0])])),
+    ]);
+    const r = decode(msg, st);
+    expect(r.errors).toEqual([]);
+    // Unnamed elements are shown as hex under ie<id>: 'vrf-a' is 76 72 66 2d 61.
+    expect(r.records.map((x) => [x.bytes, x.packets, x.flowLabel, x.fields?.ie236])).toEqual([
+      [702, 9, 0x10004, '7672662d61'],
+      [64, 1, 0, '00'],
+    ]);
+  });
+
+  it('a varlen length past the flowset end rejects that flowset alone', () => {
+    const st = createFlowDecoderState();
+    const V = [f('octetDeltaCount', 4), f(236, VARLEN)];
+    const body = Uint8Array.of(0, 0, 0, 9, 200, 1, 2); // length 200, 2 octets present
+    const msg = v9Message({ records: 2 }, [
+      v9TemplateFlowset([{ id: 300, fields: V }]),
+      concat([Uint8Array.of(1, 44, 0, 4 + body.length), body]),
+    ]);
+    const r = decode(msg, st);
+    expect(r.records).toEqual([]);
+    expect(r.errors.map((e) => e.code)).toEqual(['record-malformed']);
+  });
+});
+
 describe('third-party captures', () => {
   it('Cisco ACI v9 (logstash_nf9_cisco_aci.pcap): 64 zero octets after the templates, then 3 records', () => {
     const p = external('logstash_nf9_cisco_aci.pcap');
@@ -185,5 +222,16 @@ describe('third-party captures', () => {
     expect(r.records).toEqual([{ bytes: 256, packets: 1 }]);
     expect(r.errors).toEqual(['1: truncated: set length 84 past message end 290 (at offset 210)']);
     expect(r.padding).toEqual([0]);
+  });
+
+  it('H3C NetStream v9 (logstash_nf9_h3c_netstream_varstring.pcap): field 236 of length 65535', () => {
+    const p = external('logstash_nf9_h3c_netstream_varstring.pcap');
+    if (p === undefined) return;
+    const r = replay(p);
+    // tshark shows Packets 9, Octets 702 (and stops at field 43, which it reads as an IPv4
+    // address); logstash-codec-netflow's spec expects in_pkts 9 for this record. The
+    // record's last octets are ff 00 01 00: field 236 in the 3-octet length form, 1 octet.
+    expect(r.errors).toEqual([]);
+    expect(r.records).toEqual([{ bytes: 702, packets: 9 }]);
   });
 });
