@@ -32,6 +32,7 @@ import {
   IPPROTO_IPV6,
   IPPROTO_UDP,
   MPLS_ENTRY_LEN,
+  PW_CONTROL_WORD_LEN,
   UDP_HEADER_LEN,
   VLAN_TAG_LEN,
   VXLAN_HEADER_LEN,
@@ -170,9 +171,12 @@ function walkEthertype(bytes: Uint8Array, p: number, end: number, type: number, 
 
 /**
  * MPLS label stack entries (RFC 3032 section 2.1: label 20 bits, TC 3, S 1, TTL 8) down to
- * the bottom-of-stack bit. MPLS has no payload type, so the payload is taken as IPv4 or IPv6
- * by its first nibble (RFC 4928 section 2 describes the same heuristic in LSRs); a pseudowire
- * control word (nibble 0) or anything else is left undecoded.
+ * the bottom-of-stack bit. MPLS has no payload type, so the payload is told by its first
+ * nibble (RFC 4928 section 2 describes the same heuristic in LSRs): 4 is IPv4, 6 is IPv6,
+ * 0 is the pseudowire control word of RFC 4385 section 3 (first nibble 0000 for PW data),
+ * which on an Ethernet pseudowire (EoMPLS, EVPN: RFC 4448 section 4.6, RFC 7432 section 7)
+ * is followed by the customer's Ethernet frame, walked like any frame (as akvorado does).
+ * Anything else (an ACH, nibble 1; a pseudowire without control word) is left undecoded.
  */
 function walkMpls(bytes: Uint8Array, p: number, end: number, out: PacketInfo, tunnel: TunnelHook | null): void {
   for (;;) {
@@ -193,6 +197,15 @@ function walkMpls(bytes: Uint8Array, p: number, end: number, out: PacketInfo, tu
   const nibble = bytes[p]! >>> 4;
   if (nibble === 6) walkIpv6(bytes, p, end, out, tunnel);
   else if (nibble === 4) walkIpv4(bytes, p, end, out, tunnel);
+  else if (nibble === 0) {
+    if (end - p < PW_CONTROL_WORD_LEN) {
+      out.truncated = true;
+      return;
+    }
+    // The inner frame may carry MPLS again; the label cap above (the labels of every level
+    // count against it) bounds that recursion.
+    walkEthernet(bytes, p + PW_CONTROL_WORD_LEN, end, out, tunnel);
+  }
 }
 
 /**

@@ -224,6 +224,19 @@ describe('third-party captures', () => {
     expect(r.padding).toEqual([0]);
   });
 
+  it('akvorado EoMPLS / EVPN IE 315 (akvorado_ipfix_eompls_cw.pcap): past the control word to the customer frame', () => {
+    const p = external('akvorado_ipfix_eompls_cw.pcap');
+    if (p === undefined) return;
+    const r = replay(p);
+    // Each record is one packet of the IP total length in its frame. tshark (-d
+    // udp.port==2055,cflow) shows the IPv4 Total Length of records 1-3 and 5-10 (record 3
+    // behind labels 300012/17 and a control word); it misreads record 4's customer frame,
+    // for which akvorado's TestDecodeEVPN expects Bytes 1492 (198.51.100.1:443 -> :55427).
+    expect(r.errors).toEqual([]);
+    expect(r.records.map((x) => x.bytes)).toEqual([1440, 1500, 1500, 1492, 965, 1440, 1500, 1500, 1500, 1500]);
+    expect(r.records.every((x) => x.packets === 1)).toBe(true);
+  });
+
   it('H3C NetStream v9 (logstash_nf9_h3c_netstream_varstring.pcap): field 236 of length 65535', () => {
     const p = external('logstash_nf9_h3c_netstream_varstring.pcap');
     if (p === undefined) return;

@@ -112,10 +112,52 @@ describe('walkHeader: link layer', () => {
     expect(walk(mc)).toEqual(expected({ ...V6_FIELDS, mplsLabels: [42] }));
   });
 
-  it('leaves a pseudowire control word (first nibble 0) after MPLS undecoded', () => {
-    const frame = buildFrame({ mpls: [42], ip: V6 });
-    frame[18] = 0x00; // first payload octet after the 4-octet label entry
-    expect(walk(frame)).toEqual(expected({ mplsLabels: [42] }));
+  /** Ethernet, MPLS labels, a 4-octet word, then `inner` (an Ethernet pseudowire's payload). */
+  function pseudowire(labels: number[], word: number[], inner: Uint8Array): Uint8Array {
+    const outer = buildFrame({ mpls: labels, ip: V6 });
+    const head = outer.subarray(0, 14 + 4 * labels.length);
+    const out = new Uint8Array(head.length + word.length + inner.length);
+    out.set(head, 0);
+    out.set(word, head.length);
+    out.set(inner, head.length + word.length);
+    return out;
+  }
+  const customer = buildFrame({
+    vlans: [{ vid: 1000 }],
+    ip: {
+      version: 4,
+      tos: 0x20,
+      src: '198.51.100.1',
+      dst: '198.51.100.2',
+      l4: { proto: 'tcp', srcPort: 443, dstPort: 55427, payload: 1452 },
+    },
+  });
+
+  it('walks past a pseudowire control word (RFC 4385: first nibble 0) to the customer frame (EoMPLS / EVPN)', () => {
+    // Control word 0000 flags/length/sequence 0x0000 0x0007: only the first nibble matters.
+    const frame = pseudowire([300012, 17], [0x00, 0x00, 0x00, 0x07], customer);
+    expect(walk(frame)).toEqual(
+      expected({
+        ipVersion: 4,
+        ipLength: 20 + 20 + 1452,
+        srcAddr: '198.51.100.1',
+        dstAddr: '198.51.100.2',
+        ipProtocol: 6,
+        srcPort: 443,
+        dstPort: 55427,
+        mplsLabels: [300012, 17],
+        vlans: [1000],
+      }),
+    );
+  });
+
+  it('a header cut inside the control word is truncated; an ACH (first nibble 1) stays undecoded', () => {
+    const frame = pseudowire([42], [0x00, 0x00, 0x00, 0x00], customer);
+    expect(walk(frame, 'ethernet', 14 + 4 + 3)).toEqual(expected({ mplsLabels: [42], truncated: true }));
+    // A cut in the customer's Ethernet header is a truncation too.
+    expect(walk(frame, 'ethernet', 14 + 4 + 4 + 10)).toEqual(expected({ mplsLabels: [42], truncated: true }));
+    const ach = pseudowire([42], [0x10, 0x00, 0x00, 0x07], customer);
+    expect(walk(ach)).toEqual(expected({ mplsLabels: [42] }));
   });
 
   it('reports nothing (and no truncation) for a non-IP EtherType', () => {
