@@ -128,7 +128,30 @@ export interface DecodePlan {
   hasFrame: boolean;
   /** The template carries packet/octet counts (else a PSAMP frame counts one packet). */
   hasCounts: boolean;
+  /**
+   * The same template read the outer way (first occurrence of every element, the outer
+   * header's flow label), for exporters configured so (`exporters.outerFlowLabel`); undefined
+   * when the template describes one header only and both readings are the same.
+   */
+  outer: DecodePlan | undefined;
 }
+
+/**
+ * Elements of the packet's own headers. A template that carries them twice (Cisco IOS XR
+ * SRv6: the encapsulating router's outer IPv6 header, then the customer packet's) describes
+ * the outer header first and the inner one last.
+ */
+const HEADER_SLOTS = new Set<number>([
+  Slot.SRC4,
+  Slot.DST4,
+  Slot.SRC6,
+  Slot.DST6,
+  Slot.PROTO,
+  Slot.TOS,
+  Slot.SRC_PORT,
+  Slot.DST_PORT,
+  Slot.FLOW_LABEL,
+]);
 
 /** Fixed-size numeric fields: reduced-size encoding allows 1..8 octets (RFC 7011 6.2). */
 function numeric(len: number, max = 8): boolean {
@@ -248,6 +271,7 @@ export function compilePlan(
   kind: 'data' | 'options',
   fields: readonly TemplateField[],
   protocol: 'ipfix' | 'netflow9',
+  reading: 'inner' | 'outer' = 'inner',
 ): DecodePlan {
   const v9 = protocol === 'netflow9';
   const n = fields.length;
@@ -263,9 +287,15 @@ export function compilePlan(
   let recordSampling = false;
   let hasFrame = false;
   let hasCounts = false;
-  // First occurrence wins when a template repeats an element (RFC 7011 section 8 leaves the
-  // meaning of repeats to the element; for the counters and keys we extract, the first is it).
-  const seen = new Set<number>();
+  // When a template repeats an element (RFC 7011 section 8 leaves the meaning of repeats to
+  // the element), the first occurrence wins, except for the packet's header elements read
+  // the inner way: there the last one wins, the innermost header's (the customer packet's
+  // addresses, ports and flow label, whose marking is the host's).
+  const fieldOf = new Int32Array(SLOT_COUNT).fill(-1);
+  let repeated = false;
+  let lastLabel = -1;
+  let lastSrc = -1;
+  let src6 = false;
   for (let i = 0; i < n; i++) {
     const f = fields[i]!;
     const len = f.length === VARLEN ? -1 : f.length;
@@ -280,9 +310,17 @@ export function compilePlan(
       minLength += len;
     }
     let slot = f.pen === 0 ? slotFor(f.id, len, f.scope, v9) : Slot.SKIP;
+    if (slot === Slot.FLOW_LABEL) lastLabel = i;
+    if (slot === Slot.SRC4 || slot === Slot.SRC6) lastSrc = i;
+    if (slot === Slot.SRC6 || slot === Slot.DST6) src6 = true;
     if (slot !== Slot.SKIP) {
-      if (seen.has(slot)) slot = Slot.SKIP;
-      else seen.add(slot);
+      const prev = fieldOf[slot]!;
+      if (prev < 0) fieldOf[slot] = i;
+      else if (reading === 'inner' && HEADER_SLOTS.has(slot)) {
+        repeated = true;
+        slots[prev] = Slot.SKIP;
+        fieldOf[slot] = i;
+      } else slot = Slot.SKIP;
     }
     slots[i] = slot;
     if (slot === Slot.SRC4 || slot === Slot.DST4) hasV4 = true;
@@ -291,6 +329,11 @@ export function compilePlan(
     if (slot === Slot.FRAME) hasFrame = true;
     if (slot === Slot.BYTES || slot === Slot.PACKETS) hasCounts = true;
   }
+  // IPv4 inside IPv6 (IOS XR SRv6 with an IPv4 customer): IPv6 addresses, the flow label,
+  // then the inner IPv4 addresses. Read the inner way, the innermost header is IPv4 and has
+  // no label of its own; the outer header's label is the router's entropy, not the host's.
+  const v4InV6 = lastLabel >= 0 && src6 && lastSrc > lastLabel && slots[lastSrc] === Slot.SRC4;
+  if (reading === 'inner' && v4InV6) slots[lastLabel] = Slot.SKIP;
   // Per-slot positions (see DecodePlan.pos), and the winners among competing slots.
   const pos = new Int32Array(SLOT_COUNT).fill(-1);
   const plen = new Int32Array(SLOT_COUNT).fill(-1);
@@ -337,5 +380,6 @@ export function compilePlan(
     recordSampling,
     hasFrame,
     hasCounts,
+    outer: reading === 'inner' && (repeated || v4InV6) ? compilePlan(templateId, kind, fields, protocol, 'outer') : undefined,
   };
 }

@@ -326,7 +326,10 @@ function decodeSetBody(
   c.out = m.result.records;
   c.unknownSampling = 0;
   try {
-    return decodeDataSet(b, start, end, t.plan, c);
+    // A template with an outer and an inner header is read the outer way only for the
+    // exporters configured so (FlowDecodeOptions.outerFlowLabel); one branch per set.
+    const plan = m.opts.outerFlowLabel === true && t.plan.outer !== undefined ? t.plan.outer : t.plan;
+    return decodeDataSet(b, start, end, plan, c);
   } finally {
     m.result.stats.unknownSampling += c.unknownSampling;
     m.state.totals.unknownSamplingRecords += c.unknownSampling;

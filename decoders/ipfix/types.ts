@@ -33,6 +33,12 @@ export interface FlowDecodeOptions extends SamplingConfig {
    * scratch state is not re-entrant; such a call throws).
    */
   onRecord?: (rec: FlowRecord) => void;
+  /**
+   * Read templates that describe an outer and an inner packet header (IE 31 twice: Cisco IOS
+   * XR SRv6) the outer way: first occurrence of every element, the outer header's flow label.
+   * Default false: the innermost header's elements win (see plan.ts compilePlan).
+   */
+  outerFlowLabel?: boolean;
   /** Template learnt / changed / withdrawn / expired (see TemplateEvent); for debug logs. */
   onTemplate?: ((e: TemplateEvent) => void) | undefined;
 }
