@@ -57,6 +57,8 @@ export interface DataContext {
   out: FlowRecord[];
   /** Records whose rate was unknown (the global default used), for the stats. */
   unknownSampling: number;
+  /** IE 315 frames: keep the outer header of IP-in-IP under IPv6 (exporters.outerFlowLabel). */
+  outerHeaders: boolean;
 }
 
 /** Record sampling fields and the resolved rate: scratch reused for every record. */
@@ -291,7 +293,7 @@ function fillRecord(
     rec.dstAddr = undefined;
   }
   // IE 315: the frame fills what the template's own fields left unset.
-  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
+  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses, ctx.outerHeaders);
   if (perRecordRate) {
     if (plan.recordSampling) readRecordSampling(b, base, pos, len, sf);
     resolveRate(ctx.sessionSampling, ctx.exporterSampling, plan.recordSampling ? sf : null, rec.inIf ?? -1, ctx.sampling, rate);

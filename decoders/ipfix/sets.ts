@@ -59,6 +59,7 @@ const dataCtx: DataContext = {
   sink: undefined,
   out: [],
   unknownSampling: 0,
+  outerHeaders: false,
 };
 
 function exporterTable(state: FlowDecoderState, key: string, create: boolean): SamplingTable | undefined {
@@ -325,6 +326,7 @@ function decodeSetBody(
   c.sink = m.opts.onRecord;
   c.out = m.result.records;
   c.unknownSampling = 0;
+  c.outerHeaders = m.opts.outerFlowLabel === true;
   try {
     // A template with an outer and an inner header is read the outer way only for the
     // exporters configured so (FlowDecodeOptions.outerFlowLabel); one branch per set.

@@ -50,6 +50,13 @@ export interface WalkOptions {
    * need them, and formatting is the costliest part of a walk.
    */
   addresses?: boolean;
+  /**
+   * Keep the outer header of IP-in-IP under IPv6 (exporters.outerFlowLabel). Default false:
+   * an IPv6 packet carrying IPv6 (next header 41, RFC 2473; SRv6 encapsulation, RFC 8986) or
+   * IPv4 (4, RFC 2003) is reported by its innermost header, the customer packet whose label
+   * is the host's marking, as for IPFIX templates with IE 31 twice (plan.ts).
+   */
+  outer?: boolean;
 }
 
 /** More tags than this is not a real frame; stop rather than walk attacker-chosen depth. */
@@ -116,7 +123,10 @@ export function walkHeader(
   }
   resetPacketInfo(out);
   walkMode.addresses = opts?.addresses !== false;
-  const tunnel = opts?.inner === true ? walkTunnel : null;
+  // The tunnel hook: one level of tunnel into out.inner (`inner`), and/or IP-in-IP under
+  // IPv6 replaced by its inner header (unless `outer`).
+  const outer = opts?.outer === true;
+  const tunnel = opts?.inner === true ? (outer ? walkTunnel : walkInnermostOrTunnel) : outer ? null : walkInnermost;
   walkFrom(bytes, offset, offset + length, start, out, tunnel);
   return out;
 }
@@ -233,6 +243,44 @@ function walkTunnel(bytes: Uint8Array, p: number, end: number, proto: number, ou
     default:
       out.inner = undefined;
   }
+}
+
+/**
+ * IP-in-IP under an IPv6 outer header: the inner packet's fields replace the outer ones
+ * (version, label, traffic class, addresses, protocol, ports, ICMP, fragment); the IP length
+ * stays the outer one, the size of what the link carried. An inner header cut short leaves
+ * its fields unknown rather than the outer's (which are not the host's); one whose version
+ * nibble is wrong is not a packet, and the outer header stays. One level only (the inner
+ * walk has no hook). Returns false when `proto` under this header is not such a tunnel.
+ */
+function adoptInner(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): boolean {
+  if ((proto !== IPPROTO_IPV6 && proto !== IPPROTO_IPIP) || out.ipVersion !== 6) return false;
+  const inner = spareInner(out);
+  resetPacketInfo(inner);
+  if (proto === IPPROTO_IPV6) walkIpv6(bytes, p, end, inner, null);
+  else walkIpv4(bytes, p, end, inner, null);
+  if (inner.ipVersion === 0) return true;
+  out.ipVersion = inner.ipVersion;
+  out.flowLabel = inner.flowLabel;
+  out.trafficClass = inner.trafficClass;
+  out.srcAddr = inner.srcAddr;
+  out.dstAddr = inner.dstAddr;
+  out.ipProtocol = inner.ipProtocol;
+  out.srcPort = inner.srcPort;
+  out.dstPort = inner.dstPort;
+  out.icmpType = inner.icmpType;
+  out.icmpCode = inner.icmpCode;
+  out.fragment = inner.fragment;
+  if (inner.truncated) out.truncated = true;
+  return true;
+}
+
+function walkInnermost(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): void {
+  adoptInner(bytes, p, end, proto, out);
+}
+
+function walkInnermostOrTunnel(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): void {
+  if (!adoptInner(bytes, p, end, proto, out)) walkTunnel(bytes, p, end, proto, out);
 }
 
 function walkEthernetAt(bytes: Uint8Array, p: number, end: number, inner: PacketInfo): void {

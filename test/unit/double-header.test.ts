@@ -13,7 +13,9 @@ import { readCaptureFile } from '../../collectors/pcap.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { createFlowDecoderState, decodeFlowDatagram } from '../../decoders/ipfix/index.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
+import { createSflowState, decodeSflow } from '../../decoders/sflow/index.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet, VARLEN } from '../builders/ipfix.js';
+import { buildFrame, buildIpv4, buildIpv6, buildSflowDatagram } from '../builders/sflow.js';
 
 const ctx = { exporterAddr: '192.0.2.1', exporterPort: 4739, receivedMs: 0 };
 
@@ -92,6 +94,74 @@ describe('IE 31 twice: the innermost header wins', () => {
   });
 });
 
+describe('raw headers (IE 315 frames, sFlow sampled headers): IP-in-IP under IPv6 alike', () => {
+  // Outer IPv6 (router entropy label 1021670) with a routing header, then the customer packet.
+  const customer6 = buildIpv6({
+    version: 6,
+    flowLabel: 0x10004,
+    src: '2001:db8::13',
+    dst: '2001:db8::12',
+    l4: { proto: 'udp', srcPort: 2222, dstPort: 1111, payload: 100 },
+  });
+  const customer4 = buildIpv4({ version: 4, src: '192.0.2.13', dst: '192.0.2.12', l4: { proto: 'udp', srcPort: 2222, dstPort: 1111 } });
+  const frame = (body: Uint8Array, proto: 4 | 41) =>
+    buildFrame({
+      ip: {
+        version: 6,
+        flowLabel: 1021670,
+        src: '2001:db8:91::1',
+        dst: '2001:db8:90:e003::',
+        ext: [{ type: 'routing', len: 2 }],
+        l4: { proto, body },
+      },
+    });
+
+  function ie315(fr: Uint8Array, outerFlowLabel: boolean): FlowRecord {
+    const T = [f('dataLinkFrameSection', VARLEN)];
+    const msg = ipfixMessage({}, [ipfixTemplateSet([{ id: 400, fields: T }]), ipfixDataSet(400, T, [[fr]])]);
+    const r = decodeFlowDatagram(msg, ctx, createFlowDecoderState(), { outerFlowLabel });
+    expect(r.errors).toEqual([]);
+    return r.records[0]!;
+  }
+  function sflow(fr: Uint8Array, outerHeaders: boolean): FlowRecord {
+    const dg = buildSflowDatagram({
+      agent: '192.0.2.1',
+      samples: [{ kind: 'flow', samplingRate: 100, records: [{ kind: 'header', frame: fr, headerLength: fr.length }] }],
+    });
+    const r = decodeSflow(dg, '192.0.2.1', 6343, createSflowState(), { outerHeaders });
+    expect(r.errors).toEqual([]);
+    return r.records[0]!;
+  }
+  // IE 315 counts the IP length of the frame: the outer header's, 40 + 24 (routing) + inner.
+  const rows = (r: FlowRecord) => [r.ipVersion, r.flowLabel, r.srcAddr, r.srcPort];
+
+  it('IE 315: the customer packet by default, the outer header when configured; bytes are the outer IP length', () => {
+    expect([...rows(ie315(frame(customer6, 41), false)), ie315(frame(customer6, 41), false).bytes]).toEqual([
+      6,
+      0x10004,
+      '2001:db8::13',
+      2222,
+      64 + customer6.length,
+    ]);
+    expect(rows(ie315(frame(customer6, 41), true))).toEqual([6, 1021670, '2001:db8:91::1', undefined]);
+    expect(rows(ie315(frame(customer4, 4), false))).toEqual([4, undefined, '192.0.2.13', 2222]);
+    expect(rows(ie315(frame(customer4, 4), true))).toEqual([6, 1021670, '2001:db8:91::1', undefined]);
+  });
+
+  it('sFlow: the same, bytes being the frame length', () => {
+    expect([...rows(sflow(frame(customer6, 41), false)), sflow(frame(customer6, 41), false).bytes]).toEqual([
+      6,
+      0x10004,
+      '2001:db8::13',
+      2222,
+      frame(customer6, 41).length + 4,
+    ]);
+    expect(rows(sflow(frame(customer6, 41), true))).toEqual([6, 1021670, '2001:db8:91::1', undefined]);
+    expect(rows(sflow(frame(customer4, 4), false))).toEqual([4, undefined, '192.0.2.13', 2222]);
+    expect(rows(sflow(frame(customer4, 4), true))).toEqual([6, 1021670, '2001:db8:91::1', undefined]);
+  });
+});
+
 describe('pmacct_502_t00.pcap (Cisco IOS XR 7.10.1 SRv6, ../shared/external-captures)', () => {
   const path = join(import.meta.dirname, '..', '..', '..', 'shared', 'external-captures', 'pmacct_502_t00.pcap');
   function run(outerFlowLabel: boolean): FlowRecord[] {
@@ -128,5 +198,33 @@ describe('pmacct_502_t00.pcap (Cisco IOS XR 7.10.1 SRv6, ../shared/external-capt
       [341, 6, 1021670, '2001:db8:91::1', 146400],
       [340, 4, 42597, '192.0.2.13', 134400],
     ]);
+  });
+});
+
+describe('akvorado_ipfix_srv6.pcap (IE 315 frame of SRv6 IPv4-in-IPv6, ../shared/external-captures)', () => {
+  const path = join(import.meta.dirname, '..', '..', '..', 'shared', 'external-captures', 'akvorado_ipfix_srv6.pcap');
+
+  it('counts the customer IPv4 packet (no label) by default, the outer IPv6 header when configured', () => {
+    if (!existsSync(path)) {
+      console.warn(`skipped: ${path} absent (third-party captures live in ../shared/external-captures)`);
+      return;
+    }
+    const run = (outerFlowLabel: boolean) => {
+      const st = createFlowDecoderState();
+      const out: (string | number | undefined)[][] = [];
+      for (const d of readCaptureFile(path).datagrams) {
+        const r = decodeFlowDatagram(d.payload, { exporterAddr: d.srcAddr, exporterPort: d.srcPort, receivedMs: d.timeMs }, st, {
+          outerFlowLabel,
+        });
+        for (const x of r.records) out.push([x.ipVersion, x.flowLabel, x.srcAddr, x.ipProtocol, x.bytes]);
+      }
+      return out;
+    };
+    // tshark -V -d udp.port==2055,cflow: the frame holds IPv6 fc30:2200:1b::f ->
+    // fc30:2200:23:e009::, Flow Label 0xa47c0 (673728), Payload Length 64, Next Header IPIP
+    // (4), then IPv4 8.8.8.8 -> 213.36.140.100 (ICMP, Total Length 64). The record counts the
+    // outer IP length, 40 + 64 = 104 (akvorado's outer view also has 104 bytes).
+    expect(run(false)).toEqual([[4, undefined, '8.8.8.8', 1, 104]]);
+    expect(run(true)).toEqual([[6, 673728, 'fc30:2200:1b::f', 4, 104]]);
   });
 });
