@@ -90,6 +90,11 @@ export interface DecodeOptions {
   /** Walk one level of tunnel in raw headers (sFlow) and expose the inner label. */
   innerHeaders: boolean;
   /**
+   * This datagram's exporter is configured to have its outer header's flow label counted
+   * (`exporters.outerFlowLabel`): templates with IE 31 twice are read the outer way.
+   */
+  outerFlowLabel?: boolean;
+  /**
    * Called on template changes (decoders with templates only). Observation only: it must
    * not throw nor decode. Undefined costs nothing (the daemon sets it at debug level).
    */

@@ -70,6 +70,8 @@ export interface DataContext {
   state: FlowDecoderState | undefined;
   session: SessionState | undefined;
   totals: FlowTotalsTable | undefined;
+  /** IE 315 frames: keep the outer header of IP-in-IP under IPv6 (exporters.outerFlowLabel). */
+  outerHeaders: boolean;
 }
 
 /** Record sampling fields and the resolved rate: scratch reused for every record. */
@@ -299,7 +301,7 @@ function fillRecord(
   if (plan.hasUptime) applyUptimes(b, base, pos, len, rec, ctx);
   fillAddresses(b, base, pos, plan, rec, ctx.withAddresses);
   // IE 315: the frame fills what the template's own fields left unset.
-  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses);
+  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses, ctx.outerHeaders);
   fillSampling(b, base, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
 }
 
@@ -349,7 +351,7 @@ const compiledFills = new CompiledFills<DataContext>({
   applyUptimes,
   fillAddresses: (b, base, plan, rec, withAddresses) => fillAddresses(b, base, plan.pos, plan, rec, withAddresses),
   fillFrame: (b, base, plan, rec, ctx) =>
-    walkFrame(b, base + plan.pos[Slot.FRAME]!, plan.len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses),
+    walkFrame(b, base + plan.pos[Slot.FRAME]!, plan.len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses, ctx.outerHeaders),
   fillSampling: (b, base, plan, ctx, rec, perRecordRate, setRate, setSource) =>
     fillSampling(b, base, plan.pos, plan.len, plan, ctx, rec, perRecordRate, setRate, setSource),
 });

@@ -17,6 +17,7 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
     withAddresses: false,
     onRecord: () => {},
     onTemplate: undefined,
+    outerFlowLabel: false,
   };
   return {
     name: 'flow',
@@ -27,6 +28,7 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
       flowOpts.withAddresses = opts.withAddresses;
       flowOpts.onRecord = sink;
       flowOpts.onTemplate = opts.onTemplate;
+      flowOpts.outerFlowLabel = opts.outerFlowLabel === true;
       const r = decodeFlowDatagram(payload, ctx, state, flowOpts);
       const out = emptyOutcome();
       out.protocol = protocolOfVersion(r.stats.version);

@@ -9,15 +9,29 @@ import type { FlowRecord } from '../record.js';
 
 /** The walker's output, reused for every frame (decoding is synchronous: nothing else holds it). */
 const info = newPacketInfo();
-const NO_ADDRESSES: WalkOptions = { addresses: false };
+/** Walk options by (withAddresses, outer): index 2a + o. */
+const OPTIONS: readonly WalkOptions[] = [
+  { addresses: false, outer: false },
+  { addresses: false, outer: true },
+  { addresses: true, outer: false },
+  { addresses: true, outer: true },
+];
 
 /**
  * Fills `rec` from the frame at `b[off..off+len)`. Fields the record's template already
  * supplied win over what the frame says; counts come from the frame only when the template
  * has none (a PSAMP packet report has no packetDeltaCount / octetDeltaCount).
  */
-export function walkFrame(b: Uint8Array, off: number, len: number, rec: FlowRecord, hasCounts: boolean, withAddresses: boolean): void {
-  walkHeader(b, off, len, 'ethernet', info, withAddresses ? undefined : NO_ADDRESSES);
+export function walkFrame(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  rec: FlowRecord,
+  hasCounts: boolean,
+  withAddresses: boolean,
+  outer: boolean,
+): void {
+  walkHeader(b, off, len, 'ethernet', info, OPTIONS[(withAddresses ? 2 : 0) + (outer ? 1 : 0)]);
   if (!hasCounts) {
     rec.packets = 1;
     rec.bytes = info.ipLength ?? 0;

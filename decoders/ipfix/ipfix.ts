@@ -2,12 +2,16 @@
  * IPFIX message decoding (RFC 7011).
  *
  * Containment, in two passes:
- *  1. Structure: the 16-octet header and the chain of set headers must exactly tile the
- *     message length. A datagram that fails this (truncated, a set length past the end, a
- *     set shorter than its header) is rejected whole, before any state changes: UDP
- *     delivers datagrams whole, so a broken chain means corruption and no set in it can be
- *     trusted. This is also what makes every truncation of a valid datagram an error
- *     rather than a half-decoded datagram.
+ *  1. Structure: the 16-octet header, then the chain of set headers, which must tile the
+ *     message length. The chain is walked up to the first break: a set length past the
+ *     message end or past the octets received (telegraf issue 14370, vflow's OVS capture),
+ *     a set shorter than its header, a tail too short for a set header. The complete sets
+ *     before the break are kept and the break is reported ('truncated' / 'bad-length') as
+ *     the error that ends the datagram, as goflow2 and tshark do; a datagram whose very
+ *     first set is broken is rejected whole, before any state changes. An all-zero tail
+ *     (after the last set, or after the message) is exporter padding: counted in
+ *     `paddingOctets`, not an error. No set is ever half-decoded, so every truncation of a
+ *     valid datagram is still either an error or (cut in its padding) padding.
  *  2. Sets, in order. Each set is atomic: a set that fails (a malformed template record, a
  *     variable-length field running past its set, a cap hit) contributes nothing, decoding
  *     of the datagram stops there, and the records and templates of earlier sets are kept.
@@ -15,7 +19,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { Reader, u32 } from '../reader.js';
-import { handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
+import { allZero, handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
 import { countSequence } from './sequence.js';
 import type { FlowDecoderState } from './state.js';
 import { IPFIX_OPTIONS_TEMPLATE_SET, IPFIX_TEMPLATE_SET, MIN_DATA_SET_ID, parseIpfixTemplateSet } from './templates.js';
@@ -44,43 +48,68 @@ export function decodeIpfix(
   const seq = u32(b, 8);
   const domain = u32(b, 12);
   if (length < IPFIX_HEADER_LENGTH) throw new DecodeError('bad-length', `message length ${length} < header`, 2);
-  if (length > b.length) throw new DecodeError('truncated', `message length ${length} > ${b.length} octets received`, 2);
-
-  // Pass 1: the set chain must tile the message exactly.
-  for (let p = IPFIX_HEADER_LENGTH; p < length;) {
-    if (length - p < SET_HEADER_LENGTH) throw new DecodeError('truncated', `${length - p} octets after the last set`, p);
-    const setLen = (b[p + 2]! << 8) | b[p + 3]!;
-    if (setLen < SET_HEADER_LENGTH) throw new DecodeError('bad-length', `set length ${setLen}`, p + 2);
-    if (p + setLen > length) throw new DecodeError('truncated', `set length ${setLen} past message end ${length}`, p + 2);
+  // Pass 1: the set chain must tile the message. `end` becomes the end of the complete sets;
+  // `broken` says why the chain stopped short of the message length (padding aside).
+  const avail = length <= b.length ? length : b.length;
+  let end = avail;
+  let broken: DecodeError | undefined;
+  for (let p = IPFIX_HEADER_LENGTH; p < avail;) {
+    const short = avail - p < SET_HEADER_LENGTH;
+    const setLen = short ? 0 : (b[p + 2]! << 8) | b[p + 3]!;
+    if (short || setLen < SET_HEADER_LENGTH) {
+      // No set is shorter than its header (RFC 7011 3.3.2): an all-zero rest of a whole
+      // message is padding after the last set, anything else ends the chain.
+      if (avail === length && allZero(b, p, avail)) result.stats.paddingOctets += avail - p;
+      else if (short) broken = new DecodeError('truncated', `${avail - p} octets after the last set`, p);
+      else broken = new DecodeError('bad-length', `set length ${setLen}`, p + 2);
+      end = p;
+      break;
+    }
+    if (p + setLen > avail) {
+      broken =
+        avail === length
+          ? new DecodeError('truncated', `set length ${setLen} past message end ${length}`, p + 2)
+          : new DecodeError('truncated', `set length ${setLen} past the ${b.length} octets received`, p + 2);
+      end = p;
+      break;
+    }
     p += setLen;
   }
-  if (length < b.length) {
-    // Octets after the message: reported, the message itself is fine.
-    result.errors.push(new DecodeError('bad-length', `${b.length - length} octets after the IPFIX message`, length));
+  if (broken === undefined && avail < length) {
+    broken = new DecodeError('truncated', `message length ${length} > ${b.length} octets received`, 2);
   }
+  // Nothing complete before the break: rejected whole, before any state changes.
+  if (broken !== undefined && end === IPFIX_HEADER_LENGTH) throw broken;
+  if (length < b.length && broken === undefined) {
+    // Octets after a whole message: zeros are padding; anything else is reported, the
+    // message itself is fine. (After a broken chain they are the rest of the broken set.)
+    if (allZero(b, length, b.length)) result.stats.paddingOctets += b.length - length;
+    else result.errors.push(new DecodeError('bad-length', `${b.length - length} octets after the IPFIX message`, length));
+  }
+  if (result.stats.paddingOctets > 0) state.totals.paddedDatagrams++;
 
   const m = openMessage(state, ctx, opts, result, 'ipfix', domain, exportSecs, -1);
 
   // Pass 2: sets in order. `count` is the number of data records (options ones included,
   // RFC 7011 3.1) for the sequence check, -1 once any set's count is unknown.
   let count = 0;
-  for (let p = IPFIX_HEADER_LENGTH; p < length;) {
+  for (let p = IPFIX_HEADER_LENGTH; p < end;) {
     const setId = (b[p]! << 8) | b[p + 1]!;
     const setLen = (b[p + 2]! << 8) | b[p + 3]!;
     const start = p + SET_HEADER_LENGTH;
-    const end = p + setLen;
-    p = end;
+    const setEnd = p + setLen;
+    p = setEnd;
     result.stats.sets++;
     const mark = result.records.length;
     try {
       if (setId === IPFIX_TEMPLATE_SET || setId === IPFIX_OPTIONS_TEMPLATE_SET) {
         // RFC 7011 3.4.1 / 3.4.2.2: template records start with a 4-octet header.
         const kind = setId === IPFIX_TEMPLATE_SET ? 'data' : 'options';
-        if (refreshTemplates(m, b, start, end, kind, 4) < 0) {
-          handleTemplateOps(m, parseIpfixTemplateSet(new Reader(b, start, end), setId, state.limits));
+        if (refreshTemplates(m, b, start, setEnd, kind, 4) < 0) {
+          handleTemplateOps(m, parseIpfixTemplateSet(new Reader(b, start, setEnd), setId, state.limits));
         }
       } else if (setId >= MIN_DATA_SET_ID) {
-        const n = handleDataSet(m, setId, b, start, end);
+        const n = handleDataSet(m, setId, b, start, setEnd);
         count = n < 0 || count < 0 ? -1 : count + n;
       } else {
         // RFC 7011 3.3.2: 0 and 1 are not used (they are v9's), 4..255 reserved.
@@ -96,6 +125,13 @@ export function decodeIpfix(
       count = -1;
       break;
     }
+  }
+
+  if (broken !== undefined && !result.stopped) {
+    // The complete sets before the break were decoded; the break itself is counted.
+    result.errors.push(broken);
+    result.stopped = true;
+    count = -1;
   }
 
   countSequence(m.d.sequence, seq, count, 'records', result.stats);

@@ -4,18 +4,22 @@
  *  - 20-octet header with sysUptime and unix seconds (section 5.1); the source id plays the
  *    observation domain; the sequence number counts export packets, not records;
  *  - no message length: the flowsets run to the end of the datagram, so the structural
- *    check is that the flowset chain tiles the datagram (a few trailing zero octets are
- *    tolerated as padding);
+ *    check is that the flowset chain tiles the datagram. An all-zero tail after the last
+ *    flowset is padding (Cisco ACI pads its template datagrams with 64 zero octets, PAN-OS
+ *    8.1 its data datagrams with 1,216): counted in `paddingOctets`, not an error;
  *  - template flowset 0, options template flowset 1 with scope/option lengths in octets;
- *  - no variable-length fields and no withdrawal.
- * Containment is the same as IPFIX (see ipfix.ts). The header's record count is only
+ *  - no withdrawal. RFC 3954 has no variable-length fields, but H3C NetStream sends field
+ *    length 65535 as IPFIX does: such fields are decoded as IPFIX varlen (RFC 7011 7).
+ * Containment is the same as IPFIX (see ipfix.ts): a chain that breaks (a flowset running
+ * past the datagram, a non-zero tail too short or with a length below 4) keeps the complete
+ * flowsets before the break and reports the break. The header's record count is only
  * checked one way: when every flowset was decoded and fewer records were found than the
  * count says, a 'truncated' error is reported (the datagram lost whole flowsets); more
  * records than the count is tolerated, since exporters disagree about what it counts.
  */
 import { DecodeError } from '../errors.js';
 import { Reader, u32 } from '../reader.js';
-import { handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
+import { allZero, handleDataSet, handleTemplateOps, openMessage, refreshTemplates } from './sets.js';
 import { countSequence } from './sequence.js';
 import type { FlowDecoderState } from './state.js';
 import { MIN_DATA_SET_ID, parseV9OptionsFlowset, parseV9TemplateFlowset, V9_OPTIONS_FLOWSET, V9_TEMPLATE_FLOWSET } from './templates.js';
@@ -43,21 +47,32 @@ export function decodeNetflow9(
   const seq = u32(b, 12);
   const sourceId = u32(b, 16);
 
-  // Pass 1: the flowset chain must tile the datagram.
+  // Pass 1: the flowset chain must tile the datagram. `end` becomes the end of the complete
+  // flowsets; `broken` says why the chain stopped short of the datagram's end (not padding).
   let end = b.length;
+  let broken: DecodeError | undefined;
   for (let p = NETFLOW9_HEADER_LENGTH; p < end;) {
-    if (end - p < FLOWSET_HEADER_LENGTH) {
-      let zero = true;
-      for (let i = p; i < end; i++) if (b[i] !== 0) zero = false;
-      if (!zero) throw new DecodeError('truncated', `${end - p} octets after the last flowset`, p);
+    const short = end - p < FLOWSET_HEADER_LENGTH;
+    const len = short ? 0 : (b[p + 2]! << 8) | b[p + 3]!;
+    if (short || len < FLOWSET_HEADER_LENGTH) {
+      // A flowset header cannot be shorter than 4 octets (RFC 3954 5.2): an all-zero rest is
+      // padding after the last flowset; anything else is garbage that ends the chain.
+      if (allZero(b, p, end)) result.stats.paddingOctets = end - p;
+      else if (short) broken = new DecodeError('truncated', `${end - p} octets after the last flowset`, p);
+      else broken = new DecodeError('bad-length', `flowset length ${len}`, p + 2);
       end = p;
       break;
     }
-    const len = (b[p + 2]! << 8) | b[p + 3]!;
-    if (len < FLOWSET_HEADER_LENGTH) throw new DecodeError('bad-length', `flowset length ${len}`, p + 2);
-    if (p + len > end) throw new DecodeError('truncated', `flowset length ${len} past datagram end ${end}`, p + 2);
+    if (p + len > end) {
+      broken = new DecodeError('truncated', `flowset length ${len} past datagram end ${end}`, p + 2);
+      end = p;
+      break;
+    }
     p += len;
   }
+  // Nothing complete before the break: rejected whole, before any state changes.
+  if (broken !== undefined && end === NETFLOW9_HEADER_LENGTH) throw broken;
+  if (result.stats.paddingOctets > 0) state.totals.paddedDatagrams++;
 
   const m = openMessage(state, ctx, opts, result, 'netflow9', sourceId, unixSecs, sysUptimeMs);
 
@@ -99,6 +114,12 @@ export function decodeNetflow9(
       found = -1;
       break;
     }
+  }
+  if (broken !== undefined && !result.stopped) {
+    // The complete flowsets before the break were decoded; the break itself is counted.
+    result.errors.push(broken);
+    result.stopped = true;
+    found = -1;
   }
   if (found >= 0 && found < headerCount) {
     result.errors.push(new DecodeError('truncated', `header count ${headerCount}, ${found} records present`, 2));

@@ -16,13 +16,18 @@ export interface TemplateField {
   id: number;
   /** Private enterprise number; 0 for IANA elements. */
   pen: number;
-  /** Field length in octets; VARLEN (65535) means variable length in IPFIX. */
+  /** Field length in octets; VARLEN (65535) means variable length (IPFIX, and v9 from H3C). */
   length: number;
   /** True for scope fields of an options template. */
   scope: boolean;
 }
 
-/** RFC 7011 section 7: a field length of 65535 announces a variable-length field. */
+/**
+ * RFC 7011 section 7: a field length of 65535 announces a variable-length field. NetFlow v9
+ * (RFC 3954) defines none, but H3C NetStream sends 65535 in v9 templates with the IPFIX
+ * length prefix in the data (field 236, VRF name), as logstash-codec-netflow and tshark read
+ * it; no fixed v9 field can be 65535 octets long in a datagram, so nothing valid is lost.
+ */
 export const VARLEN = 65535;
 
 /** Where a field's value goes. Plain numbers (not a TS enum) so the plan is plain data. */
@@ -111,7 +116,10 @@ export const VOLUME_TOTALS = Volume.TOTAL_BYTES | Volume.TOTAL_PACKETS | Volume.
 export interface DecodePlan {
   templateId: number;
   kind: 'data' | 'options';
-  /** NetFlow v9 plan: scope field ids are scope types (RFC 3954 6.2), no varlen. */
+  /**
+   * NetFlow v9 plan: scope field ids are scope types (RFC 3954 6.2). RFC 3954 has no varlen,
+   * but length 65535 is read as IPFIX varlen there too (H3C NetStream sends it).
+   */
   v9: boolean;
   fieldCount: number;
   scopeCount: number;
@@ -151,6 +159,12 @@ export interface DecodePlan {
   hasFrame: boolean;
   /** The template carries packet/octet counts (else a PSAMP frame counts one packet). */
   hasCounts: boolean;
+  /**
+   * The same template read the outer way (first occurrence of every element, the outer
+   * header's flow label), for exporters configured so (`exporters.outerFlowLabel`); undefined
+   * when the template describes one header only and both readings are the same.
+   */
+  outer: DecodePlan | undefined;
   /** Fixed-length plans: the fill compiled for their layout, set on first use (data.ts). */
   compiledFill: CompiledFill<DataContext> | undefined;
   /**
@@ -161,6 +175,23 @@ export interface DecodePlan {
   /** Neither counters nor a frame: the records carry no volume and are counted, not emitted. */
   noVolume: boolean;
 }
+
+/**
+ * Elements of the packet's own headers. A template that carries them twice (Cisco IOS XR
+ * SRv6: the encapsulating router's outer IPv6 header, then the customer packet's) describes
+ * the outer header first and the inner one last.
+ */
+const HEADER_SLOTS = new Set<number>([
+  Slot.SRC4,
+  Slot.DST4,
+  Slot.SRC6,
+  Slot.DST6,
+  Slot.PROTO,
+  Slot.TOS,
+  Slot.SRC_PORT,
+  Slot.DST_PORT,
+  Slot.FLOW_LABEL,
+]);
 
 /** Fixed-size numeric fields: reduced-size encoding allows 1..8 octets (RFC 7011 6.2). */
 function numeric(len: number, max = 8): boolean {
@@ -435,6 +466,7 @@ export function compilePlan(
   kind: 'data' | 'options',
   fields: readonly TemplateField[],
   protocol: 'ipfix' | 'netflow9',
+  reading: 'inner' | 'outer' = 'inner',
 ): DecodePlan {
   const v9 = protocol === 'netflow9';
   const n = fields.length;
@@ -450,12 +482,15 @@ export function compilePlan(
   let recordSampling = false;
   let hasFrame = false;
   const cand = new Int32Array(CANDIDATES).fill(-1);
-  // First occurrence wins when a template repeats an element (RFC 7011 section 8 leaves the
-  // meaning of repeats to the element; for the counters and keys we extract, the first is it).
-  const seen = new Set<number>();
+  // When a template repeats an element (RFC 7011 section 8 leaves the meaning of repeats to
+  // the element), the first occurrence wins, except for the packet's header elements read
+  // the inner way: there the last one wins, the innermost header's (the customer packet's
+  // addresses, ports and flow label, whose marking is the host's).
+  const fieldOf = new Int32Array(SLOT_COUNT).fill(-1);
+  let repeated = false;
   for (let i = 0; i < n; i++) {
     const f = fields[i]!;
-    const len = !v9 && f.length === VARLEN ? -1 : f.length;
+    const len = f.length === VARLEN ? -1 : f.length;
     ids[i] = f.id;
     pens[i] = f.pen;
     lens[i] = len;
@@ -468,8 +503,13 @@ export function compilePlan(
     }
     let slot = f.pen === 0 ? slotFor(f.id, len, f.scope, v9) : Slot.SKIP;
     if (slot !== Slot.SKIP) {
-      if (seen.has(slot)) slot = Slot.SKIP;
-      else seen.add(slot);
+      const prev = fieldOf[slot]!;
+      if (prev < 0) fieldOf[slot] = i;
+      else if (reading === 'inner' && HEADER_SLOTS.has(slot)) {
+        repeated = true;
+        slots[prev] = Slot.SKIP;
+        fieldOf[slot] = i;
+      } else slot = Slot.SKIP;
     }
     slots[i] = slot;
     if (!f.scope && len !== -1) {
@@ -481,6 +521,11 @@ export function compilePlan(
     if (RECORD_SAMPLING_SLOTS.has(slot)) recordSampling = true;
     if (slot === Slot.FRAME) hasFrame = true;
   }
+  // No rule here for IPv4 after IPv6 fields and a label: that is also how dual-stack templates
+  // are laid out (Cisco ASR9k v9 template 313: IPv6 addresses, IE 31, IPv4 addresses), where an
+  // IPv6 record's label is the host's. An IPv4 record's label is never a SciTags marking
+  // (classification reads labels of IPv6 records only), so an SRv6 router's outer label on an
+  // IPv4 customer record counts nothing either way.
   const volume = kind === 'data' ? chooseVolume(cand, slots) : 0;
   let hasCounts = false;
   for (let i = 0; i < n; i++) if (slots[i] === Slot.BYTES || slots[i] === Slot.PACKETS) hasCounts = true;
@@ -533,5 +578,6 @@ export function compilePlan(
     compiledFill: undefined,
     volume,
     noVolume: kind === 'data' && !hasCounts && !hasFrame && (volume & Volume.REVERSE) === 0,
+    outer: reading === 'inner' && repeated ? compilePlan(templateId, kind, fields, protocol, 'outer') : undefined,
   };
 }

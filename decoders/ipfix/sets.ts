@@ -22,6 +22,12 @@ import {
 } from './state.js';
 import type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult } from './types.js';
 
+/** True when b[from, to) is all zero octets: padding, not a set (set ids and lengths are never 0). */
+export function allZero(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 /** What one message (datagram) is about, filled by the protocol decoder after its header. */
 export interface MessageCtx {
   state: FlowDecoderState;
@@ -60,6 +66,7 @@ const dataCtx: DataContext = {
   state: undefined,
   session: undefined,
   totals: undefined,
+  outerHeaders: false,
 };
 
 function exporterTable(state: FlowDecoderState, key: string, create: boolean): SamplingTable | undefined {
@@ -335,8 +342,12 @@ function decodeSetBody(
   // The total-to-delta table is made for the first template that carries running totals.
   if ((t.plan.volume & VOLUME_TOTALS) !== 0) m.d.flowTotals ??= new Map();
   c.totals = m.d.flowTotals;
+  c.outerHeaders = m.opts.outerFlowLabel === true;
   try {
-    return decodeDataSet(b, start, end, t.plan, c);
+    // A template with an outer and an inner header is read the outer way only for the
+    // exporters configured so (FlowDecodeOptions.outerFlowLabel); one branch per set.
+    const plan = m.opts.outerFlowLabel === true && t.plan.outer !== undefined ? t.plan.outer : t.plan;
+    return decodeDataSet(b, start, end, plan, c);
   } finally {
     m.result.stats.unknownSampling += c.unknownSampling;
     m.state.totals.unknownSamplingRecords += c.unknownSampling;

@@ -218,6 +218,8 @@ export interface FlowDecoderState {
     unknownSamplingRecords: number;
     /** Records of templates without any volume field (counted, not emitted). */
     noVolumeRecords: number;
+    /** Datagrams that ended in zero padding (FlowDecodeStats.paddingOctets > 0). */
+    paddedDatagrams: number;
   };
   /** Evictions and refusals per reason. */
   evictions: Record<EvictionReason, number>;
@@ -247,7 +249,7 @@ export function createFlowDecoderState(limits: Partial<FlowDecoderLimits> = {}):
     addresses: new Map(),
     exporterSampling: new Map(),
     last: undefined,
-    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0, noVolumeRecords: 0 },
+    totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0, noVolumeRecords: 0, paddedDatagrams: 0 },
     evictions: newEvictionCounts(),
     evictionsByAddress: new Map(),
     examined: 0,

@@ -33,6 +33,12 @@ export interface FlowDecodeOptions extends SamplingConfig {
    * scratch state is not re-entrant; such a call throws).
    */
   onRecord?: (rec: FlowRecord) => void;
+  /**
+   * Read templates that describe an outer and an inner packet header (IE 31 twice: Cisco IOS
+   * XR SRv6) the outer way: first occurrence of every element, the outer header's flow label.
+   * Default false: the innermost header's elements win (see plan.ts compilePlan).
+   */
+  outerFlowLabel?: boolean;
   /** Template learnt / changed / withdrawn / expired (see TemplateEvent); for debug logs. */
   onTemplate?: ((e: TemplateEvent) => void) | undefined;
 }
@@ -82,6 +88,11 @@ export interface FlowDecodeStats {
    * order of preference in plan.ts chooseVolume, no frame): the `no-volume` count.
    */
   noVolume: number;
+  /**
+   * Zero octets after the last set (v9) or after the last set / the message (IPFIX): exporter
+   * padding, skipped without an error (Cisco ACI, PAN-OS 8.1 pad their datagrams).
+   */
+  paddingOctets: number;
 }
 
 export interface FlowDecodeResult {
@@ -120,5 +131,6 @@ export function newStats(): FlowDecodeStats {
     sequenceResets: 0,
     unknownSampling: 0,
     noVolume: 0,
+    paddingOctets: 0,
   };
 }

@@ -44,6 +44,7 @@ export const UDP_PORT_VXLAN = 4789;
 export const ETHERNET_HEADER_LEN = 14; // dst MAC, src MAC, EtherType
 export const VLAN_TAG_LEN = 4; // TCI + inner EtherType (IEEE 802.1Q clause 9)
 export const MPLS_ENTRY_LEN = 4; // RFC 3032 section 2.1
+export const PW_CONTROL_WORD_LEN = 4; // RFC 4385 section 3 (generic PW MPLS control word), RFC 4448 section 4.6
 export const IPV6_HEADER_LEN = 40; // RFC 8200 section 3
 export const IPV4_MIN_HEADER_LEN = 20; // RFC 791 section 3.1 (IHL >= 5)
 export const FRAGMENT_HEADER_LEN = 8; // RFC 8200 section 4.5

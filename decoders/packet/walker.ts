@@ -32,6 +32,7 @@ import {
   IPPROTO_IPV6,
   IPPROTO_UDP,
   MPLS_ENTRY_LEN,
+  PW_CONTROL_WORD_LEN,
   UDP_HEADER_LEN,
   VLAN_TAG_LEN,
   VXLAN_HEADER_LEN,
@@ -49,6 +50,13 @@ export interface WalkOptions {
    * need them, and formatting is the costliest part of a walk.
    */
   addresses?: boolean;
+  /**
+   * Keep the outer header of IP-in-IP under IPv6 (exporters.outerFlowLabel). Default false:
+   * an IPv6 packet carrying IPv6 (next header 41, RFC 2473; SRv6 encapsulation, RFC 8986) or
+   * IPv4 (4, RFC 2003) is reported by its innermost header, the customer packet whose label
+   * is the host's marking, as for IPFIX templates with IE 31 twice (plan.ts).
+   */
+  outer?: boolean;
 }
 
 /** More tags than this is not a real frame; stop rather than walk attacker-chosen depth. */
@@ -115,7 +123,10 @@ export function walkHeader(
   }
   resetPacketInfo(out);
   walkMode.addresses = opts?.addresses !== false;
-  const tunnel = opts?.inner === true ? walkTunnel : null;
+  // The tunnel hook: one level of tunnel into out.inner (`inner`), and/or IP-in-IP under
+  // IPv6 replaced by its inner header (unless `outer`).
+  const outer = opts?.outer === true;
+  const tunnel = opts?.inner === true ? (outer ? walkTunnel : walkInnermostOrTunnel) : outer ? null : walkInnermost;
   walkFrom(bytes, offset, offset + length, start, out, tunnel);
   return out;
 }
@@ -170,9 +181,12 @@ function walkEthertype(bytes: Uint8Array, p: number, end: number, type: number, 
 
 /**
  * MPLS label stack entries (RFC 3032 section 2.1: label 20 bits, TC 3, S 1, TTL 8) down to
- * the bottom-of-stack bit. MPLS has no payload type, so the payload is taken as IPv4 or IPv6
- * by its first nibble (RFC 4928 section 2 describes the same heuristic in LSRs); a pseudowire
- * control word (nibble 0) or anything else is left undecoded.
+ * the bottom-of-stack bit. MPLS has no payload type, so the payload is told by its first
+ * nibble (RFC 4928 section 2 describes the same heuristic in LSRs): 4 is IPv4, 6 is IPv6,
+ * 0 is the pseudowire control word of RFC 4385 section 3 (first nibble 0000 for PW data),
+ * which on an Ethernet pseudowire (EoMPLS, EVPN: RFC 4448 section 4.6, RFC 7432 section 7)
+ * is followed by the customer's Ethernet frame, walked like any frame (as akvorado does).
+ * Anything else (an ACH, nibble 1; a pseudowire without control word) is left undecoded.
  */
 function walkMpls(bytes: Uint8Array, p: number, end: number, out: PacketInfo, tunnel: TunnelHook | null): void {
   for (;;) {
@@ -193,6 +207,15 @@ function walkMpls(bytes: Uint8Array, p: number, end: number, out: PacketInfo, tu
   const nibble = bytes[p]! >>> 4;
   if (nibble === 6) walkIpv6(bytes, p, end, out, tunnel);
   else if (nibble === 4) walkIpv4(bytes, p, end, out, tunnel);
+  else if (nibble === 0) {
+    if (end - p < PW_CONTROL_WORD_LEN) {
+      out.truncated = true;
+      return;
+    }
+    // The inner frame may carry MPLS again; the label cap above (the labels of every level
+    // count against it) bounds that recursion.
+    walkEthernet(bytes, p + PW_CONTROL_WORD_LEN, end, out, tunnel);
+  }
 }
 
 /**
@@ -220,6 +243,44 @@ function walkTunnel(bytes: Uint8Array, p: number, end: number, proto: number, ou
     default:
       out.inner = undefined;
   }
+}
+
+/**
+ * IP-in-IP under an IPv6 outer header: the inner packet's fields replace the outer ones
+ * (version, label, traffic class, addresses, protocol, ports, ICMP, fragment); the IP length
+ * stays the outer one, the size of what the link carried. An inner header cut short leaves
+ * its fields unknown rather than the outer's (which are not the host's); one whose version
+ * nibble is wrong is not a packet, and the outer header stays. One level only (the inner
+ * walk has no hook). Returns false when `proto` under this header is not such a tunnel.
+ */
+function adoptInner(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): boolean {
+  if ((proto !== IPPROTO_IPV6 && proto !== IPPROTO_IPIP) || out.ipVersion !== 6) return false;
+  const inner = spareInner(out);
+  resetPacketInfo(inner);
+  if (proto === IPPROTO_IPV6) walkIpv6(bytes, p, end, inner, null);
+  else walkIpv4(bytes, p, end, inner, null);
+  if (inner.ipVersion === 0) return true;
+  out.ipVersion = inner.ipVersion;
+  out.flowLabel = inner.flowLabel;
+  out.trafficClass = inner.trafficClass;
+  out.srcAddr = inner.srcAddr;
+  out.dstAddr = inner.dstAddr;
+  out.ipProtocol = inner.ipProtocol;
+  out.srcPort = inner.srcPort;
+  out.dstPort = inner.dstPort;
+  out.icmpType = inner.icmpType;
+  out.icmpCode = inner.icmpCode;
+  out.fragment = inner.fragment;
+  if (inner.truncated) out.truncated = true;
+  return true;
+}
+
+function walkInnermost(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): void {
+  adoptInner(bytes, p, end, proto, out);
+}
+
+function walkInnermostOrTunnel(bytes: Uint8Array, p: number, end: number, proto: number, out: PacketInfo): void {
+  if (!adoptInner(bytes, p, end, proto, out)) walkTunnel(bytes, p, end, proto, out);
 }
 
 function walkEthernetAt(bytes: Uint8Array, p: number, end: number, inner: PacketInfo): void {

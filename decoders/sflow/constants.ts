@@ -28,6 +28,7 @@ export const SAMPLE_COUNTERS_EXPANDED = 4; // counters_sample_expanded
 
 /** flow_data formats, enterprise 0 (section 5, flow_data opaque). */
 export const FLOW_RAW_HEADER = 1; // sampled_header
+export const FLOW_SAMPLED_ETHERNET = 2; // sampled_ethernet
 export const FLOW_SAMPLED_IPV4 = 3; // sampled_ipv4
 export const FLOW_SAMPLED_IPV6 = 4; // sampled_ipv6
 export const FLOW_EXTENDED_SWITCH = 1001; // extended_switch
@@ -62,10 +63,15 @@ export const SOURCE_INDEX_MASK = 0xffffff;
 export const FLOW_SAMPLE_FIXED_LEN = 32; // flow_sample up to and including the record count
 export const EXPANDED_FLOW_SAMPLE_FIXED_LEN = 44; // flow_sample_expanded, same
 export const RAW_HEADER_FIXED_LEN = 16; // protocol, frame_length, stripped, header length
+export const SAMPLED_ETHERNET_LEN = 24; // length, src_mac and dst_mac (opaque[6], XDR-padded to 8 each), type
 export const SAMPLED_IPV4_LEN = 32; // length, protocol, src, dst, src_port, dst_port, tcp_flags, tos
 export const SAMPLED_IPV6_LEN = 56; // length, protocol, src(16), dst(16), ports, tcp_flags, priority
 export const EXTENDED_SWITCH_LEN = 16; // src_vlan, src_priority, dst_vlan, dst_priority
 export const IF_COUNTERS_LEN = 88; // if_counters
+
+/** EtherTypes of sampled_ethernet's `type` that name an IP version (IEEE 802 numbers: RFC 894, RFC 2464). */
+export const ETHERTYPE_IPV4 = 0x0800;
+export const ETHERTYPE_IPV6 = 0x86dd;
 
 /** Highest valid 802.1Q VLAN id; 0 means "no VLAN" (priority tag) and 4095 is reserved. */
 export const MAX_VLAN_ID = 4094;

@@ -44,11 +44,10 @@ import {
   type SflowOptions,
 } from './types.js';
 
-/** Walk options by (innerHeaders, withAddresses), made once. */
-const WALK_PLAIN: WalkOptions | undefined = undefined;
-const WALK_INNER: WalkOptions = { inner: true };
-const WALK_NO_ADDR: WalkOptions = { addresses: false };
-const WALK_INNER_NO_ADDR: WalkOptions = { inner: true, addresses: false };
+/** Walk options by (innerHeaders, withAddresses, outerHeaders), made once: index 4i + 2a + o. */
+const WALK_OPTIONS: readonly WalkOptions[] = [false, true].flatMap((inner) =>
+  [false, true].flatMap((addresses) => [false, true].map((outer) => ({ inner, addresses, outer }))),
+);
 
 /** The exporter key of the previous datagram: one exporter usually sends many in a row. */
 let lastAddr = '';
@@ -147,7 +146,7 @@ function decode(
     agent,
     subAgent,
     maxRecords: opts?.maxRecordsPerSample ?? DEFAULT_MAX_RECORDS_PER_SAMPLE,
-    walkOptions: inner ? (withAddresses ? WALK_INNER : WALK_INNER_NO_ADDR) : withAddresses ? WALK_PLAIN : WALK_NO_ADDR,
+    walkOptions: WALK_OPTIONS[(inner ? 4 : 0) + (withAddresses ? 2 : 0) + (opts?.outerHeaders === true ? 1 : 0)],
     withFields,
     withAddresses,
     sink,

@@ -15,6 +15,7 @@ export function createSflowDecoder(limits: Partial<SflowStateLimits> = {}): Deco
         const r = decodeSflow(payload, ctx.exporterAddr, ctx.exporterPort, state, {
           withFields: opts.withFields,
           innerHeaders: opts.innerHeaders,
+          outerHeaders: opts.outerFlowLabel === true,
           withAddresses: opts.withAddresses,
           onRecord: sink,
         });

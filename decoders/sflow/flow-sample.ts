@@ -12,11 +12,14 @@ import { ipv4String, ipv6String } from '../packet/addr.js';
 import type { HeaderStart } from '../packet/types.js';
 import { newPacketInfo, walkHeader } from '../packet/walker.js';
 import {
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
   EXPANDED_FLOW_SAMPLE_FIXED_LEN,
   EXTENDED_SWITCH_LEN,
   FLOW_SAMPLE_FIXED_LEN,
   FLOW_EXTENDED_SWITCH,
   FLOW_RAW_HEADER,
+  FLOW_SAMPLED_ETHERNET,
   FLOW_SAMPLED_IPV4,
   FLOW_SAMPLED_IPV6,
   FORMAT_BITS,
@@ -30,6 +33,7 @@ import {
   INTERFACE_VALUE_MASK,
   MAX_VLAN_ID,
   RAW_HEADER_FIXED_LEN,
+  SAMPLED_ETHERNET_LEN,
   SAMPLED_IPV4_LEN,
   SAMPLED_IPV6_LEN,
   SOURCE_INDEX_MASK,
@@ -67,6 +71,9 @@ interface FlowSampleScratch {
   headerLength: number;
   /** True when the first raw header was walked (its result is in `pkt`). */
   walked: boolean;
+  /** sampled_ethernet: the frame length (-1 when the record was absent) and its EtherType. */
+  ethernetLength: number;
+  ethernetType: number;
   /** 4 / 6 when a sampled_ipv4 / sampled_ipv6 record was present, else 0. */
   sampledVersion: 0 | 4 | 6;
   sampledLength: number;
@@ -99,6 +106,8 @@ const s: FlowSampleScratch = {
   stripped: 0,
   headerLength: 0,
   walked: false,
+  ethernetLength: -1,
+  ethernetType: 0,
   sampledVersion: 0,
   sampledLength: 0,
   sampledProtocol: 0,
@@ -169,6 +178,8 @@ export function decodeFlowSample(r: Reader, expanded: boolean, ctx: DatagramCont
 
   s.headerProtocol = -1;
   s.walked = false;
+  s.ethernetLength = -1;
+  s.ethernetType = 0;
   s.sampledVersion = 0;
   s.srcVlan = -1;
   s.dstVlan = -1;
@@ -231,6 +242,15 @@ function readFlowRecord(r: Reader, format: number, len: number, ctx: DatagramCon
       }
       walkHeader(r.bytes, r.pos, s.headerLength, start, pkt, ctx.walkOptions);
       s.walked = true;
+      return;
+    }
+    case FLOW_SAMPLED_ETHERNET: {
+      if (len < SAMPLED_ETHERNET_LEN) throw new DecodeError('bad-length', `sampled_ethernet length ${len}`, r.pos);
+      // length (the MAC frame, FCS included), src_mac, dst_mac (each padded to 8), type.
+      const q = r.base + r.pos;
+      s.ethernetLength = r.view.getUint32(q);
+      s.ethernetType = r.view.getUint32(q + 20);
+      r.pos += SAMPLED_ETHERNET_LEN;
       return;
     }
     case FLOW_SAMPLED_IPV4: {
@@ -329,7 +349,11 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
   rec.startMs = undefined;
   rec.endMs = undefined;
   rec.exportMs = undefined;
-  rec.bytes = s.headerProtocol !== -1 ? s.frameLength : s.sampledVersion !== 0 ? s.sampledLength : 0;
+  // The frame length, as the agent reports it: the raw header's frame_length, else
+  // sampled_ethernet's length (the same MAC frame, FCS included), else the IP length of
+  // sampled_ipv4 / sampled_ipv6 (the only size such a sample has).
+  rec.bytes =
+    s.headerProtocol !== -1 ? s.frameLength : s.ethernetLength >= 0 ? s.ethernetLength : s.sampledVersion !== 0 ? s.sampledLength : 0;
 
   if (s.walked && pkt.ipVersion !== 0) {
     rec.ipVersion = pkt.ipVersion;
@@ -352,8 +376,14 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
     rec.srcPort = ports ? s.sampledSrcPort : undefined;
     rec.dstPort = ports ? s.sampledDstPort : undefined;
   } else {
-    // A header too short (or malformed) to show more is still traffic of its IP version.
-    rec.ipVersion = s.headerProtocol === HEADER_IPV6 ? 6 : s.headerProtocol === HEADER_IPV4 ? 4 : 0;
+    // A header too short (or malformed) to show more is still traffic of its IP version, and
+    // so is a sampled_ethernet frame of an IP EtherType.
+    rec.ipVersion =
+      s.headerProtocol === HEADER_IPV6 || (s.headerProtocol === -1 && s.ethernetType === ETHERTYPE_IPV6)
+        ? 6
+        : s.headerProtocol === HEADER_IPV4 || (s.headerProtocol === -1 && s.ethernetType === ETHERTYPE_IPV4)
+          ? 4
+          : 0;
     rec.flowLabel = undefined;
     rec.trafficClass = undefined;
     rec.srcAddr = undefined;
@@ -421,6 +451,10 @@ function sampleFields(ctx: DatagramContext): Record<string, unknown> {
     f['src_priority'] = s.srcPriority;
     f['dst_vlan'] = s.dstVlan;
     f['dst_priority'] = s.dstPriority;
+  }
+  if (s.ethernetLength >= 0) {
+    f['ethernet_length'] = s.ethernetLength;
+    f['ethernet_type'] = s.ethernetType;
   }
   if (s.sampledVersion !== 0) f['sampled_ip_version'] = s.sampledVersion;
   return f;

@@ -13,6 +13,11 @@ export interface SflowOptions {
   /** Walk one level of tunnel in raw headers and expose the inner label (WalkOptions.inner). */
   innerHeaders?: boolean;
   /**
+   * Keep the outer header of IP-in-IP under IPv6 (exporters.outerFlowLabel); default false:
+   * the innermost header (the customer packet's) is the one counted (WalkOptions.outer).
+   */
+  outerHeaders?: boolean;
+  /**
    * Fill FlowRecord.fields with the sample's sFlow fields by their XDR names (sequence_number,
    * source_id_type, sample_pool, header_protocol, stripped, ...). Costs an object per
    * sample, so only the `decode` CLI and tests ask for it.

@@ -369,6 +369,13 @@ export const OPTIONS = {
       arg: 'YAML',
       sample: [{ exporter: '192.0.2.1', rate: 1000, mode: 'default' }],
     }),
+    outerFlowLabel: opt(z.array(cidr), [], {
+      help: "exporters (CIDRs) whose templates carrying IE 31 twice (an outer and an inner header: Cisco IOS XR SRv6) count the outer header (its flow label, addresses and ports); by default the innermost header, the host's, is counted",
+      value: 'list',
+      arg: 'CIDRS',
+      sample: ['192.0.2.1/32'],
+      sampleCommented: true,
+    }),
   },
   decoder: {
     maxTemplatesPerSession: int(

@@ -3,6 +3,7 @@ import { DecodeError } from '../../decoders/errors.js';
 import type { FlowDecoderLimits, FlowDecoderState } from '../../decoders/ipfix/index.js';
 import { type FlowRecord, sessionKey } from '../../decoders/record.js';
 import type { SflowState } from '../../decoders/sflow/index.js';
+import { CidrSet } from '../../collectors/allowlist.js';
 import { SamplingRules, type SamplingRule } from '../enrich/sampling.js';
 import { CrashFixtures } from './crash-fixtures.js';
 import { countError, countProtocol, countSampling, type ExporterCounters, ExporterTable } from './exporter-stats.js';
@@ -17,6 +18,11 @@ export interface DatagramDecoderOptions extends DecodeOptions {
   crashDir: string;
   /** Per-exporter rate limits (serve); absent: none (ingest replays captures at any speed). */
   rateLimits?: RateLimits;
+  /**
+   * Exporters (addresses or CIDRs, config `exporters.outerFlowLabel`) whose templates with an
+   * outer and an inner header (IE 31 twice) are read the outer way; absent or empty: none.
+   */
+  outerFlowLabelExporters?: readonly string[];
 }
 
 /**
@@ -94,6 +100,10 @@ export class DatagramDecoder {
   private lastIndex = -1;
   private lastListener: ListenerKind | '' = '';
   private readonly enrichingSink: RecordSink;
+  /** The options handed to decoders: `opts` with the current exporter's outerFlowLabel. */
+  private readonly decodeOpts: DecodeOptions;
+  /** Exporters read the outer way (exporters.outerFlowLabel); undefined when none. */
+  private readonly outerLabel: CidrSet | undefined;
   /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
   onCrash: ((crash: DecoderCrash) => void) | undefined;
   /**
@@ -114,6 +124,9 @@ export class DatagramDecoder {
     this.table = table ?? protocolTable({ flow: opts.flowLimits });
     this.states = this.table.map((e) => (flowState && e.decoder.name === 'flow' ? flowState : e.decoder.createState()));
     this.samplingRules = new SamplingRules(opts.samplingRules);
+    const outer = opts.outerFlowLabelExporters ?? [];
+    this.outerLabel = outer.length > 0 ? new CidrSet(outer, 'exporters.outerFlowLabel entry') : undefined;
+    this.decodeOpts = { ...opts, outerFlowLabel: false };
     this.crashFixtures = new CrashFixtures(opts.crashDir);
     const cur = this.current;
     const rules = this.samplingRules;
@@ -164,6 +177,9 @@ export class DatagramDecoder {
       if (this.exporters.size !== known) this.onNewExporter?.(ex.address, srcPort, listener);
       this.lastExporter = ex;
       this.lastExporterAddr = srcAddr;
+      // Looked up when the exporter changes, not per datagram: consecutive datagrams nearly
+      // always come from one exporter.
+      if (this.outerLabel !== undefined) this.decodeOpts.outerFlowLabel = this.outerLabel.has(srcAddr);
       this.lastPort = -1;
     }
     ex.lastSeenMs = receivedMs;
@@ -222,7 +238,7 @@ export class DatagramDecoder {
       ctx.exporterPort = srcPort;
       ctx.receivedMs = receivedMs;
       try {
-        out = entry.decoder.decode(payload, ctx, this.states[index], this.opts, this.enrichingSink);
+        out = entry.decoder.decode(payload, ctx, this.states[index], this.decodeOpts, this.enrichingSink);
       } catch (err) {
         // A bug in our code, not bad input: keep the datagram as a fixture, count it, go on.
         out = emptyOutcome();

@@ -26,6 +26,8 @@ export const DRAIN_BATCH = 512;
 export interface DecodeStageConfig {
   defaultSamplingRate: number;
   samplingRules: readonly SamplingRule[];
+  /** Exporters whose double-header templates are read the outer way (exporters.outerFlowLabel). */
+  outerFlowLabelExporters?: readonly string[];
   flowLimits: Partial<FlowDecoderLimits>;
   /** Per-exporter rate limits, checked before decoding (absent: none). */
   rateLimits?: RateLimits;
@@ -143,6 +145,7 @@ export class InlineDecodeStage implements DecodeStage {
         withAddresses: false,
         defaultSamplingRate: config.defaultSamplingRate,
         samplingRules: config.samplingRules,
+        ...(config.outerFlowLabelExporters ? { outerFlowLabelExporters: config.outerFlowLabelExporters } : {}),
         flowLimits: config.flowLimits,
         ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
         innerHeaders: false,

@@ -162,6 +162,7 @@ export class Collector {
     const stageConfig: DecodeStageConfig = {
       defaultSamplingRate: config.exporters.defaultSamplingRate,
       samplingRules: config.exporters.sampling,
+      outerFlowLabelExporters: config.exporters.outerFlowLabel,
       flowLimits,
       rateLimits: {
         datagramsPerSecond: config.decoder.maxDatagramsPerSecondPerExporter,

@@ -287,6 +287,8 @@ export type FlowRecordSpec =
       headerLength?: number;
     }
   | { kind: 'switch'; srcVlan: number; srcPriority?: number; dstVlan?: number; dstPriority?: number }
+  /** sampled_ethernet (format 2): frame length, MACs (6 octets, XDR-padded to 8), EtherType. */
+  | { kind: 'ethernet'; length: number; srcMac?: readonly number[]; dstMac?: readonly number[]; type: number }
   | {
       kind: 'ipv4';
       length: number;
@@ -423,6 +425,12 @@ function flowRecordBody(rec: FlowRecordSpec): { enterprise: number; format: numb
         .u32(rec.dstVlan ?? 0)
         .u32(rec.dstPriority ?? 0);
       return { enterprise: 0, format: 1001, body: w.finish() };
+    case 'ethernet':
+      w.u32(rec.length);
+      w.bytes(rec.srcMac ?? [0x02, 0, 0, 0, 0, 0x02]).pad4();
+      w.bytes(rec.dstMac ?? [0x02, 0, 0, 0, 0, 0x01]).pad4();
+      w.u32(rec.type);
+      return { enterprise: 0, format: 2, body: w.finish() };
     case 'ipv4':
       w.u32(rec.length).u32(rec.protocol).bytes(ipv4Bytes(rec.src)).bytes(ipv4Bytes(rec.dst));
       w.u32(rec.srcPort ?? 0)

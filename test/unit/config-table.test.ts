@@ -52,6 +52,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
     '[{exporter: 192.0.2.1, rate: 10}]',
     [{ exporter: '192.0.2.1', rate: 10, mode: 'default' }],
   ],
+  ['exporters.outerFlowLabel', 'SCITAGS_EXPORTERS_OUTER_FLOW_LABEL', '--exporters-outer-flow-label', '192.0.2.1/32', ['192.0.2.1/32']],
   ['decoder.maxTemplatesPerSession', 'SCITAGS_DECODER_MAX_TEMPLATES_PER_SESSION', '--decoder-max-templates-per-session', '64', 64],
   ['decoder.maxSessions', 'SCITAGS_DECODER_MAX_SESSIONS', '--decoder-max-sessions', '50', 50],
   [

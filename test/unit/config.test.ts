@@ -35,7 +35,7 @@ const DEFAULTS: Config = {
     sflow: [{ port: 6343, bind: '::', receiveBufferBytes: 8388608 }],
   },
   queue: { size: 65536 },
-  exporters: { allow: [], defaultSamplingRate: 1, sampling: [] },
+  exporters: { allow: [], defaultSamplingRate: 1, sampling: [], outerFlowLabel: [] },
   decoder: {
     maxTemplatesPerSession: 1024,
     maxSessions: 10000,

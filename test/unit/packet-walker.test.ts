@@ -112,10 +112,52 @@ describe('walkHeader: link layer', () => {
     expect(walk(mc)).toEqual(expected({ ...V6_FIELDS, mplsLabels: [42] }));
   });
 
-  it('leaves a pseudowire control word (first nibble 0) after MPLS undecoded', () => {
-    const frame = buildFrame({ mpls: [42], ip: V6 });
-    frame[18] = 0x00; // first payload octet after the 4-octet label entry
-    expect(walk(frame)).toEqual(expected({ mplsLabels: [42] }));
+  /** Ethernet, MPLS labels, a 4-octet word, then `inner` (an Ethernet pseudowire's payload). */
+  function pseudowire(labels: number[], word: number[], inner: Uint8Array): Uint8Array {
+    const outer = buildFrame({ mpls: labels, ip: V6 });
+    const head = outer.subarray(0, 14 + 4 * labels.length);
+    const out = new Uint8Array(head.length + word.length + inner.length);
+    out.set(head, 0);
+    out.set(word, head.length);
+    out.set(inner, head.length + word.length);
+    return out;
+  }
+  const customer = buildFrame({
+    vlans: [{ vid: 1000 }],
+    ip: {
+      version: 4,
+      tos: 0x20,
+      src: '198.51.100.1',
+      dst: '198.51.100.2',
+      l4: { proto: 'tcp', srcPort: 443, dstPort: 55427, payload: 1452 },
+    },
+  });
+
+  it('walks past a pseudowire control word (RFC 4385: first nibble 0) to the customer frame (EoMPLS / EVPN)', () => {
+    // Control word 0000 flags/length/sequence 0x0000 0x0007: only the first nibble matters.
+    const frame = pseudowire([300012, 17], [0x00, 0x00, 0x00, 0x07], customer);
+    expect(walk(frame)).toEqual(
+      expected({
+        ipVersion: 4,
+        ipLength: 20 + 20 + 1452,
+        srcAddr: '198.51.100.1',
+        dstAddr: '198.51.100.2',
+        ipProtocol: 6,
+        srcPort: 443,
+        dstPort: 55427,
+        mplsLabels: [300012, 17],
+        vlans: [1000],
+      }),
+    );
+  });
+
+  it('a header cut inside the control word is truncated; an ACH (first nibble 1) stays undecoded', () => {
+    const frame = pseudowire([42], [0x00, 0x00, 0x00, 0x00], customer);
+    expect(walk(frame, 'ethernet', 14 + 4 + 3)).toEqual(expected({ mplsLabels: [42], truncated: true }));
+    // A cut in the customer's Ethernet header is a truncation too.
+    expect(walk(frame, 'ethernet', 14 + 4 + 4 + 10)).toEqual(expected({ mplsLabels: [42], truncated: true }));
+    const ach = pseudowire([42], [0x10, 0x00, 0x00, 0x07], customer);
+    expect(walk(ach)).toEqual(expected({ mplsLabels: [42] }));
   });
 
   it('reports nothing (and no truncation) for a non-IP EtherType', () => {
@@ -354,9 +396,12 @@ describe('walkHeader: inner headers (opt-in)', () => {
     const out = walkHeader(frame, 0, frame.length, 'ethernet', newPacketInfo(), { inner: true });
     expect(out.ipProtocol).toBe(41);
     expect(out.inner).toEqual(expected(innerFields));
+    // IPv4 in IPv6 read the outer way (exporters.outerFlowLabel): the outer label, the inner
+    // packet in `inner`. (Read the default way, the inner header replaces the outer one: see
+    // 'IP-in-IP under IPv6' below.)
     const v4in6 = buildIpv4({ version: 4, src: '10.9.9.9', dst: '10.8.8.8', l4: { proto: 'udp', srcPort: 7, dstPort: 9 } });
     const outer = buildFrame({ ip: { ...V6, l4: { proto: 4, body: v4in6 } } });
-    const out2 = walkHeader(outer, 0, outer.length, 'ethernet', newPacketInfo(), { inner: true });
+    const out2 = walkHeader(outer, 0, outer.length, 'ethernet', newPacketInfo(), { inner: true, outer: true });
     expect(out2.flowLabel).toBe(0x10004);
     expect(out2.inner).toEqual(
       expected({ ipVersion: 4, ipLength: 28, srcAddr: '10.9.9.9', dstAddr: '10.8.8.8', ipProtocol: 17, srcPort: 7, dstPort: 9 }),
@@ -393,5 +438,76 @@ describe('walkHeader: inner headers (opt-in)', () => {
     const out = walkHeader(frame, 0, 14 + 20 + 3, 'ethernet', newPacketInfo(), { inner: true });
     expect(out.truncated).toBe(false);
     expect(out.inner).toEqual(expected({ ipVersion: 6, truncated: true }));
+  });
+});
+
+describe('walkHeader: IP-in-IP under IPv6, the innermost header wins (issue 12)', () => {
+  // An SRv6-style outer header: router addresses, entropy label 0xf96e6 (1021670), a routing
+  // header, then the customer packet.
+  const outerV6 = (body: Uint8Array, proto: 4 | 41): Ipv6Spec => ({
+    version: 6,
+    flowLabel: 1021670,
+    src: '2001:db8:91::1',
+    dst: '2001:db8:90:e003::',
+    ext: [{ type: 'routing', len: 2 }],
+    l4: { proto, body },
+  });
+  const customer6 = buildIpv6({ ...V6, src: '2001:db8::13', dst: '2001:db8::12' });
+  const customer4 = buildIpv4({ version: 4, src: '192.0.2.13', dst: '192.0.2.12', l4: { proto: 'udp', srcPort: 2222, dstPort: 1111 } });
+  // Outer IPv6 length: 40 + routing header 8 * (2 + 1) + the customer packet.
+  const outerLength = (inner: Uint8Array) => 40 + 24 + inner.length;
+
+  it('IPv6 in IPv6: the customer packet label, addresses and ports; the IP length is the outer one', () => {
+    const frame = buildFrame({ ip: outerV6(customer6, 41) });
+    expect(walk(frame)).toEqual(
+      expected({ ...V6_FIELDS, srcAddr: '2001:db8::13', dstAddr: '2001:db8::12', ipLength: outerLength(customer6) }),
+    );
+  });
+
+  it('IPv4 in IPv6 alike: the customer packet is IPv4, with no label', () => {
+    const frame = buildFrame({ ip: outerV6(customer4, 4) });
+    expect(walk(frame)).toEqual(
+      expected({
+        ipVersion: 4,
+        ipLength: outerLength(customer4),
+        srcAddr: '192.0.2.13',
+        dstAddr: '192.0.2.12',
+        ipProtocol: 17,
+        srcPort: 2222,
+        dstPort: 1111,
+      }),
+    );
+  });
+
+  it('read the outer way (outer: true) the outer header stays', () => {
+    const frame = buildFrame({ ip: outerV6(customer6, 41) });
+    expect(walkHeader(frame, 0, frame.length, 'ethernet', newPacketInfo(), { outer: true })).toEqual(
+      expected({
+        ipVersion: 6,
+        flowLabel: 1021670,
+        trafficClass: 0,
+        ipLength: outerLength(customer6),
+        srcAddr: '2001:db8:91::1',
+        dstAddr: '2001:db8:90:e003::',
+        ipProtocol: 41,
+      }),
+    );
+  });
+
+  it('a header cut inside the customer packet leaves its fields unknown, never the outer ones', () => {
+    const frame = buildFrame({ ip: outerV6(customer6, 41) });
+    // Ethernet 14 + outer 40 + routing 24 + 2 octets of the customer header.
+    expect(walk(frame, 'ethernet', 14 + 40 + 24 + 2)).toEqual(
+      expected({ ipVersion: 6, ipLength: outerLength(customer6), truncated: true }),
+    );
+    // A customer header whose version nibble is wrong is not a packet: the outer one stays.
+    const bad = buildFrame({ ip: outerV6(customer6, 41) });
+    bad[14 + 40 + 24] = 0x50;
+    expect(walk(bad).flowLabel).toBe(1021670);
+  });
+
+  it('IPv6 in IPv4 keeps the outer header (the rule is for IPv6 outer headers)', () => {
+    const frame = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 41, body: customer6 } } });
+    expect(walk(frame)).toMatchObject({ ipVersion: 4, ipProtocol: 41, flowLabel: undefined, srcAddr: '10.0.0.1' });
   });
 });

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
 import {
@@ -379,6 +382,28 @@ describe('decodeSflow: flow samples', () => {
     ]);
   });
 
+  it('counts sampled_ethernet (format 2) by its frame length, before sampled_ipv4 / sampled_ipv6 lengths', () => {
+    const eth6: FlowRecordSpec = { kind: 'ethernet', length: 1518, type: 0x86dd };
+    // Alone: the frame length, and the EtherType's IP version (unlabelled: no header to read).
+    expect(one([flow([eth6])]).records).toEqual([rec({ ipVersion: 6, bytes: 1518 })]);
+    expect(one([flow([{ kind: 'ethernet', length: 64, type: 0x0806 }])]).records).toEqual([rec({ ipVersion: 0, bytes: 64 })]);
+    // With sampled_ipv4 (IP length 1500): the addresses from the IP record, the frame's length.
+    const v4: FlowRecordSpec = { kind: 'ipv4', length: 1500, protocol: 17, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 5, dstPort: 6 };
+    const both = one([flow([{ kind: 'ethernet', length: 1518, type: 0x0800 }, v4])]).records;
+    expect(both).toEqual([
+      rec({ ipVersion: 4, bytes: 1518, srcAddr: '10.0.0.1', dstAddr: '10.0.0.2', ipProtocol: 17, srcPort: 5, dstPort: 6 }),
+    ]);
+    // A raw header's frame_length still comes first.
+    expect(one([flow([eth6, header({ ip: V6 })])]).records).toEqual([rec(V6_REC)]);
+    // Fields for `decode`.
+    const f = one([flow([eth6])], { withFields: true }).records[0]!.fields;
+    expect(f).toMatchObject({ ethernet_length: 1518, ethernet_type: 0x86dd });
+    // A record shorter than its 24 octets is malformed.
+    const short = one([flow([{ kind: 'raw', enterprise: 0, format: 2, data: new Uint8Array(20) }])]);
+    expect(short.records).toEqual([]);
+    expect(short.errors.map((e) => e.message)).toEqual([expect.stringContaining('bad-length: sampled_ethernet length 20')]);
+  });
+
   it('prefers the raw header over sampled_ipv6 (the header has the label)', () => {
     const res = one([flow([{ kind: 'ipv6', length: 99, protocol: 17, src: '2001:db8::1', dst: '2001:db8::2' }, header({ ip: V6 })])]);
     expect(res.records).toEqual([rec(V6_REC)]);
@@ -623,5 +648,41 @@ describe('decodeSflow: sequence and sampling state', () => {
     const held = [...state.agents.values()].reduce((n, a) => n + a.sources.size, 0);
     expect(held).toBe(state.sourceCount);
     expect(state.sourceCount).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('decodeSflow: third-party captures (../shared/external-captures, skipped when absent)', () => {
+  const dir = join(import.meta.dirname, '..', '..', '..', 'shared', 'external-captures');
+  function replay(name: string): FlowRecord[] | undefined {
+    const path = join(dir, name);
+    if (!existsSync(path)) {
+      console.warn(`skipped: ${path} absent (third-party captures live in ../shared/external-captures)`);
+      return undefined;
+    }
+    const state = createSflowState();
+    const out: FlowRecord[] = [];
+    for (const d of readCaptureFile(path).datagrams) out.push(...decodeSflow(d.payload, d.srcAddr, d.srcPort, state).records);
+    return out;
+  }
+
+  it('gopacket_sflow_misc.pcap: the sampled_ethernet-only samples count their frame length', () => {
+    const recs = replay('gopacket_sflow_misc.pcap');
+    if (recs === undefined) return;
+    // tshark -V: frame 10 holds 7 flow samples (seq 125-131), each with one "Ethernet frame
+    // data (2)" record, "Length of MAC Packet: 16", "Ethernet Packet Type: 3" (not IP), at
+    // "1 out of 1000 packets". Frames 2, 4 and 5 carry only extended / vendor records (0 bytes).
+    expect(recs.map((r) => [r.bytes, r.samplingRate, r.ipVersion])).toEqual([
+      [0, 256, 0],
+      [0, 1, 0],
+      [0, 1, 0],
+      ...Array.from({ length: 7 }, () => [16, 1000, 0]),
+    ]);
+  });
+
+  it('akvorado_sflow_ipv4_data.pcap: raw header, sampled_ethernet and sampled_ipv4 agree on 1390', () => {
+    const recs = replay('akvorado_sflow_ipv4_data.pcap');
+    if (recs === undefined) return;
+    // tshark: Frame Length 1390 (raw header), Length of MAC Packet 1390, Length of IP Packet 1344.
+    expect(recs.map((r) => [r.bytes, r.samplingRate, r.ipVersion, r.srcAddr])).toEqual([[1390, 256, 4, '50.50.50.50']]);
   });
 });
