@@ -532,7 +532,7 @@ export const OPTIONS = {
       positiveInt.max(10_000_000),
       DEFAULT_MAX_SITE_PREFIXES,
       'N',
-      'prefixes held, configured and CRIC together (about 100 bytes each); further CRIC prefixes are refused and counted',
+      'prefixes held, configured and CRIC together (about 200 bytes each); further CRIC prefixes are refused and counted',
     ),
     maxSites: int(
       positiveInt.max(100_000),
