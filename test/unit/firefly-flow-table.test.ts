@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Firefly, FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { durationSecondsOf, FlowTable, flowKey, throughputOf, type FlowTableConfig } from '../../src/fireflies/flow-table.js';
 import { FireflyTracker } from '../../src/fireflies/tracker.js';
+import { createFireflyTracking } from '../../src/fireflies/index.js';
+import { loadConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log.js';
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -331,5 +333,42 @@ describe('FireflyTracker', () => {
       ['expired', 'SITE-A', 'unknown'],
     ]);
     expect(tracker.stats()).toMatchObject({ started: 2, expired: 2, exporters: 0 });
+  });
+});
+
+describe('createFireflyTracking (from the configuration)', () => {
+  it('builds the site service and the tracker from sites.* and fireflies.*', () => {
+    const yaml = [
+      'sites:',
+      '  prefixes:',
+      '    SITE-A: ["2001:db8:1::/48"]',
+      '    SITE-B: ["2001:db8:2::/48", 198.51.100.0/24]',
+      'fireflies:',
+      '  maxFlows: 1',
+      '  flowTimeoutSeconds: 30',
+    ].join('\n');
+    const { config } = loadConfig({
+      argv: ['--config', 'c.yaml'],
+      env: {},
+      readFile: (path) => {
+        if (path !== 'c.yaml') throw new Error(`ENOENT ${path}`);
+        return yaml;
+      },
+    });
+    const { sites, tracker } = createFireflyTracking(config, { now: () => T0, log: silentLogger() });
+    const seen: FireflyFlowEvent[] = [];
+    tracker.onEvent((e) => seen.push(e));
+    tracker.accept(firefly(), T0, '192.0.2.1');
+    tracker.accept(firefly({ srcPort: 2, dstAddr: '2001:db8:3::1' }), T0 + 1, '192.0.2.1'); // maxFlows 1: evicts the first
+    tracker.tick(T0 + 30_001);
+    expect(seen.map((e) => [e.kind, e.srcSite, e.dstSite, e.atMs])).toEqual([
+      ['started', 'SITE-A', 'SITE-B', T0],
+      ['expired', 'SITE-A', 'SITE-B', T0],
+      ['started', 'SITE-A', 'unknown', T0 + 1],
+      ['expired', 'SITE-A', 'unknown', T0 + 30_001],
+    ]);
+    expect(tracker.stats()).toMatchObject({ started: 2, evicted: 1, expired: 1 });
+    expect(sites.siteOf('198.51.100.1')).toBe('SITE-B');
+    expect(sites.status()).toMatchObject({ configuredPrefixes: 3, cricFrom: 'none' });
   });
 });
