@@ -197,6 +197,14 @@ describe('start, ongoing, end', () => {
     expect(t.stats()).toMatchObject({ started: 1, ended: 1, duplicates: 0, withoutStart: 0 });
   });
 
+  it('a flow seen only through ongoing fireflies expires withoutStart', () => {
+    const { t, events } = table({ flowTimeoutSeconds: 10 });
+    t.accept(firefly({ state: 'ongoing', sentBytes: 5 }), T0, '192.0.2.1');
+    t.tick(T0 + 10_000);
+    expect(events).toEqual([{ kind: 'expired', atMs: T0 + 10_000, ...base, ...noEnd, withoutStart: true }]);
+    expect(t.stats()).toMatchObject({ started: 0, expired: 1, withoutStart: 0, flows: 0 });
+  });
+
   it('an ongoing then an end with no start is one ended withoutStart', () => {
     const { t, events } = table();
     t.accept(firefly({ state: 'ongoing' }), T0, '192.0.2.1');
