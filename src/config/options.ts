@@ -13,6 +13,10 @@ import {
   DEFAULT_MAX_TRAFFIC_SERIES,
   DEFAULT_TRAFFIC_SERIES_IDLE_SECONDS,
 } from '../metrics/traffic-defaults.js';
+import { validSiteName } from '../sites/cric.js';
+import { DEFAULT_CRIC_MAX_BYTES, DEFAULT_MAX_SITE_PREFIXES, DEFAULT_MAX_SITES } from '../sites/service.js';
+import { DEFAULT_FLOW_TABLE_CONFIG } from '../fireflies/tracker.js';
+import { ENDED_ENTRY_BYTES, FLOW_ENTRY_BYTES } from '../fireflies/flow-table.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -498,6 +502,74 @@ export const OPTIONS = {
       DEFAULT_REGISTRY_MAX_BYTES,
       'BYTES',
       'largest registry document accepted, counted while it streams (the published one is ~7 KB); a larger answer is refused',
+    ),
+  },
+  sites: {
+    prefixes: opt(
+      z.record(
+        z.string().refine(validSiteName, {
+          message: "site names are 1-100 printable characters without spaces or commas, not 'unknown' or 'other'",
+        }),
+        z.array(cidr),
+      ),
+      {},
+      {
+        help: 'site prefixes: map of site name -> list of CIDRs (IPv4 and IPv6); longest prefix wins, and any configured prefix wins over CRIC',
+        value: 'yaml',
+        arg: 'YAML',
+        sample: { 'MY-SITE': ['192.0.2.0/24', '2001:db8:100::/48'] },
+        sampleCommented: true,
+      },
+    ),
+    cric: {
+      source: opt(z.string(), '', {
+        help: "WLCG-CRIC rcsite document (https://wlcg-cric.cern.ch/api/core/rcsite/query/?json): an http(s) URL or a file path, reloaded every refreshSeconds; '' = none",
+        value: 'string',
+        arg: 'URL|PATH',
+        sample: 'https://wlcg-cric.cern.ch/api/core/rcsite/query/?json',
+        sampleCommented: true,
+      }),
+      refreshSeconds: int(positiveInt, 21600, 'SECONDS', 'seconds between CRIC reloads'),
+      cacheFile: dataPath('cric-cache.json', "last good CRIC download, used at start and while CRIC is unreachable; '' disables"),
+      timeoutMs: int(positiveInt, 30000, 'MS', 'total CRIC download timeout: connect, headers and the whole body'),
+      maxBytes: int(
+        positiveInt,
+        DEFAULT_CRIC_MAX_BYTES,
+        'BYTES',
+        'largest CRIC document accepted (counted while it streams); a larger one is refused',
+      ),
+    },
+    maxPrefixes: int(
+      positiveInt.max(10_000_000),
+      DEFAULT_MAX_SITE_PREFIXES,
+      'N',
+      'prefixes held, configured and CRIC together (about 200 bytes each); further CRIC prefixes are refused and counted',
+    ),
+    maxSites: int(
+      positiveInt.max(100_000),
+      DEFAULT_MAX_SITES,
+      'N',
+      "distinct site names used as tags; addresses of further sites count as site 'other' (counted)",
+    ),
+  },
+  fireflies: {
+    maxFlows: int(
+      positiveInt.max(10_000_000),
+      DEFAULT_FLOW_TABLE_CONFIG.maxFlows,
+      'N',
+      `live firefly flows tracked (about ${FLOW_ENTRY_BYTES + ENDED_ENTRY_BYTES} bytes each with its remembered end); when full, the least recently updated flow of the exporter holding the most is evicted (counted)`,
+    ),
+    flowTimeoutSeconds: int(
+      positiveInt,
+      DEFAULT_FLOW_TABLE_CONFIG.flowTimeoutSeconds,
+      'SECONDS',
+      'a flow with no firefly for this long is counted expired (its end never came)',
+    ),
+    duplicateWindowSeconds: int(
+      nonNegativeInt,
+      DEFAULT_FLOW_TABLE_CONFIG.duplicateWindowSeconds,
+      'SECONDS',
+      "an ended flow's 5-tuple is remembered this long, so the other end's copies count as duplicates, not as a new flow",
     ),
   },
   api: {

@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RegistryStatus } from '../registry/service.js';
+import type { FlowTableStats } from '../fireflies/flow-table.js';
+import type { SitesStatus } from '../sites/service.js';
 import type { StoreSpoolStats, StoreWriteHealth } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_EXPORTER_LABEL_IDLE_SECONDS } from './traffic-defaults.js';
@@ -52,6 +54,10 @@ export interface MetricsOptions {
   decoderStateOk?: () => boolean | undefined;
   /** scitags_build_info labels; the package version and process.version by default. */
   build?: BuildInfo;
+  /** The firefly flow table's counters (FireflyTracker.stats); the firefly metrics exist only when given. */
+  fireflyFlows?: () => FlowTableStats;
+  /** Site attribution (SiteService.status); the site metrics exist only when given. */
+  sites?: () => SitesStatus;
 }
 
 export interface BuildInfo {
@@ -360,6 +366,110 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       },
     });
   }
+  const flowsHook = options.fireflyFlows;
+  if (flowsHook) {
+    // The table keeps running counts: mirror them at scrape time (reset + inc sets the value).
+    const FLOW_EVENTS = [
+      ['started', 'started'],
+      ['ended', 'ended'],
+      ['expired', 'expired'],
+      ['without_start', 'withoutStart'],
+      ['duplicate', 'duplicates'],
+      ['evicted', 'evicted'],
+    ] as const;
+    new Counter({
+      name: n('firefly_flows_total'),
+      help: 'Firefly flows by event: started, ended, expired (no end within fireflies.flowTimeoutSeconds), without_start (ended, start never seen; also in ended), duplicate (a copy of a firefly already counted), evicted (dropped for room: fireflies.maxFlows)',
+      labelNames: ['event'] as const,
+      registers,
+      collect() {
+        const st = flowsHook();
+        this.reset();
+        for (const [event, key] of FLOW_EVENTS) this.inc({ event }, st[key]);
+      },
+    });
+    new Gauge({
+      name: n('firefly_flows_live'),
+      help: 'Firefly flows open in the flow table',
+      registers,
+      collect() {
+        this.set(flowsHook().flows);
+      },
+    });
+    new Gauge({
+      name: n('firefly_flow_table_bytes'),
+      help: 'Estimated memory of the firefly flow table (open flows and remembered ends)',
+      registers,
+      collect() {
+        this.set(flowsHook().estimatedBytes);
+      },
+    });
+  }
+  const sitesHook = options.sites;
+  if (sitesHook) {
+    new Gauge({
+      name: n('site_prefixes'),
+      help: 'Prefixes in the site lookup, by source (configured: sites.prefixes; cric: the CRIC document)',
+      labelNames: ['source'] as const,
+      registers,
+      collect() {
+        const st = sitesHook();
+        this.set({ source: 'configured' }, st.configuredPrefixes);
+        this.set({ source: 'cric' }, st.cricPrefixes);
+      },
+    });
+    new Gauge({
+      name: n('site_names'),
+      help: 'Distinct site names given out as tags (at most sites.maxSites)',
+      registers,
+      collect() {
+        this.set(sitesHook().names);
+      },
+    });
+    new Counter({
+      name: n('site_lookups_folded_total'),
+      help: "Site lookups answered 'other' because sites.maxSites names were given out",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sitesHook().folded);
+      },
+    });
+    new Counter({
+      name: n('site_prefixes_refused_total'),
+      help: 'Prefixes not used, by reason: invalid (not a CIDR), duplicate (claimed by an earlier site), cap (sites.maxPrefixes reached), skipped (CRIC entries of the wrong type)',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        const st = sitesHook();
+        this.reset();
+        this.inc({ reason: 'invalid' }, st.invalidPrefixes);
+        this.inc({ reason: 'duplicate' }, st.duplicatePrefixes);
+        this.inc({ reason: 'cap' }, st.prefixesOverCap);
+        this.inc({ reason: 'skipped' }, st.cricSkipped);
+      },
+    });
+    new Counter({
+      name: n('cric_refresh_failures_total'),
+      help: 'CRIC loads refused, by reason: oversize (above sites.cric.maxBytes), timeout (sites.cric.timeoutMs), http (not 2xx), network, invalid (not a CRIC rcsite object), file (cannot be read)',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(sitesHook().failuresByReason)) this.inc({ reason }, count);
+      },
+    });
+    new Counter({
+      name: n('cric_refreshes_total'),
+      help: 'CRIC documents loaded and installed',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sitesHook().refreshes);
+      },
+    });
+  }
+
   const stateHook = options.decoderStateOk;
   if (stateHook) {
     new Gauge({

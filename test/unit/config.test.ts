@@ -58,6 +58,13 @@ const DEFAULTS: Config = {
     timeoutMs: 10000,
     maxBytes: 4194304,
   },
+  sites: {
+    prefixes: {},
+    cric: { source: '', refreshSeconds: 21600, cacheFile: 'cric-cache.json', timeoutMs: 30000, maxBytes: 33554432 },
+    maxPrefixes: 100000,
+    maxSites: 1000,
+  },
+  fireflies: { maxFlows: 100000, flowTimeoutSeconds: 86400, duplicateWindowSeconds: 60 },
   api: {
     port: 8080,
     bind: '127.0.0.1',

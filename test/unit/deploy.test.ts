@@ -392,6 +392,7 @@ describe('docker-compose.yml', () => {
       ['decoder.crashDir', '/var/lib/scitags-collector/crashes'],
       ['store.spoolDir', '/var/lib/scitags-collector/influx-spool'],
       ['registry.cacheFile', '/var/lib/scitags-collector/registry-cache.json'],
+      ['sites.cric.cacheFile', '/var/lib/scitags-collector/cric-cache.json'],
     ]);
   });
 
@@ -478,6 +479,7 @@ describe('deploy/scitags-collector.service', () => {
       '/var/lib/scitags-collector/crashes',
       '/var/lib/scitags-collector/influx-spool',
       '/var/lib/scitags-collector/registry-cache.json',
+      '/var/lib/scitags-collector/cric-cache.json',
     ]);
     for (const f of files)
       expect(
