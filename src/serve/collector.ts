@@ -16,8 +16,9 @@ import { type DecodeStage, type DecodeStageConfig, InlineDecodeStage } from '../
 import type { ProtocolEntry } from '../pipeline/protocols.js';
 import { WorkerDecodeStage } from '../pipeline/workers.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
+import { FireflyAggregator, type FireflyEventSink } from '../fireflies/aggregate.js';
 import { createStore } from '../store/factory.js';
-import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
+import { type CollectorCounters, type CollectorStatsSnapshot, isFireflyStore, type TrafficStore } from '../store/types.js';
 import { ensureWritableDir } from '../ensure-dir.js';
 import { DecoderStateFile, loadDecoderState } from './decoder-state-file.js';
 import { DropWindow } from './drop-window.js';
@@ -69,6 +70,13 @@ export function openListenerWarning(
 export class Collector {
   readonly stage: DecodeStage;
   readonly aggregator: Aggregator;
+  /**
+   * Per-bucket sums of fireflies (issue 13), written to the same store; undefined when the
+   * store keeps none (both built-in stores do).
+   */
+  readonly fireflies: FireflyAggregator | undefined;
+  /** What the firefly flow table reports its events to (a no-op without a firefly store). */
+  readonly fireflySink: FireflyEventSink;
   readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
@@ -152,6 +160,24 @@ export class Collector {
         onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
       },
     );
+    // The same bucket width, grace and late window as traffic, so the two line up per bucket.
+    this.fireflies = isFireflyStore(store)
+      ? new FireflyAggregator(
+          {
+            bucketSeconds: config.aggregation.bucketSeconds,
+            graceSeconds: config.aggregation.graceSeconds,
+            lateWindowSeconds: config.aggregation.lateWindowSeconds,
+            maxLiveKeys: config.aggregation.maxLiveKeys,
+          },
+          {
+            now,
+            store,
+            log: deps.log.child({ component: 'fireflies' }),
+            onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
+          },
+        )
+      : undefined;
+    this.fireflySink = this.fireflies?.sink ?? (() => undefined);
     const flowLimits = flowLimitsOf(config.decoder);
     const stageConfig: DecodeStageConfig = {
       defaultSamplingRate: config.exporters.defaultSamplingRate,
@@ -338,6 +364,20 @@ export class Collector {
         err,
       });
     }
+    if (this.fireflies && isFireflyStore(this.store)) {
+      try {
+        const seeded = this.fireflies.seed(await this.store.readFireflyRows(fromMs), now);
+        if (seeded > 0) this.log.info(`continuing ${seeded} stored firefly rows of buckets still open`, { rows: seeded });
+      } catch (err) {
+        this.log.warn(
+          `could not read open firefly buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`,
+          {
+            store: this.store.kind,
+            err,
+          },
+        );
+      }
+    }
     // Everything with a one-off start-up cost runs before the sockets open, so the first
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
     // client on first use, ~50 ms of the main thread), the aggregator's first tick, the API,
@@ -345,6 +385,7 @@ export class Collector {
     this.openRunMarker(now);
     this.registry.start();
     this.aggregator.start();
+    this.fireflies?.start();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
@@ -624,6 +665,13 @@ export class Collector {
       // The store refused the last buckets (disk full, spool full): say so, and still close
       // everything else so the process exits instead of hanging.
       this.log.error('writing the open buckets at shutdown failed', { store: this.store.kind, err });
+      this.stopFailed = true;
+    }
+    // After the traffic buckets (the flow-label accounting matters most), before the store closes.
+    try {
+      await this.fireflies?.stop();
+    } catch (err) {
+      this.log.error('writing the open firefly buckets at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
     // After the open buckets: the traffic matters more than templates, and a state save that
