@@ -1,3 +1,4 @@
+import { DURATION_BINS, THROUGHPUT_BINS } from '../fireflies/histogram.js';
 import type { Registry } from '../registry/registry.js';
 import { isFireflyStore, type FireflyGroupByDimension, type FireflyQuery, type FireflySums } from '../store/types.js';
 import { BadParameter, filterList, splitList } from './params.js';
@@ -44,6 +45,9 @@ export interface FireflyTotalsOut {
   rttMeanMs: number | null;
   rttMaxMs: number | null;
   retransmits: number;
+  /** Ended flows per bin of the answer's `bins.durationSeconds` / `bins.throughputBitsPerSecond`. */
+  durationHistogram: number[];
+  throughputHistogram: number[];
 }
 
 export interface FireflyPointOut extends FireflyTotalsOut {
@@ -65,6 +69,8 @@ export interface FireflyResponse {
   stepSeconds: number;
   bucketSeconds: number;
   groupBy: FireflyGroupByDimension[];
+  /** Exclusive upper bounds of the histogram bins; null: no bound (the last bin). */
+  bins: { durationSeconds: (number | null)[]; throughputBitsPerSecond: (number | null)[] };
   filters: {
     community?: { id: number; name: string | null }[];
     activity?: { id: number; name: string | null }[];
@@ -95,6 +101,8 @@ function totalsOut(s: FireflySums, seconds: number): FireflyTotalsOut {
     rttMeanMs: s.rttCount > 0 ? s.rttSum / s.rttCount : null,
     rttMaxMs: s.rttMax,
     retransmits: s.retransmits,
+    durationHistogram: s.durationHistogram,
+    throughputHistogram: s.throughputHistogram,
   };
 }
 
@@ -171,6 +179,7 @@ export async function fireflyQuery(deps: ApiDeps, limits: ApiLimits, q: FireflyP
     stepSeconds,
     bucketSeconds: bucket,
     groupBy,
+    bins: { durationSeconds: DURATION_BINS.map((b) => b.upper), throughputBitsPerSecond: THROUGHPUT_BINS.map((b) => b.upper) },
     filters,
     series: kept,
     totals: totalsOut(result.totals, rangeSeconds),

@@ -177,6 +177,8 @@ const fireflyTotalsProperties = {
   rttMeanMs: numOrNull,
   rttMaxMs: numOrNull,
   retransmits: num,
+  durationHistogram: { type: 'array', items: num, description: 'Ended flows per duration bin (bins.durationSeconds).' },
+  throughputHistogram: { type: 'array', items: num, description: 'Ended flows with a throughput per bin (bins.throughputBitsPerSecond).' },
 } as const;
 const fireflyTotalsSchema = {
   type: 'object',
@@ -194,6 +196,11 @@ const fireflySchema = {
     stepSeconds: num,
     bucketSeconds: num,
     groupBy: { type: 'array', items: str },
+    bins: {
+      type: 'object',
+      description: 'Exclusive upper bounds of the histogram bins (null: the last, unbounded bin); bin i holds values from bound i-1.',
+      properties: { durationSeconds: { type: 'array', items: numOrNull }, throughputBitsPerSecond: { type: 'array', items: numOrNull } },
+    },
     filters: {
       type: 'object',
       properties: {
@@ -231,7 +238,20 @@ const fireflySchema = {
     totals: fireflyTotalsSchema,
     omittedGroups: num,
   },
-  required: ['from', 'to', 'fromMs', 'toMs', 'stepSeconds', 'bucketSeconds', 'groupBy', 'filters', 'series', 'totals', 'omittedGroups'],
+  required: [
+    'from',
+    'to',
+    'fromMs',
+    'toMs',
+    'stepSeconds',
+    'bucketSeconds',
+    'groupBy',
+    'bins',
+    'filters',
+    'series',
+    'totals',
+    'omittedGroups',
+  ],
 } as const;
 
 const trafficSchema = {

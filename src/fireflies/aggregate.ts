@@ -2,6 +2,7 @@ import type { FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { resolveAggregatorConfig, type AggregatorConfig } from '../aggregate/config.js';
 import type { Logger } from '../log.js';
 import type { FireflyRow, FireflyStore, FireflySums } from '../store/types.js';
+import { binOf, DURATION_BINS, THROUGHPUT_BINS } from './histogram.js';
 
 /**
  * Per-bucket sums of the firefly flow table's events (issue 13, "Store, query, show"): per
@@ -80,6 +81,8 @@ export function emptySums(): FireflySums {
     rttCount: 0,
     rttMax: null,
     retransmits: 0,
+    durationHistogram: DURATION_BINS.map(() => 0),
+    throughputHistogram: THROUGHPUT_BINS.map(() => 0),
   };
 }
 
@@ -100,6 +103,8 @@ export function addSums(into: FireflySums, s: FireflySums): void {
   into.rttCount += s.rttCount;
   into.rttMax = maxOf(into.rttMax, s.rttMax);
   into.retransmits += s.retransmits;
+  for (let i = 0; i < into.durationHistogram.length; i++) into.durationHistogram[i]! += s.durationHistogram[i] ?? 0;
+  for (let i = 0; i < into.throughputHistogram.length; i++) into.throughputHistogram[i]! += s.throughputHistogram[i] ?? 0;
 }
 
 interface Key {
@@ -203,23 +208,29 @@ export class FireflyAggregator {
       case 'expired':
         cell.flowsExpired++;
         break;
-      case 'ended':
+      case 'ended': {
         cell.flowsEnded++;
         if (e.withoutStart) cell.flowsWithoutStart++;
-        cell.bytes += e.bytes;
-        cell.durationSeconds += e.durationSeconds;
-        if (e.throughputBitsPerSecond !== undefined && Number.isFinite(e.throughputBitsPerSecond)) {
+        // The flow table computes these from what a host declared: never let a NaN or a
+        // negative value poison a bucket's sums.
+        const duration = Number.isFinite(e.durationSeconds) && e.durationSeconds > 0 ? e.durationSeconds : 0;
+        cell.bytes += Number.isFinite(e.bytes) && e.bytes > 0 ? e.bytes : 0;
+        cell.durationSeconds += duration;
+        cell.durationHistogram[binOf(DURATION_BINS, duration)]!++;
+        if (e.throughputBitsPerSecond !== undefined && Number.isFinite(e.throughputBitsPerSecond) && e.throughputBitsPerSecond >= 0) {
+          cell.throughputHistogram[binOf(THROUGHPUT_BINS, e.throughputBitsPerSecond)]!++;
           cell.throughputSum += e.throughputBitsPerSecond;
           cell.throughputCount++;
           cell.throughputMax = maxOf(cell.throughputMax, e.throughputBitsPerSecond);
         }
-        if (e.rttMs !== undefined && Number.isFinite(e.rttMs)) {
+        if (e.rttMs !== undefined && Number.isFinite(e.rttMs) && e.rttMs >= 0) {
           cell.rttSum += e.rttMs;
           cell.rttCount++;
           cell.rttMax = maxOf(cell.rttMax, e.rttMs);
         }
-        if (e.retransmits !== undefined && Number.isFinite(e.retransmits)) cell.retransmits += e.retransmits;
+        if (e.retransmits !== undefined && Number.isFinite(e.retransmits) && e.retransmits > 0) cell.retransmits += e.retransmits;
         break;
+      }
     }
   }
 
@@ -330,7 +341,16 @@ export class FireflyAggregator {
       batch.push({ bucket: b, version: b.version });
       const bucketStartMs = b.index * this.widthMs;
       // Copies: a write in flight must not see events added meanwhile (they go in the next one).
-      for (const { key, sums } of b.cells.values()) rows.push({ bucketStartMs, bucketSeconds: this.config.bucketSeconds, ...key, ...sums });
+      for (const { key, sums } of b.cells.values()) {
+        rows.push({
+          bucketStartMs,
+          bucketSeconds: this.config.bucketSeconds,
+          ...key,
+          ...sums,
+          durationHistogram: [...sums.durationHistogram],
+          throughputHistogram: [...sums.throughputHistogram],
+        });
+      }
     }
     if (batch.length === 0) return;
     const started = performance.now();

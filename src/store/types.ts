@@ -205,6 +205,10 @@ export interface FireflyRow {
   rttMax: number | null;
   /** Retransmitted segments of ended flows (netlink), summed. */
   retransmits: number;
+  /** Ended flows per duration bin (DURATION_BINS, src/fireflies/histogram.ts). */
+  durationHistogram: number[];
+  /** Ended flows with a throughput per throughput bin (THROUGHPUT_BINS). */
+  throughputHistogram: number[];
 }
 
 export type FireflyGroupByDimension = 'community' | 'activity' | 'ipVersion' | 'srcSite' | 'dstSite';

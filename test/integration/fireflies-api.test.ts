@@ -101,6 +101,7 @@ interface Totals {
   throughputMaxBitsPerSecond: number | null;
   rttMeanMs: number | null;
   rttMaxMs: number | null;
+  durationHistogram: number[];
 }
 interface Answer {
   stepSeconds: number;
@@ -214,8 +215,12 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
         'rtt_count',
         'rtt_max_ms',
         'retransmits',
+        'duration_1s_10s',
+        'duration_10s_1m',
+        'duration_over_1h',
+        'throughput_under_1m',
       ].map(at),
-    ).toEqual([2, 2, 0, 1, 4000, 12.5, 10400, 2, 9600, 30.5, 2, 20, 2]);
+    ).toEqual([2, 2, 0, 1, 4000, 12.5, 10400, 2, 9600, 30.5, 2, 20, 2, 1, 1, 0, 2]);
     // Unregistered ids are kept as their numbers; a missing maximum is no field.
     const other = await influxQuery(
       db.url,
@@ -257,6 +262,12 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       rttMeanMs: 15.25,
       rttMaxMs: 20,
       retransmits: 2,
+      durationHistogram: [0, 1, 1, 0, 0, 0],
+      throughputHistogram: [2, 0, 0, 0, 0, 0],
+    });
+    expect((body as { bins: unknown }).bins).toEqual({
+      durationSeconds: [1, 10, 60, 600, 3600, null],
+      throughputBitsPerSecond: [1e6, 1e7, 1e8, 1e9, 1e10, null],
     });
     expect(a.series[1]!.points.map((p) => [p.timeMs, p.flowsStarted, p.flowsEnded, p.flowsExpired, p.bytes, p.bitsPerSecond])).toEqual([
       [BASE, 2, 2, 0, 4000, (4000 * 8) / 60],
@@ -369,9 +380,13 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       rttCount: 0,
       rttMax: null,
       retransmits: 0,
+      durationHistogram: [0, 1, 0, 0, 0, 0],
+      throughputHistogram: [1, 0, 0, 0, 0, 0],
     };
     const later = {
       ...row,
+      durationHistogram: [0, 2, 0, 0, 0, 0],
+      throughputHistogram: [2, 0, 0, 0, 0, 0],
       flowsEnded: 2,
       bytes: 30,
       durationSeconds: 3,
@@ -391,7 +406,14 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
     const path = `/api/v1/fireflies?from=${(BASE - HOUR) / 1000}&to=${BASE / 1000}&groupBy=community`;
     const a = (await both(path)).body as Answer;
     expect(
-      a.series.map((s) => [s.group.community, s.totals.flowsEnded, s.totals.bytes, s.totals.throughputMaxBitsPerSecond, s.totals.rttMaxMs]),
-    ).toEqual([[4, 2, 30, 160, 1.5]]);
+      a.series.map((s) => [
+        s.group.community,
+        s.totals.flowsEnded,
+        s.totals.bytes,
+        s.totals.throughputMaxBitsPerSecond,
+        s.totals.rttMaxMs,
+        s.totals.durationHistogram,
+      ]),
+    ).toEqual([[4, 2, 30, 160, 1.5, [0, 2, 0, 0, 0, 0]]]);
   });
 });

@@ -97,6 +97,9 @@ describe('FireflyAggregator', () => {
           rttCount: 2,
           rttMax: 20,
           retransmits: 2,
+          // durations 10, 2.5 and 0 s; throughputs 800 and 9600 bit/s
+          durationHistogram: [1, 1, 1, 0, 0, 0],
+          throughputHistogram: [2, 0, 0, 0, 0, 0],
         },
         {
           ...base,
@@ -114,6 +117,8 @@ describe('FireflyAggregator', () => {
           rttCount: 0,
           rttMax: null,
           retransmits: 0,
+          durationHistogram: [0, 0, 0, 0, 0, 0],
+          throughputHistogram: [0, 0, 0, 0, 0, 0],
         },
       ]),
     );
@@ -214,13 +219,45 @@ describe('FireflyAggregator', () => {
       rttCount: 0,
       rttMax: null,
       retransmits: 0,
+      durationHistogram: [0, 0, 4, 0, 0, 0],
+      throughputHistogram: [1, 0, 0, 0, 0, 0],
     };
     const old = { ...stored, bucketStartMs: T0 - 10 * MIN };
     expect(agg.seed([stored, old], T0 + 30_000)).toBe(1);
     agg.add(ended({ atMs: T0 + 31_000, bytes: 1000, durationSeconds: 10, throughputBitsPerSecond: 300 }));
     await agg.flush();
     expect(r.writes[0]).toEqual([
-      { ...stored, flowsEnded: 5, bytes: 5000, durationSeconds: 50, throughputSum: 400, throughputCount: 2, throughputMax: 300 },
+      {
+        ...stored,
+        flowsEnded: 5,
+        bytes: 5000,
+        durationSeconds: 50,
+        throughputSum: 400,
+        throughputCount: 2,
+        throughputMax: 300,
+        durationHistogram: [0, 0, 5, 0, 0, 0],
+        throughputHistogram: [2, 0, 0, 0, 0, 0],
+      },
+    ]);
+  });
+
+  it('counts ended flows in the duration and throughput bins at their boundaries; non-finite or negative values never poison the sums', async () => {
+    const r = recorder();
+    const agg = new FireflyAggregator({ bucketSeconds: 60 }, { now: () => T0, store: r.store });
+    for (const d of [0, 0.999, 1, 59.9, 60, 3599, 3600, 1e6]) agg.add(ended({ durationSeconds: d }));
+    for (const t of [999_999, 1e6, 1e10, 5e10]) agg.add(ended({ durationSeconds: 1, throughputBitsPerSecond: t }));
+    agg.add(ended({ durationSeconds: NaN, bytes: -5, throughputBitsPerSecond: Infinity, rttMs: -1, retransmits: NaN }));
+    await agg.flush();
+    const [row] = r.writes[0]!;
+    expect(row!.durationHistogram).toEqual([3, 1 + 4, 1, 1, 1, 2]);
+    expect(row!.throughputHistogram).toEqual([1, 1, 0, 0, 0, 2]);
+    expect([row!.flowsEnded, row!.bytes, row!.durationSeconds, row!.throughputCount, row!.rttCount, row!.retransmits]).toEqual([
+      13,
+      0,
+      0 + 0.999 + 1 + 59.9 + 60 + 3599 + 3600 + 1e6 + 4,
+      4,
+      0,
+      0,
     ]);
   });
 });

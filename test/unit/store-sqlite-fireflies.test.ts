@@ -31,6 +31,8 @@ function row(over: Partial<FireflyRow>): FireflyRow {
     rttCount: 0,
     rttMax: null,
     retransmits: 0,
+    durationHistogram: [0, 0, 1, 0, 0, 0],
+    throughputHistogram: [1, 0, 0, 0, 0, 0],
     ...over,
   };
 }
@@ -64,9 +66,10 @@ describe('sqlite store: fireflies', () => {
       rttMax: 7.5,
     });
     await store.writeFireflyRows([a, b]);
-    await store.writeFireflyRows([{ ...a, flowsEnded: 2, bytes: 1500, durationSeconds: 12.5 }]); // the bucket's new total
+    const later = { ...a, flowsEnded: 2, bytes: 1500, durationSeconds: 12.5, durationHistogram: [0, 1, 1, 0, 0, 0] };
+    await store.writeFireflyRows([later]); // the bucket's new total
     const back = (await store.readFireflyRows(T0)).sort((x, y) => x.ipVersion - y.ipVersion);
-    expect(back).toEqual([b, { ...a, flowsEnded: 2, bytes: 1500, durationSeconds: 12.5 }]);
+    expect(back).toEqual([b, later]);
     expect(await store.readFireflyRows(T0 + MIN)).toEqual([]);
   });
 
@@ -98,6 +101,8 @@ describe('sqlite store: fireflies', () => {
         rttCount: 1,
         rttMax: 4,
         retransmits: 0,
+        durationHistogram: [0, 0, 2, 0, 0, 0],
+        throughputHistogram: [2, 0, 0, 0, 0, 0],
       },
     ]);
     expect(r.totals).toMatchObject({ flowsStarted: 3, flowsExpired: 2, bytes: 4099, throughputMax: 800, rttMax: 4 });

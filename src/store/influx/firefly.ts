@@ -1,4 +1,5 @@
 import { escape, FieldType, type IPoint } from 'influx';
+import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 import type { Registry } from '../../registry/registry.js';
 import type { StoredFireflyRow } from '../firefly-group.js';
 import type { FireflyQuery, FireflyRow } from '../types.js';
@@ -28,6 +29,7 @@ export const FIREFLY_FIELDS = {
   rtt_count: FieldType.INTEGER,
   rtt_max_ms: FieldType.FLOAT,
   retransmits: FieldType.INTEGER,
+  ...Object.fromEntries([...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => [b.name, FieldType.INTEGER])),
 };
 
 export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Registry): IPoint[] {
@@ -46,6 +48,8 @@ export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Regis
       rtt_count: r.rttCount,
       retransmits: Math.round(r.retransmits),
     };
+    DURATION_BINS.forEach((b, i) => (fields[b.name] = r.durationHistogram[i] ?? 0));
+    THROUGHPUT_BINS.forEach((b, i) => (fields[b.name] = r.throughputHistogram[i] ?? 0));
     if (r.throughputMax !== null) fields.throughput_max_bps = r.throughputMax;
     if (r.rttMax !== null) fields.rtt_max_ms = r.rttMax;
     return {
@@ -69,7 +73,8 @@ const SUMS =
   'sum("flows_started") AS "flows_started", sum("flows_ended") AS "flows_ended", sum("flows_expired") AS "flows_expired", ' +
   'sum("flows_without_start") AS "flows_without_start", sum("bytes") AS "bytes", sum("duration_seconds") AS "duration_seconds", ' +
   'sum("throughput_sum_bps") AS "throughput_sum_bps", sum("throughput_count") AS "throughput_count", max("throughput_max_bps") AS "throughput_max_bps", ' +
-  'sum("rtt_sum_ms") AS "rtt_sum_ms", sum("rtt_count") AS "rtt_count", max("rtt_max_ms") AS "rtt_max_ms", sum("retransmits") AS "retransmits"';
+  'sum("rtt_sum_ms") AS "rtt_sum_ms", sum("rtt_count") AS "rtt_count", max("rtt_max_ms") AS "rtt_max_ms", sum("retransmits") AS "retransmits", ' +
+  [...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `sum("${b.name}") AS "${b.name}"`).join(', ');
 
 const KEY_TAGS = '"community_id", "activity_id", "ip_version", "src_site", "dst_site"';
 
@@ -125,5 +130,7 @@ export function influxRowToFirefly(row: Record<string, unknown>): StoredFireflyR
     rttCount: num(row.rtt_count),
     rttMax: maxNum(row.rtt_max_ms),
     retransmits: num(row.retransmits),
+    durationHistogram: DURATION_BINS.map((b) => num(row[b.name])),
+    throughputHistogram: THROUGHPUT_BINS.map((b) => num(row[b.name])),
   };
 }

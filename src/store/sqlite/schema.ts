@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 
 /**
  * Schema of the embedded store, versioned with SQLite's user_version: migration i takes the
@@ -30,7 +31,8 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID`,
   // Fireflies (issue 13): one row per (bucket, community, activity, ip version, src site, dst
   // site), the per-bucket sums of the flow table's events (src/fireflies/aggregate.ts). The
-  // maxima are NULL while no ended flow carried the value.
+  // maxima are NULL while no ended flow carried the value; one count column per histogram bin
+  // (src/fireflies/histogram.ts).
   `CREATE TABLE firefly (
      bucket_start        INTEGER NOT NULL,
      community           INTEGER NOT NULL,
@@ -52,6 +54,7 @@ const MIGRATIONS: readonly string[] = [
      rtt_count           INTEGER NOT NULL,
      rtt_max             REAL,
      retransmits         INTEGER NOT NULL,
+     ${[...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `${b.name} INTEGER NOT NULL,`).join('\n     ')}
      PRIMARY KEY (bucket_start, community, activity, ip_version, src_site, dst_site)
    ) WITHOUT ROWID`,
 ];

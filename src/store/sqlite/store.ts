@@ -1,6 +1,7 @@
 import { ensureDir } from '../../ensure-dir.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 import { groupFireflyRows, type StoredFireflyRow } from '../firefly-group.js';
 import type {
   FireflyQuery,
@@ -107,8 +108,9 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
     const upsertFirefly = this.db.prepare(
       `INSERT INTO firefly (bucket_start, community, activity, ip_version, src_site, dst_site, bucket_seconds,
                             flows_started, flows_ended, flows_expired, flows_without_start, bytes, duration_seconds,
-                            throughput_sum, throughput_count, throughput_max, rtt_sum, rtt_count, rtt_max, retransmits)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            throughput_sum, throughput_count, throughput_max, rtt_sum, rtt_count, rtt_max, retransmits,
+                            ${BIN_COLUMNS.join(', ')})
+       VALUES (${new Array(20 + BIN_COLUMNS.length).fill('?').join(', ')})
        ON CONFLICT (bucket_start, community, activity, ip_version, src_site, dst_site) DO UPDATE SET
          bucket_seconds = excluded.bucket_seconds, flows_started = excluded.flows_started,
          flows_ended = excluded.flows_ended, flows_expired = excluded.flows_expired,
@@ -116,7 +118,8 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
          duration_seconds = excluded.duration_seconds, throughput_sum = excluded.throughput_sum,
          throughput_count = excluded.throughput_count, throughput_max = excluded.throughput_max,
          rtt_sum = excluded.rtt_sum, rtt_count = excluded.rtt_count, rtt_max = excluded.rtt_max,
-         retransmits = excluded.retransmits`,
+         retransmits = excluded.retransmits,
+         ${BIN_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
     );
     this.writeFireflies = this.db.transaction((rows: FireflyRow[]) => {
       for (const r of rows) {
@@ -141,6 +144,8 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
           r.rttCount,
           r.rttMax,
           r.retransmits,
+          ...r.durationHistogram,
+          ...r.throughputHistogram,
         );
       }
     });
@@ -296,12 +301,16 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
   }
 }
 
+/** The histogram columns (one count per bin), in row order: durations, then throughputs. */
+const BIN_COLUMNS = [...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => b.name);
+
 /** Step start `t` (the first parameter is the step in ms) and the sums of one key. */
 const FIREFLY_SELECT_STEP = `bucket_start - bucket_start % ? AS t, community, activity, ip_version, src_site, dst_site,
   SUM(flows_started) AS flows_started, SUM(flows_ended) AS flows_ended, SUM(flows_expired) AS flows_expired,
   SUM(flows_without_start) AS flows_without_start, SUM(bytes) AS bytes, SUM(duration_seconds) AS duration_seconds,
   SUM(throughput_sum) AS throughput_sum, SUM(throughput_count) AS throughput_count, MAX(throughput_max) AS throughput_max,
-  SUM(rtt_sum) AS rtt_sum, SUM(rtt_count) AS rtt_count, MAX(rtt_max) AS rtt_max, SUM(retransmits) AS retransmits`;
+  SUM(rtt_sum) AS rtt_sum, SUM(rtt_count) AS rtt_count, MAX(rtt_max) AS rtt_max, SUM(retransmits) AS retransmits,
+  ${BIN_COLUMNS.map((c) => `SUM(${c}) AS ${c}`).join(', ')}`;
 
 interface FireflyDbRow {
   t: number;
@@ -323,6 +332,7 @@ interface FireflyDbRow {
   rtt_count: number;
   rtt_max: number | null;
   retransmits: number;
+  [bin: string]: number | string | null;
 }
 
 function fromFireflyDb(r: FireflyDbRow): StoredFireflyRow {
@@ -346,6 +356,8 @@ function fromFireflyDb(r: FireflyDbRow): StoredFireflyRow {
     rttCount: r.rtt_count,
     rttMax: r.rtt_max,
     retransmits: r.retransmits,
+    durationHistogram: DURATION_BINS.map((b) => r[b.name] as number),
+    throughputHistogram: THROUGHPUT_BINS.map((b) => r[b.name] as number),
   };
 }
 
