@@ -234,6 +234,7 @@ export class Collector {
       snapshot: () => this.stage.snapshot(),
       queue: () => this.stage.queueStats(),
       aggregator: this.aggregator,
+      ...(this.fireflies ? { fireflies: this.fireflies } : {}),
       traffic,
       listeners: this.listeners,
       storeKind: store.kind,
