@@ -214,7 +214,8 @@ export class FireflyAggregator {
         // The flow table computes these from what a host declared: never let a NaN or a
         // negative value poison a bucket's sums.
         const duration = Number.isFinite(e.durationSeconds) && e.durationSeconds > 0 ? e.durationSeconds : 0;
-        cell.bytes += Number.isFinite(e.bytes) && e.bytes > 0 ? e.bytes : 0;
+        // Whole bytes (the stores keep integers; InfluxDB refuses a fractional integer field).
+        cell.bytes += Number.isFinite(e.bytes) && e.bytes > 0 ? Math.round(e.bytes) : 0;
         cell.durationSeconds += duration;
         cell.durationHistogram[binOf(DURATION_BINS, duration)]!++;
         if (e.throughputBitsPerSecond !== undefined && Number.isFinite(e.throughputBitsPerSecond) && e.throughputBitsPerSecond >= 0) {
@@ -228,7 +229,8 @@ export class FireflyAggregator {
           cell.rttCount++;
           cell.rttMax = maxOf(cell.rttMax, e.rttMs);
         }
-        if (e.retransmits !== undefined && Number.isFinite(e.retransmits) && e.retransmits > 0) cell.retransmits += e.retransmits;
+        if (e.retransmits !== undefined && Number.isFinite(e.retransmits) && e.retransmits > 0)
+          cell.retransmits += Math.round(e.retransmits);
         break;
       }
     }

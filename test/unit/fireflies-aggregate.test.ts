@@ -247,17 +247,18 @@ describe('FireflyAggregator', () => {
     for (const d of [0, 0.999, 1, 59.9, 60, 3599, 3600, 1e6]) agg.add(ended({ durationSeconds: d }));
     for (const t of [999_999, 1e6, 1e10, 5e10]) agg.add(ended({ durationSeconds: 1, throughputBitsPerSecond: t }));
     agg.add(ended({ durationSeconds: NaN, bytes: -5, throughputBitsPerSecond: Infinity, rttMs: -1, retransmits: NaN }));
+    agg.add(ended({ durationSeconds: 0, bytes: 10.6, retransmits: 2.4 }));
     await agg.flush();
     const [row] = r.writes[0]!;
-    expect(row!.durationHistogram).toEqual([3, 1 + 4, 1, 1, 1, 2]);
+    expect(row!.durationHistogram).toEqual([4, 1 + 4, 1, 1, 1, 2]);
     expect(row!.throughputHistogram).toEqual([1, 1, 0, 0, 0, 2]);
     expect([row!.flowsEnded, row!.bytes, row!.durationSeconds, row!.throughputCount, row!.rttCount, row!.retransmits]).toEqual([
-      13,
-      0,
+      14,
+      11,
       0 + 0.999 + 1 + 59.9 + 60 + 3599 + 3600 + 1e6 + 4,
       4,
       0,
-      0,
+      2,
     ]);
   });
 });
