@@ -14,6 +14,14 @@ import {
 } from './params.js';
 import { API_BODY_LIMIT_BYTES, type ApiSecurity, DEFAULT_API_SECURITY, registerSecurity } from './security.js';
 import { DEFAULT_LINKS_LIMIT, type LinksParams, linksQuery, MAX_LINKS_LIMIT } from './links.js';
+import {
+  FIREFLY_GROUP_BY_DIMENSIONS,
+  FIREFLY_GROUP_BY_PATTERN,
+  type FireflyParams,
+  fireflyQuery,
+  FireflyStoreUnavailable,
+  IP_VERSION_PATTERN,
+} from './fireflies.js';
 import { type TrafficParams, trafficQuery } from './traffic.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
@@ -74,6 +82,21 @@ const PARAMETERS = {
     description: `Most links listed that only the store knows (no configured or learnt name), largest first: 0 to ${MAX_LINKS_LIMIT} (default ${DEFAULT_LINKS_LIMIT}); the rest are counted in omittedLinks.`,
     expect: `must be an integer from 0 to ${MAX_LINKS_LIMIT}`,
   },
+  ipVersion: {
+    schema: { type: 'string', maxLength: 3, pattern: IP_VERSION_PATTERN },
+    description: 'IP versions to keep: 4, 6 or 4,6.',
+    expect: 'must be 4, 6 or 4,6',
+  },
+  srcSite: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description: "Source sites to keep: comma-separated site names (from `sites:` or WLCG-CRIC), 'unknown' for unmatched addresses.",
+    expect: 'must be a comma-separated list of site names',
+  },
+  dstSite: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description: "Destination sites to keep: comma-separated site names, 'unknown' for unmatched addresses.",
+    expect: 'must be a comma-separated list of site names',
+  },
   strict: {
     schema: { type: 'string', maxLength: 5, pattern: '^(0|1|true|false)$' },
     description: 'Answer 503 while degraded (1 / true), or 200 (0 / false); default: the health.strict option.',
@@ -83,11 +106,37 @@ const PARAMETERS = {
 
 type ParameterName = keyof typeof PARAMETERS;
 
-function querySchema(names: readonly ParameterName[]) {
+interface ParameterDef {
+  schema: Record<string, unknown>;
+  description: string;
+  expect: string;
+}
+
+/** Parameters whose meaning differs on one route (groupBy of /api/v1/fireflies). */
+const ROUTE_PARAMETERS: Record<string, Partial<Record<ParameterName, ParameterDef>>> = {
+  '/api/v1/fireflies': {
+    groupBy: {
+      schema: { type: 'string', maxLength: 200, pattern: FIREFLY_GROUP_BY_PATTERN },
+      description: `Comma-separated dimensions among ${FIREFLY_GROUP_BY_DIMENSIONS.join(', ')} (default community,activity; empty for one series; srcSite,dstSite for the site-pair table).`,
+      expect: `must be a comma-separated list of ${FIREFLY_GROUP_BY_DIMENSIONS.join(', ')}`,
+    },
+  },
+};
+
+function parameterDef(url: string, name: ParameterName): ParameterDef {
+  return ROUTE_PARAMETERS[url]?.[name] ?? PARAMETERS[name];
+}
+
+function querySchema(url: string, names: readonly ParameterName[]) {
   return {
     type: 'object',
     additionalProperties: false,
-    properties: Object.fromEntries(names.map((n) => [n, { ...PARAMETERS[n].schema, description: PARAMETERS[n].description }])),
+    properties: Object.fromEntries(
+      names.map((n) => {
+        const def = parameterDef(url, n);
+        return [n, { ...def.schema, description: def.description }];
+      }),
+    ),
   } as const;
 }
 
@@ -112,6 +161,97 @@ const totalsSchema = {
   type: 'object',
   properties: { bytes: num, packets: num, records: num, bitsPerSecond: num, packetsPerSecond: num },
   required: ['bytes', 'packets', 'records', 'bitsPerSecond', 'packetsPerSecond'],
+} as const;
+
+const fireflyTotalsProperties = {
+  flowsStarted: num,
+  flowsEnded: num,
+  flowsExpired: num,
+  flowsWithoutStart: num,
+  bytes: num,
+  durationSeconds: num,
+  durationMeanSeconds: numOrNull,
+  bitsPerSecond: num,
+  throughputMeanBitsPerSecond: numOrNull,
+  throughputMaxBitsPerSecond: numOrNull,
+  rttMeanMs: numOrNull,
+  rttMaxMs: numOrNull,
+  retransmits: num,
+  durationHistogram: { type: 'array', items: num, description: 'Ended flows per duration bin (bins.durationSeconds).' },
+  throughputHistogram: { type: 'array', items: num, description: 'Ended flows with a throughput per bin (bins.throughputBitsPerSecond).' },
+} as const;
+const fireflyTotalsSchema = {
+  type: 'object',
+  properties: fireflyTotalsProperties,
+  required: Object.keys(fireflyTotalsProperties),
+} as const;
+
+const fireflySchema = {
+  type: 'object',
+  properties: {
+    from: str,
+    to: str,
+    fromMs: num,
+    toMs: num,
+    stepSeconds: num,
+    bucketSeconds: num,
+    groupBy: { type: 'array', items: str },
+    bins: {
+      type: 'object',
+      description: 'Exclusive upper bounds of the histogram bins (null: the last, unbounded bin); bin i holds values from bound i-1.',
+      properties: { durationSeconds: { type: 'array', items: numOrNull }, throughputBitsPerSecond: { type: 'array', items: numOrNull } },
+    },
+    filters: {
+      type: 'object',
+      properties: {
+        community: { type: 'array', items: { type: 'object', properties: { id: num, name: strOrNull } } },
+        activity: { type: 'array', items: { type: 'object', properties: { id: num, name: strOrNull } } },
+        ipVersion: { type: 'array', items: num },
+        srcSite: { type: 'array', items: str },
+        dstSite: { type: 'array', items: str },
+      },
+    },
+    series: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          group: {
+            type: 'object',
+            description:
+              'One value per groupBy dimension; community adds communityName and activity adds activityName (registry names, else the ids as text).',
+            additionalProperties: { type: ['string', 'number'] },
+          },
+          points: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { time: str, timeMs: num, ...fireflyTotalsProperties },
+              required: ['time', 'timeMs', ...Object.keys(fireflyTotalsProperties)],
+            },
+          },
+          totals: fireflyTotalsSchema,
+        },
+        required: ['group', 'points', 'totals'],
+      },
+    },
+    totals: fireflyTotalsSchema,
+    omittedGroups: num,
+  },
+  required: [
+    'from',
+    'to',
+    'fromMs',
+    'toMs',
+    'stepSeconds',
+    'bucketSeconds',
+    'groupBy',
+    'bins',
+    'filters',
+    'series',
+    'totals',
+    'omittedGroups',
+  ],
 } as const;
 
 const trafficSchema = {
@@ -323,7 +463,7 @@ interface AjvError {
   message?: string;
 }
 
-function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter: string; message: string } {
+function validationAnswer(v: AjvError, allowed: readonly string[], url: string): { parameter: string; message: string } {
   if (v.keyword === 'additionalProperties') {
     const name = String(v.params['additionalProperty']);
     return {
@@ -334,7 +474,8 @@ function validationAnswer(v: AjvError, allowed: readonly string[]): { parameter:
   if (v.keyword === 'required') return { parameter: String(v.params['missingProperty']), message: 'is required' };
   const parameter = v.instancePath.replace(/^\//, '').split('/')[0] ?? '';
   if (v.keyword === 'type') return { parameter, message: 'must be given once (use a comma-separated list for several values)' };
-  if (v.keyword === 'pattern' && parameter in PARAMETERS) return { parameter, message: PARAMETERS[parameter as ParameterName].expect };
+  if (v.keyword === 'pattern' && parameter in PARAMETERS)
+    return { parameter, message: parameterDef(url, parameter as ParameterName).expect };
   if (v.keyword === 'maxLength') return { parameter, message: `must be at most ${String(v.params['limit'])} characters` };
   if (v.keyword === 'minLength') return { parameter, message: 'must not be empty' };
   return { parameter, message: v.message ?? 'is invalid' };
@@ -433,7 +574,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const first = err.validation?.[0] as AjvError | undefined;
     if (first) {
       const allowed = allowedByRoute.get(req.routeOptions.url ?? '') ?? [];
-      return reply.code(400).send({ error: 'bad request', ...validationAnswer(first, allowed) });
+      return reply.code(400).send({ error: 'bad request', ...validationAnswer(first, allowed, req.routeOptions.url ?? '') });
     }
     if (err.statusCode === 429) return reply.code(429).send({ error: 'too many requests', message: err.message });
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
@@ -477,7 +618,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   void app.register(async (api) => {
     const route = (url: string, params: readonly ParameterName[]) => {
       allowedByRoute.set(url, params);
-      return params.length ? querySchema(params) : NO_PARAMETERS;
+      return params.length ? querySchema(url, params) : NO_PARAMETERS;
     };
 
     const trafficParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'] as const;
@@ -502,6 +643,30 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
         }
         return result;
+      },
+    );
+
+    const fireflyParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'ipVersion', 'srcSite', 'dstSite'] as const;
+    api.get<{ Querystring: FireflyParams }>(
+      '/api/v1/fireflies',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary: 'SciTags fireflies: flows started, ended and expired, bytes, durations, throughput and rtt per group',
+          description:
+            "Firefly rows (per bucket of the collector's receive time, community = experiment-id, activity, IP version, source and destination site) whose bucket starts in [from, to), summed per step (points at multiples of the step from the Unix epoch; steps without data omitted) and per group. bytes, durationSeconds, throughput, rtt and retransmits are those of the flows that ended in the step; means are over the ended flows that carried the value (null when none did), maxima the largest. communityName / activityName are the registry's names, else the ids as text.",
+          querystring: route('/api/v1/fireflies', fireflyParams),
+          response: { 200: fireflySchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      async (req, reply) => {
+        try {
+          return await fireflyQuery(deps, limits, req.query);
+        } catch (err) {
+          if (err instanceof BadParameter) throw err;
+          if (!(err instanceof FireflyStoreUnavailable)) req.log.warn({ err }, 'firefly query failed');
+          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
+        }
       },
     );
 

@@ -78,7 +78,7 @@ export interface TrafficResponse {
 }
 
 /** Activity name for an id when every experiment defining it agrees (1 default, 2 perfSONAR). */
-function commonActivityName(reg: Registry, activity: number): string | null {
+export function commonActivityName(reg: Registry, activity: number): string | null {
   const names = new Set<string>();
   for (const exp of reg.document.experiments) {
     const a = exp.activities.find((x) => x.activityId === activity);
@@ -87,7 +87,7 @@ function commonActivityName(reg: Registry, activity: number): string | null {
   return names.size === 1 ? [...names][0]! : null;
 }
 
-function resolveCommunities(reg: Registry, text: string): { id: number; name: string | null }[] {
+export function resolveCommunities(reg: Registry, text: string): { id: number; name: string | null }[] {
   return filterList(text, 'community').map((item) => {
     if (/^\d+$/.test(item)) {
       const id = Number(item);
@@ -105,7 +105,7 @@ function resolveCommunities(reg: Registry, text: string): { id: number; name: st
   });
 }
 
-function resolveActivities(reg: Registry, text: string, communities: number[] | undefined): { id: number; name: string | null }[] {
+export function resolveActivities(reg: Registry, text: string, communities: number[] | undefined): { id: number; name: string | null }[] {
   const out: { id: number; name: string | null }[] = [];
   for (const item of filterList(text, 'activity')) {
     if (/^\d+$/.test(item)) {
@@ -222,12 +222,16 @@ function decorateGroup(
 }
 
 /**
- * GET /api/v1/traffic after schema validation: resolves times, step, names and links, queries
- * the store, names the groups and applies the limits. Throws BadParameter for semantic errors.
+ * from, to and step of a query (GET /api/v1/traffic, /api/v1/fireflies): times within the
+ * stores' range, `to` after `from`, a step that is a multiple of the bucket width and keeps
+ * the points within the limit (default: the smallest such multiple).
  */
-export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
+export function resolveRange(
+  deps: Pick<ApiDeps, 'now' | 'bucketSeconds'>,
+  limits: ApiLimits,
+  q: { from?: string; to?: string; step?: string },
+): { fromMs: number; toMs: number; rangeSeconds: number; stepSeconds: number; bucket: number } {
   const nowMs = deps.now();
-  const reg = deps.registry.registry;
   const fromMs = parseBoundedTime(q.from ?? 'now-1h', nowMs, 'from');
   const toMs = parseBoundedTime(q.to ?? 'now', nowMs, 'to');
   if (toMs <= fromMs) {
@@ -255,6 +259,17 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
   } else {
     stepSeconds = bucket * Math.max(1, Math.ceil(rangeSeconds / bucket / limits.maxPoints));
   }
+
+  return { fromMs, toMs, rangeSeconds, stepSeconds, bucket };
+}
+
+/**
+ * GET /api/v1/traffic after schema validation: resolves times, step, names and links, queries
+ * the store, names the groups and applies the limits. Throws BadParameter for semantic errors.
+ */
+export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
+  const reg = deps.registry.registry;
+  const { fromMs, toMs, rangeSeconds, stepSeconds, bucket } = resolveRange(deps, limits, q);
 
   let groupBy = (q.groupBy === undefined ? ['community', 'activity'] : splitList(q.groupBy)) as GroupByDimension[];
   groupBy = GROUP_BY_DIMENSIONS.filter((d) => groupBy.includes(d));

@@ -225,6 +225,8 @@ export interface CollectorMetrics {
   /** The same folds per exporter and reason: share (over its fair share) or budget (maxLiveKeys reached). */
   cardinalityExporterFolds: Counter<'reason' | 'exporter'>;
   liveKeys: Gauge;
+  /** The firefly per-bucket sums (src/fireflies/aggregate.ts), by event. */
+  fireflyAggregation: Counter<'event'>;
 
   // store
   storeWrites: Counter<'store'>;
@@ -713,6 +715,13 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       collect() {
         if (liveKeysHook) this.set(liveKeysHook());
       },
+    }),
+
+    fireflyAggregation: new Counter({
+      name: n('firefly_aggregation_total'),
+      help: 'Firefly per-bucket sums: buckets_written (rewrites included), late_updates, too_late (events dropped past the late window), cardinality_folds, write_failures, dropped_rows (store down too long)',
+      labelNames: ['event'] as const,
+      registers,
     }),
 
     storeWrites: new Counter({

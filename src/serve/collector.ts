@@ -16,8 +16,11 @@ import { type DecodeStage, type DecodeStageConfig, InlineDecodeStage } from '../
 import type { ProtocolEntry } from '../pipeline/protocols.js';
 import { WorkerDecodeStage } from '../pipeline/workers.js';
 import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
+import { FireflyAggregator, type FireflyEventSink } from '../fireflies/aggregate.js';
+import { createFireflyTracking, type FireflyTracker } from '../fireflies/index.js';
+import type { SiteService } from '../sites/service.js';
 import { createStore } from '../store/factory.js';
-import type { CollectorCounters, CollectorStatsSnapshot, TrafficStore } from '../store/types.js';
+import { type CollectorCounters, type CollectorStatsSnapshot, isFireflyStore, type TrafficStore } from '../store/types.js';
 import { ensureWritableDir } from '../ensure-dir.js';
 import { DecoderStateFile, loadDecoderState } from './decoder-state-file.js';
 import { DropWindow } from './drop-window.js';
@@ -69,6 +72,21 @@ export function openListenerWarning(
 export class Collector {
   readonly stage: DecodeStage;
   readonly aggregator: Aggregator;
+  /**
+   * Per-bucket sums of fireflies (issue 13), written to the same store; undefined when the
+   * store keeps none (both built-in stores do).
+   */
+  readonly fireflies: FireflyAggregator | undefined;
+  /** What the firefly flow table reports its events to (a no-op without a firefly store). */
+  readonly fireflySink: FireflyEventSink;
+  /**
+   * The firefly flow table with site attribution: the firefly receive path hands it every
+   * accepted firefly, and its events go to `fireflySink`. Ticked every second (expiry).
+   */
+  readonly fireflyTracker: FireflyTracker;
+  /** Site attribution (configured prefixes and the CRIC document, refreshed on its timer). */
+  readonly sites: SiteService;
+  private fireflyTickTimer: NodeJS.Timeout | undefined;
   readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
   readonly api: FastifyInstance | undefined;
@@ -104,6 +122,9 @@ export class Collector {
     this.log = log;
     this.startedMs = now();
     this.links = new LinkDirectory(config.links);
+    const tracking = createFireflyTracking(config, { now, log: deps.log });
+    this.sites = tracking.sites;
+    this.fireflyTracker = tracking.tracker;
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
       maxExporterLabels: config.metrics.maxExporterLabels,
@@ -118,6 +139,8 @@ export class Collector {
         ),
       queueLength: () => this.stage.queueStats().length,
       liveKeys: () => this.aggregator.stats().liveKeys,
+      fireflyFlows: () => this.fireflyTracker.stats(),
+      sites: () => this.sites.status(),
       receivePaths: () => this.receivePaths(),
       decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
       ...(store.spoolStats ? { spool: () => store.spoolStats!() } : {}),
@@ -158,6 +181,25 @@ export class Collector {
         onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
       },
     );
+    // The same bucket width, grace and late window as traffic, so the two line up per bucket.
+    this.fireflies = isFireflyStore(store)
+      ? new FireflyAggregator(
+          {
+            bucketSeconds: config.aggregation.bucketSeconds,
+            graceSeconds: config.aggregation.graceSeconds,
+            lateWindowSeconds: config.aggregation.lateWindowSeconds,
+            maxLiveKeys: config.aggregation.maxLiveKeys,
+          },
+          {
+            now,
+            store,
+            log: deps.log.child({ component: 'fireflies' }),
+            onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
+          },
+        )
+      : undefined;
+    this.fireflySink = this.fireflies?.sink ?? (() => undefined);
+    this.fireflyTracker.onEvent(this.fireflySink);
     const flowLimits = flowLimitsOf(config.decoder);
     const stageConfig: DecodeStageConfig = {
       defaultSamplingRate: config.exporters.defaultSamplingRate,
@@ -215,6 +257,7 @@ export class Collector {
       snapshot: () => this.stage.snapshot(),
       queue: () => this.stage.queueStats(),
       aggregator: this.aggregator,
+      ...(this.fireflies ? { fireflies: this.fireflies } : {}),
       traffic,
       listeners: this.listeners,
       storeKind: store.kind,
@@ -349,6 +392,20 @@ export class Collector {
         err,
       });
     }
+    if (this.fireflies && isFireflyStore(this.store)) {
+      try {
+        const seeded = this.fireflies.seed(await this.store.readFireflyRows(fromMs), now);
+        if (seeded > 0) this.log.info(`continuing ${seeded} stored firefly rows of buckets still open`, { rows: seeded });
+      } catch (err) {
+        this.log.warn(
+          `could not read open firefly buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`,
+          {
+            store: this.store.kind,
+            err,
+          },
+        );
+      }
+    }
     // Everything with a one-off start-up cost runs before the sockets open, so the first
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
     // client on first use, ~50 ms of the main thread), the aggregator's first tick, the API,
@@ -356,6 +413,11 @@ export class Collector {
     this.openRunMarker(now);
     this.registry.start();
     this.aggregator.start();
+    this.fireflies?.start();
+    this.sites.start();
+    // Flows whose end never arrives expire on this clock (the table has no timers of its own).
+    this.fireflyTickTimer = setInterval(() => this.fireflyTracker.tick(this.deps.now()), 1000);
+    this.fireflyTickTimer.unref();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
     for (const { listener } of this.listeners) await listener.start();
@@ -657,12 +719,22 @@ export class Collector {
     await this.stage.stop();
     await this.refreshSnapshot().catch(() => undefined);
     this.registry.stop();
+    this.sites.stop();
+    if (this.fireflyTickTimer !== undefined) clearInterval(this.fireflyTickTimer);
+    this.fireflyTickTimer = undefined;
     try {
       await this.aggregator.stop();
     } catch (err) {
       // The store refused the last buckets (disk full, spool full): say so, and still close
       // everything else so the process exits instead of hanging.
       this.log.error('writing the open buckets at shutdown failed', { store: this.store.kind, err });
+      this.stopFailed = true;
+    }
+    // After the traffic buckets (the flow-label accounting matters most), before the store closes.
+    try {
+      await this.fireflies?.stop();
+    } catch (err) {
+      this.log.error('writing the open firefly buckets at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
     // After the open buckets: the traffic matters more than templates, and a state save that

@@ -1,4 +1,5 @@
 import type { Aggregator } from '../aggregate/index.js';
+import type { FireflyAggregator } from '../fireflies/aggregate.js';
 import type { CollectorMetrics, TrafficCounters } from '../metrics/index.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
 import type { QueueStats } from '../pipeline/stage.js';
@@ -20,6 +21,8 @@ export class MetricsSync {
       snapshot: () => DecodeSnapshot;
       queue: () => QueueStats;
       aggregator: Aggregator;
+      /** The firefly per-bucket sums, when the store keeps fireflies. */
+      fireflies?: FireflyAggregator;
       /** Per-experiment traffic counters, fed from the aggregator's sums here. */
       traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
@@ -145,5 +148,20 @@ export class MetricsSync {
     const probeRefused = probe?.lastErrorStatus === 401 || probe?.lastErrorStatus === 403;
     m.storeProbeOk.set(probe?.ok === false && !probeRefused ? 0 : 1);
     m.storeAuthFailed.set(this.parts.storeAuthFailed?.() === true ? 1 : 0);
+    const ff = this.parts.fireflies?.stats();
+    if (ff) {
+      const events = {
+        buckets_written: ff.bucketsWritten,
+        late_updates: ff.lateUpdates,
+        too_late: ff.tooLate,
+        cardinality_folds: ff.foldedByCardinality,
+        write_failures: ff.writeFailures,
+        dropped_rows: ff.droppedRows,
+      };
+      for (const [event, n] of Object.entries(events)) {
+        const dd = this.delta(`ff|${event}`, n);
+        if (dd > 0) m.fireflyAggregation.inc({ event }, dd);
+      }
+    }
   }
 }

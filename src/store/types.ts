@@ -170,3 +170,90 @@ export interface TrafficStore {
   probeHealth?(): StoreProbeHealth | undefined;
   close(): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------------------
+// Fireflies (issue 13): per-bucket sums of the flow table's events (src/fireflies/aggregate.ts)
+// ---------------------------------------------------------------------------------------
+
+/** One firefly row: the whole total of one key in one bucket (replaced, never added, on rewrite). */
+export interface FireflyRow {
+  /** Bucket start (receive time of the fireflies), ms since the Unix epoch. */
+  bucketStartMs: number;
+  bucketSeconds: number;
+  /** experiment-id and activity-id as the host declared them (bounded by the id space). */
+  community: number;
+  activity: number;
+  ipVersion: 4 | 6;
+  /** Site names from the site map, 'unknown', or 'other' for keys folded by the cardinality cap. */
+  srcSite: string;
+  dstSite: string;
+  flowsStarted: number;
+  flowsEnded: number;
+  flowsExpired: number;
+  /** Of flowsEnded: ends without a start seen by this collector. */
+  flowsWithoutStart: number;
+  /** Of ended flows: bytes in both directions, and summed durations. */
+  bytes: number;
+  durationSeconds: number;
+  /** Ended flows with a throughput: sum (for the mean), count and maximum, bit/s. */
+  throughputSum: number;
+  throughputCount: number;
+  throughputMax: number | null;
+  /** Ended flows with an rtt (flowd-go netlink): sum, count and maximum, ms. */
+  rttSum: number;
+  rttCount: number;
+  rttMax: number | null;
+  /** Retransmitted segments of ended flows (netlink), summed. */
+  retransmits: number;
+  /** Ended flows per duration bin (DURATION_BINS, src/fireflies/histogram.ts). */
+  durationHistogram: number[];
+  /** Ended flows with a throughput per throughput bin (THROUGHPUT_BINS). */
+  throughputHistogram: number[];
+}
+
+export type FireflyGroupByDimension = 'community' | 'activity' | 'ipVersion' | 'srcSite' | 'dstSite';
+
+export interface FireflyQuery {
+  fromMs: number;
+  toMs: number;
+  stepSeconds: number;
+  groupBy: FireflyGroupByDimension[];
+  community?: number[];
+  activity?: number[];
+  ipVersion?: (4 | 6)[];
+  srcSite?: string[];
+  dstSite?: string[];
+}
+
+/** The summable part of a FireflyRow (what a step or a series total holds). */
+export type FireflySums = Omit<
+  FireflyRow,
+  'bucketStartMs' | 'bucketSeconds' | 'community' | 'activity' | 'ipVersion' | 'srcSite' | 'dstSite'
+>;
+
+export interface FireflySeries {
+  group: Record<string, string | number>;
+  points: (FireflySums & { timeMs: number })[];
+  totals: FireflySums;
+}
+
+export interface FireflyQueryResult {
+  series: FireflySeries[];
+  totals: FireflySums;
+}
+
+/** What a store offers for fireflies (both the embedded store and InfluxDB implement it). */
+export interface FireflyStore {
+  readonly kind: string;
+  /** Replaces every given row's key in its bucket, like writeRows. */
+  writeFireflyRows(rows: FireflyRow[]): Promise<void>;
+  queryFireflies(query: FireflyQuery): Promise<FireflyQueryResult>;
+  /** Rows of buckets starting at or after fromMs (seeding the open buckets at start). */
+  readFireflyRows(fromMs: number): Promise<FireflyRow[]>;
+}
+
+/** Whether a store keeps fireflies (both built-in stores do; test doubles may not). */
+export function isFireflyStore<S extends object>(store: S): store is S & FireflyStore {
+  const s = store as Partial<FireflyStore>;
+  return typeof s.writeFireflyRows === 'function' && typeof s.queryFireflies === 'function' && typeof s.readFireflyRows === 'function';
+}

@@ -764,6 +764,12 @@ describe('other routes and parameters', () => {
     expect(body).toEqual({ error: 'not found', message: 'no route GET /api/v1/nothing' });
   });
 
+  it('GET /api/v1/fireflies answers 503 from a store that keeps no fireflies, after checking the parameters', async () => {
+    const { status, body } = await get(`/api/v1/fireflies?${RANGE}`);
+    expect([status, body]).toEqual([503, { error: 'store unavailable', message: 'the memory store does not keep fireflies' }]);
+    expect((await get(`/api/v1/fireflies?${RANGE}&ipVersion=5`)).status).toBe(400);
+  });
+
   it('serves an OpenAPI document listing every route and the traffic parameters', async () => {
     const { status, body } = await get('/api/v1/openapi.json');
     expect(status).toBe(200);
@@ -771,6 +777,7 @@ describe('other routes and parameters', () => {
     expect(Object.keys(body.paths).sort()).toEqual([
       '/api/v1/experiments',
       '/api/v1/exporters',
+      '/api/v1/fireflies',
       '/api/v1/links',
       '/api/v1/traffic',
       '/health',

@@ -5,6 +5,7 @@ import type { Dashboard, DashboardLinkType, Panel, VariableType } from '@grafana
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import healthJson from '../../dashboards/collector-health.json' with { type: 'json' };
+import firefliesJson from '../../dashboards/scitags-fireflies.json' with { type: 'json' };
 import linkDetailJson from '../../dashboards/link-detail.json' with { type: 'json' };
 import overviewJson from '../../dashboards/scitags-overview.json' with { type: 'json' };
 import prometheusJson from '../../dashboards/scitags-prometheus.json' with { type: 'json' };
@@ -44,7 +45,7 @@ type Widen<T> = T extends string
         : T extends object
           ? { [K in keyof T]: Widen<T[K]> }
           : T;
-const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson];
+const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson, firefliesJson];
 const TYPED_PROMETHEUS: Widen<Dashboard> = prometheusJson;
 const VARIABLE_TYPES: readonly VariableType[] = ['query', 'custom', 'datasource'];
 const REPEAT_DIRECTIONS: readonly NonNullable<Panel['repeatDirection']>[] = ['h', 'v'];
@@ -91,7 +92,16 @@ const EXPECTED = {
   },
   // collector_stats is not rolled up: it lives in the default (raw) policy only
   'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['datasource', 'exporter'] },
+  // scitags_firefly is not rolled up either (docs/influx-schema.md)
+  'scitags-fireflies': {
+    file: 'scitags-fireflies.json',
+    title: 'SciTags fireflies',
+    variables: ['datasource', 'experiment', 'src_site', 'dst_site'],
+  },
 } as const;
+
+/** Dashboards reading measurements with no roll-up: no $policy variable, the default policy. */
+const NOT_ROLLED_UP = new Set(['scitags-collector-health', 'scitags-fireflies']);
 
 /** The datasource reference every panel, target and query variable carries. */
 const DS_REF = { type: 'influxdb', uid: '${datasource}' };
@@ -122,8 +132,8 @@ describe('Grafana provisioning', () => {
 });
 
 describe('dashboards', () => {
-  it('are exactly the three dashboards, each with a unique stable uid and its title', () => {
-    expect(TYPED).toHaveLength(3);
+  it('are exactly the four dashboards, each with a unique stable uid and its title', () => {
+    expect(TYPED).toHaveLength(4);
     expect(files).toEqual(
       Object.values(EXPECTED)
         .map((e) => e.file)
@@ -170,7 +180,7 @@ describe('dashboards', () => {
           expect(VARIABLE_TYPES).toContain(v.type);
           if (v.type !== 'query') continue;
           expect(variableQuery(v)).toMatch(
-            /^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/,
+            /^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats|scitags_firefly)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/,
           );
           if (v.includeAll) expect(v.allValue, `${v.name}: All matches every value, not just the listed ones`).toBe('.*');
         }
@@ -183,8 +193,8 @@ describe('dashboards', () => {
           const raw = p as PanelJson & { gridPos?: unknown; repeatDirection?: string };
           expect(raw.gridPos, `panel ${p.id}`).toBeDefined();
           if (p.type === 'row') continue;
-          expect(['timeseries', 'table']).toContain(p.type);
-          expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} ${p.title}: unit`).toMatch(/^(bps|pps|cps|percentunit|short)$/);
+          expect(['timeseries', 'table', 'bargauge']).toContain(p.type);
+          expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} ${p.title}: unit`).toMatch(/^(bps|pps|cps|percentunit|short|decbytes|ms)$/);
           if (p.repeat) {
             const v = vars.find((x) => x.name === p.repeat);
             expect(v?.multi || v?.includeAll, `panel ${p.id} repeats on a multi-value variable`).toBe(true);
@@ -200,7 +210,9 @@ describe('dashboards', () => {
           const unit = panel.fieldConfig?.defaults?.unit;
           if (/sum\("bytes"\) \* 8000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toMatch(/^(bps|percentunit)$/);
           if (/sum\("packets"\) \* 1000 \/ \$__interval_ms/.test(q)) expect(unit, `${panel.title}`).toBe('pps');
-          if (unit === 'bps' && panel.type === 'timeseries') expect(q, `${panel.title}`).toContain('sum("bytes") * 8000 / $__interval_ms');
+          // (a firefly throughput is a rate of its own: the mean of the flows' bit/s)
+          if (unit === 'bps' && panel.type === 'timeseries' && /"(scitags|link)_traffic"/.test(q))
+            expect(q, `${panel.title}`).toContain('sum("bytes") * 8000 / $__interval_ms');
           if (unit === 'pps' && /FROM "(scitags|link)_traffic"/.test(q))
             expect(q, `${panel.title}`).toContain('sum("packets") * 1000 / $__interval_ms');
           if (/GROUP BY time\(\$__interval\)/.test(q) && /sum\("(bytes|packets)"\)/.test(q)) {
@@ -219,7 +231,7 @@ describe('dashboards', () => {
       it("reads traffic from the retention policy chosen in $policy, with that policy's bucket as the minimum interval", () => {
         const policy = vars.find((v) => v.name === 'policy');
         const traffic = panelTargets(d).filter((t) => /"(scitags|link)_traffic"/.test(t.target.query!));
-        if (d.uid === 'scitags-collector-health') {
+        if (NOT_ROLLED_UP.has(d.uid)) {
           expect(policy).toBeUndefined();
           expect(traffic).toEqual([]);
           return;

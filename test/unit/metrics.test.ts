@@ -149,6 +149,7 @@ describe('metrics registry', () => {
       'scitags_decoder_state_save_failures_total counter',
       'scitags_exporter_labels_recycled_total counter',
       'scitags_exporter_last_seen_seconds gauge',
+      'scitags_firefly_aggregation_total counter',
       'scitags_kernel_udp_drops_total counter',
       'scitags_kernel_udp_queued_bytes gauge',
       'scitags_late_records_total counter',

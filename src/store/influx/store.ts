@@ -4,8 +4,13 @@ import { FieldType, InfluxDB, type IPoint, type ISingleHostConfig } from 'influx
 import type { InfluxStoreConfig, LinkConfig } from '../../config/index.js';
 import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
+import { groupFireflyRows } from '../firefly-group.js';
 import type {
   CollectorStatsSnapshot,
+  FireflyQuery,
+  FireflyQueryResult,
+  FireflyRow,
+  FireflyStore,
   StoreProbeHealth,
   StoreSpoolStats,
   StoreWriteHealth,
@@ -14,6 +19,15 @@ import type {
   TrafficRow,
   TrafficStore,
 } from '../types.js';
+import {
+  buildFireflyQuery,
+  buildFireflyReadQuery,
+  FIREFLY_FIELDS,
+  FIREFLY_MEASUREMENT,
+  FIREFLY_TAGS,
+  fireflyRowsToPoints,
+  influxRowToFirefly,
+} from './firefly.js';
 import { type LinkInfo, rowsToPoints } from './points.js';
 import { buildInfluxQueries, influxRowToStored } from './query.js';
 import { InfluxProbe } from './probe.js';
@@ -66,6 +80,7 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
       },
       { measurement: 'collector_stats', fields: Object.fromEntries(COUNTER_FIELDS.map((f) => [f, FieldType.INTEGER])), tags: ['exporter'] },
       { measurement: 'collector_decode_errors', fields: { errors: FieldType.INTEGER }, tags: ['exporter', 'reason'] },
+      { measurement: FIREFLY_MEASUREMENT, fields: FIREFLY_FIELDS, tags: FIREFLY_TAGS },
     ],
   };
 }
@@ -74,7 +89,7 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
  * The InfluxDB 1.x store (docs/influx-schema.md): whole buckets written as points through a
  * batched, spooling writer; queries in InfluxQL with the grouping done by groupRows.
  */
-export class InfluxTrafficStore implements TrafficStore {
+export class InfluxTrafficStore implements TrafficStore, FireflyStore {
   readonly kind = 'influx';
   readonly influx: InfluxDB;
   private readonly writer: InfluxWriter;
@@ -262,6 +277,27 @@ export class InfluxTrafficStore implements TrafficStore {
       bucketSeconds: this.deps.bucketSeconds,
       registered: r.community !== null && r.activity !== null && registry.isRegistered(r.community, r.activity),
     }));
+  }
+
+  /** Firefly rows go through the same writer as traffic: batching, retries, spool, dead letters. */
+  async writeFireflyRows(rows: FireflyRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.writer.write(fireflyRowsToPoints(rows, this.deps.registry()));
+  }
+
+  async queryFireflies(q: FireflyQuery): Promise<FireflyQueryResult> {
+    const rows = await this.influx.query<Record<string, unknown>>(buildFireflyQuery(q));
+    return groupFireflyRows(
+      rows.map((r) => influxRowToFirefly(r)),
+      q,
+      true,
+    );
+  }
+
+  async readFireflyRows(fromMs: number): Promise<FireflyRow[]> {
+    await this.writer.flush().catch(() => {});
+    const rows = await this.influx.query<Record<string, unknown>>(buildFireflyReadQuery(fromMs));
+    return rows.map((r) => ({ ...influxRowToFirefly(r), bucketSeconds: this.deps.bucketSeconds }));
   }
 
   /** Waits for spooled batches to drain (tests, shutdown). */

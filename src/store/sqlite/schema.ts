@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 
 /**
  * Schema of the embedded store, versioned with SQLite's user_version: migration i takes the
@@ -27,6 +28,34 @@ const MIGRATIONS: readonly string[] = [
      packets        INTEGER NOT NULL,
      records        INTEGER NOT NULL,
      PRIMARY KEY (bucket_start, exporter, in_if, out_if, class, community, activity)
+   ) WITHOUT ROWID`,
+  // Fireflies (issue 13): one row per (bucket, community, activity, ip version, src site, dst
+  // site), the per-bucket sums of the flow table's events (src/fireflies/aggregate.ts). The
+  // maxima are NULL while no ended flow carried the value; one count column per histogram bin
+  // (src/fireflies/histogram.ts).
+  `CREATE TABLE firefly (
+     bucket_start        INTEGER NOT NULL,
+     community           INTEGER NOT NULL,
+     activity            INTEGER NOT NULL,
+     ip_version          INTEGER NOT NULL CHECK (ip_version IN (4, 6)),
+     src_site            TEXT    NOT NULL,
+     dst_site            TEXT    NOT NULL,
+     bucket_seconds      INTEGER NOT NULL,
+     flows_started       INTEGER NOT NULL,
+     flows_ended         INTEGER NOT NULL,
+     flows_expired       INTEGER NOT NULL,
+     flows_without_start INTEGER NOT NULL,
+     bytes               INTEGER NOT NULL,
+     duration_seconds    REAL    NOT NULL,
+     throughput_sum      REAL    NOT NULL,
+     throughput_count    INTEGER NOT NULL,
+     throughput_max      REAL,
+     rtt_sum             REAL    NOT NULL,
+     rtt_count           INTEGER NOT NULL,
+     rtt_max             REAL,
+     retransmits         INTEGER NOT NULL,
+     ${[...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `${b.name} INTEGER NOT NULL,`).join('\n     ')}
+     PRIMARY KEY (bucket_start, community, activity, ip_version, src_site, dst_site)
    ) WITHOUT ROWID`,
 ];
 

@@ -1,7 +1,21 @@
 import { ensureDir } from '../../ensure-dir.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { TrafficClass, TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, TrafficStore, TrafficTotals } from '../types.js';
+import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
+import { groupFireflyRows, type StoredFireflyRow } from '../firefly-group.js';
+import type {
+  FireflyQuery,
+  FireflyQueryResult,
+  FireflyRow,
+  FireflyStore,
+  TrafficClass,
+  TrafficQuery,
+  TrafficQueryResult,
+  TrafficRow,
+  TrafficSeries,
+  TrafficStore,
+  TrafficTotals,
+} from '../types.js';
 import { formatLinkKey } from './link-key.js';
 import { buildSeriesQuery, buildTotalsQuery } from './query.js';
 import { NONE, migrate } from './schema.js';
@@ -35,12 +49,13 @@ interface SeriesRow {
   [column: string]: string | number;
 }
 
-export class SqliteTrafficStore implements TrafficStore {
+export class SqliteTrafficStore implements TrafficStore, FireflyStore {
   readonly kind = 'sqlite';
   readonly config: SqliteStoreConfig;
   private readonly db: Database.Database;
   private readonly upsert: Database.Statement;
   private readonly writeAll: (rows: TrafficRow[]) => void;
+  private readonly writeFireflies: (rows: FireflyRow[]) => void;
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(config: Partial<SqliteStoreConfig> = {}) {
@@ -87,6 +102,50 @@ export class SqliteTrafficStore implements TrafficStore {
           r.bytes,
           r.packets,
           r.records,
+        );
+      }
+    });
+    const upsertFirefly = this.db.prepare(
+      `INSERT INTO firefly (bucket_start, community, activity, ip_version, src_site, dst_site, bucket_seconds,
+                            flows_started, flows_ended, flows_expired, flows_without_start, bytes, duration_seconds,
+                            throughput_sum, throughput_count, throughput_max, rtt_sum, rtt_count, rtt_max, retransmits,
+                            ${BIN_COLUMNS.join(', ')})
+       VALUES (${new Array(20 + BIN_COLUMNS.length).fill('?').join(', ')})
+       ON CONFLICT (bucket_start, community, activity, ip_version, src_site, dst_site) DO UPDATE SET
+         bucket_seconds = excluded.bucket_seconds, flows_started = excluded.flows_started,
+         flows_ended = excluded.flows_ended, flows_expired = excluded.flows_expired,
+         flows_without_start = excluded.flows_without_start, bytes = excluded.bytes,
+         duration_seconds = excluded.duration_seconds, throughput_sum = excluded.throughput_sum,
+         throughput_count = excluded.throughput_count, throughput_max = excluded.throughput_max,
+         rtt_sum = excluded.rtt_sum, rtt_count = excluded.rtt_count, rtt_max = excluded.rtt_max,
+         retransmits = excluded.retransmits,
+         ${BIN_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
+    );
+    this.writeFireflies = this.db.transaction((rows: FireflyRow[]) => {
+      for (const r of rows) {
+        upsertFirefly.run(
+          r.bucketStartMs,
+          r.community,
+          r.activity,
+          r.ipVersion,
+          r.srcSite,
+          r.dstSite,
+          r.bucketSeconds,
+          r.flowsStarted,
+          r.flowsEnded,
+          r.flowsExpired,
+          r.flowsWithoutStart,
+          r.bytes,
+          r.durationSeconds,
+          r.throughputSum,
+          r.throughputCount,
+          r.throughputMax,
+          r.rttSum,
+          r.rttCount,
+          r.rttMax,
+          r.retransmits,
+          ...r.durationHistogram,
+          ...r.throughputHistogram,
         );
       }
     });
@@ -180,7 +239,49 @@ export class SqliteTrafficStore implements TrafficStore {
   async applyRetention(nowMs: number): Promise<number> {
     if (!(this.config.retentionDays > 0)) return 0;
     const cutoff = nowMs - this.config.retentionDays * DAY_MS;
-    return this.statement('DELETE FROM traffic WHERE bucket_start < ?').run(cutoff).changes;
+    return (
+      this.statement('DELETE FROM traffic WHERE bucket_start < ?').run(cutoff).changes +
+      this.statement('DELETE FROM firefly WHERE bucket_start < ?').run(cutoff).changes
+    );
+  }
+
+  /** Firefly rows of a bucket in one transaction, replacing their keys (like writeRows). */
+  async writeFireflyRows(rows: FireflyRow[]): Promise<void> {
+    if (rows.length > 0) this.writeFireflies(rows);
+  }
+
+  /**
+   * Rows in range and matching the filters, summed per step and key in SQL (SUM ignores
+   * nothing here; MAX skips the NULL maxima), then grouped by groupFireflyRows like InfluxDB.
+   */
+  async queryFireflies(q: FireflyQuery): Promise<FireflyQueryResult> {
+    const stepMs = Math.round(q.stepSeconds * 1000);
+    if (!(stepMs >= 1)) throw new RangeError(`stepSeconds must be at least 0.001, got ${q.stepSeconds}`);
+    if (!(q.toMs >= q.fromMs)) throw new RangeError(`toMs (${q.toMs}) is before fromMs (${q.fromMs})`);
+    const where = ['bucket_start >= ?', 'bucket_start < ?'];
+    const params: (string | number)[] = [stepMs, q.fromMs, q.toMs];
+    const inList = (column: string, values: readonly (string | number)[] | undefined): void => {
+      if (values === undefined || values.length === 0) return;
+      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+      params.push(...values);
+    };
+    inList('community', q.community);
+    inList('activity', q.activity);
+    inList('ip_version', q.ipVersion);
+    inList('src_site', q.srcSite);
+    inList('dst_site', q.dstSite);
+    const rows = this.statement(
+      `SELECT ${FIREFLY_SELECT_STEP} FROM firefly WHERE ${where.join(' AND ')}
+       GROUP BY t, community, activity, ip_version, src_site, dst_site`,
+    ).all(...params) as FireflyDbRow[];
+    return groupFireflyRows(rows.map(fromFireflyDb), q, true);
+  }
+
+  async readFireflyRows(fromMs: number): Promise<FireflyRow[]> {
+    const rows = this.statement(
+      `SELECT ${FIREFLY_SELECT_STEP}, bucket_seconds FROM firefly WHERE bucket_start >= ? GROUP BY t, community, activity, ip_version, src_site, dst_site`,
+    ).all(1, fromMs) as (FireflyDbRow & { bucket_seconds: number })[];
+    return rows.map((r) => ({ ...fromFireflyDb(r), bucketSeconds: r.bucket_seconds }));
   }
 
   async close(): Promise<void> {
@@ -198,6 +299,66 @@ export class SqliteTrafficStore implements TrafficStore {
     this.statements.set(sql, stmt);
     return stmt;
   }
+}
+
+/** The histogram columns (one count per bin), in row order: durations, then throughputs. */
+const BIN_COLUMNS = [...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => b.name);
+
+/** Step start `t` (the first parameter is the step in ms) and the sums of one key. */
+const FIREFLY_SELECT_STEP = `bucket_start - bucket_start % ? AS t, community, activity, ip_version, src_site, dst_site,
+  SUM(flows_started) AS flows_started, SUM(flows_ended) AS flows_ended, SUM(flows_expired) AS flows_expired,
+  SUM(flows_without_start) AS flows_without_start, SUM(bytes) AS bytes, SUM(duration_seconds) AS duration_seconds,
+  SUM(throughput_sum) AS throughput_sum, SUM(throughput_count) AS throughput_count, MAX(throughput_max) AS throughput_max,
+  SUM(rtt_sum) AS rtt_sum, SUM(rtt_count) AS rtt_count, MAX(rtt_max) AS rtt_max, SUM(retransmits) AS retransmits,
+  ${BIN_COLUMNS.map((c) => `SUM(${c}) AS ${c}`).join(', ')}`;
+
+interface FireflyDbRow {
+  t: number;
+  community: number;
+  activity: number;
+  ip_version: number;
+  src_site: string;
+  dst_site: string;
+  flows_started: number;
+  flows_ended: number;
+  flows_expired: number;
+  flows_without_start: number;
+  bytes: number;
+  duration_seconds: number;
+  throughput_sum: number;
+  throughput_count: number;
+  throughput_max: number | null;
+  rtt_sum: number;
+  rtt_count: number;
+  rtt_max: number | null;
+  retransmits: number;
+  [bin: string]: number | string | null;
+}
+
+function fromFireflyDb(r: FireflyDbRow): StoredFireflyRow {
+  return {
+    bucketStartMs: r.t,
+    community: r.community,
+    activity: r.activity,
+    ipVersion: r.ip_version === 6 ? 6 : 4,
+    srcSite: r.src_site,
+    dstSite: r.dst_site,
+    flowsStarted: r.flows_started,
+    flowsEnded: r.flows_ended,
+    flowsExpired: r.flows_expired,
+    flowsWithoutStart: r.flows_without_start,
+    bytes: r.bytes,
+    durationSeconds: r.duration_seconds,
+    throughputSum: r.throughput_sum,
+    throughputCount: r.throughput_count,
+    throughputMax: r.throughput_max,
+    rttSum: r.rtt_sum,
+    rttCount: r.rtt_count,
+    rttMax: r.rtt_max,
+    retransmits: r.retransmits,
+    durationHistogram: DURATION_BINS.map((b) => r[b.name] as number),
+    throughputHistogram: THROUGHPUT_BINS.map((b) => r[b.name] as number),
+  };
 }
 
 function groupValue(dimension: string, values: (string | number)[]): string | number | null {
