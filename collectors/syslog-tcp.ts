@@ -97,7 +97,7 @@ export class SyslogFramer {
       if (first >= 0x31 && first <= 0x39) {
         // RFC 6587 3.4.1: MSG-LEN = NONZERO-DIGIT *DIGIT, then SP.
         let sp = 1;
-        while (sp < buf.length && sp <= MAX_LEN_DIGITS && buf[sp]! >= 0x30 && buf[sp]! <= 0x39) sp++;
+        while (sp < buf.length && sp < MAX_LEN_DIGITS && buf[sp]! >= 0x30 && buf[sp]! <= 0x39) sp++;
         if (sp >= buf.length) return true; // the length is not complete yet
         if (buf[sp] !== SP) return false;
         const len = Number(buf.toString('latin1', 0, sp));
