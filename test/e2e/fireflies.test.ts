@@ -26,7 +26,16 @@ interface Received {
   exporter: string;
 }
 
-async function startCollector(opts: { forward?: string[]; maxPerSecond?: number; workers?: number; now?: () => number } = {}) {
+async function startCollector(
+  opts: {
+    forward?: string[];
+    maxPerSecond?: number;
+    workers?: number;
+    now?: () => number;
+    syslog?: { maxConnections: number; idleTimeoutSeconds: number };
+    allow?: string[];
+  } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'scitags-firefly-'));
   const port = await freeUdpPort();
   const config = configSchema.parse({
@@ -37,6 +46,8 @@ async function startCollector(opts: { forward?: string[]; maxPerSecond?: number;
     registry: { url: '', cacheFile: join(dir, 'registry-cache.json') },
     decoder: { stateFile: '', crashDir: '', workers: opts.workers ?? 1 },
     forward: { fireflies: opts.forward ?? [], maxPerSecond: opts.maxPerSecond ?? 1000 },
+    ...(opts.syslog ? { syslog: opts.syslog } : {}),
+    ...(opts.allow ? { exporters: { allow: opts.allow } } : {}),
   });
   const received: Received[] = [];
   const collector = await Collector.create(config, {
@@ -157,6 +168,49 @@ describe('fireflies into a running collector', () => {
       expect(metrics).toContain('scitags_syslog_tcp_messages_total{listener="firefly-tcp"} 6');
     } finally {
       await collector.stop();
+    }
+  }, 30_000);
+
+  it('TCP limits: connections over syslog.maxConnections refused, an idle one closed, an unreadable octet count closes, senders outside exporters.allow denied', async () => {
+    const { collector, port, received } = await startCollector({ syslog: { maxConnections: 1, idleTimeoutSeconds: 1 } });
+    const closed = (s: ReturnType<typeof connect>): Promise<void> => new Promise((resolve) => s.on('close', () => resolve()));
+    try {
+      const first = connect({ port, host: '127.0.0.1' });
+      first.on('error', () => {});
+      await new Promise<void>((resolve) => first.on('connect', () => resolve()));
+      await waitFor(() => Promise.resolve(collector.syslogListeners[0]!.listener.openConnections === 1));
+      const second = connect({ port, host: '127.0.0.1' });
+      second.on('error', () => {});
+      await closed(second);
+      // The first one sends nothing: closed by the idle timeout.
+      await closed(first);
+      const bad = connect({ port, host: '127.0.0.1' }, () => void bad.write(`12x${VALID[2]!}\n`));
+      bad.on('error', () => {});
+      await closed(bad);
+      expect(collector.syslogListeners[0]!.listener.stats).toMatchObject({
+        connections: 2,
+        refused: 1,
+        idleTimeouts: 1,
+        framingErrors: 1,
+        messages: 0,
+      });
+      expect(received).toEqual([]);
+      const metrics = await (await fetch(`${collector.apiUrl}/metrics`)).text();
+      expect(metrics).toContain('scitags_syslog_tcp_connections_total{listener="firefly-tcp",outcome="refused"} 1');
+      expect(metrics).toContain('scitags_syslog_tcp_closed_total{listener="firefly-tcp",reason="idle"} 1');
+      expect(metrics).toContain('scitags_syslog_tcp_closed_total{listener="firefly-tcp",reason="framing-error"} 1');
+    } finally {
+      await collector.stop();
+    }
+    const denied = await startCollector({ allow: ['192.0.2.0/24'] });
+    try {
+      const s = connect({ port: denied.port, host: '127.0.0.1' }, () => void s.write(`${VALID[2]!}\n`));
+      s.on('error', () => {});
+      await closed(s);
+      expect(denied.collector.syslogListeners[0]!.listener.stats).toMatchObject({ connections: 0, deniedByAllowList: 1, messages: 0 });
+      expect(denied.received).toEqual([]);
+    } finally {
+      await denied.collector.stop();
     }
   }, 30_000);
 
