@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # scitags-collector: multi-stage build.
 #   docker build -t scitags-collector .
-#   docker run --rm -p 4739:4739/udp -p 2055:2055/udp -p 6343:6343/udp -p 8080:8080 \
+#   docker run --rm -p 4739:4739/udp -p 2055:2055/udp -p 6343:6343/udp -p 10514:10514/udp -p 10514:10514/tcp -p 8080:8080 \
 #     -e SCITAGS_API_BIND=:: -e SCITAGS_STORE=influx://influxdb:8086/scitags scitags-collector
 # Both stages use the same image, Node 24 LTS on Debian bookworm, pinned by digest so a
 # rebuild gets the same Node and libraries: the native modules compiled in the build stage
@@ -53,7 +53,7 @@ WORKDIR /var/lib/scitags-collector
 USER 10001:10001
 # IPFIX, NetFlow v5/v9, sFlow v5, REST API (/health, /metrics, /api/v1). All above 1024: no
 # capability is needed.
-EXPOSE 4739/udp 2055/udp 6343/udp 8080/tcp
+EXPOSE 4739/udp 2055/udp 6343/udp 10514/udp 10514/tcp 8080/tcp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "/app/dist/src/cli.js"]

@@ -2,7 +2,7 @@ import type { ExporterAllowList } from './allowlist.js';
 import { AddressCache, createDatagramReceiver, type DatagramReceiver, type ReceivedBatch } from './batch-receive.js';
 import type { ReceivedDatagram } from './queue.js';
 
-export type ListenerProtocol = 'ipfix' | 'netflow' | 'sflow';
+export type ListenerProtocol = 'ipfix' | 'netflow' | 'sflow' | 'firefly';
 
 export interface UdpListenerConfig {
   protocol: ListenerProtocol;

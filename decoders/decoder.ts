@@ -101,10 +101,14 @@ export interface DecodeOptions {
   onTemplate?: ((e: TemplateEvent) => void) | undefined;
 }
 
-export interface Decoder<State> {
+/**
+ * `Out` is what the decoder hands its sink: FlowRecords for the flow protocols, parsed
+ * fireflies for the firefly decoder (decoders/firefly/decoder.ts).
+ */
+export interface Decoder<State, Out = FlowRecord> {
   /** Stable name, used in metrics, logs and crash fixture file names. */
   readonly name: string;
   createState(): State;
   /** Never throws DecodeError (they are returned); anything else thrown is a bug. */
-  decode(payload: Uint8Array, ctx: ExporterContext, state: State, opts: DecodeOptions, sink: RecordSink): DatagramOutcome;
+  decode(payload: Uint8Array, ctx: ExporterContext, state: State, opts: DecodeOptions, sink: (out: Out) => void): DatagramOutcome;
 }

@@ -28,6 +28,12 @@ export const DecodeErrorCodes = [
   'pcap-truncated',
   // packet walker
   'unknown-protocol',
+  // SciTags fireflies (decoders/firefly/parse.ts FireflyErrorReasons, the same names)
+  'too-large', // longer than FIREFLY_MAX_BYTES, refused before parsing
+  'not-utf8', // not UTF-8 text
+  'not-firefly', // no JSON object in the message (another syslog line, e.g. a relay's statistics)
+  'not-json', // the text from the first `{` is not one JSON document
+  'schema', // JSON, but not a firefly v1 (the message names the field)
   // the pipeline around the decoders
   'no-decoder', // no entry of the protocol table accepts this listener and version field
   'decoder-crash', // a decoder threw something other than a DecodeError: a bug, isolated and counted

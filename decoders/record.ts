@@ -7,7 +7,8 @@
  * for this record, and the aggregator multiplies. Fields an exporter did not send are
  * `undefined`, never 0, so "interface 0" and "no interface" stay distinct.
  */
-export type FlowProtocol = 'ipfix' | 'netflow9' | 'netflow5' | 'sflow';
+/** 'firefly': an accepted SciTags firefly counts as one record of its exporter (decoders/firefly/). */
+export type FlowProtocol = 'ipfix' | 'netflow9' | 'netflow5' | 'sflow' | 'firefly';
 
 /** Where the sampling rate in force came from (shown by `decode` and the exporters API). */
 export type SamplingSource =

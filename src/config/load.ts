@@ -533,7 +533,7 @@ export interface EnabledListener extends ListenerConfig {
 /** The listeners to open: every configured listener whose port is not 0. */
 export function enabledListeners(config: Config): EnabledListener[] {
   const out: EnabledListener[] = [];
-  for (const protocol of ['ipfix', 'netflow', 'sflow'] as const) {
+  for (const protocol of ['ipfix', 'netflow', 'sflow', 'firefly'] as const) {
     for (const [i, l] of config.listeners[protocol].entries()) {
       if (l.port !== 0) out.push({ ...l, protocol, name: i === 0 ? protocol : `${protocol}-${i}` });
     }

@@ -17,6 +17,8 @@ import { validSiteName } from '../sites/cric.js';
 import { DEFAULT_CRIC_MAX_BYTES, DEFAULT_MAX_SITE_PREFIXES, DEFAULT_MAX_SITES } from '../sites/service.js';
 import { DEFAULT_FLOW_TABLE_CONFIG } from '../fireflies/tracker.js';
 import { ENDED_ENTRY_BYTES, FLOW_ENTRY_BYTES } from '../fireflies/flow-table.js';
+import { DEFAULT_FORWARD_MAX_PER_SECOND, parseHostPort } from '../../collectors/firefly-forward.js';
+import { DEFAULT_SYSLOG_IDLE_SECONDS, DEFAULT_SYSLOG_MAX_CONNECTIONS } from '../../collectors/syslog-tcp.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -142,7 +144,8 @@ const nonNegativeInt = z.number().int().min(0);
 
 /** Default UDP socket receive buffer: 8 MiB (the kernel caps it at net.core.rmem_max). */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024;
-export const DEFAULT_PORTS = { ipfix: 4739, netflow: 2055, sflow: 6343 } as const;
+/** firefly: the SciTags firefly port (UDP, and TCP syslog on the same number; ../shared/SCITAGS.md). */
+export const DEFAULT_PORTS = { ipfix: 4739, netflow: 2055, sflow: 6343, firefly: 10514 } as const;
 export type ListenerProtocol = keyof typeof DEFAULT_PORTS;
 
 /** One decode worker per core (os.availableParallelism, Node >= 18.14). */
@@ -344,6 +347,7 @@ export const OPTIONS = {
     ipfix: listeners('ipfix', 'IPFIX'),
     netflow: listeners('netflow', 'NetFlow v5/v9'),
     sflow: listeners('sflow', 'sFlow v5'),
+    firefly: listeners('firefly', 'SciTags firefly (UDP, and TCP syslog on the same port)'),
   },
   queue: {
     size: int(
@@ -380,6 +384,39 @@ export const OPTIONS = {
       sample: ['192.0.2.1/32'],
       sampleCommented: true,
     }),
+  },
+  syslog: {
+    maxConnections: int(
+      positiveInt.max(65535),
+      DEFAULT_SYSLOG_MAX_CONNECTIONS,
+      'N',
+      'TCP syslog connections (relays sending fireflies, RFC 6587) open at once per firefly listener; more are refused and counted',
+    ),
+    idleTimeoutSeconds: int(
+      positiveInt,
+      DEFAULT_SYSLOG_IDLE_SECONDS,
+      'SECONDS',
+      'a TCP syslog connection that sends nothing for this long is closed (counted)',
+    ),
+  },
+  forward: {
+    fireflies: opt(
+      z.array(z.string().refine((s) => parseHostPort(s) !== undefined, { message: 'must be host:port ([v6]:port for IPv6)' })),
+      [],
+      {
+        help: 'upstream collectors (host:port, comma-separated) that every accepted firefly is sent to over UDP, unchanged; empty forwards nothing',
+        value: 'list',
+        arg: 'HOST:PORTS',
+        sample: ['collector.example.net:10514'],
+        sampleCommented: true,
+      },
+    ),
+    maxPerSecond: int(
+      nonNegativeInt,
+      DEFAULT_FORWARD_MAX_PER_SECOND,
+      'N',
+      'fireflies per second sent to each forward destination (token bucket); beyond it they are counted as rate-limited; 0 is unlimited',
+    ),
   },
   decoder: {
     maxTemplatesPerSession: int(

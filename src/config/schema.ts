@@ -44,7 +44,7 @@ export const configSchema = z.strictObject(shapeOf(OPTIONS)).superRefine((cfg, c
     }
     keys.set(key, i);
   }
-  for (const proto of ['ipfix', 'netflow', 'sflow'] as const) {
+  for (const proto of ['ipfix', 'netflow', 'sflow', 'firefly'] as const) {
     const seen = new Map<string, number>();
     for (const [i, l] of cfg.listeners[proto].entries()) {
       if (l.port === 0) continue;

@@ -259,6 +259,17 @@ export interface CollectorMetrics {
   trafficSeriesFolded: Counter;
   trafficSeriesRecycled: Counter;
   exporterLabelsRecycled: Counter;
+  /** Fireflies accepted (schema-valid), by flow-lifecycle state. */
+  firefliesAccepted: Counter<'state'>;
+  /** Accepted fireflies per forward destination and outcome (forwarded, rate-limited, send-error). */
+  fireflyForwards: Counter<'destination' | 'outcome'>;
+  /** TCP syslog connections per listener and outcome (accepted, refused, denied). */
+  syslogConnections: Counter<'listener' | 'outcome'>;
+  /** TCP syslog connections closed by the collector, per reason (idle, framing-error). */
+  syslogClosed: Counter<'listener' | 'reason'>;
+  /** Messages read from TCP syslog connections and handed to the decode stage. */
+  syslogMessages: Counter<'listener'>;
+  syslogOpenConnections: Gauge<'listener'>;
 }
 
 /** Labels of scitags_traffic_bytes_total / scitags_traffic_packets_total. */
@@ -843,6 +854,42 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     trafficSeriesRecycled: new Counter({
       name: n('traffic_series_recycled_total'),
       help: 'Traffic label sets removed (from both traffic counters) to give their slot to a new one, after metrics.trafficSeriesIdleSeconds without growth while metrics.maxTrafficSeries sets existed',
+      registers,
+    }),
+    firefliesAccepted: new Counter({
+      name: n('fireflies_accepted_total'),
+      help: 'SciTags fireflies that passed validation, by flow-lifecycle state (refused ones are in decode_errors_total by reason)',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    fireflyForwards: new Counter({
+      name: n('firefly_forwards_total'),
+      help: 'Accepted fireflies per forward destination (forward.fireflies) and outcome: forwarded, rate-limited (forward.maxPerSecond), send-error',
+      labelNames: ['destination', 'outcome'] as const,
+      registers,
+    }),
+    syslogConnections: new Counter({
+      name: n('syslog_tcp_connections_total'),
+      help: 'TCP syslog (RFC 6587) connections on the firefly port: accepted, refused (syslog.maxConnections) or denied (exporters.allow)',
+      labelNames: ['listener', 'outcome'] as const,
+      registers,
+    }),
+    syslogClosed: new Counter({
+      name: n('syslog_tcp_closed_total'),
+      help: 'TCP syslog connections the collector closed: idle (syslog.idleTimeoutSeconds) or framing-error (an unreadable RFC 6587 MSG-LEN)',
+      labelNames: ['listener', 'reason'] as const,
+      registers,
+    }),
+    syslogMessages: new Counter({
+      name: n('syslog_tcp_messages_total'),
+      help: 'Messages framed from TCP syslog connections and handed to the decode stage',
+      labelNames: ['listener'] as const,
+      registers,
+    }),
+    syslogOpenConnections: new Gauge({
+      name: n('syslog_tcp_open_connections'),
+      help: 'TCP syslog connections open now',
+      labelNames: ['listener'] as const,
       registers,
     }),
     exporterLabelsRecycled: new Counter({

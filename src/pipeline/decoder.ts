@@ -1,5 +1,7 @@
 import { type DatagramOutcome, type DecodeOptions, emptyOutcome, type ExporterContext, type RecordSink } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
+import type { FireflyMessage } from '../../decoders/firefly/decoder.js';
+import type { Firefly } from '../../decoders/firefly/types.js';
 import type { FlowDecoderLimits, FlowDecoderState } from '../../decoders/ipfix/index.js';
 import { type FlowRecord, sessionKey } from '../../decoders/record.js';
 import type { SflowState } from '../../decoders/sflow/index.js';
@@ -32,6 +34,14 @@ export interface DatagramDecoderOptions extends DecodeOptions {
  */
 export interface RecordAggregator {
   add(rec: FlowRecord, receivedMs: number, exporterAddr: string): void;
+}
+
+/**
+ * Where accepted fireflies go (the collector: its firefly sink and the forwarder), with the
+ * message's unchanged bytes (valid during the call only), receive time and exporter address.
+ */
+export interface FireflyTarget {
+  accept(f: Firefly, receivedMs: number, exporterAddr: string, payload: Uint8Array): void;
 }
 
 /** The target between datagrams (a record outside decodeInto would be a bug; it goes nowhere). */
@@ -104,6 +114,10 @@ export class DatagramDecoder {
   private readonly decodeOpts: DecodeOptions;
   /** Exporters read the outer way (exporters.outerFlowLabel); undefined when none. */
   private readonly outerLabel: CidrSet | undefined;
+  /** The firefly entry's sink: counts the firefly as the datagram's record and hands it on. */
+  private readonly fireflySink: (m: FireflyMessage) => void;
+  /** Where accepted fireflies go; by default nowhere (they are still counted per exporter). */
+  fireflies: FireflyTarget = { accept: () => {} };
   /** Called (after counting) whenever a decoder throws something that is not a DecodeError. */
   onCrash: ((crash: DecoderCrash) => void) | undefined;
   /**
@@ -137,6 +151,10 @@ export class DatagramDecoder {
       if (rec.samplingSource === 'unknown') cur.unknownSampling++;
       countSampling(cur.ex!, rec, cur.receivedMs);
       this.downstream.add(rec, cur.receivedMs, cur.exporterAddr);
+    };
+    this.fireflySink = (m) => {
+      cur.records++;
+      this.fireflies.accept(m.firefly, cur.receivedMs, cur.exporterAddr, m.payload);
     };
   }
 
@@ -238,7 +256,9 @@ export class DatagramDecoder {
       ctx.exporterPort = srcPort;
       ctx.receivedMs = receivedMs;
       try {
-        out = entry.decoder.decode(payload, ctx, this.states[index], this.decodeOpts, this.enrichingSink);
+        // The firefly entry's decoder is a Decoder<undefined, FireflyMessage> (protocols.ts).
+        const sink = entry.emits === 'fireflies' ? (this.fireflySink as unknown as RecordSink) : this.enrichingSink;
+        out = entry.decoder.decode(payload, ctx, this.states[index], this.decodeOpts, sink);
       } catch (err) {
         // A bug in our code, not bad input: keep the datagram as a fixture, count it, go on.
         out = emptyOutcome();

@@ -4,15 +4,22 @@
  * branch in the pipeline.
  */
 import type { Decoder } from '../../decoders/decoder.js';
+import { createFireflyDecoder } from '../../decoders/firefly/decoder.js';
 import { createFlowDecoder } from '../../decoders/ipfix/decoder.js';
 import type { FlowDecoderLimits } from '../../decoders/ipfix/index.js';
 import { createSflowDecoder } from '../../decoders/sflow/decoder.js';
 
 /** The kind of listener a datagram arrived on; 'any' is a capture file (`ingest`, `decode`). */
-export type ListenerKind = 'ipfix' | 'netflow' | 'sflow' | 'any';
+export type ListenerKind = 'ipfix' | 'netflow' | 'sflow' | 'firefly' | 'any';
 
 export interface ProtocolEntry<State = unknown> {
+  /**
+   * The decoder; an entry with `emits: 'fireflies'` holds a Decoder<State, FireflyMessage>
+   * (typed here as a record decoder so that one table holds both).
+   */
   decoder: Decoder<State>;
+  /** What the decoder hands its sink: FlowRecords (absent) or FireflyMessages. */
+  emits?: 'fireflies';
   /** Listeners whose datagrams this entry may decode. */
   listeners: readonly ListenerKind[];
   /** True when the payload's version field is this protocol's (checked in table order). */
@@ -43,10 +50,15 @@ export interface ProtocolLimits {
   flow: Partial<FlowDecoderLimits>;
 }
 
-/** The table in force: sFlow first (its version word is also a valid NetFlow v0 prefix). */
+/**
+ * The table in force: sFlow first (its version word is also a valid NetFlow v0 prefix).
+ * Fireflies are text with no version word: everything on the firefly listener is a firefly
+ * (or counted as why not), and nothing else is (a capture file's 'any' never tries them).
+ */
 export function protocolTable(limits: ProtocolLimits): ProtocolEntry[] {
   return [
     { decoder: createSflowDecoder() as Decoder<unknown>, listeners: FLOW_LISTENERS, matches: isSflow5 },
     { decoder: createFlowDecoder(limits.flow) as Decoder<unknown>, listeners: FLOW_LISTENERS, matches: isNetflowOrIpfix },
+    { decoder: createFireflyDecoder() as unknown as Decoder<unknown>, emits: 'fireflies', listeners: ['firefly'], matches: () => true },
   ];
 }

@@ -19,7 +19,14 @@ export function shardOf(address: string, workers: number): number {
   return (h >>> 0) % workers;
 }
 
-export const LISTENER_CODES: readonly ListenerKind[] = ['ipfix', 'netflow', 'sflow', 'any'];
+/**
+ * Listener kinds by their code in a batch. Built from a record over every ListenerKind, so a
+ * new kind cannot be left out (it was: firefly datagrams reached workers as 'any').
+ */
+const LISTENER_CODE: Record<ListenerKind, number> = { ipfix: 0, netflow: 1, sflow: 2, any: 3, firefly: 4 };
+export const LISTENER_CODES: readonly ListenerKind[] = (Object.keys(LISTENER_CODE) as ListenerKind[]).sort(
+  (a, b) => LISTENER_CODE[a] - LISTENER_CODE[b],
+);
 
 /** Per-datagram header: payload length u32, source port u16, listener u8, address length u8, receive time f64. */
 const HEADER = 16;

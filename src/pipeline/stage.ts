@@ -12,9 +12,9 @@ import type { FlowDecoderLimits, FlowDecoderState, PersistedFlowState } from '..
 import { snapshotFlowState } from '../../decoders/ipfix/index.js';
 import type { SamplingRule } from '../enrich/sampling.js';
 import type { Logger } from '../log.js';
-import { DatagramDecoder, type DecoderCrash, type RecordAggregator } from './decoder.js';
+import { DatagramDecoder, type DecoderCrash, type FireflyTarget, type RecordAggregator } from './decoder.js';
 
-export type { RecordAggregator } from './decoder.js';
+export type { FireflyTarget, RecordAggregator } from './decoder.js';
 import type { ListenerKind, ProtocolEntry } from './protocols.js';
 import { type DecodeSnapshot, snapshotOf } from './snapshot.js';
 import type { RateLimits } from './rate-limit.js';
@@ -72,6 +72,8 @@ export interface StageDeps {
   now: () => number;
   log: Logger;
   aggregator: RecordAggregator;
+  /** Where accepted fireflies go (absent: counted per exporter only). */
+  fireflies?: FireflyTarget;
   /** Replaces the protocol table (tests inject a decoder that throws). */
   protocols?: ProtocolEntry[];
 }
@@ -156,6 +158,7 @@ export class InlineDecodeStage implements DecodeStage {
       deps.protocols,
     );
     this.decoder.onCrash = (c) => logCrash(deps.log, c);
+    if (deps.fireflies) this.decoder.fireflies = deps.fireflies;
     watchDecoder(this.decoder, deps.log);
   }
 

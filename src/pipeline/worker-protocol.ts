@@ -1,4 +1,5 @@
 /** Messages between the main thread and decode workers (all structured-clone plain data). */
+import type { Firefly } from '../../decoders/firefly/types.js';
 import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
 import type { LogFields, LogLevel, LogThreshold } from '../log.js';
@@ -23,8 +24,18 @@ export type ToWorker =
   | { type: 'state'; id: number; nowMs: number }
   | { type: 'stop' };
 
+/** An accepted firefly decoded in a worker, with its message's bytes (for forwarding). */
+export interface WorkerFirefly {
+  firefly: Firefly;
+  receivedMs: number;
+  exporterAddr: string;
+  payload: Uint8Array;
+}
+
 export type FromWorker =
   | { type: 'ready' }
+  /** The fireflies of one batch, before its 'done' (the main thread hands them to its target). */
+  | { type: 'fireflies'; items: WorkerFirefly[] }
   | { type: 'sums'; parts: Float64Array; exporters: string[] }
   /** A batch decoded; its buffer comes back for reuse. */
   | { type: 'done'; count: number; buffer: ArrayBuffer }

@@ -10,7 +10,7 @@ import { createForwardingLogger } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
-import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WorkerFirefly, WorkerInit } from './worker-protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/pipeline/worker.js runs only as a worker thread');
@@ -34,7 +34,15 @@ try {
 } catch (err) {
   log.warn(`ignoring this worker's share of the decoder state: ${(err as Error).message}`);
 }
-const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator }, saved);
+// Fireflies are few (one per transfer start / end): each batch's go to the main thread as
+// one message, where the flow table and the forwarder live. The payload is copied: the
+// batch buffer goes back to the main thread for reuse.
+let fireflies: WorkerFirefly[] = [];
+const fireflyTarget = {
+  accept: (firefly: WorkerFirefly['firefly'], receivedMs: number, exporterAddr: string, payload: Uint8Array) =>
+    void fireflies.push({ firefly, receivedMs, exporterAddr, payload: payload.slice() }),
+};
+const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator, fireflies: fireflyTarget }, saved);
 const reader = new BatchReader();
 const decode = stage.decodeNow.bind(stage);
 
@@ -49,6 +57,10 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'batch': {
       const n = reader.read(m.buffer, m.length, decode);
+      if (fireflies.length > 0) {
+        post({ type: 'fireflies', items: fireflies });
+        fireflies = [];
+      }
       post({ type: 'done', count: Math.max(n, m.count), buffer: m.buffer }, [m.buffer]);
       return;
     }

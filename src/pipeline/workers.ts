@@ -35,6 +35,8 @@ export interface WorkerStageDeps {
   logLevel: LogThreshold;
   /** Partial sums from a worker (Aggregator.addParts). */
   addParts: (parts: Float64Array, exporters: string[]) => void;
+  /** Where fireflies the workers accepted go (absent: counted per exporter only). */
+  fireflies?: import('./decoder.js').FireflyTarget;
 }
 
 interface Slot {
@@ -124,6 +126,9 @@ export class WorkerDecodeStage implements DecodeStage {
           return;
         case 'sums':
           this.deps.addParts(m.parts, m.exporters);
+          return;
+        case 'fireflies':
+          if (this.deps.fireflies) for (const f of m.items) this.deps.fireflies.accept(f.firefly, f.receivedMs, f.exporterAddr, f.payload);
           return;
         case 'done':
           slot.inflight = Math.max(0, slot.inflight - m.count);

@@ -2,6 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { ExporterAllowList } from '../../collectors/allowlist.js';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
+import { SyslogTcpListener } from '../../collectors/syslog-tcp.js';
+import { FireflyForwarder } from '../../collectors/firefly-forward.js';
+import { FIREFLY_MAX_BYTES } from '../../decoders/firefly/parse.js';
+import { FireflyIntake, type FireflySink } from './fireflies.js';
 import { type Aggregator, createAggregator } from '../aggregate/index.js';
 import { buildApi, defaultAllowedHosts, loadApiTokens } from '../api/index.js';
 import type { HealthInfo, HealthReason, HealthStatus } from '../api/types.js';
@@ -42,6 +46,8 @@ export interface CollectorDeps {
   protocols?: ProtocolEntry[];
   /** API tokens instead of api.tokensFile and SCITAGS_API_TOKENS (tests). */
   apiTokens?: readonly string[];
+  /** Where accepted fireflies go besides the counters and forwarding, instead of the flow table (tests). */
+  fireflySink?: FireflySink;
 }
 
 /**
@@ -89,6 +95,11 @@ export class Collector {
   private fireflyTickTimer: NodeJS.Timeout | undefined;
   readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
+  /** TCP syslog (RFC 6587) listeners, one beside each firefly UDP listener, same port and bind. */
+  readonly syslogListeners: { name: string; listener: SyslogTcpListener }[];
+  /** Accepted fireflies: counted by state, forwarded, handed to the flow table (fireflyTracker). */
+  readonly fireflyIntake: FireflyIntake;
+  readonly forwarder: FireflyForwarder;
   readonly api: FastifyInstance | undefined;
   private readonly metricsSync: MetricsSync;
   /**
@@ -226,19 +237,31 @@ export class Collector {
       });
     }
     const decodeLog = deps.log.child({ component: 'decode' });
+    const forwardLog = deps.log.child({ component: 'forward' });
+    this.forwarder = new FireflyForwarder(config.forward.fireflies, config.forward.maxPerSecond, (destination, err) =>
+      forwardLog.limited(`forward|${destination}`, 'warn', `forwarding fireflies to ${destination} failed (counted)`, { destination, err }),
+    );
+    this.fireflyIntake = new FireflyIntake(this.forwarder);
+    this.fireflyIntake.sink = deps.fireflySink ?? this.fireflyTracker;
     if (inWorkers) {
       this.stage = new WorkerDecodeStage(
         config.decoder.workers,
         stageConfig,
         { bucketSeconds: config.aggregation.bucketSeconds },
-        { now, log: decodeLog, logLevel: config.log.level, addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters) },
+        {
+          now,
+          log: decodeLog,
+          logLevel: config.log.level,
+          addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters),
+          fireflies: this.fireflyIntake,
+        },
         saved.document,
       );
     } else {
       const aggregator = this.aggregator;
       this.stage = new InlineDecodeStage(
         stageConfig,
-        { now, log: decodeLog, aggregator, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
+        { now, log: decodeLog, aggregator, fireflies: this.fireflyIntake, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
         saved.state,
       );
     }
@@ -253,6 +276,23 @@ export class Collector {
         now,
       ),
     }));
+    this.syslogListeners = enabledListeners(config)
+      .filter((l) => l.protocol === 'firefly')
+      .map((l) => ({
+        name: `${l.name}-tcp`,
+        listener: new SyslogTcpListener(
+          {
+            port: l.port,
+            bind: l.bind,
+            maxConnections: config.syslog.maxConnections,
+            idleTimeoutMs: config.syslog.idleTimeoutSeconds * 1000,
+            maxMessageBytes: FIREFLY_MAX_BYTES,
+          },
+          (d, transient) => this.stage.submit(d, 'firefly', transient),
+          allow,
+          now,
+        ),
+      }));
     this.metricsSync = new MetricsSync(metrics, {
       snapshot: () => this.stage.snapshot(),
       queue: () => this.stage.queueStats(),
@@ -260,6 +300,8 @@ export class Collector {
       ...(this.fireflies ? { fireflies: this.fireflies } : {}),
       traffic,
       listeners: this.listeners,
+      syslogListeners: this.syslogListeners,
+      fireflyIntake: () => ({ accepted: this.fireflyIntake.accepted, forwards: this.forwarder.stats() }),
       storeKind: store.kind,
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
       ...(store.writeHealth ? { storeWrites: () => store.writeHealth!() } : {}),
@@ -420,7 +462,9 @@ export class Collector {
     this.fireflyTickTimer.unref();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
+    await this.forwarder.start();
     for (const { listener } of this.listeners) await listener.start();
+    for (const { listener } of this.syslogListeners) await listener.start();
     const open = openListenerWarning(
       enabledListeners(this.config).map((l) => ({ name: l.name, port: l.port, bind: l.bind })),
       this.config.exporters.allow,
@@ -716,7 +760,10 @@ export class Collector {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
+    await Promise.all(this.syslogListeners.map(({ listener }) => listener.stop()));
     await this.stage.stop();
+    // After the stage: fireflies still queued are forwarded as they are decoded.
+    await this.forwarder.stop();
     await this.refreshSnapshot().catch(() => undefined);
     this.registry.stop();
     this.sites.stop();

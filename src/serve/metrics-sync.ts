@@ -4,6 +4,8 @@ import type { CollectorMetrics, TrafficCounters } from '../metrics/index.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
 import type { QueueStats } from '../pipeline/stage.js';
 import type { UdpListener } from '../../collectors/udp.js';
+import type { SyslogTcpListener } from '../../collectors/syslog-tcp.js';
+import type { ForwardStats } from '../../collectors/firefly-forward.js';
 
 /**
  * Moves the collector's own counters into the Prometheus metrics. The hot path keeps plain
@@ -26,6 +28,10 @@ export class MetricsSync {
       /** Per-experiment traffic counters, fed from the aggregator's sums here. */
       traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
+      /** TCP syslog listeners (the firefly port). */
+      syslogListeners?: readonly { name: string; listener: SyslogTcpListener }[];
+      /** Accepted fireflies by state, and the forwarder's per-destination counters. */
+      fireflyIntake?: () => { accepted: Readonly<Record<string, number>>; forwards: readonly ForwardStats[] };
       storeKind: string;
       /** The decoder state file's save failures so far (absent: no state file). */
       stateFile?: () => { failures: number };
@@ -45,10 +51,45 @@ export class MetricsSync {
     return value > prev ? value - prev : 0;
   }
 
+  private syncFireflies(): void {
+    const m = this.metrics;
+    for (const { name, listener } of this.parts.syslogListeners ?? []) {
+      const s = listener.stats;
+      const inc = (key: string, value: number, add: (d: number) => void): void => {
+        const d = this.delta(`tcp|${name}|${key}`, value);
+        if (d > 0) add(d);
+      };
+      inc('acc', s.connections, (d) => m.syslogConnections.inc({ listener: name, outcome: 'accepted' }, d));
+      inc('ref', s.refused, (d) => m.syslogConnections.inc({ listener: name, outcome: 'refused' }, d));
+      inc('den', s.deniedByAllowList, (d) => m.syslogConnections.inc({ listener: name, outcome: 'denied' }, d));
+      inc('idle', s.idleTimeouts, (d) => m.syslogClosed.inc({ listener: name, reason: 'idle' }, d));
+      inc('frm', s.framingErrors, (d) => m.syslogClosed.inc({ listener: name, reason: 'framing-error' }, d));
+      inc('msg', s.messages, (d) => m.syslogMessages.inc({ listener: name }, d));
+      m.syslogOpenConnections.set({ listener: name }, listener.openConnections);
+    }
+    const ff = this.parts.fireflyIntake?.();
+    if (!ff) return;
+    for (const [state, n] of Object.entries(ff.accepted)) {
+      const d = this.delta(`ff|${state}`, n);
+      if (d > 0) m.firefliesAccepted.inc({ state }, d);
+    }
+    for (const f of ff.forwards) {
+      for (const [outcome, n] of [
+        ['forwarded', f.forwarded],
+        ['rate-limited', f.rateLimited],
+        ['send-error', f.sendErrors],
+      ] as const) {
+        const d = this.delta(`fwd|${f.destination}|${outcome}`, n);
+        if (d > 0) m.fireflyForwards.inc({ destination: f.destination, outcome }, d);
+      }
+    }
+  }
+
   sync(): void {
     const m = this.metrics;
     const { aggregator, listeners, storeKind } = this.parts;
     const queue = this.parts.queue();
+    this.syncFireflies();
     for (const { name, listener } of listeners) {
       listener.flushReceived();
       for (const [addr, n] of listener.receivedByExporter) {

@@ -30,6 +30,7 @@ describe('crash isolation', () => {
         ipfix: [{ port: ipfixPort, bind: '127.0.0.1' }],
         netflow: [{ port: 0 }],
         sflow: [{ port: sflowPort, bind: '127.0.0.1' }],
+        firefly: [{ port: 0 }],
       },
       api: { port: apiPort, bind: '127.0.0.1' },
       store: { type: 'sqlite', path: join(dir, 'scitags.sqlite') },
@@ -121,7 +122,7 @@ describe('crash isolation', () => {
     // Totals of the two healthy exporters are exactly their truth; the crashing one wrote nothing.
     // A fresh API port: the client's pooled connection to the first one is closed.
     const again = await Collector.create(
-      { ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [] } },
+      { ...config, api: { ...config.api, port: await freeTcpPort() }, listeners: { ipfix: [], netflow: [], sflow: [], firefly: [] } },
       { now: Date.now, log: silentLogger() },
     );
     await again.start();

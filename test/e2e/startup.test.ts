@@ -24,7 +24,12 @@ async function serveUntilExit(args: string[], limitMs = 15_000, cwd = mkdtempSyn
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', ...(args.includes('-c') ? [] : ['--ipfix-port=0', '--netflow-port=0', '--sflow-port=0', '--api-port=0']), ...args],
+    [
+      CLI,
+      'serve',
+      ...(args.includes('-c') ? [] : ['--ipfix-port=0', '--netflow-port=0', '--sflow-port=0', '--firefly-port=0', '--api-port=0']),
+      ...args,
+    ],
     {
       cwd,
       env: { ...process.env, SCITAGS_REGISTRY_URL: 'off' },

@@ -66,6 +66,8 @@ export async function startDaemon(
       `--ipfix-port=${ports.ipfix}`,
       `--netflow-port=${ports.netflow}`,
       `--sflow-port=${ports.sflow}`,
+      // Off unless a test turns it on (a later --firefly-port wins): parallel daemons never meet on 10514.
+      '--firefly-port=0',
       `--api-port=${ports.api}`,
       '--api-bind=127.0.0.1',
       ...extraArgs,

@@ -33,7 +33,10 @@ const DEFAULTS: Config = {
     ipfix: [{ port: 4739, bind: '::', receiveBufferBytes: 8388608 }],
     netflow: [{ port: 2055, bind: '::', receiveBufferBytes: 8388608 }],
     sflow: [{ port: 6343, bind: '::', receiveBufferBytes: 8388608 }],
+    firefly: [{ port: 10514, bind: '::', receiveBufferBytes: 8388608 }],
   },
+  syslog: { maxConnections: 256, idleTimeoutSeconds: 300 },
+  forward: { fireflies: [], maxPerSecond: 1000 },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [], outerFlowLabel: [] },
   decoder: {
@@ -98,6 +101,7 @@ describe('defaults', () => {
       ['ipfix', 'ipfix', 4739, '::'],
       ['netflow', 'netflow', 2055, '::'],
       ['sflow', 'sflow', 6343, '::'],
+      ['firefly', 'firefly', 10514, '::'],
     ]);
   });
 
@@ -164,7 +168,7 @@ store:
     expect(r.config.listeners.ipfix.map((l) => l.port)).toEqual([4739, 4740]);
     const f = loadConfig({ argv: ['-c', 'c.yaml', '--ipfix-port', '6000'], env: {}, readFile: files({ 'c.yaml': file }) });
     expect(f.config.listeners.ipfix).toEqual([{ port: 6000, bind: '192.0.2.10', receiveBufferBytes: 1048576 }]);
-    expect(enabledListeners(r.config).map((l) => l.name)).toEqual(['ipfix', 'ipfix-1', 'netflow', 'sflow']);
+    expect(enabledListeners(r.config).map((l) => l.name)).toEqual(['ipfix', 'ipfix-1', 'netflow', 'sflow', 'firefly']);
   });
 
   it('log.format and log.accessLog: file, SCITAGS_LOG_FORMAT, --log-format and the --access-log switch', () => {
@@ -199,7 +203,7 @@ describe('port 0 disables', () => {
     });
     expect(r.config.listeners.sflow).toEqual([{ port: 0, bind: '::', receiveBufferBytes: 8388608 }]);
     expect(r.config.api.port).toBe(0);
-    expect(enabledListeners(r.config).map((l) => `${l.protocol}:${l.port}`)).toEqual(['ipfix:4739']);
+    expect(enabledListeners(r.config).map((l) => `${l.protocol}:${l.port}`)).toEqual(['ipfix:4739', 'firefly:10514']);
   });
 
   it('one listener of several in a file', () => {

@@ -167,7 +167,7 @@ function containerConfig(): Config {
 }
 
 const udpPortsOf = (config: Config) =>
-  (['ipfix', 'netflow', 'sflow'] as const)
+  (['ipfix', 'netflow', 'sflow', 'firefly'] as const)
     .flatMap((p) => config.listeners[p].map((l) => l.port))
     .filter((p) => p !== 0)
     .sort((a, b) => a - b);
@@ -229,7 +229,14 @@ describe('Dockerfile', () => {
       .sort();
     const defaults = defaultConfig();
     expect(exposed).toEqual(
-      [`${DEFAULT_PORTS.ipfix}/udp`, `${DEFAULT_PORTS.netflow}/udp`, `${DEFAULT_PORTS.sflow}/udp`, `${defaults.api.port}/tcp`].sort(),
+      [
+        `${DEFAULT_PORTS.ipfix}/udp`,
+        `${DEFAULT_PORTS.netflow}/udp`,
+        `${DEFAULT_PORTS.sflow}/udp`,
+        `${DEFAULT_PORTS.firefly}/udp`,
+        `${DEFAULT_PORTS.firefly}/tcp`,
+        `${defaults.api.port}/tcp`,
+      ].sort(),
     );
     const hc = finalOps('HEALTHCHECK');
     expect(hc).toHaveLength(1);
@@ -317,13 +324,14 @@ describe('docker-compose.yml', () => {
       .sort((a, b) => a - b);
     const tcp = ports.filter((p) => p.proto === 'tcp').map((p) => p.container);
     expect(udp).toEqual(udpPortsOf(config));
-    expect(tcp).toEqual([config.api.port]);
+    // TCP: the API and the firefly port's TCP syslog (RFC 6587) for relays.
+    expect(tcp.sort((a, b) => a - b)).toEqual([config.api.port, ...config.listeners.firefly.map((l) => l.port)].sort((a, b) => a - b));
     const exposed = finalOps('EXPOSE')
       .flatMap((i) => i.args.split(' '))
       .sort();
     expect(ports.map((p) => `${p.container}/${p.proto}`).sort()).toEqual(exposed);
     // every listener binds beyond loopback inside the container, or nothing reaches it
-    for (const proto of ['ipfix', 'netflow', 'sflow'] as const)
+    for (const proto of ['ipfix', 'netflow', 'sflow', 'firefly'] as const)
       for (const l of config.listeners[proto]) expect(['::', '0.0.0.0']).toContain(l.bind);
     expect(['::', '0.0.0.0']).toContain(config.api.bind);
     expect((svc('grafana').ports ?? []).map(parsePort).map((p) => `${p.container}/${p.proto}`)).toEqual(['3000/tcp']);
@@ -414,7 +422,9 @@ describe('deploy/config.yaml', () => {
   it('loads with the real configuration loader and matches the documented defaults', () => {
     const { config, warnings } = loadConfig({ argv: ['--config', join(root, 'deploy', 'config.yaml')], env: {} });
     expect(warnings).toEqual([]);
-    expect(udpPortsOf(config)).toEqual([DEFAULT_PORTS.netflow, DEFAULT_PORTS.ipfix, DEFAULT_PORTS.sflow].sort((a, b) => a - b));
+    expect(udpPortsOf(config)).toEqual(
+      [DEFAULT_PORTS.netflow, DEFAULT_PORTS.ipfix, DEFAULT_PORTS.sflow, DEFAULT_PORTS.firefly].sort((a, b) => a - b),
+    );
     expect(config.api.port).toBe(defaultConfig().api.port);
     expect(config.api.bind).toBe('127.0.0.1'); // the host sample keeps the unauthenticated API local
     expect(config.store).toMatchObject({ type: 'influx', database: 'scitags' });

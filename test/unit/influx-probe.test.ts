@@ -102,7 +102,7 @@ describe('InfluxProbe (GET /ping)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-probe-'));
     const config = configSchema.parse({
       dataDir: dir,
-      listeners: { ipfix: [{ port: 0, bind: '127.0.0.1' }], netflow: [{ port: 0 }], sflow: [{ port: 0 }] },
+      listeners: { ipfix: [{ port: 0, bind: '127.0.0.1' }], netflow: [{ port: 0 }], sflow: [{ port: 0 }], firefly: [{ port: 0 }] },
       api: { port: apiPort, bind: '127.0.0.1' },
       store: { type: 'influx', url: p.url, createDatabase: false, probeIntervalSeconds: 1, timeoutMs: 500, spoolDir: join(dir, 'spool') },
       registry: { url: '', cacheFile: '' },

@@ -30,7 +30,7 @@ describe('start-up warning: listeners on every interface with an empty allow-lis
     for (const allow of [[], ['192.0.2.0/24']]) {
       const port = await freeUdpPort();
       const config = configSchema.parse({
-        listeners: { ipfix: [{ port, bind: '::' }], netflow: [{ port: 0 }], sflow: [{ port: 0 }] },
+        listeners: { ipfix: [{ port, bind: '::' }], netflow: [{ port: 0 }], sflow: [{ port: 0 }], firefly: [{ port: 0 }] },
         exporters: { allow },
         api: { port: 0 },
         store: { type: 'sqlite', path: join(dir, `s${allow.length}.sqlite`) },
