@@ -546,7 +546,8 @@ export function decodeDataSet(b: Uint8Array, start: number, end: number, plan: D
     const L = plan.fixedLength;
     const pos = plan.pos;
     const len = plan.len;
-    const fill = compiledFillOn ? (plan.compiledFill ??= compiledFills.get(plan)) : undefined;
+    // Compiled when a record of the set fits: a template no record can match costs nothing.
+    const fill = compiledFillOn && start + L <= end ? (plan.compiledFill ??= compiledFills.get(plan)) : undefined;
     // Trailing bytes shorter than a record are padding (RFC 7011 3.3.1, RFC 3954 5.3).
     for (let p = start; p + L <= end; p += L) {
       const rec = shared ?? emptyRecord(ctx.protocol, ctx.exporter, ctx.domain);

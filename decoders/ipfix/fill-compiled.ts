@@ -56,6 +56,13 @@ export type CompiledFill<Ctx> = (
 /** Distinct layouts kept compiled; beyond it the oldest is dropped (plans keep theirs). */
 export const COMPILED_FILL_CACHE_SIZE = 1024;
 
+/**
+ * Largest record offset spliced into code. A template's fields may add up to more than a
+ * datagram can hold (NetFlow v9 lengths up to 65534 each): such a plan never meets a record
+ * that fits, but compiles all the same.
+ */
+const MAX_OFFSET = 0x7fffffff;
+
 /** An integer in [min, max] or a thrown RangeError: the only values spliced into source. */
 function int(v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`compiled fill: ${v} outside [${min}, ${max}]`);
@@ -64,7 +71,7 @@ function int(v: number, min: number, max: number): number {
 
 /** Big-endian unsigned read of `l` octets at the constant record offset `p`. */
 function read(p: number, l: number): string {
-  const at = (k: number): string => `b[base + ${int(p + k, 0, 65535)}]`;
+  const at = (k: number): string => `b[base + ${int(p + k, 0, MAX_OFFSET)}]`;
   switch (l) {
     case 1:
       return at(0);
@@ -77,7 +84,7 @@ function read(p: number, l: number): string {
     case 8:
       return `((((${at(0)} << 24) | (${at(1)} << 16) | (${at(2)} << 8) | ${at(3)}) >>> 0) * 4294967296 + (((${at(4)} << 24) | (${at(5)} << 16) | (${at(6)} << 8) | ${at(7)}) >>> 0))`;
     default:
-      return `h.uintAt(b, base + ${int(p, 0, 65535)}, ${int(l, 1, 8)})`;
+      return `h.uintAt(b, base + ${int(p, 0, MAX_OFFSET)}, ${int(l, 1, 8)})`;
   }
 }
 
@@ -119,7 +126,7 @@ export function compiledFillSource(plan: DecodePlan): string {
   ] as const) {
     if (slot < 0) c.push(`rec.${field} = undefined;`);
     else if (slot === ms) c.push(`rec.${field} = ${read(at(slot), 8)};`);
-    else c.push(`rec.${field} = h.timeAt(b, base + ${int(at(slot), 0, 65535)}, ${int(slot, 0, 255)});`);
+    else c.push(`rec.${field} = h.timeAt(b, base + ${int(at(slot), 0, MAX_OFFSET)}, ${int(slot, 0, 255)});`);
   }
   if (plan.hasUptime) c.push('h.applyUptimes(b, base, plan.pos, plan.len, rec, ctx);');
   if (plan.srcSlot >= 0 || plan.dstSlot >= 0) c.push('h.fillAddresses(b, base, plan, rec, ctx.withAddresses);');

@@ -4,6 +4,9 @@
  * fillRecord is the property test's job (test/property/compiled-fill.test.ts).
  */
 import { describe, expect, it } from 'vitest';
+import { DecodeError } from '../../decoders/errors.js';
+import { createFlowDecoderState, decodeFlowDatagram } from '../../decoders/ipfix/index.js';
+import { f, ipfixSet, v9Message, v9TemplateFlowset } from '../builders/ipfix.js';
 import { CompiledFills, compiledFillSource, type FillHelpers } from '../../decoders/ipfix/fill-compiled.js';
 import { compilePlan, type TemplateField } from '../../decoders/ipfix/plan.js';
 
@@ -44,7 +47,18 @@ describe('CompiledFills', () => {
 
   it('refuses a layout value outside its range instead of splicing it into code', () => {
     const plan = compilePlan(256, 'data', layout, 'ipfix');
-    plan.pos[1] = 70_000; // Slot.BYTES at an offset no record can have
+    plan.len[1] = 9; // Slot.BYTES of 9 octets: no numeric read has that length
     expect(() => compiledFillSource(plan)).toThrow(RangeError);
+  });
+
+  it('compiles templates whose fields add up to more than a datagram (v9 lengths up to 65534)', () => {
+    const plan = compilePlan(256, 'data', [field(999, 65534), field(999, 65534), field(1, 4)], 'netflow9');
+    expect(compiledFillSource(plan)).toContain('rec.bytes = (((b[base + 131068] << 24)');
+    // Found by the mutation fuzzer: such a template followed by a data set was a decoder-crash.
+    const fields = [f(999, 65534), f(999, 65534), f('octetDeltaCount', 4)];
+    const msg = v9Message({ records: 2 }, [v9TemplateFlowset([{ id: 256, fields }]), ipfixSet(256, new Uint8Array(8))]);
+    const r = decodeFlowDatagram(msg, { exporterAddr: '192.0.2.1', exporterPort: 2055, receivedMs: 0 }, createFlowDecoderState(), {});
+    expect(r.records).toEqual([]);
+    expect(r.errors.every((e) => e instanceof DecodeError)).toBe(true);
   });
 });
