@@ -112,7 +112,9 @@ export async function runFlood(o: FloodOptions): Promise<FloodResult> {
     writeLegitFile(legitFile);
     const sqlite = join(dir, 's.sqlite');
     const ports = await freePorts();
-    const daemon = await startDaemon(ports, [`--store=sqlite:${sqlite}`, ...(o.args ?? [])]);
+    // The API is polled back to back to time it under the flood: no per-client rate limit (a
+    // 429 would end the run early instead of measuring).
+    const daemon = await startDaemon(ports, [`--store=sqlite:${sqlite}`, '--api-rate-limit-per-minute=0', ...(o.args ?? [])]);
     let exitCode: number | null = null;
     let stopped = false;
     try {
