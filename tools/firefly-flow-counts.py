@@ -22,9 +22,10 @@ the collector against the rules rather than against itself:
 - `ongoing` of an unknown 5-tuple opens a flow without a start (none in the 2022 file);
 - `end` of a live flow ends it (ended, without a start when only ongoing opened it); an end
   with no live flow is ended without a start. Every end's 5-tuple is remembered (with its
-  flow's start-time) for the duplicate window of receive time: while remembered, another end
-  or an ongoing is a duplicate, and so is a start whose start-time is at most the window
-  after the remembered one;
+  flow's start-time and its end-time) for the duplicate window of receive time: while
+  remembered, an ongoing is a duplicate, so is a start whose start-time is at most the window
+  after the remembered one, and so is an end whose start-time and end-time are each at most
+  the window after the remembered ones (a later end is a new end without a start);
 - a flow idle for the flow timeout (a day of receive time) is expired.
 
 Times of the firefly (start-time) are read to the millisecond (fractions truncated), as the
@@ -93,6 +94,7 @@ def main():
         life, fid, ctx = doc['flow-lifecycle'], doc['flow-id'], doc['context']
         state = life['state']
         start_ms = ms_of(life['start-time'])
+        end_ms = ms_of(life['end-time']) if 'end-time' in life else None
         exp = ctx['experiment-id']
         ends = []
         for ip, port in ((fid['src-ip'], fid['src-port']), (fid['dst-ip'], fid['dst-port'])):
@@ -149,7 +151,9 @@ def main():
                 if not flow['started']:
                     counts[flow['exp']]['withoutStart'] += 1
                 remembered = flow['start_ms']
-            elif key in ended:
+            elif key in ended and start_ms - ended[key]['start_ms'] <= WINDOW_MS and (
+                end_ms is None or ended[key]['end_ms'] is None or end_ms - ended[key]['end_ms'] <= WINDOW_MS
+            ):
                 counts[exp]['duplicates'] += 1
                 continue
             else:
@@ -157,7 +161,7 @@ def main():
                 counts[exp]['withoutStart'] += 1
                 remembered = start_ms
             ended.pop(key, None)
-            ended[key] = {'start_ms': remembered, 'at_ms': now}
+            ended[key] = {'start_ms': remembered, 'end_ms': end_ms, 'at_ms': now}
 
     print(f'fireflies {fireflies}, other lines {skipped}, addresses rewritten to RFC 5952 form {renamed}, '
           f'receive times {args.receive_times}, still live at the end {len(live)}')

@@ -5,7 +5,10 @@ import { activityOf, communityOf } from '../../decoders/scitags/flowlabel.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../pipeline/decoder.js';
 import { loadSnapshot } from '../registry/loader.js';
 import type { Registry } from '../registry/registry.js';
-import { decodeCaptures } from '../ingest/captures.js';
+import { type CaptureOrigin, decodeCaptures } from '../ingest/captures.js';
+import type { Firefly } from '../../decoders/firefly/types.js';
+import { DEFAULT_PORTS } from '../config/options.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../../decoders/packet/constants.js';
 import { classify } from '../enrich/series.js';
 import { namedPair } from '../ingest/summary.js';
 
@@ -27,10 +30,45 @@ export function describeRecord(file: string, frame: number, rec: FlowRecord, reg
   };
 }
 
+/** "address:port" as FlowRecord.exporter writes it (IPv6 in brackets). */
+function endpoint(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/**
+ * One `decode` line for a datagram to the firefly port: where it came from, then the parsed
+ * firefly and its SciTags pair with registry names, or why it was refused.
+ */
+export function describeFirefly(
+  origin: CaptureOrigin,
+  result: { firefly: Firefly } | { refused: string; detail: string },
+  registry: Registry,
+): Record<string, unknown> {
+  const head = {
+    file: origin.file,
+    frame: origin.frame,
+    protocol: 'firefly',
+    exporter: endpoint(origin.exporterAddr, origin.exporterPort),
+    receivedMs: origin.receivedMs,
+  };
+  if (!('firefly' in result)) return { ...head, refused: result.refused, detail: result.detail };
+  // The firefly's transport protocol as the flow lines have it (IANA number, `ipProtocol`):
+  // `protocol` is the line's input protocol there and here.
+  const { protocol, ...f } = result.firefly;
+  return {
+    ...head,
+    ...f,
+    ipProtocol: protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP,
+    scitags: namedPair(registry, f.experimentId, f.activityId),
+  };
+}
+
 const USAGE = `usage: scitags-collector decode FILE.pcap [FILE.pcap ...]
 Prints one JSON line per decoded record (IPFIX / NetFlow data record or sFlow flow sample):
 exporter, domain, template id, every field by IANA / sFlow name, sampling rate and source,
-and the SciTags pair. Problems go to stderr as "FILE: frame N: reason".
+and the SciTags pair. A UDP datagram to the firefly port (${DEFAULT_PORTS.firefly}) is one line:
+the parsed SciTags firefly, or "refused" with the reason. Problems go to stderr as
+"FILE: frame N: reason".
 `;
 
 export function runDecode(args: string[]): number {
@@ -51,6 +89,12 @@ export function runDecode(args: string[]): number {
       decoder,
       (line) => process.stderr.write(`${line}\n`),
       (rec, file, frame) => process.stdout.write(`${JSON.stringify(describeRecord(file, frame, rec, registry))}\n`),
+      {
+        port: DEFAULT_PORTS.firefly,
+        decoder: new DatagramDecoder(DEFAULT_DECODER_OPTIONS),
+        onFirefly: (firefly, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { firefly }, registry))}\n`),
+        onRefused: (refused, detail, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { refused, detail }, registry))}\n`),
+      },
     );
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {

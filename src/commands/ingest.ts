@@ -10,6 +10,8 @@ import { loadCache } from '../registry/loader.js';
 import { createAggregator } from '../aggregate/index.js';
 import { defaultConfig, flowLimitsOf } from '../config/schema.js';
 import type { TrafficRow } from '../store/types.js';
+import { DEFAULT_PORTS } from '../config/options.js';
+import { FireflySummary, type FireflySection } from '../ingest/fireflies.js';
 
 /** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
 export interface IngestDocument {
@@ -32,6 +34,8 @@ export interface IngestDocument {
     unknownSampling: number;
     registry: { source: string; modified: string | null };
   };
+  /** UDP datagrams to the firefly port (10514): accepted, refused, flows through the flow table. */
+  fireflies: FireflySection;
 }
 
 export interface IngestOptions {
@@ -68,8 +72,18 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
     { keepUnregistered: 'all', maxLiveKeys: Number.MAX_SAFE_INTEGER, maxExporters: Number.MAX_SAFE_INTEGER },
     { now: () => 0, store: rowsOut, registry: () => opts.registry },
   );
-  const { skippedFrames } = decodeCaptures(files, decoder, opts.onDiagnostic, (rec, _file, _frame, receivedMs, exporterAddr) =>
-    aggregator.add(rec, receivedMs, exporterAddr),
+  const fireflies = new FireflySummary();
+  const { skippedFrames, fireflyDatagrams } = decodeCaptures(
+    files,
+    decoder,
+    opts.onDiagnostic,
+    (rec, _file, _frame, receivedMs, exporterAddr) => aggregator.add(rec, receivedMs, exporterAddr),
+    {
+      port: DEFAULT_PORTS.firefly,
+      decoder: new DatagramDecoder(ingestDecoderOptions()),
+      onFirefly: (f, o) => fireflies.accept(f, o.receivedMs, o.exporterAddr),
+      onRefused: (reason) => fireflies.refuse(reason),
+    },
   );
   await aggregator.flush();
   const errorsByCode: Record<string, number> = {};
@@ -102,12 +116,14 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
       unknownSampling,
       registry: { source: opts.registry.source, modified: opts.registry.modified ?? null },
     },
+    fireflies: fireflies.section(opts.registry, fireflyDatagrams),
   };
 }
 
 const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--registry-cache FILE] [--quiet]
-Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5) as if received
-live and prints per-experiment totals as one JSON document. Problems are logged to stderr
+Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5; SciTags fireflies
+to port ${DEFAULT_PORTS.firefly}) as if received live and prints per-experiment totals as one
+JSON document. Problems are logged to stderr
 (warn, message "FILE: frame N: reason", fields file, frame, reason); --quiet drops them.
 ${CLI_LOG_USAGE}`;
 

@@ -16,7 +16,10 @@ import type { Firefly, FireflyFlowEvent } from '../../decoders/firefly/types.js'
  * - `end` closes the flow (an `ended` event); an end with no live flow is `ended` with
  *   `withoutStart`. Either way the 5-tuple is remembered for `duplicateWindowSeconds`, so
  *   the other end's (or XRootD's swapped) copy of the end, and late ongoing or start copies
- *   of the ended transfer, count as duplicates instead of a second flow.
+ *   of the ended transfer, count as duplicates instead of a second flow. A second end is a
+ *   copy only when its start-time and its end-time are each at most the window after the
+ *   remembered end's (as starts are compared): a new transfer reusing the 5-tuple starts
+ *   and ends later, so its end is a new (`withoutStart`) end, not a duplicate.
  * - A flow with no update (receive time) for `flowTimeoutSeconds` is `expired` by tick().
  *
  * At its end, from the end firefly (earlier fireflies of the flow fill what it lacks):
@@ -99,6 +102,8 @@ interface ExporterFlows {
 interface EndedFlow {
   /** The ended flow's start-time (the firefly's clock). */
   startMs: number;
+  /** The end firefly's end-time (the firefly's clock). */
+  endMs: number | undefined;
   /** When its end was received (forgotten duplicateWindowSeconds later). */
   atMs: number;
 }
@@ -196,13 +201,13 @@ export class FlowTable {
       this.update(flow, f, receivedMs);
       this.remove(flow);
       this.finish(f, flow, receivedMs);
-    } else if (this.ended.has(key)) {
+    } else if (this.isCopyOfEnded(key, f)) {
       this.counts.duplicates++;
       return;
     } else {
       this.finish(f, undefined, receivedMs);
     }
-    this.remember(key, flow?.startMs ?? f.startMs, receivedMs);
+    this.remember(key, flow?.startMs ?? f.startMs, f.endMs, receivedMs);
   }
 
   /** Expires flows idle for flowTimeoutSeconds and forgets ends older than the duplicate window. */
@@ -332,9 +337,20 @@ export class FlowTable {
     });
   }
 
-  private remember(key: string, startMs: number, atMs: number): void {
+  /**
+   * Whether end firefly `f` is a copy of the remembered end of its 5-tuple: start-time and
+   * end-time each at most the window after the remembered ones (an earlier time cannot be a
+   * later transfer; the window absorbs the clock skew between the two reporting hosts).
+   */
+  private isCopyOfEnded(key: string, f: Firefly): boolean {
+    const end = this.ended.get(key);
+    if (!end || f.startMs - end.startMs > this.windowMs) return false;
+    return f.endMs === undefined || end.endMs === undefined || f.endMs - end.endMs <= this.windowMs;
+  }
+
+  private remember(key: string, startMs: number, endMs: number | undefined, atMs: number): void {
     this.ended.delete(key);
-    this.ended.set(key, { startMs, atMs });
+    this.ended.set(key, { startMs, endMs, atMs });
     // Bounded like the flows: the oldest remembered end goes first.
     if (this.ended.size > this.config.maxFlows) {
       const oldest = this.ended.keys().next().value;

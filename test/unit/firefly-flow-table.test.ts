@@ -235,6 +235,28 @@ describe('start, ongoing, end', () => {
     expect(t.stats()).toMatchObject({ started: 2, expired: 1, duplicates: 0, flows: 1 });
   });
 
+  it('a second end on a remembered 5-tuple is a duplicate only when its start-time and end-time are a copy', () => {
+    const { t, events } = table();
+    t.accept(firefly(), T0, '192.0.2.1');
+    t.accept(firefly({ state: 'end', endMs: T0 + 1000, sentBytes: 100 }), T0 + 1000, '192.0.2.1');
+    // The other host's copy, its clock 2 s behind: within the window on both times.
+    t.accept(swapped(firefly({ state: 'end', startMs: T0 - 2000, endMs: T0 - 1000, receivedBytes: 100 })), T0 + 1100, '192.0.2.2');
+    expect(t.stats()).toMatchObject({ ended: 1, duplicates: 1 });
+    // A new transfer on the same 5-tuple whose start was not seen (a replay: received at once).
+    t.accept(firefly({ state: 'end', startMs: T0 + 70_000, endMs: T0 + 75_000, sentBytes: 40 }), T0 + 1200, '192.0.2.1');
+    // Start-time within the window of the now remembered end (T0 + 70 s) but ending 200 s later: another transfer.
+    t.accept(firefly({ state: 'end', startMs: T0 + 100_000, endMs: T0 + 275_000, sentBytes: 7 }), T0 + 1300, '192.0.2.1');
+    // XRootD's swapped copy of that last end: a duplicate.
+    t.accept(swapped(firefly({ state: 'end', startMs: T0 + 100_000, endMs: T0 + 275_000, receivedBytes: 7 })), T0 + 1301, '192.0.2.1');
+    expect(events.map((e) => [e.kind, e.atMs, e.withoutStart, e.durationSeconds, e.bytes])).toEqual([
+      ['started', T0, false, 0, 0],
+      ['ended', T0 + 1000, false, 1, 100],
+      ['ended', T0 + 1200, true, 5, 40],
+      ['ended', T0 + 1300, true, 175, 7],
+    ]);
+    expect(t.stats()).toMatchObject({ started: 1, ended: 3, withoutStart: 2, duplicates: 2, rememberedEnds: 1, flows: 0 });
+  });
+
   it('remembered ends are forgotten after the duplicate window: a later end is a new end without start', () => {
     const { t, events } = table();
     const end = firefly({ state: 'end', endMs: T0 + 1000 });
