@@ -34,8 +34,11 @@ export interface IngestDocument {
     unknownSampling: number;
     registry: { source: string; modified: string | null };
   };
-  /** UDP datagrams to the firefly port (10514): accepted, refused, flows through the flow table. */
-  fireflies: FireflySection;
+  /**
+   * UDP datagrams to the firefly port (10514): accepted, refused, flows through the flow table.
+   * Only when the captures held any, so a flow-only document keeps the contract's shape.
+   */
+  fireflies?: FireflySection;
 }
 
 export interface IngestOptions {
@@ -116,7 +119,7 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
       unknownSampling,
       registry: { source: opts.registry.source, modified: opts.registry.modified ?? null },
     },
-    fireflies: fireflies.section(opts.registry, fireflyDatagrams),
+    ...(fireflyDatagrams > 0 ? { fireflies: fireflies.section(opts.registry, fireflyDatagrams) } : {}),
   };
 }
 
