@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -188,7 +188,7 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
     expect(s.values).toHaveLength(1);
     expect(
       Object.fromEntries(
-        ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site'].map((t) => [t, at(t)]),
+        ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site', 'instance'].map((t) => [t, at(t)]),
       ),
     ).toEqual({
       community: 'atlas',
@@ -198,6 +198,8 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       ip_version: '6',
       src_site: 'CERN-PROD',
       dst_site: 'BNL-ATLAS',
+      // No fireflies.instance given: the hostname.
+      instance: hostname(),
     });
     expect(at('time')).toBe(BASE);
     expect(

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { escape, FieldType, type IPoint } from 'influx';
 import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 import type { Registry } from '../../registry/registry.js';
@@ -8,12 +9,23 @@ import type { FireflyQuery, FireflyRow } from '../types.js';
  * The `scitags_firefly` measurement (docs/influx-schema.md): one point per firefly row, at
  * the bucket start. Tags: community / activity (registry names when known, else the
  * numbers: firefly ids are declared by the host, bounded by the id space), community_id /
- * activity_id, ip_version, src_site, dst_site. The maxima are left out while no ended flow
- * carried the value (InfluxDB has no null): max() then skips the point.
+ * activity_id, ip_version, src_site, dst_site, and instance: the collector that counted them
+ * (`fireflies.instance`, else the hostname). Traffic points stay disjoint between instances
+ * through their exporter tag; firefly rows have no exporter, so without the instance tag two
+ * instances' rows of one key and bucket would be one series and time, and the last write would
+ * win. Queries sum over it (it is never grouped by), so they answer for every instance. The
+ * maxima are left out while no ended flow carried the value (InfluxDB has no null): max()
+ * then skips the point.
  */
 export const FIREFLY_MEASUREMENT = 'scitags_firefly';
 
-export const FIREFLY_TAGS = ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site'];
+export const FIREFLY_TAGS = ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site', 'instance'];
+
+/** The `instance` tag value: the configured name, else the hostname (never empty: InfluxDB refuses an empty tag value). */
+export function fireflyInstanceName(configured: string | undefined): string {
+  const name = configured?.trim() || hostname();
+  return name === '' ? 'collector' : name;
+}
 
 export const FIREFLY_FIELDS = {
   flows_started: FieldType.INTEGER,
@@ -32,7 +44,7 @@ export const FIREFLY_FIELDS = {
   ...Object.fromEntries([...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => [b.name, FieldType.INTEGER])),
 };
 
-export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Registry): IPoint[] {
+export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Registry, instance: string): IPoint[] {
   return rows.map((r) => {
     const fields: Record<string, number> = {
       flows_started: r.flowsStarted,
@@ -63,6 +75,7 @@ export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Regis
         ip_version: String(r.ipVersion),
         src_site: r.srcSite,
         dst_site: r.dstSite,
+        instance,
       },
       fields,
     };
@@ -100,9 +113,14 @@ export function buildFireflyQuery(q: FireflyQuery): string {
   return `SELECT ${SUMS} FROM "${FIREFLY_MEASUREMENT}" WHERE ${where.join(' AND ')} GROUP BY time(${Math.round(q.stepSeconds * 1000)}ms), ${KEY_TAGS} fill(none)`;
 }
 
-/** Every stored point since fromMs, per bucket (readFireflyRows). */
-export function buildFireflyReadQuery(fromMs: number): string {
-  return `SELECT * FROM "${FIREFLY_MEASUREMENT}" WHERE time >= ${Math.floor(fromMs)}ms`;
+/**
+ * This instance's stored points since fromMs, per bucket (readFireflyRows: seeding its open
+ * buckets at start). Only its own: adding another instance's rows to its buckets would write
+ * them again under its tag, counting them twice. Points of a release without the tag are not
+ * read either; they stay beside the new ones and the sums over both remain right.
+ */
+export function buildFireflyReadQuery(fromMs: number, instance: string): string {
+  return `SELECT * FROM "${FIREFLY_MEASUREMENT}" WHERE time >= ${Math.floor(fromMs)}ms AND "instance" = ${escape.stringLit(instance)}`;
 }
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
