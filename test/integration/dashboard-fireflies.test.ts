@@ -87,6 +87,7 @@ function ev(key: Key, kind: FireflyFlowEvent['kind'], atMs: number, over: Partia
     bytes: 0,
     throughputBitsPerSecond: undefined,
     rttMs: undefined,
+    deliveryRateBitsPerSecond: undefined,
     retransmits: undefined,
     withoutStart: false,
     ...over,

@@ -41,6 +41,7 @@ function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
     bytes: 0,
     throughputBitsPerSecond: undefined,
     rttMs: undefined,
+    deliveryRateBitsPerSecond: undefined,
     retransmits: undefined,
     withoutStart: false,
     ...over,

@@ -40,6 +40,9 @@ export const FIREFLY_FIELDS = {
   rtt_sum_ms: FieldType.FLOAT,
   rtt_count: FieldType.INTEGER,
   rtt_max_ms: FieldType.FLOAT,
+  delivery_rate_sum_bps: FieldType.FLOAT,
+  delivery_rate_count: FieldType.INTEGER,
+  delivery_rate_max_bps: FieldType.FLOAT,
   retransmits: FieldType.INTEGER,
   ...Object.fromEntries([...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => [b.name, FieldType.INTEGER])),
 };
@@ -58,12 +61,15 @@ export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Regis
       throughput_count: r.throughputCount,
       rtt_sum_ms: r.rttSum,
       rtt_count: r.rttCount,
+      delivery_rate_sum_bps: r.deliveryRateSum,
+      delivery_rate_count: r.deliveryRateCount,
       retransmits: Math.round(r.retransmits),
     };
     DURATION_BINS.forEach((b, i) => (fields[b.name] = r.durationHistogram[i] ?? 0));
     THROUGHPUT_BINS.forEach((b, i) => (fields[b.name] = r.throughputHistogram[i] ?? 0));
     if (r.throughputMax !== null) fields.throughput_max_bps = r.throughputMax;
     if (r.rttMax !== null) fields.rtt_max_ms = r.rttMax;
+    if (r.deliveryRateMax !== null) fields.delivery_rate_max_bps = r.deliveryRateMax;
     return {
       measurement: FIREFLY_MEASUREMENT,
       timestamp: new Date(r.bucketStartMs),
@@ -86,7 +92,9 @@ const SUMS =
   'sum("flows_started") AS "flows_started", sum("flows_ended") AS "flows_ended", sum("flows_expired") AS "flows_expired", ' +
   'sum("flows_without_start") AS "flows_without_start", sum("bytes") AS "bytes", sum("duration_seconds") AS "duration_seconds", ' +
   'sum("throughput_sum_bps") AS "throughput_sum_bps", sum("throughput_count") AS "throughput_count", max("throughput_max_bps") AS "throughput_max_bps", ' +
-  'sum("rtt_sum_ms") AS "rtt_sum_ms", sum("rtt_count") AS "rtt_count", max("rtt_max_ms") AS "rtt_max_ms", sum("retransmits") AS "retransmits", ' +
+  'sum("rtt_sum_ms") AS "rtt_sum_ms", sum("rtt_count") AS "rtt_count", max("rtt_max_ms") AS "rtt_max_ms", ' +
+  'sum("delivery_rate_sum_bps") AS "delivery_rate_sum_bps", sum("delivery_rate_count") AS "delivery_rate_count", ' +
+  'max("delivery_rate_max_bps") AS "delivery_rate_max_bps", sum("retransmits") AS "retransmits", ' +
   [...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `sum("${b.name}") AS "${b.name}"`).join(', ');
 
 const KEY_TAGS = '"community_id", "activity_id", "ip_version", "src_site", "dst_site"';
@@ -147,6 +155,9 @@ export function influxRowToFirefly(row: Record<string, unknown>): StoredFireflyR
     rttSum: num(row.rtt_sum_ms),
     rttCount: num(row.rtt_count),
     rttMax: maxNum(row.rtt_max_ms),
+    deliveryRateSum: num(row.delivery_rate_sum_bps),
+    deliveryRateCount: num(row.delivery_rate_count),
+    deliveryRateMax: maxNum(row.delivery_rate_max_bps),
     retransmits: num(row.retransmits),
     durationHistogram: DURATION_BINS.map((b) => num(row[b.name])),
     throughputHistogram: THROUGHPUT_BINS.map((b) => num(row[b.name])),
