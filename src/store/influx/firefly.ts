@@ -88,7 +88,12 @@ export function fireflyRowsToPoints(rows: readonly FireflyRow[], registry: Regis
   });
 }
 
-const SUMS =
+/**
+ * Every field summed over points, the maxima by max(): what a step of the API adds up, and the
+ * SELECT of the hourly roll-up (setup.ts, cq_firefly_1h), so an hour of rollup_1h holds what
+ * the API would sum from that hour's raw points.
+ */
+export const FIREFLY_SUMS =
   'sum("flows_started") AS "flows_started", sum("flows_ended") AS "flows_ended", sum("flows_expired") AS "flows_expired", ' +
   'sum("flows_without_start") AS "flows_without_start", sum("bytes") AS "bytes", sum("duration_seconds") AS "duration_seconds", ' +
   'sum("throughput_sum_bps") AS "throughput_sum_bps", sum("throughput_count") AS "throughput_count", max("throughput_max_bps") AS "throughput_max_bps", ' +
@@ -118,7 +123,7 @@ export function buildFireflyQuery(q: FireflyQuery): string {
     orEquals('src_site', q.srcSite),
     orEquals('dst_site', q.dstSite),
   ].filter(Boolean);
-  return `SELECT ${SUMS} FROM "${FIREFLY_MEASUREMENT}" WHERE ${where.join(' AND ')} GROUP BY time(${Math.round(q.stepSeconds * 1000)}ms), ${KEY_TAGS} fill(none)`;
+  return `SELECT ${FIREFLY_SUMS} FROM "${FIREFLY_MEASUREMENT}" WHERE ${where.join(' AND ')} GROUP BY time(${Math.round(q.stepSeconds * 1000)}ms), ${KEY_TAGS} fill(none)`;
 }
 
 /**
