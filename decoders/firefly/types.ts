@@ -78,6 +78,11 @@ export interface FireflyFlowEvent {
   /** 'ended' only: the larger direction's bytes over the duration, bit/s; undefined without usage or duration. */
   throughputBitsPerSecond: number | undefined;
   rttMs: number | undefined;
+  /**
+   * 'ended' only: netlink `deliveryRate` (flowd-go's tcp_info, bytes/s) x 8 in bit/s, the
+   * latest reported, so it compares with the throughput; undefined when no firefly of the flow carried it.
+   */
+  deliveryRateBitsPerSecond: number | undefined;
   retransmits: number | undefined;
   /** The flow ended without a start seen by this collector. */
   withoutStart: boolean;

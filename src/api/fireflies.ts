@@ -44,6 +44,9 @@ export interface FireflyTotalsOut {
   /** Over ended flows with an rtt (flowd-go netlink); null when none had one. */
   rttMeanMs: number | null;
   rttMaxMs: number | null;
+  /** Over ended flows with a delivery rate (flowd-go netlink deliveryRate, bytes/s x 8); null when none had one. */
+  deliveryRateMeanBitsPerSecond: number | null;
+  deliveryRateMaxBitsPerSecond: number | null;
   retransmits: number;
   /** Ended flows per bin of the answer's `bins.durationSeconds` / `bins.throughputBitsPerSecond`. */
   durationHistogram: number[];
@@ -100,6 +103,8 @@ function totalsOut(s: FireflySums, seconds: number): FireflyTotalsOut {
     throughputMaxBitsPerSecond: s.throughputMax,
     rttMeanMs: s.rttCount > 0 ? s.rttSum / s.rttCount : null,
     rttMaxMs: s.rttMax,
+    deliveryRateMeanBitsPerSecond: s.deliveryRateCount > 0 ? s.deliveryRateSum / s.deliveryRateCount : null,
+    deliveryRateMaxBitsPerSecond: s.deliveryRateMax,
     retransmits: s.retransmits,
     durationHistogram: s.durationHistogram,
     throughputHistogram: s.throughputHistogram,

@@ -176,6 +176,8 @@ const fireflyTotalsProperties = {
   throughputMaxBitsPerSecond: numOrNull,
   rttMeanMs: numOrNull,
   rttMaxMs: numOrNull,
+  deliveryRateMeanBitsPerSecond: numOrNull,
+  deliveryRateMaxBitsPerSecond: numOrNull,
   retransmits: num,
   durationHistogram: { type: 'array', items: num, description: 'Ended flows per duration bin (bins.durationSeconds).' },
   throughputHistogram: { type: 'array', items: num, description: 'Ended flows with a throughput per bin (bins.throughputBitsPerSecond).' },

@@ -608,6 +608,14 @@ export const OPTIONS = {
       'SECONDS',
       "an ended flow's 5-tuple is remembered this long, so the other end's copies count as duplicates, not as a new flow",
     ),
+    // Firefly rows are keyed by ids and sites, not by exporter like traffic: without a tag of
+    // their own, two instances writing the same key and bucket would overwrite each other.
+    instance: opt(z.string().trim().max(200), '', {
+      help: "this collector's name in the scitags_firefly 'instance' tag, so several instances' firefly points stay disjoint in one InfluxDB (docs/scale-out.md); '' = the hostname",
+      value: 'string',
+      arg: 'NAME',
+      defaultText: "'' (the hostname)",
+    }),
   },
   api: {
     port: opt(port, 8080, { help: 'HTTP port of the REST API, /metrics and /health; 0 disables', value: 'port', arg: 'PORT' }),

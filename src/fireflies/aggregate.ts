@@ -8,7 +8,7 @@ import { binOf, DURATION_BINS, THROUGHPUT_BINS } from './histogram.js';
  * Per-bucket sums of the firefly flow table's events (issue 13, "Store, query, show"): per
  * bucket and (community = experiment-id, activity, IP version, source site, destination
  * site) the flows started, ended and expired, and for ended flows their bytes, durations,
- * throughput and rtt summaries.
+ * throughput, rtt and delivery-rate summaries.
  *
  * Shaped like the traffic Aggregator (src/aggregate/aggregator.ts) and driven by the same
  * `aggregation` options: buckets by the event's `atMs` (the collector's receive time, so a
@@ -80,6 +80,9 @@ export function emptySums(): FireflySums {
     rttSum: 0,
     rttCount: 0,
     rttMax: null,
+    deliveryRateSum: 0,
+    deliveryRateCount: 0,
+    deliveryRateMax: null,
     retransmits: 0,
     durationHistogram: DURATION_BINS.map(() => 0),
     throughputHistogram: THROUGHPUT_BINS.map(() => 0),
@@ -102,6 +105,9 @@ export function addSums(into: FireflySums, s: FireflySums): void {
   into.rttSum += s.rttSum;
   into.rttCount += s.rttCount;
   into.rttMax = maxOf(into.rttMax, s.rttMax);
+  into.deliveryRateSum += s.deliveryRateSum;
+  into.deliveryRateCount += s.deliveryRateCount;
+  into.deliveryRateMax = maxOf(into.deliveryRateMax, s.deliveryRateMax);
   into.retransmits += s.retransmits;
   for (let i = 0; i < into.durationHistogram.length; i++) into.durationHistogram[i]! += s.durationHistogram[i] ?? 0;
   for (let i = 0; i < into.throughputHistogram.length; i++) into.throughputHistogram[i]! += s.throughputHistogram[i] ?? 0;
@@ -228,6 +234,12 @@ export class FireflyAggregator {
           cell.rttSum += e.rttMs;
           cell.rttCount++;
           cell.rttMax = maxOf(cell.rttMax, e.rttMs);
+        }
+        const rate = e.deliveryRateBitsPerSecond;
+        if (rate !== undefined && Number.isFinite(rate) && rate >= 0) {
+          cell.deliveryRateSum += rate;
+          cell.deliveryRateCount++;
+          cell.deliveryRateMax = maxOf(cell.deliveryRateMax, rate);
         }
         if (e.retransmits !== undefined && Number.isFinite(e.retransmits) && e.retransmits > 0)
           cell.retransmits += Math.round(e.retransmits);

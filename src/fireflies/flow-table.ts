@@ -29,7 +29,8 @@ import type { Firefly, FireflyFlowEvent } from '../../decoders/firefly/types.js'
  * - throughput: max(received, sent) * 8 / duration in bit/s, the larger direction over the
  *   duration as scitags/firefly-collector computes it (conf/ruby/calc_throughput.rb, which
  *   gives bytes/s over whole seconds); undefined without usage or with a zero duration;
- * - rtt and retransmits: from `netlink` (flowd-go's TCP info), the latest reported.
+ * - rtt, delivery rate and retransmits: from `netlink` (flowd-go's TCP info), the latest
+ *   reported; the delivery rate (bytes/s on the wire) is reported in bit/s like the throughput.
  *
  * Bounded: at most `maxFlows` live flows (and as many remembered ends). When full, a new flow
  * takes the place of the least recently updated flow of the exporter holding the most flows
@@ -83,6 +84,7 @@ interface Flow {
   receivedBytes: number | undefined;
   sentBytes: number | undefined;
   rttMs: number | undefined;
+  deliveryRateBytesPerSecond: number | undefined;
   retransmits: number | undefined;
   // Global list, least recently updated first (expiry).
   gPrev: Flow | undefined;
@@ -261,6 +263,7 @@ export class FlowTable {
       receivedBytes: f.receivedBytes,
       sentBytes: f.sentBytes,
       rttMs: f.netlink?.rttMs,
+      deliveryRateBytesPerSecond: f.netlink?.deliveryRateBytesPerSecond,
       retransmits: f.netlink?.retransmits,
       gPrev: undefined,
       gNext: undefined,
@@ -302,6 +305,7 @@ export class FlowTable {
       flow.sentBytes = f.sentBytes;
     }
     if (f.netlink?.rttMs !== undefined) flow.rttMs = f.netlink.rttMs;
+    if (f.netlink?.deliveryRateBytesPerSecond !== undefined) flow.deliveryRateBytesPerSecond = f.netlink.deliveryRateBytesPerSecond;
     if (f.netlink?.retransmits !== undefined) flow.retransmits = f.netlink.retransmits;
     if (receivedMs >= flow.lastMs) flow.lastMs = receivedMs;
     // Most recently updated goes last in both lists.
@@ -317,6 +321,7 @@ export class FlowTable {
     // update() already took the end's usage and netlink into the flow.
     const received = flow ? flow.receivedBytes : f.receivedBytes;
     const sent = flow ? flow.sentBytes : f.sentBytes;
+    const deliveryRate = flow ? flow.deliveryRateBytesPerSecond : f.netlink?.deliveryRateBytesPerSecond;
     const withoutStart = !flow?.started;
     this.counts.ended++;
     if (withoutStart) this.counts.withoutStart++;
@@ -332,6 +337,7 @@ export class FlowTable {
       bytes: (received ?? 0) + (sent ?? 0),
       throughputBitsPerSecond: throughputOf(received, sent, durationSeconds),
       rttMs: flow ? flow.rttMs : f.netlink?.rttMs,
+      deliveryRateBitsPerSecond: deliveryRate === undefined ? undefined : deliveryRate * 8,
       retransmits: flow ? flow.retransmits : f.netlink?.retransmits,
       withoutStart,
     });
@@ -371,6 +377,7 @@ export class FlowTable {
       bytes: 0,
       throughputBitsPerSecond: undefined,
       rttMs: undefined,
+      deliveryRateBitsPerSecond: undefined,
       retransmits: undefined,
       withoutStart: !flow.started,
     };

@@ -374,6 +374,7 @@ export class Collector {
       log: log.child({ component: 'store' }),
       bucketSeconds: config.aggregation.bucketSeconds,
       learnedLinkNames: () => late.collector?.links.learntNames() ?? new Map<string, string>(),
+      instance: config.fireflies.instance,
     });
     let collector: Collector;
     try {

@@ -15,6 +15,8 @@ export async function createStore(
     log: Logger;
     bucketSeconds: number;
     learnedLinkNames?: () => ReadonlyMap<string, string>;
+    /** The scitags_firefly `instance` tag (fireflies.instance; '' = the hostname). */
+    instance?: string;
   },
 ): Promise<TrafficStore> {
   switch (config.type) {
@@ -30,6 +32,7 @@ export async function createStore(
         bucketSeconds: deps.bucketSeconds,
         ...(deps.learnedLinkNames ? { learnedLinkNames: deps.learnedLinkNames } : {}),
         log: deps.log,
+        instance: deps.instance,
       });
   }
 }

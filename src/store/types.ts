@@ -203,6 +203,10 @@ export interface FireflyRow {
   rttSum: number;
   rttCount: number;
   rttMax: number | null;
+  /** Ended flows with a delivery rate (flowd-go netlink deliveryRate x 8): sum, count and maximum, bit/s. */
+  deliveryRateSum: number;
+  deliveryRateCount: number;
+  deliveryRateMax: number | null;
   /** Retransmitted segments of ended flows (netlink), summed. */
   retransmits: number;
   /** Ended flows per duration bin (DURATION_BINS, src/fireflies/histogram.ts). */

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InfluxDB } from 'influx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
@@ -87,6 +88,7 @@ function ev(key: Key, kind: FireflyFlowEvent['kind'], atMs: number, over: Partia
     bytes: 0,
     throughputBitsPerSecond: undefined,
     rttMs: undefined,
+    deliveryRateBitsPerSecond: undefined,
     retransmits: undefined,
     withoutStart: false,
     ...over,
@@ -205,6 +207,7 @@ describe.skipIf(!influxdAvailable())('SciTags fireflies dashboard against Influx
   it('the variables list experiments (names, else ids) and the sites of the chosen experiments', async () => {
     const all = await run();
     expect(all.variables.options).toEqual({
+      policy: ['1m', '1h'],
       experiment: ['300', 'atlas', 'cms'],
       src_site: ['CERN-PROD', 'T2_US.Caltech (x)', 'unknown'],
       dst_site: ['BNL-ATLAS', 'CERN-PROD', 'T2_US.Caltech (x)'],
@@ -295,5 +298,36 @@ describe.skipIf(!influxdAvailable())('SciTags fireflies dashboard against Influx
     const one = await run({ selection: { src_site: ['T2_US.Caltech (x)'] } });
     expect(tableRows(target(one, 3)).map((x) => [x.src_site, x.dst_site, x.ended])).toEqual([['T2_US.Caltech (x)', 'CERN-PROD', 6]]);
     expect(Object.keys(nonZero(timeSeriesByName(target(one, 1, 'A'))))).toEqual(['cms started']);
+  });
+  it('$policy = rollup_1h: the hour rolled up by cq_firefly_1h answers every panel as the raw buckets do at 1h', async () => {
+    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: DB });
+    const cq = (await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).find((r) => r.name === 'cq_firefly_1h')!;
+    // The CQ runs every 10 minutes; its statement is run here over the events' hour.
+    await influx.query(
+      /BEGIN (SELECT .*) END$/.exec(cq.query)![1]!.replace(' GROUP BY', ` WHERE time >= ${FROM}ms AND time < ${TO}ms GROUP BY`),
+    );
+    const raw = await run({ intervalMs: HOUR, selection: { policy: ['1m'] } });
+    const hourly = await run({ intervalMs: HOUR, selection: { policy: ['1h'] } });
+    expect(hourly.targets.map((t) => [t.panelId, t.refId, t.query])).toEqual(
+      raw.targets.map((t) => [t.panelId, t.refId, t.query.replace('"raw"."scitags_firefly"', '"rollup_1h"."scitags_firefly"')]),
+    );
+    for (const [panelId, refId] of [
+      [1, 'A'],
+      [1, 'B'],
+      [2, 'A'],
+      [6, 'A'],
+      [7, 'A'],
+    ] as const)
+      expect(timeSeriesByName(target(hourly, panelId, refId)), `panel ${panelId}${refId}`).toEqual(
+        timeSeriesByName(target(raw, panelId, refId)),
+      );
+    for (const panelId of [3, 4, 5])
+      expect(tableRows(target(hourly, panelId)), `panel ${panelId}`).toEqual(tableRows(target(raw, panelId)));
+    // Not vacuous: the hour holds every event (ended flows of the 12 five-minute steps).
+    expect(nonZero(timeSeriesByName(target(hourly, 1, 'B')))).toEqual({
+      'atlas ended': { [T0]: 12 },
+      'cms ended': { [T0]: 6 },
+      '300 ended': { [T0]: 2 },
+    });
   });
 });

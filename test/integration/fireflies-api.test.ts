@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
@@ -42,6 +42,7 @@ function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
     bytes: 0,
     throughputBitsPerSecond: undefined,
     rttMs: undefined,
+    deliveryRateBitsPerSecond: undefined,
     retransmits: undefined,
     withoutStart: false,
     ...over,
@@ -52,7 +53,16 @@ function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
 const EVENTS: FireflyFlowEvent[] = [
   ev({}),
   ev({ atMs: BASE + 2000 }),
-  ev({ kind: 'ended', atMs: BASE + 3000, bytes: 1000, durationSeconds: 10, throughputBitsPerSecond: 800, rttMs: 20, retransmits: 2 }),
+  ev({
+    kind: 'ended',
+    atMs: BASE + 3000,
+    bytes: 1000,
+    durationSeconds: 10,
+    throughputBitsPerSecond: 800,
+    rttMs: 20,
+    deliveryRateBitsPerSecond: 4_000_000,
+    retransmits: 2,
+  }),
   ev({
     kind: 'ended',
     atMs: BASE + 4000,
@@ -60,6 +70,7 @@ const EVENTS: FireflyFlowEvent[] = [
     durationSeconds: 2.5,
     throughputBitsPerSecond: 9600,
     rttMs: 10.5,
+    deliveryRateBitsPerSecond: 1_000_000.5,
     withoutStart: true,
   }),
   ev({ atMs: BASE + MIN + 1, ipVersion: 4, dstSite: 'unknown' }),
@@ -188,7 +199,7 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
     expect(s.values).toHaveLength(1);
     expect(
       Object.fromEntries(
-        ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site'].map((t) => [t, at(t)]),
+        ['community', 'activity', 'community_id', 'activity_id', 'ip_version', 'src_site', 'dst_site', 'instance'].map((t) => [t, at(t)]),
       ),
     ).toEqual({
       community: 'atlas',
@@ -198,6 +209,8 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       ip_version: '6',
       src_site: 'CERN-PROD',
       dst_site: 'BNL-ATLAS',
+      // No fireflies.instance given: the hostname.
+      instance: hostname(),
     });
     expect(at('time')).toBe(BASE);
     expect(
@@ -214,13 +227,16 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
         'rtt_sum_ms',
         'rtt_count',
         'rtt_max_ms',
+        'delivery_rate_sum_bps',
+        'delivery_rate_count',
+        'delivery_rate_max_bps',
         'retransmits',
         'duration_1s_10s',
         'duration_10s_1m',
         'duration_over_1h',
         'throughput_under_1m',
       ].map(at),
-    ).toEqual([2, 2, 0, 1, 4000, 12.5, 10400, 2, 9600, 30.5, 2, 20, 2, 1, 1, 0, 2]);
+    ).toEqual([2, 2, 0, 1, 4000, 12.5, 10400, 2, 9600, 30.5, 2, 20, 5_000_000.5, 2, 4_000_000, 2, 1, 1, 0, 2]);
     // Unregistered ids are kept as their numbers; a missing maximum is no field.
     const other = await influxQuery(
       db.url,
@@ -261,6 +277,9 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       throughputMaxBitsPerSecond: 9600,
       rttMeanMs: 15.25,
       rttMaxMs: 20,
+      // flowd-go deliveryRate of the two ended flows, bit/s
+      deliveryRateMeanBitsPerSecond: 2_500_000.25,
+      deliveryRateMaxBitsPerSecond: 4_000_000,
       retransmits: 2,
       durationHistogram: [0, 1, 1, 0, 0, 0],
       throughputHistogram: [2, 0, 0, 0, 0, 0],
@@ -277,6 +296,8 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       throughputMeanBitsPerSecond: 10_000,
       rttMeanMs: null,
       rttMaxMs: null,
+      deliveryRateMeanBitsPerSecond: null,
+      deliveryRateMaxBitsPerSecond: null,
       durationMeanSeconds: 4,
     });
     expect(a.totals).toMatchObject({ flowsStarted: 4, flowsEnded: 4, flowsExpired: 1, bytes: 9064, durationSeconds: 17, rttMaxMs: 20 });
@@ -379,6 +400,9 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       rttSum: 0,
       rttCount: 0,
       rttMax: null,
+      deliveryRateSum: 0,
+      deliveryRateCount: 0,
+      deliveryRateMax: null,
       retransmits: 0,
       durationHistogram: [0, 1, 0, 0, 0, 0],
       throughputHistogram: [1, 0, 0, 0, 0, 0],
@@ -396,6 +420,9 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       rttSum: 1.5,
       rttCount: 1,
       rttMax: 1.5,
+      deliveryRateSum: 0,
+      deliveryRateCount: 0,
+      deliveryRateMax: null,
     };
     for (const store of [influx, sqlite]) {
       await store.writeFireflyRows([row]);

@@ -9,7 +9,7 @@ import { replayDatagrams } from '../../collectors/replay.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { createInfluxStore } from '../../src/store/influx/store.js';
-import type { TrafficRow } from '../../src/store/types.js';
+import type { FireflyRow, TrafficRow } from '../../src/store/types.js';
 import { createSocket } from 'node:dgram';
 import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSet, VARLEN } from '../builders/ipfix.js';
 import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
@@ -221,7 +221,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
         ['rollup_1h', '9600h0m0s', false],
       ]);
       const cqs = (await influx.query('SHOW CONTINUOUS QUERIES')).filter((r) => (r as { name?: string }).name !== undefined);
-      expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
+      expect(cqs.map((r) => (r as unknown as { name: string }).name).sort()).toEqual(['cq_firefly_1h', 'cq_link_1h', 'cq_scitags_1h']);
       // Provisioning again (a restart) changes nothing and does not fail.
       await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 }).then((s) =>
         s.close(),
@@ -279,6 +279,124 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       await db.destroy();
     }
   });
+  it('cq_firefly_1h rolls an hour of scitags_firefly up per instance: counts, sums and bins summed, maxima by max', async () => {
+    const db = await startInfluxd();
+    try {
+      const cfg = influxStoreSchema.parse({
+        type: 'influx',
+        url: `http://127.0.0.1:${db.port}`,
+        database: 'ffroll',
+        spoolDir: mkdtempSync(join(tmpdir(), 'spool-')),
+      });
+      const open = (instance: string) =>
+        createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60, instance });
+      const a = await open('a');
+      const b = await open('b');
+      const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+      const row = (min: number, over: Partial<FireflyRow>): FireflyRow => ({
+        bucketStartMs: hour + min * 60_000,
+        bucketSeconds: 60,
+        community: 2,
+        activity: 3,
+        ipVersion: 6,
+        srcSite: 'CERN-PROD',
+        dstSite: 'BNL-ATLAS',
+        flowsStarted: 1,
+        flowsEnded: 1,
+        flowsExpired: 0,
+        flowsWithoutStart: 0,
+        bytes: 1000,
+        durationSeconds: 10,
+        throughputSum: 800,
+        throughputCount: 1,
+        throughputMax: 800,
+        rttSum: 0,
+        rttCount: 0,
+        rttMax: null,
+        deliveryRateSum: 0,
+        deliveryRateCount: 0,
+        deliveryRateMax: null,
+        retransmits: 0,
+        durationHistogram: [0, 0, 1, 0, 0, 0],
+        throughputHistogram: [1, 0, 0, 0, 0, 0],
+        ...over,
+      });
+      await a.writeFireflyRows([row(5, {})]);
+      await a.writeFireflyRows([
+        row(6, {
+          flowsStarted: 2,
+          flowsEnded: 2,
+          flowsExpired: 1,
+          flowsWithoutStart: 1,
+          bytes: 3000,
+          durationSeconds: 2.5,
+          throughputSum: 9600,
+          throughputCount: 2,
+          throughputMax: 9000,
+          rttSum: 30.5,
+          rttCount: 2,
+          rttMax: 20,
+          deliveryRateSum: 5e6,
+          deliveryRateCount: 2,
+          deliveryRateMax: 4e6,
+          retransmits: 3,
+          durationHistogram: [1, 1, 0, 0, 0, 0],
+          throughputHistogram: [2, 0, 0, 0, 0, 0],
+        }),
+      ]);
+      await b.writeFireflyRows([row(5, { bytes: 7, throughputMax: 56, throughputSum: 56 })]);
+      await a.flush();
+      await b.flush();
+      const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'ffroll' });
+      const cq = (await influx.query<{ name: string; query: string }>('SHOW CONTINUOUS QUERIES')).find((r) => r.name === 'cq_firefly_1h')!;
+      expect(cq.query).toContain('INTO ffroll.rollup_1h.scitags_firefly FROM ffroll.raw.scitags_firefly GROUP BY time(1h), *');
+      // The CQ runs every 10 minutes; its statement is run here over the same hour.
+      const select = /BEGIN (SELECT .*) END$/
+        .exec(cq.query)![1]!
+        .replace(' GROUP BY', ` WHERE time >= ${hour}ms AND time < ${hour + 3_600_000}ms GROUP BY`);
+      await influx.query(select);
+      const rolled = (await influx.query('SELECT * FROM "ffroll"."rollup_1h"."scitags_firefly"')) as unknown as (Record<string, unknown> & {
+        time: Date;
+        instance: string;
+      })[];
+      const pick = (r: Record<string, unknown>) =>
+        [
+          'flows_started',
+          'flows_ended',
+          'flows_expired',
+          'flows_without_start',
+          'bytes',
+          'duration_seconds',
+          'throughput_sum_bps',
+          'throughput_count',
+          'throughput_max_bps',
+          'rtt_sum_ms',
+          'rtt_count',
+          'rtt_max_ms',
+          'delivery_rate_sum_bps',
+          'delivery_rate_count',
+          'delivery_rate_max_bps',
+          'retransmits',
+          'duration_under_1s',
+          'duration_1s_10s',
+          'duration_10s_1m',
+          'throughput_under_1m',
+        ].map((f) => r[f]);
+      expect(rolled.map((r) => [r.time.getTime(), r.instance, r.community, r.src_site, r.dst_site, r.ip_version])).toEqual([
+        [hour, 'a', 'atlas', 'CERN-PROD', 'BNL-ATLAS', '6'],
+        [hour, 'b', 'atlas', 'CERN-PROD', 'BNL-ATLAS', '6'],
+      ]);
+      expect(rolled.map(pick)).toEqual([
+        [3, 3, 1, 1, 4000, 12.5, 10400, 3, 9000, 30.5, 2, 20, 5e6, 2, 4e6, 3, 1, 1, 1, 3],
+        // no rtt or delivery rate in the hour: sums 0, no maximum
+        [1, 1, 0, 0, 7, 10, 56, 1, 56, 0, 0, null, 0, 0, null, 0, 0, 0, 1, 1],
+      ]);
+      await a.close();
+      await b.close();
+    } finally {
+      await db.destroy();
+    }
+  });
   it('replaces a cq_link_1h of an older release (no capacities) and keeps a current one', async () => {
     const db = await startInfluxd();
     try {
@@ -309,7 +427,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
         'CREATE CONTINUOUS QUERY cq_link_1h ON old RESAMPLE EVERY 10m FOR 2h BEGIN SELECT sum(bytes) AS bytes, sum(packets) AS packets, sum(records) AS records, ' +
           'max(in_capacity_bps) AS in_capacity_bps, max(out_capacity_bps) AS out_capacity_bps INTO old.rollup_1h.link_traffic FROM old.raw.link_traffic GROUP BY time(1h), * END',
       );
-      expect(Object.keys(first).sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
+      expect(Object.keys(first).sort()).toEqual(['cq_firefly_1h', 'cq_link_1h', 'cq_scitags_1h']);
       await (await createInfluxStore(cfg, { registry: () => loadSnapshot(0), links: [], log: silentLogger(), bucketSeconds: 60 })).close();
       expect(await queries()).toEqual(first);
     } finally {

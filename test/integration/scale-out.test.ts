@@ -316,7 +316,7 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
           .groups()
           .find((g) => g.name === SHARED_DB)
           ?.rows.map((r) => r.name) ?? [];
-      expect(cqs.sort()).toEqual(['cq_link_1h', 'cq_scitags_1h']);
+      expect(cqs.sort()).toEqual(['cq_firefly_1h', 'cq_link_1h', 'cq_scitags_1h']);
       // Nothing written yet (graceSeconds: 3600).
       expect((await readTotals(shared)).byExporter).toEqual(new Map());
 

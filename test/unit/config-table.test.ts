@@ -149,6 +149,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['fireflies.maxFlows', 'SCITAGS_FIREFLIES_MAX_FLOWS', '--fireflies-max-flows', '2000', 2000],
   ['fireflies.flowTimeoutSeconds', 'SCITAGS_FIREFLIES_FLOW_TIMEOUT_SECONDS', '--fireflies-flow-timeout-seconds', '3600', 3600],
   ['fireflies.duplicateWindowSeconds', 'SCITAGS_FIREFLIES_DUPLICATE_WINDOW_SECONDS', '--fireflies-duplicate-window-seconds', '0', 0],
+  ['fireflies.instance', 'SCITAGS_FIREFLIES_INSTANCE', '--fireflies-instance', ' collector-a ', 'collector-a'],
   ['api.port', 'SCITAGS_API_PORT', '--api-port', '9000', 9000],
   ['api.bind', 'SCITAGS_API_BIND', '--api-bind', '::', '::'],
   ['api.tokensFile', 'SCITAGS_API_TOKENS_FILE', '--api-tokens-file', '/etc/t', '/etc/t'],

@@ -67,7 +67,7 @@ const DEFAULTS: Config = {
     maxPrefixes: 100000,
     maxSites: 1000,
   },
-  fireflies: { maxFlows: 100000, flowTimeoutSeconds: 86400, duplicateWindowSeconds: 60 },
+  fireflies: { maxFlows: 100000, flowTimeoutSeconds: 86400, duplicateWindowSeconds: 60, instance: '' },
   api: {
     port: 8080,
     bind: '127.0.0.1',

@@ -92,16 +92,16 @@ const EXPECTED = {
   },
   // collector_stats is not rolled up: it lives in the default (raw) policy only
   'scitags-collector-health': { file: 'collector-health.json', title: 'Collector health', variables: ['datasource', 'exporter'] },
-  // scitags_firefly is not rolled up either (docs/influx-schema.md)
+  // scitags_firefly is rolled up like traffic (cq_firefly_1h, docs/influx-schema.md)
   'scitags-fireflies': {
     file: 'scitags-fireflies.json',
     title: 'SciTags fireflies',
-    variables: ['datasource', 'experiment', 'src_site', 'dst_site'],
+    variables: ['datasource', 'policy', 'experiment', 'src_site', 'dst_site'],
   },
 } as const;
 
 /** Dashboards reading measurements with no roll-up: no $policy variable, the default policy. */
-const NOT_ROLLED_UP = new Set(['scitags-collector-health', 'scitags-fireflies']);
+const NOT_ROLLED_UP = new Set(['scitags-collector-health']);
 
 /** The datasource reference every panel, target and query variable carries. */
 const DS_REF = { type: 'influxdb', uid: '${datasource}' };
@@ -228,9 +228,9 @@ describe('dashboards', () => {
         }
       });
 
-      it("reads traffic from the retention policy chosen in $policy, with that policy's bucket as the minimum interval", () => {
+      it("reads traffic and fireflies from the retention policy chosen in $policy, with that policy's bucket as the minimum interval", () => {
         const policy = vars.find((v) => v.name === 'policy');
-        const traffic = panelTargets(d).filter((t) => /"(scitags|link)_traffic"/.test(t.target.query!));
+        const traffic = panelTargets(d).filter((t) => /"((scitags|link)_traffic|scitags_firefly)"/.test(t.target.query!));
         if (NOT_ROLLED_UP.has(d.uid)) {
           expect(policy).toBeUndefined();
           expect(traffic).toEqual([]);
@@ -245,8 +245,8 @@ describe('dashboards', () => {
         expect(traffic.length).toBeGreaterThan(0);
         for (const { panel, target } of traffic) {
           const q = target.query!;
-          expect(q.match(/FROM "[^(]*?_traffic"/g), panel.title).toEqual([
-            expect.stringMatching(/^FROM "\$\{policy:text\}"\."(scitags|link)_traffic"$/),
+          expect(q.match(/FROM "[^(]*?_(traffic|firefly)"/g), panel.title).toEqual([
+            expect.stringMatching(/^FROM "\$\{policy:text\}"\."((scitags|link)_traffic|scitags_firefly)"$/),
           ]);
           // every interval Grafana picks from 1h up (2h, 3h, 6h, 12h, 1d, 7d, 30d) is whole hours
           if (q.includes('$__interval')) expect(panel.interval, panel.title).toBe('$policy');

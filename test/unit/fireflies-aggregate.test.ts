@@ -19,6 +19,7 @@ function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
     bytes: 0,
     throughputBitsPerSecond: undefined,
     rttMs: undefined,
+    deliveryRateBitsPerSecond: undefined,
     retransmits: undefined,
     withoutStart: false,
     ...over,
@@ -54,6 +55,22 @@ function recorder() {
 const sorted = (rows: FireflyRow[]) => [...rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 describe('FireflyAggregator', () => {
+  it('sums the delivery rate of ended flows that carry one (sum, count, max); absent, negative or non-finite ones count as none', async () => {
+    const r = recorder();
+    const agg = new FireflyAggregator({ bucketSeconds: 60 }, { now: () => T0, store: r.store });
+    agg.add(ended({ deliveryRateBitsPerSecond: 8_000_000 }));
+    agg.add(ended({ deliveryRateBitsPerSecond: 2_000_000.5 }));
+    agg.add(ended({ deliveryRateBitsPerSecond: undefined }));
+    agg.add(ended({ deliveryRateBitsPerSecond: -1 }));
+    agg.add(ended({ deliveryRateBitsPerSecond: Number.NaN }));
+    agg.add(ended({ deliveryRateBitsPerSecond: 0 }));
+    // Only ended flows carry a rate; a start's is never counted.
+    agg.add(ev({ deliveryRateBitsPerSecond: 1e12 }));
+    await agg.flush();
+    const [row] = r.writes[0]!;
+    expect([row!.flowsEnded, row!.deliveryRateSum, row!.deliveryRateCount, row!.deliveryRateMax]).toEqual([6, 10_000_000.5, 3, 8_000_000]);
+  });
+
   it('sums started, ended, expired and the ended flows’ bytes, durations, throughput and rtt per bucket and key', async () => {
     const r = recorder();
     const agg = new FireflyAggregator({ bucketSeconds: 60, graceSeconds: 10, lateWindowSeconds: 120 }, { now: () => T0, store: r.store });
@@ -96,6 +113,9 @@ describe('FireflyAggregator', () => {
           rttSum: 30.5,
           rttCount: 2,
           rttMax: 20,
+          deliveryRateSum: 0,
+          deliveryRateCount: 0,
+          deliveryRateMax: null,
           retransmits: 2,
           // durations 10, 2.5 and 0 s; throughputs 800 and 9600 bit/s
           durationHistogram: [1, 1, 1, 0, 0, 0],
@@ -116,6 +136,9 @@ describe('FireflyAggregator', () => {
           rttSum: 0,
           rttCount: 0,
           rttMax: null,
+          deliveryRateSum: 0,
+          deliveryRateCount: 0,
+          deliveryRateMax: null,
           retransmits: 0,
           durationHistogram: [0, 0, 0, 0, 0, 0],
           throughputHistogram: [0, 0, 0, 0, 0, 0],
@@ -218,6 +241,9 @@ describe('FireflyAggregator', () => {
       rttSum: 0,
       rttCount: 0,
       rttMax: null,
+      deliveryRateSum: 0,
+      deliveryRateCount: 0,
+      deliveryRateMax: null,
       retransmits: 0,
       durationHistogram: [0, 0, 4, 0, 0, 0],
       throughputHistogram: [1, 0, 0, 0, 0, 0],

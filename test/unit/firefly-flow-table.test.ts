@@ -58,7 +58,14 @@ const base = {
   srcSite: 'SITE-A',
   dstSite: 'SITE-B',
 } as const;
-const noEnd = { durationSeconds: 0, bytes: 0, throughputBitsPerSecond: undefined, rttMs: undefined, retransmits: undefined };
+const noEnd = {
+  durationSeconds: 0,
+  bytes: 0,
+  throughputBitsPerSecond: undefined,
+  rttMs: undefined,
+  deliveryRateBitsPerSecond: undefined,
+  retransmits: undefined,
+};
 
 describe('flow key', () => {
   it('is the same in both directions and differs by protocol and port', () => {
@@ -88,6 +95,24 @@ describe('definitions', () => {
 });
 
 describe('start, ongoing, end', () => {
+  it('the delivery rate is the latest netlink deliveryRate of the flow, in bit/s; an end without start uses its own', () => {
+    const { t, events } = table();
+    const netlink = (rate: number | undefined) => ({ rttMs: undefined, deliveryRateBytesPerSecond: rate, retransmits: undefined });
+    t.accept(firefly({ netlink: netlink(250_000) }), T0, '192.0.2.1');
+    t.accept(firefly({ state: 'ongoing', netlink: netlink(undefined) }), T0 + 1000, '192.0.2.1');
+    t.accept(firefly({ state: 'end', endMs: T0 + 2000, netlink: netlink(1_500_000) }), T0 + 2000, '192.0.2.1');
+    // Another 5-tuple: the end alone, its own netlink.
+    t.accept(firefly({ state: 'end', srcPort: 40001, endMs: T0 + 4000, netlink: netlink(3) }), T0 + 3000, '192.0.2.1');
+    // And one with no netlink at all.
+    t.accept(firefly({ state: 'end', srcPort: 40002, endMs: T0 + 4000 }), T0 + 3000, '192.0.2.1');
+    expect(events.map((e) => [e.kind, e.deliveryRateBitsPerSecond])).toEqual([
+      ['started', undefined],
+      ['ended', 12_000_000],
+      ['ended', 24],
+      ['ended', undefined],
+    ]);
+  });
+
   it('a start then an end is one started and one ended flow with duration, bytes, throughput and netlink', () => {
     const { t, events } = table();
     t.accept(firefly(), T0 + 5, '192.0.2.1');
@@ -112,8 +137,9 @@ describe('start, ongoing, end', () => {
         bytes: 10_000_200,
         // 10,000,000 bytes sent (the larger direction) * 8 / 20 s
         throughputBitsPerSecond: 4_000_000,
-        // The end carried no netlink: the ongoing's stays.
+        // The end carried no netlink: the ongoing's stays (delivery rate 1e6 bytes/s in bit/s).
         rttMs: 12.5,
+        deliveryRateBitsPerSecond: 8_000_000,
         retransmits: 3,
         withoutStart: false,
       },

@@ -140,6 +140,7 @@ describe('InfluxDB 2.x / 3.x v1-compatible API', () => {
       'show continuous queries',
       expect.stringMatching(/^CREATE CONTINUOUS QUERY "cq_scitags_1h" ON "scitags" /),
       expect.stringMatching(/^CREATE CONTINUOUS QUERY "cq_link_1h" ON "scitags" .*max\("out_capacity_bps"\)/),
+      expect.stringMatching(/^CREATE CONTINUOUS QUERY "cq_firefly_1h" ON "scitags" .*max\("delivery_rate_max_bps"\)/),
     ]);
     for (const r of requests) expect(r.headers.authorization).toBe(`Token ${TOKEN}`);
   });

@@ -30,6 +30,9 @@ function row(over: Partial<FireflyRow>): FireflyRow {
     rttSum: 0,
     rttCount: 0,
     rttMax: null,
+    deliveryRateSum: 0,
+    deliveryRateCount: 0,
+    deliveryRateMax: null,
     retransmits: 0,
     durationHistogram: [0, 0, 1, 0, 0, 0],
     throughputHistogram: [1, 0, 0, 0, 0, 0],
@@ -64,6 +67,9 @@ describe('sqlite store: fireflies', () => {
       rttSum: 7.5,
       rttCount: 1,
       rttMax: 7.5,
+      deliveryRateSum: 0,
+      deliveryRateCount: 0,
+      deliveryRateMax: null,
     });
     await store.writeFireflyRows([a, b]);
     const later = { ...a, flowsEnded: 2, bytes: 1500, durationSeconds: 12.5, durationHistogram: [0, 1, 1, 0, 0, 0] };
@@ -100,6 +106,9 @@ describe('sqlite store: fireflies', () => {
         rttSum: 4,
         rttCount: 1,
         rttMax: 4,
+        deliveryRateSum: 0,
+        deliveryRateCount: 0,
+        deliveryRateMax: null,
         retransmits: 0,
         durationHistogram: [0, 0, 2, 0, 0, 0],
         throughputHistogram: [2, 0, 0, 0, 0, 0],
@@ -117,6 +126,23 @@ describe('sqlite store: fireflies', () => {
     await store.writeFireflyRows([row({}), row({ bucketStartMs: T0 + 2 * 86_400_000 })]);
     expect(await store.applyRetention(T0 + 2 * 86_400_000)).toBe(1);
     expect((await store.readFireflyRows(0)).map((r) => r.bucketStartMs)).toEqual([T0 + 2 * 86_400_000]);
+  });
+
+  it('migrates a file of schema version 2 (fireflies without delivery rate): old rows read 0 / 0 / null, new ones keep theirs', async () => {
+    await store.writeFireflyRows([row({})]);
+    await store.close();
+    // A version-2 file: the same table without the columns version 3 appends.
+    const db = new Database(file);
+    for (const c of ['delivery_rate_sum', 'delivery_rate_count', 'delivery_rate_max']) db.exec(`ALTER TABLE firefly DROP COLUMN ${c}`);
+    db.pragma('user_version = 2');
+    db.close();
+    store = createSqliteStore({ path: file });
+    expect(await store.readFireflyRows(0)).toEqual([row({})]);
+    const rated = row({ bucketStartMs: T0 + MIN, deliveryRateSum: 3e6, deliveryRateCount: 2, deliveryRateMax: 2.5e6 });
+    await store.writeFireflyRows([rated]);
+    expect(await store.readFireflyRows(T0 + MIN)).toEqual([rated]);
+    const totals = (await store.queryFireflies(q({}))).totals;
+    expect([totals.deliveryRateSum, totals.deliveryRateCount, totals.deliveryRateMax]).toEqual([3e6, 2, 2.5e6]);
   });
 
   it('migrates a file of schema version 1 (traffic only) and keeps its rows', async () => {

@@ -1,4 +1,5 @@
 import { escape, type InfluxDB } from 'influx';
+import { FIREFLY_MEASUREMENT, FIREFLY_SUMS } from './firefly.js';
 
 /**
  * Optional start-up provisioning (docs/influx-schema.md, "Retention and roll-ups"): the
@@ -65,8 +66,11 @@ const SUMS = 'sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records
 
 /**
  * The hourly roll-ups. Link capacities are carried as the hour's maximum so the utilisation
- * panel (bytes over capacity) works on `rollup_1h` too; `mustMention` is what a current
- * query's text (as SHOW CONTINUOUS QUERIES prints it, identifiers unquoted) contains.
+ * panel (bytes over capacity) works on `rollup_1h` too. Fireflies roll up with the sums the
+ * API adds (counts, bytes, durations and histogram bins summed; sum and count of each mean;
+ * maxima by max), every tag kept (instance included, so instances stay disjoint there too).
+ * `mustMention` is what a current query's text (as SHOW CONTINUOUS QUERIES prints it,
+ * identifiers unquoted) contains.
  */
 export const ROLLUPS = [
   { name: 'cq_scitags_1h', measurement: 'scitags_traffic', select: SUMS, mustMention: ['sum(bytes)'] },
@@ -75,5 +79,11 @@ export const ROLLUPS = [
     measurement: 'link_traffic',
     select: `${SUMS}, max("in_capacity_bps") AS "in_capacity_bps", max("out_capacity_bps") AS "out_capacity_bps"`,
     mustMention: ['sum(bytes)', 'max(in_capacity_bps)', 'max(out_capacity_bps)'],
+  },
+  {
+    name: 'cq_firefly_1h',
+    measurement: FIREFLY_MEASUREMENT,
+    select: FIREFLY_SUMS,
+    mustMention: ['sum(flows_started)', 'max(rtt_max_ms)', 'sum(delivery_rate_count)', 'max(delivery_rate_max_bps)'],
   },
 ] as const;

@@ -25,6 +25,7 @@ import {
   FIREFLY_FIELDS,
   FIREFLY_MEASUREMENT,
   FIREFLY_TAGS,
+  fireflyInstanceName,
   fireflyRowsToPoints,
   influxRowToFirefly,
 } from './firefly.js';
@@ -45,6 +46,8 @@ export interface InfluxStoreDeps {
   learnedLinkNames?: () => ReadonlyMap<string, string>;
   links: readonly LinkConfig[];
   log: Logger;
+  /** The scitags_firefly `instance` tag (fireflies.instance); undefined or '': the hostname. */
+  instance?: string | undefined;
 }
 
 /** node-influx connection options from the store URL and credentials. */
@@ -98,6 +101,8 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore {
   private readonly statsSeries = new Set<string>();
   private lastStatsTime: Date | undefined;
   private readonly probe: InfluxProbe | undefined;
+  /** The scitags_firefly `instance` tag of this collector's points. */
+  readonly instance: string;
 
   constructor(
     private readonly cfg: InfluxStoreConfig,
@@ -105,6 +110,7 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore {
   ) {
     const ca = cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : undefined;
     this.influx = new InfluxDB(connection(cfg, ca));
+    this.instance = fireflyInstanceName(deps.instance);
     for (const l of deps.links) this.linkIndex.set(`${l.exporter}|${l.ifIndex}`, { name: l.name, capacityBps: l.capacityBps });
     this.writer = new InfluxWriter(
       this.influx,
@@ -282,7 +288,7 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore {
   /** Firefly rows go through the same writer as traffic: batching, retries, spool, dead letters. */
   async writeFireflyRows(rows: FireflyRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.writer.write(fireflyRowsToPoints(rows, this.deps.registry()));
+    await this.writer.write(fireflyRowsToPoints(rows, this.deps.registry(), this.instance));
   }
 
   async queryFireflies(q: FireflyQuery): Promise<FireflyQueryResult> {
@@ -296,7 +302,7 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore {
 
   async readFireflyRows(fromMs: number): Promise<FireflyRow[]> {
     await this.writer.flush().catch(() => {});
-    const rows = await this.influx.query<Record<string, unknown>>(buildFireflyReadQuery(fromMs));
+    const rows = await this.influx.query<Record<string, unknown>>(buildFireflyReadQuery(fromMs, this.instance));
     return rows.map((r) => ({ ...influxRowToFirefly(r), bucketSeconds: this.deps.bucketSeconds }));
   }
 

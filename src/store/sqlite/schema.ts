@@ -57,6 +57,11 @@ const MIGRATIONS: readonly string[] = [
      ${[...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `${b.name} INTEGER NOT NULL,`).join('\n     ')}
      PRIMARY KEY (bucket_start, community, activity, ip_version, src_site, dst_site)
    ) WITHOUT ROWID`,
+  // Delivery rate of ended flows (flowd-go netlink deliveryRate x 8, bit/s): sum, count and
+  // maximum like throughput and rtt. Rows written before have no such flows counted: 0 / NULL.
+  `ALTER TABLE firefly ADD COLUMN delivery_rate_sum REAL NOT NULL DEFAULT 0;
+   ALTER TABLE firefly ADD COLUMN delivery_rate_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE firefly ADD COLUMN delivery_rate_max REAL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -109,8 +109,9 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
       `INSERT INTO firefly (bucket_start, community, activity, ip_version, src_site, dst_site, bucket_seconds,
                             flows_started, flows_ended, flows_expired, flows_without_start, bytes, duration_seconds,
                             throughput_sum, throughput_count, throughput_max, rtt_sum, rtt_count, rtt_max, retransmits,
+                            delivery_rate_sum, delivery_rate_count, delivery_rate_max,
                             ${BIN_COLUMNS.join(', ')})
-       VALUES (${new Array(20 + BIN_COLUMNS.length).fill('?').join(', ')})
+       VALUES (${new Array(23 + BIN_COLUMNS.length).fill('?').join(', ')})
        ON CONFLICT (bucket_start, community, activity, ip_version, src_site, dst_site) DO UPDATE SET
          bucket_seconds = excluded.bucket_seconds, flows_started = excluded.flows_started,
          flows_ended = excluded.flows_ended, flows_expired = excluded.flows_expired,
@@ -118,7 +119,8 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
          duration_seconds = excluded.duration_seconds, throughput_sum = excluded.throughput_sum,
          throughput_count = excluded.throughput_count, throughput_max = excluded.throughput_max,
          rtt_sum = excluded.rtt_sum, rtt_count = excluded.rtt_count, rtt_max = excluded.rtt_max,
-         retransmits = excluded.retransmits,
+         retransmits = excluded.retransmits, delivery_rate_sum = excluded.delivery_rate_sum,
+         delivery_rate_count = excluded.delivery_rate_count, delivery_rate_max = excluded.delivery_rate_max,
          ${BIN_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
     );
     this.writeFireflies = this.db.transaction((rows: FireflyRow[]) => {
@@ -144,6 +146,9 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
           r.rttCount,
           r.rttMax,
           r.retransmits,
+          r.deliveryRateSum,
+          r.deliveryRateCount,
+          r.deliveryRateMax,
           ...r.durationHistogram,
           ...r.throughputHistogram,
         );
@@ -310,6 +315,8 @@ const FIREFLY_SELECT_STEP = `bucket_start - bucket_start % ? AS t, community, ac
   SUM(flows_without_start) AS flows_without_start, SUM(bytes) AS bytes, SUM(duration_seconds) AS duration_seconds,
   SUM(throughput_sum) AS throughput_sum, SUM(throughput_count) AS throughput_count, MAX(throughput_max) AS throughput_max,
   SUM(rtt_sum) AS rtt_sum, SUM(rtt_count) AS rtt_count, MAX(rtt_max) AS rtt_max, SUM(retransmits) AS retransmits,
+  SUM(delivery_rate_sum) AS delivery_rate_sum, SUM(delivery_rate_count) AS delivery_rate_count,
+  MAX(delivery_rate_max) AS delivery_rate_max,
   ${BIN_COLUMNS.map((c) => `SUM(${c}) AS ${c}`).join(', ')}`;
 
 interface FireflyDbRow {
@@ -332,6 +339,9 @@ interface FireflyDbRow {
   rtt_count: number;
   rtt_max: number | null;
   retransmits: number;
+  delivery_rate_sum: number;
+  delivery_rate_count: number;
+  delivery_rate_max: number | null;
   [bin: string]: number | string | null;
 }
 
@@ -355,6 +365,9 @@ function fromFireflyDb(r: FireflyDbRow): StoredFireflyRow {
     rttSum: r.rtt_sum,
     rttCount: r.rtt_count,
     rttMax: r.rtt_max,
+    deliveryRateSum: r.delivery_rate_sum,
+    deliveryRateCount: r.delivery_rate_count,
+    deliveryRateMax: r.delivery_rate_max,
     retransmits: r.retransmits,
     durationHistogram: DURATION_BINS.map((b) => r[b.name] as number),
     throughputHistogram: THROUGHPUT_BINS.map((b) => r[b.name] as number),
