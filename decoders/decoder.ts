@@ -44,6 +44,11 @@ export interface DatagramOutcome {
   unknownSampling: number;
   /** Records not emitted because their template carries no volume (the `no-volume` count). */
   noVolume: number;
+  /**
+   * Zero octets after the last set that were skipped as exporter padding (Cisco ACI, PAN-OS
+   * 8.1): counted per exporter, not an error.
+   */
+  paddingOctets: number;
 }
 
 export function emptyOutcome(): DatagramOutcome {
@@ -58,6 +63,7 @@ export function emptyOutcome(): DatagramOutcome {
     lostSamples: 0,
     unknownSampling: 0,
     noVolume: 0,
+    paddingOctets: 0,
   };
 }
 

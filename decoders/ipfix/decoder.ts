@@ -40,6 +40,7 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
       out.lostDatagrams = r.stats.lostDatagrams;
       out.unknownSampling = r.stats.unknownSampling;
       out.noVolume = r.stats.noVolume;
+      out.paddingOctets = r.stats.paddingOctets;
       return out;
     },
   };

@@ -412,6 +412,7 @@ const exportersSchema = {
           liveTemplates: num,
           rateLimited: { type: 'object', properties: { datagrams: num, sessions: num } },
           decoderState: { type: 'object', properties: { bytes: num, evictions: num } },
+          padding: { type: 'object', properties: { datagrams: num, octets: num } },
           sflowSources: {
             type: 'array',
             items: {
@@ -508,6 +509,7 @@ function exporterRows(source: readonly ExporterInfo[]): ExporterRow[] {
       liveTemplates: e.liveTemplates,
       rateLimited: e.rateLimited,
       decoderState: e.decoderState,
+      padding: e.padding,
       ...(e.sflowSources ? { sflowSources: e.sflowSources } : {}),
     }));
 }

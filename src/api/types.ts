@@ -37,6 +37,8 @@ export interface ExporterInfo {
   rateLimited: { datagrams: number; sessions: number };
   /** Its IPFIX / NetFlow decoder state: estimated bytes held, and evictions and refusals (all reasons). */
   decoderState: { bytes: number; evictions: number };
+  /** Datagrams that ended in zero padding after their last set, and the octets skipped (not errors). */
+  padding: { datagrams: number; octets: number };
   /** sFlow data sources of the agent with this address (flow samplers only). */
   sflowSources?: SflowSourceInfo[];
 }

@@ -284,6 +284,11 @@ export class DatagramDecoder {
     // Per record, in the exporter's errors by reason (API errorsByReason, metric
     // scitags_decode_errors_total{reason="no-volume"}), without making the datagram a bad one.
     if (out.noVolume > 0) countError(ex, 'no-volume', out.noVolume);
+    // Padding is kept apart from the errors: the datagram was fine, its tail was zeros.
+    if (out.paddingOctets > 0) {
+      ex.paddedDatagrams++;
+      ex.paddingOctets += out.paddingOctets;
+    }
     this.totals.templateMisses += out.templateMisses;
     if (out.errors.length > 0) {
       ex.badDatagrams++;

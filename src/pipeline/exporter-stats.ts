@@ -41,6 +41,9 @@ export interface ExporterCounters {
   lostDatagrams: number;
   lostSamples: number;
   unknownSampling: number;
+  /** Datagrams that ended in zero padding, and the padding octets skipped (not errors). */
+  paddedDatagrams: number;
+  paddingOctets: number;
   /** Sampling rates seen in this exporter's records per domain and source, with counts (bounded). */
   samplingRates: Map<string, SamplingSeen>;
   /** Datagrams that made a decoder throw (a bug in our code, isolated), per decoder. */
@@ -87,6 +90,8 @@ export class ExporterTable {
           lostDatagrams: 0,
           lostSamples: 0,
           unknownSampling: 0,
+          paddedDatagrams: 0,
+          paddingOctets: 0,
           samplingRates: new Map(),
           crashesByDecoder: new Map(),
           lastSampling: undefined,

@@ -117,6 +117,7 @@ export function snapshotOf(decoder: DatagramDecoder, timeMs: number): DecodeSnap
     liveTemplates: templatesByAddr.get(e.address) ?? 0,
     rateLimited: { datagrams: e.rateLimitedDatagrams, sessions: e.rateLimitedSessions },
     decoderState: { bytes: flow.addresses.get(e.address)?.bytes ?? 0, evictions: flow.evictionsByAddress.get(e.address) ?? 0 },
+    padding: { datagrams: e.paddedDatagrams, octets: e.paddingOctets },
     // Matched by agent address: agents normally send from the address they report.
     ...(sflowByAgent.has(e.address) ? { sflowSources: sflowByAgent.get(e.address)! } : {}),
   }));
@@ -190,6 +191,8 @@ export function mergeSnapshots(parts: readonly DecodeSnapshot[], timeMs: number)
       prev.rateLimited.sessions += e.rateLimited.sessions;
       prev.decoderState.bytes += e.decoderState.bytes;
       prev.decoderState.evictions += e.decoderState.evictions;
+      prev.padding.datagrams += e.padding.datagrams;
+      prev.padding.octets += e.padding.octets;
       if (e.sflowSources) prev.sflowSources = [...(prev.sflowSources ?? []), ...e.sflowSources];
     }
     out.interfaces.push(...p.interfaces);

@@ -178,6 +178,7 @@ const EXPORTERS: ExporterInfo[] = [
     liveTemplates: 0,
     rateLimited: { datagrams: 0, sessions: 0 },
     decoderState: { bytes: 0, evictions: 0 },
+    padding: { datagrams: 0, octets: 0 },
   },
   {
     address: '192.0.2.1',
@@ -194,6 +195,7 @@ const EXPORTERS: ExporterInfo[] = [
     liveTemplates: 3,
     rateLimited: { datagrams: 7, sessions: 2 },
     decoderState: { bytes: 5632, evictions: 4 },
+    padding: { datagrams: 2, octets: 128 },
   },
 ];
 
@@ -660,6 +662,7 @@ describe('GET /api/v1/exporters', () => {
           liveTemplates: 3,
           rateLimited: { datagrams: 7, sessions: 2 },
           decoderState: { bytes: 5632, evictions: 4 },
+          padding: { datagrams: 2, octets: 128 },
         },
         {
           address: '2001:db8::1',
@@ -678,6 +681,7 @@ describe('GET /api/v1/exporters', () => {
           liveTemplates: 0,
           rateLimited: { datagrams: 0, sessions: 0 },
           decoderState: { bytes: 0, evictions: 0 },
+          padding: { datagrams: 0, octets: 0 },
         },
       ],
     });

@@ -55,6 +55,7 @@ describe('merging worker snapshots', () => {
         liveTemplates: 1,
         rateLimited: { datagrams, sessions: 1 },
         decoderState: { bytes: 1000, evictions: 2 },
+        padding: { datagrams: 0, octets: 0 },
       });
       return s;
     };

@@ -10,6 +10,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
+import type { FlowRecord } from '../../decoders/record.js';
+import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
+import { snapshotOf } from '../../src/pipeline/snapshot.js';
 import { createFlowDecoderState, decodeFlowDatagram, type FlowDecoderState } from '../../decoders/ipfix/index.js';
 import {
   concat,
@@ -246,5 +249,24 @@ describe('third-party captures', () => {
     // record's last octets are ff 00 01 00: field 236 in the 3-octet length form, 1 octet.
     expect(r.errors).toEqual([]);
     expect(r.records).toEqual([{ bytes: 702, packets: 9 }]);
+  });
+});
+
+describe('padding is counted per exporter, apart from the errors', () => {
+  it('a v9 datagram with 64 zero octets after its last flowset: 1 padded datagram, 64 octets, no error, in the exporters view', () => {
+    const fields = [f('octetDeltaCount', 4), f('packetDeltaCount', 4)];
+    const msg = v9Message({ records: 2 }, [v9TemplateFlowset([{ id: 256, fields }]), v9DataFlowset(256, fields, [[1500, 1]])]);
+    const padded = new Uint8Array(msg.length + 64);
+    padded.set(msg);
+    const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
+    const bytes: number[] = [];
+    const target = { add: (rec: FlowRecord) => bytes.push(rec.bytes) };
+    decoder.decodeInto(padded, '192.0.2.7', 2055, 0, 'netflow', target);
+    decoder.decodeInto(msg, '192.0.2.7', 2055, 0, 'netflow', target);
+    expect(bytes).toEqual([1500, 1500]);
+    const [ex] = decoder.exporters.all();
+    expect([ex!.paddedDatagrams, ex!.paddingOctets, ex!.badDatagrams, Object.fromEntries(ex!.errorsByCode)]).toEqual([1, 64, 0, {}]);
+    const view = snapshotOf(decoder, 0).exporters[0]!;
+    expect(view.padding).toEqual({ datagrams: 1, octets: 64 });
   });
 });

@@ -21,6 +21,7 @@ function exporter(address: string, lastSeenMs: number, records: number): Exporte
     liveTemplates: 0,
     rateLimited: { datagrams: 0, sessions: 0 },
     decoderState: { bytes: 0, evictions: 0 },
+    padding: { datagrams: 0, octets: 0 },
   };
   return { address, protocols: ['ipfix'], sessions: [], firstSeenMs: 0, lastSeenMs, ...counts, ...zero };
 }
