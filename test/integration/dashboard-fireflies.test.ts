@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fireflyEvent } from '../support/firefly-events.js';
 import type { FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
 import { FireflyAggregator } from '../../src/fireflies/aggregate.js';
@@ -75,24 +76,7 @@ const UNREG: Key = {
 type Ev = FireflyFlowEvent & { key: Key };
 function ev(key: Key, kind: FireflyFlowEvent['kind'], atMs: number, over: Partial<FireflyFlowEvent> = {}): Ev {
   const { experimentId, activityId, ipVersion, srcSite, dstSite } = key;
-  return {
-    key,
-    kind,
-    atMs,
-    experimentId,
-    activityId,
-    ipVersion,
-    srcSite,
-    dstSite,
-    durationSeconds: 0,
-    bytes: 0,
-    throughputBitsPerSecond: undefined,
-    rttMs: undefined,
-    deliveryRateBitsPerSecond: undefined,
-    retransmits: undefined,
-    withoutStart: false,
-    ...over,
-  };
+  return { key, ...fireflyEvent(kind, atMs, { experimentId, activityId, ipVersion, srcSite, dstSite, ...over }) };
 }
 
 /** Values exact in binary (sums in any order agree). */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fireflyEvent } from '../support/firefly-events.js';
 import type { FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { buildApi, type ApiDeps } from '../../src/api/index.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
@@ -29,23 +30,7 @@ const BASE = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
 const NOW = BASE + 3 * HOUR;
 
 function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
-  return {
-    kind: 'started',
-    atMs: BASE + 1000,
-    experimentId: 2,
-    activityId: 3,
-    ipVersion: 6,
-    srcSite: 'CERN-PROD',
-    dstSite: 'BNL-ATLAS',
-    durationSeconds: 0,
-    bytes: 0,
-    throughputBitsPerSecond: undefined,
-    rttMs: undefined,
-    deliveryRateBitsPerSecond: undefined,
-    retransmits: undefined,
-    withoutStart: false,
-    ...over,
-  };
+  return fireflyEvent(over.kind ?? 'started', over.atMs ?? BASE + 1000, over);
 }
 
 // Values exact in binary, so sums in any order are equal.

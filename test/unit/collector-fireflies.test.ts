@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fireflyEvent } from '../support/firefly-events.js';
 import type { Firefly, FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { configSchema } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
@@ -20,23 +21,7 @@ const MIN = 60_000;
 const NOW = Math.floor(Date.now() / MIN) * MIN + 5_000; // 5 s into a bucket: nothing is due before stop
 
 function ev(kind: FireflyFlowEvent['kind'], over: Partial<FireflyFlowEvent> = {}): FireflyFlowEvent {
-  return {
-    kind,
-    atMs: NOW,
-    experimentId: 2,
-    activityId: 3,
-    ipVersion: 6,
-    srcSite: 'CERN-PROD',
-    dstSite: 'BNL-ATLAS',
-    durationSeconds: 0,
-    bytes: 0,
-    throughputBitsPerSecond: undefined,
-    rttMs: undefined,
-    deliveryRateBitsPerSecond: undefined,
-    retransmits: undefined,
-    withoutStart: false,
-    ...over,
-  };
+  return fireflyEvent(kind, NOW, over);
 }
 
 async function runCollector(feed: (sink: (e: FireflyFlowEvent) => void) => void): Promise<void> {

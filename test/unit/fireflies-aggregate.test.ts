@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fireflyEvent } from '../support/firefly-events.js';
 import type { FireflyFlowEvent } from '../../decoders/firefly/types.js';
 import { FireflyAggregator, OVERFLOW_SITE } from '../../src/fireflies/aggregate.js';
 import type { FireflyRow } from '../../src/store/types.js';
@@ -7,23 +8,7 @@ const MIN = 60_000;
 const T0 = 1_700_000_040_000 - (1_700_000_040_000 % MIN); // a bucket start
 
 function ev(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
-  return {
-    kind: 'started',
-    atMs: T0 + 1000,
-    experimentId: 2,
-    activityId: 3,
-    ipVersion: 6,
-    srcSite: 'CERN-PROD',
-    dstSite: 'BNL-ATLAS',
-    durationSeconds: 0,
-    bytes: 0,
-    throughputBitsPerSecond: undefined,
-    rttMs: undefined,
-    deliveryRateBitsPerSecond: undefined,
-    retransmits: undefined,
-    withoutStart: false,
-    ...over,
-  };
+  return fireflyEvent(over.kind ?? 'started', over.atMs ?? T0 + 1000, over);
 }
 
 function ended(over: Partial<FireflyFlowEvent>): FireflyFlowEvent {
