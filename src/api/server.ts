@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { VERSION } from '../version.js';
 import {
   BadParameter,
@@ -488,6 +488,20 @@ function validationAnswer(v: AjvError, allowed: readonly string[], url: string):
 // Exporters: the answer's rows, sorted, from one snapshot
 // ---------------------------------------------------------------------------------------
 
+/**
+ * Answers from a store query: a bad parameter is rethrown (the error handler makes it a 400),
+ * anything else means the store could not answer, a 503 naming its message (after `onFailure`).
+ */
+async function fromStore<T>(reply: FastifyReply, query: () => Promise<T>, onFailure?: (err: unknown) => void): Promise<T | FastifyReply> {
+  try {
+    return await query();
+  } catch (err) {
+    if (err instanceof BadParameter) throw err;
+    onFailure?.(err);
+    return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
+  }
+}
+
 type ExporterRow = Omit<ExporterInfo, 'sflowSources'> & { lastSeen: string; sflowSources?: ExporterInfo['sflowSources'] };
 
 function exporterRows(source: readonly ExporterInfo[]): ExporterRow[] {
@@ -638,16 +652,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           response: { 200: trafficSchema, 400: errorSchema, 503: errorSchema },
         },
       },
-      async (req, reply) => {
-        let result;
-        try {
-          result = await trafficQuery(deps, limits, req.query);
-        } catch (err) {
-          if (err instanceof BadParameter) throw err;
-          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
-        }
-        return result;
-      },
+      (req, reply) => fromStore(reply, () => trafficQuery(deps, limits, req.query)),
     );
 
     const fireflyParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'ipVersion', 'srcSite', 'dstSite'] as const;
@@ -663,15 +668,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           response: { 200: fireflySchema, 400: errorSchema, 503: errorSchema },
         },
       },
-      async (req, reply) => {
-        try {
-          return await fireflyQuery(deps, limits, req.query);
-        } catch (err) {
-          if (err instanceof BadParameter) throw err;
-          if (!(err instanceof FireflyStoreUnavailable)) req.log.warn({ err }, 'firefly query failed');
-          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
-        }
-      },
+      (req, reply) =>
+        fromStore(
+          reply,
+          () => fireflyQuery(deps, limits, req.query),
+          (err) => {
+            if (!(err instanceof FireflyStoreUnavailable)) req.log.warn({ err }, 'firefly query failed');
+          },
+        ),
     );
 
     api.get(
@@ -727,14 +731,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           response: { 200: linksSchema, 400: errorSchema, 503: errorSchema },
         },
       },
-      async (req, reply) => {
-        try {
-          return await linksQuery(deps, req.query);
-        } catch (err) {
-          if (err instanceof BadParameter) throw err;
-          return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
-        }
-      },
+      (req, reply) => fromStore(reply, () => linksQuery(deps, req.query)),
     );
 
     api.get(
