@@ -43,6 +43,16 @@ export interface FlowRecord {
   vlan: number | undefined;
   srcAddr: string | undefined;
   dstAddr: string | undefined;
+  /**
+   * The addresses as bytes, for enrichment that must not format them (sites, NAT64; the
+   * daemon leaves srcAddr / dstAddr unformatted): `addrLen` bytes (4 or 16; 0 when the record
+   * carries no addresses) at `srcAddrAt` and `dstAddrAt` of `addrBytes`. The bytes are the
+   * datagram's own: valid only during the sink call, like the record.
+   */
+  addrBytes: Uint8Array | undefined;
+  addrLen: 0 | 4 | 16;
+  srcAddrAt: number;
+  dstAddrAt: number;
   srcPort: number | undefined;
   dstPort: number | undefined;
   ipProtocol: number | undefined;
@@ -75,6 +85,10 @@ export function emptyRecord(protocol: FlowProtocol, exporter: string, domain: nu
     vlan: undefined,
     srcAddr: undefined,
     dstAddr: undefined,
+    addrBytes: undefined,
+    addrLen: 0,
+    srcAddrAt: 0,
+    dstAddrAt: 0,
     srcPort: undefined,
     dstPort: undefined,
     ipProtocol: undefined,
