@@ -53,6 +53,14 @@ export interface FlowRecord {
   addrLen: 0 | 4 | 16;
   srcAddrAt: number;
   dstAddrAt: number;
+  /**
+   * Enrichment (src/enrich/enricher.ts), not the decoders: to or from a NAT64 prefix, and
+   * the source / destination site ids of the site directory (0: unknown). Decoders leave
+   * the defaults; the enricher sets all three for every record before aggregation.
+   */
+  nat64: boolean;
+  srcSite: number;
+  dstSite: number;
   srcPort: number | undefined;
   dstPort: number | undefined;
   ipProtocol: number | undefined;
@@ -89,6 +97,9 @@ export function emptyRecord(protocol: FlowProtocol, exporter: string, domain: nu
     addrLen: 0,
     srcAddrAt: 0,
     dstAddrAt: 0,
+    nat64: false,
+    srcSite: 0,
+    dstSite: 0,
     srcPort: undefined,
     dstPort: undefined,
     ipProtocol: undefined,

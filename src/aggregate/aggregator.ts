@@ -7,14 +7,13 @@ import { NO_IF, LinkTable, REFUSED_SHARE, linkIf, overFairShare, type ExporterLi
 import {
   KeepPolicy,
   PairFilter,
-  SERIES_FOLDED,
-  SERIES_IPV4,
-  SERIES_IPV6,
   SERIES_SPACE,
-  SERIES_UNKNOWN,
+  foldPair,
   overflowSeries,
+  pairOf,
   seriesInfo,
   seriesOf,
+  seriesOfRow,
 } from '../enrich/series.js';
 import type { PairRegistry } from '../enrich/series.js';
 import { cumulativeShare } from './split.js';
@@ -180,6 +179,8 @@ export class Aggregator {
   private readonly futureMs: number;
   private readonly pairs: PairFilter;
   private readonly links: LinkTable;
+  /** config.keyBy === 'sites'. */
+  private readonly bySites: boolean;
   private readonly exporters = new Map<string, ExporterState>();
   private readonly buckets = new Map<number, Bucket>();
   /** Rows of a previous run waiting for their exporter to send again (seed()). */
@@ -242,6 +243,7 @@ export class Aggregator {
     this.futureMs = this.config.futureToleranceSeconds * 1000;
     this.pairs = new PairFilter(new KeepPolicy(this.config.keepUnregistered));
     this.links = new LinkTable(this.config.maxLiveKeys);
+    this.bySites = this.config.keyBy === 'sites';
   }
 
   /** Starts the tick timer (serve). Tests and `ingest` call tick() themselves. */
@@ -278,8 +280,9 @@ export class Aggregator {
     const packets = rec.packets * rec.samplingRate;
     // Seeded rows (applySeed) keep their stored ifIndex: re-keying them would leave the stored
     // row in place beside its re-keyed copy.
-    const inIf = linkIf(rec.inIf);
-    const outIf = linkIf(rec.outIf);
+    // A site-pair aggregator keys its "links" by the enricher's site ids instead of ifIndexes.
+    const inIf = this.bySites ? rec.srcSite : linkIf(rec.inIf);
+    const outIf = this.bySites ? rec.dstSite : linkIf(rec.outIf);
     let link: number;
     let folded = NOT_FOLDED;
     // Consecutive records of an exporter often share their link: skip the two map lookups.
@@ -398,16 +401,7 @@ export class Aggregator {
         folded = this.linkRefused(link);
         link = this.overflowLink(ex);
       }
-      const series =
-        row.trafficClass === 'scitags'
-          ? row.community === null || row.activity === null
-            ? SERIES_FOLDED
-            : row.community * 64 + row.activity
-          : row.trafficClass === 'ipv6_unmarked'
-            ? SERIES_IPV6
-            : row.trafficClass === 'ipv4'
-              ? SERIES_IPV4
-              : SERIES_UNKNOWN;
+      const series = seriesOfRow(row);
       const cell = this.cellFor(index, ex, link, series, folded);
       cell.bytes += row.bytes;
       cell.packets += row.packets;
@@ -487,7 +481,8 @@ export class Aggregator {
         continue;
       }
       let series = parts[o + 4]!;
-      if (series < SERIES_FOLDED && !this.pairs.keeps(registry, series)) series = SERIES_FOLDED;
+      const pair = pairOf(series);
+      if (pair >= 0 && !this.pairs.keeps(registry, pair)) series = foldPair(series);
       const ex = this.exporter(exporters[parts[o + 1]!]!);
       let link = this.links.intern(ex.links, parts[o + 2]!, parts[o + 3]!, false);
       let folded = NOT_FOLDED;
@@ -794,6 +789,7 @@ export class Aggregator {
         bytes: cell.bytes,
         packets: cell.packets,
         records: cell.records,
+        ...(info.nat64 ? { nat64: true as const } : {}),
       });
     }
   }

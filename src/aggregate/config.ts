@@ -48,6 +48,13 @@ export interface AggregatorConfig {
   maxPendingRows: number;
   /** Interval of the tick timer started by start(). */
   tickSeconds: number;
+  /**
+   * What a row's two "link" sides are: the record's input and output ifIndex ('link', the
+   * traffic view) or its source and destination site ids from the enricher ('sites', the
+   * site-pair view, src/enrich/enricher.ts). Everything else (buckets, caps, fair share,
+   * writes) is the same machinery.
+   */
+  keyBy: 'link' | 'sites';
 }
 
 export const DEFAULT_AGGREGATOR_CONFIG: Readonly<AggregatorConfig> = Object.freeze({
@@ -61,6 +68,7 @@ export const DEFAULT_AGGREGATOR_CONFIG: Readonly<AggregatorConfig> = Object.free
   futureToleranceSeconds: 5,
   maxPendingRows: 1_000_000,
   tickSeconds: 1,
+  keyBy: 'link',
 });
 
 /** Fills defaults and rejects values the arithmetic below cannot work with. */

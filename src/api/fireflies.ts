@@ -1,7 +1,7 @@
 import { DURATION_BINS, THROUGHPUT_BINS } from '../fireflies/histogram.js';
 import type { Registry } from '../registry/registry.js';
 import { isFireflyStore, type FireflyGroupByDimension, type FireflyQuery, type FireflySums } from '../store/types.js';
-import { BadParameter, filterList, splitList } from './params.js';
+import { siteList, splitList } from './params.js';
 import { commonActivityName, resolveActivities, resolveCommunities, resolveRange } from './traffic.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
@@ -22,8 +22,6 @@ export const FIREFLY_GROUP_BY_DIMENSIONS: readonly FireflyGroupByDimension[] = [
 const alt = (xs: readonly string[]) => `(${xs.join('|')})`;
 export const FIREFLY_GROUP_BY_PATTERN = `^(${alt(FIREFLY_GROUP_BY_DIMENSIONS)}(,${alt(FIREFLY_GROUP_BY_DIMENSIONS)})*)?$`;
 export const IP_VERSION_PATTERN = '^(4|6)(,(4|6))?$';
-/** Longest site name accepted in a filter (site names come from configuration or CRIC). */
-const MAX_SITE_NAME = 200;
 
 /** Sums of a step, a series or the whole answer, with the means and rates derived from them. */
 export interface FireflyTotalsOut {
@@ -133,13 +131,6 @@ function decorateGroup(
     }
   }
   return out;
-}
-
-function siteList(text: string, parameter: string): string[] {
-  const sites = filterList(text, parameter);
-  for (const s of sites)
-    if (s.length > MAX_SITE_NAME) throw new BadParameter(parameter, `site names are at most ${MAX_SITE_NAME} characters`);
-  return sites;
 }
 
 /** GET /api/v1/fireflies after schema validation: like trafficQuery, over the firefly rows. */

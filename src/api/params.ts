@@ -101,7 +101,32 @@ export function parseStep(text: string): number {
 // Lists
 // ---------------------------------------------------------------------------------------
 
-export const GROUP_BY_DIMENSIONS: readonly GroupByDimension[] = ['community', 'activity', 'link', 'exporter', 'direction', 'class'];
+/** Dimensions of the site-pair view (the enricher's sites of the record's addresses). */
+export type SiteDimension = 'srcSite' | 'dstSite' | 'site';
+export const SITE_DIMENSIONS: readonly SiteDimension[] = ['srcSite', 'dstSite', 'site'];
+/** Dimensions of GET /api/v1/traffic: the link view's, and the site view's (not both at once). */
+export type TrafficGroupBy = GroupByDimension | SiteDimension;
+export const GROUP_BY_DIMENSIONS: readonly TrafficGroupBy[] = [
+  'community',
+  'activity',
+  'link',
+  'exporter',
+  'direction',
+  'class',
+  'nat64',
+  ...SITE_DIMENSIONS,
+];
+
+/** Longest site name accepted in a filter (site names come from configuration or CRIC). */
+const MAX_SITE_NAME = 200;
+
+/** A comma-separated list of site names (a filter). */
+export function siteList(text: string, parameter: string): string[] {
+  const sites = filterList(text, parameter);
+  for (const s of sites)
+    if (s.length > MAX_SITE_NAME) throw new BadParameter(parameter, `site names are at most ${MAX_SITE_NAME} characters`);
+  return sites;
+}
 export const TRAFFIC_CLASSES: readonly TrafficClass[] = ['scitags', 'ipv6_unmarked', 'ipv4', 'unknown'];
 
 const alt = (xs: readonly string[]) => `(${xs.join('|')})`;

@@ -22,7 +22,7 @@ import {
   FireflyStoreUnavailable,
   IP_VERSION_PATTERN,
 } from './fireflies.js';
-import { type TrafficParams, trafficQuery } from './traffic.js';
+import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
 // ---------------------------------------------------------------------------------------
@@ -95,6 +95,12 @@ const PARAMETERS = {
   dstSite: {
     schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
     description: "Destination sites to keep: comma-separated site names, 'unknown' for unmatched addresses.",
+    expect: 'must be a comma-separated list of site names',
+  },
+  site: {
+    schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+    description:
+      "Sites to keep, either side: comma-separated site names, 'unknown' for unmatched addresses (with groupBy site: the sides on a listed site).",
     expect: 'must be a comma-separated list of site names',
   },
   strict: {
@@ -274,6 +280,9 @@ const trafficSchema = {
         link: { type: 'array', items: { type: 'object', properties: { link: str, name: strOrNull } } },
         exporter: { type: 'array', items: str },
         class: { type: 'array', items: str },
+        srcSite: { type: 'array', items: str },
+        dstSite: { type: 'array', items: str },
+        site: { type: 'array', items: str },
       },
     },
     series: {
@@ -301,6 +310,42 @@ const trafficSchema = {
     },
     totals: totalsSchema,
     omittedGroups: num,
+  },
+} as const;
+
+const transitionProperties = {
+  ipv4Bytes: num,
+  ipv6Bytes: { type: 'number', description: 'All IPv6, marked and unmarked, NAT64 included.' },
+  nat64Bytes: { type: 'number', description: 'The part of ipv6Bytes to or from a NAT64 prefix (transition.nat64Prefixes).' },
+  ipv4Packets: num,
+  ipv6Packets: num,
+  nat64Packets: num,
+  unknownBytes: { type: 'number', description: 'Traffic whose IP version no field told (never counted as either family).' },
+  unknownPackets: num,
+  ipv6Share: { type: ['number', 'null'], description: 'ipv6Bytes / (ipv4Bytes + ipv6Bytes); null without either.' },
+  nat64Share: { type: ['number', 'null'], description: 'nat64Bytes / ipv6Bytes; null without IPv6.' },
+} as const;
+
+const transitionSchema = {
+  ...trafficSchema,
+  properties: {
+    ...trafficSchema.properties,
+    series: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          group: trafficSchema.properties.series.items.properties.group,
+          points: {
+            type: 'array',
+            description: 'One point per step that has data.',
+            items: { type: 'object', properties: { time: str, timeMs: num, ...transitionProperties } },
+          },
+          totals: { type: 'object', properties: transitionProperties },
+        },
+      },
+    },
+    totals: { type: 'object', properties: transitionProperties },
   },
 } as const;
 
@@ -639,7 +684,20 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return params.length ? querySchema(url, params) : NO_PARAMETERS;
     };
 
-    const trafficParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'] as const;
+    const trafficParams = [
+      'from',
+      'to',
+      'step',
+      'groupBy',
+      'community',
+      'activity',
+      'link',
+      'exporter',
+      'class',
+      'srcSite',
+      'dstSite',
+      'site',
+    ] as const;
     api.get<{ Querystring: TrafficParams }>(
       '/api/v1/traffic',
       {
@@ -653,6 +711,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       (req, reply) => fromStore(reply, () => trafficQuery(deps, limits, req.query)),
+    );
+
+    api.get<{ Querystring: TrafficParams }>(
+      '/api/v1/transition',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary: 'The IPv6 transition view: IPv4, IPv6 and NAT64 traffic per group',
+          description:
+            'The parameters and series of /api/v1/traffic (default groupBy link), each group split into IPv4, IPv6 (marked and unmarked) and the NAT64 part of the IPv6 (to or from a configured NAT64 prefix, default 64:ff9b::/96), with ipv6Share and nat64Share. bytes and packets are scaled by the sampling rate. Records without addresses have no NAT64 flag; records that told no IP version count as unknown. Grouping by site (srcSite, dstSite, site) reads the site-pair sums, which need a site map (sites.prefixes or sites.cric.source). class and nat64 are the split itself and cannot be grouped here.',
+          querystring: route('/api/v1/transition', trafficParams),
+          response: { 200: transitionSchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      (req, reply) => fromStore(reply, () => transitionQuery(deps, limits, req.query)),
     );
 
     const fireflyParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'ipVersion', 'srcSite', 'dstSite'] as const;

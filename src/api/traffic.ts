@@ -1,6 +1,14 @@
 import type { Registry } from '../registry/registry.js';
 import { parseLinkKey as parseStoreLinkKey } from '../store/sqlite/link-key.js';
-import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficSeries } from '../store/types.js';
+import {
+  type GroupByDimension,
+  isSiteTrafficStore,
+  type SiteGroupByDimension,
+  type SiteTrafficQuery,
+  type TrafficClass,
+  type TrafficQuery,
+  type TrafficQueryResult,
+} from '../store/types.js';
 import {
   BadParameter,
   filterList,
@@ -10,7 +18,11 @@ import {
   parseBoundedTime,
   parseLinkKey,
   parseStep,
+  type SiteDimension,
+  SITE_DIMENSIONS,
+  siteList,
   splitList,
+  type TrafficGroupBy,
 } from './params.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
@@ -25,6 +37,9 @@ export interface TrafficParams {
   link?: string;
   exporter?: string;
   class?: string;
+  srcSite?: string;
+  dstSite?: string;
+  site?: string;
 }
 
 export const UNREGISTERED = 'unregistered';
@@ -63,13 +78,16 @@ export interface TrafficResponse {
   toMs: number;
   stepSeconds: number;
   bucketSeconds: number;
-  groupBy: GroupByDimension[];
+  groupBy: TrafficGroupBy[];
   filters: {
     community?: { id: number; name: string | null }[];
     activity?: { id: number; name: string | null }[];
     link?: { link: string; name: string | null }[];
     exporter?: string[];
     class?: TrafficClass[];
+    srcSite?: string[];
+    dstSite?: string[];
+    site?: string[];
   };
   series: TrafficSeriesOut[];
   totals: TrafficTotalsOut;
@@ -177,10 +195,9 @@ function totalsOut(t: { bytes: number; packets: number; records: number }, secon
 function decorateGroup(
   deps: ApiDeps,
   reg: Registry,
-  series: TrafficSeries,
-  groupBy: GroupByDimension[],
+  g: Record<string, string | number | null>,
+  groupBy: readonly TrafficGroupBy[],
 ): Record<string, string | number | null> {
-  const g = series.group;
   const out: Record<string, string | number | null> = {};
   const cls = g['class'];
   const marked = cls === undefined || cls === 'scitags';
@@ -263,33 +280,51 @@ export function resolveRange(
   return { fromMs, toMs, rangeSeconds, stepSeconds, bucket };
 }
 
+interface ResolvedTraffic {
+  fromMs: number;
+  toMs: number;
+  rangeSeconds: number;
+  stepSeconds: number;
+  bucket: number;
+  /** The groups as asked (with class added next to community / activity). */
+  groupBy: TrafficGroupBy[];
+  filters: TrafficResponse['filters'];
+  result: TrafficQueryResult;
+}
+
 /**
- * GET /api/v1/traffic after schema validation: resolves times, step, names and links, queries
- * the store, names the groups and applies the limits. Throws BadParameter for semantic errors.
+ * Resolves a traffic request (times, step, names, links, sites) and queries the store: the
+ * link view (`traffic` rows) or, when a site dimension is grouped or filtered, the site-pair
+ * view (`site_traffic` rows; they have no interfaces, so link and direction cannot be
+ * combined with sites). `internal` dimensions are grouped in the store query too but are not
+ * part of the answer's groupBy (the transition view splits by class and NAT64 itself).
  */
-export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
+async function resolveTraffic(
+  deps: ApiDeps,
+  limits: ApiLimits,
+  q: TrafficParams,
+  internal: readonly ('class' | 'nat64')[] = [],
+): Promise<ResolvedTraffic> {
   const reg = deps.registry.registry;
   const { fromMs, toMs, rangeSeconds, stepSeconds, bucket } = resolveRange(deps, limits, q);
 
-  let groupBy = (q.groupBy === undefined ? ['community', 'activity'] : splitList(q.groupBy)) as GroupByDimension[];
+  let groupBy = (q.groupBy === undefined ? ['community', 'activity'] : splitList(q.groupBy)) as TrafficGroupBy[];
   groupBy = GROUP_BY_DIMENSIONS.filter((d) => groupBy.includes(d));
   // Unregistered (folded) pairs and unmarked traffic both have community null: keep them apart.
-  if ((groupBy.includes('community') || groupBy.includes('activity')) && !groupBy.includes('class')) groupBy.push('class');
+  if ((groupBy.includes('community') || groupBy.includes('activity')) && !groupBy.includes('class') && !internal.includes('class')) {
+    groupBy.push('class');
+  }
+  const queryGroupBy = [...groupBy, ...internal.filter((d) => !groupBy.includes(d))];
 
-  const query: TrafficQuery = { fromMs, toMs, stepSeconds, groupBy };
   const filters: TrafficResponse['filters'] = {};
+  const common: { community?: number[]; activity?: number[]; exporter?: string[]; trafficClass?: TrafficClass[] } = {};
   if (q.community !== undefined) {
     filters.community = resolveCommunities(reg, q.community);
-    query.community = filters.community.map((c) => c.id);
+    common.community = filters.community.map((c) => c.id);
   }
   if (q.activity !== undefined) {
-    filters.activity = resolveActivities(reg, q.activity, query.community);
-    query.activity = filters.activity.map((a) => a.id);
-  }
-  if (q.link !== undefined) {
-    const links = resolveLinks(deps, q.link);
-    filters.link = links.map((l) => ({ link: l.key, name: l.name }));
-    query.link = links.map((l) => ({ exporter: l.exporter, ifIndex: l.ifIndex }));
+    filters.activity = resolveActivities(reg, q.activity, common.community);
+    common.activity = filters.activity.map((a) => a.id);
   }
   if (q.exporter !== undefined) {
     const exporters = [
@@ -302,18 +337,73 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
       ),
     ];
     filters.exporter = exporters;
-    query.exporter = exporters;
+    common.exporter = exporters;
   }
   if (q.class !== undefined) {
     filters.class = splitList(q.class) as TrafficClass[];
-    query.trafficClass = filters.class;
+    common.trafficClass = filters.class;
+  }
+  const sites: { srcSite?: string[]; dstSite?: string[]; site?: string[] } = {};
+  for (const d of SITE_DIMENSIONS) {
+    const text = q[d];
+    if (text !== undefined) sites[d] = filters[d] = siteList(text, d);
   }
 
-  const result = await deps.store.queryTraffic(query);
+  const siteView = groupBy.some((d) => isSiteDimension(d)) || Object.keys(sites).length > 0;
+  let result: TrafficQueryResult;
+  if (siteView) {
+    const linkDims = groupBy.filter((d) => d === 'link' || d === 'direction');
+    if (linkDims.length > 0 || q.link !== undefined) {
+      throw new BadParameter(
+        linkDims.length > 0 ? 'groupBy' : 'link',
+        'sites cannot be combined with link or direction: the site-pair sums are kept per exporter and site, not per interface',
+      );
+    }
+    if (!isSiteTrafficStore(deps.store)) throw new BadParameter('groupBy', 'this store keeps no site-pair sums');
+    const query: SiteTrafficQuery = { fromMs, toMs, stepSeconds, groupBy: queryGroupBy as SiteGroupByDimension[], ...common, ...sites };
+    result = await deps.store.querySiteTraffic(query);
+  } else {
+    const query: TrafficQuery = { fromMs, toMs, stepSeconds, groupBy: queryGroupBy as GroupByDimension[], ...common };
+    if (q.link !== undefined) {
+      const links = resolveLinks(deps, q.link);
+      filters.link = links.map((l) => ({ link: l.key, name: l.name }));
+      query.link = links.map((l) => ({ exporter: l.exporter, ifIndex: l.ifIndex }));
+    }
+    result = await deps.store.queryTraffic(query);
+  }
+  return { fromMs, toMs, rangeSeconds, stepSeconds, bucket, groupBy, filters, result };
+}
+
+function isSiteDimension(d: string): d is SiteDimension {
+  return (SITE_DIMENSIONS as readonly string[]).includes(d);
+}
+
+/** The parts of an answer every traffic-shaped endpoint shares. */
+function envelope(r: ResolvedTraffic) {
+  return {
+    from: new Date(r.fromMs).toISOString(),
+    to: new Date(r.toMs).toISOString(),
+    fromMs: r.fromMs,
+    toMs: r.toMs,
+    stepSeconds: r.stepSeconds,
+    bucketSeconds: r.bucket,
+    groupBy: r.groupBy,
+    filters: r.filters,
+  };
+}
+
+/**
+ * GET /api/v1/traffic after schema validation: resolves times, step, names and links, queries
+ * the store, names the groups and applies the limits. Throws BadParameter for semantic errors.
+ */
+export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
+  const reg = deps.registry.registry;
+  const r = await resolveTraffic(deps, limits, q);
+  const { stepSeconds, rangeSeconds, groupBy, result } = r;
 
   const series = result.series
     .map((s) => ({
-      group: decorateGroup(deps, reg, s, groupBy),
+      group: decorateGroup(deps, reg, s.group, groupBy),
       points: s.points.map((p) => ({
         time: new Date(p.timeMs).toISOString(),
         timeMs: p.timeMs,
@@ -329,16 +419,137 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
   const kept = series.slice(0, limits.maxGroups);
 
   return {
-    from: new Date(fromMs).toISOString(),
-    to: new Date(toMs).toISOString(),
-    fromMs,
-    toMs,
-    stepSeconds,
-    bucketSeconds: bucket,
-    groupBy,
-    filters,
+    ...envelope(r),
     series: kept,
     totals: totalsOut(result.totals, rangeSeconds),
     omittedGroups: series.length - kept.length,
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// GET /api/v1/transition: the IPv6 transition view
+// ---------------------------------------------------------------------------------------
+
+/** IPv4 / IPv6 / NAT64 sums of a step, a series or the whole answer. */
+export interface TransitionSums {
+  ipv4Bytes: number;
+  /** All IPv6, marked and unmarked, NAT64 included. */
+  ipv6Bytes: number;
+  /** The part of ipv6Bytes to or from a NAT64 prefix. */
+  nat64Bytes: number;
+  ipv4Packets: number;
+  ipv6Packets: number;
+  nat64Packets: number;
+  /** Traffic whose IP version no field told (never guessed into either family). */
+  unknownBytes: number;
+  unknownPackets: number;
+}
+
+export interface TransitionOut extends TransitionSums {
+  /** ipv6Bytes / (ipv4Bytes + ipv6Bytes); null without either. */
+  ipv6Share: number | null;
+  /** nat64Bytes / ipv6Bytes; null without IPv6. */
+  nat64Share: number | null;
+}
+
+export interface TransitionResponse extends ReturnType<typeof envelope> {
+  series: {
+    group: Record<string, string | number | null>;
+    points: (TransitionOut & { time: string; timeMs: number })[];
+    totals: TransitionOut;
+  }[];
+  totals: TransitionOut;
+  omittedGroups: number;
+}
+
+const zeroSums = (): TransitionSums => ({
+  ipv4Bytes: 0,
+  ipv6Bytes: 0,
+  nat64Bytes: 0,
+  ipv4Packets: 0,
+  ipv6Packets: 0,
+  nat64Packets: 0,
+  unknownBytes: 0,
+  unknownPackets: 0,
+});
+
+function addSums(into: TransitionSums, cls: unknown, nat64: boolean, bytes: number, packets: number): void {
+  if (cls === 'ipv4') {
+    into.ipv4Bytes += bytes;
+    into.ipv4Packets += packets;
+  } else if (cls === 'scitags' || cls === 'ipv6_unmarked') {
+    into.ipv6Bytes += bytes;
+    into.ipv6Packets += packets;
+    if (nat64) {
+      into.nat64Bytes += bytes;
+      into.nat64Packets += packets;
+    }
+  } else {
+    into.unknownBytes += bytes;
+    into.unknownPackets += packets;
+  }
+}
+
+function transitionOut(s: TransitionSums): TransitionOut {
+  const both = s.ipv4Bytes + s.ipv6Bytes;
+  return { ...s, ipv6Share: both > 0 ? s.ipv6Bytes / both : null, nat64Share: s.ipv6Bytes > 0 ? s.nat64Bytes / s.ipv6Bytes : null };
+}
+
+/**
+ * GET /api/v1/transition: the same parameters and series as /api/v1/traffic, with each
+ * group's traffic split into IPv4, IPv6 and the NAT64 part of IPv6 (the store is queried with
+ * class and nat64 grouped as well, and the answer folds them back). Flow labels exist only in
+ * IPv6, so grouping by community puts IPv4 and unmarked IPv6 under community null.
+ */
+export async function transitionQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TransitionResponse> {
+  const reg = deps.registry.registry;
+  const asked = q.groupBy === undefined ? 'link' : q.groupBy;
+  // class and nat64 are the view's own split: grouping by them is not offered.
+  const groupText = splitList(asked)
+    .filter((d) => d !== 'class' && d !== 'nat64')
+    .join(',');
+  const r = await resolveTraffic(deps, limits, { ...q, groupBy: groupText }, ['class', 'nat64']);
+  r.groupBy = r.groupBy.filter((d) => d !== 'class');
+  const groups = new Map<
+    string,
+    { group: Record<string, string | number | null>; byTime: Map<number, TransitionSums>; totals: TransitionSums }
+  >();
+  const totals = zeroSums();
+  for (const s of r.result.series) {
+    const cls = s.group['class'];
+    const nat64 = s.group['nat64'] === 'true';
+    const group = decorateGroup(deps, reg, s.group, r.groupBy);
+    const key = JSON.stringify(group);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { group, byTime: new Map(), totals: zeroSums() }));
+    for (const p of s.points) {
+      let at = g.byTime.get(p.timeMs);
+      if (!at) g.byTime.set(p.timeMs, (at = zeroSums()));
+      addSums(at, cls, nat64, p.bytes, p.packets);
+    }
+    addSums(g.totals, cls, nat64, s.totals.bytes, s.totals.packets);
+    // Site grouping counts a row under both its sites: the top-level totals count it once.
+    if (!r.groupBy.includes('site') && !r.groupBy.includes('link') && !r.groupBy.includes('direction')) {
+      addSums(totals, cls, nat64, s.totals.bytes, s.totals.packets);
+    }
+  }
+  if (r.groupBy.includes('site') || r.groupBy.includes('link') || r.groupBy.includes('direction')) {
+    const once = await resolveTraffic(deps, limits, { ...q, groupBy: '' }, ['class', 'nat64']);
+    for (const s of once.result.series) addSums(totals, s.group['class'], s.group['nat64'] === 'true', s.totals.bytes, s.totals.packets);
+  }
+  const series = [...groups.values()]
+    .map((g) => ({
+      group: g.group,
+      points: [...g.byTime.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([timeMs, p]) => ({ time: new Date(timeMs).toISOString(), timeMs, ...transitionOut(p) })),
+      totals: transitionOut(g.totals),
+    }))
+    .sort(
+      (a, b) =>
+        b.totals.ipv4Bytes + b.totals.ipv6Bytes - (a.totals.ipv4Bytes + a.totals.ipv6Bytes) ||
+        JSON.stringify(a.group).localeCompare(JSON.stringify(b.group)),
+    );
+  const kept = series.slice(0, limits.maxGroups);
+  return { ...envelope(r), series: kept, totals: transitionOut(totals), omittedGroups: series.length - kept.length };
 }

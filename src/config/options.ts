@@ -1,3 +1,4 @@
+import { Nat64Prefixes, WELL_KNOWN_NAT64_PREFIX } from '../enrich/nat64.js';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
@@ -135,6 +136,15 @@ const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an
 const bindAddress = z
   .string()
   .refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address ('::' = all, dual-stack; '0.0.0.0' = all IPv4)" });
+/** An IPv6 prefix of one of RFC 6052's lengths (Nat64Prefixes says which is wrong). */
+const nat64Prefix = z.string().superRefine((s, ctx) => {
+  try {
+    new Nat64Prefixes([s]);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, {
   message: 'must be a CIDR (192.0.2.0/24, 2001:db8::/32) or a single address',
 });
@@ -588,6 +598,13 @@ export const OPTIONS = {
       'N',
       "distinct site names used as tags; addresses of further sites count as site 'other' (counted)",
     ),
+  },
+  transition: {
+    nat64Prefixes: opt(z.array(nat64Prefix), [WELL_KNOWN_NAT64_PREFIX], {
+      help: 'NAT64 / 464XLAT prefixes (RFC 6052; lengths 32, 40, 48, 56, 64 or 96): IPv6 traffic to or from them is counted as NAT64 in the IPv6 transition view (it still needs IPv4 behind the translator); add local ones such as 64:ff9b:1::/48 (RFC 8215)',
+      value: 'list',
+      arg: 'CIDRS',
+    }),
   },
   fireflies: {
     maxFlows: int(

@@ -2,6 +2,7 @@
 import type { Firefly } from '../../decoders/firefly/types.js';
 import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
+import type { SiteTableSpec } from '../enrich/site-lookup.js';
 import type { LogFields, LogLevel, LogThreshold } from '../log.js';
 import type { DecodeSnapshot } from './snapshot.js';
 import type { DecodeStageConfig } from './stage.js';
@@ -16,12 +17,17 @@ export interface WorkerInit {
   logLevel: LogThreshold;
   /** How often partial sums go to the main thread. */
   flushMs: number;
+  /** Enrichment: the NAT64 prefixes, and the site table (ids from the main thread's directory). */
+  nat64Prefixes: readonly string[];
+  sites: SiteTableSpec;
 }
 
 export type ToWorker =
   | { type: 'batch'; buffer: ArrayBuffer; length: number; count: number }
   | { type: 'snapshot'; id: number }
   | { type: 'state'; id: number; nowMs: number }
+  /** A new site table (a CRIC refresh). */
+  | { type: 'sites'; sites: SiteTableSpec }
   | { type: 'stop' };
 
 /** An accepted firefly decoded in a worker, with its message's bytes (for forwarding). */
@@ -36,7 +42,8 @@ export type FromWorker =
   | { type: 'ready' }
   /** The fireflies of one batch, before its 'done' (the main thread hands them to its target). */
   | { type: 'fireflies'; items: WorkerFirefly[] }
-  | { type: 'sums'; parts: Float64Array; exporters: string[] }
+  /** Partial sums per link, and per site pair (empty while no site table is in force). */
+  | { type: 'sums'; parts: Float64Array; exporters: string[]; siteParts: Float64Array; siteExporters: string[] }
   /** A batch decoded; its buffer comes back for reuse. */
   | { type: 'done'; count: number; buffer: ArrayBuffer }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }

@@ -8,6 +8,9 @@ import { flowStateFrom } from '../../decoders/ipfix/index.js';
 import { createAggregator } from '../aggregate/index.js';
 import { createForwardingLogger } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
+import { Enricher } from '../enrich/enricher.js';
+import { Nat64Prefixes } from '../enrich/nat64.js';
+import { SiteLookup } from '../enrich/site-lookup.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
 import type { FromWorker, ToWorker, WorkerFirefly, WorkerInit } from './worker-protocol.js';
@@ -26,6 +29,11 @@ const neverWritten = {
   writeRows: () => Promise.reject(new Error('decode workers hand their sums to the main thread')),
 };
 const aggregator = createAggregator(init.aggregation, { now: Date.now, store: neverWritten, registry: () => EVERY_PAIR_REGISTERED });
+const siteAggregator = createAggregator(
+  { ...init.aggregation, keyBy: 'sites' },
+  { now: Date.now, store: neverWritten, registry: () => EVERY_PAIR_REGISTERED },
+);
+const enricher = new Enricher(new Nat64Prefixes(init.nat64Prefixes), aggregator, siteAggregator, new SiteLookup(init.sites));
 
 let saved;
 try {
@@ -42,13 +50,19 @@ const fireflyTarget = {
   accept: (firefly: WorkerFirefly['firefly'], receivedMs: number, exporterAddr: string, payload: Uint8Array) =>
     void fireflies.push({ firefly, receivedMs, exporterAddr, payload: payload.slice() }),
 };
-const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator, fireflies: fireflyTarget }, saved);
+const stage = new InlineDecodeStage(init.stage, { now: Date.now, log, aggregator: enricher, fireflies: fireflyTarget }, saved);
 const reader = new BatchReader();
 const decode = stage.decodeNow.bind(stage);
 
 function flush(): void {
   const { parts, exporters } = aggregator.takeParts();
-  if (parts.length > 0) post({ type: 'sums', parts, exporters }, [parts.buffer as ArrayBuffer]);
+  const sites = siteAggregator.takeParts();
+  if (parts.length > 0 || sites.parts.length > 0) {
+    post({ type: 'sums', parts, exporters, siteParts: sites.parts, siteExporters: sites.exporters }, [
+      parts.buffer as ArrayBuffer,
+      sites.parts.buffer as ArrayBuffer,
+    ]);
+  }
 }
 
 const timer = setInterval(flush, init.flushMs);
@@ -69,6 +83,9 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'state':
       void stage.persistentState(m.nowMs).then((state) => post({ type: 'state', id: m.id, state }));
+      return;
+    case 'sites':
+      enricher.setSites(new SiteLookup(m.sites));
       return;
     case 'stop':
       // Messages arrive in order: every batch sent before 'stop' has been decoded.

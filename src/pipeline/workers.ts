@@ -12,6 +12,8 @@ import { Worker } from 'node:worker_threads';
 import type { ReceivedDatagram } from '../../collectors/queue.js';
 import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
+import { WELL_KNOWN_NAT64_PREFIX } from '../enrich/nat64.js';
+import { EMPTY_SITE_TABLE, type SiteTableSpec } from '../enrich/site-lookup.js';
 import type { LogThreshold } from '../log.js';
 import type { ListenerKind } from './protocols.js';
 import { BatchWriter, shardOf } from './shard.js';
@@ -35,6 +37,11 @@ export interface WorkerStageDeps {
   logLevel: LogThreshold;
   /** Partial sums from a worker (Aggregator.addParts). */
   addParts: (parts: Float64Array, exporters: string[]) => void;
+  /** Partial site-pair sums from a worker (the site aggregator's addParts); absent: dropped (no site table). */
+  addSiteParts?: (parts: Float64Array, exporters: string[]) => void;
+  /** Enrichment settings every worker starts with (default: the well-known NAT64 prefix, no sites). */
+  nat64Prefixes?: readonly string[];
+  sites?: SiteTableSpec;
   /** Where fireflies the workers accepted go (absent: counted per exporter only). */
   fireflies?: import('./decoder.js').FireflyTarget;
 }
@@ -64,6 +71,7 @@ export class WorkerDecodeStage implements DecodeStage {
   private lastSnapshot: DecodeSnapshot;
   /** The workers' state as they stopped (the state file is written after stop()). */
   private finalState: PersistedFlowState | undefined;
+  private sites: SiteTableSpec;
 
   constructor(
     readonly workerCount: number,
@@ -73,6 +81,7 @@ export class WorkerDecodeStage implements DecodeStage {
     saved: PersistedFlowState | undefined,
   ) {
     this.perWorkerBudget = Math.max(1, Math.floor(config.queueSize / workerCount));
+    this.sites = deps.sites ?? EMPTY_SITE_TABLE;
     this.lastSnapshot = emptySnapshot(deps.now());
     const shares = splitState(saved, workerCount);
     for (let i = 0; i < workerCount; i++) this.slots.push(this.spawn(i, shares[i]));
@@ -84,6 +93,12 @@ export class WorkerDecodeStage implements DecodeStage {
     if (budget === undefined) return this.config;
     const share = Math.max(1, Math.floor(budget / this.workerCount));
     return { ...this.config, flowLimits: { ...this.config.flowLimits, stateBudgetBytes: share } };
+  }
+
+  /** Installs a new site table in every worker (and in workers started later). */
+  setSites(sites: SiteTableSpec): void {
+    this.sites = sites;
+    for (const slot of this.slots) if (!slot.exited) slot.worker.postMessage({ type: 'sites', sites } satisfies ToWorker);
   }
 
   /** Resolves once every worker has started (restored its state). */
@@ -99,6 +114,8 @@ export class WorkerDecodeStage implements DecodeStage {
       saved,
       logLevel: this.deps.logLevel,
       flushMs: FLUSH_MS,
+      nat64Prefixes: this.deps.nat64Prefixes ?? [WELL_KNOWN_NAT64_PREFIX],
+      sites: this.sites,
     };
     const startedMs = this.deps.now();
     // Every line of this worker (its own, forwarded, and the ones about it) names it.
@@ -125,7 +142,8 @@ export class WorkerDecodeStage implements DecodeStage {
           markReady();
           return;
         case 'sums':
-          this.deps.addParts(m.parts, m.exporters);
+          if (m.parts.length > 0) this.deps.addParts(m.parts, m.exporters);
+          if (m.siteParts.length > 0) this.deps.addSiteParts?.(m.siteParts, m.siteExporters);
           return;
         case 'fireflies':
           if (this.deps.fireflies) for (const f of m.items) this.deps.fireflies.accept(f.firefly, f.receivedMs, f.exporterAddr, f.payload);

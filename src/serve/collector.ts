@@ -23,8 +23,19 @@ import { fetchTextWithTimeout, RegistryService } from '../registry/service.js';
 import { FireflyAggregator, type FireflyEventSink } from '../fireflies/aggregate.js';
 import { createFireflyTracking, type FireflyTracker } from '../fireflies/index.js';
 import type { SiteService } from '../sites/service.js';
+import { Enricher } from '../enrich/enricher.js';
+import { Nat64Prefixes } from '../enrich/nat64.js';
+import { SiteLookup, type SiteDirectory } from '../enrich/site-lookup.js';
 import { createStore } from '../store/factory.js';
-import { type CollectorCounters, type CollectorStatsSnapshot, isFireflyStore, type TrafficStore } from '../store/types.js';
+import {
+  type CollectorCounters,
+  type CollectorStatsSnapshot,
+  isFireflyStore,
+  isSiteTrafficStore,
+  type SiteTrafficRow,
+  type TrafficRow,
+  type TrafficStore,
+} from '../store/types.js';
 import { ensureWritableDir } from '../ensure-dir.js';
 import { DecoderStateFile, loadDecoderState } from './decoder-state-file.js';
 import { DropWindow } from './drop-window.js';
@@ -78,6 +89,8 @@ export function openListenerWarning(
 export class Collector {
   readonly stage: DecodeStage;
   readonly aggregator: Aggregator;
+  /** Site-pair sums of flow-label traffic (absent when the store keeps no site table). */
+  readonly siteAggregator: Aggregator | undefined;
   /**
    * Per-bucket sums of fireflies (issue 13), written to the same store; undefined when the
    * store keeps none (both built-in stores do).
@@ -192,6 +205,30 @@ export class Collector {
         onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
       },
     );
+    // Site-pair sums of flow-label traffic: the same machinery keyed by the enricher's site ids,
+    // written to the store's site table. Records reach it only while a site table is in force.
+    const directory = this.sites.directory;
+    const siteStore = isSiteTrafficStore(store) ? store : undefined;
+    this.siteAggregator = siteStore
+      ? createAggregator(
+          {
+            bucketSeconds: config.aggregation.bucketSeconds,
+            graceSeconds: config.aggregation.graceSeconds,
+            lateWindowSeconds: config.aggregation.lateWindowSeconds,
+            maxLiveKeys: config.aggregation.maxLiveKeys,
+            keepUnregistered: config.aggregation.keepUnregistered,
+            keyBy: 'sites',
+          },
+          {
+            now,
+            store: { kind: store.kind, writeRows: (rows) => siteStore.writeSiteRows(rows.map((r) => siteRowOf(r, directory))) },
+            registry: () => this.registry.registry,
+            log: deps.log.child({ component: 'aggregate-sites' }),
+            onWriteTimed: (seconds) => metrics.storeWriteSeconds.observe({ store: store.kind }, seconds),
+          },
+        )
+      : undefined;
+    const nat64Prefixes = config.transition.nat64Prefixes;
     // The same bucket width, grace and late window as traffic, so the two line up per bucket.
     this.fireflies = isFireflyStore(store)
       ? new FireflyAggregator(
@@ -244,7 +281,7 @@ export class Collector {
     this.fireflyIntake = new FireflyIntake(this.forwarder);
     this.fireflyIntake.sink = deps.fireflySink ?? this.fireflyTracker;
     if (inWorkers) {
-      this.stage = new WorkerDecodeStage(
+      const stage = new WorkerDecodeStage(
         config.decoder.workers,
         stageConfig,
         { bucketSeconds: config.aggregation.bucketSeconds },
@@ -253,15 +290,32 @@ export class Collector {
           log: decodeLog,
           logLevel: config.log.level,
           addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters),
+          ...(this.siteAggregator ? { addSiteParts: (parts, exporters) => this.siteAggregator!.addParts(parts, exporters) } : {}),
+          nat64Prefixes,
+          sites: this.sites.table(),
           fireflies: this.fireflyIntake,
         },
         saved.document,
       );
+      this.stage = stage;
+      this.sites.onTable((table) => stage.setSites(table));
     } else {
-      const aggregator = this.aggregator;
+      const enricher = new Enricher(
+        new Nat64Prefixes(nat64Prefixes),
+        this.aggregator,
+        this.siteAggregator,
+        new SiteLookup(this.sites.table()),
+      );
+      this.sites.onTable((table) => enricher.setSites(new SiteLookup(table)));
       this.stage = new InlineDecodeStage(
         stageConfig,
-        { now, log: decodeLog, aggregator, fireflies: this.fireflyIntake, ...(deps.protocols ? { protocols: deps.protocols } : {}) },
+        {
+          now,
+          log: decodeLog,
+          aggregator: enricher,
+          fireflies: this.fireflyIntake,
+          ...(deps.protocols ? { protocols: deps.protocols } : {}),
+        },
         saved.state,
       );
     }
@@ -456,6 +510,7 @@ export class Collector {
     this.openRunMarker(now);
     this.registry.start();
     this.aggregator.start();
+    this.siteAggregator?.start();
     this.fireflies?.start();
     this.sites.start();
     // Flows whose end never arrives expire on this clock (the table has no timers of its own).
@@ -778,6 +833,12 @@ export class Collector {
       this.log.error('writing the open buckets at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
+    try {
+      await this.siteAggregator?.stop();
+    } catch (err) {
+      this.log.error('writing the open site-pair buckets at shutdown failed', { store: this.store.kind, err });
+      this.stopFailed = true;
+    }
     // After the traffic buckets (the flow-label accounting matters most), before the store closes.
     try {
       await this.fireflies?.stop();
@@ -795,4 +856,10 @@ export class Collector {
     // Clean: every open bucket reached the store (or is durably spooled). Otherwise the marker stays.
     if (!this.stopFailed) this.marker?.remove();
   }
+}
+
+/** A site aggregator's row (its "links" are site ids) as the store's site-pair row. */
+function siteRowOf(r: TrafficRow, directory: SiteDirectory): SiteTrafficRow {
+  const { inIf, outIf, ...rest } = r;
+  return { ...rest, srcSite: directory.nameOf(inIf), dstSite: directory.nameOf(outIf) };
 }

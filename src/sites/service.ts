@@ -4,6 +4,7 @@ import { saveCache } from '../registry/loader.js';
 import { REGISTRY_FAILURE_REASONS, RegistryFetchError, type FetchLimits } from '../registry/service.js';
 import { parseCricText, type CricDocument } from './cric.js';
 import { SiteMap, type SiteMapStats } from './site-map.js';
+import { compileSiteTable, SiteDirectory, type SiteTableSpec } from '../enrich/site-lookup.js';
 
 /** The largest CRIC document accepted: the full rcsite answer is a few MB. */
 export const DEFAULT_CRIC_MAX_BYTES = 32 * 1024 * 1024;
@@ -58,6 +59,11 @@ const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
  */
 export class SiteService {
   readonly map: SiteMap;
+  /** Site ids for flow-label traffic (the site-pair aggregators key by them). */
+  readonly directory: SiteDirectory;
+  private cric: CricDocument | undefined;
+  private compiled: SiteTableSpec | undefined;
+  private readonly tableListeners: ((table: SiteTableSpec) => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<boolean> | undefined;
   private cricFrom: SitesStatus['cricFrom'] = 'none';
@@ -73,6 +79,7 @@ export class SiteService {
     private readonly deps: SitesDeps,
   ) {
     this.map = new SiteMap(config.prefixes, { maxPrefixes: config.maxPrefixes, maxSites: config.maxSites });
+    this.directory = new SiteDirectory(config.maxSites);
     if (config.cricSource && isUrl(config.cricSource) && config.cacheFile) this.loadCache();
   }
 
@@ -92,9 +99,29 @@ export class SiteService {
 
   private install(doc: CricDocument, from: SitesStatus['cricFrom']): void {
     this.map.setCric(doc);
+    this.cric = doc;
+    this.compiled = undefined;
+    if (this.tableListeners.length > 0) {
+      const table = this.table();
+      for (const l of this.tableListeners) l(table);
+    }
     this.cricFrom = from;
     this.cricLoadedAtMs = this.deps.now();
     this.cricSkipped = doc.skipped;
+  }
+
+  /**
+   * The site table of flow-label traffic as plain data (it crosses to decode workers):
+   * configured prefixes, then the CRIC document in use, with ids from `directory`.
+   */
+  table(): SiteTableSpec {
+    this.compiled ??= compileSiteTable(this.config.prefixes, this.cric, this.directory);
+    return this.compiled;
+  }
+
+  /** Called with the new table after each CRIC install (not for the one in force when registering). */
+  onTable(listener: (table: SiteTableSpec) => void): void {
+    this.tableListeners.push(listener);
   }
 
   /** The site of an address: a configured or CRIC site name, 'unknown' or 'other'. */

@@ -22,6 +22,8 @@ export interface StoredRow {
   bytes: number;
   packets: number;
   records: number;
+  /** To or from a NAT64 prefix (absent: not). */
+  nat64?: boolean;
 }
 
 function matchesFilters(r: StoredRow, q: TrafficQuery, checkTime: boolean): boolean {
@@ -56,6 +58,8 @@ function dimensionValue(
       return formatLinkKey(r.exporter, ifIndex);
     case 'direction':
       return direction ?? null;
+    case 'nat64':
+      return r.nat64 === true ? 'true' : 'false';
   }
 }
 

@@ -33,9 +33,56 @@ export interface TrafficRow {
   bytes: number;
   packets: number;
   records: number;
+  /**
+   * Present (true) on rows of IPv6 traffic to or from a NAT64 prefix (RFC 6052; the part of
+   * the class's IPv6 that still needs IPv4 behind a translator); absent on all other rows.
+   */
+  nat64?: true;
 }
 
-export type GroupByDimension = 'community' | 'activity' | 'link' | 'exporter' | 'direction' | 'class';
+export type GroupByDimension = 'community' | 'activity' | 'link' | 'exporter' | 'direction' | 'class' | 'nat64';
+
+/**
+ * A site-pair row (src/enrich/enricher.ts): a TrafficRow keyed by the source and destination
+ * site of the record's addresses instead of its interfaces. Site names come from the site
+ * map ('unknown' when no prefix holds the address, 'other' for folded keys).
+ */
+export interface SiteTrafficRow extends Omit<TrafficRow, 'inIf' | 'outIf'> {
+  srcSite: string;
+  dstSite: string;
+}
+
+/**
+ * 'site' groups a row under both its sites (traffic to or from the site), once when source
+ * and destination are the same site; srcSite / dstSite group by one side.
+ */
+export type SiteGroupByDimension = 'community' | 'activity' | 'exporter' | 'class' | 'nat64' | 'srcSite' | 'dstSite' | 'site';
+
+export interface SiteTrafficQuery {
+  fromMs: number;
+  toMs: number;
+  stepSeconds: number;
+  groupBy: SiteGroupByDimension[];
+  community?: number[];
+  activity?: number[];
+  exporter?: string[];
+  trafficClass?: TrafficClass[];
+  srcSite?: string[];
+  dstSite?: string[];
+  /** Either side on a listed site (with groupBy 'site': the sides on a listed site). */
+  site?: string[];
+}
+
+/** What a store offers for the site-pair view (both built-in stores). */
+export interface SiteTrafficStore {
+  writeSiteRows(rows: SiteTrafficRow[]): Promise<void>;
+  querySiteTraffic(query: SiteTrafficQuery): Promise<TrafficQueryResult>;
+}
+
+export function isSiteTrafficStore<S extends object>(store: S): store is S & SiteTrafficStore {
+  const s = store as Partial<SiteTrafficStore>;
+  return typeof s.writeSiteRows === 'function' && typeof s.querySiteTraffic === 'function';
+}
 
 export interface TrafficQuery {
   fromMs: number;

@@ -133,6 +133,7 @@ describe('configuration', () => {
       futureToleranceSeconds: 5,
       maxPendingRows: 1_000_000,
       tickSeconds: 1,
+      keyBy: 'link',
     });
   });
 

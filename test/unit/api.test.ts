@@ -504,7 +504,11 @@ describe('GET /api/v1/traffic: bad parameters answer 400 naming the parameter', 
       'must be later than from (from 2025-10-01T00:00:00.000Z, to 2025-10-01T00:00:00.000Z)',
     ],
     ['to=now-2h', 'to', 'must be later than from (from 2025-10-01T00:00:00.000Z, to 2025-09-30T23:00:00.000Z)'],
-    ['groupBy=community,site', 'groupBy', 'must be a comma-separated list of community, activity, link, exporter, direction, class'],
+    [
+      'groupBy=community,planet',
+      'groupBy',
+      'must be a comma-separated list of community, activity, link, exporter, direction, class, nat64, srcSite, dstSite, site',
+    ],
     ['community=nosuch', 'community', 'unknown experiment "nosuch": not in the registry (give a numeric id for unregistered ones)'],
     ['community=512', 'community', 'experiment id 512 is out of range 0..511'],
     ['community=', 'community', 'must not be empty'],
@@ -524,7 +528,11 @@ describe('GET /api/v1/traffic: bad parameters answer 400 naming the parameter', 
     ],
     ['exporter=router1', 'exporter', '"router1" is not an IPv4 or IPv6 address'],
     ['class=ipv5', 'class', 'must be a comma-separated list of scitags, ipv6_unmarked, ipv4, unknown'],
-    ['bogus=1', 'bogus', 'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class)'],
+    [
+      'bogus=1',
+      'bogus',
+      'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class, srcSite, dstSite, site)',
+    ],
   ];
   for (const [query, parameter, message] of cases) {
     it(`${query} -> ${parameter}`, async () => {
@@ -784,12 +792,16 @@ describe('other routes and parameters', () => {
       '/api/v1/fireflies',
       '/api/v1/links',
       '/api/v1/traffic',
+      '/api/v1/transition',
       '/health',
       '/metrics',
     ]);
     const params = body.paths['/api/v1/traffic'].get.parameters.map((p: any) => [p.name, p.in]);
     expect(params).toEqual(
-      ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'].map((n) => [n, 'query']),
+      ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class', 'srcSite', 'dstSite', 'site'].map((n) => [
+        n,
+        'query',
+      ]),
     );
     expect(Object.keys(body.paths['/api/v1/traffic'].get.responses).sort()).toEqual(['200', '400', '503']);
   });

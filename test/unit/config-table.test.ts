@@ -146,6 +146,13 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['sites.cric.maxBytes', 'SCITAGS_SITES_CRIC_MAX_BYTES', '--sites-cric-max-bytes', '1048576', 1048576],
   ['sites.maxPrefixes', 'SCITAGS_SITES_MAX_PREFIXES', '--sites-max-prefixes', '500', 500],
   ['sites.maxSites', 'SCITAGS_SITES_MAX_SITES', '--sites-max-sites', '50', 50],
+  [
+    'transition.nat64Prefixes',
+    'SCITAGS_TRANSITION_NAT64_PREFIXES',
+    '--transition-nat64-prefixes',
+    '64:ff9b::/96,64:ff9b:1::/48',
+    ['64:ff9b::/96', '64:ff9b:1::/48'],
+  ],
   ['fireflies.maxFlows', 'SCITAGS_FIREFLIES_MAX_FLOWS', '--fireflies-max-flows', '2000', 2000],
   ['fireflies.flowTimeoutSeconds', 'SCITAGS_FIREFLIES_FLOW_TIMEOUT_SECONDS', '--fireflies-flow-timeout-seconds', '3600', 3600],
   ['fireflies.duplicateWindowSeconds', 'SCITAGS_FIREFLIES_DUPLICATE_WINDOW_SECONDS', '--fireflies-duplicate-window-seconds', '0', 0],

@@ -14,7 +14,7 @@ describe('InfluxQL for traffic queries', () => {
     expect(q.scitags).toBe(
       'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" ' +
         "WHERE time >= 1795600000000ms AND time < 1795603600000ms AND (\"exporter\" = '192.0.2.1\\' OR 1=1 --' OR \"exporter\" = '2001:db8::1') AND (\"community_id\" = '2') " +
-        'GROUP BY time(300000ms), "exporter", "in_if", "out_if", "community_id", "activity_id" fill(none)',
+        'GROUP BY time(300000ms), "exporter", "in_if", "out_if", "community_id", "activity_id", "nat64" fill(none)',
     );
     // a community filter leaves only marked traffic: no link_traffic query
     expect(q.links).toBeUndefined();
@@ -25,7 +25,7 @@ describe('InfluxQL for traffic queries', () => {
     expect(q.scitags).toBeUndefined();
     expect(q.links).toBe(
       'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "link_traffic" ' +
-        'WHERE time >= 0ms AND time < 60000ms AND ("class" = \'ipv4\') GROUP BY time(60000ms), "exporter", "in_if", "out_if", "class" fill(none)',
+        'WHERE time >= 0ms AND time < 60000ms AND ("class" = \'ipv4\') GROUP BY time(60000ms), "exporter", "in_if", "out_if", "class", "nat64" fill(none)',
     );
   });
 

@@ -190,6 +190,10 @@ describe('NetFlow v5', () => {
       startMs: 1_700_000_000_250 - 100_000,
       endMs: 1_700_000_000_250 - 500,
       exportMs: 1_700_000_000_250,
+      // Enrichment's fields: decoders leave them at their defaults.
+      nat64: false,
+      srcSite: 0,
+      dstSite: 0,
     });
   });
 

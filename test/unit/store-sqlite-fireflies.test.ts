@@ -134,6 +134,13 @@ describe('sqlite store: fireflies', () => {
     // A version-2 file: the same table without the columns version 3 appends.
     const db = new Database(file);
     for (const c of ['delivery_rate_sum', 'delivery_rate_count', 'delivery_rate_max']) db.exec(`ALTER TABLE firefly DROP COLUMN ${c}`);
+    // ...and without what version 4 added (traffic.nat64, site_traffic).
+    db.exec('DROP TABLE site_traffic');
+    db.exec('ALTER TABLE traffic RENAME TO traffic_v4_tmp');
+    db.exec(
+      'CREATE TABLE traffic AS SELECT bucket_start, exporter, in_if, out_if, class, community, activity, bucket_seconds, registered, bytes, packets, records FROM traffic_v4_tmp',
+    );
+    db.exec('DROP TABLE traffic_v4_tmp');
     db.pragma('user_version = 2');
     db.close();
     store = createSqliteStore({ path: file });

@@ -4,6 +4,7 @@ import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 import type { Registry } from '../../registry/registry.js';
 import type { StoredFireflyRow } from '../firefly-group.js';
 import type { FireflyQuery, FireflyRow } from '../types.js';
+import { orEquals } from './query.js';
 
 /**
  * The `scitags_firefly` measurement (docs/influx-schema.md): one point per firefly row, at
@@ -103,11 +104,6 @@ export const FIREFLY_SUMS =
   [...DURATION_BINS, ...THROUGHPUT_BINS].map((b) => `sum("${b.name}") AS "${b.name}"`).join(', ');
 
 const KEY_TAGS = '"community_id", "activity_id", "ip_version", "src_site", "dst_site"';
-
-function orEquals(tag: string, values: readonly (string | number)[] | undefined): string | undefined {
-  if (!values || values.length === 0) return undefined;
-  return `(${values.map((v) => `${escape.quoted(tag)} = ${escape.stringLit(String(v))}`).join(' OR ')})`;
-}
 
 /**
  * InfluxQL for a FireflyQuery: the time range, the filters and the step are pushed down;

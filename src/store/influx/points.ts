@@ -66,8 +66,10 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
         },
         fields: { bytes: row.bytes, packets: row.packets, records: row.records },
       });
+      // Only NAT64 rows carry the tag: every other point (and series) stays as it was.
+      if (row.nat64 === true) points[points.length - 1]!.tags!.nat64 = 'true';
     }
-    const key = `${row.bucketStartMs}|${row.exporter}|${inIf}|${outIf}|${row.trafficClass}`;
+    const key = `${row.bucketStartMs}|${row.exporter}|${inIf}|${outIf}|${row.trafficClass}|${row.nat64 === true}`;
     const existing = links.get(key);
     if (existing) {
       existing.fields.bytes += row.bytes;
@@ -86,6 +88,7 @@ export function rowsToPoints(rows: readonly TrafficRow[], naming: PointNaming): 
         tags: { exporter: row.exporter, in_link: inLink, out_link: outLink, in_if: inIf, out_if: outIf, class: row.trafficClass },
         fields: fields as { bytes: number; packets: number; records: number },
       });
+      if (row.nat64 === true) links.get(key)!.tags!.nat64 = 'true';
     }
   }
   points.push(...links.values());

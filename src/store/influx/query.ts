@@ -11,7 +11,7 @@ import { NO_LINK, UNREGISTERED } from './points.js';
  */
 const SUMS = 'sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records"';
 
-function orEquals(tag: string, values: readonly (string | number)[] | undefined): string | undefined {
+export function orEquals(tag: string, values: readonly (string | number)[] | undefined): string | undefined {
   if (!values || values.length === 0) return undefined;
   return `(${values.map((v) => `${escape.quoted(tag)} = ${escape.stringLit(String(v))}`).join(' OR ')})`;
 }
@@ -35,12 +35,12 @@ export function buildInfluxQueries(q: TrafficQuery): { scitags: string | undefin
     const where = [...timeTerms(q), exporter, orEquals('community_id', q.community), orEquals('activity_id', q.activity)].filter(Boolean);
     scitags =
       `SELECT ${SUMS} FROM "scitags_traffic" WHERE ${where.join(' AND ')} ` +
-      `GROUP BY time(${step}), "exporter", "in_if", "out_if", "community_id", "activity_id" fill(none)`;
+      `GROUP BY time(${step}), "exporter", "in_if", "out_if", "community_id", "activity_id", "nat64" fill(none)`;
   }
   let links: string | undefined;
   if (otherClasses.length > 0 && !idFilter) {
     const where = [...timeTerms(q), exporter, orEquals('class', otherClasses)].filter(Boolean);
-    links = `SELECT ${SUMS} FROM "link_traffic" WHERE ${where.join(' AND ')} GROUP BY time(${step}), "exporter", "in_if", "out_if", "class" fill(none)`;
+    links = `SELECT ${SUMS} FROM "link_traffic" WHERE ${where.join(' AND ')} GROUP BY time(${step}), "exporter", "in_if", "out_if", "class", "nat64" fill(none)`;
   }
   return { scitags, links };
 }
@@ -68,5 +68,6 @@ export function influxRowToStored(row: Record<string, unknown>, trafficClass: Tr
     bytes: Number(row.bytes),
     packets: Number(row.packets),
     records: Number(row.records),
+    ...(row.nat64 === 'true' ? { nat64: true } : {}),
   };
 }

@@ -5,7 +5,12 @@ import type { InfluxStoreConfig, LinkConfig } from '../../config/index.js';
 import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
 import { groupFireflyRows } from '../firefly-group.js';
+import { groupSiteRows } from '../site-group.js';
+import { buildSiteQuery, influxRowToSite, siteRowsToPoints } from './site.js';
 import type {
+  SiteTrafficQuery,
+  SiteTrafficRow,
+  SiteTrafficStore,
   CollectorStatsSnapshot,
   FireflyQuery,
   FireflyQueryResult,
@@ -92,7 +97,7 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
  * The InfluxDB 1.x store (docs/influx-schema.md): whole buckets written as points through a
  * batched, spooling writer; queries in InfluxQL with the grouping done by groupRows.
  */
-export class InfluxTrafficStore implements TrafficStore, FireflyStore {
+export class InfluxTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore {
   readonly kind = 'influx';
   readonly influx: InfluxDB;
   private readonly writer: InfluxWriter;
@@ -278,11 +283,27 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore {
       stored.push(influxRowToStored(r, undefined));
     }
     const registry = this.deps.registry();
-    return stored.map((r) => ({
+    return stored.map(({ nat64, ...r }) => ({
       ...r,
       bucketSeconds: this.deps.bucketSeconds,
       registered: r.community !== null && r.activity !== null && registry.isRegistered(r.community, r.activity),
+      ...(nat64 === true ? { nat64: true as const } : {}),
     }));
+  }
+
+  /** Site-pair rows go through the same writer as traffic. */
+  async writeSiteRows(rows: SiteTrafficRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.writer.write(siteRowsToPoints(rows, this.deps.registry()));
+  }
+
+  async querySiteTraffic(q: SiteTrafficQuery): Promise<TrafficQueryResult> {
+    const rows = await this.influx.query<Record<string, unknown>>(buildSiteQuery(q));
+    return groupSiteRows(
+      rows.map((r) => influxRowToSite(r)),
+      q,
+      true,
+    );
   }
 
   /** Firefly rows go through the same writer as traffic: batching, retries, spool, dead letters. */

@@ -35,6 +35,7 @@ const COLUMNS: Record<GroupByDimension, string[]> = {
   class: ['class'],
   link: ['exporter', 'if_index'],
   direction: ['direction'],
+  nat64: ['nat64'],
 };
 
 function uniqueDimensions(groupBy: readonly GroupByDimension[]): GroupByDimension[] {
@@ -95,10 +96,10 @@ export function buildSeriesQuery(q: TrafficQuery): BuiltQuery {
     const where = baseFilters(q, inner);
     const outer: (string | number)[] = [];
     const linkWhere = hasLinkFilter(q) ? `WHERE ${linkTerm('if_index', q, outer)}` : '';
-    const columns = 'bucket_start, exporter, class, community, activity, bytes, packets, records';
+    const columns = 'bucket_start, exporter, class, community, activity, nat64, bytes, packets, records';
     // Unknown is NONE (-1) on both sides, so two unknown sides compare equal here.
     const sameLinkOnce = dims.includes('direction') ? '' : 'WHERE in_if <> out_if';
-    sql = `WITH base AS (SELECT bucket_start, exporter, in_if, out_if, class, community, activity, bytes, packets, records
+    sql = `WITH base AS (SELECT bucket_start, exporter, in_if, out_if, class, community, activity, nat64, bytes, packets, records
                          FROM traffic WHERE ${where.join(' AND ')}),
               halves AS (SELECT ${columns}, in_if AS if_index, 'in' AS direction FROM base
                          UNION ALL

@@ -62,6 +62,48 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE firefly ADD COLUMN delivery_rate_sum REAL NOT NULL DEFAULT 0;
    ALTER TABLE firefly ADD COLUMN delivery_rate_count INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE firefly ADD COLUMN delivery_rate_max REAL;`,
+  // The IPv6 transition view (issue 14): traffic to or from a NAT64 prefix is its own row
+  // (nat64 = 1), so the key gains a column; SQLite cannot change a primary key in place, so
+  // the table is rebuilt (existing rows are nat64 = 0). And the site-pair view: the same
+  // rows keyed by source and destination site instead of ifIndexes (src/enrich/enricher.ts).
+  `CREATE TABLE traffic_v4 (
+     bucket_start   INTEGER NOT NULL,
+     exporter       TEXT    NOT NULL,
+     in_if          INTEGER NOT NULL,
+     out_if         INTEGER NOT NULL,
+     class          TEXT    NOT NULL CHECK (class IN ('scitags', 'ipv6_unmarked', 'ipv4', 'unknown')),
+     community      INTEGER NOT NULL,
+     activity       INTEGER NOT NULL,
+     nat64          INTEGER NOT NULL DEFAULT 0 CHECK (nat64 IN (0, 1)),
+     bucket_seconds INTEGER NOT NULL,
+     registered     INTEGER NOT NULL,
+     bytes          INTEGER NOT NULL,
+     packets        INTEGER NOT NULL,
+     records        INTEGER NOT NULL,
+     PRIMARY KEY (bucket_start, exporter, in_if, out_if, class, community, activity, nat64)
+   ) WITHOUT ROWID;
+   INSERT INTO traffic_v4 (bucket_start, exporter, in_if, out_if, class, community, activity, nat64,
+                           bucket_seconds, registered, bytes, packets, records)
+     SELECT bucket_start, exporter, in_if, out_if, class, community, activity, 0,
+            bucket_seconds, registered, bytes, packets, records FROM traffic;
+   DROP TABLE traffic;
+   ALTER TABLE traffic_v4 RENAME TO traffic;
+   CREATE TABLE site_traffic (
+     bucket_start   INTEGER NOT NULL,
+     exporter       TEXT    NOT NULL,
+     src_site       TEXT    NOT NULL,
+     dst_site       TEXT    NOT NULL,
+     class          TEXT    NOT NULL CHECK (class IN ('scitags', 'ipv6_unmarked', 'ipv4', 'unknown')),
+     community      INTEGER NOT NULL,
+     activity       INTEGER NOT NULL,
+     nat64          INTEGER NOT NULL CHECK (nat64 IN (0, 1)),
+     bucket_seconds INTEGER NOT NULL,
+     registered     INTEGER NOT NULL,
+     bytes          INTEGER NOT NULL,
+     packets        INTEGER NOT NULL,
+     records        INTEGER NOT NULL,
+     PRIMARY KEY (bucket_start, exporter, src_site, dst_site, class, community, activity, nat64)
+   ) WITHOUT ROWID`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -3,11 +3,15 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DURATION_BINS, THROUGHPUT_BINS } from '../../fireflies/histogram.js';
 import { groupFireflyRows, type StoredFireflyRow } from '../firefly-group.js';
+import { groupSiteRows } from '../site-group.js';
 import type {
   FireflyQuery,
   FireflyQueryResult,
   FireflyRow,
   FireflyStore,
+  SiteTrafficQuery,
+  SiteTrafficRow,
+  SiteTrafficStore,
   TrafficClass,
   TrafficQuery,
   TrafficQueryResult,
@@ -49,13 +53,14 @@ interface SeriesRow {
   [column: string]: string | number;
 }
 
-export class SqliteTrafficStore implements TrafficStore, FireflyStore {
+export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore {
   readonly kind = 'sqlite';
   readonly config: SqliteStoreConfig;
   private readonly db: Database.Database;
   private readonly upsert: Database.Statement;
   private readonly writeAll: (rows: TrafficRow[]) => void;
   private readonly writeFireflies: (rows: FireflyRow[]) => void;
+  private readonly writeSites: (rows: SiteTrafficRow[]) => void;
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(config: Partial<SqliteStoreConfig> = {}) {
@@ -80,10 +85,10 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
     }
     // Replace, never add: a late rewrite of a bucket carries its whole total.
     this.upsert = this.db.prepare(
-      `INSERT INTO traffic (bucket_start, exporter, in_if, out_if, class, community, activity,
+      `INSERT INTO traffic (bucket_start, exporter, in_if, out_if, class, community, activity, nat64,
                             bucket_seconds, registered, bytes, packets, records)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (bucket_start, exporter, in_if, out_if, class, community, activity) DO UPDATE SET
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (bucket_start, exporter, in_if, out_if, class, community, activity, nat64) DO UPDATE SET
          bucket_seconds = excluded.bucket_seconds, registered = excluded.registered,
          bytes = excluded.bytes, packets = excluded.packets, records = excluded.records`,
     );
@@ -97,6 +102,34 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
           r.trafficClass,
           r.community ?? NONE,
           r.activity ?? NONE,
+          r.nat64 === true ? 1 : 0,
+          r.bucketSeconds,
+          r.registered ? 1 : 0,
+          r.bytes,
+          r.packets,
+          r.records,
+        );
+      }
+    });
+    const upsertSite = this.db.prepare(
+      `INSERT INTO site_traffic (bucket_start, exporter, src_site, dst_site, class, community, activity, nat64,
+                                 bucket_seconds, registered, bytes, packets, records)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (bucket_start, exporter, src_site, dst_site, class, community, activity, nat64) DO UPDATE SET
+         bucket_seconds = excluded.bucket_seconds, registered = excluded.registered,
+         bytes = excluded.bytes, packets = excluded.packets, records = excluded.records`,
+    );
+    this.writeSites = this.db.transaction((rows: SiteTrafficRow[]) => {
+      for (const r of rows) {
+        upsertSite.run(
+          r.bucketStartMs,
+          r.exporter,
+          r.srcSite,
+          r.dstSite,
+          r.trafficClass,
+          r.community ?? NONE,
+          r.activity ?? NONE,
+          r.nat64 === true ? 1 : 0,
           r.bucketSeconds,
           r.registered ? 1 : 0,
           r.bytes,
@@ -208,7 +241,7 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
 
   async readRows(fromMs: number): Promise<TrafficRow[]> {
     const rows = this.statement(
-      `SELECT bucket_start, bucket_seconds, exporter, in_if, out_if, class, community, activity, registered, bytes, packets, records
+      `SELECT bucket_start, bucket_seconds, exporter, in_if, out_if, class, community, activity, nat64, registered, bytes, packets, records
        FROM traffic WHERE bucket_start >= ?`,
     ).all(fromMs) as {
       bucket_start: number;
@@ -219,6 +252,7 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
       class: TrafficClass;
       community: number;
       activity: number;
+      nat64: number;
       registered: number;
       bytes: number;
       packets: number;
@@ -238,7 +272,67 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
       bytes: r.bytes,
       packets: r.packets,
       records: r.records,
+      ...(r.nat64 === 1 ? { nat64: true as const } : {}),
     }));
+  }
+
+  /** Site-pair rows of a bucket in one transaction, replacing their keys (like writeRows). */
+  async writeSiteRows(rows: SiteTrafficRow[]): Promise<void> {
+    if (rows.length > 0) this.writeSites(rows);
+  }
+
+  /** Rows in range and matching the pushed-down filters, summed per step and key in SQL, grouped by groupSiteRows. */
+  async querySiteTraffic(q: SiteTrafficQuery): Promise<TrafficQueryResult> {
+    const stepMs = Math.round(q.stepSeconds * 1000);
+    if (!(stepMs >= 1)) throw new RangeError(`stepSeconds must be at least 0.001, got ${q.stepSeconds}`);
+    if (!(q.toMs >= q.fromMs)) throw new RangeError(`toMs (${q.toMs}) is before fromMs (${q.fromMs})`);
+    const where = ['bucket_start >= ?', 'bucket_start < ?'];
+    const params: (string | number)[] = [stepMs, q.fromMs, q.toMs];
+    const inList = (column: string, values: readonly (string | number)[] | undefined): void => {
+      if (values === undefined || values.length === 0) return;
+      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+      params.push(...values);
+    };
+    inList('community', q.community);
+    inList('activity', q.activity);
+    inList('exporter', q.exporter);
+    inList('class', q.trafficClass);
+    const rows = this.statement(
+      `SELECT bucket_start - bucket_start % ? AS t, exporter, src_site, dst_site, class, community, activity, nat64,
+              SUM(bytes) AS bytes, SUM(packets) AS packets, SUM(records) AS records
+       FROM site_traffic WHERE ${where.join(' AND ')}
+       GROUP BY t, exporter, src_site, dst_site, class, community, activity, nat64`,
+    ).all(...params) as {
+      t: number;
+      exporter: string;
+      src_site: string;
+      dst_site: string;
+      class: TrafficClass;
+      community: number;
+      activity: number;
+      nat64: number;
+      bytes: number;
+      packets: number;
+      records: number;
+    }[];
+    const orNull = (v: number): number | null => (v === NONE ? null : v);
+    return groupSiteRows(
+      rows.map((r) => ({
+        bucketStartMs: r.t,
+        exporter: r.exporter,
+        srcSite: r.src_site,
+        dstSite: r.dst_site,
+        trafficClass: r.class,
+        community: orNull(r.community),
+        activity: orNull(r.activity),
+        nat64: r.nat64 === 1,
+        bytes: r.bytes,
+        packets: r.packets,
+        records: r.records,
+      })),
+      q,
+      true,
+    );
   }
 
   async applyRetention(nowMs: number): Promise<number> {
@@ -246,6 +340,7 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore {
     const cutoff = nowMs - this.config.retentionDays * DAY_MS;
     return (
       this.statement('DELETE FROM traffic WHERE bucket_start < ?').run(cutoff).changes +
+      this.statement('DELETE FROM site_traffic WHERE bucket_start < ?').run(cutoff).changes +
       this.statement('DELETE FROM firefly WHERE bucket_start < ?').run(cutoff).changes
     );
   }
@@ -387,6 +482,8 @@ function groupValue(dimension: string, values: (string | number)[]): string | nu
     }
     case 'class':
       return values[0] as TrafficClass;
+    case 'nat64':
+      return values[0] === 1 ? 'true' : 'false';
     default:
       return values[0]!;
   }

@@ -1,0 +1,52 @@
+import type { FlowRecord } from '../../decoders/record.js';
+import type { RecordAggregator } from '../pipeline/decoder.js';
+import type { Nat64Prefixes } from './nat64.js';
+import { type SiteLookup, UNKNOWN_SITE_ID } from './site-lookup.js';
+
+/**
+ * The enrichment step between the decoders and aggregation, the same in `serve` (inline and in
+ * each decode worker) and `ingest`: sets the record's NAT64 flag and its source and
+ * destination site ids from its address bytes, then hands it to the traffic aggregator (per
+ * link) and, when a site table is in force, to the site-pair aggregator.
+ *
+ * Records without addresses (templates with no IE 8/12/27/28, headers cut before them) have
+ * no NAT64 flag and unknown sites: they are never guessed.
+ */
+export class Enricher implements RecordAggregator {
+  private sites: SiteLookup | undefined;
+
+  constructor(
+    private readonly nat64: Nat64Prefixes,
+    private readonly traffic: RecordAggregator,
+    private readonly sitePairs: RecordAggregator | undefined,
+    sites: SiteLookup | undefined,
+  ) {
+    this.setSites(sites);
+  }
+
+  /** A new site table (a CRIC refresh); an empty one turns site attribution off. */
+  setSites(sites: SiteLookup | undefined): void {
+    this.sites = sites === undefined || sites.empty || this.sitePairs === undefined ? undefined : sites;
+  }
+
+  add(rec: FlowRecord, receivedMs: number, exporterAddr: string): void {
+    const b = rec.addrBytes;
+    const len = rec.addrLen;
+    let nat64 = false;
+    if (len === 16 && b !== undefined) {
+      // Either side: traffic from an IPv6-only host to an IPv4 service through the translator,
+      // and its answers, both need IPv4 behind it.
+      nat64 = this.nat64.match(b, rec.dstAddrAt) >= 0 || this.nat64.match(b, rec.srcAddrAt) >= 0;
+    }
+    rec.nat64 = nat64;
+    const sites = this.sites;
+    if (sites !== undefined) {
+      if (len !== 0 && b !== undefined) {
+        rec.srcSite = sites.siteOf(b, rec.srcAddrAt, len);
+        rec.dstSite = sites.siteOf(b, rec.dstAddrAt, len);
+      } else rec.srcSite = rec.dstSite = UNKNOWN_SITE_ID;
+    }
+    this.traffic.add(rec, receivedMs, exporterAddr);
+    if (sites !== undefined) this.sitePairs!.add(rec, receivedMs, exporterAddr);
+  }
+}
