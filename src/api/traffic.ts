@@ -12,6 +12,7 @@ import {
   parseStep,
   splitList,
 } from './params.js';
+import { queryWithProvisional } from './provisional.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
 /** Query string of GET /api/v1/traffic after JSON-schema validation (all strings). */
@@ -25,6 +26,7 @@ export interface TrafficParams {
   link?: string;
   exporter?: string;
   class?: string;
+  provisional?: string;
 }
 
 export const UNREGISTERED = 'unregistered';
@@ -48,6 +50,8 @@ export interface TrafficPointOut {
   records: number;
   bitsPerSecond: number;
   packetsPerSecond: number;
+  /** With provisional=true: the step holds a bucket the store does not have yet (still open, or changed since written). */
+  provisional?: true;
 }
 
 export interface TrafficSeriesOut {
@@ -309,7 +313,11 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
     query.trafficClass = filters.class;
   }
 
-  const result = await deps.store.queryTraffic(query);
+  const wantProvisional = q.provisional === 'true' || q.provisional === '1';
+  const result =
+    wantProvisional && deps.provisional
+      ? await queryWithProvisional(deps.store, deps.provisional(), query)
+      : { ...(await deps.store.queryTraffic(query)), provisionalSteps: new Set<number>() };
 
   const series = result.series
     .map((s) => ({
@@ -322,6 +330,7 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
         records: p.records,
         bitsPerSecond: (p.bytes * 8) / stepSeconds,
         packetsPerSecond: p.packets / stepSeconds,
+        ...(result.provisionalSteps.has(p.timeMs) ? { provisional: true as const } : {}),
       })),
       totals: totalsOut(s.totals, rangeSeconds),
     }))

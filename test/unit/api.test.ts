@@ -524,7 +524,7 @@ describe('GET /api/v1/traffic: bad parameters answer 400 naming the parameter', 
     ],
     ['exporter=router1', 'exporter', '"router1" is not an IPv4 or IPv6 address'],
     ['class=ipv5', 'class', 'must be a comma-separated list of scitags, ipv6_unmarked, ipv4, unknown'],
-    ['bogus=1', 'bogus', 'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class)'],
+    ['bogus=1', 'bogus', 'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class, provisional)'],
   ];
   for (const [query, parameter, message] of cases) {
     it(`${query} -> ${parameter}`, async () => {
@@ -789,7 +789,7 @@ describe('other routes and parameters', () => {
     ]);
     const params = body.paths['/api/v1/traffic'].get.parameters.map((p: any) => [p.name, p.in]);
     expect(params).toEqual(
-      ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class'].map((n) => [n, 'query']),
+      ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class', 'provisional'].map((n) => [n, 'query']),
     );
     expect(Object.keys(body.paths['/api/v1/traffic'].get.responses).sort()).toEqual(['200', '400', '503']);
   });
