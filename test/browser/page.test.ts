@@ -211,6 +211,9 @@ describe.skipIf(!chromiumPath || !built)('the built-in page in headless Chromium
       const alerts = await page.textContent('#alerts');
       expect(alerts).toContain('api/v1/traffic: HTTP 500: internal error: injected by the test');
       expect(alerts).toContain('api/v1/exporters: HTTP 502');
+      // Once per failure, though the chart and the links panel both asked api/v1/traffic.
+      expect(await page.locator('#alerts p').count()).toBe(2);
+      expect(await page.textContent('#traffic-note')).toContain('Not refreshed');
       // What still answers is still shown.
       expect(await page.getAttribute('#health-body [data-status]', 'data-status')).toBe('ok');
       await shot(page, '6-errors');

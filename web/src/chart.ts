@@ -156,7 +156,6 @@ export class TrafficChart {
     this.tooltip.classList.remove('idle');
   }
 
-  /** Hidden by visibility, not display: the legend below must not move under the pointer. */
   private hideTooltip(): void {
     this.tooltip.classList.add('idle');
   }

@@ -180,7 +180,9 @@ function showAlerts(errors: unknown[]): void {
   const alerts = byId('alerts');
   const unauthorised = errors.some((e) => e instanceof ApiError && e.status === 401);
   byId('token-form').hidden = !unauthorised;
-  alerts.replaceChildren(...errors.map((e) => el('p', { class: 'error' }, e instanceof Error ? e.message : String(e))));
+  // One line per distinct failure (the chart and the links panel may both fail on api/v1/traffic).
+  const messages = [...new Set(errors.map((e) => (e instanceof Error ? e.message : String(e))))];
+  alerts.replaceChildren(...messages.map((m) => el('p', { class: 'error' }, m)));
 }
 
 let running: Promise<void> | undefined;
@@ -199,6 +201,7 @@ async function refreshAll(): Promise<void> {
     traffic = await refreshTraffic(from);
   } catch (err) {
     errors.push(err);
+    byId('traffic-note').textContent = 'Not refreshed (see the error above): the chart still shows the previous answer.';
   }
   const ctx: PanelContext = {
     from,
