@@ -841,6 +841,18 @@ export class Aggregator {
     }
     this.linksAfterCompaction = this.links.size;
   }
+
+  /**
+   * The buckets in memory whose sums the store does not have yet (open, or changed since their
+   * last write), whole, as store rows: what GET /api/v1/traffic?provisional=true shows in place
+   * of the stored rows of those buckets. Off the record path (one pass over their cells).
+   */
+  unwrittenRows(): TrafficRow[] {
+    const rows: TrafficRow[] = [];
+    const registry = this.deps.registry();
+    for (const b of this.buckets.values()) if (b.dirty) this.rowsOf(b, registry, rows);
+    return rows;
+  }
 }
 
 export function createAggregator(config: Partial<AggregatorConfig>, deps: AggregatorDeps): Aggregator {

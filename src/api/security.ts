@@ -116,9 +116,10 @@ function refuse(reply: FastifyReply, code: number, error: string, message: strin
 
 /**
  * Registers the controls on the root instance, before the routes. Order of the checks: security
- * headers (on every answer, refusals included), Host, CORS, rate limit, concurrency, token.
+ * headers (on every answer, refusals included), Host, CORS, rate limit, concurrency, token
+ * (not asked on `isPublic` paths: the built-in page's files and /docs, which hold no data).
  */
-export function registerSecurity(app: FastifyInstance, s: ApiSecurity): void {
+export function registerSecurity(app: FastifyInstance, s: ApiSecurity, isPublic: (path: string) => boolean = () => false): void {
   // Content-Security-Policy: helmet's default allows 'self' scripts and styles for HTML pages;
   // this API serves only JSON and text, so nothing may load or frame it at all. HSTS is left
   // to the TLS proxy (the API speaks plain HTTP; a pinned HSTS from here would be wrong).
@@ -183,7 +184,7 @@ export function registerSecurity(app: FastifyInstance, s: ApiSecurity): void {
       const matches = tokenMatcher(s.tokens);
       // preValidation: after the rate limit (a route-level onRequest hook), so token guessing is limited.
       app.addHook('preValidation', async (req, reply) => {
-        if (isHealth(req) || req.method === 'OPTIONS') return;
+        if (isHealth(req) || req.method === 'OPTIONS' || isPublic(req.url.split('?')[0] ?? '')) return;
         const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
         if (m && matches(m[1]!)) return;
         void reply.header('www-authenticate', 'Bearer realm="scitags-collector"');

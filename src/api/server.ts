@@ -22,6 +22,7 @@ import {
   FireflyStoreUnavailable,
   IP_VERSION_PATTERN,
 } from './fireflies.js';
+import { defaultPageDir, isPublicPath, pageFilePaths, registerPage } from './page.js';
 import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
@@ -102,6 +103,12 @@ const PARAMETERS = {
     description:
       "Sites to keep, either side: comma-separated site names, 'unknown' for unmatched addresses (with groupBy site: the sides on a listed site).",
     expect: 'must be a comma-separated list of site names',
+  },
+  provisional: {
+    schema: { type: 'string', maxLength: 5, pattern: '^(0|1|true|false)$' },
+    description:
+      "Also count the buckets the collector has not written to the store yet (the open bucket, so data shows within seconds of arriving, and closed ones updated since their last write), from its memory; their steps' points carry provisional: true and may still grow. Default false: only what the store holds.",
+    expect: 'must be 0, 1, true or false',
   },
   strict: {
     schema: { type: 'string', maxLength: 5, pattern: '^(0|1|true|false)$' },
@@ -301,7 +308,19 @@ const trafficSchema = {
             description: 'One point per step that has data (steps without data are omitted).',
             items: {
               type: 'object',
-              properties: { time: str, timeMs: num, bytes: num, packets: num, records: num, bitsPerSecond: num, packetsPerSecond: num },
+              properties: {
+                time: str,
+                timeMs: num,
+                bytes: num,
+                packets: num,
+                records: num,
+                bitsPerSecond: num,
+                packetsPerSecond: num,
+                provisional: {
+                  type: 'boolean',
+                  description: 'Present (true) with provisional=true when the step holds a bucket not yet in the store: it may still grow.',
+                },
+              },
             },
           },
           totals: totalsSchema,
@@ -580,7 +599,7 @@ function exporterRows(source: readonly ExporterInfo[]): ExporterRow[] {
 /**
  * The REST API (no socket: the caller listens, tests use inject()):
  *  GET /api/v1/traffic, /api/v1/experiments, /api/v1/links, /api/v1/exporters,
- *  /api/v1/openapi.json, /health, /metrics.
+ *  /api/v1/openapi.json, /health, /metrics; the built-in page at / and the API documentation at /docs/.
  * Every query parameter is checked by a JSON schema (unknown parameters rejected); any bad
  * input is answered 400 with {"error":"bad request","parameter":NAME,"message":WHY}.
  */
@@ -602,7 +621,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     bodyLimit: API_BODY_LIMIT_BYTES,
   });
   const security: ApiSecurity = { ...DEFAULT_API_SECURITY, ...deps.security };
-  registerSecurity(app, security);
+  const pageDir = deps.pageDir ?? defaultPageDir();
+  const pageFiles = pageFilePaths(pageDir);
+  registerSecurity(app, security, (path) => isPublicPath(path, pageFiles));
 
   // Methods per path, for 405 answers to other methods on a known path.
   const methodsByPath = new Map<string, Set<string>>();
@@ -678,6 +699,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     },
   });
 
+  registerPage(app, pageDir, pageFiles);
+
   void app.register(async (api) => {
     const route = (url: string, params: readonly ParameterName[]) => {
       allowedByRoute.set(url, params);
@@ -697,6 +720,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       'srcSite',
       'dstSite',
       'site',
+      'provisional',
     ] as const;
     api.get<{ Querystring: TrafficParams }>(
       '/api/v1/traffic',

@@ -24,6 +24,7 @@ import {
   splitList,
   type TrafficGroupBy,
 } from './params.js';
+import { queryWithProvisional } from './provisional.js';
 import type { ApiDeps, ApiLimits } from './types.js';
 
 /** Query string of GET /api/v1/traffic after JSON-schema validation (all strings). */
@@ -40,6 +41,7 @@ export interface TrafficParams {
   srcSite?: string;
   dstSite?: string;
   site?: string;
+  provisional?: string;
 }
 
 export const UNREGISTERED = 'unregistered';
@@ -63,6 +65,8 @@ export interface TrafficPointOut {
   records: number;
   bitsPerSecond: number;
   packetsPerSecond: number;
+  /** With provisional=true: the step holds a bucket the store does not have yet (still open, or changed since written). */
+  provisional?: true;
 }
 
 export interface TrafficSeriesOut {
@@ -290,6 +294,7 @@ interface ResolvedTraffic {
   groupBy: TrafficGroupBy[];
   filters: TrafficResponse['filters'];
   result: TrafficQueryResult;
+  provisionalSteps: Set<number>;
 }
 
 /**
@@ -351,6 +356,8 @@ async function resolveTraffic(
 
   const siteView = groupBy.some((d) => isSiteDimension(d)) || Object.keys(sites).length > 0;
   let result: TrafficQueryResult;
+  // Steps holding buckets not yet in the store (provisional=true; the link view only).
+  let provisionalSteps = new Set<number>();
   if (siteView) {
     const linkDims = groupBy.filter((d) => d === 'link' || d === 'direction');
     if (linkDims.length > 0 || q.link !== undefined) {
@@ -369,9 +376,15 @@ async function resolveTraffic(
       filters.link = links.map((l) => ({ link: l.key, name: l.name }));
       query.link = links.map((l) => ({ exporter: l.exporter, ifIndex: l.ifIndex }));
     }
-    result = await deps.store.queryTraffic(query);
+    const wantProvisional = q.provisional === 'true' || q.provisional === '1';
+    const answer =
+      wantProvisional && deps.provisional
+        ? await queryWithProvisional(deps.store, deps.provisional(), query)
+        : { ...(await deps.store.queryTraffic(query)), provisionalSteps: new Set<number>() };
+    result = answer;
+    provisionalSteps = answer.provisionalSteps;
   }
-  return { fromMs, toMs, rangeSeconds, stepSeconds, bucket, groupBy, filters, result };
+  return { fromMs, toMs, rangeSeconds, stepSeconds, bucket, groupBy, filters, result, provisionalSteps };
 }
 
 function isSiteDimension(d: string): d is SiteDimension {
@@ -399,7 +412,7 @@ function envelope(r: ResolvedTraffic) {
 export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficParams): Promise<TrafficResponse> {
   const reg = deps.registry.registry;
   const r = await resolveTraffic(deps, limits, q);
-  const { stepSeconds, rangeSeconds, groupBy, result } = r;
+  const { stepSeconds, rangeSeconds, groupBy, result, provisionalSteps } = r;
 
   const series = result.series
     .map((s) => ({
@@ -412,6 +425,7 @@ export async function trafficQuery(deps: ApiDeps, limits: ApiLimits, q: TrafficP
         records: p.records,
         bitsPerSecond: (p.bytes * 8) / stepSeconds,
         packetsPerSecond: p.packets / stepSeconds,
+        ...(provisionalSteps.has(p.timeMs) ? { provisional: true as const } : {}),
       })),
       totals: totalsOut(s.totals, rangeSeconds),
     }))

@@ -3,7 +3,7 @@ import type { FlowProtocol, SamplingSource } from '../../decoders/record.js';
 import type { LinkConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RegistryService } from '../registry/service.js';
-import type { TrafficStore } from '../store/types.js';
+import type { TrafficRow, TrafficStore } from '../store/types.js';
 import type { ApiSecurity } from './security.js';
 
 /** What the exporters endpoint shows per exporter (one router / agent address). */
@@ -117,6 +117,13 @@ export interface ApiDeps {
   exporters: () => readonly ExporterInfo[] | Promise<readonly ExporterInfo[]>;
   health: () => HealthInfo;
   metricsRegistry: PromRegistry;
+  /**
+   * The aggregator's buckets not yet in the store, whole (Aggregator.unwrittenRows), for
+   * /api/v1/traffic?provisional=true; absent: provisional answers what the store holds.
+   */
+  provisional?: () => readonly TrafficRow[];
+  /** Where the built page is (default: the package's dist/web); without its index.html, / says how to build it. */
+  pageDir?: string;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */
   bucketSeconds: number;
   /** Clock (ms since the epoch), for `now`-relative times and ages. */

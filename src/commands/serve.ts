@@ -104,7 +104,9 @@ export async function runServe(args: string[]): Promise<number> {
   const store = resolved.type === 'sqlite' ? `sqlite ${resolved.path}` : `influx ${resolved.url}/${resolved.database}`;
   log.info(`store: ${store}`, { store: resolved.type });
   if (collector.apiUrl)
-    log.info(`API: ${collector.apiUrl}/api/v1/traffic (metrics at ${collector.apiUrl}/metrics)`, { url: collector.apiUrl });
+    log.info(`API: ${collector.apiUrl}/ (the live page; REST at /api/v1, documentation at /docs/, metrics at /metrics)`, {
+      url: collector.apiUrl,
+    });
   else log.info('API: off');
 
   await stopRequested;

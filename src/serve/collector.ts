@@ -375,6 +375,8 @@ export class Collector {
         // nor waits for the workers.
         exporters: () => this.stage.snapshot().exporters,
         health: () => this.health(),
+        // The open buckets of /api/v1/traffic?provisional=true, read per request (one pass over their cells).
+        provisional: () => this.aggregator.unwrittenRows(),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
         now,

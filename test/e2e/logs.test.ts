@@ -68,7 +68,7 @@ describe('serve logs', () => {
       'serve: listening for sflow on udp/[::]:N',
       'serve: decoding on N worker threads (exporters sharded by address)',
       'serve: store: sqlite CWD/data/scitags.sqlite', // the data directory, resolved
-      'serve: API: http://N.N.N.N:N/api/vN/traffic (metrics at http://N.N.N.N:N/metrics)',
+      'serve: API: http://N.N.N.N:N/ (the live page; REST at /api/vN, documentation at /docs/, metrics at /metrics)',
       'serve: stopping: draining the queue and writing open buckets',
       'serve: stopped after N datagrams, N records, N decode errors',
     ]);

@@ -27,7 +27,7 @@ const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.
 let files: string[] = [];
 
 beforeAll(() => {
-  // `npm test` built dist/ already (tsc before vitest): pack without running `prepare` again.
+  // `npm test` built dist/ already (npm run build before vitest): pack without running `prepare` again.
   const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], {
     cwd: repoRoot(),
     encoding: 'utf8',
@@ -58,6 +58,7 @@ describe('the packed tarball', () => {
       'README.md',
       'package.json',
       'dist/src/cli.js',
+      'dist/web/index.html',
       'dist/src/pipeline/worker.js',
       'dist/collectors/batch-receive.js',
       'dist/decoders/ipfix/index.js',
@@ -98,6 +99,9 @@ describe('the packed tarball', () => {
       // The batched-receive addon was built by the package's install script.
       const metrics = await (await fetch(`${daemon.apiUrl}/metrics`)).text();
       expect(metrics).toContain(`scitags_receive_path_info{listener="ipfix",port="${ports.ipfix}",path="recvmmsg",reason=""} 1`);
+      // The live page, from the package's dist/web.
+      const page = await fetch(`${daemon.apiUrl}/`);
+      expect([page.status, page.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);
       const cap = readCaptureFile(fixturePath(`${CAPTURE}.pcap`));
       await replayDatagrams(cap.datagrams, { host: '127.0.0.1', port: ports.ipfix, speed: 0, rate: 5000, onlyDstPort: 0 });
       await waitFor(async () => {

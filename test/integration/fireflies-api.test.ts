@@ -17,6 +17,7 @@ import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqli
 import type { FireflyRow } from '../../src/store/types.js';
 import { influxQuery } from '../support/dashboards.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { bareApiDeps } from '../support/api-deps.js';
 
 /**
  * Fireflies end to end below the flow table: the same FireflyFlowEvents summed by a
@@ -136,17 +137,7 @@ describe.skipIf(!influxdAvailable())('GET /api/v1/fireflies over SQLite and Infl
       ['influx', influx],
       ['sqlite', sqlite],
     ] as const) {
-      const deps: ApiDeps = {
-        store,
-        registry,
-        links: [],
-        exporters: () => [],
-        health: () => ({ status: 'ok', checks: {} }),
-        metricsRegistry: metrics.registry,
-        bucketSeconds: 60,
-        now: () => NOW,
-        security: { rateLimitPerMinute: 0 },
-      };
+      const deps: ApiDeps = bareApiDeps(store, NOW, { registry, metricsRegistry: metrics.registry, security: { rateLimitPerMinute: 0 } });
       const api = buildApi(deps);
       apis.push(api);
       urls[name] = await api.listen({ port: 0, host: '127.0.0.1' });

@@ -4,20 +4,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildApi, defaultAllowedHosts, hostName, loadApiTokens, tokenMatcher } from '../../src/api/index.js';
 import type { ApiDeps } from '../../src/api/index.js';
-import { silentLogger } from '../../src/log.js';
-import { createMetrics } from '../../src/metrics/index.js';
-import { RegistryService } from '../../src/registry/service.js';
 import type { TrafficQueryResult, TrafficStore } from '../../src/store/types.js';
+import { bareApiDeps } from '../support/api-deps.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12);
 const TOKEN = 'a-token-of-sixteen+chars';
 const OTHER = 'another-token-0123456789';
-
-const registry = new RegistryService(
-  { url: '', refreshSeconds: 3600, cacheFile: '', timeoutMs: 1000 },
-  { now: () => NOW, fetchText: () => Promise.reject(new Error('offline')), log: silentLogger() },
-);
-const metrics = createMetrics({ registryStatus: () => registry.status(), now: () => NOW });
 
 const EMPTY: TrafficQueryResult = { series: [], totals: { bytes: 0, packets: 0, records: 0 } };
 
@@ -32,17 +24,7 @@ function store(query: () => Promise<TrafficQueryResult> = () => Promise.resolve(
 }
 
 function deps(extra: Partial<ApiDeps> = {}): ApiDeps {
-  return {
-    store: store(),
-    registry,
-    links: [],
-    exporters: () => [],
-    health: () => ({ status: 'ok', checks: {} }),
-    metricsRegistry: metrics.registry,
-    bucketSeconds: 60,
-    now: () => NOW,
-    ...extra,
-  };
+  return bareApiDeps(store(), NOW, extra);
 }
 
 describe('API tokens', () => {

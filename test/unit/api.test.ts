@@ -531,7 +531,7 @@ describe('GET /api/v1/traffic: bad parameters answer 400 naming the parameter', 
     [
       'bogus=1',
       'bogus',
-      'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class, srcSite, dstSite, site)',
+      'unknown parameter (allowed: from, to, step, groupBy, community, activity, link, exporter, class, srcSite, dstSite, site, provisional)',
     ],
   ];
   for (const [query, parameter, message] of cases) {
@@ -798,10 +798,21 @@ describe('other routes and parameters', () => {
     ]);
     const params = body.paths['/api/v1/traffic'].get.parameters.map((p: any) => [p.name, p.in]);
     expect(params).toEqual(
-      ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'link', 'exporter', 'class', 'srcSite', 'dstSite', 'site'].map((n) => [
-        n,
-        'query',
-      ]),
+      [
+        'from',
+        'to',
+        'step',
+        'groupBy',
+        'community',
+        'activity',
+        'link',
+        'exporter',
+        'class',
+        'srcSite',
+        'dstSite',
+        'site',
+        'provisional',
+      ].map((n) => [n, 'query']),
     );
     expect(Object.keys(body.paths['/api/v1/traffic'].get.responses).sort()).toEqual(['200', '400', '503']);
   });
