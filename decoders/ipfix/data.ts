@@ -12,7 +12,8 @@
  * its records. (V8 still boxes the times, which exceed its small-integer range, when they are
  * stored into the `number | undefined` fields: 16 octets each, the young generation's
  * cheapest kind of garbage.) Addresses are formatted only when asked (and come from a cache,
- * see packet/addr.ts).
+ * see packet/addr.ts); where their bytes are (FlowRecord.addrBytes: the datagram `b` itself
+ * and offsets into it) is always filled, a few plain stores.
  */
 import { DecodeError } from '../errors.js';
 import { ipv4String, ipv6String } from '../packet/addr.js';
@@ -299,10 +300,66 @@ function fillRecord(
       (((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0);
   } else rec.endMs = slot >= 0 ? timeAt(b, base + pos[slot]!, slot) : undefined;
   if (plan.hasUptime) applyUptimes(b, base, pos, len, rec, ctx);
+  fillAddressBytes(b, base, pos, plan, rec);
   fillAddresses(b, base, pos, plan, rec, ctx.withAddresses);
   // IE 315: the frame fills what the template's own fields left unset.
-  if (plan.hasFrame) walkFrame(b, base + pos[Slot.FRAME]!, len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses, ctx.outerHeaders);
+  if (plan.hasFrame) fillFrame(b, base, pos, len, plan, rec, ctx);
   fillSampling(b, base, pos, len, plan, ctx, rec, perRecordRate, setRate, setSource);
+}
+
+/**
+ * The address bytes (FlowRecord.addrBytes, addrLen, srcAddrAt, dstAddrAt), whether or not
+ * the strings are formatted: `b` itself and absolute offsets into it, from the same slots
+ * as srcAddr / dstAddr. Set only when the record has both addresses, of one length; a
+ * template with only one of them (or an IPv4 source with an IPv6 destination) gets addrLen
+ * 0, so a consumer reads two addresses of addrLen octets or none. fill-compiled.ts
+ * generates the same stores with constant offsets.
+ */
+function fillAddressBytes(b: Uint8Array, base: number, pos: Int32Array, plan: DecodePlan, rec: FlowRecord): void {
+  const s = plan.srcSlot;
+  const d = plan.dstSlot;
+  if (s === Slot.SRC6 ? d === Slot.DST6 : s === Slot.SRC4 && d === Slot.DST4) {
+    rec.addrBytes = b;
+    rec.addrLen = s === Slot.SRC6 ? 16 : 4;
+    rec.srcAddrAt = base + pos[s]!;
+    rec.dstAddrAt = base + pos[d]!;
+  } else {
+    rec.addrBytes = undefined;
+    rec.addrLen = 0;
+    rec.srcAddrAt = 0;
+    rec.dstAddrAt = 0;
+  }
+}
+
+/**
+ * IE 315 (frame.ts): the frame at the FRAME slot, with where the record's own address
+ * fields are (-1 for one it lacks), so that the frame supplies the missing ones only, bytes
+ * and strings alike.
+ */
+function fillFrame(
+  b: Uint8Array,
+  base: number,
+  pos: Int32Array,
+  len: Int32Array,
+  plan: DecodePlan,
+  rec: FlowRecord,
+  ctx: DataContext,
+): void {
+  const s = plan.srcSlot;
+  const d = plan.dstSlot;
+  walkFrame(
+    b,
+    base + pos[Slot.FRAME]!,
+    len[Slot.FRAME]!,
+    rec,
+    plan.hasCounts,
+    ctx.withAddresses,
+    ctx.outerHeaders,
+    s < 0 ? -1 : base + pos[s]!,
+    s === Slot.SRC6 ? 16 : 4,
+    d < 0 ? -1 : base + pos[d]!,
+    d === Slot.DST6 ? 16 : 4,
+  );
 }
 
 /** srcAddr / dstAddr, formatted only when the caller asked for addresses. */
@@ -350,8 +407,7 @@ const compiledFills = new CompiledFills<DataContext>({
   timeAt,
   applyUptimes,
   fillAddresses: (b, base, plan, rec, withAddresses) => fillAddresses(b, base, plan.pos, plan, rec, withAddresses),
-  fillFrame: (b, base, plan, rec, ctx) =>
-    walkFrame(b, base + plan.pos[Slot.FRAME]!, plan.len[Slot.FRAME]!, rec, plan.hasCounts, ctx.withAddresses, ctx.outerHeaders),
+  fillFrame: (b, base, plan, rec, ctx) => fillFrame(b, base, plan.pos, plan.len, plan, rec, ctx),
   fillSampling: (b, base, plan, ctx, rec, perRecordRate, setRate, setSource) =>
     fillSampling(b, base, plan.pos, plan.len, plan, ctx, rec, perRecordRate, setRate, setSource),
 });
@@ -461,6 +517,9 @@ function emitReverse(
   const src = rec.srcAddr;
   rec.srcAddr = rec.dstAddr;
   rec.dstAddr = src;
+  const srcAt = rec.srcAddrAt;
+  rec.srcAddrAt = rec.dstAddrAt;
+  rec.dstAddrAt = srcAt;
   const srcPort = rec.srcPort;
   rec.srcPort = rec.dstPort;
   rec.dstPort = srcPort;

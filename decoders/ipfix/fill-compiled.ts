@@ -15,8 +15,9 @@
  *
  * fillRecord stays the reference: variable-length templates use it, and a property test
  * (test/property/compiled-fill.test.ts) checks that both produce identical records for random
- * templates and bytes. Anything rare (uptimes, NTP times, addresses, IE 315 frames, per-record
- * sampling) is delegated to the same helpers fillRecord uses.
+ * templates and bytes. Anything rare (uptimes, NTP times, formatting addresses, IE 315
+ * frames, per-record sampling) is delegated to the same helpers fillRecord uses; where the
+ * address bytes are (FlowRecord.addrBytes ...) is plain constant stores.
  */
 import type { FlowRecord, SamplingSource } from '../record.js';
 import { FLOW_LABEL_MASK } from '../scitags/flowlabel.js';
@@ -27,6 +28,7 @@ export interface FillHelpers<Ctx> {
   uintAt(b: Uint8Array, o: number, len: number): number;
   timeAt(b: Uint8Array, o: number, slot: number): number;
   applyUptimes(b: Uint8Array, base: number, pos: Int32Array, len: Int32Array, rec: FlowRecord, ctx: Ctx): void;
+  /** srcAddr / dstAddr only (the address bytes are generated inline). */
   fillAddresses(b: Uint8Array, base: number, plan: DecodePlan, rec: FlowRecord, withAddresses: boolean): void;
   fillFrame(b: Uint8Array, base: number, plan: DecodePlan, rec: FlowRecord, ctx: Ctx): void;
   fillSampling(
@@ -129,7 +131,13 @@ export function compiledFillSource(plan: DecodePlan): string {
     else c.push(`rec.${field} = h.timeAt(b, base + ${int(at(slot), 0, MAX_OFFSET)}, ${int(slot, 0, 255)});`);
   }
   if (plan.hasUptime) c.push('h.applyUptimes(b, base, plan.pos, plan.len, rec, ctx);');
-  if (plan.srcSlot >= 0 || plan.dstSlot >= 0) c.push('h.fillAddresses(b, base, plan, rec, ctx.withAddresses);');
+  // The address bytes as fillAddressBytes sets them: both addresses of one length, or none.
+  const { srcSlot, dstSlot } = plan;
+  if (srcSlot === Slot.SRC6 ? dstSlot === Slot.DST6 : srcSlot === Slot.SRC4 && dstSlot === Slot.DST4) {
+    c.push('rec.addrBytes = b;', `rec.addrLen = ${srcSlot === Slot.SRC6 ? 16 : 4};`);
+    c.push(`rec.srcAddrAt = base + ${int(at(srcSlot), 0, MAX_OFFSET)};`, `rec.dstAddrAt = base + ${int(at(dstSlot), 0, MAX_OFFSET)};`);
+  } else c.push('rec.addrBytes = undefined;', 'rec.addrLen = 0;', 'rec.srcAddrAt = 0;', 'rec.dstAddrAt = 0;');
+  if (srcSlot >= 0 || dstSlot >= 0) c.push('h.fillAddresses(b, base, plan, rec, ctx.withAddresses);');
   else c.push('rec.srcAddr = undefined;', 'rec.dstAddr = undefined;');
   if (plan.hasFrame) c.push('h.fillFrame(b, base, plan, rec, ctx);');
   c.push('h.fillSampling(b, base, plan, ctx, rec, perRecordRate, setRate, setSource);');

@@ -21,6 +21,11 @@ const OPTIONS: readonly WalkOptions[] = [
  * Fills `rec` from the frame at `b[off..off+len)`. Fields the record's template already
  * supplied win over what the frame says; counts come from the frame only when the template
  * has none (a PSAMP packet report has no packetDeltaCount / octetDeltaCount).
+ *
+ * Addresses, each side separately as for the strings: the record's own field (at
+ * `srcAt` / `dstAt` of `b`, `srcLen` / `dstLen` octets; -1 when the template has none) wins,
+ * else the frame's header. The bytes (FlowRecord.addrBytes) are set when both sides are then
+ * known with one length, else addrLen is 0; `b` is what every offset refers to.
  */
 export function walkFrame(
   b: Uint8Array,
@@ -30,6 +35,10 @@ export function walkFrame(
   hasCounts: boolean,
   withAddresses: boolean,
   outer: boolean,
+  srcAt: number,
+  srcLen: number,
+  dstAt: number,
+  dstLen: number,
 ): void {
   walkHeader(b, off, len, 'ethernet', info, OPTIONS[(withAddresses ? 2 : 0) + (outer ? 1 : 0)]);
   if (!hasCounts) {
@@ -46,5 +55,24 @@ export function walkFrame(
   if (withAddresses) {
     if (rec.srcAddr === undefined) rec.srcAddr = info.srcAddr;
     if (rec.dstAddr === undefined) rec.dstAddr = info.dstAddr;
+  }
+  if (srcAt < 0) {
+    srcAt = info.srcAddrAt;
+    srcLen = info.addrLen;
+  }
+  if (dstAt < 0) {
+    dstAt = info.dstAddrAt;
+    dstLen = info.addrLen;
+  }
+  if (srcAt >= 0 && dstAt >= 0 && srcLen === dstLen && srcLen !== 0) {
+    rec.addrBytes = b;
+    rec.addrLen = srcLen as 4 | 16;
+    rec.srcAddrAt = srcAt;
+    rec.dstAddrAt = dstAt;
+  } else {
+    rec.addrBytes = undefined;
+    rec.addrLen = 0;
+    rec.srcAddrAt = 0;
+    rec.dstAddrAt = 0;
   }
 }

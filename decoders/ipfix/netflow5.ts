@@ -87,6 +87,10 @@ export function decodeNetflow5(
     rec.samplingSource = source;
     rec.srcAddr = withAddresses ? ipv4String(b, o) : undefined;
     rec.dstAddr = withAddresses ? ipv4String(b, o + 4) : undefined;
+    rec.addrBytes = b;
+    rec.addrLen = 4;
+    rec.srcAddrAt = o;
+    rec.dstAddrAt = o + 4;
     rec.inIf = u16(b, o + 12);
     rec.outIf = u16(b, o + 14);
     rec.packets = u32(b, o + 16);

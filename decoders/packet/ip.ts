@@ -5,7 +5,8 @@
  * everything read before the cut is kept and everything after it stays undefined.
  *
  * Positions are plain numbers threaded through the functions (no cursor object) so the walk
- * allocates nothing except the address strings.
+ * allocates nothing except the address strings. Where the addresses sit (addrLen, srcAddrAt,
+ * dstAddrAt) is recorded whether or not they are formatted.
  */
 import { u16 } from '../reader.js';
 import type { PacketInfo } from './types.js';
@@ -90,11 +91,14 @@ export function walkIpv6(bytes: Uint8Array, p: number, end: number, out: PacketI
     out.truncated = true;
     return;
   }
+  out.addrLen = 16;
+  out.srcAddrAt = p + 8;
   if (walkMode.addresses) out.srcAddr = ipv6String(bytes, p + 8);
   if (avail < IPV6_HEADER_LEN) {
     out.truncated = true;
     return;
   }
+  out.dstAddrAt = p + 24;
   if (walkMode.addresses) out.dstAddr = ipv6String(bytes, p + 24);
   p += IPV6_HEADER_LEN;
 
@@ -194,11 +198,14 @@ export function walkIpv4(bytes: Uint8Array, p: number, end: number, out: PacketI
     out.truncated = true;
     return;
   }
+  out.addrLen = 4;
+  out.srcAddrAt = p + 12;
   if (walkMode.addresses) out.srcAddr = ipv4String(bytes, p + 12);
   if (avail < IPV4_MIN_HEADER_LEN) {
     out.truncated = true;
     return;
   }
+  out.dstAddrAt = p + 16;
   if (walkMode.addresses) out.dstAddr = ipv4String(bytes, p + 16);
   if (fragOffset !== 0) {
     out.fragment = true;

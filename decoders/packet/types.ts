@@ -20,6 +20,15 @@ export interface PacketInfo {
   ipLength: number | undefined;
   srcAddr: string | undefined;
   dstAddr: string | undefined;
+  /**
+   * Where the addresses of the same header as srcAddr / dstAddr sit in the walked bytes (the
+   * `bytes` given to walkHeader, absolute offsets), set whether or not they are formatted:
+   * `addrLen` 4 or 16 once the source address is inside the header (0 before: then
+   * `srcAddrAt` is -1), `dstAddrAt` -1 while the destination address is not.
+   */
+  addrLen: 0 | 4 | 16;
+  srcAddrAt: number;
+  dstAddrAt: number;
   /** Final upper-layer protocol after walking IPv6 extension headers. */
   ipProtocol: number | undefined;
   srcPort: number | undefined;

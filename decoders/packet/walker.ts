@@ -72,6 +72,9 @@ export function newPacketInfo(): PacketInfo {
     ipLength: undefined,
     srcAddr: undefined,
     dstAddr: undefined,
+    addrLen: 0,
+    srcAddrAt: -1,
+    dstAddrAt: -1,
     ipProtocol: undefined,
     srcPort: undefined,
     dstPort: undefined,
@@ -93,6 +96,9 @@ export function resetPacketInfo(out: PacketInfo): void {
   out.ipLength = undefined;
   out.srcAddr = undefined;
   out.dstAddr = undefined;
+  out.addrLen = 0;
+  out.srcAddrAt = -1;
+  out.dstAddrAt = -1;
   out.ipProtocol = undefined;
   out.srcPort = undefined;
   out.dstPort = undefined;
@@ -247,7 +253,7 @@ function walkTunnel(bytes: Uint8Array, p: number, end: number, proto: number, ou
 
 /**
  * IP-in-IP under an IPv6 outer header: the inner packet's fields replace the outer ones
- * (version, label, traffic class, addresses, protocol, ports, ICMP, fragment); the IP length
+ * (version, label, traffic class, addresses and their offsets, protocol, ports, ICMP, fragment); the IP length
  * stays the outer one, the size of what the link carried. An inner header cut short leaves
  * its fields unknown rather than the outer's (which are not the host's); one whose version
  * nibble is wrong is not a packet, and the outer header stays. One level only (the inner
@@ -265,6 +271,9 @@ function adoptInner(bytes: Uint8Array, p: number, end: number, proto: number, ou
   out.trafficClass = inner.trafficClass;
   out.srcAddr = inner.srcAddr;
   out.dstAddr = inner.dstAddr;
+  out.addrLen = inner.addrLen;
+  out.srcAddrAt = inner.srcAddrAt;
+  out.dstAddrAt = inner.dstAddrAt;
   out.ipProtocol = inner.ipProtocol;
   out.srcPort = inner.srcPort;
   out.dstPort = inner.dstPort;

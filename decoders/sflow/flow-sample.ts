@@ -80,6 +80,8 @@ interface FlowSampleScratch {
   sampledProtocol: number;
   sampledSrc: string | undefined;
   sampledDst: string | undefined;
+  /** Offset of the sampled_ipv4 / sampled_ipv6 src_ip in the datagram (dst_ip follows it). */
+  sampledSrcAt: number;
   sampledSrcPort: number;
   sampledDstPort: number;
   sampledPriority: number;
@@ -113,6 +115,7 @@ const s: FlowSampleScratch = {
   sampledProtocol: 0,
   sampledSrc: undefined,
   sampledDst: undefined,
+  sampledSrcAt: 0,
   sampledSrcPort: 0,
   sampledDstPort: 0,
   sampledPriority: 0,
@@ -207,7 +210,7 @@ export function decodeFlowSample(r: Reader, expanded: boolean, ctx: DatagramCont
   // A record with a field dump (withFields, or an inner header) is the caller's to keep.
   const inner = s.walked && pkt.inner !== undefined;
   const rec = ctx.shared !== undefined && !inner ? ctx.shared : emptyRecord('sflow', ctx.exporter, ctx.subAgent);
-  fillRecord(rec, ctx);
+  fillRecord(rec, ctx, r.bytes);
   if (ctx.withFields) rec.fields = sampleFields(ctx);
   else if (inner) rec.fields = innerFields();
   const stats = ctx.result.stats;
@@ -262,6 +265,7 @@ function readFlowRecord(r: Reader, format: number, len: number, ctx: DatagramCon
       s.sampledVersion = 4;
       s.sampledLength = v.getUint32(q);
       s.sampledProtocol = v.getUint32(q + 4);
+      s.sampledSrcAt = p + 8;
       s.sampledSrc = ctx.withAddresses ? ipv4String(r.bytes, p + 8) : undefined;
       s.sampledDst = ctx.withAddresses ? ipv4String(r.bytes, p + 12) : undefined;
       s.sampledSrcPort = v.getUint32(q + 16);
@@ -280,6 +284,7 @@ function readFlowRecord(r: Reader, format: number, len: number, ctx: DatagramCon
       s.sampledVersion = 6;
       s.sampledLength = v.getUint32(q);
       s.sampledProtocol = v.getUint32(q + 4);
+      s.sampledSrcAt = p + 8;
       s.sampledSrc = ctx.withAddresses ? ipv6String(r.bytes, p + 8) : undefined;
       s.sampledDst = ctx.withAddresses ? ipv6String(r.bytes, p + 24) : undefined;
       s.sampledSrcPort = v.getUint32(q + 40);
@@ -328,8 +333,10 @@ function ifIndexOf(format: number, value: number): number | undefined {
 /**
  * Writes every field of `rec` from the sample just read (`s`, `pkt`): present or not, so a
  * record reused for the next sample carries nothing over. packets 1, bytes = frame_length.
+ * `bytes` is the datagram the sample was read from (what the offsets in `s` and `pkt` refer
+ * to): the record's addrBytes.
  */
-function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
+function fillRecord(rec: FlowRecord, ctx: DatagramContext, bytes: Uint8Array): void {
   rec.protocol = 'sflow';
   rec.exporter = ctx.exporter;
   rec.domain = ctx.subAgent;
@@ -361,6 +368,13 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
     rec.trafficClass = pkt.trafficClass;
     rec.srcAddr = pkt.srcAddr;
     rec.dstAddr = pkt.dstAddr;
+    // The bytes of the same header as the strings; both addresses, or none (a cut header).
+    if (pkt.dstAddrAt >= 0) {
+      rec.addrBytes = bytes;
+      rec.addrLen = pkt.addrLen;
+      rec.srcAddrAt = pkt.srcAddrAt;
+      rec.dstAddrAt = pkt.dstAddrAt;
+    } else noAddressBytes(rec);
     rec.ipProtocol = pkt.ipProtocol;
     rec.srcPort = pkt.srcPort;
     rec.dstPort = pkt.dstPort;
@@ -371,6 +385,10 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
     rec.trafficClass = s.sampledVersion === 6 ? s.sampledPriority & 0xff : undefined;
     rec.srcAddr = s.sampledSrc;
     rec.dstAddr = s.sampledDst;
+    rec.addrBytes = bytes;
+    rec.addrLen = s.sampledVersion === 6 ? 16 : 4;
+    rec.srcAddrAt = s.sampledSrcAt;
+    rec.dstAddrAt = s.sampledSrcAt + (s.sampledVersion === 6 ? 16 : 4);
     rec.ipProtocol = s.sampledProtocol;
     const ports = s.sampledProtocol === PROTO_TCP || s.sampledProtocol === PROTO_UDP || s.sampledProtocol === PROTO_SCTP;
     rec.srcPort = ports ? s.sampledSrcPort : undefined;
@@ -388,6 +406,7 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
     rec.trafficClass = undefined;
     rec.srcAddr = undefined;
     rec.dstAddr = undefined;
+    noAddressBytes(rec);
     rec.ipProtocol = undefined;
     rec.srcPort = undefined;
     rec.dstPort = undefined;
@@ -398,6 +417,14 @@ function fillRecord(rec: FlowRecord, ctx: DatagramContext): void {
   if (s.srcVlan > 0 && s.srcVlan <= MAX_VLAN_ID) rec.vlan = s.srcVlan;
   else if (s.walked && pkt.vlans.length > 0 && pkt.vlans[0]! > 0) rec.vlan = pkt.vlans[0];
   else rec.vlan = undefined;
+}
+
+/** No address bytes (FlowRecord.addrLen 0), and no reference kept to the datagram. */
+function noAddressBytes(rec: FlowRecord): void {
+  rec.addrBytes = undefined;
+  rec.addrLen = 0;
+  rec.srcAddrAt = 0;
+  rec.dstAddrAt = 0;
 }
 
 function innerFields(): Record<string, unknown> {

@@ -17,7 +17,9 @@ export function describeRecord(file: string, frame: number, rec: FlowRecord, reg
   const cls = classify(rec);
   const label = rec.flowLabel;
   const pair = cls === 'pair' && label !== undefined ? namedPair(registry, communityOf(label), activityOf(label)) : null;
-  const { fields, ...core } = rec;
+  // The address bytes are the datagram's (valid during the sink call only), not output: the
+  // formatted srcAddr / dstAddr say the same.
+  const { fields, addrBytes: _bytes, addrLen: _len, srcAddrAt: _src, dstAddrAt: _dst, ...core } = rec;
   return {
     file,
     frame,

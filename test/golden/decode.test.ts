@@ -38,6 +38,8 @@ describe('the decode command (built CLI)', () => {
         flowStartMilliseconds: '2024-06-01T12:00:00.444Z',
       },
     });
+    // the address bytes are the datagram's, valid during decoding only: never printed
+    for (const k of ['addrBytes', 'addrLen', 'srcAddrAt', 'dstAddrAt']) expect(lines[0]).not.toHaveProperty(k);
     // a registered pair carries the registry's names
     const atlas = lines.find(
       (l) => (l.scitags as { community?: number } | null)?.community === 2 && (l.scitags as { activity: number }).activity === 1,

@@ -3,12 +3,14 @@
  * exactly the records the reference fillRecord gives: random templates drawn from every IE
  * and length the plan maps to a slot (and lengths it skips), random record bytes, IPFIX and
  * NetFlow v9, with and without address formatting, decoded once each way and compared field
- * by field.
+ * by field (the address bytes included: both the datagram, at the same offsets, formatting
+ * to the same addresses as the strings).
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useCompiledFill } from '../../decoders/ipfix/data.js';
 import { createFlowDecoderState, decodeFlowDatagram } from '../../decoders/ipfix/index.js';
+import { ipv4String, ipv6String } from '../../decoders/packet/addr.js';
 import type { FlowRecord } from '../../decoders/record.js';
 import { f, ipfixMessage, ipfixSet, ipfixTemplateSet, v9Message, v9TemplateFlowset, type Field } from '../builders/ipfix.js';
 
@@ -91,6 +93,19 @@ function decodeAll(datagram: Uint8Array, withAddresses: boolean, compiled: boole
   return r.records.map((rec) => ({ ...rec }));
 }
 
+/** [src, dst] formatted from the record's address bytes, undefined when it has none. */
+function addressesFromBytes(rec: FlowRecord): [string, string] | undefined {
+  if (rec.addrLen === 0) return undefined;
+  const fmt = rec.addrLen === 16 ? ipv6String : ipv4String;
+  return [fmt(rec.addrBytes!, rec.srcAddrAt), fmt(rec.addrBytes!, rec.dstAddrAt)];
+}
+
+/** [srcAddr, dstAddr] when the record has both of one family (the address-bytes rule), else undefined. */
+function addressesFromStrings(rec: FlowRecord): [string, string] | undefined {
+  const { srcAddr, dstAddr } = rec;
+  return srcAddr !== undefined && dstAddr !== undefined && srcAddr.includes(':') === dstAddr.includes(':') ? [srcAddr, dstAddr] : undefined;
+}
+
 afterEach(() => useCompiledFill(true));
 
 describe('compiled fill = fillRecord', () => {
@@ -113,6 +128,12 @@ describe('compiled fill = fillRecord', () => {
         // Every record, none (no volume field: counted, not emitted) or up to one reverse record each (RFC 5103).
         expect(reference.length === 0 || (reference.length >= records && reference.length <= 2 * records)).toBe(true);
         expect(compiled).toEqual(reference);
+        // The address bytes (compared above by content) are the datagram itself in both, and
+        // say what the strings say.
+        for (const [i, rec] of compiled.entries()) {
+          expect(rec.addrBytes === datagram && reference[i]!.addrBytes === datagram).toBe(rec.addrLen !== 0);
+          if (withAddresses) expect(addressesFromBytes(rec)).toEqual(addressesFromStrings(rec));
+        }
       }),
       { numRuns: 1500 },
     );

@@ -123,9 +123,11 @@ describe('walkHeader properties', () => {
         for (let n = 0; n < Math.min(frame.length, 120); n++) {
           const part = snapshot(walkHeader(frame, 0, n, 'ethernet', newPacketInfo())) as Record<string, unknown>;
           for (const [k, v] of Object.entries(part)) {
-            // Unknown (undefined), not-yet-seen (ipVersion 0, fragment false) never contradict.
+            // Unknown (undefined), not-yet-seen (ipVersion 0, fragment false, no address offsets) never contradict.
             if (k === 'truncated' || v === undefined || v === null) continue;
             if ((k === 'ipVersion' && v === 0) || (k === 'fragment' && v === false)) continue;
+            // Address offsets not reached yet: addrLen 0, offsets -1.
+            if ((k === 'addrLen' && v === 0) || ((k === 'srcAddrAt' || k === 'dstAddrAt') && v === -1)) continue;
             const want = Array.isArray(v) ? JSON.stringify((complete[k] as unknown[]).slice(0, v.length)) : JSON.stringify(complete[k]);
             if (JSON.stringify(v) !== want) contradictions.push(`cut ${n}: ${k} = ${JSON.stringify(v)}, full ${want}`);
           }
@@ -133,6 +135,37 @@ describe('walkHeader properties', () => {
         expect(contradictions).toEqual([]);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('the address offsets point at the addresses the strings show, with and without formatting', () => {
+    /** Offsets agree with the strings of the same walk, the inner walk's included; offsets alone the same without formatting. */
+    function check(bytes: Uint8Array, offset: number, len: number, start: HeaderStart, inner: boolean): void {
+      const info = walkHeader(bytes, offset, len, start, newPacketInfo(), { inner });
+      for (const i of info.inner === undefined ? [info] : [info, info.inner]) {
+        const fmt = i.addrLen === 16 ? ipv6String : ipv4String;
+        expect(i.addrLen === 0 ? undefined : fmt(bytes, i.srcAddrAt)).toBe(i.srcAddr);
+        expect(i.dstAddrAt < 0 ? undefined : fmt(bytes, i.dstAddrAt)).toBe(i.dstAddr);
+        if (i.dstAddrAt >= 0) expect(i.dstAddrAt + i.addrLen).toBeLessThanOrEqual(offset + len);
+      }
+      const bare = walkHeader(bytes, offset, len, start, newPacketInfo(), { inner, addresses: false });
+      const pick = (i: PacketInfo | undefined): unknown => i && [i.addrLen, i.srcAddrAt, i.dstAddrAt];
+      expect([pick(bare), pick(bare.inner)]).toEqual([pick(info), pick(info.inner)]);
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.constantFrom(...starts), fc.boolean(), (bytes, a, start, inner) => {
+        const offset = bytes.length === 0 ? 0 : a % (bytes.length + 1);
+        check(bytes, offset, bytes.length - offset, start, inner);
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(frameArb, fc.nat(), fc.boolean(), (spec, c, inner) => {
+        const frame = buildFrame(spec);
+        check(frame, 0, c % (frame.length + 1), 'ethernet', inner);
+        check(frame, 0, frame.length, 'ethernet', inner);
+      }),
+      { numRuns: 1000 },
     );
   });
 

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { DecodeError } from '../../decoders/errors.js';
+import type { FlowRecord } from '../../decoders/record.js';
 import { createSflowState, decodeSflow, type SflowDecodeResult } from '../../decoders/sflow/index.js';
 import { fixturePath } from '../support/expected.js';
 
@@ -71,6 +72,12 @@ describe('sFlow decoder fuzzing', () => {
     );
   });
 
+  /**
+   * A record as text, its addrBytes left out: that is the datagram (here the cut one, a view of
+   * the full one), and what it holds at the offsets, which are compared, is the same.
+   */
+  const recordJson = (r: FlowRecord): string => JSON.stringify(r, (k, v: unknown) => (k === 'addrBytes' ? undefined : v));
+
   it('every truncation of every fixture datagram is reported, and keeps only whole samples', () => {
     // ~300k cuts: plain checks collected into one assertion (expect() per cut is slow), and
     // no stack traces for the DecodeErrors, whose capture dominates the time otherwise.
@@ -82,7 +89,7 @@ describe('sFlow decoder fuzzing', () => {
       for (const [i, full] of datagrams.entries()) {
         const complete = attempt(full);
         expect(complete.outcome).toBe('ok');
-        const all = complete.result!.records.map((r) => JSON.stringify(r));
+        const all = complete.result!.records.map(recordJson);
         for (let n = 0; n < full.length; n++) {
           const { outcome, result } = attempt(full.subarray(0, n));
           if (outcome !== 'reported') failures.push(`datagram ${i} cut at ${n}: not reported`);
@@ -90,7 +97,7 @@ describe('sFlow decoder fuzzing', () => {
           const kept = result?.records ?? [];
           if (kept.length > all.length) failures.push(`datagram ${i} cut at ${n}: more records than the full datagram`);
           kept.forEach((r, j) => {
-            if (JSON.stringify(r) !== all[j]) failures.push(`datagram ${i} cut at ${n}: record ${j} differs`);
+            if (recordJson(r) !== all[j]) failures.push(`datagram ${i} cut at ${n}: record ${j} differs`);
           });
           cuts++;
         }

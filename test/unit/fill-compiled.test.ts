@@ -45,6 +45,18 @@ describe('CompiledFills', () => {
     expect(src).toContain('rec.direction = undefined;');
   });
 
+  it('stores the address bytes as constants: both addresses of one length, or none', () => {
+    const v6 = compiledFillSource(compilePlan(256, 'data', [field(1, 8), field(28, 16), field(27, 16)], 'ipfix'));
+    // destinationIPv6Address at 8, sourceIPv6Address at 24.
+    expect(v6).toContain('rec.addrBytes = b;\nrec.addrLen = 16;\nrec.srcAddrAt = base + 24;\nrec.dstAddrAt = base + 8;');
+    const v4 = compiledFillSource(compilePlan(256, 'data', [field(8, 4), field(12, 4), field(1, 4)], 'ipfix'));
+    expect(v4).toContain('rec.addrBytes = b;\nrec.addrLen = 4;\nrec.srcAddrAt = base + 0;\nrec.dstAddrAt = base + 4;');
+    const none = 'rec.addrBytes = undefined;\nrec.addrLen = 0;\nrec.srcAddrAt = 0;\nrec.dstAddrAt = 0;';
+    expect(compiledFillSource(compilePlan(256, 'data', layout, 'ipfix'))).toContain(none);
+    expect(compiledFillSource(compilePlan(256, 'data', [field(1, 4), field(8, 4)], 'ipfix'))).toContain(none);
+    expect(compiledFillSource(compilePlan(256, 'data', [field(1, 4), field(8, 4), field(28, 16)], 'ipfix'))).toContain(none);
+  });
+
   it('refuses a layout value outside its range instead of splicing it into code', () => {
     const plan = compilePlan(256, 'data', layout, 'ipfix');
     plan.len[1] = 9; // Slot.BYTES of 9 octets: no numeric read has that length

@@ -160,10 +160,11 @@ describe('NetFlow v5', () => {
 
   it('decodes records with the header sampling interval (low 14 bits, 2-bit mode)', () => {
     const st = createFlowDecoderState();
-    const r = decode(
-      v5Datagram({ samplingMode: 1, samplingInterval: 100, unixSecs: 1_700_000_000, unixNsecs: 250_000_000, sysUptimeMs: 3_600_000 }, recs),
-      st,
+    const dg = v5Datagram(
+      { samplingMode: 1, samplingInterval: 100, unixSecs: 1_700_000_000, unixNsecs: 250_000_000, sysUptimeMs: 3_600_000 },
+      recs,
     );
+    const r = decode(dg, st);
     expect(r.errors).toEqual([]);
     expect(r.stats).toMatchObject({ version: 5, dataRecords: 2, unknownSampling: 0 });
     expect(r.records[0]).toEqual({
@@ -183,6 +184,11 @@ describe('NetFlow v5', () => {
       vlan: undefined,
       srcAddr: '10.0.0.1',
       dstAddr: '10.0.0.2',
+      // The addresses' bytes in the datagram itself: header 24 octets, srcaddr then dstaddr.
+      addrBytes: dg,
+      addrLen: 4,
+      srcAddrAt: 24,
+      dstAddrAt: 28,
       srcPort: 80,
       dstPort: 40000,
       ipProtocol: 6,
@@ -195,6 +201,8 @@ describe('NetFlow v5', () => {
       srcSite: 0,
       dstSite: 0,
     });
+    expect(r.records[0]!.addrBytes).toBe(dg);
+    expect(r.records[1]).toMatchObject({ addrLen: 4, srcAddrAt: 24 + 48, dstAddrAt: 28 + 48 });
   });
 
   // Per-exporter defaults and overrides are the enrichment's (test/unit/pipeline.test.ts).

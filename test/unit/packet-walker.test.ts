@@ -1,12 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../decoders/errors.js';
+import { ipv4String, ipv6String } from '../../decoders/packet/addr.js';
 import type { PacketInfo } from '../../decoders/packet/types.js';
 import { newPacketInfo, resetPacketInfo, walkHeader } from '../../decoders/packet/walker.js';
 import { buildFrame, buildIpv4, buildIpv6, type ExtHeaderSpec, type FrameSpec, type Ipv6Spec } from '../builders/sflow.js';
 
-/** A PacketInfo with every field at its reset value except the ones given. */
+/**
+ * A PacketInfo with every field at its reset value except the ones given. The address
+ * offsets follow the addresses given (any offset where an address is, -1 where none is):
+ * their exact values are checked in 'walkHeader: address offsets' below.
+ */
 function expected(fields: Partial<PacketInfo>): PacketInfo {
-  return { ...newPacketInfo(), ...fields };
+  const offsets: Partial<PacketInfo> =
+    fields.srcAddr === undefined
+      ? {}
+      : {
+          addrLen: fields.srcAddr.includes(':') ? 16 : 4,
+          srcAddrAt: expect.any(Number) as number,
+          dstAddrAt: fields.dstAddr === undefined ? -1 : (expect.any(Number) as number),
+        };
+  return { ...newPacketInfo(), ...offsets, ...fields };
 }
 
 function walk(frame: Uint8Array, start: 'ethernet' | 'ipv4' | 'ipv6' = 'ethernet', length = frame.length): PacketInfo {
@@ -509,5 +522,60 @@ describe('walkHeader: IP-in-IP under IPv6, the innermost header wins (issue 12)'
   it('IPv6 in IPv4 keeps the outer header (the rule is for IPv6 outer headers)', () => {
     const frame = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 41, body: customer6 } } });
     expect(walk(frame)).toMatchObject({ ipVersion: 4, ipProtocol: 41, flowLabel: undefined, srcAddr: '10.0.0.1' });
+  });
+});
+
+describe('walkHeader: address offsets', () => {
+  /** The addresses formatted from the bytes at the reported offsets. */
+  function fromBytes(bytes: Uint8Array, info: PacketInfo): [string | undefined, string | undefined] {
+    const fmt = info.addrLen === 16 ? ipv6String : ipv4String;
+    return [info.srcAddrAt >= 0 ? fmt(bytes, info.srcAddrAt) : undefined, info.dstAddrAt >= 0 ? fmt(bytes, info.dstAddrAt) : undefined];
+  }
+
+  it('points at the IPv6 and IPv4 addresses after Ethernet, tags and labels, absolute in the buffer', () => {
+    const v6 = buildFrame({ ip: V6 });
+    expect(walk(v6)).toMatchObject({ addrLen: 16, srcAddrAt: 14 + 8, dstAddrAt: 14 + 24 });
+    const tagged = buildFrame({ vlans: [{ vid: 5 }, { vid: 6 }], mpls: [9], ip: V6 });
+    expect(walk(tagged)).toMatchObject({ addrLen: 16, srcAddrAt: 14 + 8 + 4 + 8, dstAddrAt: 14 + 8 + 4 + 24 });
+    const v4 = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 'udp', srcPort: 1, dstPort: 2 } } });
+    expect(walk(v4)).toMatchObject({ addrLen: 4, srcAddrAt: 14 + 12, dstAddrAt: 14 + 16 });
+    expect(walk(buildIpv6(V6), 'ipv6')).toMatchObject({ addrLen: 16, srcAddrAt: 8, dstAddrAt: 24 });
+    const big = new Uint8Array(v6.length + 50);
+    big.set(v6, 37);
+    const info = walkHeader(big, 37, v6.length, 'ethernet', newPacketInfo());
+    expect(info).toMatchObject({ addrLen: 16, srcAddrAt: 37 + 22, dstAddrAt: 37 + 38 });
+    expect(fromBytes(big, info)).toEqual([V6.src, V6.dst]);
+  });
+
+  it('are set without address formatting too', () => {
+    const v6 = buildFrame({ ip: V6 });
+    const info = walkHeader(v6, 0, v6.length, 'ethernet', newPacketInfo(), { addresses: false });
+    expect(info).toMatchObject({ srcAddr: undefined, dstAddr: undefined, addrLen: 16, srcAddrAt: 22, dstAddrAt: 38 });
+  });
+
+  it('stop where the header is cut: no destination before its last octet, nothing before the source', () => {
+    const v6 = buildFrame({ ip: V6 });
+    expect(walk(v6, 'ethernet', 14 + 39)).toMatchObject({ addrLen: 16, srcAddrAt: 22, dstAddrAt: -1, dstAddr: undefined });
+    expect(walk(v6, 'ethernet', 14 + 23)).toMatchObject({ addrLen: 0, srcAddrAt: -1, dstAddrAt: -1, srcAddr: undefined });
+  });
+
+  it('IP-in-IP under IPv6: the inner header, as the strings; read the outer way, the outer one', () => {
+    const inner = buildIpv6({ ...V6, src: '2001:db8::a', dst: '2001:db8::b' });
+    const frame = buildFrame({ ip: { ...V6, l4: { proto: 41, body: inner } } });
+    const info = walk(frame);
+    expect(info).toMatchObject({ addrLen: 16, srcAddrAt: 14 + 40 + 8, dstAddrAt: 14 + 40 + 24 });
+    expect(fromBytes(frame, info)).toEqual(['2001:db8::a', '2001:db8::b']);
+    const outer = walkHeader(frame, 0, frame.length, 'ethernet', newPacketInfo(), { outer: true });
+    expect(fromBytes(frame, outer)).toEqual([V6.src, V6.dst]);
+  });
+
+  it('a tunnel walked into `inner` (GRE): the outer header outside, the inner one in `inner`', () => {
+    const innerV6: Ipv6Spec = { ...V6, src: '2001:db8::a', dst: '2001:db8::b' };
+    const gre = new Uint8Array([0x00, 0x00, 0x86, 0xdd, ...buildIpv6(innerV6)]);
+    const frame = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2', l4: { proto: 47, body: gre } } });
+    const info = walkHeader(frame, 0, frame.length, 'ethernet', newPacketInfo(), { inner: true });
+    expect(fromBytes(frame, info)).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(info.inner).toMatchObject({ addrLen: 16, srcAddrAt: 14 + 20 + 4 + 8, dstAddrAt: 14 + 20 + 4 + 24 });
+    expect(fromBytes(frame, info.inner!)).toEqual(['2001:db8::a', '2001:db8::b']);
   });
 });

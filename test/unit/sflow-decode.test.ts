@@ -35,10 +35,23 @@ function one(samples: SampleSpec[], opts?: SflowOptions): SflowDecodeResult {
   return decode({ agent: '192.0.2.1', subAgent: 3, samples }, opts);
 }
 
-/** A FlowRecord as decodeSflow makes it, with the fields given overriding the defaults. */
+/**
+ * A FlowRecord as decodeSflow makes it, with the fields given overriding the defaults. With
+ * both addresses, their bytes are somewhere in the datagram (exact offsets: test/unit/address-bytes.test.ts).
+ */
 function rec(fields: Partial<FlowRecord>): FlowRecord {
+  const bytes: Partial<FlowRecord> =
+    fields.srcAddr !== undefined && fields.dstAddr !== undefined
+      ? {
+          addrBytes: expect.any(Uint8Array) as Uint8Array,
+          addrLen: fields.srcAddr.includes(':') ? 16 : 4,
+          srcAddrAt: expect.any(Number) as number,
+          dstAddrAt: expect.any(Number) as number,
+        }
+      : {};
   return {
     ...emptyRecord('sflow', `${EXPORTER}:${PORT}`, 3),
+    ...bytes,
     packets: 1,
     samplingRate: 1,
     samplingSource: 'header',
