@@ -13,6 +13,7 @@ import { orEquals } from './query.js';
  */
 export const SITE_MEASUREMENT = 'scitags_site_traffic';
 
+export const SITE_TAGS = ['exporter', 'src_site', 'dst_site', 'class', 'community', 'activity', 'community_id', 'activity_id', 'nat64'];
 const KEY_TAGS = '"exporter", "src_site", "dst_site", "class", "community_id", "activity_id", "nat64"';
 const SUMS = 'sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records"';
 

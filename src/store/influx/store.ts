@@ -6,7 +6,7 @@ import type { Registry } from '../../registry/registry.js';
 import { groupRows, type StoredRow } from '../group.js';
 import { groupFireflyRows } from '../firefly-group.js';
 import { groupSiteRows } from '../site-group.js';
-import { buildSiteQuery, influxRowToSite, siteRowsToPoints } from './site.js';
+import { buildSiteQuery, influxRowToSite, SITE_MEASUREMENT, SITE_TAGS, siteRowsToPoints } from './site.js';
 import type {
   SiteTrafficQuery,
   SiteTrafficRow,
@@ -79,16 +79,17 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
       {
         measurement: 'scitags_traffic',
         fields: INTEGER_FIELDS,
-        tags: [...LINK_TAGS, 'community', 'activity', 'community_id', 'activity_id'],
+        tags: [...LINK_TAGS, 'community', 'activity', 'community_id', 'activity_id', 'nat64'],
       },
       {
         measurement: 'link_traffic',
         fields: { ...INTEGER_FIELDS, in_capacity_bps: FieldType.INTEGER, out_capacity_bps: FieldType.INTEGER },
-        tags: [...LINK_TAGS, 'class'],
+        tags: [...LINK_TAGS, 'class', 'nat64'],
       },
       { measurement: 'collector_stats', fields: Object.fromEntries(COUNTER_FIELDS.map((f) => [f, FieldType.INTEGER])), tags: ['exporter'] },
       { measurement: 'collector_decode_errors', fields: { errors: FieldType.INTEGER }, tags: ['exporter', 'reason'] },
       { measurement: FIREFLY_MEASUREMENT, fields: FIREFLY_FIELDS, tags: FIREFLY_TAGS },
+      { measurement: SITE_MEASUREMENT, fields: INTEGER_FIELDS, tags: SITE_TAGS },
     ],
   };
 }
