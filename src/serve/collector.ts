@@ -491,6 +491,22 @@ export class Collector {
         err,
       });
     }
+    if (this.siteAggregator && isSiteTrafficStore(this.store)) {
+      const directory = this.sites.directory;
+      try {
+        const rows = await this.store.readSiteRows(fromMs);
+        const seeded = this.siteAggregator.seed(
+          rows.map(({ srcSite, dstSite, ...r }) => ({ ...r, inIf: directory.idOf(srcSite), outIf: directory.idOf(dstSite) })),
+          now,
+        );
+        if (seeded > 0) this.log.info(`continuing ${seeded} stored site-pair rows of buckets still open`, { rows: seeded });
+      } catch (err) {
+        this.log.warn(
+          `could not read open site-pair buckets back from the ${this.store.kind} store; a restart inside a bucket may undercount it`,
+          { store: this.store.kind, err },
+        );
+      }
+    }
     if (this.fireflies && isFireflyStore(this.store)) {
       try {
         const seeded = this.fireflies.seed(await this.store.readFireflyRows(fromMs), now);

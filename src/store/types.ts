@@ -77,11 +77,13 @@ export interface SiteTrafficQuery {
 export interface SiteTrafficStore {
   writeSiteRows(rows: SiteTrafficRow[]): Promise<void>;
   querySiteTraffic(query: SiteTrafficQuery): Promise<TrafficQueryResult>;
+  /** Rows of buckets starting at or after fromMs (seeding the open buckets at start, like readRows). */
+  readSiteRows(fromMs: number): Promise<SiteTrafficRow[]>;
 }
 
 export function isSiteTrafficStore<S extends object>(store: S): store is S & SiteTrafficStore {
   const s = store as Partial<SiteTrafficStore>;
-  return typeof s.writeSiteRows === 'function' && typeof s.querySiteTraffic === 'function';
+  return typeof s.writeSiteRows === 'function' && typeof s.querySiteTraffic === 'function' && typeof s.readSiteRows === 'function';
 }
 
 export interface TrafficQuery {

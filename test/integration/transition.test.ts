@@ -85,22 +85,27 @@ interface TrafficAnswer {
   totals: { bytes: number; packets: number; records: number };
 }
 
-const pick = (s: Sums) => [s.ipv4Bytes, s.ipv6Bytes, s.nat64Bytes, s.ipv4Packets, s.ipv6Packets, s.nat64Packets];
+const pickSums = (s: Sums) => [s.ipv4Bytes, s.ipv6Bytes, s.nat64Bytes, s.ipv4Packets, s.ipv6Packets, s.nat64Packets];
 
-/** Runs the records through a daemon on `store`, then queries a second run on the same store. */
-async function runAndQuery(store: string, extra: string[]) {
-  const ports = await freePorts();
+/**
+ * Runs the records through `rounds` daemons in turn on `store` (each restart continues the
+ * buckets still open from what the store holds), then queries one more run on the same store.
+ */
+async function runAndQuery(store: string, extra: string[], rounds = 1) {
   const t0 = Date.now();
   const args = [`--store=${store}`, `--sites-prefixes=${SITES}`, ...extra];
-  const first = await startDaemon(ports, args);
-  try {
-    await send(ports.ipfix, datagrams());
-    await waitFor(async () => {
-      const ex = await getJson<{ exporters: { records: number }[] }>(`${first.apiUrl}/api/v1/exporters`);
-      return ex.exporters.reduce((n, e) => n + e.records, 0) === V6_RECORDS.length + V4_RECORDS.length;
-    });
-  } finally {
-    expect(await first.stop('SIGTERM')).toBe(0);
+  for (let round = 0; round < rounds; round++) {
+    const ports = await freePorts();
+    const daemon = await startDaemon(ports, args);
+    try {
+      await send(ports.ipfix, datagrams());
+      await waitFor(async () => {
+        const ex = await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
+        return ex.exporters.reduce((n, e) => n + e.records, 0) === V6_RECORDS.length + V4_RECORDS.length;
+      });
+    } finally {
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+    }
   }
   const again = await startDaemon(await freePorts(), args);
   try {
@@ -123,7 +128,13 @@ async function runAndQuery(store: string, extra: string[]) {
   }
 }
 
-function checkAnswers(a: Awaited<ReturnType<typeof runAndQuery>>): void {
+function checkAnswers(a: Awaited<ReturnType<typeof runAndQuery>>, times = 1): void {
+  const pick = (t: Sums) => pickSums(t).map((v) => v / times);
+  const counts = (t: { bytes: number; packets: number; records: number }) => ({
+    bytes: t.bytes / times,
+    packets: t.packets / times,
+    records: t.records / times,
+  });
   // All traffic: IPv4 3000 B / 30 p; IPv6 1000 + 4000 + 500 + 2000 = 7500 B / 75 p, of which NAT64 4500 B / 45 p.
   expect(pick(a.total.totals)).toEqual([3000, 7500, 4500, 30, 75, 45]);
   expect(a.total.totals.ipv6Share).toBeCloseTo(7500 / 10500, 12);
@@ -156,7 +167,6 @@ function checkAnswers(a: Awaited<ReturnType<typeof runAndQuery>>): void {
     'null/null': [3000, 6000, 4000, 30, 60, 40],
   });
 
-  const counts = (t: { bytes: number; packets: number; records: number }) => ({ bytes: t.bytes, packets: t.packets, records: t.records });
   const pairs = Object.fromEntries(a.pairs.series.map((s) => [`${s.group.srcSite}>${s.group.dstSite}`, counts(s.totals)]));
   expect(pairs).toEqual({
     'A>B': { bytes: 1000, packets: 10, records: 1 },
@@ -164,12 +174,12 @@ function checkAnswers(a: Awaited<ReturnType<typeof runAndQuery>>): void {
     'unknown>B': { bytes: 500, packets: 5, records: 1 },
     'B>A': { bytes: 2000, packets: 20, records: 1 },
   });
-  expect(a.atlasPairs.series.map((s) => [s.group.srcSite, s.group.dstSite, s.group.communityName, s.totals.bytes])).toEqual([
+  expect(a.atlasPairs.series.map((s) => [s.group.srcSite, s.group.dstSite, s.group.communityName, s.totals.bytes / times])).toEqual([
     ['A', 'B', 'atlas', 1000],
     ['unknown', 'B', 'atlas', 500],
   ]);
   expect(counts(a.siteA.totals)).toEqual({ bytes: 10000, packets: 100, records: 4 });
-  const nat64 = Object.fromEntries(a.nat64.series.map((s) => [`${s.group.class}/${s.group.nat64}`, s.totals.bytes]));
+  const nat64 = Object.fromEntries(a.nat64.series.map((s) => [`${s.group.class}/${s.group.nat64}`, s.totals.bytes / times]));
   expect(nat64).toEqual({
     'ipv6_unmarked/true': 4000,
     'scitags/true': 500,
@@ -184,6 +194,11 @@ describe('IPv6 transition and site-pair views (IPFIX over loopback)', () => {
   it('SQLite, one thread: exact IPv4 / IPv6 / NAT64 sums per link, site and experiment, and site pairs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-transition-'));
     checkAnswers(await runAndQuery(`sqlite:${join(dir, 's.sqlite')}`, ['--workers=1']));
+  });
+
+  it('SQLite, a restart inside the bucket: the second run continues the stored link and site-pair rows (every sum twice)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scitags-transition-'));
+    checkAnswers(await runAndQuery(`sqlite:${join(dir, 's.sqlite')}`, ['--workers=1'], 2), 2);
   });
 
   it('SQLite, two decode workers: the same answers', async () => {
@@ -202,6 +217,6 @@ describe.skipIf(!influxdAvailable())('IPv6 transition and site-pair views on a r
   });
 
   it('the same answers from scitags_traffic / link_traffic (nat64 tag) and scitags_site_traffic', async () => {
-    checkAnswers(await runAndQuery(`influx://127.0.0.1:${db.port}/scitags`, ['--workers=1']));
+    checkAnswers(await runAndQuery(`influx://127.0.0.1:${db.port}/scitags`, ['--workers=1'], 2), 2);
   });
 });

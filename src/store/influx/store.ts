@@ -307,6 +307,23 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore, SiteTraff
     );
   }
 
+  async readSiteRows(fromMs: number): Promise<SiteTrafficRow[]> {
+    await this.writer.flush().catch(() => {});
+    const registry = this.deps.registry();
+    const rows = await this.influx.query<Record<string, unknown>>(
+      `SELECT * FROM "${SITE_MEASUREMENT}" WHERE time >= ${Math.floor(fromMs)}ms`,
+    );
+    return rows.map((row) => {
+      const { nat64, ...r } = influxRowToSite(row);
+      return {
+        ...r,
+        bucketSeconds: this.deps.bucketSeconds,
+        registered: r.community !== null && r.activity !== null && registry.isRegistered(r.community, r.activity),
+        ...(nat64 ? { nat64: true as const } : {}),
+      };
+    });
+  }
+
   /** Firefly rows go through the same writer as traffic: batching, retries, spool, dead letters. */
   async writeFireflyRows(rows: FireflyRow[]): Promise<void> {
     if (rows.length === 0) return;

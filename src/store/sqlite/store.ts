@@ -276,6 +276,43 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
     }));
   }
 
+  async readSiteRows(fromMs: number): Promise<SiteTrafficRow[]> {
+    const rows = this.statement(
+      `SELECT bucket_start, bucket_seconds, exporter, src_site, dst_site, class, community, activity, nat64, registered, bytes, packets, records
+       FROM site_traffic WHERE bucket_start >= ?`,
+    ).all(fromMs) as {
+      bucket_start: number;
+      bucket_seconds: number;
+      exporter: string;
+      src_site: string;
+      dst_site: string;
+      class: TrafficClass;
+      community: number;
+      activity: number;
+      nat64: number;
+      registered: number;
+      bytes: number;
+      packets: number;
+      records: number;
+    }[];
+    const orNull = (v: number): number | null => (v === NONE ? null : v);
+    return rows.map((r) => ({
+      bucketStartMs: r.bucket_start,
+      bucketSeconds: r.bucket_seconds,
+      exporter: r.exporter,
+      srcSite: r.src_site,
+      dstSite: r.dst_site,
+      trafficClass: r.class,
+      community: orNull(r.community),
+      activity: orNull(r.activity),
+      registered: r.registered === 1,
+      bytes: r.bytes,
+      packets: r.packets,
+      records: r.records,
+      ...(r.nat64 === 1 ? { nat64: true as const } : {}),
+    }));
+  }
+
   /** Site-pair rows of a bucket in one transaction, replacing their keys (like writeRows). */
   async writeSiteRows(rows: SiteTrafficRow[]): Promise<void> {
     if (rows.length > 0) this.writeSites(rows);
