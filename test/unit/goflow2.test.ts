@@ -9,29 +9,16 @@ import { encodeFlowLabel } from '../../decoders/scitags/flowlabel.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
 import { snapshotOf } from '../../src/pipeline/snapshot.js';
 import { addressBytes, encodeFlowMessage, encodeStream, type FlowMessageFields } from '../support/goflow2.js';
+import { GOLDEN_MESSAGES } from '../support/goflow2-golden.js';
 
 const OPTS: DecodeOptions = { withFields: false, withAddresses: true, defaultSamplingRate: 1, innerHeaders: false };
 const CTX = { exporterAddr: '192.0.2.1', exporterPort: 0, receivedMs: 0 };
 const T = 1_700_000_000_000;
 
-/** A goflow2 v2 message of an IPv6 flow marked ATLAS (2, 1), sampled 1:1000. */
+/** The golden IPv6 flow marked ATLAS (2, 1), sampled 1:1000, with more fields set. */
 const V6: FlowMessageFields = {
-  type: 4,
-  time_received_ns: `${T + 2000}000000`,
-  sampling_rate: 1000,
-  sampler_address: addressBytes('192.0.2.1'),
-  time_flow_start_ns: `${T}000000`,
+  ...GOLDEN_MESSAGES[0],
   time_flow_end_ns: `${T + 1500}250000`,
-  bytes: 150000,
-  packets: 100,
-  src_addr: addressBytes('2001:db8::1'),
-  dst_addr: addressBytes('2001:db8:1::2'),
-  etype: 0x86dd,
-  proto: 6,
-  src_port: 40000,
-  dst_port: 1094,
-  in_if: 10,
-  out_if: 20,
   ip_tos: 0x20,
   vlan_id: 300,
   // the entropy bits of the 20-bit label set, and a bit above it (masked off)
