@@ -14,13 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Goflow2Framer } from '../../collectors/goflow2-stream.js';
-import { ingestDecoderOptions, ingestFiles, type IngestDocument } from '../../src/commands/ingest.js';
-import { decodeCaptures } from '../../src/ingest/captures.js';
-import { DatagramDecoder } from '../../src/pipeline/decoder.js';
+import { ingestFiles, type IngestDocument } from '../../src/commands/ingest.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { CLI } from '../support/daemon.js';
 import { fixturePath, fixturesWithTruth } from '../support/expected.js';
-import { encodeStream, recordToMessage, type FlowMessageFields } from '../support/goflow2.js';
+import { captureToGoflow2, encodeStream } from '../support/goflow2.js';
 import { GOLDEN_BIN, GOLDEN_MESSAGES } from '../support/goflow2-golden.js';
 import { repoRoot } from '../support/root.js';
 
@@ -92,19 +90,6 @@ describe('the golden goflow2 stream', () => {
   });
 });
 
-/** The captures as goflow2 would have written their records: one FlowMessage per record. */
-function convert(pcap: string): Buffer {
-  const decoder = new DatagramDecoder({ ...ingestDecoderOptions(), withAddresses: true });
-  const messages: FlowMessageFields[] = [];
-  decodeCaptures(
-    [pcap],
-    decoder,
-    () => {},
-    (rec, _file, _frame, receivedMs, exporterAddr) => messages.push(recordToMessage(rec, receivedMs, exporterAddr)),
-  );
-  return encodeStream(messages);
-}
-
 const SHARED = join(repoRoot(), '..', 'shared', 'corpus', 'exporters');
 const shared = existsSync(SHARED) ? readdirSync(SHARED).filter((f) => f.endsWith('.pcap')) : [];
 if (shared.length === 0) console.warn(`goflow2 corpus: ${SHARED} absent, only the fixtures' copies are converted`);
@@ -118,7 +103,7 @@ describe('captures converted to goflow2 messages give ingest the same totals', (
   for (const c of captures) {
     it(c.name, async () => {
       const file = join(dir, `${c.name.replace(/\W/g, '_')}.bin`);
-      writeFileSync(file, convert(c.pcap));
+      writeFileSync(file, captureToGoflow2(c.pcap));
       const diagnostics: string[] = [];
       const pcapDoc = await ingestFiles([c.pcap], { registry, onDiagnostic: () => {} });
       const goflowDoc = await ingestFiles([file], { registry, format: 'goflow2', onDiagnostic: (l) => diagnostics.push(l) });

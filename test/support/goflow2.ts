@@ -8,6 +8,9 @@ import { isIPv4 } from 'node:net';
 import { ETYPE_IPV4, ETYPE_IPV6 } from '../../decoders/goflow2/decoder.js';
 import { FlowMessageType } from '../../decoders/goflow2/schema.js';
 import type { FlowProtocol, FlowRecord } from '../../decoders/record.js';
+import { ingestDecoderOptions } from '../../src/commands/ingest.js';
+import { decodeCaptures } from '../../src/ingest/captures.js';
+import { DatagramDecoder } from '../../src/pipeline/decoder.js';
 import { ipv4, ipv6 } from '../builders/ipfix.js';
 
 /** FlowMessage fields by goflow2's names; uint64 as number or decimal string (exact ns). */
@@ -76,4 +79,17 @@ export function recordToMessage(rec: FlowRecord, receivedMs: number, exporterAdd
   if (rec.startMs !== undefined) m.time_flow_start_ns = msToNs(rec.startMs);
   if (rec.endMs !== undefined) m.time_flow_end_ns = msToNs(rec.endMs);
   return m;
+}
+
+/** A capture as goflow2 would have written its records: one FlowMessage per record, framed. */
+export function captureToGoflow2(pcap: string): Buffer {
+  const decoder = new DatagramDecoder({ ...ingestDecoderOptions(), withAddresses: true });
+  const messages: FlowMessageFields[] = [];
+  decodeCaptures(
+    [pcap],
+    decoder,
+    () => {},
+    (rec, _file, _frame, receivedMs, exporterAddr) => messages.push(recordToMessage(rec, receivedMs, exporterAddr)),
+  );
+  return encodeStream(messages);
 }
