@@ -319,6 +319,7 @@ export class Collector {
       traffic,
       listeners: this.listeners,
       syslogListeners: this.syslogListeners,
+      goflow2Inputs: this.goflow2Inputs,
       fireflyIntake: () => ({ accepted: this.fireflyIntake.accepted, forwards: this.forwarder.stats() }),
       storeKind: store.kind,
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),

@@ -2,7 +2,9 @@
  * serve --input goflow2:FIFO end to end: the corpus captures, converted to the FlowMessages
  * goflow2 would have written for them, are written into a FIFO beside the daemon by two
  * writers one after the other (goflow2 restarted: the FIFO is opened again), and come back
- * from /api/v1/traffic exactly as the truth files say, each record under its router.
+ * from /api/v1/traffic exactly as the truth files say, each record under its router. A first
+ * writer sends a stream that cannot be framed (a length over the cap): counted, discarded to
+ * its end, and the next writer is read from a message boundary again.
  */
 import { mkdtempSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -35,7 +37,11 @@ describe('serve --input goflow2:FIFO', () => {
     const streams = CORPUS_CAPTURES.map((c) => captureToGoflow2(fixturePath(`${c.name}.pcap`)));
     const daemon = await startDaemon(await freePorts(), [store, `--input=goflow2:${fifo}`], {}, dir);
     try {
-      // The first writer: the IPFIX captures; the second, after it closed: the sFlow one.
+      // Not goflow2 -format=bin: a length prefix of 2^35 (over the cap), then 100 bytes: 106 discarded.
+      await writeAll(fifo, [Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), Buffer.alloc(100, 0x41)]);
+      // A FIFO ends when its last writer closes: the next one must come after the daemon saw it.
+      await waitFor(() => Promise.resolve(daemon.output().includes('waiting for the next writer')));
+      // The next writer: the IPFIX captures; the one after it closed: the sFlow one.
       await writeAll(fifo, streams.slice(0, 2));
       await writeAll(fifo, streams.slice(2));
       const records = 43 + 43 + 1448;
@@ -45,6 +51,15 @@ describe('serve --input goflow2:FIFO', () => {
         ['127.0.0.1', records, records, ['goflow2'], {}],
       ]);
       expect(daemon.output()).toMatch(/goflow2 input .*goflow2\.fifo: end of stream; waiting for the next writer/);
+      expect(daemon.output()).toMatch(
+        /FlowMessage length 34359738368 over the cap of 65536 bytes \(at offset 0\); the rest of this stream is discarded/,
+      );
+      const metrics = await (await fetch(`${daemon.apiUrl}/metrics`)).text();
+      const input = `input="goflow2:${fifo}"`;
+      expect(metrics).toContain(`scitags_goflow2_messages_total{${input}} ${records}`);
+      expect(metrics).toContain(`scitags_goflow2_stream_errors_total{${input},reason="limit-exceeded"} 1`);
+      expect(metrics).toContain(`scitags_goflow2_discarded_bytes_total{${input}} 106`);
+      expect(metrics).toContain(`scitags_records_decoded_total{protocol="goflow2",exporter="127.0.0.1"} ${records}`);
     } finally {
       expect(await daemon.stop('SIGTERM')).toBe(0);
     }
