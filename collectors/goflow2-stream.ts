@@ -1,6 +1,10 @@
 /**
  * goflow2's binary output as an input: `goflow2 -format=bin` writes each FlowMessage prefixed
- * with its length as a varint (Go's protodelim.MarshalTo). This reads such a stream from a
+ * with its length as a varint (Go's protodelim.MarshalTo), and its file transport (stdout, a
+ * file or a FIFO) follows each with `-transport.file.sep`, a newline unless set otherwise
+ * (goflow2 transport/file); the separator is a setting here (inputs.goflow2Separator:
+ * 'newline' or 'none') and is checked after every message, which also catches a stream that
+ * lost its framing (`bad-separator`). This reads such a stream from a
  * regular file, a FIFO or stdin, splits it into messages and hands each to the decode stage
  * as one datagram of the 'goflow2' listener, so it is decoded, counted per exporter,
  * rate-limited and crash-isolated like a UDP datagram. The exporter of a message is its
@@ -10,7 +14,7 @@
  * while the decode stage's queue is over half full (a file is read as fast as the decoders
  * go, never into memory ahead of them; goflow2 writing a FIFO blocks meanwhile).
  *
- * A length prefix over the cap (or an unreadable one) leaves the stream without a way to find
+ * A length prefix over the cap (or an unreadable one, or a wrong separator) leaves the stream without a way to find
  * the next message: a truthful length could be skipped, but a corrupt one (or goflow2 started
  * with -format=json) would then skip arbitrary data and frame garbage. So the error is counted
  * and the rest of the stream is discarded, counted in bytes: a regular file stops there, a
@@ -30,6 +34,16 @@ import type { ReceivedDatagram } from './queue.js';
 export const DEFAULT_GOFLOW2_MAX_MESSAGE_BYTES = 65536;
 /** A varint length prefix is at most 10 bytes. */
 const MAX_PREFIX = 10;
+/** goflow2's default -transport.file.sep. */
+const NEWLINE = 0x0a;
+/** inputs.goflow2Separator: what follows each message. */
+export const GOFLOW2_SEPARATORS = ['newline', 'none'] as const;
+export type Goflow2Separator = (typeof GOFLOW2_SEPARATORS)[number];
+export const DEFAULT_GOFLOW2_SEPARATOR: Goflow2Separator = 'newline';
+
+export function separatorByte(s: Goflow2Separator): number | undefined {
+  return s === 'newline' ? NEWLINE : undefined;
+}
 
 /**
  * Splits a length-delimited stream into messages: pure, fed chunks, pulled one message at a
@@ -39,12 +53,18 @@ const MAX_PREFIX = 10;
 export class Goflow2Framer {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
+  /** A message was returned and its separator byte is still to be read. */
+  private separatorDue = false;
   /** Set once the stream cannot be framed any more (the error next() returned). */
   failed: DecodeError | undefined;
   /** Bytes dropped after a framing error. */
   discarded = 0;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  /** `separator`: the byte after each message (goflow2's file transport: a newline), or none. */
+  constructor(
+    private readonly maxMessageBytes: number,
+    private readonly separator: number | undefined,
+  ) {}
 
   /** Bytes held, not yet returned as messages. */
   get buffered(): number {
@@ -67,6 +87,15 @@ export class Goflow2Framer {
   next(): Uint8Array | DecodeError | undefined {
     if (this.failed) return undefined;
     const buf = this.buf;
+    if (this.separatorDue) {
+      if (this.pos >= buf.length) return undefined;
+      if (buf[this.pos] !== this.separator)
+        return this.fail(
+          new DecodeError('bad-separator', `byte 0x${buf[this.pos]!.toString(16)} after a message where the separator goes`, this.pos),
+        );
+      this.pos++;
+      this.separatorDue = false;
+    }
     const start = this.pos;
     let len = 0;
     let p = start;
@@ -81,14 +110,19 @@ export class Goflow2Framer {
       return this.fail(new DecodeError('limit-exceeded', `FlowMessage length ${len} over the cap of ${this.maxMessageBytes} bytes`, start));
     if (buf.length - p < len) return undefined;
     this.pos = p + len;
+    this.separatorDue = this.separator !== undefined;
     return buf.subarray(p, p + len);
   }
 
-  /** The stream ended: a message cut short is an error (its bytes are dropped). */
+  /**
+   * The stream ended: a message cut short is an error (its bytes are dropped); a last whole
+   * message without its separator is not (it was handed on).
+   */
   end(): DecodeError | undefined {
     const left = this.buffered;
     this.buf = Buffer.alloc(0);
     this.pos = 0;
+    this.separatorDue = false;
     if (this.failed || left === 0) return undefined;
     return new DecodeError('truncated', `stream ended inside a FlowMessage (${left} bytes held)`);
   }
@@ -97,6 +131,7 @@ export class Goflow2Framer {
   reset(): void {
     this.buf = Buffer.alloc(0);
     this.pos = 0;
+    this.separatorDue = false;
     this.failed = undefined;
   }
 
@@ -113,6 +148,7 @@ export class Goflow2Framer {
 export interface Goflow2InputConfig {
   path: string;
   maxMessageBytes: number;
+  separator: Goflow2Separator;
 }
 
 export interface Goflow2InputStats {
@@ -121,7 +157,10 @@ export interface Goflow2InputStats {
   /** Messages framed and handed to the decode stage, and their bytes (prefixes excluded). */
   messages: number;
   bytes: number;
-  /** Framing errors by code (limit-exceeded, bad-length: the rest of the stream discarded; truncated: it ended mid-message). */
+  /**
+   * Framing errors by code (limit-exceeded, bad-length, bad-separator: the rest of the stream
+   * discarded; truncated: it ended mid-message).
+   */
   framingErrors: Record<string, number>;
   /** Bytes discarded after a framing error. */
   discardedBytes: number;
@@ -199,7 +238,7 @@ export class Goflow2StreamInput {
     private readonly target: Goflow2Target,
     private readonly deps: Goflow2InputDeps,
   ) {
-    this.framer = new Goflow2Framer(config.maxMessageBytes);
+    this.framer = new Goflow2Framer(config.maxMessageBytes, separatorByte(config.separator));
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 

@@ -13,6 +13,7 @@ import type { TrafficRow } from '../store/types.js';
 import { DEFAULT_PORTS } from '../config/options.js';
 import { FireflySummary, type FireflySection } from '../ingest/fireflies.js';
 import { decodeGoflow2Files } from '../ingest/goflow2.js';
+import { GOFLOW2_SEPARATORS, type Goflow2Separator } from '../../collectors/goflow2-stream.js';
 
 /** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
 export interface IngestDocument {
@@ -50,6 +51,8 @@ export interface IngestOptions {
   registry: Registry;
   /** 'pcap' when absent. */
   format?: IngestFormat;
+  /** What follows each goflow2 message (inputs.goflow2Separator's default when absent). */
+  goflow2Separator?: Goflow2Separator;
   /** Called for every problem, already naming file, frame and reason (also as fields). */
   onDiagnostic: (line: string, fields: { file: string; frame: number; reason: string }) => void;
 }
@@ -91,7 +94,10 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
     framingErrors = decodeGoflow2Files(
       files,
       decoder,
-      defaultConfig().inputs.goflow2MaxMessageBytes,
+      {
+        maxMessageBytes: defaultConfig().inputs.goflow2MaxMessageBytes,
+        separator: opts.goflow2Separator ?? defaultConfig().inputs.goflow2Separator,
+      },
       opts.onDiagnostic,
       (rec, receivedMs, exporterAddr) => aggregator.add(rec, receivedMs, exporterAddr),
     ).framingErrors;
@@ -144,12 +150,14 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
   };
 }
 
-const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--format pcap|goflow2] [--registry-cache FILE] [--quiet]
+const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--format pcap|goflow2] [--goflow2-separator newline|none]
+       [--registry-cache FILE] [--quiet]
 Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5; SciTags fireflies
 to port ${DEFAULT_PORTS.firefly}) as if received live and prints per-experiment totals as one
 JSON document. --format goflow2 reads files of goflow2's binary output (goflow2 -format=bin:
 length-prefixed FlowMessages) instead, each message received at its time_received_ns from
-its sampler_address. Problems are logged to stderr
+its sampler_address; --goflow2-separator says what follows each message (goflow2's file
+transport writes -transport.file.sep, a newline by default). Problems are logged to stderr
 (warn, message "FILE: frame N: reason", fields file, frame, reason); --quiet drops them.
 ${CLI_LOG_USAGE}`;
 
@@ -160,6 +168,7 @@ export async function runIngest(args: string[]): Promise<number> {
     options: {
       'registry-cache': { type: 'string' },
       format: { type: 'string', default: 'pcap' },
+      'goflow2-separator': { type: 'string', default: 'newline' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
       ...CLI_LOG_OPTIONS,
@@ -170,7 +179,8 @@ export async function runIngest(args: string[]): Promise<number> {
     return 0;
   }
   const format = values.format as IngestFormat;
-  if (positionals.length === 0 || !INGEST_FORMATS.includes(format)) {
+  const separator = values['goflow2-separator'] as Goflow2Separator;
+  if (positionals.length === 0 || !INGEST_FORMATS.includes(format) || !GOFLOW2_SEPARATORS.includes(separator)) {
     process.stderr.write(USAGE);
     return 2;
   }
@@ -184,6 +194,7 @@ export async function runIngest(args: string[]): Promise<number> {
     const doc = await ingestFiles(positionals, {
       registry,
       format,
+      goflow2Separator: separator,
       onDiagnostic: (line, fields) => {
         if (!values.quiet) log.warn(line, fields);
       },

@@ -19,7 +19,7 @@ import { DEFAULT_FLOW_TABLE_CONFIG } from '../fireflies/tracker.js';
 import { ENDED_ENTRY_BYTES, FLOW_ENTRY_BYTES } from '../fireflies/flow-table.js';
 import { DEFAULT_FORWARD_MAX_PER_SECOND, parseHostPort } from '../../collectors/firefly-forward.js';
 import { DEFAULT_SYSLOG_IDLE_SECONDS, DEFAULT_SYSLOG_MAX_CONNECTIONS } from '../../collectors/syslog-tcp.js';
-import { DEFAULT_GOFLOW2_MAX_MESSAGE_BYTES } from '../../collectors/goflow2-stream.js';
+import { DEFAULT_GOFLOW2_MAX_MESSAGE_BYTES, DEFAULT_GOFLOW2_SEPARATOR, GOFLOW2_SEPARATORS } from '../../collectors/goflow2-stream.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -366,6 +366,11 @@ export const OPTIONS = {
       'BYTES',
       'longest goflow2 FlowMessage read; a longer length prefix is counted and the rest of that stream discarded (a FIFO: until its writer closes)',
     ),
+    goflow2Separator: opt(z.enum(GOFLOW2_SEPARATORS), DEFAULT_GOFLOW2_SEPARATOR, {
+      help: "what follows each message in goflow2 streams: 'newline' (goflow2's file transport default, -transport.file.sep) or 'none' (-transport.file.sep=); checked after every message",
+      value: 'enum',
+      arg: 'newline|none',
+    }),
   },
   queue: {
     size: int(

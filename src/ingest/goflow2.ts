@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Goflow2Framer } from '../../collectors/goflow2-stream.js';
+import { Goflow2Framer, type Goflow2Separator, separatorByte } from '../../collectors/goflow2-stream.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { messageExporter } from '../../decoders/goflow2/decoder.js';
 import { emptyScan } from '../../decoders/goflow2/wire.js';
@@ -11,7 +11,7 @@ const CHUNK = 1024 * 1024;
 
 /**
  * Runs files of goflow2's binary output (`goflow2 -format=bin`: varint-length-prefixed
- * FlowMessages) through a decoder as the daemon's goflow2 input would, for `ingest --format
+ * FlowMessages, each followed by `framing.separator`) through a decoder as the daemon's goflow2 input would, for `ingest --format
  * goflow2`. Each message's receive time is its time_received_ns (goflow2's clock, as a
  * capture's frame time is for pcaps), or the file's modification time when it has none; its
  * exporter is its sampler_address. Problems reach `onDiagnostic` as "FILE: message N: reason".
@@ -20,7 +20,7 @@ const CHUNK = 1024 * 1024;
 export function decodeGoflow2Files(
   files: readonly string[],
   decoder: DatagramDecoder,
-  maxMessageBytes: number,
+  framing: { maxMessageBytes: number; separator: Goflow2Separator },
   onDiagnostic: (line: string, fields: { file: string; frame: number; reason: string }) => void,
   onRecord: (rec: FlowRecord, receivedMs: number, exporterAddr: string) => void,
 ): { messages: number; framingErrors: Record<string, number> } {
@@ -31,7 +31,7 @@ export function decodeGoflow2Files(
     const fd = openSync(file, 'r');
     try {
       const fallbackMs = fstatSync(fd).mtimeMs;
-      const framer = new Goflow2Framer(maxMessageBytes);
+      const framer = new Goflow2Framer(framing.maxMessageBytes, separatorByte(framing.separator));
       let n = 0;
       const problem = (e: DecodeError, frame: number): void => {
         framingErrors[e.code] = (framingErrors[e.code] ?? 0) + 1;

@@ -300,7 +300,11 @@ export class Collector {
     this.goflow2Inputs = config.inputs.streams.map(
       (spec) =>
         new Goflow2StreamInput(
-          { path: spec.slice('goflow2:'.length), maxMessageBytes: config.inputs.goflow2MaxMessageBytes },
+          {
+            path: spec.slice('goflow2:'.length),
+            maxMessageBytes: config.inputs.goflow2MaxMessageBytes,
+            separator: config.inputs.goflow2Separator,
+          },
           { submit: (d, transient) => this.stage.submit(d, 'goflow2', transient), queueStats: () => this.stage.queueStats() },
           {
             now,

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Goflow2Framer } from '../../collectors/goflow2-stream.js';
+import { Goflow2Framer, separatorByte } from '../../collectors/goflow2-stream.js';
 import { ingestFiles, type IngestDocument } from '../../src/commands/ingest.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { CLI } from '../support/daemon.js';
@@ -30,7 +30,7 @@ if (!protoc) {
 }
 
 function messagesOf(stream: Buffer): Buffer[] {
-  const f = new Goflow2Framer(65536);
+  const f = new Goflow2Framer(65536, separatorByte('newline'));
   f.push(stream);
   const out: Buffer[] = [];
   for (let m = f.next(); m !== undefined; m = f.next()) {
@@ -77,6 +77,20 @@ describe('the golden goflow2 stream', () => {
     expect(doc.stats).toMatchObject({ datagrams: 2, records: 2, decodeErrors: 0, unknownSampling: 1 });
   });
 
+  it('the same messages without separators (goflow2 -transport.file.sep=) read with --goflow2-separator none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'goflow2-'));
+    const file = join(dir, 'bare.bin');
+    writeFileSync(file, encodeStream(GOLDEN_MESSAGES, ''));
+    const ingest = (f: string, goflow2Separator: 'newline' | 'none') =>
+      ingestFiles([f], { registry, format: 'goflow2', goflow2Separator, onDiagnostic: () => {} });
+    const bare = await ingest(file, 'none');
+    const golden = await ingest(fixturePath('goflow2_golden.bin'), 'newline');
+    expect(bare).toEqual(golden);
+    expect(bare.stats.records).toBe(2);
+    // Read with the wrong setting, the first message is read and then the framing is lost.
+    expect((await ingest(file, 'newline')).stats).toMatchObject({ records: 1, errorsByCode: { 'bad-separator': 1 } });
+  });
+
   it('a stream cut inside its last message counts one truncated, the first message still counted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'goflow2-'));
     const file = join(dir, 'cut.bin');
@@ -85,7 +99,7 @@ describe('the golden goflow2 stream', () => {
     const doc = await ingestFiles([file], { registry, format: 'goflow2', onDiagnostic: (l) => lines.push(l) });
     expect(doc.stats).toMatchObject({ datagrams: 1, records: 1, decodeErrors: 1, errorsByCode: { truncated: 1 } });
     expect(lines).toEqual([
-      `${file}: message 2: truncated: stream ended inside a FlowMessage (${bin.length - 5 - messagesOf(bin)[0]!.length - 1} bytes held)`,
+      `${file}: message 2: truncated: stream ended inside a FlowMessage (${bin.length - 5 - (1 + messagesOf(bin)[0]!.length + 1)} bytes held)`,
     ]);
   });
 });

@@ -21,9 +21,13 @@ export function encodeFlowMessage(fields: FlowMessageFields): Uint8Array {
   return FlowMessageType.encode(toMessage(fields)).finish();
 }
 
-/** Messages as goflow2 -format=bin writes them: each prefixed with its length as a varint. */
-export function encodeStream(messages: readonly FlowMessageFields[]): Buffer {
-  return Buffer.concat(messages.map((m) => FlowMessageType.encodeDelimited(toMessage(m)).finish()));
+/**
+ * Messages as `goflow2 -format=bin -transport=file` writes them: each prefixed with its length
+ * as a varint, then the file transport's separator (-transport.file.sep: a newline by default).
+ */
+export function encodeStream(messages: readonly FlowMessageFields[], separator = '\n'): Buffer {
+  const sep = Buffer.from(separator);
+  return Buffer.concat(messages.flatMap((m) => [FlowMessageType.encodeDelimited(toMessage(m)).finish(), sep]));
 }
 
 /** The fields as a protobufjs message; a name the schema does not have is a test bug. */

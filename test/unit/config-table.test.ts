@@ -45,6 +45,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
   ['listeners.firefly', 'SCITAGS_FIREFLY_PORT', '--firefly-port', '0', [{ port: 0, bind: '::', receiveBufferBytes: 8388608 }]],
   ['inputs.streams', 'SCITAGS_INPUT', '--input', 'goflow2:/run/a.fifo, goflow2:-', ['goflow2:/run/a.fifo', 'goflow2:-']],
   ['inputs.goflow2MaxMessageBytes', 'SCITAGS_INPUTS_GOFLOW2_MAX_MESSAGE_BYTES', '--inputs-goflow2-max-message-bytes', '4096', 4096],
+  ['inputs.goflow2Separator', 'SCITAGS_INPUTS_GOFLOW2_SEPARATOR', '--inputs-goflow2-separator', 'none', 'none'],
   ['queue.size', 'SCITAGS_QUEUE_SIZE', '--queue-size', '1024', 1024],
   ['exporters.allow', 'SCITAGS_EXPORTERS_ALLOW', '--exporters-allow', '192.0.2.0/24, 2001:db8::/32', ['192.0.2.0/24', '2001:db8::/32']],
   ['exporters.defaultSamplingRate', 'SCITAGS_EXPORTERS_DEFAULT_SAMPLING_RATE', '--exporters-default-sampling-rate', '100', 100],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Goflow2Framer } from '../../collectors/goflow2-stream.js';
+import { Goflow2Framer, separatorByte } from '../../collectors/goflow2-stream.js';
 import type { DecodeOptions } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { createGoflow2Decoder, messageExporter, UNKNOWN_SAMPLER } from '../../decoders/goflow2/decoder.js';
@@ -168,8 +168,8 @@ describe('goflow2 stream framing', () => {
   const msgs = [V6, { ...V6, bytes: 1, etype: 0x0800 }, { ...V6, sampler_address: addressBytes('2001:db8::9') }];
   const stream = encodeStream(msgs);
 
-  function frame(chunks: Buffer[], max = 65536) {
-    const f = new Goflow2Framer(max);
+  function frame(chunks: Buffer[], max = 65536, separator: 'newline' | 'none' = 'newline') {
+    const f = new Goflow2Framer(max, separatorByte(separator));
     const got: Uint8Array[] = [];
     const errors: string[] = [];
     for (const c of chunks) {
@@ -208,6 +208,20 @@ describe('goflow2 stream framing', () => {
     expect(r.got).toHaveLength(3);
     expect(r.errors).toEqual(['limit-exceeded']);
     expect(r.discarded).toBe(big.length + stream.length);
+  });
+
+  it('reads streams without separators (-transport.file.sep=, Kafka-like framing) when told so', () => {
+    const bare = encodeStream(msgs, '');
+    expect(bare.length).toBe(stream.length - msgs.length);
+    expect(frame([bare], 65536, 'none').got).toEqual(frame([stream]).got);
+  });
+
+  it('a missing separator is bad-separator: the stream lost its framing, the rest is discarded', () => {
+    const bare = encodeStream(msgs, '');
+    const r = frame([bare]);
+    expect(r.got).toHaveLength(1);
+    expect(r.errors).toEqual(['bad-separator']);
+    expect(r.discarded).toBe(bare.length - encodeStream(msgs.slice(0, 1), '').length);
   });
 
   it('a length prefix of more than 10 bytes is bad-length', () => {
