@@ -164,8 +164,11 @@ export interface Goflow2InputStats {
   framingErrors: Record<string, number>;
   /** Bytes discarded after a framing error. */
   discardedBytes: number;
-  /** Messages the decode stage refused (its queue full): should stay 0, the stream pauses first. */
-  queueDrops: number;
+  /**
+   * Times the decode stage refused a message (its queue full, e.g. UDP traffic of the same
+   * shard filled it): the message is offered again after a pause, not lost.
+   */
+  queueRefusals: number;
   /** Times reading paused for the decode stage to catch up. */
   pauses: number;
   /** Read errors (the path missing, permissions...). */
@@ -175,8 +178,10 @@ export interface Goflow2InputStats {
 /** What the input needs from the decode stage. */
 export interface Goflow2Target {
   submit(d: ReceivedDatagram, transient: boolean): boolean;
-  /** Datagrams waiting for decoding, and the stage's budget. */
+  /** Datagrams waiting for decoding, and the stage's budget (over all workers). */
   queueStats(): { length: number; capacity: number };
+  /** Decode workers: one sampler's messages go to one of them, which has its share of the budget. */
+  readonly workerCount: number;
 }
 
 export interface Goflow2InputDeps {
@@ -187,8 +192,6 @@ export interface Goflow2InputDeps {
   open?: (path: string) => { stream: Readable; reopen: boolean };
 }
 
-/** Messages handed on between two looks at the stage's queue. */
-const CHECK_EVERY = 64;
 /** How long a paused stream waits before looking at the queue again. */
 const PAUSE_MS = 5;
 
@@ -217,7 +220,7 @@ export class Goflow2StreamInput {
     bytes: 0,
     framingErrors: {},
     discardedBytes: 0,
-    queueDrops: 0,
+    queueRefusals: 0,
     pauses: 0,
     readErrors: 0,
   };
@@ -227,6 +230,8 @@ export class Goflow2StreamInput {
   private paused = false;
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** A message the stage refused, offered again first. */
+  private held: Uint8Array | undefined;
   /** The stream closed while messages were still held: handled once they are handed on. */
   private ending: { reopen: boolean } | undefined;
   private doneResolve: (() => void) | undefined;
@@ -267,23 +272,30 @@ export class Goflow2StreamInput {
     stream.once('close', () => this.onEnd(stream, reopen));
   }
 
-  /** Hands framed messages on until the framer needs bytes or the stage's queue is half full. */
+  /**
+   * Hands framed messages on until the framer needs bytes or the stage's queue is half full
+   * (half of one worker's share: a sampler's messages all go to one worker).
+   */
   private pump(): void {
     this.retry = undefined;
     if (this.stopped) return;
-    const half = this.target.queueStats().capacity / 2;
-    for (let n = 0; ; n++) {
-      if (n % CHECK_EVERY === 0 && this.target.queueStats().length >= half) {
-        this.pauseFor();
-        return;
-      }
-      const m = this.framer.next();
+    const t = this.target;
+    const highWater = Math.max(1, Math.floor(t.queueStats().capacity / t.workerCount / 2));
+    for (;;) {
+      if (t.queueStats().length >= highWater) return this.pauseFor();
+      const m = this.held ?? this.framer.next();
+      this.held = undefined;
       if (m === undefined) break;
       if (m instanceof DecodeError) {
         this.countFraming(m, 'the rest of this stream is discarded');
         break;
       }
-      this.submit(m);
+      if (!this.submit(m)) {
+        // Refused: kept (the stream is paused, so its bytes stay as they are) and offered again.
+        this.held = m;
+        this.stats.queueRefusals++;
+        return this.pauseFor();
+      }
     }
     this.stats.discardedBytes = this.framer.discarded;
     if (this.ending) return this.finishEnd(this.ending.reopen);
@@ -302,9 +314,8 @@ export class Goflow2StreamInput {
     this.retry = setTimeout(() => this.pump(), PAUSE_MS);
   }
 
-  private submit(m: Uint8Array): void {
-    this.stats.messages++;
-    this.stats.bytes += m.length;
+  /** False when the stage refused it (not counted then: it is offered again). */
+  private submit(m: Uint8Array): boolean {
     // The exporter is the router that sampled the flow (messageExporter).
     const d: ReceivedDatagram = {
       payload: m,
@@ -313,7 +324,10 @@ export class Goflow2StreamInput {
       localPort: 0,
       receivedMs: this.deps.now(),
     };
-    if (!this.target.submit(d, true)) this.stats.queueDrops++;
+    if (!this.target.submit(d, true)) return false;
+    this.stats.messages++;
+    this.stats.bytes += m.length;
+    return true;
   }
 
   private countFraming(e: DecodeError, what: string): void {

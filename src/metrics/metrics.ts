@@ -272,7 +272,7 @@ export interface CollectorMetrics {
   syslogOpenConnections: Gauge<'listener'>;
   /** goflow2 streams (inputs.streams): messages framed and handed to the decode stage. */
   goflow2Messages: Counter<'input'>;
-  /** goflow2 stream problems by reason (limit-exceeded, bad-length, truncated, read-error, queue-drop). */
+  /** goflow2 stream problems by reason (limit-exceeded, bad-length, bad-separator, truncated, read-error, queue-full). */
   goflow2StreamErrors: Counter<'input' | 'reason'>;
   /** Bytes of goflow2 streams discarded after a framing error. */
   goflow2DiscardedBytes: Counter<'input'>;
@@ -906,7 +906,7 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
     }),
     goflow2StreamErrors: new Counter({
       name: n('goflow2_stream_errors_total'),
-      help: 'goflow2 stream problems: limit-exceeded or bad-length (a length prefix over inputs.goflow2MaxMessageBytes or unreadable: the rest of the stream is discarded), truncated (it ended inside a message), read-error, queue-drop',
+      help: 'goflow2 stream problems: limit-exceeded or bad-length (a length prefix over inputs.goflow2MaxMessageBytes or unreadable: the rest of the stream is discarded), truncated (it ended inside a message), read-error, queue-full (the decode stage refused a message: offered again after a pause, not lost)',
       labelNames: ['input', 'reason'] as const,
       registers,
     }),

@@ -305,7 +305,11 @@ export class Collector {
             maxMessageBytes: config.inputs.goflow2MaxMessageBytes,
             separator: config.inputs.goflow2Separator,
           },
-          { submit: (d, transient) => this.stage.submit(d, 'goflow2', transient), queueStats: () => this.stage.queueStats() },
+          {
+            submit: (d, transient) => this.stage.submit(d, 'goflow2', transient),
+            queueStats: () => this.stage.queueStats(),
+            workerCount: this.stage.workerCount,
+          },
           {
             now,
             onEvent: (e) =>

@@ -65,7 +65,11 @@ export class MetricsSync {
       };
       inc('msg', s.messages, (d) => m.goflow2Messages.inc({ input: name }, d));
       inc('disc', s.discardedBytes, (d) => m.goflow2DiscardedBytes.inc({ input: name }, d));
-      const reasons: [string, number][] = [...Object.entries(s.framingErrors), ['read-error', s.readErrors], ['queue-drop', s.queueDrops]];
+      const reasons: [string, number][] = [
+        ...Object.entries(s.framingErrors),
+        ['read-error', s.readErrors],
+        ['queue-full', s.queueRefusals],
+      ];
       for (const [reason, n] of reasons) inc(`err|${reason}`, n, (d) => m.goflow2StreamErrors.inc({ input: name, reason }, d));
     }
   }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Goflow2Framer, separatorByte } from '../../collectors/goflow2-stream.js';
+import { PassThrough } from 'node:stream';
+import { Goflow2Framer, Goflow2StreamInput, separatorByte } from '../../collectors/goflow2-stream.js';
+import type { ReceivedDatagram } from '../../collectors/queue.js';
 import type { DecodeOptions } from '../../decoders/decoder.js';
 import { DecodeError } from '../../decoders/errors.js';
 import { createGoflow2Decoder, messageExporter, UNKNOWN_SAMPLER } from '../../decoders/goflow2/decoder.js';
@@ -226,5 +228,62 @@ describe('goflow2 stream framing', () => {
 
   it('a length prefix of more than 10 bytes is bad-length', () => {
     expect(frame([Buffer.from(Array<number>(11).fill(0x80))]).errors).toEqual(['bad-length']);
+  });
+});
+
+describe('goflow2 stream input', () => {
+  /** A decode stage whose queue only empties when the test says so, refusing when asked. */
+  function fakeStage(capacity: number, workerCount: number) {
+    const queued: ReceivedDatagram[] = [];
+    const decoded: ReceivedDatagram[] = [];
+    let refuseNext = 0;
+    return {
+      decoded,
+      refuse: (n: number) => (refuseNext = n),
+      drain: () => decoded.push(...queued.splice(0)),
+      target: {
+        workerCount,
+        queueStats: () => ({ length: queued.length, capacity }),
+        submit: (d: ReceivedDatagram) => {
+          if (refuseNext > 0 || queued.length >= capacity) {
+            refuseNext--;
+            return false;
+          }
+          queued.push({ ...d, payload: Buffer.from(d.payload) });
+          return true;
+        },
+      },
+    };
+  }
+
+  it('pauses at half of one worker share of the queue, loses nothing, and retries refused messages', async () => {
+    const msgs = Array.from({ length: 40 }, (_, i) => ({ ...V6, bytes: i + 1 }));
+    const stage = fakeStage(16, 2); // pauses at 4 queued
+    const source = new PassThrough();
+    const input = new Goflow2StreamInput({ path: 'test', maxMessageBytes: 65536, separator: 'newline' }, stage.target, {
+      now: () => T,
+      open: () => ({ stream: source, reopen: false }),
+    });
+    input.start();
+    stage.refuse(2);
+    source.end(encodeStream(msgs));
+    let done = false;
+    void input.done.then(() => (done = true));
+    for (let i = 0; i < 200 && !done; i++) {
+      await new Promise((r) => setTimeout(r, 6));
+      expect(stage.target.queueStats().length).toBeLessThanOrEqual(4);
+      stage.drain();
+    }
+    stage.drain();
+    expect(done).toBe(true);
+    const dec = createGoflow2Decoder();
+    const bytes = stage.decoded.map((d) => {
+      let b = 0;
+      dec.decode(d.payload, CTX, undefined, OPTS, (r) => (b = r.bytes));
+      return [d.srcAddr, b];
+    });
+    expect(bytes).toEqual(msgs.map((_, i) => ['192.0.2.1', i + 1]));
+    expect(input.stats).toMatchObject({ messages: 40, queueRefusals: 2, framingErrors: {}, discardedBytes: 0 });
+    expect(input.stats.pauses).toBeGreaterThan(0);
   });
 });
