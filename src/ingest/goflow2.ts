@@ -22,7 +22,8 @@ export function decodeGoflow2Files(
   decoder: DatagramDecoder,
   framing: { maxMessageBytes: number; separator: Goflow2Separator },
   onDiagnostic: (line: string, fields: { file: string; frame: number; reason: string }) => void,
-  onRecord: (rec: FlowRecord, receivedMs: number, exporterAddr: string) => void,
+  /** Per record (valid during the call only), with its file and message number (from 1). */
+  onRecord: (rec: FlowRecord, receivedMs: number, exporterAddr: string, file: string, message: number) => void,
 ): { messages: number; framingErrors: Record<string, number> } {
   let messages = 0;
   const framingErrors: Record<string, number> = {};
@@ -50,7 +51,9 @@ export function decodeGoflow2Files(
           n++;
           const exporter = messageExporter(m, scan);
           const receivedMs = scan.timeReceivedNs > 0 ? scan.timeReceivedNs / 1e6 : fallbackMs;
-          const out = decoder.decodeInto(m, exporter, 0, receivedMs, 'goflow2', { add: (rec) => onRecord(rec, receivedMs, exporter) });
+          const out = decoder.decodeInto(m, exporter, 0, receivedMs, 'goflow2', {
+            add: (rec) => onRecord(rec, receivedMs, exporter, file, n),
+          });
           for (const e of out.errors) onDiagnostic(`${file}: message ${n}: ${e.message}`, { file, frame: n, reason: e.message });
         }
         if (framer.failed) break;

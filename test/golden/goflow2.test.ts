@@ -77,6 +77,29 @@ describe('the golden goflow2 stream', () => {
     expect(doc.stats).toMatchObject({ datagrams: 2, records: 2, decodeErrors: 0, unknownSampling: 1 });
   });
 
+  it('decode --format goflow2 (the built CLI) prints one line per message, with its fields by goflow2 name', () => {
+    const out = execFileSync(process.execPath, [CLI, 'decode', '--format', 'goflow2', fixturePath('goflow2_golden.bin')], {
+      encoding: 'utf8',
+    });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({
+      frame: 1,
+      protocol: 'goflow2',
+      exporter: '192.0.2.1:0',
+      srcAddr: '2001:db8::1',
+      class: 'pair',
+      scitags: { community: 2, activity: 1, communityName: 'atlas' },
+      bytesScaled: 150_000_000,
+      fields: { type: 'IPFIX', sampler_address: '192.0.2.1', ipv6_flow_label: 0x10004 },
+    });
+    expect(lines[0]).not.toHaveProperty('addrBytes');
+    expect(lines[1]).toMatchObject({ frame: 2, exporter: '[2001:db8:ff::1]:0', class: 'ipv4', samplingSource: 'unknown' });
+  });
+
   it('the same messages without separators (goflow2 -transport.file.sep=) read with --goflow2-separator none', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'goflow2-'));
     const file = join(dir, 'bare.bin');
