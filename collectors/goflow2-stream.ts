@@ -263,7 +263,8 @@ export class Goflow2StreamInput {
     this.stream = stream;
     stream.on('data', (chunk: Buffer | string) => {
       this.framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      this.pump();
+      // While paused the retry timer pumps (a chunk already in flight only adds to the framer).
+      if (this.retry === undefined) this.pump();
     });
     stream.on('error', (err: Error) => {
       this.stats.readErrors++;
