@@ -34,6 +34,8 @@ export const DecodeErrorCodes = [
   'not-firefly', // no JSON object in the message (another syslog line, e.g. a relay's statistics)
   'not-json', // the text from the first `{` is not one JSON document
   'schema', // JSON, but not a firefly v1 (the message names the field)
+  // goflow2 streams (collectors/goflow2-stream.ts)
+  'bad-separator', // the byte after a message is not the separator goflow2's file transport writes
   // the pipeline around the decoders
   'no-decoder', // no entry of the protocol table accepts this listener and version field
   'decoder-crash', // a decoder threw something other than a DecodeError: a bug, isolated and counted

@@ -7,8 +7,11 @@
  * for this record, and the aggregator multiplies. Fields an exporter did not send are
  * `undefined`, never 0, so "interface 0" and "no interface" stay distinct.
  */
-/** 'firefly': an accepted SciTags firefly counts as one record of its exporter (decoders/firefly/). */
-export type FlowProtocol = 'ipfix' | 'netflow9' | 'netflow5' | 'sflow' | 'firefly';
+/**
+ * 'firefly': an accepted SciTags firefly counts as one record of its exporter (decoders/firefly/).
+ * 'goflow2': a FlowMessage read from goflow2's binary output (decoders/goflow2/).
+ */
+export type FlowProtocol = 'ipfix' | 'netflow9' | 'netflow5' | 'sflow' | 'firefly' | 'goflow2';
 
 /** Where the sampling rate in force came from (shown by `decode` and the exporters API). */
 export type SamplingSource =

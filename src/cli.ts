@@ -6,6 +6,7 @@ const USAGE = `scitags-collector ${VERSION}: SciTags-aware IPFIX / NetFlow / sFl
 Usage:
   scitags-collector [serve] [options]        run the collector (the default command; see serve --help)
   scitags-collector ingest FILE.pcap [...]   decode captures, print per-experiment totals as JSON
+                                             (--format goflow2: files of goflow2 -format=bin output)
   scitags-collector decode FILE.pcap [...]   print one JSON line per decoded record
   scitags-collector replay FILE.pcap --to HOST:PORT [--speed N|--rate PPS]
                                              re-send a capture's UDP payloads to a collector

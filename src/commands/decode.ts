@@ -11,6 +11,10 @@ import { DEFAULT_PORTS } from '../config/options.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../decoders/packet/constants.js';
 import { classify } from '../enrich/series.js';
 import { namedPair } from '../ingest/summary.js';
+import { decodeGoflow2Files } from '../ingest/goflow2.js';
+import { GOFLOW2_SEPARATORS, type Goflow2Separator } from '../../collectors/goflow2-stream.js';
+import { INGEST_FORMATS, type IngestFormat } from './ingest.js';
+import { defaultConfig } from '../config/schema.js';
 
 /** One `decode` output line: where the record came from, what it says, and its SciTags pair. */
 export function describeRecord(file: string, frame: number, rec: FlowRecord, registry: Registry): Record<string, unknown> {
@@ -65,39 +69,58 @@ export function describeFirefly(
   };
 }
 
-const USAGE = `usage: scitags-collector decode FILE.pcap [FILE.pcap ...]
+const USAGE = `usage: scitags-collector decode FILE.pcap [FILE.pcap ...] [--format pcap|goflow2] [--goflow2-separator newline|none]
 Prints one JSON line per decoded record (IPFIX / NetFlow data record or sFlow flow sample):
 exporter, domain, template id, every field by IANA / sFlow name, sampling rate and source,
 and the SciTags pair. A UDP datagram to the firefly port (${DEFAULT_PORTS.firefly}) is one line:
 the parsed SciTags firefly, or "refused" with the reason. Problems go to stderr as
-"FILE: frame N: reason".
+"FILE: frame N: reason". --format goflow2 reads files of goflow2's binary output (one line
+per FlowMessage, its fields by goflow2's names; "frame" is the message number).
 `;
 
 export function runDecode(args: string[]): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      format: { type: 'string', default: 'pcap' },
+      'goflow2-separator': { type: 'string', default: 'newline' },
+    },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (positionals.length === 0) {
+  const format = values.format as IngestFormat;
+  const separator = values['goflow2-separator'] as Goflow2Separator;
+  if (positionals.length === 0 || !INGEST_FORMATS.includes(format) || !GOFLOW2_SEPARATORS.includes(separator)) {
     process.stderr.write(USAGE);
     return 2;
   }
   const registry = loadSnapshot(Date.now());
   const decoder = new DatagramDecoder({ ...DEFAULT_DECODER_OPTIONS, withFields: true, withAddresses: true });
+  const print = (rec: FlowRecord, file: string, frame: number): void => {
+    process.stdout.write(`${JSON.stringify(describeRecord(file, frame, rec, registry))}\n`);
+  };
   try {
-    decodeCaptures(
-      positionals,
-      decoder,
-      (line) => process.stderr.write(`${line}\n`),
-      (rec, file, frame) => process.stdout.write(`${JSON.stringify(describeRecord(file, frame, rec, registry))}\n`),
-      {
-        port: DEFAULT_PORTS.firefly,
-        decoder: new DatagramDecoder(DEFAULT_DECODER_OPTIONS),
-        onFirefly: (firefly, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { firefly }, registry))}\n`),
-        onRefused: (refused, detail, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { refused, detail }, registry))}\n`),
-      },
-    );
+    if (format === 'goflow2') {
+      const framing = { maxMessageBytes: defaultConfig().inputs.goflow2MaxMessageBytes, separator };
+      decodeGoflow2Files(
+        positionals,
+        decoder,
+        framing,
+        (line) => process.stderr.write(`${line}\n`),
+        (rec, _ms, _ex, file, n) => print(rec, file, n),
+      );
+      return 0;
+    }
+    decodeCaptures(positionals, decoder, (line) => process.stderr.write(`${line}\n`), print, {
+      port: DEFAULT_PORTS.firefly,
+      decoder: new DatagramDecoder(DEFAULT_DECODER_OPTIONS),
+      onFirefly: (firefly, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { firefly }, registry))}\n`),
+      onRefused: (refused, detail, o) => process.stdout.write(`${JSON.stringify(describeFirefly(o, { refused, detail }, registry))}\n`),
+    });
   } catch (err) {
     if (err instanceof DecodeError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
       process.stderr.write(`scitags-collector decode: ${(err as Error).message}\n`);

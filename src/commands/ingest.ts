@@ -12,6 +12,8 @@ import { defaultConfig, flowLimitsOf } from '../config/schema.js';
 import type { TrafficRow } from '../store/types.js';
 import { DEFAULT_PORTS } from '../config/options.js';
 import { FireflySummary, type FireflySection } from '../ingest/fireflies.js';
+import { decodeGoflow2Files } from '../ingest/goflow2.js';
+import { GOFLOW2_SEPARATORS, type Goflow2Separator } from '../../collectors/goflow2-stream.js';
 
 /** The `ingest` JSON document (DESIGN.md, "Contract used by the acceptance checks"). */
 export interface IngestDocument {
@@ -41,8 +43,16 @@ export interface IngestDocument {
   fireflies?: FireflySection;
 }
 
+/** What the files are: pcap / pcapng captures (the default) or goflow2 binary output. */
+export const INGEST_FORMATS = ['pcap', 'goflow2'] as const;
+export type IngestFormat = (typeof INGEST_FORMATS)[number];
+
 export interface IngestOptions {
   registry: Registry;
+  /** 'pcap' when absent. */
+  format?: IngestFormat;
+  /** What follows each goflow2 message (inputs.goflow2Separator's default when absent). */
+  goflow2Separator?: Goflow2Separator;
   /** Called for every problem, already naming file, frame and reason (also as fields). */
   onDiagnostic: (line: string, fields: { file: string; frame: number; reason: string }) => void;
 }
@@ -76,20 +86,37 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
     { now: () => 0, store: rowsOut, registry: () => opts.registry },
   );
   const fireflies = new FireflySummary();
-  const { skippedFrames, fireflyDatagrams } = decodeCaptures(
-    files,
-    decoder,
-    opts.onDiagnostic,
-    (rec, _file, _frame, receivedMs, exporterAddr) => aggregator.add(rec, receivedMs, exporterAddr),
-    {
-      port: DEFAULT_PORTS.firefly,
-      decoder: new DatagramDecoder(ingestDecoderOptions()),
-      onFirefly: (f, o) => fireflies.accept(f, o.receivedMs, o.exporterAddr),
-      onRefused: (reason) => fireflies.refuse(reason),
-    },
-  );
+  let skippedFrames = 0;
+  let fireflyDatagrams = 0;
+  // Errors of a goflow2 stream's framing (no exporter to count them under).
+  let framingErrors: Record<string, number> = {};
+  if (opts.format === 'goflow2') {
+    framingErrors = decodeGoflow2Files(
+      files,
+      decoder,
+      {
+        maxMessageBytes: defaultConfig().inputs.goflow2MaxMessageBytes,
+        separator: opts.goflow2Separator ?? defaultConfig().inputs.goflow2Separator,
+      },
+      opts.onDiagnostic,
+      (rec, receivedMs, exporterAddr) => aggregator.add(rec, receivedMs, exporterAddr),
+    ).framingErrors;
+  } else {
+    ({ skippedFrames, fireflyDatagrams } = decodeCaptures(
+      files,
+      decoder,
+      opts.onDiagnostic,
+      (rec, _file, _frame, receivedMs, exporterAddr) => aggregator.add(rec, receivedMs, exporterAddr),
+      {
+        port: DEFAULT_PORTS.firefly,
+        decoder: new DatagramDecoder(ingestDecoderOptions()),
+        onFirefly: (f, o) => fireflies.accept(f, o.receivedMs, o.exporterAddr),
+        onRefused: (reason) => fireflies.refuse(reason),
+      },
+    ));
+  }
   await aggregator.flush();
-  const errorsByCode: Record<string, number> = {};
+  const errorsByCode: Record<string, number> = { ...framingErrors };
   let lostRecords = 0;
   let lostDatagrams = 0;
   let lostSamples = 0;
@@ -107,7 +134,7 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
     stats: {
       datagrams: decoder.totals.datagrams,
       records: decoder.totals.records,
-      decodeErrors: decoder.totals.decodeErrors,
+      decodeErrors: decoder.totals.decodeErrors + Object.values(framingErrors).reduce((a, n) => a + n, 0),
       templateMisses: decoder.totals.templateMisses,
       files: files.length,
       skippedFrames,
@@ -123,10 +150,14 @@ export async function ingestFiles(files: readonly string[], opts: IngestOptions)
   };
 }
 
-const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--registry-cache FILE] [--quiet]
+const USAGE = `usage: scitags-collector ingest FILE.pcap [FILE.pcap ...] [--format pcap|goflow2] [--goflow2-separator newline|none]
+       [--registry-cache FILE] [--quiet]
 Decodes the UDP payloads of the captures (IPFIX, NetFlow v5/v9, sFlow v5; SciTags fireflies
 to port ${DEFAULT_PORTS.firefly}) as if received live and prints per-experiment totals as one
-JSON document. Problems are logged to stderr
+JSON document. --format goflow2 reads files of goflow2's binary output (goflow2 -format=bin:
+length-prefixed FlowMessages) instead, each message received at its time_received_ns from
+its sampler_address; --goflow2-separator says what follows each message (goflow2's file
+transport writes -transport.file.sep, a newline by default). Problems are logged to stderr
 (warn, message "FILE: frame N: reason", fields file, frame, reason); --quiet drops them.
 ${CLI_LOG_USAGE}`;
 
@@ -136,6 +167,8 @@ export async function runIngest(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       'registry-cache': { type: 'string' },
+      format: { type: 'string', default: 'pcap' },
+      'goflow2-separator': { type: 'string', default: 'newline' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
       ...CLI_LOG_OPTIONS,
@@ -145,7 +178,9 @@ export async function runIngest(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (positionals.length === 0) {
+  const format = values.format as IngestFormat;
+  const separator = values['goflow2-separator'] as Goflow2Separator;
+  if (positionals.length === 0 || !INGEST_FORMATS.includes(format) || !GOFLOW2_SEPARATORS.includes(separator)) {
     process.stderr.write(USAGE);
     return 2;
   }
@@ -158,6 +193,8 @@ export async function runIngest(args: string[]): Promise<number> {
   try {
     const doc = await ingestFiles(positionals, {
       registry,
+      format,
+      goflow2Separator: separator,
       onDiagnostic: (line, fields) => {
         if (!values.quiet) log.warn(line, fields);
       },

@@ -20,6 +20,7 @@ import { DEFAULT_FLOW_TABLE_CONFIG } from '../fireflies/tracker.js';
 import { ENDED_ENTRY_BYTES, FLOW_ENTRY_BYTES } from '../fireflies/flow-table.js';
 import { DEFAULT_FORWARD_MAX_PER_SECOND, parseHostPort } from '../../collectors/firefly-forward.js';
 import { DEFAULT_SYSLOG_IDLE_SECONDS, DEFAULT_SYSLOG_MAX_CONNECTIONS } from '../../collectors/syslog-tcp.js';
+import { DEFAULT_GOFLOW2_MAX_MESSAGE_BYTES, DEFAULT_GOFLOW2_SEPARATOR, GOFLOW2_SEPARATORS } from '../../collectors/goflow2-stream.js';
 
 /**
  * The option table: every configuration option once, with its schema, default, help line,
@@ -358,6 +359,28 @@ export const OPTIONS = {
     netflow: listeners('netflow', 'NetFlow v5/v9'),
     sflow: listeners('sflow', 'sFlow v5'),
     firefly: listeners('firefly', 'SciTags firefly (UDP, and TCP syslog on the same port)'),
+  },
+  inputs: {
+    streams: opt(z.array(z.string().regex(/^goflow2:.+$/, { message: "must be goflow2:PATH (a file, a FIFO, or '-' for stdin)" })), [], {
+      help: "streams read besides the UDP listeners: goflow2:PATH reads goflow2's binary output (goflow2 -format=bin) from a file, a FIFO (opened again after each writer) or '-' stdin; comma-separated",
+      value: 'list',
+      arg: 'goflow2:PATH',
+      env: 'SCITAGS_INPUT',
+      flag: 'input',
+      sample: ['goflow2:/run/scitags/goflow2.fifo'],
+      sampleCommented: true,
+    }),
+    goflow2MaxMessageBytes: int(
+      positiveInt.max(16 * 1024 * 1024),
+      DEFAULT_GOFLOW2_MAX_MESSAGE_BYTES,
+      'BYTES',
+      'longest goflow2 FlowMessage read; a longer length prefix is counted and the rest of that stream discarded (a FIFO: until its writer closes)',
+    ),
+    goflow2Separator: opt(z.enum(GOFLOW2_SEPARATORS), DEFAULT_GOFLOW2_SEPARATOR, {
+      help: "what follows each message in goflow2 streams: 'newline' (goflow2's file transport default, -transport.file.sep) or 'none' (-transport.file.sep=); checked after every message",
+      value: 'enum',
+      arg: 'newline|none',
+    }),
   },
   queue: {
     size: int(

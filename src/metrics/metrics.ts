@@ -270,6 +270,12 @@ export interface CollectorMetrics {
   /** Messages read from TCP syslog connections and handed to the decode stage. */
   syslogMessages: Counter<'listener'>;
   syslogOpenConnections: Gauge<'listener'>;
+  /** goflow2 streams (inputs.streams): messages framed and handed to the decode stage. */
+  goflow2Messages: Counter<'input'>;
+  /** goflow2 stream problems by reason (limit-exceeded, bad-length, bad-separator, truncated, read-error, queue-full). */
+  goflow2StreamErrors: Counter<'input' | 'reason'>;
+  /** Bytes of goflow2 streams discarded after a framing error. */
+  goflow2DiscardedBytes: Counter<'input'>;
 }
 
 /** Labels of scitags_traffic_bytes_total / scitags_traffic_packets_total. */
@@ -890,6 +896,24 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       name: n('syslog_tcp_open_connections'),
       help: 'TCP syslog connections open now',
       labelNames: ['listener'] as const,
+      registers,
+    }),
+    goflow2Messages: new Counter({
+      name: n('goflow2_messages_total'),
+      help: 'FlowMessages framed from a goflow2 stream (inputs.streams) and handed to the decode stage (their decoding is counted per sampler like datagrams)',
+      labelNames: ['input'] as const,
+      registers,
+    }),
+    goflow2StreamErrors: new Counter({
+      name: n('goflow2_stream_errors_total'),
+      help: 'goflow2 stream problems: limit-exceeded or bad-length (a length prefix over inputs.goflow2MaxMessageBytes or unreadable: the rest of the stream is discarded), truncated (it ended inside a message), read-error, queue-full (the decode stage refused a message: offered again after a pause, not lost)',
+      labelNames: ['input', 'reason'] as const,
+      registers,
+    }),
+    goflow2DiscardedBytes: new Counter({
+      name: n('goflow2_discarded_bytes_total'),
+      help: 'Bytes of a goflow2 stream discarded from a framing error on (the bad length prefix included; a FIFO: until its writer closes)',
+      labelNames: ['input'] as const,
       registers,
     }),
     exporterLabelsRecycled: new Counter({

@@ -5,12 +5,17 @@
  */
 import type { Decoder } from '../../decoders/decoder.js';
 import { createFireflyDecoder } from '../../decoders/firefly/decoder.js';
+import { createGoflow2Decoder } from '../../decoders/goflow2/decoder.js';
 import { createFlowDecoder } from '../../decoders/ipfix/decoder.js';
 import type { FlowDecoderLimits } from '../../decoders/ipfix/index.js';
 import { createSflowDecoder } from '../../decoders/sflow/decoder.js';
 
-/** The kind of listener a datagram arrived on; 'any' is a capture file (`ingest`, `decode`). */
-export type ListenerKind = 'ipfix' | 'netflow' | 'sflow' | 'firefly' | 'any';
+/**
+ * The kind of listener a datagram arrived on; 'any' is a capture file (`ingest`, `decode`);
+ * 'goflow2' one FlowMessage of a goflow2 stream (a file, FIFO or stdin: serve --input, ingest
+ * --format goflow2).
+ */
+export type ListenerKind = 'ipfix' | 'netflow' | 'sflow' | 'firefly' | 'goflow2' | 'any';
 
 export interface ProtocolEntry<State = unknown> {
   /**
@@ -54,11 +59,14 @@ export interface ProtocolLimits {
  * The table in force: sFlow first (its version word is also a valid NetFlow v0 prefix).
  * Fireflies are text with no version word: everything on the firefly listener is a firefly
  * (or counted as why not), and nothing else is (a capture file's 'any' never tries them).
+ * goflow2 FlowMessages have no version word either: only the goflow2 stream input hands them
+ * in, one message each, under the listener kind 'goflow2'.
  */
 export function protocolTable(limits: ProtocolLimits): ProtocolEntry[] {
   return [
     { decoder: createSflowDecoder() as Decoder<unknown>, listeners: FLOW_LISTENERS, matches: isSflow5 },
     { decoder: createFlowDecoder(limits.flow) as Decoder<unknown>, listeners: FLOW_LISTENERS, matches: isNetflowOrIpfix },
     { decoder: createFireflyDecoder() as unknown as Decoder<unknown>, emits: 'fireflies', listeners: ['firefly'], matches: () => true },
+    { decoder: createGoflow2Decoder() as Decoder<unknown>, listeners: ['goflow2'], matches: () => true },
   ];
 }

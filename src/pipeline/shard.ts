@@ -23,7 +23,7 @@ export function shardOf(address: string, workers: number): number {
  * Listener kinds by their code in a batch. Built from a record over every ListenerKind, so a
  * new kind cannot be left out (it was: firefly datagrams reached workers as 'any').
  */
-const LISTENER_CODE: Record<ListenerKind, number> = { ipfix: 0, netflow: 1, sflow: 2, any: 3, firefly: 4 };
+const LISTENER_CODE: Record<ListenerKind, number> = { ipfix: 0, netflow: 1, sflow: 2, any: 3, firefly: 4, goflow2: 5 };
 export const LISTENER_CODES: readonly ListenerKind[] = (Object.keys(LISTENER_CODE) as ListenerKind[]).sort(
   (a, b) => LISTENER_CODE[a] - LISTENER_CODE[b],
 );

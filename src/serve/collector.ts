@@ -3,6 +3,7 @@ import { ExporterAllowList } from '../../collectors/allowlist.js';
 import { nativeReceiveStatus } from '../../collectors/batch-receive.js';
 import { UdpListener } from '../../collectors/udp.js';
 import { SyslogTcpListener } from '../../collectors/syslog-tcp.js';
+import { Goflow2StreamInput } from '../../collectors/goflow2-stream.js';
 import { FireflyForwarder } from '../../collectors/firefly-forward.js';
 import { FIREFLY_MAX_BYTES } from '../../decoders/firefly/parse.js';
 import { FireflyIntake, type FireflySink } from './fireflies.js';
@@ -110,6 +111,8 @@ export class Collector {
   readonly listeners: { name: string; listener: UdpListener }[];
   /** TCP syslog (RFC 6587) listeners, one beside each firefly UDP listener, same port and bind. */
   readonly syslogListeners: { name: string; listener: SyslogTcpListener }[];
+  /** goflow2 binary streams (inputs.streams: goflow2:PATH), decoded by the same stage. */
+  readonly goflow2Inputs: Goflow2StreamInput[];
   /** Accepted fireflies: counted by state, forwarded, handed to the flow table (fireflyTracker). */
   readonly fireflyIntake: FireflyIntake;
   readonly forwarder: FireflyForwarder;
@@ -347,6 +350,29 @@ export class Collector {
           now,
         ),
       }));
+    const inputLog = deps.log.child({ component: 'input' });
+    this.goflow2Inputs = config.inputs.streams.map(
+      (spec) =>
+        new Goflow2StreamInput(
+          {
+            path: spec.slice('goflow2:'.length),
+            maxMessageBytes: config.inputs.goflow2MaxMessageBytes,
+            separator: config.inputs.goflow2Separator,
+          },
+          {
+            submit: (d, transient) => this.stage.submit(d, 'goflow2', transient),
+            queueStats: () => this.stage.queueStats(),
+            workerCount: this.stage.workerCount,
+          },
+          {
+            now,
+            onEvent: (e) =>
+              e.kind === 'opened' || e.kind === 'ended'
+                ? inputLog.info(e.message, { input: spec })
+                : inputLog.limited(`goflow2|${spec}|${e.kind}`, 'warn', e.message, { input: spec }),
+          },
+        ),
+    );
     this.metricsSync = new MetricsSync(metrics, {
       snapshot: () => this.stage.snapshot(),
       queue: () => this.stage.queueStats(),
@@ -355,6 +381,7 @@ export class Collector {
       traffic,
       listeners: this.listeners,
       syslogListeners: this.syslogListeners,
+      goflow2Inputs: this.goflow2Inputs,
       fireflyIntake: () => ({ accepted: this.fireflyIntake.accepted, forwards: this.forwarder.stats() }),
       storeKind: store.kind,
       ...(this.stateFile ? { stateFile: () => this.stateFile! } : {}),
@@ -539,6 +566,7 @@ export class Collector {
     await this.forwarder.start();
     for (const { listener } of this.listeners) await listener.start();
     for (const { listener } of this.syslogListeners) await listener.start();
+    for (const input of this.goflow2Inputs) input.start();
     const open = openListenerWarning(
       enabledListeners(this.config).map((l) => ({ name: l.name, port: l.port, bind: l.bind })),
       this.config.exporters.allow,
@@ -835,6 +863,7 @@ export class Collector {
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.listeners.map(({ listener }) => listener.stop()));
     await Promise.all(this.syslogListeners.map(({ listener }) => listener.stop()));
+    await Promise.all(this.goflow2Inputs.map((i) => i.stop()));
     await this.stage.stop();
     // After the stage: fireflies still queued are forwarded as they are decoded.
     await this.forwarder.stop();

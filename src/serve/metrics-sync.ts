@@ -5,6 +5,7 @@ import type { DecodeSnapshot } from '../pipeline/snapshot.js';
 import type { QueueStats } from '../pipeline/stage.js';
 import type { UdpListener } from '../../collectors/udp.js';
 import type { SyslogTcpListener } from '../../collectors/syslog-tcp.js';
+import type { Goflow2StreamInput } from '../../collectors/goflow2-stream.js';
 import type { ForwardStats } from '../../collectors/firefly-forward.js';
 
 /**
@@ -30,6 +31,8 @@ export class MetricsSync {
       listeners: readonly { name: string; listener: UdpListener }[];
       /** TCP syslog listeners (the firefly port). */
       syslogListeners?: readonly { name: string; listener: SyslogTcpListener }[];
+      /** goflow2 streams (inputs.streams), labelled by their spec. */
+      goflow2Inputs?: readonly Goflow2StreamInput[];
       /** Accepted fireflies by state, and the forwarder's per-destination counters. */
       fireflyIntake?: () => { accepted: Readonly<Record<string, number>>; forwards: readonly ForwardStats[] };
       storeKind: string;
@@ -49,6 +52,26 @@ export class MetricsSync {
     const prev = this.last.get(key) ?? 0;
     this.last.set(key, value);
     return value > prev ? value - prev : 0;
+  }
+
+  private syncGoflow2(): void {
+    const m = this.metrics;
+    for (const input of this.parts.goflow2Inputs ?? []) {
+      const name = `goflow2:${input.config.path}`;
+      const s = input.stats;
+      const inc = (key: string, value: number, add: (d: number) => void): void => {
+        const d = this.delta(`goflow2|${name}|${key}`, value);
+        if (d > 0) add(d);
+      };
+      inc('msg', s.messages, (d) => m.goflow2Messages.inc({ input: name }, d));
+      inc('disc', s.discardedBytes, (d) => m.goflow2DiscardedBytes.inc({ input: name }, d));
+      const reasons: [string, number][] = [
+        ...Object.entries(s.framingErrors),
+        ['read-error', s.readErrors],
+        ['queue-full', s.queueRefusals],
+      ];
+      for (const [reason, n] of reasons) inc(`err|${reason}`, n, (d) => m.goflow2StreamErrors.inc({ input: name, reason }, d));
+    }
   }
 
   private syncFireflies(): void {
@@ -90,6 +113,7 @@ export class MetricsSync {
     const { aggregator, listeners, storeKind } = this.parts;
     const queue = this.parts.queue();
     this.syncFireflies();
+    this.syncGoflow2();
     for (const { name, listener } of listeners) {
       listener.flushReceived();
       for (const [addr, n] of listener.receivedByExporter) {

@@ -37,6 +37,7 @@ const DEFAULTS: Config = {
   },
   syslog: { maxConnections: 256, idleTimeoutSeconds: 300 },
   forward: { fireflies: [], maxPerSecond: 1000 },
+  inputs: { streams: [], goflow2MaxMessageBytes: 65536, goflow2Separator: 'newline' },
   queue: { size: 65536 },
   exporters: { allow: [], defaultSamplingRate: 1, sampling: [], outerFlowLabel: [] },
   decoder: {
