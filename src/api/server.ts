@@ -24,6 +24,7 @@ import {
 } from './fireflies.js';
 import { defaultPageDir, isPublicPath, pageFilePaths, registerPage } from './page.js';
 import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
+import { CORRELATION_GROUP_BY, CORRELATION_GROUP_BY_PATTERN, type CorrelationParams, correlationQuery } from './correlation.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
 // ---------------------------------------------------------------------------------------
@@ -127,6 +128,19 @@ interface ParameterDef {
 
 /** Parameters whose meaning differs on one route (groupBy of /api/v1/fireflies). */
 const ROUTE_PARAMETERS: Record<string, Partial<Record<ParameterName, ParameterDef>>> = {
+  '/api/v1/correlation': {
+    groupBy: {
+      schema: { type: 'string', maxLength: 200, pattern: CORRELATION_GROUP_BY_PATTERN },
+      description: `Comma-separated dimensions among ${CORRELATION_GROUP_BY.join(', ')} (default community; empty for one series).`,
+      expect: `must be a comma-separated list of ${CORRELATION_GROUP_BY.join(', ')}`,
+    },
+    exporter: {
+      schema: { type: 'string', minLength: 1, maxLength: 2000, pattern: LIST_PATTERN },
+      description:
+        'Exporters whose flow-label traffic is compared (default all; a flow crossing several exporting routers counts at each, so name the border routers for a one-to-one comparison).',
+      expect: 'must be a comma-separated list of exporter addresses',
+    },
+  },
   '/api/v1/fireflies': {
     groupBy: {
       schema: { type: 'string', maxLength: 200, pattern: FIREFLY_GROUP_BY_PATTERN },
@@ -365,6 +379,40 @@ const transitionSchema = {
       },
     },
     totals: { type: 'object', properties: transitionProperties },
+  },
+} as const;
+
+const correlationProperties = {
+  fireflyBytes: num,
+  fireflyFlowsEnded: num,
+  flowLabelBytes: num,
+  flowLabelPackets: num,
+  visibleShare: { type: ['number', 'null'] },
+} as const;
+
+const correlationSchema = {
+  type: 'object',
+  properties: {
+    from: str,
+    to: str,
+    fromMs: num,
+    toMs: num,
+    stepSeconds: num,
+    bucketSeconds: num,
+    groupBy: { type: 'array', items: str },
+    series: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          group: { type: 'object', additionalProperties: { type: ['string', 'number', 'null'] } },
+          points: { type: 'array', items: { type: 'object', properties: { time: str, timeMs: num, ...correlationProperties } } },
+          totals: { type: 'object', properties: correlationProperties },
+        },
+      },
+    },
+    totals: { type: 'object', properties: correlationProperties },
+    omittedGroups: num,
   },
 } as const;
 
@@ -750,6 +798,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       (req, reply) => fromStore(reply, () => transitionQuery(deps, limits, req.query)),
+    );
+
+    const correlationParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'srcSite', 'dstSite', 'exporter'] as const;
+    api.get<{ Querystring: CorrelationParams }>(
+      '/api/v1/correlation',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary:
+            'Fireflies beside flow-label traffic: what transfer hosts reported and what this network saw marked, per experiment and site pair',
+          description:
+            'Per group (community, activity, srcSite, dstSite) and step: fireflyBytes and fireflyFlowsEnded (flows whose end firefly arrived, bytes in both directions as the hosts reported them) from the firefly rows, flowLabelBytes and flowLabelPackets (class scitags in the site-pair sums, scaled by sampling) from the flow records, and visibleShare = flowLabelBytes / fireflyBytes (null without firefly bytes). Sites come from the same site map for both. A flow crossing several exporting routers counts at each: use exporter to compare one vantage point. Unregistered label pairs are folded in the flow-label view, so they appear under community null.',
+          querystring: route('/api/v1/correlation', correlationParams),
+          response: { 200: correlationSchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      (req, reply) => fromStore(reply, () => correlationQuery(deps, limits, req.query)),
     );
 
     const fireflyParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'ipVersion', 'srcSite', 'dstSite'] as const;

@@ -787,6 +787,7 @@ describe('other routes and parameters', () => {
     expect(status).toBe(200);
     expect(body.openapi).toBe('3.1.0');
     expect(Object.keys(body.paths).sort()).toEqual([
+      '/api/v1/correlation',
       '/api/v1/experiments',
       '/api/v1/exporters',
       '/api/v1/fireflies',
