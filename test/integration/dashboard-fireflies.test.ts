@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { createInfluxStore, type InfluxTrafficStore } from '../../src/store/influx/store.js';
 import {
+  nonZero,
   runDashboard,
   tableRows,
   timeSeriesByName,
@@ -143,15 +144,6 @@ const meanOf = (f: (e: Ev) => number | undefined) => (es: Ev[]) => {
   const xs = es.map(f).filter((x): x is number => x !== undefined);
   return xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
 };
-
-/** fill(0) adds zero points for empty intervals: compared apart (every zero is an empty interval). */
-function nonZero(series: Record<string, Record<number, number | null>>): Record<string, Record<number, number>> {
-  const out: Record<string, Record<number, number>> = {};
-  for (const [n, pts] of Object.entries(series)) {
-    for (const [t, v] of Object.entries(pts)) if (v !== 0 && v !== null) (out[n] ??= {})[Number(t)] = v;
-  }
-  return out;
-}
 
 const FROM = T0;
 const TO = T0 + HOUR;

@@ -544,6 +544,19 @@ export function timeSeriesByName(run: TargetRun): Record<string, Record<number, 
   return out;
 }
 
+/**
+ * A `timeSeriesByName` answer without its zero and null points: fill(0) adds zero points for
+ * empty intervals, so tests compare the non-zero points with what the data holds (every
+ * zero is an empty interval) and check the filled intervals apart.
+ */
+export function nonZero(series: Record<string, Record<number, number | null>>): Record<string, Record<number, number>> {
+  const out: Record<string, Record<number, number>> = {};
+  for (const [n, pts] of Object.entries(series)) {
+    for (const [t, v] of Object.entries(pts)) if (v !== 0 && v !== null) (out[n] ??= {})[Number(t)] = v;
+  }
+  return out;
+}
+
 /** A table target as rows of { column: value } (tags of grouped series included). */
 export function tableRows(run: TargetRun): Record<string, unknown>[] {
   const rows: Record<string, unknown>[] = [];

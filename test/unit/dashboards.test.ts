@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import healthJson from '../../dashboards/collector-health.json' with { type: 'json' };
 import firefliesJson from '../../dashboards/scitags-fireflies.json' with { type: 'json' };
+import transitionJson from '../../dashboards/ipv6-transition.json' with { type: 'json' };
 import linkDetailJson from '../../dashboards/link-detail.json' with { type: 'json' };
 import overviewJson from '../../dashboards/scitags-overview.json' with { type: 'json' };
 import prometheusJson from '../../dashboards/scitags-prometheus.json' with { type: 'json' };
@@ -45,7 +46,7 @@ type Widen<T> = T extends string
         : T extends object
           ? { [K in keyof T]: Widen<T[K]> }
           : T;
-const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson, firefliesJson];
+const TYPED: Widen<Dashboard>[] = [overviewJson, linkDetailJson, healthJson, firefliesJson, transitionJson];
 const TYPED_PROMETHEUS: Widen<Dashboard> = prometheusJson;
 const VARIABLE_TYPES: readonly VariableType[] = ['query', 'custom', 'datasource'];
 const REPEAT_DIRECTIONS: readonly NonNullable<Panel['repeatDirection']>[] = ['h', 'v'];
@@ -98,6 +99,12 @@ const EXPECTED = {
     title: 'SciTags fireflies',
     variables: ['datasource', 'policy', 'experiment', 'src_site', 'dst_site'],
   },
+  // scitags_site_traffic is not rolled up: its tables read the default policy (raw)
+  'scitags-ipv6-transition': {
+    file: 'ipv6-transition.json',
+    title: 'IPv6 transition',
+    variables: ['datasource', 'policy', 'exporter', 'link', 'site'],
+  },
 } as const;
 
 /** Dashboards reading measurements with no roll-up: no $policy variable, the default policy. */
@@ -132,8 +139,8 @@ describe('Grafana provisioning', () => {
 });
 
 describe('dashboards', () => {
-  it('are exactly the four dashboards, each with a unique stable uid and its title', () => {
-    expect(TYPED).toHaveLength(4);
+  it('are exactly the five dashboards, each with a unique stable uid and its title', () => {
+    expect(TYPED).toHaveLength(5);
     expect(files).toEqual(
       Object.values(EXPECTED)
         .map((e) => e.file)
@@ -180,7 +187,7 @@ describe('dashboards', () => {
           expect(VARIABLE_TYPES).toContain(v.type);
           if (v.type !== 'query') continue;
           expect(variableQuery(v)).toMatch(
-            /^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats|scitags_firefly)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\))( WHERE .*)?$/,
+            /^SHOW TAG VALUES FROM "(scitags_traffic|link_traffic|collector_stats|scitags_firefly|scitags_site_traffic)" WITH KEY (= "\w+"|IN \("in_link", "out_link"\)|IN \("src_site", "dst_site"\))( WHERE .*)?$/,
           );
           if (v.includeAll) expect(v.allValue, `${v.name}: All matches every value, not just the listed ones`).toBe('.*');
         }
