@@ -24,6 +24,8 @@ import {
 } from './fireflies.js';
 import { defaultPageDir, isPublicPath, pageFilePaths, registerPage } from './page.js';
 import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
+import { type MarkingParams, markingQuery } from './marking.js';
+import { MARKING_OUTCOMES } from '../fireflies/marking.js';
 import { CORRELATION_GROUP_BY, CORRELATION_GROUP_BY_PATTERN, type CorrelationParams, correlationQuery } from './correlation.js';
 import { type ApiDeps, type ApiLimits, DEFAULT_API_LIMITS, type ExporterInfo } from './types.js';
 
@@ -379,6 +381,37 @@ const transitionSchema = {
       },
     },
     totals: { type: 'object', properties: transitionProperties },
+  },
+} as const;
+
+const byOutcome = { type: 'object', properties: Object.fromEntries(MARKING_OUTCOMES.map((o) => [o, num])) } as const;
+const markingSchema = {
+  type: 'object',
+  properties: {
+    since: str,
+    sinceMs: num,
+    flows: num,
+    evicted: num,
+    outcomes: { type: 'array', items: str },
+    rows: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          community: num,
+          communityName: str,
+          activity: num,
+          activityName: str,
+          srcSite: str,
+          dstSite: str,
+          records: byOutcome,
+          bytes: byOutcome,
+          agreeShare: { type: ['number', 'null'] },
+          carried: { type: 'array', items: { type: 'object', properties: { community: num, activity: num, records: num } } },
+        },
+      },
+    },
+    omittedRows: num,
   },
 } as const;
 
@@ -798,6 +831,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       (req, reply) => fromStore(reply, () => transitionQuery(deps, limits, req.query)),
+    );
+
+    api.get<{ Querystring: MarkingParams }>(
+      '/api/v1/fireflies/marking',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary: 'The marking check: how the flow records of firefly flows (same 5-tuple) were marked, per experiment and site pair',
+          description:
+            'Since the collector started: for every flow record whose 5-tuple (either direction) is a firefly flow held by the collector (live, or ended within the late window), the outcome per experiment, activity and site pair the host declared: agree (the flow label carried the declared pair), mismatch (another pair; carried lists which), unmarked (label 0), notExported (the exporter sends no flow label), ipv4 (no label exists). records and bytes (scaled by sampling) per outcome; agreeShare = agree / (agree + mismatch + unmarked). Finds hosts whose marking is missing or wrong.',
+          querystring: route('/api/v1/fireflies/marking', ['community', 'srcSite', 'dstSite']),
+          response: { 200: markingSchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      (req, reply) => fromStore(reply, async () => markingQuery(deps, limits, req.query)),
     );
 
     const correlationParams = ['from', 'to', 'step', 'groupBy', 'community', 'activity', 'srcSite', 'dstSite', 'exporter'] as const;

@@ -122,6 +122,8 @@ export interface ApiDeps {
    * /api/v1/traffic?provisional=true; absent: provisional answers what the store holds.
    */
   provisional?: () => readonly TrafficRow[];
+  /** The firefly marking check (GET /api/v1/fireflies/marking); absent: not offered. */
+  marking?: () => MarkingStatus;
   /** Where the built page is (default: the package's dist/web); without its index.html, / says how to build it. */
   pageDir?: string;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */
@@ -138,4 +140,13 @@ export interface ApiDeps {
    * url, status, response time and remote address. Undefined: no access log.
    */
   accessLog?: Logger;
+}
+
+/** What the marking check has counted since the collector started (src/fireflies/marking.ts). */
+export interface MarkingStatus {
+  sinceMs: number;
+  /** Firefly flows the record path checks against (as last sent to it), and those evicted by the cap. */
+  flows: number;
+  evicted: number;
+  counts: readonly import('../fireflies/marking.js').MarkingCount[];
 }

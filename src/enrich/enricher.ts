@@ -1,6 +1,7 @@
 import type { FlowRecord } from '../../decoders/record.js';
 import type { RecordAggregator } from '../pipeline/decoder.js';
 import type { Nat64Prefixes } from './nat64.js';
+import { type MarkingCheck, outcomeOf } from '../fireflies/marking.js';
 import { type SiteLookup, UNKNOWN_SITE_ID } from './site-lookup.js';
 
 /**
@@ -14,6 +15,8 @@ import { type SiteLookup, UNKNOWN_SITE_ID } from './site-lookup.js';
  */
 export class Enricher implements RecordAggregator {
   private sites: SiteLookup | undefined;
+  /** The firefly marking check (src/fireflies/marking.ts); absent: off. */
+  marking: MarkingCheck | undefined;
 
   constructor(
     private readonly nat64: Nat64Prefixes,
@@ -45,6 +48,11 @@ export class Enricher implements RecordAggregator {
         rec.srcSite = sites.siteOf(b, rec.srcAddrAt, len);
         rec.dstSite = sites.siteOf(b, rec.dstAddrAt, len);
       } else rec.srcSite = rec.dstSite = UNKNOWN_SITE_ID;
+    }
+    const marking = this.marking;
+    if (marking !== undefined && marking.index.size > 0) {
+      const flow = marking.index.find(rec);
+      if (flow !== undefined) marking.counts.count(flow, outcomeOf(rec, flow), rec);
     }
     this.traffic.add(rec, receivedMs, exporterAddr);
     if (sites !== undefined) this.sitePairs!.add(rec, receivedMs, exporterAddr);

@@ -3,6 +3,7 @@ import type { Firefly } from '../../decoders/firefly/types.js';
 import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
 import type { SiteTableSpec } from '../enrich/site-lookup.js';
+import type { MarkingCount, MarkingUpdate } from '../fireflies/marking.js';
 import type { LogFields, LogLevel, LogThreshold } from '../log.js';
 import type { DecodeSnapshot } from './snapshot.js';
 import type { DecodeStageConfig } from './stage.js';
@@ -20,6 +21,8 @@ export interface WorkerInit {
   /** Enrichment: the NAT64 prefixes, and the site table (ids from the main thread's directory). */
   nat64Prefixes: readonly string[];
   sites: SiteTableSpec;
+  /** The firefly flows the marking check knows at start (later changes come as 'marking'). */
+  marking: MarkingUpdate;
 }
 
 export type ToWorker =
@@ -28,6 +31,8 @@ export type ToWorker =
   | { type: 'state'; id: number; nowMs: number }
   /** A new site table (a CRIC refresh). */
   | { type: 'sites'; sites: SiteTableSpec }
+  /** Firefly flows added or dropped for the marking check. */
+  | { type: 'marking'; update: MarkingUpdate }
   | { type: 'stop' };
 
 /** An accepted firefly decoded in a worker, with its message's bytes (for forwarding). */
@@ -43,7 +48,15 @@ export type FromWorker =
   /** The fireflies of one batch, before its 'done' (the main thread hands them to its target). */
   | { type: 'fireflies'; items: WorkerFirefly[] }
   /** Partial sums per link, and per site pair (empty while no site table is in force). */
-  | { type: 'sums'; parts: Float64Array; exporters: string[]; siteParts: Float64Array; siteExporters: string[] }
+  | {
+      type: 'sums';
+      parts: Float64Array;
+      exporters: string[];
+      siteParts: Float64Array;
+      siteExporters: string[];
+      /** Marking-check outcomes counted since the last sums. */
+      marking: MarkingCount[];
+    }
   /** A batch decoded; its buffer comes back for reuse. */
   | { type: 'done'; count: number; buffer: ArrayBuffer }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }

@@ -11,6 +11,7 @@ import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { Enricher } from '../enrich/enricher.js';
 import { Nat64Prefixes } from '../enrich/nat64.js';
 import { SiteLookup } from '../enrich/site-lookup.js';
+import { MarkingCounts, MarkingIndex } from '../fireflies/marking.js';
 import { BatchReader } from './shard.js';
 import { InlineDecodeStage } from './stage.js';
 import type { FromWorker, ToWorker, WorkerFirefly, WorkerInit } from './worker-protocol.js';
@@ -34,6 +35,9 @@ const siteAggregator = createAggregator(
   { now: Date.now, store: neverWritten, registry: () => EVERY_PAIR_REGISTERED },
 );
 const enricher = new Enricher(new Nat64Prefixes(init.nat64Prefixes), aggregator, siteAggregator, new SiteLookup(init.sites));
+const marking = { index: new MarkingIndex(), counts: new MarkingCounts() };
+marking.index.apply(init.marking);
+enricher.marking = marking;
 
 let saved;
 try {
@@ -57,8 +61,9 @@ const decode = stage.decodeNow.bind(stage);
 function flush(): void {
   const { parts, exporters } = aggregator.takeParts();
   const sites = siteAggregator.takeParts();
-  if (parts.length > 0 || sites.parts.length > 0) {
-    post({ type: 'sums', parts, exporters, siteParts: sites.parts, siteExporters: sites.exporters }, [
+  const counted = marking.counts.take();
+  if (parts.length > 0 || sites.parts.length > 0 || counted.length > 0) {
+    post({ type: 'sums', parts, exporters, siteParts: sites.parts, siteExporters: sites.exporters, marking: counted }, [
       parts.buffer as ArrayBuffer,
       sites.parts.buffer as ArrayBuffer,
     ]);
@@ -86,6 +91,9 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'sites':
       enricher.setSites(new SiteLookup(m.sites));
+      return;
+    case 'marking':
+      marking.index.apply(m.update);
       return;
     case 'stop':
       // Messages arrive in order: every batch sent before 'stop' has been decoded.

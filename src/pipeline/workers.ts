@@ -14,6 +14,7 @@ import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
 import { WELL_KNOWN_NAT64_PREFIX } from '../enrich/nat64.js';
 import { EMPTY_SITE_TABLE, type SiteTableSpec } from '../enrich/site-lookup.js';
+import type { MarkingCount, MarkingUpdate } from '../fireflies/marking.js';
 import type { LogThreshold } from '../log.js';
 import type { ListenerKind } from './protocols.js';
 import { BatchWriter, shardOf } from './shard.js';
@@ -42,6 +43,9 @@ export interface WorkerStageDeps {
   /** Enrichment settings every worker starts with (default: the well-known NAT64 prefix, no sites). */
   nat64Prefixes?: readonly string[];
   sites?: SiteTableSpec;
+  /** Marking-check outcomes a worker counted; and the flows a starting worker gets. */
+  addMarking?: (counts: MarkingCount[]) => void;
+  markingSnapshot?: () => MarkingUpdate;
   /** Where fireflies the workers accepted go (absent: counted per exporter only). */
   fireflies?: import('./decoder.js').FireflyTarget;
 }
@@ -101,6 +105,11 @@ export class WorkerDecodeStage implements DecodeStage {
     for (const slot of this.slots) if (!slot.exited) slot.worker.postMessage({ type: 'sites', sites } satisfies ToWorker);
   }
 
+  /** Sends firefly flow changes for the marking check to every worker. */
+  setMarking(update: MarkingUpdate): void {
+    for (const slot of this.slots) if (!slot.exited) slot.worker.postMessage({ type: 'marking', update } satisfies ToWorker);
+  }
+
   /** Resolves once every worker has started (restored its state). */
   async ready(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.ready));
@@ -115,6 +124,7 @@ export class WorkerDecodeStage implements DecodeStage {
       logLevel: this.deps.logLevel,
       flushMs: FLUSH_MS,
       nat64Prefixes: this.deps.nat64Prefixes ?? [WELL_KNOWN_NAT64_PREFIX],
+      marking: this.deps.markingSnapshot?.() ?? { upserts: [], deletes: [] },
       sites: this.sites,
     };
     const startedMs = this.deps.now();
@@ -144,6 +154,7 @@ export class WorkerDecodeStage implements DecodeStage {
         case 'sums':
           if (m.parts.length > 0) this.deps.addParts(m.parts, m.exporters);
           if (m.siteParts.length > 0) this.deps.addSiteParts?.(m.siteParts, m.siteExporters);
+          if (m.marking.length > 0) this.deps.addMarking?.(m.marking);
           return;
         case 'fireflies':
           if (this.deps.fireflies) for (const f of m.items) this.deps.fireflies.accept(f.firefly, f.receivedMs, f.exporterAddr, f.payload);

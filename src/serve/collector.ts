@@ -25,6 +25,7 @@ import { FireflyAggregator, type FireflyEventSink } from '../fireflies/aggregate
 import { createFireflyTracking, type FireflyTracker } from '../fireflies/index.js';
 import type { SiteService } from '../sites/service.js';
 import { Enricher } from '../enrich/enricher.js';
+import { MarkingCounts, MarkingIndex, MarkingSource, type MarkingUpdate, markedFlowOf } from '../fireflies/marking.js';
 import { Nat64Prefixes } from '../enrich/nat64.js';
 import { SiteLookup, type SiteDirectory } from '../enrich/site-lookup.js';
 import { createStore } from '../store/factory.js';
@@ -90,6 +91,10 @@ export function openListenerWarning(
 export class Collector {
   readonly stage: DecodeStage;
   readonly aggregator: Aggregator;
+  /** The firefly marking check: flows from accepted fireflies, outcomes of their flow records since start. */
+  readonly markingSource: MarkingSource;
+  readonly markingCounts = new MarkingCounts();
+  private sendMarking: (update: MarkingUpdate) => void = () => {};
   /** Site-pair sums of flow-label traffic (absent when the store keeps no site table). */
   readonly siteAggregator: Aggregator | undefined;
   /**
@@ -152,6 +157,11 @@ export class Collector {
     const tracking = createFireflyTracking(config, { now, log: deps.log });
     this.sites = tracking.sites;
     this.fireflyTracker = tracking.tracker;
+    this.markingSource = new MarkingSource({
+      maxFlows: config.fireflies.maxFlows,
+      liveSeconds: config.fireflies.flowTimeoutSeconds,
+      endedSeconds: config.aggregation.lateWindowSeconds + config.aggregation.bucketSeconds,
+    });
     // The hooks read the stage, listeners and aggregator at scrape time, after construction.
     const metrics = createMetrics({
       maxExporterLabels: config.metrics.maxExporterLabels,
@@ -282,7 +292,15 @@ export class Collector {
       forwardLog.limited(`forward|${destination}`, 'warn', `forwarding fireflies to ${destination} failed (counted)`, { destination, err }),
     );
     this.fireflyIntake = new FireflyIntake(this.forwarder);
-    this.fireflyIntake.sink = deps.fireflySink ?? this.fireflyTracker;
+    const tracker = deps.fireflySink ?? this.fireflyTracker;
+    // Every accepted firefly also tells the marking check which 5-tuples are transfers.
+    this.fireflyIntake.sink = {
+      accept: (f, receivedMs, exporterAddr) => {
+        tracker.accept(f, receivedMs, exporterAddr);
+        const flow = markedFlowOf(f, this.sites.siteOf(f.srcAddr), this.sites.siteOf(f.dstAddr));
+        if (flow !== undefined) this.markingSource.accept(flow, receivedMs, f.state === 'end');
+      },
+    };
     if (inWorkers) {
       const stage = new WorkerDecodeStage(
         config.decoder.workers,
@@ -296,12 +314,15 @@ export class Collector {
           ...(this.siteAggregator ? { addSiteParts: (parts, exporters) => this.siteAggregator!.addParts(parts, exporters) } : {}),
           nat64Prefixes,
           sites: this.sites.table(),
+          addMarking: (counts) => this.markingCounts.add(counts),
+          markingSnapshot: () => this.markingSource.snapshot(),
           fireflies: this.fireflyIntake,
         },
         saved.document,
       );
       this.stage = stage;
       this.sites.onTable((table) => stage.setSites(table));
+      this.sendMarking = (update) => stage.setMarking(update);
     } else {
       const enricher = new Enricher(
         new Nat64Prefixes(nat64Prefixes),
@@ -310,6 +331,9 @@ export class Collector {
         new SiteLookup(this.sites.table()),
       );
       this.sites.onTable((table) => enricher.setSites(new SiteLookup(table)));
+      const marking = { index: new MarkingIndex(), counts: this.markingCounts };
+      enricher.marking = marking;
+      this.sendMarking = (update) => marking.index.apply(update);
       this.stage = new InlineDecodeStage(
         stageConfig,
         {
@@ -404,6 +428,12 @@ export class Collector {
         health: () => this.health(),
         // The open buckets of /api/v1/traffic?provisional=true, read per request (one pass over their cells).
         provisional: () => this.aggregator.unwrittenRows(),
+        marking: () => ({
+          sinceMs: this.startedMs,
+          flows: this.markingSource.published,
+          evicted: this.markingSource.evicted,
+          counts: this.markingCounts.list(),
+        }),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
         now,
@@ -559,7 +589,13 @@ export class Collector {
     this.fireflies?.start();
     this.sites.start();
     // Flows whose end never arrives expire on this clock (the table has no timers of its own).
-    this.fireflyTickTimer = setInterval(() => this.fireflyTracker.tick(this.deps.now()), 1000);
+    this.fireflyTickTimer = setInterval(() => {
+      const now = this.deps.now();
+      this.fireflyTracker.tick(now);
+      this.markingSource.tick(now);
+      const update = this.markingSource.takeUpdate();
+      if (update !== undefined) this.sendMarking(update);
+    }, 1000);
     this.fireflyTickTimer.unref();
     if (this.api) this.apiAddress = await this.api.listen({ port: this.config.api.port, host: this.config.api.bind });
     await this.stage.ready();
