@@ -4,6 +4,7 @@ import type { PersistedFlowState } from '../../decoders/ipfix/index.js';
 import type { AggregatorConfig } from '../aggregate/config.js';
 import type { SiteTableSpec } from '../enrich/site-lookup.js';
 import type { LogFields, LogLevel, LogThreshold } from '../log.js';
+import type { Nat64TopPart } from '../enrich/nat64-top.js';
 import type { DecodeSnapshot } from './snapshot.js';
 import type { DecodeStageConfig } from './stage.js';
 
@@ -20,6 +21,8 @@ export interface WorkerInit {
   /** Enrichment: the NAT64 prefixes, and the site table (ids from the main thread's directory). */
   nat64Prefixes: readonly string[];
   sites: SiteTableSpec;
+  /** transition.nat64TopN: counters per bucket of the NAT64 IPv4 top list (0 or absent: off). */
+  nat64TopN?: number;
 }
 
 export type ToWorker =
@@ -46,6 +49,8 @@ export type FromWorker =
   | { type: 'sums'; parts: Float64Array; exporters: string[]; siteParts: Float64Array; siteExporters: string[] }
   /** A batch decoded; its buffer comes back for reuse. */
   | { type: 'done'; count: number; buffer: ArrayBuffer }
+  /** Partial NAT64 IPv4 top lists per bucket (src/enrich/nat64-top.ts), sent with the sums. */
+  | { type: 'nat64Top'; parts: Nat64TopPart[] }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }
   | { type: 'state'; id: number; state: PersistedFlowState }
   /** A line the worker's logger let through (already rate-limited there); fields are plain data. */
