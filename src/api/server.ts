@@ -24,6 +24,12 @@ import {
 } from './fireflies.js';
 import { defaultPageDir, isPublicPath, pageFilePaths, registerPage } from './page.js';
 import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
+import {
+  DEFAULT_NAT64_DESTINATIONS_LIMIT,
+  type Nat64DestinationsParams,
+  nat64DestinationsQuery,
+  Nat64TopUnavailable,
+} from './nat64-top.js';
 import { type MarkingParams, markingQuery } from './marking.js';
 import { MARKING_OUTCOMES } from '../fireflies/marking.js';
 import { CORRELATION_GROUP_BY, CORRELATION_GROUP_BY_PATTERN, type CorrelationParams, correlationQuery } from './correlation.js';
@@ -141,6 +147,13 @@ const ROUTE_PARAMETERS: Record<string, Partial<Record<ParameterName, ParameterDe
       description:
         'Exporters whose flow-label traffic is compared (default all; a flow crossing several exporting routers counts at each, so name the border routers for a one-to-one comparison).',
       expect: 'must be a comma-separated list of exporter addresses',
+    },
+  },
+  '/api/v1/transition/nat64-destinations': {
+    limit: {
+      schema: { type: 'string', maxLength: 5, pattern: '^\\d{1,5}$' },
+      description: `Most addresses listed, largest bytes first: 1 to transition.nat64TopN (default ${DEFAULT_NAT64_DESTINATIONS_LIMIT}).`,
+      expect: 'must be an integer from 1 to transition.nat64TopN',
     },
   },
   '/api/v1/fireflies': {
@@ -381,6 +394,34 @@ const transitionSchema = {
       },
     },
     totals: { type: 'object', properties: transitionProperties },
+  },
+} as const;
+
+const nat64DestinationsSchema = {
+  type: 'object',
+  properties: {
+    from: str,
+    to: str,
+    fromMs: num,
+    toMs: num,
+    bucketSeconds: num,
+    approximate: { type: 'boolean', description: 'Always true: per-bucket lists come from a bounded Space-Saving sketch.' },
+    topN: { type: 'number', description: 'transition.nat64TopN: addresses kept per bucket.' },
+    buckets: { type: 'number', description: 'Buckets of the range with a stored list.' },
+    destinations: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          address: str,
+          bytes: { type: 'number', description: 'Sum of the per-bucket upper bounds (sampling-scaled).' },
+          packets: num,
+          errorBytes: { type: 'number', description: 'Sum of the per-bucket over-estimation bounds: bytes - errorBytes is a lower bound.' },
+          buckets: { type: 'number', description: 'Buckets that list the address.' },
+        },
+      },
+    },
+    omitted: { type: 'number', description: 'Addresses listed in the range beyond limit.' },
   },
 } as const;
 
@@ -831,6 +872,28 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         },
       },
       (req, reply) => fromStore(reply, () => transitionQuery(deps, limits, req.query)),
+    );
+
+    api.get<{ Querystring: Nat64DestinationsParams }>(
+      '/api/v1/transition/nat64-destinations',
+      {
+        schema: {
+          tags: ['traffic'],
+          summary: 'IPv4 destinations behind NAT64: the services that still need dual-stacking (approximate: true)',
+          description:
+            "The IPv4 addresses embedded in the NAT64 side of NAT64 traffic (the destination when it lies in a NAT64 prefix, else the source), summed over the buckets that start in [from, to), largest bytes first. The answer is approximate (approximate: true): each bucket keeps a Space-Saving top N (transition.nat64TopN) by sampling-scaled bytes. Per bucket, bytes is an upper bound and bytes - errorBytes a lower bound of the true bytes; errorBytes here is the sum of those bounds over the buckets that list the address (buckets). A bucket where the address fell out of its top N does not count it (less than that bucket's smallest listed bytes). Exact while a bucket sees at most N addresses. packets counts what the address added since it took its counter (a lower bound). 503 when transition.nat64TopN is 0.",
+          querystring: route('/api/v1/transition/nat64-destinations', ['from', 'to', 'limit']),
+          response: { 200: nat64DestinationsSchema, 400: errorSchema, 503: errorSchema },
+        },
+      },
+      async (req, reply) => {
+        try {
+          return await nat64DestinationsQuery(deps, req.query);
+        } catch (err) {
+          if (err instanceof Nat64TopUnavailable) return reply.code(503).send({ error: 'not available', message: err.message });
+          return fromStore(reply, () => Promise.reject(err));
+        }
+      },
     );
 
     api.get<{ Querystring: MarkingParams }>(

@@ -126,6 +126,8 @@ export interface ApiDeps {
   marking?: () => MarkingStatus;
   /** Where the built page is (default: the package's dist/web); without its index.html, / says how to build it. */
   pageDir?: string;
+  /** transition.nat64TopN: addresses per bucket of /api/v1/transition/nat64-destinations (0 or absent: off). */
+  nat64TopN?: number;
   /** Aggregation bucket width (config.aggregation.bucketSeconds): the default and granularity of `step`. */
   bucketSeconds: number;
   /** Clock (ms since the epoch), for `now`-relative times and ages. */

@@ -628,6 +628,12 @@ export const OPTIONS = {
       value: 'list',
       arg: 'CIDRS',
     }),
+    nat64TopN: int(
+      nonNegativeInt.max(10_000),
+      100,
+      'N',
+      'IPv4 destinations behind NAT64 listed per bucket (a Space-Saving top N of the IPv4 addresses embedded in NAT64 traffic, by bytes: the services that still need dual-stacking; GET /api/v1/transition/nat64-destinations); 0 turns it off',
+    ),
   },
   fireflies: {
     maxFlows: int(

@@ -2,6 +2,7 @@ import type { FlowRecord } from '../../decoders/record.js';
 import type { RecordAggregator } from '../pipeline/decoder.js';
 import type { Nat64Prefixes } from './nat64.js';
 import { type MarkingCheck, outcomeOf } from '../fireflies/marking.js';
+import type { Nat64TopSink } from './nat64-top.js';
 import { type SiteLookup, UNKNOWN_SITE_ID } from './site-lookup.js';
 
 /**
@@ -17,6 +18,8 @@ export class Enricher implements RecordAggregator {
   private sites: SiteLookup | undefined;
   /** The firefly marking check (src/fireflies/marking.ts); absent: off. */
   marking: MarkingCheck | undefined;
+  /** The per-bucket top N of IPv4 destinations behind NAT64 (transition.nat64TopN; absent: off). */
+  private nat64Top: Nat64TopSink | undefined;
 
   constructor(
     private readonly nat64: Nat64Prefixes,
@@ -32,6 +35,11 @@ export class Enricher implements RecordAggregator {
     this.sites = sites === undefined || sites.empty || this.sitePairs === undefined ? undefined : sites;
   }
 
+  /** Where NAT64 records' embedded IPv4 addresses are counted (src/enrich/nat64-top.ts). */
+  setNat64Top(sink: Nat64TopSink | undefined): void {
+    this.nat64Top = sink;
+  }
+
   add(rec: FlowRecord, receivedMs: number, exporterAddr: string): void {
     const b = rec.addrBytes;
     const len = rec.addrLen;
@@ -42,6 +50,7 @@ export class Enricher implements RecordAggregator {
       nat64 = this.nat64.match(b, rec.dstAddrAt) >= 0 || this.nat64.match(b, rec.srcAddrAt) >= 0;
     }
     rec.nat64 = nat64;
+    if (nat64 && this.nat64Top !== undefined) this.nat64Top.addRecord(rec, receivedMs, this.nat64);
     const sites = this.sites;
     if (sites !== undefined) {
       if (len !== 0 && b !== undefined) {

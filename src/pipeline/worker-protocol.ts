@@ -5,6 +5,7 @@ import type { AggregatorConfig } from '../aggregate/config.js';
 import type { SiteTableSpec } from '../enrich/site-lookup.js';
 import type { MarkingCount, MarkingUpdate } from '../fireflies/marking.js';
 import type { LogFields, LogLevel, LogThreshold } from '../log.js';
+import type { Nat64TopPart } from '../enrich/nat64-top.js';
 import type { DecodeSnapshot } from './snapshot.js';
 import type { DecodeStageConfig } from './stage.js';
 
@@ -23,6 +24,8 @@ export interface WorkerInit {
   sites: SiteTableSpec;
   /** The firefly flows the marking check knows at start (later changes come as 'marking'). */
   marking: MarkingUpdate;
+  /** transition.nat64TopN: counters per bucket of the NAT64 IPv4 top list (0 or absent: off). */
+  nat64TopN?: number;
 }
 
 export type ToWorker =
@@ -59,6 +62,8 @@ export type FromWorker =
     }
   /** A batch decoded; its buffer comes back for reuse. */
   | { type: 'done'; count: number; buffer: ArrayBuffer }
+  /** Partial NAT64 IPv4 top lists per bucket (src/enrich/nat64-top.ts), sent with the sums. */
+  | { type: 'nat64Top'; parts: Nat64TopPart[] }
   | { type: 'snapshot'; id: number; snapshot: DecodeSnapshot }
   | { type: 'state'; id: number; state: PersistedFlowState }
   /** A line the worker's logger let through (already rate-limited there); fields are plain data. */

@@ -10,6 +10,7 @@ import { createForwardingLogger } from '../log.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
 import { Enricher } from '../enrich/enricher.js';
 import { Nat64Prefixes } from '../enrich/nat64.js';
+import { Nat64TopSketches } from '../enrich/nat64-top.js';
 import { SiteLookup } from '../enrich/site-lookup.js';
 import { MarkingCounts, MarkingIndex } from '../fireflies/marking.js';
 import { BatchReader } from './shard.js';
@@ -38,6 +39,11 @@ const enricher = new Enricher(new Nat64Prefixes(init.nat64Prefixes), aggregator,
 const marking = { index: new MarkingIndex(), counts: new MarkingCounts() };
 marking.index.apply(init.marking);
 enricher.marking = marking;
+const nat64Top =
+  init.nat64TopN !== undefined && init.nat64TopN > 0 && init.aggregation.bucketSeconds !== undefined
+    ? new Nat64TopSketches(init.nat64TopN, init.aggregation.bucketSeconds)
+    : undefined;
+enricher.setNat64Top(nat64Top);
 
 let saved;
 try {
@@ -67,6 +73,13 @@ function flush(): void {
       parts.buffer as ArrayBuffer,
       sites.parts.buffer as ArrayBuffer,
     ]);
+  }
+  const top = nat64Top?.take();
+  if (top !== undefined && top.length > 0) {
+    post(
+      { type: 'nat64Top', parts: top },
+      top.map((p) => p.entries.buffer as ArrayBuffer),
+    );
   }
 }
 

@@ -40,6 +40,10 @@ export interface WorkerStageDeps {
   addParts: (parts: Float64Array, exporters: string[]) => void;
   /** Partial site-pair sums from a worker (the site aggregator's addParts); absent: dropped (no site table). */
   addSiteParts?: (parts: Float64Array, exporters: string[]) => void;
+  /** Partial NAT64 IPv4 top lists from a worker (Nat64TopAggregator.mergeParts); absent: off. */
+  addNat64Top?: (parts: import('../enrich/nat64-top.js').Nat64TopPart[]) => void;
+  /** transition.nat64TopN, for the workers' sketches (0 or absent: off). */
+  nat64TopN?: number;
   /** Enrichment settings every worker starts with (default: the well-known NAT64 prefix, no sites). */
   nat64Prefixes?: readonly string[];
   sites?: SiteTableSpec;
@@ -126,6 +130,7 @@ export class WorkerDecodeStage implements DecodeStage {
       nat64Prefixes: this.deps.nat64Prefixes ?? [WELL_KNOWN_NAT64_PREFIX],
       marking: this.deps.markingSnapshot?.() ?? { upserts: [], deletes: [] },
       sites: this.sites,
+      ...(this.deps.addNat64Top && this.deps.nat64TopN ? { nat64TopN: this.deps.nat64TopN } : {}),
     };
     const startedMs = this.deps.now();
     // Every line of this worker (its own, forwarded, and the ones about it) names it.
@@ -155,6 +160,9 @@ export class WorkerDecodeStage implements DecodeStage {
           if (m.parts.length > 0) this.deps.addParts(m.parts, m.exporters);
           if (m.siteParts.length > 0) this.deps.addSiteParts?.(m.siteParts, m.siteExporters);
           if (m.marking.length > 0) this.deps.addMarking?.(m.marking);
+          return;
+        case 'nat64Top':
+          this.deps.addNat64Top?.(m.parts);
           return;
         case 'fireflies':
           if (this.deps.fireflies) for (const f of m.items) this.deps.fireflies.accept(f.firefly, f.receivedMs, f.exporterAddr, f.payload);

@@ -44,6 +44,8 @@ import { DropWindow } from './drop-window.js';
 import { MetricsSync } from './metrics-sync.js';
 import { RUN_MARKER_FILE, RunMarker, type UncleanShutdown } from './run-marker.js';
 import { COMMIT, VERSION } from '../version.js';
+import type { Nat64TopAggregator } from '../enrich/nat64-top.js';
+import { createNat64Top, startNat64Top } from './nat64-top.js';
 
 /** How often the decode stage's snapshot is refreshed for metrics, link names and health. */
 const SNAPSHOT_MS = 1_000;
@@ -111,6 +113,8 @@ export class Collector {
   readonly fireflyTracker: FireflyTracker;
   /** Site attribution (configured prefixes and the CRIC document, refreshed on its timer). */
   readonly sites: SiteService;
+  /** Per-bucket top N of the IPv4 destinations behind NAT64 (transition.nat64TopN; undefined: off). */
+  readonly nat64Top: Nat64TopAggregator | undefined;
   private fireflyTickTimer: NodeJS.Timeout | undefined;
   readonly links: LinkDirectory;
   readonly listeners: { name: string; listener: UdpListener }[];
@@ -242,6 +246,7 @@ export class Collector {
         )
       : undefined;
     const nat64Prefixes = config.transition.nat64Prefixes;
+    this.nat64Top = createNat64Top(config, store, now, deps.log.child({ component: 'nat64-top' }));
     // The same bucket width, grace and late window as traffic, so the two line up per bucket.
     this.fireflies = isFireflyStore(store)
       ? new FireflyAggregator(
@@ -313,6 +318,7 @@ export class Collector {
           addParts: (parts, exporters) => this.aggregator.addParts(parts, exporters),
           ...(this.siteAggregator ? { addSiteParts: (parts, exporters) => this.siteAggregator!.addParts(parts, exporters) } : {}),
           nat64Prefixes,
+          ...(this.nat64Top ? { addNat64Top: (parts) => this.nat64Top!.mergeParts(parts), nat64TopN: config.transition.nat64TopN } : {}),
           sites: this.sites.table(),
           addMarking: (counts) => this.markingCounts.add(counts),
           markingSnapshot: () => this.markingSource.snapshot(),
@@ -334,6 +340,7 @@ export class Collector {
       const marking = { index: new MarkingIndex(), counts: this.markingCounts };
       enricher.marking = marking;
       this.sendMarking = (update) => marking.index.apply(update);
+      enricher.setNat64Top(this.nat64Top);
       this.stage = new InlineDecodeStage(
         stageConfig,
         {
@@ -436,6 +443,7 @@ export class Collector {
         }),
         metricsRegistry: metrics.registry,
         bucketSeconds: config.aggregation.bucketSeconds,
+        nat64TopN: this.nat64Top ? config.transition.nat64TopN : 0,
         now,
         limits: { maxPoints: config.api.maxPoints, maxGroups: config.api.maxGroups },
         security: {
@@ -578,6 +586,7 @@ export class Collector {
         );
       }
     }
+    if (this.nat64Top) await startNat64Top(this.nat64Top, this.store, fromMs, now, this.log);
     // Everything with a one-off start-up cost runs before the sockets open, so the first
     // datagrams meet a ready process: the registry's first refresh (fetch loads its HTTP
     // client on first use, ~50 ms of the main thread), the aggregator's first tick, the API,
@@ -920,6 +929,12 @@ export class Collector {
       await this.siteAggregator?.stop();
     } catch (err) {
       this.log.error('writing the open site-pair buckets at shutdown failed', { store: this.store.kind, err });
+      this.stopFailed = true;
+    }
+    try {
+      await this.nat64Top?.stop();
+    } catch (err) {
+      this.log.error('writing the open NAT64 top lists at shutdown failed', { store: this.store.kind, err });
       this.stopFailed = true;
     }
     // After the traffic buckets (the flow-label accounting matters most), before the store closes.

@@ -782,6 +782,55 @@ describe('other routes and parameters', () => {
     expect((await get(`/api/v1/fireflies?${RANGE}&ipVersion=5`)).status).toBe(400);
   });
 
+  it('GET /api/v1/transition/nat64-destinations: summed per address from the store, limit checked, 503 when off', async () => {
+    const topStore = createSqliteStore({ path: ':memory:' });
+    const row = (bucketStartMs: number, rank: number, address: string, bytes: number, errorBytes = 0) => ({
+      bucketStartMs,
+      bucketSeconds: 60,
+      rank,
+      address,
+      bytes,
+      packets: bytes / 100,
+      errorBytes,
+    });
+    await topStore.writeNat64TopRows([
+      row(T0, 1, '192.0.2.33', 5000),
+      row(T0, 2, '203.0.113.5', 2500),
+      row(T0 + MIN, 1, '192.0.2.33', 1000, 100),
+    ]);
+    await topStore.writeNat64TopRows([row(T0 + 10 * MIN, 1, '198.51.100.1', 9000)]); // outside the range
+    const a = buildApi(deps({ store: topStore, nat64TopN: 5 }));
+    await a.ready();
+    try {
+      const { status, body } = await get(`/api/v1/transition/nat64-destinations?${RANGE}`, a);
+      expect(status).toBe(200);
+      expect(body).toEqual({
+        from: '2025-10-01T00:00:00.000Z',
+        to: '2025-10-01T00:05:00.000Z',
+        fromMs: T0,
+        toMs: T0 + 5 * MIN,
+        bucketSeconds: 60,
+        approximate: true,
+        topN: 5,
+        buckets: 2,
+        destinations: [
+          { address: '192.0.2.33', bytes: 6000, packets: 60, errorBytes: 100, buckets: 2 },
+          { address: '203.0.113.5', bytes: 2500, packets: 25, errorBytes: 0, buckets: 1 },
+        ],
+        omitted: 0,
+      });
+      const one = await get(`/api/v1/transition/nat64-destinations?${RANGE}&limit=1`, a);
+      expect([one.body.destinations.length, one.body.omitted]).toEqual([1, 1]);
+      expect((await get(`/api/v1/transition/nat64-destinations?${RANGE}&limit=6`, a)).status).toBe(400);
+      expect((await get(`/api/v1/transition/nat64-destinations?${RANGE}&limit=x`, a)).status).toBe(400);
+    } finally {
+      await a.close();
+      await topStore.close();
+    }
+    // The memory store keeps no top lists; nat64TopN absent means off.
+    expect((await get(`/api/v1/transition/nat64-destinations?${RANGE}`)).status).toBe(503);
+  });
+
   it('serves an OpenAPI document listing every route and the traffic parameters', async () => {
     const { status, body } = await get('/api/v1/openapi.json');
     expect(status).toBe(200);
@@ -791,12 +840,17 @@ describe('other routes and parameters', () => {
       '/api/v1/experiments',
       '/api/v1/exporters',
       '/api/v1/fireflies',
+      '/api/v1/fireflies/marking',
       '/api/v1/links',
       '/api/v1/traffic',
       '/api/v1/transition',
+      '/api/v1/transition/nat64-destinations',
       '/health',
       '/metrics',
     ]);
+    const top = body.paths['/api/v1/transition/nat64-destinations'].get;
+    expect(top.description).toContain('approximate: true');
+    expect(top.parameters.map((p: any) => p.name)).toEqual(['from', 'to', 'limit']);
     const params = body.paths['/api/v1/traffic'].get.parameters.map((p: any) => [p.name, p.in]);
     expect(params).toEqual(
       [

@@ -156,6 +156,7 @@ const NAMES: [path: string, env: string, flag: string, text: string, value: unkn
     '64:ff9b::/96,64:ff9b:1::/48',
     ['64:ff9b::/96', '64:ff9b:1::/48'],
   ],
+  ['transition.nat64TopN', 'SCITAGS_TRANSITION_NAT64_TOP_N', '--transition-nat64-top-n', '20', 20],
   ['fireflies.maxFlows', 'SCITAGS_FIREFLIES_MAX_FLOWS', '--fireflies-max-flows', '2000', 2000],
   ['fireflies.flowTimeoutSeconds', 'SCITAGS_FIREFLIES_FLOW_TIMEOUT_SECONDS', '--fireflies-flow-timeout-seconds', '3600', 3600],
   ['fireflies.duplicateWindowSeconds', 'SCITAGS_FIREFLIES_DUPLICATE_WINDOW_SECONDS', '--fireflies-duplicate-window-seconds', '0', 0],

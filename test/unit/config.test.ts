@@ -68,7 +68,7 @@ const DEFAULTS: Config = {
     maxPrefixes: 100000,
     maxSites: 1000,
   },
-  transition: { nat64Prefixes: ['64:ff9b::/96'] },
+  transition: { nat64Prefixes: ['64:ff9b::/96'], nat64TopN: 100 },
   fireflies: { maxFlows: 100000, flowTimeoutSeconds: 86400, duplicateWindowSeconds: 60, instance: '' },
   api: {
     port: 8080,

@@ -60,7 +60,7 @@ describe('sqlite store: file and schema', () => {
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     db.close();
     expect(store.kind).toBe('sqlite');
     expect(DEFAULT_SQLITE_STORE_CONFIG).toEqual({ path: './data/scitags.sqlite', retentionDays: 30 });

@@ -7,6 +7,15 @@ import { groupRows, type StoredRow } from '../group.js';
 import { groupFireflyRows } from '../firefly-group.js';
 import { groupSiteRows } from '../site-group.js';
 import { buildSiteQuery, influxRowToSite, SITE_MEASUREMENT, SITE_TAGS, siteRowsToPoints } from './site.js';
+import { groupNat64Top, type Nat64TopQuery, type Nat64TopResult, type Nat64TopRow, type Nat64TopStore } from '../nat64-top.js';
+import {
+  influxRowToNat64Top,
+  NAT64_TOP_FIELDS,
+  NAT64_TOP_MEASUREMENT,
+  NAT64_TOP_TAGS,
+  nat64TopQuery,
+  nat64TopToPoints,
+} from './nat64-top.js';
 import type {
   SiteTrafficQuery,
   SiteTrafficRow,
@@ -90,6 +99,7 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
       { measurement: 'collector_decode_errors', fields: { errors: FieldType.INTEGER }, tags: ['exporter', 'reason'] },
       { measurement: FIREFLY_MEASUREMENT, fields: FIREFLY_FIELDS, tags: FIREFLY_TAGS },
       { measurement: SITE_MEASUREMENT, fields: INTEGER_FIELDS, tags: SITE_TAGS },
+      { measurement: NAT64_TOP_MEASUREMENT, fields: NAT64_TOP_FIELDS, tags: NAT64_TOP_TAGS },
     ],
   };
 }
@@ -98,7 +108,7 @@ function connection(cfg: InfluxStoreConfig, ca: Buffer | undefined): ISingleHost
  * The InfluxDB 1.x store (docs/influx-schema.md): whole buckets written as points through a
  * batched, spooling writer; queries in InfluxQL with the grouping done by groupRows.
  */
-export class InfluxTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore {
+export class InfluxTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore, Nat64TopStore {
   readonly kind = 'influx';
   readonly influx: InfluxDB;
   private readonly writer: InfluxWriter;
@@ -322,6 +332,26 @@ export class InfluxTrafficStore implements TrafficStore, FireflyStore, SiteTraff
         ...(nat64 ? { nat64: true as const } : {}),
       };
     });
+  }
+
+  /** NAT64 top lists go through the same writer as traffic (scitags_nat64_top, rank tag, address field). */
+  async writeNat64TopRows(rows: Nat64TopRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.writer.write(nat64TopToPoints(rows));
+  }
+
+  async queryNat64Top(q: Nat64TopQuery): Promise<Nat64TopResult> {
+    const rows = await this.influx.query<Record<string, unknown>>(nat64TopQuery(q.fromMs, q.toMs));
+    return groupNat64Top(
+      rows.map((r) => influxRowToNat64Top(r, this.deps.bucketSeconds)),
+      q.limit,
+    );
+  }
+
+  async readNat64TopRows(fromMs: number): Promise<Nat64TopRow[]> {
+    await this.writer.flush().catch(() => {});
+    const rows = await this.influx.query<Record<string, unknown>>(nat64TopQuery(fromMs));
+    return rows.map((r) => influxRowToNat64Top(r, this.deps.bucketSeconds));
   }
 
   /** Firefly rows go through the same writer as traffic: batching, retries, spool, dead letters. */

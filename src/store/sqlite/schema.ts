@@ -104,6 +104,19 @@ const MIGRATIONS: readonly string[] = [
      records        INTEGER NOT NULL,
      PRIMARY KEY (bucket_start, exporter, src_site, dst_site, class, community, activity, nat64)
    ) WITHOUT ROWID`,
+  // The IPv4 destinations behind NAT64 (issue 14, src/enrich/nat64-top.ts): per bucket the
+  // top N (transition.nat64TopN) of a Space-Saving sketch, rank 1 = most bytes. A bucket's
+  // list is replaced whole when it is rewritten. address is the dotted-quad IPv4 address.
+  `CREATE TABLE nat64_top (
+     bucket_start   INTEGER NOT NULL,
+     address        TEXT    NOT NULL,
+     rank           INTEGER NOT NULL,
+     bucket_seconds INTEGER NOT NULL,
+     bytes          INTEGER NOT NULL,
+     packets        INTEGER NOT NULL,
+     error_bytes    INTEGER NOT NULL,
+     PRIMARY KEY (bucket_start, address)
+   ) WITHOUT ROWID`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -23,6 +23,8 @@ import type {
 import { formatLinkKey } from './link-key.js';
 import { buildSeriesQuery, buildTotalsQuery } from './query.js';
 import { NONE, migrate } from './schema.js';
+import type { Nat64TopQuery, Nat64TopResult, Nat64TopRow, Nat64TopStore } from '../nat64-top.js';
+import { queryNat64Top, readNat64Top, writeNat64Top } from './nat64-top.js';
 
 /**
  * The embedded default store: one SQLite file (better-sqlite3) in WAL mode, so API reads
@@ -53,7 +55,7 @@ interface SeriesRow {
   [column: string]: string | number;
 }
 
-export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore {
+export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTrafficStore, Nat64TopStore {
   readonly kind = 'sqlite';
   readonly config: SqliteStoreConfig;
   private readonly db: Database.Database;
@@ -378,7 +380,8 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
     return (
       this.statement('DELETE FROM traffic WHERE bucket_start < ?').run(cutoff).changes +
       this.statement('DELETE FROM site_traffic WHERE bucket_start < ?').run(cutoff).changes +
-      this.statement('DELETE FROM firefly WHERE bucket_start < ?').run(cutoff).changes
+      this.statement('DELETE FROM firefly WHERE bucket_start < ?').run(cutoff).changes +
+      this.statement('DELETE FROM nat64_top WHERE bucket_start < ?').run(cutoff).changes
     );
   }
 
@@ -419,6 +422,18 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
       `SELECT ${FIREFLY_SELECT_STEP}, bucket_seconds FROM firefly WHERE bucket_start >= ? GROUP BY t, community, activity, ip_version, src_site, dst_site`,
     ).all(1, fromMs) as (FireflyDbRow & { bucket_seconds: number })[];
     return rows.map((r) => ({ ...fromFireflyDb(r), bucketSeconds: r.bucket_seconds }));
+  }
+
+  async writeNat64TopRows(rows: Nat64TopRow[]): Promise<void> {
+    if (rows.length > 0) writeNat64Top(this.db, rows);
+  }
+
+  async queryNat64Top(q: Nat64TopQuery): Promise<Nat64TopResult> {
+    return queryNat64Top(this.db, q);
+  }
+
+  async readNat64TopRows(fromMs: number): Promise<Nat64TopRow[]> {
+    return readNat64Top(this.db, fromMs);
   }
 
   async close(): Promise<void> {
