@@ -58,6 +58,15 @@ export interface MetricsOptions {
   fireflyFlows?: () => FlowTableStats;
   /** Site attribution (SiteService.status); the site metrics exist only when given. */
   sites?: () => SitesStatus;
+  /**
+   * The marking check's sums since start per experiment name (registry name, else the id) and
+   * outcome (src/fireflies/marking.ts); the marking metrics exist only when given.
+   */
+  fireflyMarking?: () => {
+    flows: number;
+    evicted: number;
+    byExperiment: readonly { experiment: string; outcome: string; records: number; bytes: number }[];
+  };
 }
 
 export interface BuildInfo {
@@ -421,6 +430,36 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       registers,
       collect() {
         this.set(flowsHook().estimatedBytes);
+      },
+    });
+  }
+  const markingHook = options.fireflyMarking;
+  if (markingHook) {
+    // Running sums since start, mirrored at scrape time like the flow table's.
+    const counter = (name: string, help: string, pick: (r: { records: number; bytes: number }) => number): void => {
+      new Counter({
+        name: n(name),
+        help,
+        labelNames: ['experiment', 'outcome'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const r of markingHook().byExperiment) this.inc({ experiment: r.experiment, outcome: r.outcome }, pick(r));
+        },
+      });
+    };
+    counter(
+      'firefly_marking_records_total',
+      'Flow records of firefly flows (same 5-tuple) by the experiment the host declared and outcome: agree (the flow label carried the declared pair), mismatch, unmarked (label 0), notExported (the exporter sends no label), ipv4',
+      (r) => r.records,
+    );
+    counter('firefly_marking_bytes_total', 'Bytes (scaled by sampling) of those flow records, by experiment and outcome', (r) => r.bytes);
+    new Gauge({
+      name: n('firefly_marking_flows'),
+      help: 'Firefly flows the marking check holds (live, or ended within the late window)',
+      registers,
+      collect() {
+        this.set(markingHook().flows);
       },
     });
   }

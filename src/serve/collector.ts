@@ -181,6 +181,7 @@ export class Collector {
       queueLength: () => this.stage.queueStats().length,
       liveKeys: () => this.aggregator.stats().liveKeys,
       fireflyFlows: () => this.fireflyTracker.stats(),
+      fireflyMarking: () => this.markingByExperiment(),
       sites: () => this.sites.status(),
       receivePaths: () => this.receivePaths(),
       decodeWorkers: () => ({ workers: this.stage.workerCount, restarts: this.stage.restarts }),
@@ -731,6 +732,25 @@ export class Collector {
     if (restarts > this.lastRestarts) this.lastRestartMs = now;
     this.lastRestarts = restarts;
     if (!this.stopping) this.marker?.heartbeat(now, this.aggregator.stats().dirtyBuckets > 0);
+  }
+
+  /** The marking check's sums per experiment name and outcome (for /metrics: experiments are bounded by the id space). */
+  private markingByExperiment(): {
+    flows: number;
+    evicted: number;
+    byExperiment: { experiment: string; outcome: string; records: number; bytes: number }[];
+  } {
+    const sums = new Map<string, { experiment: string; outcome: string; records: number; bytes: number }>();
+    const reg = this.registry.registry;
+    for (const c of this.markingCounts.list()) {
+      const experiment = reg.communityName(c.experimentId) ?? String(c.experimentId);
+      const key = `${experiment}|${c.outcome}`;
+      let e = sums.get(key);
+      if (!e) sums.set(key, (e = { experiment, outcome: c.outcome, records: 0, bytes: 0 }));
+      e.records += c.records;
+      e.bytes += c.bytes;
+    }
+    return { flows: this.markingSource.published, evicted: this.markingSource.evicted, byExperiment: [...sums.values()] };
   }
 
   /** The newest store write error (either the aggregator's or the store's own retries). */

@@ -62,7 +62,7 @@ interface Answer {
   }[];
 }
 
-async function run(workers: number): Promise<Answer> {
+async function run(workers: number): Promise<Answer & { metrics: string[] }> {
   const ports = await freePorts();
   const fireflyPort = await freeUdpPort();
   const daemon = await startDaemon(ports, [
@@ -106,7 +106,8 @@ async function run(workers: number): Promise<Answer> {
       answer = await getJson<Answer>(`${daemon.apiUrl}/api/v1/fireflies/marking`);
       return answer.rows.reduce((n, r) => n + Object.values(r.records).reduce((a, b) => a + b, 0), 0) === 6;
     });
-    return answer!;
+    const metrics = await (await fetch(`${daemon.apiUrl}/metrics`)).text();
+    return { ...answer!, metrics: metrics.split('\n').filter((l) => l.startsWith('scitags_firefly_marking')) };
   } finally {
     expect(await daemon.stop('SIGTERM')).toBe(0);
   }
@@ -131,6 +132,22 @@ for (const workers of [1, 2]) {
         ],
         ['atlas', 3, 'SITE-A', 'unknown', { ...zero, ipv4: 1 }, { ...zero, ipv4: 4000 }, null, []],
       ]);
+      // The same sums per experiment in /metrics (HELP / TYPE lines, then the samples).
+      expect(a.metrics.filter((l) => !l.startsWith('#') && / [1-9]/.test(l)).sort()).toEqual(
+        [
+          'scitags_firefly_marking_bytes_total{experiment="atlas",outcome="agree"} 1100',
+          'scitags_firefly_marking_bytes_total{experiment="atlas",outcome="ipv4"} 4000',
+          'scitags_firefly_marking_bytes_total{experiment="atlas",outcome="mismatch"} 2000',
+          'scitags_firefly_marking_bytes_total{experiment="atlas",outcome="notExported"} 500',
+          'scitags_firefly_marking_bytes_total{experiment="atlas",outcome="unmarked"} 3000',
+          'scitags_firefly_marking_flows 4',
+          'scitags_firefly_marking_records_total{experiment="atlas",outcome="agree"} 2',
+          'scitags_firefly_marking_records_total{experiment="atlas",outcome="ipv4"} 1',
+          'scitags_firefly_marking_records_total{experiment="atlas",outcome="mismatch"} 1',
+          'scitags_firefly_marking_records_total{experiment="atlas",outcome="notExported"} 1',
+          'scitags_firefly_marking_records_total{experiment="atlas",outcome="unmarked"} 1',
+        ].sort(),
+      );
     });
   });
 }

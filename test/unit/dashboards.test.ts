@@ -376,13 +376,19 @@ describe('Prometheus dashboard', () => {
       expect(['timeseries', 'table']).toContain(p.type);
       expect(p.fieldConfig?.defaults?.unit, `panel ${p.id} ${p.title}`).toMatch(/^(bps|pps|cps|percentunit|decbytes|s)$/);
     }
-    expect(panels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual(['Traffic by experiment', 'Per link', 'Exporter health']);
+    expect(panels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual([
+      'Traffic by experiment',
+      'Per link',
+      'Exporter health',
+      'Fireflies',
+    ]);
   });
 
   it('uses only metrics the collector exposes, counters only through rate() or increase(), bytes as bits', async () => {
     const m = createMetrics({
       defaultMetrics: true,
       spool: () => ({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined }),
+      fireflyMarking: () => ({ flows: 0, evicted: 0, byExperiment: [] }),
     });
     const known = new Map((await m.registry.getMetricsAsJSON()).map((x) => [x.name, String(x.type)]));
     const queries = [
