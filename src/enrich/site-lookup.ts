@@ -170,10 +170,25 @@ function word(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
-/** Address bytes -> site id: configured prefixes first (whatever the lengths), then CRIC. */
+/** Entries of each address cache (a power of two): hosts repeat, flow after flow. */
+const CACHE_BITS = 13;
+const CACHE_SIZE = 1 << CACHE_BITS;
+
+/**
+ * Address bytes -> site id: configured prefixes first (whatever the lengths), then CRIC.
+ *
+ * The per-length probes cost a few Map lookups per prefix length present, most for addresses
+ * no prefix holds (all lengths probed): a direct-mapped cache per family (8,192 entries, the
+ * address words and the answer, in typed arrays) answers repeated addresses with one hash and
+ * a compare. A new table (CRIC refresh) is a new SiteLookup, so the cache never goes stale.
+ */
 export class SiteLookup {
   private readonly configured: LengthTable;
   private readonly cric: LengthTable;
+  private readonly v4Keys = new Int32Array(CACHE_SIZE);
+  private readonly v4Sites = new Int32Array(CACHE_SIZE).fill(-1);
+  private readonly v6Keys = new Int32Array(CACHE_SIZE * 4);
+  private readonly v6Sites = new Int32Array(CACHE_SIZE).fill(-1);
 
   constructor(spec: SiteTableSpec) {
     this.configured = new LengthTable(spec.configured);
@@ -186,6 +201,35 @@ export class SiteLookup {
   }
 
   siteOf(b: Uint8Array, at: number, addrLen: number): number {
+    const w0 = word(b, at) | 0;
+    if (addrLen === 4) {
+      const slot = Math.imul(w0, 0x9e3779b1) >>> (32 - CACHE_BITS);
+      const cached = this.v4Sites[slot]!;
+      if (cached >= 0 && this.v4Keys[slot] === w0) return cached;
+      const id = this.lookup(b, at, addrLen);
+      this.v4Keys[slot] = w0;
+      this.v4Sites[slot] = id;
+      return id;
+    }
+    const w1 = word(b, at + 4) | 0;
+    const w2 = word(b, at + 8) | 0;
+    const w3 = word(b, at + 12) | 0;
+    const slot =
+      Math.imul(w0 ^ Math.imul(w1, 0x85ebca6b) ^ Math.imul(w2, 0xc2b2ae35) ^ Math.imul(w3, 0x27d4eb2f), 0x9e3779b1) >>> (32 - CACHE_BITS);
+    const k = slot * 4;
+    const keys = this.v6Keys;
+    const cached = this.v6Sites[slot]!;
+    if (cached >= 0 && keys[k] === w0 && keys[k + 1] === w1 && keys[k + 2] === w2 && keys[k + 3] === w3) return cached;
+    const id = this.lookup(b, at, addrLen);
+    keys[k] = w0;
+    keys[k + 1] = w1;
+    keys[k + 2] = w2;
+    keys[k + 3] = w3;
+    this.v6Sites[slot] = id;
+    return id;
+  }
+
+  private lookup(b: Uint8Array, at: number, addrLen: number): number {
     const id = this.configured.lookup(b, at, addrLen);
     if (id >= 0) return id;
     const c = this.cric.lookup(b, at, addrLen);

@@ -31,7 +31,10 @@ import { join } from 'node:path';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { useCompiledFill } from '../../decoders/ipfix/data.js';
 import { createAggregator } from '../../src/aggregate/index.js';
-import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from '../../src/pipeline/decoder.js';
+import { DatagramDecoder, DEFAULT_DECODER_OPTIONS, type RecordAggregator } from '../../src/pipeline/decoder.js';
+import { Enricher } from '../../src/enrich/enricher.js';
+import { Nat64Prefixes, WELL_KNOWN_NAT64_PREFIX } from '../../src/enrich/nat64.js';
+import { compileSiteTable, SiteDirectory, SiteLookup } from '../../src/enrich/site-lookup.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { benchAggregate } from './aggregate.js';
 import { benchApi } from './api.js';
@@ -98,13 +101,36 @@ const DECODE_AGGREGATE_CAPTURES: [string, string][] = [
  * inline decode stage does) and every record handed to Aggregator.add() (null store, one
  * open bucket: receive time fixed), in a loop; records/s per 1 s run after a 1 s warm-up.
  */
-async function decodeAggregate(file: string, runs: number, compiledFill = true): Promise<number[]> {
+/**
+ * What sits between the decoder and the aggregator: 'enriched' is the daemon (the Enricher:
+ * NAT64 flag, no site map), 'sites' the daemon with a CRIC-sized site map (site lookups and
+ * the site-pair aggregator), 'bare' the aggregator alone (the enrichment's cost by difference).
+ */
+type Enrichment = 'enriched' | 'sites' | 'bare';
+
+/** A site map shaped like CRIC's: 600 sites with IPv4 /16-/24 and IPv6 /32-/64 prefixes, one of them holding the captures' hosts. */
+function benchSiteTable(dir: SiteDirectory): SiteLookup {
+  const prefixes: Record<string, string[]> = {};
+  for (let i = 0; i < 600; i++) {
+    prefixes[`SITE-${i}`] = [`${10 + (i % 200)}.${i % 256}.0.0/${16 + (i % 9)}`, `2001:${(0x100 + i).toString(16)}::/${32 + (i % 5) * 8}`];
+  }
+  prefixes['CAPTURES'] = ['2001:db8::/32', '192.0.2.0/24', '10.0.0.0/8'];
+  return new SiteLookup(compileSiteTable(prefixes, undefined, dir));
+}
+
+async function decodeAggregate(file: string, runs: number, compiledFill = true, enrichment: Enrichment = 'enriched'): Promise<number[]> {
   useCompiledFill(compiledFill);
   const { datagrams } = readCaptureFile(join(repoRoot(), 'test', 'fixtures', file));
   if (datagrams.length === 0) throw new Error(`no UDP datagrams in ${file}`);
   const t0 = Date.UTC(2025, 0, 1, 12, 0, 0);
   const registry = loadSnapshot(t0);
-  const agg = createAggregator({}, { now: () => t0, store: nullStore, registry: () => registry });
+  const traffic = createAggregator({}, { now: () => t0, store: nullStore, registry: () => registry });
+  const sitePairs = createAggregator({ keyBy: 'sites' }, { now: () => t0, store: nullStore, registry: () => registry });
+  const nat64 = new Nat64Prefixes([WELL_KNOWN_NAT64_PREFIX]);
+  const agg: RecordAggregator =
+    enrichment === 'bare'
+      ? traffic
+      : new Enricher(nat64, traffic, sitePairs, enrichment === 'sites' ? benchSiteTable(new SiteDirectory(1000)) : undefined);
   const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
   const loopFor = (ms: number): number => {
     const start = process.hrtime.bigint();
@@ -127,7 +153,8 @@ async function decodeAggregate(file: string, runs: number, compiledFill = true):
     await new Promise((resolve) => setImmediate(resolve));
   }
   if (decoder.totals.records === 0) throw new Error(`${file}: nothing decoded`);
-  await agg.flush();
+  await traffic.flush();
+  await sitePairs.flush();
   useCompiledFill(true);
   return rates;
 }
@@ -141,6 +168,21 @@ const benchDecodeAggregate: Bench = async (f) => {
       metric: 'recordsPerSec',
       unit: 'records/s',
       samples: await decodeAggregate(file, f.runs ?? 5),
+    });
+    // Side by side: without the enrichment step, and with a CRIC-sized site map.
+    rows.push({
+      bench: `decode+aggregate: ${proto}`,
+      config: 'no enrichment (aggregator only)',
+      metric: 'recordsPerSec',
+      unit: 'records/s',
+      samples: await decodeAggregate(file, f.runs ?? 5, true, 'bare'),
+    });
+    rows.push({
+      bench: `decode+aggregate: ${proto}`,
+      config: 'site map (600 sites, site pairs summed)',
+      metric: 'recordsPerSec',
+      unit: 'records/s',
+      samples: await decodeAggregate(file, f.runs ?? 5, true, 'sites'),
     });
     // Side by side: the same path with fillRecord instead of the compiled fills (sFlow has none).
     if (proto !== 'sflow') {
@@ -156,7 +198,7 @@ const benchDecodeAggregate: Bench = async (f) => {
   return {
     rows,
     notes: [
-      `decode+aggregate: DatagramDecoder (daemon options) -> Aggregator.add(), null store; captures ${DECODE_AGGREGATE_CAPTURES.map(([, c]) => c).join(', ')}`,
+      `decode+aggregate: DatagramDecoder (daemon options) -> Enricher (NAT64 flag; sites when a map is given) -> Aggregator.add(), null store; captures ${DECODE_AGGREGATE_CAPTURES.map(([, c]) => c).join(', ')}`,
     ],
   };
 };
