@@ -451,9 +451,12 @@ export interface TransitionSums {
   ipv6Bytes: number;
   /** The part of ipv6Bytes to or from a NAT64 prefix. */
   nat64Bytes: number;
+  /** The part of ipv6Bytes carrying a SciTags flow label (class scitags); the rest is unmarked. */
+  markedBytes: number;
   ipv4Packets: number;
   ipv6Packets: number;
   nat64Packets: number;
+  markedPackets: number;
   /** Traffic whose IP version no field told (never guessed into either family). */
   unknownBytes: number;
   unknownPackets: number;
@@ -480,9 +483,11 @@ const zeroSums = (): TransitionSums => ({
   ipv4Bytes: 0,
   ipv6Bytes: 0,
   nat64Bytes: 0,
+  markedBytes: 0,
   ipv4Packets: 0,
   ipv6Packets: 0,
   nat64Packets: 0,
+  markedPackets: 0,
   unknownBytes: 0,
   unknownPackets: 0,
 });
@@ -494,6 +499,10 @@ function addSums(into: TransitionSums, cls: unknown, nat64: boolean, bytes: numb
   } else if (cls === 'scitags' || cls === 'ipv6_unmarked') {
     into.ipv6Bytes += bytes;
     into.ipv6Packets += packets;
+    if (cls === 'scitags') {
+      into.markedBytes += bytes;
+      into.markedPackets += packets;
+    }
     if (nat64) {
       into.nat64Bytes += bytes;
       into.nat64Packets += packets;

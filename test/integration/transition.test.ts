@@ -68,6 +68,8 @@ async function send(port: number, ds: Uint8Array[]): Promise<void> {
 }
 
 interface Sums {
+  markedBytes: number;
+  markedPackets: number;
   ipv4Bytes: number;
   ipv6Bytes: number;
   nat64Bytes: number;
@@ -138,6 +140,8 @@ function checkAnswers(a: Awaited<ReturnType<typeof runAndQuery>>, times = 1): vo
   // All traffic: IPv4 3000 B / 30 p; IPv6 1000 + 4000 + 500 + 2000 = 7500 B / 75 p, of which NAT64 4500 B / 45 p.
   expect(pick(a.total.totals)).toEqual([3000, 7500, 4500, 30, 75, 45]);
   expect(a.total.totals.ipv6Share).toBeCloseTo(7500 / 10500, 12);
+  // Of the IPv6, the marked part: records 1 and 3 (1000 + 500 B, 10 + 5 p).
+  expect([a.total.totals.markedBytes / times, a.total.totals.markedPackets / times]).toEqual([1500, 15]);
 
   // Per link (a record counts for its in and its out interface): every record here runs
   // between interfaces 1 and 2, so each link sees all of it.
