@@ -260,13 +260,20 @@ describe.skipIf(!chromiumPath || !built)('the built-in page in headless Chromium
         body: '{"error":"internal error","message":"injected by the test"}',
       });
       proxy.failures.set('/api/v1/exporters', { status: 502, type: 'text/html', body: '<html><body>Bad Gateway</body></html>' });
+      proxy.failures.set('/api/v1/transition', {
+        status: 503,
+        type: 'application/json',
+        body: '{"error":"store unavailable","message":"injected by the test"}',
+      });
       await page.click('#refresh');
       await settled(page, 'error');
       const alerts = await page.textContent('#alerts');
       expect(alerts).toContain('api/v1/traffic: HTTP 500: internal error: injected by the test');
       expect(alerts).toContain('api/v1/exporters: HTTP 502');
+      // The transition panel's (the per-site view, asking the same path, fails the same way).
+      expect(alerts).toContain('api/v1/transition: HTTP 503: store unavailable: injected by the test');
       // Once per failure, though the chart and the links panel both asked api/v1/traffic.
-      expect(await page.locator('#alerts p').count()).toBe(2);
+      expect(await page.locator('#alerts p').count()).toBe(3);
       expect(await page.textContent('#traffic-note')).toContain('Not refreshed');
       // What still answers is still shown.
       expect(await page.getAttribute('#health-body [data-status]', 'data-status')).toBe('ok');
