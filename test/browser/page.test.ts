@@ -2,7 +2,9 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactsDir, findChromium, launchChromium, pageBuilt, prefixProxy } from '../support/browser.js';
-import { type Daemon, freePorts, getJson, replayCorpus, startDaemon } from '../support/daemon.js';
+import { fireflyStart } from '../builders/firefly.js';
+import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
+import { type Daemon, freePorts, freeUdpPort, getJson, replayCorpus, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
 import { expectedCorpusGroups } from '../support/expected.js';
 
 /**
@@ -10,7 +12,9 @@ import { expectedCorpusGroups } from '../support/expected.js';
  * replayed over loopback, the page's legend, tooltips and table read back and compared with the
  * corpus truth; a click splits an experiment by activity, another filters by a link; the page
  * behind a prefix-stripping reverse proxy, showing the errors the API (or the proxy) answers;
- * and a collector with no data and token authentication. Screenshots go to test-artifacts/browser.
+ * a collector with no data and token authentication; and the IPv6 transition and marking panels
+ * (IPFIX with NAT64 and IPv4 records, two fireflies: the exact sums on the page). Screenshots go
+ * to test-artifacts/browser.
  */
 const chromiumPath = findChromium();
 const built = pageBuilt();
@@ -75,6 +79,38 @@ async function settled(page: Page, state: 'ready' | 'empty' | 'error'): Promise<
   await page.waitForSelector(`body[data-state="${state}"]`, { timeout: 15_000 });
 }
 
+interface TransitionSums {
+  ipv4Bytes: number;
+  ipv6Bytes: number;
+  nat64Bytes: number;
+  unknownBytes: number;
+  ipv6Share: number | null;
+  nat64Share: number | null;
+}
+interface TransitionAnswer {
+  series: { group: Record<string, string | number | null>; totals: TransitionSums }[];
+  totals: TransitionSums;
+}
+
+const sumsOf = (t: TransitionSums) => ({ ipv4: t.ipv4Bytes, ipv6: t.ipv6Bytes, nat64: t.nat64Bytes, unknown: t.unknownBytes });
+const shareText = (x: number | null): string => (x === null ? '—' : `${(100 * x).toFixed(1)} %`);
+
+/** The exact sums a transition row carries. */
+async function transitionRow(page: Page, selector: string): Promise<ReturnType<typeof sumsOf>> {
+  return page.$eval(selector, (r) => {
+    const d = (r as HTMLElement).dataset;
+    return {
+      ipv4: Number(d['ipv4Bytes']),
+      ipv6: Number(d['ipv6Bytes']),
+      nat64: Number(d['nat64Bytes']),
+      unknown: Number(d['unknownBytes']),
+    };
+  });
+}
+
+const cells = (page: Page, selector: string): Promise<string[]> =>
+  page.$eval(selector, (r) => [...r.children].map((c) => (c.textContent ?? '').trim()));
+
 const shot = (page: Page, name: string) => page.screenshot({ path: join(artifactsDir(), `${name}.png`), fullPage: true });
 
 describe.skipIf(!chromiumPath || !built)('the built-in page in headless Chromium', () => {
@@ -127,6 +163,24 @@ describe.skipIf(!chromiumPath || !built)('the built-in page in headless Chromium
       expect(Number(r![1]!.replace(/,/g, ''))).toBeCloseTo(e.bytes, 0);
     }
     await shot(page, '1-experiments');
+
+    // IPv6 transition: the same figures as /api/v1/transition for the chart's range (the corpus
+    // has IPv4 and IPv6, no NAT64, no site map and no fireflies: those parts stay hidden).
+    const transition = await getJson<TransitionAnswer>(
+      `${daemon.apiUrl}/api/v1/transition?groupBy=link&from=now-3600s&to=now&provisional=true`,
+    );
+    expect(transition.totals.ipv4Bytes).toBeGreaterThan(0);
+    expect(transition.totals.ipv6Bytes).toBeGreaterThan(0);
+    expect(await transitionRow(page, '#transition-table tfoot tr')).toEqual(sumsOf(transition.totals));
+    const transitionRows = await page.$$eval('#transition-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset['link']));
+    expect(transitionRows.sort()).toEqual(transition.series.map((x) => String(x.group['link'])).sort());
+    for (const x of transition.series) {
+      expect(await transitionRow(page, `#transition-table tbody tr[data-link="${String(x.group['link'])}"]`)).toEqual(sumsOf(x.totals));
+    }
+    expect(await page.textContent('#transition-table tfoot')).toContain(shareText(transition.totals.ipv6Share));
+    expect(await page.isVisible('#transition-sites')).toBe(false);
+    expect(await page.isVisible('#nat64')).toBe(false);
+    expect(await page.isVisible('#marking')).toBe(false);
 
     // Tooltips by keyboard: every step's values, summed, are each series' total.
     await page.focus('#chart');
@@ -206,13 +260,20 @@ describe.skipIf(!chromiumPath || !built)('the built-in page in headless Chromium
         body: '{"error":"internal error","message":"injected by the test"}',
       });
       proxy.failures.set('/api/v1/exporters', { status: 502, type: 'text/html', body: '<html><body>Bad Gateway</body></html>' });
+      proxy.failures.set('/api/v1/transition', {
+        status: 503,
+        type: 'application/json',
+        body: '{"error":"store unavailable","message":"injected by the test"}',
+      });
       await page.click('#refresh');
       await settled(page, 'error');
       const alerts = await page.textContent('#alerts');
       expect(alerts).toContain('api/v1/traffic: HTTP 500: internal error: injected by the test');
       expect(alerts).toContain('api/v1/exporters: HTTP 502');
+      // The transition panel's (the per-site view, asking the same path, fails the same way).
+      expect(alerts).toContain('api/v1/transition: HTTP 503: store unavailable: injected by the test');
       // Once per failure, though the chart and the links panel both asked api/v1/traffic.
-      expect(await page.locator('#alerts p').count()).toBe(2);
+      expect(await page.locator('#alerts p').count()).toBe(3);
       expect(await page.textContent('#traffic-note')).toContain('Not refreshed');
       // What still answers is still shown.
       expect(await page.getAttribute('#health-body [data-status]', 'data-status')).toBe('ok');
@@ -252,6 +313,165 @@ describe.skipIf(!chromiumPath || !built)('the built-in page without data, with t
       expect(empty).toContain('scitags-collector replay');
       expect(await page.textContent('#exporters-table')).toContain('No exporter has sent anything yet');
       await shot(page, '8-no-data');
+    } finally {
+      await browser.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
+
+// ---- The IPv6 transition and marking panels: NAT64 traffic and fireflies, exact numbers ----
+
+const V6 = [
+  f('sourceIPv6Address', 16),
+  f('destinationIPv6Address', 16),
+  f('sourceTransportPort', 2),
+  f('destinationTransportPort', 2),
+  f('protocolIdentifier', 1),
+  f('flowLabelIPv6', 4),
+  f('octetDeltaCount', 8),
+  f('packetDeltaCount', 8),
+  f('ingressInterface', 4),
+  f('egressInterface', 4),
+];
+const V4 = [
+  f('sourceIPv4Address', 4),
+  f('destinationIPv4Address', 4),
+  f('octetDeltaCount', 8),
+  f('packetDeltaCount', 8),
+  f('ingressInterface', 4),
+  f('egressInterface', 4),
+];
+/** (2, 3): ATLAS; (3, 3): CMS (zero entropy bits). */
+const LABEL_2_3 = 0x1000c;
+const LABEL_3_3 = 0x3000c;
+
+describe.skipIf(!chromiumPath || !built)('the IPv6 transition and marking panels', () => {
+  it('shows IPv4 / IPv6 / NAT64 per link and site, the IPv4 service behind NAT64 and the marking check, with the exact numbers', async () => {
+    const ports = await freePorts();
+    const fireflyPort = await freeUdpPort();
+    const [browser, daemon] = await Promise.all([
+      launchChromium(chromiumPath!),
+      startDaemon(ports, [
+        `--firefly-port=${fireflyPort}`,
+        '--sites-prefixes={A: ["2001:db8:a::/48", "10.0.0.0/8"], B: ["2001:db8:b::/48"]}',
+        '--links=[{exporter: 127.0.0.1, ifIndex: 1, name: lab-in}]',
+        // One-second buckets written at once: the NAT64 lists are read from the store.
+        '--bucket=1',
+        '--aggregation-grace-seconds=0',
+      ]),
+    ]);
+    try {
+      await sendUdp(fireflyPort, [
+        fireflyStart('ipv6', '2001:db8:a::1', '2001:db8:b::1', 1094, 40000),
+        fireflyStart('ipv6', '2001:db8:a::1', '2001:db8:b::1', 1094, 40002),
+      ]);
+      await waitFor(async () => (await getJson<{ flows: number }>(`${daemon.apiUrl}/api/v1/fireflies/marking`)).flows === 2);
+      await sendUdp(ports.ipfix, [
+        ipfixMessage({ seq: 0 }, [
+          ipfixTemplateSet([
+            { id: 256, fields: V6 },
+            { id: 257, fields: V4 },
+          ]),
+        ]),
+        ipfixMessage({ seq: 0 }, [
+          ipfixDataSet(256, V6, [
+            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 6, LABEL_2_3, 1000, 10, 1, 2], // agrees with its firefly
+            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40002, 6, LABEL_3_3, 2000, 20, 1, 2], // carries CMS's pair instead
+            ['2001:db8:a::2', '64:ff9b::c000:221', 1094, 40001, 6, 0, 4000, 40, 1, 2], // NAT64 to 192.0.2.33
+          ]),
+          ipfixDataSet(257, V4, [['10.0.0.1', '192.0.2.1', 3000, 30, 1, 2]]),
+        ]),
+      ]);
+      await waitFor(async () => {
+        const ex = await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
+        // The two fireflies count as records of the same exporter address.
+        return ex.exporters.reduce((n, e) => n + e.records, 0) === 2 + 4;
+      });
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+      await page.goto(`${daemon.apiUrl}/`);
+      // The NAT64 list shows once its bucket is written (one second, no grace).
+      await expect
+        .poll(
+          async () => {
+            await page.click('#refresh');
+            await settled(page, 'ready');
+            return (await page.isVisible('#nat64')) && (await page.isVisible('#marking'));
+          },
+          { timeout: 15_000, interval: 500 },
+        )
+        .toBe(true);
+
+      // Per link: every record ran from interface 1 to 2, so both links saw all of it:
+      // IPv4 3000 B, IPv6 1000 + 2000 + 4000 B, of which NAT64 4000 B.
+      const all = { ipv4: 3000, ipv6: 7000, nat64: 4000, unknown: 0 };
+      expect(await transitionRow(page, '#transition-table tbody tr[data-link="127.0.0.1:1"]')).toEqual(all);
+      expect(await transitionRow(page, '#transition-table tbody tr[data-link="127.0.0.1:2"]')).toEqual(all);
+      expect(await transitionRow(page, '#transition-table tfoot tr')).toEqual(all);
+      const rate = (b: number): string => `${((b * 8) / 3600).toFixed(1)} bit/s`;
+      expect(await cells(page, '#transition-table tbody tr[data-link="127.0.0.1:1"]')).toEqual([
+        'lab-in (127.0.0.1:1)',
+        rate(10000),
+        rate(3000),
+        rate(7000),
+        rate(4000),
+        '70.0 %',
+        '57.1 %',
+      ]);
+      const api = await getJson<TransitionAnswer>(`${daemon.apiUrl}/api/v1/transition?groupBy=link&from=now-3600s&to=now&provisional=true`);
+      expect(sumsOf(api.totals)).toEqual(all);
+
+      // Per site (to or from it): A all of it; B the two ATLAS flows; unknown the NAT64 and the IPv4 destination.
+      expect(await transitionRow(page, '#transition-sites-table tr[data-site="A"]')).toEqual(all);
+      expect(await transitionRow(page, '#transition-sites-table tr[data-site="B"]')).toEqual({ ipv4: 0, ipv6: 3000, nat64: 0, unknown: 0 });
+      expect(await transitionRow(page, '#transition-sites-table tr[data-site="unknown"]')).toEqual({
+        ipv4: 3000,
+        ipv6: 4000,
+        nat64: 4000,
+        unknown: 0,
+      });
+      expect(await cells(page, '#transition-sites-table tr[data-site="B"]')).toEqual([
+        'B',
+        rate(3000),
+        '0 bit/s',
+        rate(3000),
+        '0 bit/s',
+        '100.0 %',
+        '0.0 %',
+      ]);
+
+      // The IPv4 service behind NAT64: one address, exact (fewer addresses than the top N).
+      expect(await page.$$eval('#nat64-table tbody tr', (r) => r.map((x) => (x as HTMLElement).dataset['address']))).toEqual([
+        '192.0.2.33',
+      ]);
+      expect(await cells(page, '#nat64-table tbody tr')).toEqual(['192.0.2.33', '≈ 4.00 kB', `≈ ${rate(4000)}`, 'exact']);
+      expect(await page.textContent('#nat64-table caption')).toContain('Approximate');
+
+      // The marking check: one record agreed, one carried CMS's pair.
+      const experiments = await getJson<{ communities: { id: number; name: string; activities: { id: number; name: string }[] }[] }>(
+        `${daemon.apiUrl}/api/v1/experiments`,
+      );
+      const name = (c: number, a: number): string => {
+        const e = experiments.communities.find((x) => x.id === c)!;
+        return `${e.name} / ${e.activities.find((x) => x.id === a)?.name ?? a}`;
+      };
+      const atlas = name(2, 3).split(' / ');
+      expect(await page.locator('#marking-table tbody tr').count()).toBe(1);
+      expect(await cells(page, '#marking-table tbody tr[data-pair="2/3"][data-sites="A>B"]')).toEqual([
+        atlas[0],
+        atlas[1],
+        'A → B',
+        '1',
+        '1',
+        '0',
+        '0',
+        '0',
+        '50.0 %',
+        `${name(3, 3)}: 1`,
+      ]);
+      expect(await page.isVisible('#fireflies')).toBe(true);
+      await shot(page, '9-transition-marking');
+      await page.close();
     } finally {
       await browser.close();
       expect(await daemon.stop()).toBe(0);

@@ -4,16 +4,10 @@
  * /api/v1/fireflies/marking must count each record's outcome against what its transfer host
  * declared. Expected values are the records this test sends.
  */
-import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
+import { fireflyStart } from '../builders/firefly.js';
 import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
-import { freePorts, freeUdpPort, getJson, startDaemon, waitFor } from '../support/daemon.js';
-
-/** A firefly start of experiment 2 (ATLAS) activity 3, in flowd-go's bare form. */
-const firefly = (afi: 'ipv4' | 'ipv6', src: string, dst: string, srcPort: number, dstPort: number): string =>
-  `{"version":1,"flow-lifecycle":{"state":"start","start-time":"2026-11-29T08:58:48Z"},` +
-  `"flow-id":{"afi":"${afi}","src-ip":"${src}","dst-ip":"${dst}","protocol":"tcp","src-port":${srcPort},"dst-port":${dstPort}},` +
-  `"context":{"experiment-id":2,"activity-id":3}}`;
+import { freePorts, freeUdpPort, getJson, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
 
 const V6 = [
   f('sourceIPv6Address', 16),
@@ -42,12 +36,6 @@ const LABEL_2_3 = 0x1000c;
 /** (3, 3): CMS's pair. */
 const LABEL_3_3 = 0x3000c;
 
-async function send(port: number, payloads: (Uint8Array | string)[]): Promise<void> {
-  const tx = createSocket('udp4');
-  for (const p of payloads) await new Promise<void>((r) => tx.send(p, port, '127.0.0.1', () => r()));
-  await new Promise<void>((r) => tx.close(() => r()));
-}
-
 interface Answer {
   flows: number;
   rows: {
@@ -71,16 +59,16 @@ async function run(workers: number): Promise<Answer & { metrics: string[] }> {
     '--sites-prefixes={SITE-A: ["2001:db8:a::/48", "10.1.0.0/16"], SITE-B: ["2001:db8:b::/48"]}',
   ]);
   try {
-    await send(fireflyPort, [
-      firefly('ipv6', '2001:db8:a::1', '2001:db8:b::1', 1094, 40000),
-      firefly('ipv6', '2001:db8:a::2', '2001:db8:b::2', 1094, 40001),
-      firefly('ipv6', '2001:db8:a::3', '2001:db8:b::3', 1094, 40002),
-      firefly('ipv4', '10.1.0.1', '10.2.0.1', 1094, 40003),
+    await sendUdp(fireflyPort, [
+      fireflyStart('ipv6', '2001:db8:a::1', '2001:db8:b::1', 1094, 40000),
+      fireflyStart('ipv6', '2001:db8:a::2', '2001:db8:b::2', 1094, 40001),
+      fireflyStart('ipv6', '2001:db8:a::3', '2001:db8:b::3', 1094, 40002),
+      fireflyStart('ipv4', '10.1.0.1', '10.2.0.1', 1094, 40003),
     ]);
     // `flows` counts what the record path (the workers) has been sent: later batches reach a
     // worker after that update.
     await waitFor(async () => (await getJson<Answer>(`${daemon.apiUrl}/api/v1/fireflies/marking`)).flows === 4);
-    await send(ports.ipfix, [
+    await sendUdp(ports.ipfix, [
       ipfixMessage({}, [
         ipfixTemplateSet([
           { id: 256, fields: V6 },

@@ -107,6 +107,13 @@ export async function startDaemon(
   };
 }
 
+/** Sends datagrams (or text, such as fireflies) to 127.0.0.1:port, one after the other. */
+export async function sendUdp(port: number, payloads: readonly (Uint8Array | string)[]): Promise<void> {
+  const tx = createSocket('udp4');
+  for (const p of payloads) await new Promise<void>((r) => tx.send(p, port, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => tx.close(() => r()));
+}
+
 export async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);

@@ -23,6 +23,8 @@ export const bytes = (n: number): string => si(n, 'B');
 export const exact = (n: number): string =>
   Number.isInteger(n) ? n.toLocaleString('en-US') : n.toLocaleString('en-US', { maximumFractionDigits: 3 });
 export const percent = (part: number, whole: number): string => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '—');
+/** A share the API computed (0..1; null when there was nothing to share). */
+export const share = (fraction: number | null): string => (fraction === null ? '—' : `${(100 * fraction).toFixed(1)} %`);
 
 export function age(seconds: number): string {
   if (seconds < 90) return `${Math.round(seconds)} s ago`;

@@ -10,9 +10,13 @@ import {
   healthPanel,
   lastMetrics,
   linksPanel,
+  markingPanel,
+  nat64Panel,
   noDataMessage,
   type Panel,
   type PanelContext,
+  transitionPanel,
+  transitionSitesPanel,
 } from './panels.js';
 import type { Experiments, Group, TrafficAnswer } from './types.js';
 
@@ -52,8 +56,9 @@ let state = readState();
 let bucketSeconds: number | undefined;
 let communities: Experiments['communities'] = [];
 const chart = new TrafficChart();
-const OPTIONAL_PANELS: Panel[] = [firefliesPanel];
-const PANELS: Panel[] = [linksPanel, exportersPanel, healthPanel, ...OPTIONAL_PANELS];
+/** Hidden while the collector has nothing for them (the capability off, or no data). */
+const OPTIONAL_PANELS: Panel[] = [transitionSitesPanel, nat64Panel, firefliesPanel, markingPanel];
+const PANELS: Panel[] = [linksPanel, transitionPanel, exportersPanel, healthPanel, ...OPTIONAL_PANELS];
 
 function writeState(next: Partial<State>): void {
   state = { ...state, ...next };
@@ -209,6 +214,7 @@ async function refreshAll(): Promise<void> {
     rangeSeconds: state.range,
     selectedLink: state.link,
     selectLink: (link, label) => writeState({ link, linkLabel: label }),
+    communities,
   };
   const results = await Promise.allSettled(PANELS.map((p) => p.refresh(ctx)));
   for (const r of results) if (r.status === 'rejected') errors.push(r.reason);

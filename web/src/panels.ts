@@ -1,8 +1,20 @@
-import { getJson, getText } from './api.js';
+import { ApiError, getJson, getText } from './api.js';
 import { byId, el, fillTable, row, swatch } from './dom.js';
-import { age, bitRate, bytes, exact, percent } from './format.js';
+import { age, bitRate, bytes, clock, exact, percent, share } from './format.js';
 import { experimentColour } from './palette.js';
-import type { Exporter, Experiments, FirefliesAnswer, Health, LinksAnswer, TrafficAnswer } from './types.js';
+import type {
+  Exporter,
+  Experiments,
+  FirefliesAnswer,
+  Group,
+  Health,
+  LinksAnswer,
+  MarkingAnswer,
+  Nat64DestinationsAnswer,
+  TrafficAnswer,
+  TransitionAnswer,
+  TransitionSums,
+} from './types.js';
 
 /** Where the panels read the range from, and how a panel tells the page to filter the chart. */
 export interface PanelContext {
@@ -11,6 +23,24 @@ export interface PanelContext {
   rangeSeconds: number;
   selectedLink: string | null;
   selectLink: (link: string, label: string) => void;
+  /** The registry's experiments (names for ids the API answers without names). */
+  communities: Experiments['communities'];
+}
+
+/** A link as the Links panel names it: "name (exporter:ifIndex)", or the key alone. */
+export const linkLabel = (key: string, name: string | null | undefined): string => (name ? `${name} (${key})` : key);
+
+/** The range in words, for captions. */
+const rangeWords = (seconds: number): string => (seconds >= 86400 ? `${seconds / 86400} d` : `${seconds / 60} min`);
+
+/** Resolves to null when the API answers `status` (a capability that is off), else as getJson. */
+async function unlessStatus<T>(status: number, answer: Promise<T>): Promise<T | null> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === status) return null;
+    throw err;
+  }
 }
 
 /**
@@ -48,7 +78,7 @@ export const linksPanel: Panel = {
       if (!r) {
         r = {
           key,
-          label: name ? `${name} (${key})` : key,
+          label: linkLabel(key, name),
           total: 0,
           scitags: 0,
           ipv6: 0,
@@ -83,7 +113,7 @@ export const linksPanel: Panel = {
     }
     fillTable(
       table,
-      `Per link (both directions), ${ctx.rangeSeconds >= 86400 ? `${ctx.rangeSeconds / 86400} d` : `${ctx.rangeSeconds / 60} min`}; choose a link to filter the chart`,
+      `Per link (both directions), ${rangeWords(ctx.rangeSeconds)}; choose a link to filter the chart`,
       ['link', 'traffic', 'average', 'SciTags-marked', 'IPv6', 'top experiments'],
       sorted.map((r) => {
         const label: Node | string = r.filterable
@@ -300,6 +330,187 @@ export const firefliesPanel: Panel = {
           exact(s.totals.flowsExpired),
           bytes(s.totals.bytes),
         ]),
+      ),
+    );
+  },
+};
+
+const TRANSITION_HEAD = ['traffic', 'IPv4', 'IPv6', 'of which NAT64', 'IPv6 share', 'NAT64 share'];
+
+/** Every figure of a transition row: average bit/s over the range, shares as the API computed them. */
+function transitionCells(t: TransitionSums, rangeSeconds: number): string[] {
+  const rate = (b: number): string => bitRate((b * 8) / rangeSeconds);
+  return [
+    rate(t.ipv4Bytes + t.ipv6Bytes + t.unknownBytes),
+    rate(t.ipv4Bytes),
+    rate(t.ipv6Bytes),
+    rate(t.nat64Bytes),
+    share(t.ipv6Share),
+    share(t.nat64Share),
+  ];
+}
+
+/** The exact sums, for a careful reader (and the tests), on the row. */
+const transitionData = (t: TransitionSums): Record<string, string> => ({
+  'data-ipv4-bytes': String(t.ipv4Bytes),
+  'data-ipv6-bytes': String(t.ipv6Bytes),
+  'data-nat64-bytes': String(t.nat64Bytes),
+  'data-unknown-bytes': String(t.unknownBytes),
+});
+
+const transitionTraffic = (t: TransitionSums): number => t.ipv4Bytes + t.ipv6Bytes + t.unknownBytes;
+
+function bySize(series: TransitionAnswer['series'], key: (g: Group) => string): TransitionAnswer['series'] {
+  return [...series].sort((a, b) => transitionTraffic(b.totals) - transitionTraffic(a.totals) || key(a.group).localeCompare(key(b.group)));
+}
+
+/** IPv6 transition per link: IPv4, IPv6 and the NAT64 part of IPv6, in the chart's range. */
+export const transitionPanel: Panel = {
+  id: 'transition',
+  async refresh(ctx) {
+    const answer = await getJson<TransitionAnswer>('api/v1/transition', {
+      groupBy: 'link',
+      from: ctx.from,
+      to: 'now',
+      step: ctx.stepSeconds,
+      provisional: 'true',
+    });
+    const table = byId<HTMLTableElement>('transition-table');
+    if (answer.series.length === 0) {
+      fillTable(table, 'No link carried traffic in this range.', [], []);
+      return;
+    }
+    const key = (g: Group): string => String(g['link']);
+    fillTable(
+      table,
+      `IPv4, IPv6 and NAT64 per link (both directions), average over ${rangeWords(ctx.rangeSeconds)}; NAT64 is the part of IPv6 to or from a NAT64 prefix`,
+      ['link', ...TRANSITION_HEAD],
+      bySize(answer.series, key).map((s) =>
+        row([linkLabel(key(s.group), s.group['linkName'] as string | null), ...transitionCells(s.totals, ctx.rangeSeconds)], {
+          'data-link': key(s.group),
+          ...transitionData(s.totals),
+        }),
+      ),
+    );
+    // A record crosses two interfaces: the total counts it once, so it is not the column sum.
+    table.append(
+      el(
+        'tfoot',
+        {},
+        row(['all traffic (each record once)', ...transitionCells(answer.totals, ctx.rangeSeconds)], transitionData(answer.totals)),
+      ),
+    );
+  },
+};
+
+/** The same per site, when a site map is in force (hidden while every site is 'unknown'). */
+export const transitionSitesPanel: Panel = {
+  id: 'transition-sites',
+  async refresh(ctx) {
+    const box = byId('transition-sites');
+    // 400: a store without site-pair sums.
+    const answer = await unlessStatus(
+      400,
+      getJson<TransitionAnswer>('api/v1/transition', { groupBy: 'site', from: ctx.from, to: 'now', step: ctx.stepSeconds }),
+    );
+    box.hidden = answer === null || answer.series.every((s) => s.group['site'] === 'unknown');
+    if (answer === null || box.hidden) return;
+    const key = (g: Group): string => String(g['site']);
+    fillTable(
+      byId<HTMLTableElement>('transition-sites-table'),
+      `IPv4, IPv6 and NAT64 per site (traffic to or from the site), average over ${rangeWords(ctx.rangeSeconds)}`,
+      ['site', ...TRANSITION_HEAD],
+      bySize(answer.series, key).map((s) =>
+        row([key(s.group), ...transitionCells(s.totals, ctx.rangeSeconds)], { 'data-site': key(s.group), ...transitionData(s.totals) }),
+      ),
+    );
+  },
+};
+
+const NAT64_LIMIT = 10;
+
+/** The IPv4 services still reached through NAT64 (hidden when the lists are off: 503, or none). */
+export const nat64Panel: Panel = {
+  id: 'nat64',
+  async refresh(ctx) {
+    const box = byId('nat64');
+    const ask = (limit?: number): Promise<Nat64DestinationsAnswer | null> =>
+      unlessStatus(503, getJson<Nat64DestinationsAnswer>('api/v1/transition/nat64-destinations', { from: ctx.from, to: 'now', limit }));
+    let answer: Nat64DestinationsAnswer | null;
+    try {
+      answer = await ask(NAT64_LIMIT);
+    } catch (err) {
+      // transition.nat64TopN below the page's limit: its own default is at most N.
+      if (!(err instanceof ApiError && err.status === 400)) throw err;
+      answer = await ask();
+    }
+    box.hidden = answer === null || answer.destinations.length === 0;
+    if (answer === null || box.hidden) return;
+    const shown = answer.destinations.slice(0, NAT64_LIMIT);
+    fillTable(
+      byId<HTMLTableElement>('nat64-table'),
+      `The IPv4 addresses most reached through NAT64 in ${rangeWords(ctx.rangeSeconds)} (the services that still need dual-stacking). Approximate: a top ${answer.topN} per bucket; bytes are upper bounds`,
+      ['IPv4 address', 'bytes (approximate)', 'average (approximate)', 'at least'],
+      shown.map((d) =>
+        row(
+          [
+            d.address,
+            `≈ ${bytes(d.bytes)}`,
+            `≈ ${bitRate((d.bytes * 8) / ctx.rangeSeconds)}`,
+            d.errorBytes > 0 ? bytes(d.bytes - d.errorBytes) : 'exact',
+          ],
+          {
+            'data-address': d.address,
+            'data-bytes': String(d.bytes),
+          },
+        ),
+      ),
+    );
+  },
+};
+
+const OUTCOMES = [
+  ['agree', 'agree'],
+  ['mismatch', 'mismatch'],
+  ['unmarked', 'unmarked'],
+  ['notExported', 'not exported'],
+  ['ipv4', 'IPv4'],
+] as const;
+
+/** The marking check: flow records of firefly flows against what the hosts declared (hidden when off or empty). */
+export const markingPanel: Panel = {
+  id: 'marking',
+  async refresh(ctx) {
+    const section = byId('marking');
+    const answer = await unlessStatus(503, getJson<MarkingAnswer>('api/v1/fireflies/marking'));
+    section.hidden = answer === null || answer.rows.length === 0;
+    if (answer === null || section.hidden) return;
+    const pairName = (community: number, activity: number): string => {
+      const c = ctx.communities.find((x) => x.id === community);
+      return `${c?.name ?? community} / ${c?.activities.find((a) => a.id === activity)?.name ?? activity}`;
+    };
+    fillTable(
+      byId<HTMLTableElement>('marking-table'),
+      `Flow records of firefly flows (same 5-tuple, either direction) since ${clock(answer.sinceMs)}, by how their flow label matched the experiment and activity the host declared; agree share = agree / (agree + mismatch + unmarked)${answer.omittedRows ? `; ${answer.omittedRows} smaller rows left out` : ''}`,
+      ['experiment', 'activity', 'sites', ...OUTCOMES.map(([, label]) => label), 'agree share', 'mismatches carried'],
+      answer.rows.map((r) =>
+        row(
+          [
+            el('span', {}, swatch(experimentColour(r.community)), r.communityName),
+            r.activityName,
+            `${r.srcSite} → ${r.dstSite}`,
+            ...OUTCOMES.map(([o]) => exact(r.records[o])),
+            share(r.agreeShare),
+            r.carried.length
+              ? el(
+                  'ul',
+                  { class: 'inline-list' },
+                  ...r.carried.map((c) => el('li', {}, `${pairName(c.community, c.activity)}: ${exact(c.records)}`)),
+                )
+              : '—',
+          ],
+          { 'data-pair': `${r.community}/${r.activity}`, 'data-sites': `${r.srcSite}>${r.dstSite}` },
+        ),
       ),
     );
   },

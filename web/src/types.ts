@@ -79,3 +79,50 @@ export interface FirefliesAnswer {
   }[];
   totals: { flowsStarted: number; flowsEnded: number };
 }
+
+/** IPv4 / IPv6 / NAT64 sums of /api/v1/transition (shares null without traffic). */
+export interface TransitionSums {
+  ipv4Bytes: number;
+  ipv6Bytes: number;
+  nat64Bytes: number;
+  ipv4Packets: number;
+  ipv6Packets: number;
+  nat64Packets: number;
+  unknownBytes: number;
+  unknownPackets: number;
+  ipv6Share: number | null;
+  nat64Share: number | null;
+}
+
+export interface TransitionAnswer {
+  series: { group: Group; totals: TransitionSums }[];
+  totals: TransitionSums;
+  omittedGroups: number;
+}
+
+export interface Nat64DestinationsAnswer {
+  approximate: boolean;
+  topN: number;
+  destinations: { address: string; bytes: number; packets: number; errorBytes: number; buckets: number }[];
+  omitted: number;
+}
+
+export type MarkingOutcome = 'agree' | 'mismatch' | 'unmarked' | 'notExported' | 'ipv4';
+
+export interface MarkingAnswer {
+  sinceMs: number;
+  flows: number;
+  rows: {
+    community: number;
+    communityName: string;
+    activity: number;
+    activityName: string;
+    srcSite: string;
+    dstSite: string;
+    records: Record<MarkingOutcome, number>;
+    bytes: Record<MarkingOutcome, number>;
+    agreeShare: number | null;
+    carried: { community: number; activity: number; records: number }[];
+  }[];
+  omittedRows: number;
+}
