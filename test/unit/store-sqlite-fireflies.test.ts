@@ -134,7 +134,8 @@ describe('sqlite store: fireflies', () => {
     // A version-2 file: the same table without the columns version 3 appends.
     const db = new Database(file);
     for (const c of ['delivery_rate_sum', 'delivery_rate_count', 'delivery_rate_max']) db.exec(`ALTER TABLE firefly DROP COLUMN ${c}`);
-    // ...and without what version 4 added (traffic.nat64, site_traffic).
+    // ...and without what versions 4 and 5 added (traffic.nat64, site_traffic, nat64_top).
+    db.exec('DROP TABLE nat64_top');
     db.exec('DROP TABLE site_traffic');
     db.exec('ALTER TABLE traffic RENAME TO traffic_v4_tmp');
     db.exec(
