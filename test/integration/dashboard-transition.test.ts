@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { createInfluxStore, type InfluxTrafficStore } from '../../src/store/influx/store.js';
 import type { SiteTrafficRow, TrafficClass, TrafficRow } from '../../src/store/types.js';
+import type { Nat64TopRow } from '../../src/store/nat64-top.js';
 import {
   allPanels,
   nonZero,
@@ -188,6 +189,16 @@ const sumBy = <T>(items: T[], key: (x: T) => string | undefined, value: (x: T) =
   return out;
 };
 
+/** The per-bucket top lists of IPv4 services behind NAT64 (scitags_nat64_top), ranked by bytes. */
+function nat64TopRows(k: number): Nat64TopRow[] {
+  const entries = [
+    { address: '192.0.2.33', bytes: 1000 * ((k % 3) + 1), packets: (k % 3) + 1, errorBytes: 0 },
+    ...(k % 2 === 0 ? [{ address: '198.51.100.7', bytes: 1500, packets: 2, errorBytes: 100 }] : []),
+    ...(k === 59 ? [{ address: '203.0.113.9', bytes: 50_000, packets: 40, errorBytes: 10 }] : []),
+  ].sort((a, b) => b.bytes - a.bytes);
+  return entries.map((e, i) => ({ bucketStartMs: T0 + k * MIN, bucketSeconds: 60, rank: i + 1, ...e }));
+}
+
 const FF_EVENTS = [
   ...Array.from({ length: 6 }, (_, i) => fireflyEvent('ended', T0 + i * 10 * MIN + 1000, { bytes: 1_000_000 * (i + 1) })),
   ...Array.from({ length: 3 }, (_, i) => fireflyEvent('ended', T0 + i * 7 * MIN + 2000, { bytes: 250_000, ipVersion: 4 })),
@@ -218,6 +229,7 @@ describe.skipIf(!influxdAvailable())('IPv6 transition dashboard against InfluxDB
       await store.writeRows(linkRows(k));
       await store.writeSiteRows(siteRows(k));
     }
+    for (const k of BUCKETS) await store.writeNat64TopRows(nat64TopRows(k));
     const agg = new FireflyAggregator({ bucketSeconds: 60 }, { now: () => T0, store });
     for (const e of FF_EVENTS) agg.add(e);
     await agg.flush();
@@ -486,12 +498,46 @@ describe.skipIf(!influxdAvailable())('IPv6 transition dashboard against InfluxDB
     expect(nat(hourly)).toEqual({ NAT64: { [T0]: ((300 * 590 + 777 * 15) * 8000) / HOUR } });
   });
 
+  it('IPv4 services behind NAT64: per-bucket top lists summed per address over the range, largest first', async () => {
+    const r = await run();
+    // the panel's transformations: group by address (bytes and error bytes summed), sort by bytes, first 20
+    const sums = new Map<string, { bytes: number; errorBytes: number }>();
+    for (const row of tableRows(target(r, 8, 'A'))) {
+      const e = sums.get(String(row.address)) ?? { bytes: 0, errorBytes: 0 };
+      e.bytes += Number(row.bytes);
+      e.errorBytes += Number(row.error_bytes);
+      sums.set(String(row.address), e);
+    }
+    const shown = [...sums].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 20);
+    const expected = new Map<string, { bytes: number; errorBytes: number }>();
+    for (const k of BUCKETS.filter(inRange)) {
+      for (const row of nat64TopRows(k)) {
+        const e = expected.get(row.address) ?? { bytes: 0, errorBytes: 0 };
+        e.bytes += row.bytes;
+        e.errorBytes += row.errorBytes;
+        expected.set(row.address, e);
+      }
+    }
+    expect(shown).toEqual([...expected].sort((a, b) => b[1].bytes - a[1].bytes));
+    // 192.0.2.33: 20 buckets each of 1000, 2000, 3000; 198.51.100.7: 30 even buckets of 1500; 203.0.113.9 once
+    expect(shown.map(([a, e]) => [a, e.bytes, e.errorBytes])).toEqual([
+      ['192.0.2.33', 120_000, 0],
+      ['203.0.113.9', 50_000, 10],
+      ['198.51.100.7', 45_000, 3_000],
+    ]);
+  });
+
   it("the transformations name only columns the panel's queries return", () => {
     for (const panel of allPanels(dashboard) as PanelWithTransformations[]) {
       const names = new Set(['Time', 'community', 'src_site', 'dst_site', 'site']);
       for (const t of panel.targets ?? []) {
         if (t.alias) names.add(t.alias);
         for (const m of t.query!.matchAll(/AS "([^"]+)"/g)) names.add(m[1]!);
+        // raw selects (SELECT "a", "b" FROM): the columns by their own names
+        for (const c of /^SELECT (.*?) FROM/.exec(t.query!)?.[1]?.split(',') ?? []) {
+          const plain = /^\s*"(\w+)"\s*$/.exec(c);
+          if (plain) names.add(plain[1]!);
+        }
       }
       for (const tr of panel.transformations ?? []) {
         const o = tr.options as {
@@ -500,8 +546,10 @@ describe.skipIf(!influxdAvailable())('IPv6 transition dashboard against InfluxDB
           filters?: { fieldName: string }[];
           excludeByName?: Record<string, boolean>;
           renameByName?: Record<string, string>;
+          fields?: Record<string, unknown>;
         };
         const used = [
+          ...Object.keys(o.fields ?? {}),
           ...(o.binary ? [o.binary.left, o.binary.right] : []),
           ...(o.filters ?? []).map((f) => f.fieldName),
           ...Object.keys(o.excludeByName ?? {}),
