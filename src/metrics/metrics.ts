@@ -236,6 +236,9 @@ export interface CollectorMetrics {
   liveKeys: Gauge;
   /** The firefly per-bucket sums (src/fireflies/aggregate.ts), by event. */
   fireflyAggregation: Counter<'event'>;
+  /** The site-pair sums of flow-label traffic (the second aggregator), by event. */
+  siteAggregation: Counter<'event'>;
+  siteLiveKeys: Gauge;
 
   // store
   storeWrites: Counter<'store'>;
@@ -777,6 +780,18 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
       name: n('firefly_aggregation_total'),
       help: 'Firefly per-bucket sums: buckets_written (rewrites included), late_updates, too_late (events dropped past the late window), cardinality_folds, write_failures, dropped_rows (store down too long)',
       labelNames: ['event'] as const,
+      registers,
+    }),
+
+    siteAggregation: new Counter({
+      name: n('site_aggregation_total'),
+      help: 'Site-pair sums of flow-label traffic (while a site map is in force): buckets_written (rewrites included), late_updates, too_late (records dropped past the late window), cardinality_folds (keys folded into site other at aggregation.maxLiveKeys or over an exporter\'s fair share), write_failures, dropped_rows (store down too long)',
+      labelNames: ['event'] as const,
+      registers,
+    }),
+    siteLiveKeys: new Gauge({
+      name: n('site_live_keys'),
+      help: 'Live keys of the site-pair sums (its own aggregation.maxLiveKeys budget)',
       registers,
     }),
 

@@ -410,6 +410,7 @@ export class Collector {
       queue: () => this.stage.queueStats(),
       aggregator: this.aggregator,
       ...(this.fireflies ? { fireflies: this.fireflies } : {}),
+      ...(this.siteAggregator ? { siteAggregator: this.siteAggregator } : {}),
       traffic,
       listeners: this.listeners,
       syslogListeners: this.syslogListeners,

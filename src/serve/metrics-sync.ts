@@ -26,6 +26,8 @@ export class MetricsSync {
       aggregator: Aggregator;
       /** The firefly per-bucket sums, when the store keeps fireflies. */
       fireflies?: FireflyAggregator;
+      /** The site-pair aggregator (absent when the store keeps no site table). */
+      siteAggregator?: Pick<Aggregator, 'stats'>;
       /** Per-experiment traffic counters, fed from the aggregator's sums here. */
       traffic?: TrafficCounters;
       listeners: readonly { name: string; listener: UdpListener }[];
@@ -213,6 +215,22 @@ export class MetricsSync {
     const probeRefused = probe?.lastErrorStatus === 401 || probe?.lastErrorStatus === 403;
     m.storeProbeOk.set(probe?.ok === false && !probeRefused ? 0 : 1);
     m.storeAuthFailed.set(this.parts.storeAuthFailed?.() === true ? 1 : 0);
+    const sites = this.parts.siteAggregator?.stats();
+    if (sites) {
+      const events = {
+        buckets_written: sites.bucketsWritten,
+        late_updates: sites.lateUpdates,
+        too_late: sites.tooLate,
+        cardinality_folds: sites.foldedByCardinality,
+        write_failures: sites.writeFailures,
+        dropped_rows: sites.droppedRows,
+      };
+      for (const [event, n] of Object.entries(events)) {
+        const dd = this.delta(`site|${event}`, n);
+        if (dd > 0) m.siteAggregation.inc({ event }, dd);
+      }
+      m.siteLiveKeys.set(sites.liveKeys);
+    }
     const ff = this.parts.fireflies?.stats();
     if (ff) {
       const events = {

@@ -105,6 +105,8 @@ async function runAndQuery(store: string, extra: string[], rounds = 1) {
         const ex = await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
         return ex.exporters.reduce((n, e) => n + e.records, 0) === V6_RECORDS.length + V4_RECORDS.length;
       });
+      // Five site-pair keys (A>B marked, A>unknown NAT64 and IPv4, unknown>B marked NAT64, B>A), in one bucket.
+      await waitFor(async () => (await (await fetch(`${daemon.apiUrl}/metrics`)).text()).includes('\nscitags_site_live_keys 5\n'));
     } finally {
       expect(await daemon.stop('SIGTERM')).toBe(0);
     }

@@ -170,6 +170,8 @@ describe('metrics registry', () => {
       'scitags_registry_refresh_failures_total counter',
       'scitags_registry_refreshes_total counter',
       'scitags_sequence_gaps_total counter',
+      'scitags_site_aggregation_total counter',
+      'scitags_site_live_keys gauge',
       'scitags_socket_receive_buffer_bytes gauge',
       'scitags_store_auth_failed gauge',
       'scitags_store_probe_ok gauge',
