@@ -785,7 +785,7 @@ export function createMetrics(options: MetricsOptions = {}): CollectorMetrics {
 
     siteAggregation: new Counter({
       name: n('site_aggregation_total'),
-      help: 'Site-pair sums of flow-label traffic (while a site map is in force): buckets_written (rewrites included), late_updates, too_late (records dropped past the late window), cardinality_folds (keys folded into site other at aggregation.maxLiveKeys or over an exporter\'s fair share), write_failures, dropped_rows (store down too long)',
+      help: "Site-pair sums of flow-label traffic (while a site map is in force): buckets_written (rewrites included), late_updates, too_late (records dropped past the late window), cardinality_folds (keys folded into site other at aggregation.maxLiveKeys or over an exporter's fair share), write_failures, dropped_rows (store down too long)",
       labelNames: ['event'] as const,
       registers,
     }),
