@@ -88,6 +88,8 @@ describe('firefly and site metrics', () => {
       'scitags_cric_refresh_failures_total{reason="invalid"} 0',
       'scitags_cric_refresh_failures_total{reason="file"} 0',
       'scitags_cric_refreshes_total 0',
+      // The site-pair sums' gauge (defined with the collector's metrics; no site-pair keys here).
+      'scitags_site_live_keys 0',
     ]);
   });
 });
