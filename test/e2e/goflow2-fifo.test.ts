@@ -41,8 +41,12 @@ describe('serve --input goflow2:FIFO', () => {
       await writeAll(fifo, [Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), Buffer.alloc(100, 0x41)]);
       // A FIFO ends when its last writer closes: the next one must come after the daemon saw it.
       await waitFor(() => Promise.resolve(daemon.output().includes('waiting for the next writer')));
-      // The next writer: the IPFIX captures; the one after it closed: the sFlow one.
+      // The next writer: the IPFIX captures; the one after it, once the daemon saw it close
+      // (as goflow2 restarting: a writer opening while the old read end is still being closed
+      // races the reopen), the sFlow one.
+      const ends = () => daemon.output().split('waiting for the next writer').length - 1;
       await writeAll(fifo, streams.slice(0, 2));
+      await waitFor(() => Promise.resolve(ends() >= 2));
       await writeAll(fifo, streams.slice(2));
       const records = 43 + 43 + 1448;
       await waitFor(async () => (await getJson<Exporters>(`${daemon.apiUrl}/api/v1/exporters`)).exporters[0]?.records === records);
