@@ -107,8 +107,9 @@ export class UdpListener {
       }
       if (srcAddr === this.lastAddr) this.lastCount++;
       else this.switchExporter(srcAddr);
-      const off = b.offsets[i]!;
-      const payload = b.data.subarray(off, off + len);
+      // A view straight from the buffer: subarray() costs twice as much per datagram (its
+      // species lookup), measured ~36 vs ~20 ns.
+      const payload = new Uint8Array(b.data.buffer, b.data.byteOffset + b.offsets[i]!, len);
       if (transient) {
         d.payload = payload;
         d.srcAddr = srcAddr;

@@ -2,7 +2,7 @@
 import { type Decoder, emptyOutcome } from '../decoder.js';
 import type { FlowProtocol } from '../record.js';
 import { createFlowDecoderState, type FlowDecoderLimits, type FlowDecoderState } from './state.js';
-import { decodeFlowDatagram, type FlowDecodeOptions } from './index.js';
+import { decodeFlowDatagram, type FlowDecodeOptions, newResult } from './index.js';
 
 /** The 16-bit version of RFC 7011 3.1 / RFC 3954 5.1 / NetFlow v5, as the wire protocol. */
 function protocolOfVersion(version: number): FlowProtocol | undefined {
@@ -19,6 +19,8 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
     onTemplate: undefined,
     outerFlowLabel: false,
   };
+  // Decoded into per datagram; everything in it is copied to the outcome before decode returns.
+  const result = newResult();
   return {
     name: 'flow',
     createState: () => createFlowDecoderState(limits),
@@ -29,11 +31,12 @@ export function createFlowDecoder(limits: Partial<FlowDecoderLimits> = {}): Deco
       flowOpts.onRecord = sink;
       flowOpts.onTemplate = opts.onTemplate;
       flowOpts.outerFlowLabel = opts.outerFlowLabel === true;
-      const r = decodeFlowDatagram(payload, ctx, state, flowOpts);
+      const r = decodeFlowDatagram(payload, ctx, state, flowOpts, result);
       const out = emptyOutcome();
       out.protocol = protocolOfVersion(r.stats.version);
       out.records = r.stats.records;
-      out.errors = r.errors;
+      // Its own (empty) array when clean: the reused result's empty one gets the next datagram's errors.
+      if (r.errors.length > 0) out.errors = r.errors;
       out.templateMisses = r.stats.templateMisses;
       out.sequenceGaps = r.stats.sequenceGaps;
       out.lostRecords = r.stats.lostRecords;

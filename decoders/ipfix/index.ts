@@ -11,7 +11,7 @@ import { decodeIpfix, IPFIX_VERSION } from './ipfix.js';
 import { decodeNetflow5, NETFLOW5_VERSION } from './netflow5.js';
 import { decodeNetflow9, NETFLOW9_VERSION } from './netflow9.js';
 import type { FlowDecoderState } from './state.js';
-import { type FlowDecodeContext, type FlowDecodeOptions, type FlowDecodeResult, newStats } from './types.js';
+import { type FlowDecodeContext, type FlowDecodeOptions, type FlowDecodeResult, newResult, resetStats } from './types.js';
 
 export { createFlowDecoderState, DEFAULT_LIMITS, EVICTION_REASONS, recountStateBytes, STATE_COST } from './state.js';
 export type { EvictionReason } from './state.js';
@@ -25,24 +25,29 @@ export {
 } from './persist.js';
 export type { FlowDecoderLimits, FlowDecoderState } from './state.js';
 export type { FlowDecodeContext, FlowDecodeOptions, FlowDecodeResult, FlowDecodeStats } from './types.js';
+export { newResult } from './types.js';
 export type { SamplingConfig } from './sampling.js';
 
 /**
  * Decodes one UDP payload, dispatching on the 16-bit version (5, 9 or 10). Never throws
  * for bad input: every problem is a DecodeError in `errors` (and `stopped` tells whether
  * decoding ended early). Anything else escaping is a bug.
+ *
+ * `reuse`: a result (from newResult()) to decode into instead of a new one, for the daemon's
+ * per-datagram path; its previous contents are gone after the call.
  */
 export function decodeFlowDatagram(
   bytes: Uint8Array,
   ctx: FlowDecodeContext,
   state: FlowDecoderState,
   opts: FlowDecodeOptions = {},
+  reuse?: FlowDecodeResult,
 ): FlowDecodeResult {
   // Scratch state (the shared sink record, the set context, position tables) is module
   // level: a sink calling back in would overwrite the record and context of the outer call.
   if (busy) throw new Error('decodeFlowDatagram called from its own onRecord sink (the decoder is not re-entrant)');
   busy = true;
-  const result: FlowDecodeResult = { records: [], stats: newStats(), errors: [], stopped: false };
+  const result = reuse === undefined ? newResult() : resetResult(reuse);
   try {
     if (bytes.length < 2) throw new DecodeError('truncated', `datagram of ${bytes.length} octets`, 0);
     const version = (bytes[0]! << 8) | bytes[1]!;
@@ -58,6 +63,19 @@ export function decodeFlowDatagram(
     busy = false;
   }
   return result;
+}
+
+/**
+ * A result to decode the next datagram into, without allocating: the counters are zeroed in
+ * place, and the record and error arrays are replaced only when the previous datagram filled
+ * them (a caller may still hold those).
+ */
+function resetResult(r: FlowDecodeResult): FlowDecodeResult {
+  if (r.records.length > 0) r.records = [];
+  if (r.errors.length > 0) r.errors = [];
+  r.stopped = false;
+  resetStats(r.stats);
+  return r;
 }
 
 /** True while decodeFlowDatagram runs (see the re-entrancy check there). */

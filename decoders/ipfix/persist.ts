@@ -17,9 +17,9 @@ import { checkNonEmpty, templateBytes } from './templates.js';
 import {
   addSession,
   createFlowDecoderState,
-  type DomainState,
   type FlowDecoderLimits,
   type FlowDecoderState,
+  newDomainState,
   newSession,
   samplingBytes,
   type SessionState,
@@ -208,6 +208,7 @@ export function flowStateFrom(doc: PersistedFlowState, limits: Partial<FlowDecod
     const table = samplingIn(t, lim.maxSamplingEntries);
     if (state.bytes + samplingBytes(table) > lim.stateBudgetBytes) break;
     state.exporterSampling.set(k, table);
+    state.exporterSamplingVersion++;
     state.bytes += samplingBytes(table);
   }
   return state;
@@ -218,15 +219,7 @@ export function sessionFrom(ps: PersistedSession, lim: FlowDecoderLimits): Sessi
   const session = newSession(ps.address, ps.port, ps.lastSeenMs);
   session.lastDataMs = ps.lastDataMs ?? -1;
   for (const pd of ps.domains.slice(0, lim.maxDomainsPerSession)) {
-    const d: DomainState = {
-      domain: pd.domain,
-      exporterKey: `${ps.address}|${pd.domain}`,
-      templates: new Map(),
-      withdrawn: new Map(),
-      sequence: { ...pd.sequence },
-      sampling: samplingIn(pd.sampling, lim.maxSamplingEntries),
-      flowTotals: undefined,
-    };
+    const d = newDomainState(ps.address, pd.domain, { ...pd.sequence }, samplingIn(pd.sampling, lim.maxSamplingEntries));
     session.bytes += STATE_COST.domain + samplingBytes(d.sampling);
     for (const t of pd.templates) {
       if (session.templateCount >= lim.maxTemplatesPerSession || t.fields.length > lim.maxFieldsPerTemplate) continue;

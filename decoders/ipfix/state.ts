@@ -127,7 +127,7 @@ export interface TemplateEntry {
    * comparison without parsing it (sets.ts, refreshTemplates). Undefined for templates
    * restored from disk until their first refresh.
    */
-  raw: Uint8Array | undefined;
+  raw: Buffer | undefined;
 }
 
 export interface DomainState {
@@ -142,6 +142,27 @@ export interface DomainState {
   sampling: SamplingTable;
   /** Last running totals (85/86) per flow, made when a template first needs it (totals.ts). */
   flowTotals: FlowTotalsTable | undefined;
+  /**
+   * Memo of FlowDecoderState.exporterSampling.get(exporterKey), valid while
+   * exporterTableVersion equals the state's exporterSamplingVersion: spares a string-keyed
+   * map lookup per data set (sets.ts exporterTableOf).
+   */
+  exporterTable: SamplingTable | undefined;
+  exporterTableVersion: number;
+}
+
+export function newDomainState(address: string, domain: number, sequence: SequenceState, sampling: SamplingTable): DomainState {
+  return {
+    domain,
+    exporterKey: `${address}|${domain}`,
+    templates: new Map(),
+    withdrawn: new Map(),
+    sequence,
+    sampling,
+    flowTotals: undefined,
+    exporterTable: undefined,
+    exporterTableVersion: -1,
+  };
 }
 
 /** A data set that arrived before its template, kept with what is needed to decode it later. */
@@ -205,6 +226,8 @@ export interface FlowDecoderState {
   addresses: Map<string, AddressUsage>;
   /** Sampling tables per `${exporterAddress}|${domain}` (any source port). */
   exporterSampling: Map<string, SamplingTable>;
+  /** Changes whenever exporterSampling gains or loses a table (DomainState.exporterTable). */
+  exporterSamplingVersion: number;
   /**
    * The session of the previous datagram: a memo that spares building and hashing the
    * session key when one exporter sends many datagrams in a row. Not part of the state's
@@ -248,6 +271,7 @@ export function createFlowDecoderState(limits: Partial<FlowDecoderLimits> = {}):
     bytes: 0,
     addresses: new Map(),
     exporterSampling: new Map(),
+    exporterSamplingVersion: 0,
     last: undefined,
     totals: { sessionsEvicted: 0, pendingEvicted: 0, unknownSamplingRecords: 0, noVolumeRecords: 0, paddedDatagrams: 0 },
     evictions: newEvictionCounts(),

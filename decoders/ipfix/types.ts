@@ -108,7 +108,12 @@ export interface FlowDecodeResult {
   stopped: boolean;
 }
 
+export function newResult(): FlowDecodeResult {
+  return { records: [], stats: newStats(), errors: [], stopped: false };
+}
+
 export function newStats(): FlowDecodeStats {
+  // A literal (not resetStats({})): every counter in-object, one shape for all results.
   return {
     version: 0,
     sets: 0,
@@ -133,4 +138,30 @@ export function newStats(): FlowDecodeStats {
     noVolume: 0,
     paddingOctets: 0,
   };
+}
+
+/** Zeroes every counter of `s` in place (a reused result: no allocation per datagram). */
+export function resetStats(s: FlowDecodeStats): void {
+  s.version = 0;
+  s.sets = 0;
+  s.templates = 0;
+  s.withdrawals = 0;
+  s.optionsRecords = 0;
+  s.dataRecords = 0;
+  s.records = 0;
+  s.templateMisses = 0;
+  s.templatesExpired = 0;
+  s.withdrawnDrops = 0;
+  s.buffered = 0;
+  s.replayed = 0;
+  s.evicted = 0;
+  s.sequenceGaps = 0;
+  s.lostRecords = 0;
+  s.lostDatagrams = 0;
+  s.lateRecords = 0;
+  s.lateDatagrams = 0;
+  s.sequenceResets = 0;
+  s.unknownSampling = 0;
+  s.noVolume = 0;
+  s.paddingOctets = 0;
 }

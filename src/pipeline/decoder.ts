@@ -218,7 +218,9 @@ export class DatagramDecoder {
       }
     }
     let index = -1;
-    const last = this.table[this.lastIndex];
+    // Not this.table[-1] before the first match: an out-of-bounds read turns the load site
+    // megamorphic for good (a generic keyed load on every datagram after).
+    const last = this.lastIndex >= 0 ? this.table[this.lastIndex] : undefined;
     if (last !== undefined && listener === this.lastListener && last.matches(payload)) index = this.lastIndex;
     else {
       for (let i = 0; i < this.table.length; i++) {

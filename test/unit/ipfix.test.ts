@@ -481,6 +481,46 @@ describe('sampling', () => {
     expect(r.stats.unknownSampling).toBe(1);
   });
 
+  it('a session that decoded data before its exporter sent options from another port picks the options up at once', () => {
+    // The domain remembers its exporter-wide table (or its absence) between data sets; options
+    // arriving on another source port must replace that memo, not be hidden by it.
+    const st = createFlowDecoderState();
+    const opt = [f('meteringProcessId', 4), f('samplingInterval', 4), f('samplingAlgorithm', 1)];
+    const msg = (records: number[][]) =>
+      ipfixMessage({}, [ipfixTemplateSet([{ id: 256, fields: data() }]), ipfixDataSet(256, data(), records)]);
+    const before = decode(msg([[100, 1, 1]]), st, {}, { port: 2001 });
+    expect(before.records.map((x) => [x.samplingRate, x.samplingSource])).toEqual([[1, 'unknown']]);
+    decode(
+      ipfixMessage({}, [ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]), ipfixDataSet(400, opt, [[1, 64, 2]])]),
+      st,
+      {},
+      { port: 2000 },
+    );
+    const after = decode(msg([[100, 1, 1]]), st, {}, { port: 2001 });
+    expect(after.records.map((x) => [x.samplingRate, x.samplingSource])).toEqual([[64, 'options']]);
+  });
+
+  it('an evicted exporter-wide table stops applying to the sessions that used it', () => {
+    // maxSessions bounds the exporter-wide tables (address|domain) too. Port 2001 reads domain
+    // 1's rate from the table port 2000's options made; options for domains 2 and 3 then evict
+    // that table, and port 2001's next data set must not find it through its domain's memo.
+    const st = createFlowDecoderState({ maxSessions: 2 });
+    const opt = [f('meteringProcessId', 4), f('samplingInterval', 4), f('samplingAlgorithm', 1)];
+    const options = (domain: number, rate: number) =>
+      ipfixMessage({ domain }, [
+        ipfixOptionsTemplateSet([{ id: 400, fields: opt, scopeCount: 1 }]),
+        ipfixDataSet(400, opt, [[1, rate, 2]]),
+      ]);
+    const msg = ipfixMessage({ domain: 1 }, [ipfixTemplateSet([{ id: 256, fields: data() }]), ipfixDataSet(256, data(), [[100, 1, 1]])]);
+    const rateOf = (r: ReturnType<typeof decode>) => r.records.map((x) => [x.samplingRate, x.samplingSource]);
+    decode(options(1, 64), st, {}, { port: 2000 });
+    expect(rateOf(decode(msg, st, {}, { port: 2001 }))).toEqual([[64, 'options']]);
+    decode(options(2, 128), st, {}, { port: 2000 });
+    decode(options(3, 256), st, {}, { port: 2000 });
+    expect(summarizeFlowState(st).exporters.map((e) => e.domain)).toEqual([2, 3]);
+    expect(rateOf(decode(msg, st, {}, { port: 2001 }))).toEqual([[1, 'unknown']]);
+  });
+
   it('selectorId (302) with samplingPacketInterval/Space (305/306) and samplingSize/Population (309/310)', () => {
     const st = createFlowDecoderState();
     const o1 = [f('selectorId', 4), f('samplingPacketInterval', 4), f('samplingPacketSpace', 4)];

@@ -108,4 +108,17 @@ describe('DatagramDecoder', () => {
     expect(Object.fromEntries(dec.exporters.all()[0]!.errorsByCode)).toEqual({ 'bad-version': 1 });
     expect(dec.totals).toMatchObject({ datagrams: 1, decodeErrors: 1, unknownProtocol: 1 });
   });
+
+  it('an outcome stays as it was after later datagrams (the flow decoder reuses its result object)', () => {
+    const dec = new DatagramDecoder();
+    // A data set for a template never sent (held, a template miss), then a truncated message.
+    const early = dec.decode(ipfixMessage({ domain: 3 }, [ipfixDataSet(300, fields, [[1, 1, 6]])]), '10.0.0.3', 1, 0);
+    const bad = dec.decode(msg.subarray(0, 20), '10.0.0.3', 1, 0);
+    const good = dec.decode(msg, '10.0.0.3', 1, 0);
+    expect([early.outcome.templateMisses, early.errors.length]).toEqual([1, 0]);
+    expect(bad.errors.map((e) => e.code)).toEqual(['truncated']);
+    expect([bad.outcome.records, bad.outcome.templateMisses]).toEqual([0, 0]);
+    expect([good.errors.length, good.outcome.records, good.outcome.templateMisses]).toEqual([0, 2, 0]);
+    expect(good.records.map((r) => r.bytes)).toEqual([1000, 500]);
+  });
 });
