@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { tuneJit } from './pipeline/jit-tuning.js';
 import { VERSION } from './version.js';
 
 const USAGE = `scitags-collector ${VERSION}: SciTags-aware IPFIX / NetFlow / sFlow collector
@@ -22,6 +23,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const GLOBAL_FLAGS = new Set(['--help', '-h', '--version', '-V']);
 
 async function main(argv: string[]): Promise<number> {
+  // Before any command runs its decode path (pipeline/jit-tuning.ts says why).
+  tuneJit();
   // serve is the default command, so its flags work without it (`scitags-collector
   // --dump-config`); unknown flags then fail in serve's parser, which names them.
   const first = argv[0];

@@ -32,6 +32,7 @@ import { readCaptureFile } from '../../collectors/pcap.js';
 import { useCompiledFill } from '../../decoders/ipfix/data.js';
 import { createAggregator } from '../../src/aggregate/index.js';
 import { DatagramDecoder, DEFAULT_DECODER_OPTIONS, type RecordAggregator } from '../../src/pipeline/decoder.js';
+import { tuneJit } from '../../src/pipeline/jit-tuning.js';
 import { Enricher } from '../../src/enrich/enricher.js';
 import { Nat64Prefixes, WELL_KNOWN_NAT64_PREFIX } from '../../src/enrich/nat64.js';
 import { compileSiteTable, SiteDirectory, SiteLookup } from '../../src/enrich/site-lookup.js';
@@ -346,6 +347,8 @@ function parseFlags(argv: string[]): { names: string[]; flags: Flags } {
 }
 
 async function main(): Promise<void> {
+  // The daemon's inlining budgets (cli.ts does the same), so the in-process rows measure its code.
+  tuneJit();
   const argv = process.argv.slice(2);
   let parsed: ReturnType<typeof parseFlags>;
   try {
