@@ -201,10 +201,7 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
   }
 
   async queryTraffic(query: TrafficQuery): Promise<TrafficQueryResult> {
-    if (!(Math.round(query.stepSeconds * 1000) >= 1)) {
-      throw new RangeError(`stepSeconds must be at least 0.001, got ${query.stepSeconds}`);
-    }
-    if (!(query.toMs >= query.fromMs)) throw new RangeError(`toMs (${query.toMs}) is before fromMs (${query.fromMs})`);
+    checkRange(query);
     const built = buildSeriesQuery(query);
     const rows = this.statement(built.sql).all(...built.params) as SeriesRow[];
     const totalsQuery = buildTotalsQuery(query);
@@ -242,77 +239,20 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
   }
 
   async readRows(fromMs: number): Promise<TrafficRow[]> {
-    const rows = this.statement(
-      `SELECT bucket_start, bucket_seconds, exporter, in_if, out_if, class, community, activity, nat64, registered, bytes, packets, records
-       FROM traffic WHERE bucket_start >= ?`,
-    ).all(fromMs) as {
-      bucket_start: number;
-      bucket_seconds: number;
-      exporter: string;
+    const rows = this.statement(`SELECT ${STORED_COLUMNS}, in_if, out_if FROM traffic WHERE bucket_start >= ?`).all(
+      fromMs,
+    ) as (StoredDbRow & {
       in_if: number;
       out_if: number;
-      class: TrafficClass;
-      community: number;
-      activity: number;
-      nat64: number;
-      registered: number;
-      bytes: number;
-      packets: number;
-      records: number;
-    }[];
-    const orNull = (v: number): number | null => (v === NONE ? null : v);
-    return rows.map((r) => ({
-      bucketStartMs: r.bucket_start,
-      bucketSeconds: r.bucket_seconds,
-      exporter: r.exporter,
-      inIf: orNull(r.in_if),
-      outIf: orNull(r.out_if),
-      trafficClass: r.class,
-      community: orNull(r.community),
-      activity: orNull(r.activity),
-      registered: r.registered === 1,
-      bytes: r.bytes,
-      packets: r.packets,
-      records: r.records,
-      ...(r.nat64 === 1 ? { nat64: true as const } : {}),
-    }));
+    })[];
+    return rows.map((r) => ({ ...fromStoredDb(r), inIf: orNull(r.in_if), outIf: orNull(r.out_if) }));
   }
 
   async readSiteRows(fromMs: number): Promise<SiteTrafficRow[]> {
-    const rows = this.statement(
-      `SELECT bucket_start, bucket_seconds, exporter, src_site, dst_site, class, community, activity, nat64, registered, bytes, packets, records
-       FROM site_traffic WHERE bucket_start >= ?`,
-    ).all(fromMs) as {
-      bucket_start: number;
-      bucket_seconds: number;
-      exporter: string;
-      src_site: string;
-      dst_site: string;
-      class: TrafficClass;
-      community: number;
-      activity: number;
-      nat64: number;
-      registered: number;
-      bytes: number;
-      packets: number;
-      records: number;
-    }[];
-    const orNull = (v: number): number | null => (v === NONE ? null : v);
-    return rows.map((r) => ({
-      bucketStartMs: r.bucket_start,
-      bucketSeconds: r.bucket_seconds,
-      exporter: r.exporter,
-      srcSite: r.src_site,
-      dstSite: r.dst_site,
-      trafficClass: r.class,
-      community: orNull(r.community),
-      activity: orNull(r.activity),
-      registered: r.registered === 1,
-      bytes: r.bytes,
-      packets: r.packets,
-      records: r.records,
-      ...(r.nat64 === 1 ? { nat64: true as const } : {}),
-    }));
+    const rows = this.statement(`SELECT ${STORED_COLUMNS}, src_site, dst_site FROM site_traffic WHERE bucket_start >= ?`).all(
+      fromMs,
+    ) as (StoredDbRow & { src_site: string; dst_site: string })[];
+    return rows.map((r) => ({ ...fromStoredDb(r), srcSite: r.src_site, dstSite: r.dst_site }));
   }
 
   /** Site-pair rows of a bucket in one transaction, replacing their keys (like writeRows). */
@@ -322,24 +262,16 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
 
   /** Rows in range and matching the pushed-down filters, summed per step and key in SQL, grouped by groupSiteRows. */
   async querySiteTraffic(q: SiteTrafficQuery): Promise<TrafficQueryResult> {
-    const stepMs = Math.round(q.stepSeconds * 1000);
-    if (!(stepMs >= 1)) throw new RangeError(`stepSeconds must be at least 0.001, got ${q.stepSeconds}`);
-    if (!(q.toMs >= q.fromMs)) throw new RangeError(`toMs (${q.toMs}) is before fromMs (${q.fromMs})`);
-    const where = ['bucket_start >= ?', 'bucket_start < ?'];
-    const params: (string | number)[] = [stepMs, q.fromMs, q.toMs];
-    const inList = (column: string, values: readonly (string | number)[] | undefined): void => {
-      if (values === undefined || values.length === 0) return;
-      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-      params.push(...values);
-    };
-    inList('community', q.community);
-    inList('activity', q.activity);
-    inList('exporter', q.exporter);
-    inList('class', q.trafficClass);
+    const { where, params } = stepRangeWhere(q, [
+      ['community', q.community],
+      ['activity', q.activity],
+      ['exporter', q.exporter],
+      ['class', q.trafficClass],
+    ]);
     const rows = this.statement(
       `SELECT bucket_start - bucket_start % ? AS t, exporter, src_site, dst_site, class, community, activity, nat64,
               SUM(bytes) AS bytes, SUM(packets) AS packets, SUM(records) AS records
-       FROM site_traffic WHERE ${where.join(' AND ')}
+       FROM site_traffic WHERE ${where}
        GROUP BY t, exporter, src_site, dst_site, class, community, activity, nat64`,
     ).all(...params) as {
       t: number;
@@ -354,7 +286,6 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
       packets: number;
       records: number;
     }[];
-    const orNull = (v: number): number | null => (v === NONE ? null : v);
     return groupSiteRows(
       rows.map((r) => ({
         bucketStartMs: r.t,
@@ -395,23 +326,15 @@ export class SqliteTrafficStore implements TrafficStore, FireflyStore, SiteTraff
    * nothing here; MAX skips the NULL maxima), then grouped by groupFireflyRows like InfluxDB.
    */
   async queryFireflies(q: FireflyQuery): Promise<FireflyQueryResult> {
-    const stepMs = Math.round(q.stepSeconds * 1000);
-    if (!(stepMs >= 1)) throw new RangeError(`stepSeconds must be at least 0.001, got ${q.stepSeconds}`);
-    if (!(q.toMs >= q.fromMs)) throw new RangeError(`toMs (${q.toMs}) is before fromMs (${q.fromMs})`);
-    const where = ['bucket_start >= ?', 'bucket_start < ?'];
-    const params: (string | number)[] = [stepMs, q.fromMs, q.toMs];
-    const inList = (column: string, values: readonly (string | number)[] | undefined): void => {
-      if (values === undefined || values.length === 0) return;
-      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-      params.push(...values);
-    };
-    inList('community', q.community);
-    inList('activity', q.activity);
-    inList('ip_version', q.ipVersion);
-    inList('src_site', q.srcSite);
-    inList('dst_site', q.dstSite);
+    const { where, params } = stepRangeWhere(q, [
+      ['community', q.community],
+      ['activity', q.activity],
+      ['ip_version', q.ipVersion],
+      ['src_site', q.srcSite],
+      ['dst_site', q.dstSite],
+    ]);
     const rows = this.statement(
-      `SELECT ${FIREFLY_SELECT_STEP} FROM firefly WHERE ${where.join(' AND ')}
+      `SELECT ${FIREFLY_SELECT_STEP} FROM firefly WHERE ${where}
        GROUP BY t, community, activity, ip_version, src_site, dst_site`,
     ).all(...params) as FireflyDbRow[];
     return groupFireflyRows(rows.map(fromFireflyDb), q, true);
@@ -492,6 +415,70 @@ interface FireflyDbRow {
   [bin: string]: number | string | null;
 }
 
+/** The columns every stored sums row has, whatever its key (traffic, site_traffic). */
+const STORED_COLUMNS = 'bucket_start, bucket_seconds, exporter, class, community, activity, nat64, registered, bytes, packets, records';
+
+interface StoredDbRow {
+  bucket_start: number;
+  bucket_seconds: number;
+  exporter: string;
+  class: TrafficClass;
+  community: number;
+  activity: number;
+  nat64: number;
+  registered: number;
+  bytes: number;
+  packets: number;
+  records: number;
+}
+
+/** NONE (-1, "not known") back to null. */
+function orNull(v: number): number | null {
+  return v === NONE ? null : v;
+}
+
+/** The key-independent part of a stored row; the nat64 flag only on NAT64 rows, as written. */
+function fromStoredDb(r: StoredDbRow) {
+  return {
+    bucketStartMs: r.bucket_start,
+    bucketSeconds: r.bucket_seconds,
+    exporter: r.exporter,
+    trafficClass: r.class,
+    community: orNull(r.community),
+    activity: orNull(r.activity),
+    registered: r.registered === 1,
+    bytes: r.bytes,
+    packets: r.packets,
+    records: r.records,
+    ...(r.nat64 === 1 ? { nat64: true as const } : {}),
+  };
+}
+
+/** A query's step and range, checked as every store checks them (the API validates before). */
+function checkRange(q: { stepSeconds: number; fromMs: number; toMs: number }): number {
+  const stepMs = Math.round(q.stepSeconds * 1000);
+  if (!(stepMs >= 1)) throw new RangeError(`stepSeconds must be at least 0.001, got ${q.stepSeconds}`);
+  if (!(q.toMs >= q.fromMs)) throw new RangeError(`toMs (${q.toMs}) is before fromMs (${q.fromMs})`);
+  return stepMs;
+}
+
+/**
+ * WHERE over [fromMs, toMs) plus `column IN (...)` for each non-empty filter, and its
+ * parameters led by the step in ms (the SELECT's `bucket_start - bucket_start % ?`).
+ */
+function stepRangeWhere(
+  q: { stepSeconds: number; fromMs: number; toMs: number },
+  filters: readonly (readonly [column: string, values: readonly (string | number)[] | undefined])[],
+): { where: string; params: (string | number)[] } {
+  const where = ['bucket_start >= ?', 'bucket_start < ?'];
+  const params: (string | number)[] = [checkRange(q), q.fromMs, q.toMs];
+  for (const [column, values] of filters) {
+    if (values === undefined || values.length === 0) continue;
+    where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+    params.push(...values);
+  }
+  return { where: where.join(' AND '), params };
+}
 function fromFireflyDb(r: FireflyDbRow): StoredFireflyRow {
   return {
     bucketStartMs: r.t,
