@@ -1,5 +1,6 @@
 import { groupRows } from '../store/group.js';
-import type { TrafficQuery, TrafficQueryResult, TrafficRow, TrafficSeries, TrafficStore, TrafficTotals } from '../store/types.js';
+import { SeriesBuilder } from '../store/series-builder.js';
+import type { TrafficQuery, TrafficQueryResult, TrafficRow, TrafficStore } from '../store/types.js';
 
 /**
  * GET /api/v1/traffic?provisional=true: the stored rows, with the buckets the aggregator has
@@ -16,46 +17,17 @@ export interface ProvisionalResult extends TrafficQueryResult {
   provisionalSteps: Set<number>;
 }
 
-const sumsOf = (t: TrafficTotals): TrafficTotals => ({ bytes: t.bytes, packets: t.packets, records: t.records });
-
-function add(into: TrafficTotals, t: TrafficTotals): void {
-  into.bytes += t.bytes;
-  into.packets += t.packets;
-  into.records += t.records;
-}
-
 /** Adds two answers of the same query over disjoint buckets: series by group, points by time. */
 export function mergeResults(a: TrafficQueryResult, b: TrafficQueryResult, q: TrafficQuery): TrafficQueryResult {
-  const keyOf = (s: TrafficSeries): string => JSON.stringify(q.groupBy.map((d) => s.group[d] ?? null));
-  const series = new Map<string, { group: TrafficSeries['group']; byTime: Map<number, TrafficTotals>; totals: TrafficTotals }>();
+  const out = new SeriesBuilder(q.stepSeconds);
   for (const s of [...a.series, ...b.series]) {
-    const key = keyOf(s);
-    let m = series.get(key);
-    if (!m) series.set(key, (m = { group: s.group, byTime: new Map(), totals: { bytes: 0, packets: 0, records: 0 } }));
-    add(m.totals, s.totals);
-    for (const p of s.points) {
-      const at = m.byTime.get(p.timeMs);
-      if (at) add(at, p);
-      else m.byTime.set(p.timeMs, sumsOf(p));
-    }
+    // The key in groupBy order: the two answers may list a group's dimensions in another order.
+    const key = JSON.stringify(q.groupBy.map((d) => s.group[d] ?? null));
+    for (const p of s.points) out.add(s.group, p.timeMs, p, key);
   }
-  const totals = sumsOf(a.totals);
-  add(totals, b.totals);
-  return {
-    totals,
-    series: [...series.values()].map((s) => ({
-      group: s.group,
-      totals: s.totals,
-      points: [...s.byTime]
-        .sort((x, y) => x[0] - y[0])
-        .map(([timeMs, p]) => ({
-          timeMs,
-          ...p,
-          bitsPerSecond: (p.bytes * 8) / q.stepSeconds,
-          packetsPerSecond: p.packets / q.stepSeconds,
-        })),
-    })),
-  };
+  out.count(a.totals);
+  out.count(b.totals);
+  return out.result();
 }
 
 export async function queryWithProvisional(

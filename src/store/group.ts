@@ -1,5 +1,6 @@
 import { formatLinkKey } from './sqlite/link-key.js';
-import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficQueryResult, TrafficSeries } from './types.js';
+import { SeriesBuilder } from './series-builder.js';
+import type { GroupByDimension, TrafficClass, TrafficQuery, TrafficQueryResult } from './types.js';
 
 /**
  * The TrafficQuery semantics in plain code, for stores that cannot express them in their own
@@ -73,21 +74,12 @@ export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBuckete
   const expanded = dims.includes('link') || dims.includes('direction');
   const byDirection = dims.includes('direction');
   const hasLinkFilter = (q.link?.length ?? 0) > 0;
-  const totals = { bytes: 0, packets: 0, records: 0 };
-  const series = new Map<string, TrafficSeries & { byTime: Map<number, { bytes: number; packets: number; records: number }> }>();
+  const out = new SeriesBuilder(q.stepSeconds);
 
   const addTo = (r: StoredRow, ifIndex: number | null, direction: 'in' | 'out' | undefined): void => {
     const group: Record<string, string | number | null> = {};
     for (const d of dims) group[d] = dimensionValue(d, r, ifIndex, direction);
-    const key = JSON.stringify(group);
-    let s = series.get(key);
-    if (!s) series.set(key, (s = { group, points: [], totals: { bytes: 0, packets: 0, records: 0 }, byTime: new Map() }));
-    const t = r.bucketStartMs - (r.bucketStartMs % stepMs);
-    let p = s.byTime.get(t);
-    if (!p) s.byTime.set(t, (p = { bytes: 0, packets: 0, records: 0 }));
-    p.bytes += r.bytes;
-    p.packets += r.packets;
-    p.records += r.records;
+    out.add(group, r.bucketStartMs - (r.bucketStartMs % stepMs), r);
   };
 
   for (const r of rows) {
@@ -95,9 +87,7 @@ export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBuckete
     const inMatch = !hasLinkFilter || onLink(q, r.exporter, r.inIf);
     const outMatch = !hasLinkFilter || onLink(q, r.exporter, r.outIf);
     if (hasLinkFilter && !inMatch && !outMatch) continue;
-    totals.bytes += r.bytes;
-    totals.packets += r.packets;
-    totals.records += r.records;
+    out.count(r);
     if (expanded) {
       if (inMatch) addTo(r, r.inIf, 'in');
       // Both sides on the same link (both unknown, or in and out on one interface) are one
@@ -107,20 +97,5 @@ export function groupRows(rows: Iterable<StoredRow>, q: TrafficQuery, preBuckete
       addTo(r, null, undefined);
     }
   }
-
-  const out: [string, TrafficSeries][] = [];
-  for (const [key, s] of series) {
-    const points = [...s.byTime.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([timeMs, p]) => ({ timeMs, ...p, bitsPerSecond: (p.bytes * 8) / q.stepSeconds, packetsPerSecond: p.packets / q.stepSeconds }));
-    const t = { bytes: 0, packets: 0, records: 0 };
-    for (const p of points) {
-      t.bytes += p.bytes;
-      t.packets += p.packets;
-      t.records += p.records;
-    }
-    out.push([key, { group: s.group, points, totals: t }]);
-  }
-  out.sort(([ka, a], [kb, b]) => b.totals.bytes - a.totals.bytes || (ka < kb ? -1 : ka > kb ? 1 : 0));
-  return { series: out.map(([, s]) => s), totals };
+  return out.result();
 }

@@ -1,4 +1,5 @@
-import type { SiteGroupByDimension, SiteTrafficQuery, TrafficClass, TrafficQueryResult, TrafficSeries, TrafficTotals } from './types.js';
+import { SeriesBuilder } from './series-builder.js';
+import type { SiteGroupByDimension, SiteTrafficQuery, TrafficClass, TrafficQueryResult } from './types.js';
 
 /** A site-pair row as both stores read it back (already summed per step when preBucketed). */
 export interface StoredSiteRow {
@@ -47,8 +48,6 @@ function value(d: SiteGroupByDimension, r: StoredSiteRow, site: string): string 
   }
 }
 
-const zero = (): TrafficTotals => ({ bytes: 0, packets: 0, records: 0 });
-
 /**
  * The SiteTrafficQuery semantics, shared by both stores (they push the time range and the
  * simple filters down and sum per step; the grouping is here). Grouping by 'site' counts a
@@ -62,8 +61,7 @@ export function groupSiteRows(rows: Iterable<StoredSiteRow>, q: SiteTrafficQuery
   const dims = [...new Set(q.groupBy)];
   const bySite = dims.includes('site');
   const siteFilter = q.site?.length ? new Set(q.site) : undefined;
-  const totals = zero();
-  const series = new Map<string, TrafficSeries & { byTime: Map<number, TrafficTotals> }>();
+  const out = new SeriesBuilder(q.stepSeconds);
 
   const addTo = (r: StoredSiteRow, site: string): void => {
     const group: Record<string, string | number | null> = {};
@@ -71,18 +69,7 @@ export function groupSiteRows(rows: Iterable<StoredSiteRow>, q: SiteTrafficQuery
       const v = value(d, r, site);
       group[d] = typeof v === 'boolean' ? String(v) : v;
     }
-    const key = JSON.stringify(group);
-    let s = series.get(key);
-    if (!s) series.set(key, (s = { group, points: [], totals: zero(), byTime: new Map() }));
-    const t = preBucketed ? r.bucketStartMs : r.bucketStartMs - (r.bucketStartMs % stepMs);
-    let p = s.byTime.get(t);
-    if (!p) s.byTime.set(t, (p = zero()));
-    p.bytes += r.bytes;
-    p.packets += r.packets;
-    p.records += r.records;
-    s.totals.bytes += r.bytes;
-    s.totals.packets += r.packets;
-    s.totals.records += r.records;
+    out.add(group, preBucketed ? r.bucketStartMs : r.bucketStartMs - (r.bucketStartMs % stepMs), r);
   };
 
   for (const r of rows) {
@@ -90,29 +77,12 @@ export function groupSiteRows(rows: Iterable<StoredSiteRow>, q: SiteTrafficQuery
     const srcListed = siteFilter === undefined || siteFilter.has(r.srcSite);
     const dstListed = siteFilter === undefined || siteFilter.has(r.dstSite);
     if (!srcListed && !dstListed) continue;
-    totals.bytes += r.bytes;
-    totals.packets += r.packets;
-    totals.records += r.records;
+    out.count(r);
     if (!bySite) addTo(r, '');
     else {
       if (srcListed) addTo(r, r.srcSite);
       if (dstListed && r.dstSite !== r.srcSite) addTo(r, r.dstSite);
     }
   }
-
-  const out = [...series.entries()]
-    .sort(([ka, a], [kb, b]) => b.totals.bytes - a.totals.bytes || (ka < kb ? -1 : ka > kb ? 1 : 0))
-    .map(([, s]) => ({
-      group: s.group,
-      totals: s.totals,
-      points: [...s.byTime.entries()]
-        .sort(([a], [b]) => a - b)
-        .map(([timeMs, p]) => ({
-          timeMs,
-          ...p,
-          bitsPerSecond: (p.bytes * 8) / q.stepSeconds,
-          packetsPerSecond: p.packets / q.stepSeconds,
-        })),
-    }));
-  return { series: out, totals };
+  return out.result();
 }
