@@ -1,5 +1,5 @@
 import { isNat64TopStore, type Nat64Destination } from '../store/nat64-top.js';
-import { BadParameter, parseBoundedTime } from './params.js';
+import { BadParameter, NotAvailable, parseBoundedTime } from './params.js';
 import type { ApiDeps } from './types.js';
 
 /** GET /api/v1/transition/nat64-destinations: the IPv4 services still reached through NAT64. */
@@ -29,9 +29,6 @@ export interface Nat64DestinationsResponse {
   omitted: number;
 }
 
-/** The store keeps no NAT64 top lists, or transition.nat64TopN is 0 (answered 503). */
-export class Nat64TopUnavailable extends Error {}
-
 export async function nat64DestinationsQuery(
   deps: Pick<ApiDeps, 'store' | 'now' | 'bucketSeconds' | 'nat64TopN'>,
   q: Nat64DestinationsParams,
@@ -48,7 +45,7 @@ export async function nat64DestinationsQuery(
   }
   const store = deps.store;
   if (topN === 0 || !isNat64TopStore(store)) {
-    throw new Nat64TopUnavailable('NAT64 destination lists are off (transition.nat64TopN = 0) or the store keeps none');
+    throw new NotAvailable('NAT64 destination lists are off (transition.nat64TopN = 0) or the store keeps none');
   }
   const r = await store.queryNat64Top({ fromMs, toMs, limit });
   return {

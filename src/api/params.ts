@@ -12,6 +12,14 @@ export class BadParameter extends Error {
   }
 }
 
+/** What a route answers from is switched off or not kept by this store: HTTP 503 "not available". */
+export class NotAvailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotAvailable';
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Times
 // ---------------------------------------------------------------------------------------

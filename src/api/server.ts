@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { VERSION } from '../version.js';
 import {
   BadParameter,
+  NotAvailable,
   CLASS_PATTERN,
   GROUP_BY_DIMENSIONS,
   GROUP_BY_PATTERN,
@@ -24,12 +25,7 @@ import {
 } from './fireflies.js';
 import { defaultPageDir, isPublicPath, pageFilePaths, registerPage } from './page.js';
 import { type TrafficParams, trafficQuery, transitionQuery } from './traffic.js';
-import {
-  DEFAULT_NAT64_DESTINATIONS_LIMIT,
-  type Nat64DestinationsParams,
-  nat64DestinationsQuery,
-  Nat64TopUnavailable,
-} from './nat64-top.js';
+import { DEFAULT_NAT64_DESTINATIONS_LIMIT, type Nat64DestinationsParams, nat64DestinationsQuery } from './nat64-top.js';
 import { type MarkingParams, markingQuery } from './marking.js';
 import { MARKING_OUTCOMES } from '../fireflies/marking.js';
 import { CORRELATION_GROUP_BY, CORRELATION_GROUP_BY_PATTERN, type CorrelationParams, correlationQuery } from './correlation.js';
@@ -361,6 +357,29 @@ const trafficSchema = {
   },
 } as const;
 
+/**
+ * The series of a time-series answer whose points and totals carry the same sums
+ * (`properties`): per group, one point per step that has data (with time and timeMs), and the
+ * group's totals.
+ */
+function seriesList<P extends Record<string, unknown>>(group: object, properties: P) {
+  return {
+    type: 'array',
+    items: {
+      type: 'object',
+      properties: {
+        group,
+        points: {
+          type: 'array',
+          description: 'One point per step that has data.',
+          items: { type: 'object', properties: { time: str, timeMs: num, ...properties } },
+        },
+        totals: { type: 'object', properties },
+      },
+    },
+  } as const;
+}
+
 const transitionProperties = {
   ipv4Bytes: num,
   ipv6Bytes: { type: 'number', description: 'All IPv6, marked and unmarked, NAT64 included.' },
@@ -383,21 +402,7 @@ const transitionSchema = {
   ...trafficSchema,
   properties: {
     ...trafficSchema.properties,
-    series: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          group: trafficSchema.properties.series.items.properties.group,
-          points: {
-            type: 'array',
-            description: 'One point per step that has data.',
-            items: { type: 'object', properties: { time: str, timeMs: num, ...transitionProperties } },
-          },
-          totals: { type: 'object', properties: transitionProperties },
-        },
-      },
-    },
+    series: seriesList(trafficSchema.properties.series.items.properties.group, transitionProperties),
     totals: { type: 'object', properties: transitionProperties },
   },
 } as const;
@@ -479,17 +484,7 @@ const correlationSchema = {
     stepSeconds: num,
     bucketSeconds: num,
     groupBy: { type: 'array', items: str },
-    series: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          group: { type: 'object', additionalProperties: { type: ['string', 'number', 'null'] } },
-          points: { type: 'array', items: { type: 'object', properties: { time: str, timeMs: num, ...correlationProperties } } },
-          totals: { type: 'object', properties: correlationProperties },
-        },
-      },
-    },
+    series: seriesList({ type: 'object', additionalProperties: { type: ['string', 'number', 'null'] } }, correlationProperties),
     totals: { type: 'object', properties: correlationProperties },
     omittedGroups: num,
   },
@@ -681,13 +676,15 @@ function validationAnswer(v: AjvError, allowed: readonly string[], url: string):
 
 /**
  * Answers from a store query: a bad parameter is rethrown (the error handler makes it a 400),
- * anything else means the store could not answer, a 503 naming its message (after `onFailure`).
+ * NotAvailable is a 503 "not available" (switched off, or not kept by this store), anything
+ * else means the store could not answer, a 503 naming its message (after `onFailure`).
  */
 async function fromStore<T>(reply: FastifyReply, query: () => Promise<T>, onFailure?: (err: unknown) => void): Promise<T | FastifyReply> {
   try {
     return await query();
   } catch (err) {
     if (err instanceof BadParameter) throw err;
+    if (err instanceof NotAvailable) return reply.code(503).send({ error: 'not available', message: err.message });
     onFailure?.(err);
     return reply.code(503).send({ error: 'store unavailable', message: (err as Error).message });
   }
@@ -891,14 +888,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           response: { 200: nat64DestinationsSchema, 400: errorSchema, 503: errorSchema },
         },
       },
-      async (req, reply) => {
-        try {
-          return await nat64DestinationsQuery(deps, req.query);
-        } catch (err) {
-          if (err instanceof Nat64TopUnavailable) return reply.code(503).send({ error: 'not available', message: err.message });
-          return fromStore(reply, () => Promise.reject(err));
-        }
-      },
+      (req, reply) => fromStore(reply, () => nat64DestinationsQuery(deps, req.query)),
     );
 
     api.get<{ Querystring: MarkingParams }>(
