@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifactsDir, findChromium, launchChromium, pageBuilt, prefixProxy } from '../support/browser.js';
 import { fireflyStart } from '../builders/firefly.js';
-import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
+import { f, templatesThenData } from '../builders/ipfix.js';
 import { type Daemon, freePorts, freeUdpPort, getJson, replayCorpus, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
 import { expectedCorpusGroups } from '../support/expected.js';
 
@@ -367,22 +367,20 @@ describe.skipIf(!chromiumPath || !built)('the IPv6 transition and marking panels
         fireflyStart('ipv6', '2001:db8:a::1', '2001:db8:b::1', 1094, 40002),
       ]);
       await waitFor(async () => (await getJson<{ flows: number }>(`${daemon.apiUrl}/api/v1/fireflies/marking`)).flows === 2);
-      await sendUdp(ports.ipfix, [
-        ipfixMessage({ seq: 0 }, [
-          ipfixTemplateSet([
-            { id: 256, fields: V6 },
-            { id: 257, fields: V4 },
-          ]),
+      await sendUdp(
+        ports.ipfix,
+        templatesThenData([
+          {
+            fields: V6,
+            records: [
+              ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 6, LABEL_2_3, 1000, 10, 1, 2], // agrees with its firefly
+              ['2001:db8:a::1', '2001:db8:b::1', 1094, 40002, 6, LABEL_3_3, 2000, 20, 1, 2], // carries CMS's pair instead
+              ['2001:db8:a::2', '64:ff9b::c000:221', 1094, 40001, 6, 0, 4000, 40, 1, 2], // NAT64 to 192.0.2.33
+            ],
+          },
+          { fields: V4, records: [['10.0.0.1', '192.0.2.1', 3000, 30, 1, 2]] },
         ]),
-        ipfixMessage({ seq: 0 }, [
-          ipfixDataSet(256, V6, [
-            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 6, LABEL_2_3, 1000, 10, 1, 2], // agrees with its firefly
-            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40002, 6, LABEL_3_3, 2000, 20, 1, 2], // carries CMS's pair instead
-            ['2001:db8:a::2', '64:ff9b::c000:221', 1094, 40001, 6, 0, 4000, 40, 1, 2], // NAT64 to 192.0.2.33
-          ]),
-          ipfixDataSet(257, V4, [['10.0.0.1', '192.0.2.1', 3000, 30, 1, 2]]),
-        ]),
-      ]);
+      );
       await waitFor(async () => {
         const ex = await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
         // The two fireflies count as records of the same exporter address.

@@ -173,6 +173,23 @@ export function ipfixDataSet(
   return ipfixSet(templateId, concat(records.map((r) => encodeRecord(fields, r))), padding);
 }
 
+/**
+ * What an exporter sends first: one message defining the templates (ids 256, 257, ... in
+ * order), then one message with a data set per template, sequence number 0.
+ */
+export function templatesThenData(
+  templates: readonly { fields: Field[]; records: ReadonlyArray<RecordValues | (Value | LongVarlen)[]> }[],
+): Uint8Array[] {
+  const id = (i: number): number => 256 + i;
+  return [
+    ipfixMessage({ seq: 0 }, [ipfixTemplateSet(templates.map((t, i) => ({ id: id(i), fields: t.fields })))]),
+    ipfixMessage(
+      { seq: 0 },
+      templates.map((t, i) => ipfixDataSet(id(i), t.fields, t.records)),
+    ),
+  ];
+}
+
 export interface IpfixHeader {
   domain?: number;
   seq?: number;

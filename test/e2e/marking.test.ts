@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { fireflyStart } from '../builders/firefly.js';
-import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
+import { f, templatesThenData } from '../builders/ipfix.js';
 import { freePorts, freeUdpPort, getJson, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
 
 const V6 = [
@@ -68,27 +68,24 @@ async function run(workers: number): Promise<Answer & { metrics: string[] }> {
     // `flows` counts what the record path (the workers) has been sent: later batches reach a
     // worker after that update.
     await waitFor(async () => (await getJson<Answer>(`${daemon.apiUrl}/api/v1/fireflies/marking`)).flows === 4);
-    await sendUdp(ports.ipfix, [
-      ipfixMessage({}, [
-        ipfixTemplateSet([
-          { id: 256, fields: V6 },
-          { id: 257, fields: V6_NO_LABEL },
-          { id: 258, fields: V4 },
-        ]),
+    await sendUdp(
+      ports.ipfix,
+      templatesThenData([
+        {
+          fields: V6,
+          records: [
+            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 6, LABEL_2_3, 1000, 1], // agree
+            ['2001:db8:b::1', '2001:db8:a::1', 40000, 1094, 6, LABEL_2_3, 100, 1], // agree, the other direction
+            ['2001:db8:a::2', '2001:db8:b::2', 1094, 40001, 6, LABEL_3_3, 2000, 2], // mismatch: CMS's pair
+            ['2001:db8:a::3', '2001:db8:b::3', 1094, 40002, 6, 0, 3000, 3], // unmarked
+            ['2001:db8:a::9', '2001:db8:b::9', 1094, 40009, 6, LABEL_2_3, 9999, 9], // no firefly: not counted
+            ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 17, LABEL_2_3, 7777, 7], // UDP, not the TCP flow
+          ],
+        },
+        { fields: V6_NO_LABEL, records: [['2001:db8:a::3', '2001:db8:b::3', 1094, 40002, 6, 500, 5]] }, // notExported
+        { fields: V4, records: [['10.1.0.1', '10.2.0.1', 1094, 40003, 6, 4000, 4]] }, // ipv4
       ]),
-      ipfixMessage({ seq: 0 }, [
-        ipfixDataSet(256, V6, [
-          ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 6, LABEL_2_3, 1000, 1], // agree
-          ['2001:db8:b::1', '2001:db8:a::1', 40000, 1094, 6, LABEL_2_3, 100, 1], // agree, the other direction
-          ['2001:db8:a::2', '2001:db8:b::2', 1094, 40001, 6, LABEL_3_3, 2000, 2], // mismatch: CMS's pair
-          ['2001:db8:a::3', '2001:db8:b::3', 1094, 40002, 6, 0, 3000, 3], // unmarked
-          ['2001:db8:a::9', '2001:db8:b::9', 1094, 40009, 6, LABEL_2_3, 9999, 9], // no firefly: not counted
-          ['2001:db8:a::1', '2001:db8:b::1', 1094, 40000, 17, LABEL_2_3, 7777, 7], // UDP, not the TCP flow
-        ]),
-        ipfixDataSet(257, V6_NO_LABEL, [['2001:db8:a::3', '2001:db8:b::3', 1094, 40002, 6, 500, 5]]), // notExported
-        ipfixDataSet(258, V4, [['10.1.0.1', '10.2.0.1', 1094, 40003, 6, 4000, 4]]), // ipv4
-      ]),
-    ]);
+    );
     let answer: Answer | undefined;
     await waitFor(async () => {
       answer = await getJson<Answer>(`${daemon.apiUrl}/api/v1/fireflies/marking`);

@@ -15,6 +15,7 @@ import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSe
 import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { fireflyRow } from '../builders/rows.js';
 
 describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', () => {
   let db: InfluxdHandle;
@@ -293,34 +294,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB provisioning', () => {
       const a = await open('a');
       const b = await open('b');
       const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
-      const row = (min: number, over: Partial<FireflyRow>): FireflyRow => ({
-        bucketStartMs: hour + min * 60_000,
-        bucketSeconds: 60,
-        community: 2,
-        activity: 3,
-        ipVersion: 6,
-        srcSite: 'CERN-PROD',
-        dstSite: 'BNL-ATLAS',
-        flowsStarted: 1,
-        flowsEnded: 1,
-        flowsExpired: 0,
-        flowsWithoutStart: 0,
-        bytes: 1000,
-        durationSeconds: 10,
-        throughputSum: 800,
-        throughputCount: 1,
-        throughputMax: 800,
-        rttSum: 0,
-        rttCount: 0,
-        rttMax: null,
-        deliveryRateSum: 0,
-        deliveryRateCount: 0,
-        deliveryRateMax: null,
-        retransmits: 0,
-        durationHistogram: [0, 0, 1, 0, 0, 0],
-        throughputHistogram: [1, 0, 0, 0, 0, 0],
-        ...over,
-      });
+      const row = (min: number, over: Partial<FireflyRow>): FireflyRow => fireflyRow(hour + min * 60_000, over);
       await a.writeFireflyRows([row(5, {})]);
       await a.writeFireflyRows([
         row(6, {

@@ -5,13 +5,12 @@
  * GET /api/v1/transition/nat64-destinations of a third run. Fewer distinct addresses than
  * transition.nat64TopN, so every number is exact: the sums of the records sent, twice.
  */
-import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { f, ipfixDataSet, ipfixMessage, ipfixTemplateSet } from '../builders/ipfix.js';
-import { freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
+import { f, templatesThenData } from '../builders/ipfix.js';
+import { freePorts, getJson, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
 import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
 
 const V6 = [
@@ -41,21 +40,10 @@ const EXPECTED = [
 ];
 
 function datagrams(): Uint8Array[] {
-  return [
-    ipfixMessage({ seq: 0 }, [
-      ipfixTemplateSet([
-        { id: 256, fields: V6 },
-        { id: 257, fields: V4 },
-      ]),
-    ]),
-    ipfixMessage({ seq: 0 }, [ipfixDataSet(256, V6, V6_RECORDS), ipfixDataSet(257, V4, V4_RECORDS)]),
-  ];
-}
-
-async function send(port: number, ds: Uint8Array[]): Promise<void> {
-  const tx = createSocket('udp4');
-  for (const d of ds) await new Promise<void>((r) => tx.send(d, port, '127.0.0.1', () => r()));
-  await new Promise<void>((r) => tx.close(() => r()));
+  return templatesThenData([
+    { fields: V6, records: V6_RECORDS },
+    { fields: V4, records: V4_RECORDS },
+  ]);
 }
 
 interface Answer {
@@ -74,7 +62,7 @@ async function runAndQuery(store: string, extra: string[]) {
     const ports = await freePorts();
     const daemon = await startDaemon(ports, args);
     try {
-      await send(ports.ipfix, datagrams());
+      await sendUdp(ports.ipfix, datagrams());
       await waitFor(async () => {
         const ex = await getJson<{ exporters: { records: number }[] }>(`${daemon.apiUrl}/api/v1/exporters`);
         return ex.exporters.reduce((n, e) => n + e.records, 0) === V6_RECORDS.length + V4_RECORDS.length;

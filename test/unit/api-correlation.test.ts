@@ -3,6 +3,7 @@ import { buildApi } from '../../src/api/index.js';
 import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqlite/index.js';
 import type { FireflyRow, SiteTrafficRow } from '../../src/store/types.js';
 import { bareApiDeps } from '../support/api-deps.js';
+import { fireflyRow } from '../builders/rows.js';
 
 const T0 = Date.UTC(2026, 10, 29, 12, 0, 0);
 const MIN = 60_000;
@@ -10,33 +11,20 @@ const NOW = T0 + 30 * MIN;
 
 /** A firefly row of ended flows: only what the correlation reads differs between rows. */
 function firefly(community: number, srcSite: string, dstSite: string, bytes: number, flowsEnded: number, bucketStartMs = T0): FireflyRow {
-  return {
-    bucketStartMs,
-    bucketSeconds: 60,
+  return fireflyRow(bucketStartMs, {
     community,
     activity: 1,
-    ipVersion: 6,
     srcSite,
     dstSite,
     flowsStarted: flowsEnded,
     flowsEnded,
-    flowsExpired: 0,
-    flowsWithoutStart: 0,
     bytes,
-    durationSeconds: 10,
     throughputSum: 0,
     throughputCount: 0,
     throughputMax: null,
-    rttSum: 0,
-    rttCount: 0,
-    rttMax: null,
-    deliveryRateSum: 0,
-    deliveryRateCount: 0,
-    deliveryRateMax: null,
-    retransmits: 0,
     durationHistogram: [0, 0, 0, 0, 0, 0],
     throughputHistogram: [0, 0, 0, 0, 0, 0],
-  };
+  });
 }
 
 function marked(exporter: string, community: number, srcSite: string, dstSite: string, bytes: number, bucketStartMs = T0): SiteTrafficRow {

@@ -5,40 +5,12 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteStore, type SqliteTrafficStore } from '../../src/store/sqlite/index.js';
 import type { FireflyQuery, FireflyRow } from '../../src/store/types.js';
+import { fireflyRow } from '../builders/rows.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;
 
-function row(over: Partial<FireflyRow>): FireflyRow {
-  return {
-    bucketStartMs: T0,
-    bucketSeconds: 60,
-    community: 2,
-    activity: 3,
-    ipVersion: 6,
-    srcSite: 'CERN-PROD',
-    dstSite: 'BNL-ATLAS',
-    flowsStarted: 1,
-    flowsEnded: 1,
-    flowsExpired: 0,
-    flowsWithoutStart: 0,
-    bytes: 1000,
-    durationSeconds: 10,
-    throughputSum: 800,
-    throughputCount: 1,
-    throughputMax: 800,
-    rttSum: 0,
-    rttCount: 0,
-    rttMax: null,
-    deliveryRateSum: 0,
-    deliveryRateCount: 0,
-    deliveryRateMax: null,
-    retransmits: 0,
-    durationHistogram: [0, 0, 1, 0, 0, 0],
-    throughputHistogram: [1, 0, 0, 0, 0, 0],
-    ...over,
-  };
-}
+const row = (over: Partial<FireflyRow>): FireflyRow => fireflyRow(T0, over);
 
 const q = (over: Partial<FireflyQuery> = {}): FireflyQuery => ({ fromMs: T0, toMs: T0 + 60 * MIN, stepSeconds: 60, groupBy: [], ...over });
 
