@@ -1,4 +1,4 @@
-import type { Aggregator } from '../aggregate/index.js';
+import type { Aggregator, AggregatorStats } from '../aggregate/index.js';
 import type { FireflyAggregator } from '../fireflies/aggregate.js';
 import type { CollectorMetrics, TrafficCounters } from '../metrics/index.js';
 import type { DecodeSnapshot } from '../pipeline/snapshot.js';
@@ -7,6 +7,12 @@ import type { UdpListener } from '../../collectors/udp.js';
 import type { SyslogTcpListener } from '../../collectors/syslog-tcp.js';
 import type { Goflow2StreamInput } from '../../collectors/goflow2-stream.js';
 import type { ForwardStats } from '../../collectors/firefly-forward.js';
+
+/** What the site-pair and firefly aggregators both report about their buckets. */
+type AggregationEvents = Pick<
+  AggregatorStats,
+  'bucketsWritten' | 'lateUpdates' | 'tooLate' | 'foldedByCardinality' | 'writeFailures' | 'droppedRows'
+>;
 
 /**
  * Moves the collector's own counters into the Prometheus metrics. The hot path keeps plain
@@ -54,6 +60,22 @@ export class MetricsSync {
     const prev = this.last.get(key) ?? 0;
     this.last.set(key, value);
     return value > prev ? value - prev : 0;
+  }
+
+  /** The bucket events of a second aggregator (site pairs, fireflies) into its `event` counter. */
+  private syncAggregation(prefix: string, st: AggregationEvents, counter: CollectorMetrics['siteAggregation']): void {
+    const events = {
+      buckets_written: st.bucketsWritten,
+      late_updates: st.lateUpdates,
+      too_late: st.tooLate,
+      cardinality_folds: st.foldedByCardinality,
+      write_failures: st.writeFailures,
+      dropped_rows: st.droppedRows,
+    };
+    for (const [event, n] of Object.entries(events)) {
+      const d = this.delta(`${prefix}|${event}`, n);
+      if (d > 0) counter.inc({ event }, d);
+    }
   }
 
   private syncGoflow2(): void {
@@ -217,34 +239,10 @@ export class MetricsSync {
     m.storeAuthFailed.set(this.parts.storeAuthFailed?.() === true ? 1 : 0);
     const sites = this.parts.siteAggregator?.stats();
     if (sites) {
-      const events = {
-        buckets_written: sites.bucketsWritten,
-        late_updates: sites.lateUpdates,
-        too_late: sites.tooLate,
-        cardinality_folds: sites.foldedByCardinality,
-        write_failures: sites.writeFailures,
-        dropped_rows: sites.droppedRows,
-      };
-      for (const [event, n] of Object.entries(events)) {
-        const dd = this.delta(`site|${event}`, n);
-        if (dd > 0) m.siteAggregation.inc({ event }, dd);
-      }
+      this.syncAggregation('site', sites, m.siteAggregation);
       m.siteLiveKeys.set(sites.liveKeys);
     }
     const ff = this.parts.fireflies?.stats();
-    if (ff) {
-      const events = {
-        buckets_written: ff.bucketsWritten,
-        late_updates: ff.lateUpdates,
-        too_late: ff.tooLate,
-        cardinality_folds: ff.foldedByCardinality,
-        write_failures: ff.writeFailures,
-        dropped_rows: ff.droppedRows,
-      };
-      for (const [event, n] of Object.entries(events)) {
-        const dd = this.delta(`ff|${event}`, n);
-        if (dd > 0) m.fireflyAggregation.inc({ event }, dd);
-      }
-    }
+    if (ff) this.syncAggregation('ff', ff, m.fireflyAggregation);
   }
 }
