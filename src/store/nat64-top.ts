@@ -2,6 +2,7 @@
  * The per-bucket top N of IPv4 destinations behind NAT64 (issue 14; src/enrich/nat64-top.ts):
  * what a store keeps of it and how a range is summed for GET /api/v1/transition/nat64-destinations.
  */
+import { hasMethods } from './types.js';
 
 /** One listed address of one bucket. bytes / packets are scaled by the sampling rate. */
 export interface Nat64TopRow {
@@ -53,8 +54,7 @@ export interface Nat64TopStore {
 }
 
 export function isNat64TopStore<S extends object>(store: S): store is S & Nat64TopStore {
-  const s = store as Partial<Nat64TopStore>;
-  return typeof s.writeNat64TopRows === 'function' && typeof s.queryNat64Top === 'function' && typeof s.readNat64TopRows === 'function';
+  return hasMethods(store, ['writeNat64TopRows', 'queryNat64Top', 'readNat64TopRows']);
 }
 
 /** Sums stored rows per address, largest bytes first (ties by address), the first `limit` kept. */

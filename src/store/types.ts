@@ -81,9 +81,13 @@ export interface SiteTrafficStore {
   readSiteRows(fromMs: number): Promise<SiteTrafficRow[]>;
 }
 
+/** Whether `store` has every named method: how an optional store capability is recognised. */
+export function hasMethods(store: object, names: readonly string[]): boolean {
+  return names.every((n) => typeof (store as Record<string, unknown>)[n] === 'function');
+}
+
 export function isSiteTrafficStore<S extends object>(store: S): store is S & SiteTrafficStore {
-  const s = store as Partial<SiteTrafficStore>;
-  return typeof s.writeSiteRows === 'function' && typeof s.querySiteTraffic === 'function' && typeof s.readSiteRows === 'function';
+  return hasMethods(store, ['writeSiteRows', 'querySiteTraffic', 'readSiteRows']);
 }
 
 export interface TrafficQuery {
@@ -307,6 +311,5 @@ export interface FireflyStore {
 
 /** Whether a store keeps fireflies (both built-in stores do; test doubles may not). */
 export function isFireflyStore<S extends object>(store: S): store is S & FireflyStore {
-  const s = store as Partial<FireflyStore>;
-  return typeof s.writeFireflyRows === 'function' && typeof s.queryFireflies === 'function' && typeof s.readFireflyRows === 'function';
+  return hasMethods(store, ['writeFireflyRows', 'queryFireflies', 'readFireflyRows']);
 }
