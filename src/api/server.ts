@@ -188,6 +188,8 @@ const num = { type: 'number' } as const;
 const str = { type: 'string' } as const;
 const strOrNull = { type: ['string', 'null'] } as const;
 const numOrNull = { type: ['number', 'null'] } as const;
+/** The range every time-ranged answer echoes: ISO times and epoch milliseconds. */
+const rangeProperties = { from: str, to: str, fromMs: num, toMs: num } as const;
 
 const errorSchema = {
   type: 'object',
@@ -229,10 +231,7 @@ const fireflyTotalsSchema = {
 const fireflySchema = {
   type: 'object',
   properties: {
-    from: str,
-    to: str,
-    fromMs: num,
-    toMs: num,
+    ...rangeProperties,
     stepSeconds: num,
     bucketSeconds: num,
     groupBy: { type: 'array', items: str },
@@ -297,10 +296,7 @@ const fireflySchema = {
 const trafficSchema = {
   type: 'object',
   properties: {
-    from: str,
-    to: str,
-    fromMs: num,
-    toMs: num,
+    ...rangeProperties,
     stepSeconds: num,
     bucketSeconds: num,
     groupBy: { type: 'array', items: str },
@@ -410,10 +406,7 @@ const transitionSchema = {
 const nat64DestinationsSchema = {
   type: 'object',
   properties: {
-    from: str,
-    to: str,
-    fromMs: num,
-    toMs: num,
+    ...rangeProperties,
     bucketSeconds: num,
     approximate: { type: 'boolean', description: 'Always true: per-bucket lists come from a bounded Space-Saving sketch.' },
     topN: { type: 'number', description: 'transition.nat64TopN: addresses kept per bucket.' },
@@ -477,10 +470,7 @@ const correlationProperties = {
 const correlationSchema = {
   type: 'object',
   properties: {
-    from: str,
-    to: str,
-    fromMs: num,
-    toMs: num,
+    ...rangeProperties,
     stepSeconds: num,
     bucketSeconds: num,
     groupBy: { type: 'array', items: str },
@@ -530,10 +520,7 @@ const sideSchema = {
 const linksSchema = {
   type: 'object',
   properties: {
-    from: str,
-    to: str,
-    fromMs: num,
-    toMs: num,
+    ...rangeProperties,
     links: {
       type: 'array',
       items: {
