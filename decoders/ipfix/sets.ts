@@ -88,9 +88,10 @@ const dataCtx: DataContext = {
   outerHeaders: false,
 };
 
-function exporterTable(state: FlowDecoderState, key: string, create: boolean): SamplingTable | undefined {
+/** The sampling table of exporter address and domain `key`, made (within maxSessions) when missing. */
+function exporterTableFor(state: FlowDecoderState, key: string): SamplingTable {
   let t = state.exporterSampling.get(key);
-  if (t === undefined && create) {
+  if (t === undefined) {
     if (state.exporterSampling.size >= state.limits.maxSessions) {
       const first = state.exporterSampling.entries().next();
       if (!first.done) {
@@ -107,7 +108,7 @@ function exporterTable(state: FlowDecoderState, key: string, create: boolean): S
   return t;
 }
 
-/** exporterTable(state, d.exporterKey, false) through the domain's memo (DomainState.exporterTable). */
+/** The domain's exporter-wide sampling table, if any, through its memo (DomainState.exporterTable). */
 function exporterTableOf(state: FlowDecoderState, d: DomainState): SamplingTable | undefined {
   if (d.exporterTableVersion !== state.exporterSamplingVersion) {
     d.exporterTable = state.exporterSampling.get(d.exporterKey);
@@ -337,7 +338,7 @@ function decodeOptionsBody(m: MessageCtx, t: TemplateEntry, b: Uint8Array, start
     const before = samplingBytes(d.sampling);
     applyOptions(d.sampling, f, limits.maxSamplingEntries);
     charge(m.state, m.session, samplingBytes(d.sampling) - before);
-    const et = exporterTable(m.state, m.d.exporterKey, true)!;
+    const et = exporterTableFor(m.state, m.d.exporterKey);
     const etBefore = samplingBytes(et);
     applyOptions(et, f, limits.maxSamplingEntries);
     m.state.bytes += samplingBytes(et) - etBefore;
