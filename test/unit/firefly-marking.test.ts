@@ -2,29 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { Firefly } from '../../decoders/firefly/types.js';
 import { emptyRecord, type FlowRecord } from '../../decoders/record.js';
 import { MarkingCounts, MarkingIndex, MarkingSource, MAX_MARKING_KEYS, markedFlowOf, outcomeOf } from '../../src/fireflies/marking.js';
+import { parsedFirefly } from '../builders/firefly.js';
 
-const ff = (over: Partial<Firefly>): Firefly => ({
-  state: 'start',
-  startMs: 0,
-  endMs: undefined,
-  currentMs: undefined,
-  ipVersion: 6,
-  srcAddr: '2001:db8::1',
-  dstAddr: '2001:db8::2',
-  protocol: 'tcp',
-  srcPort: 1094,
-  dstPort: 40000,
-  experimentId: 2,
-  activityId: 3,
-  application: undefined,
-  receivedBytes: undefined,
-  sentBytes: undefined,
-  netlink: undefined,
-  framing: 'bare',
-  host: undefined,
-  appName: undefined,
-  ...over,
-});
+const ff = (over: Partial<Firefly>): Firefly => parsedFirefly(over);
 
 /** A record whose addresses sit at 8 and 24 of a 40-byte buffer (as a datagram would hold them). */
 function rec(src: number[], dst: number[], sp: number, dp: number, proto: number, label: number | undefined): FlowRecord {

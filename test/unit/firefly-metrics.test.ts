@@ -9,30 +9,21 @@ import { silentLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics/index.js';
 import { fetchTextWithTimeout } from '../../src/registry/service.js';
 import { SiteService } from '../../src/sites/service.js';
+import { parsedFirefly } from '../builders/firefly.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-const ff = (over: Partial<Firefly>): Firefly => ({
-  state: 'start',
-  startMs: T0,
-  endMs: undefined,
-  currentMs: undefined,
-  ipVersion: 4,
-  srcAddr: '192.0.2.10',
-  dstAddr: '198.51.100.20',
-  protocol: 'tcp',
-  srcPort: 1,
-  dstPort: 1094,
-  experimentId: 3,
-  activityId: 2,
-  application: undefined,
-  receivedBytes: undefined,
-  sentBytes: undefined,
-  netlink: undefined,
-  framing: 'bare',
-  host: undefined,
-  appName: undefined,
-  ...over,
-});
+const ff = (over: Partial<Firefly>): Firefly =>
+  parsedFirefly({
+    startMs: T0,
+    ipVersion: 4,
+    srcAddr: '192.0.2.10',
+    dstAddr: '198.51.100.20',
+    srcPort: 1,
+    dstPort: 1094,
+    experimentId: 3,
+    activityId: 2,
+    ...over,
+  });
 
 describe('firefly and site metrics', () => {
   it('mirror the flow table counters and the site lookup state at scrape time', async () => {
