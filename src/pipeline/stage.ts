@@ -12,7 +12,7 @@ import type { FlowDecoderLimits, FlowDecoderState, PersistedFlowState } from '..
 import { snapshotFlowState } from '../../decoders/ipfix/index.js';
 import type { SamplingRule } from '../enrich/sampling.js';
 import type { Logger } from '../log.js';
-import { DatagramDecoder, type DecoderCrash, type FireflyTarget, type RecordAggregator } from './decoder.js';
+import { DatagramDecoder, type DatagramDecoderOptions, type DecoderCrash, type FireflyTarget, type RecordAggregator } from './decoder.js';
 
 export type { FireflyTarget, RecordAggregator } from './decoder.js';
 import type { ListenerKind, ProtocolEntry } from './protocols.js';
@@ -130,6 +130,8 @@ export class InlineDecodeStage implements DecodeStage {
   readonly restarts = 0;
   private readonly queue: BoundedQueue<ReceivedDatagram & { listener: ListenerKind }>;
   private readonly decoder: DatagramDecoder;
+  /** The live decoder's options (the warm-up copies their shape). */
+  private readonly decoderOptions: DatagramDecoderOptions;
   private drainScheduled = false;
   private closed = false;
   /** The latest snapshot: metrics, stats and health read it between refreshes. */
@@ -141,22 +143,19 @@ export class InlineDecodeStage implements DecodeStage {
     saved?: FlowDecoderState,
   ) {
     this.queue = new BoundedQueue(config.queueSize);
-    this.decoder = new DatagramDecoder(
-      {
-        withFields: false,
-        withAddresses: false,
-        defaultSamplingRate: config.defaultSamplingRate,
-        samplingRules: config.samplingRules,
-        ...(config.outerFlowLabelExporters ? { outerFlowLabelExporters: config.outerFlowLabelExporters } : {}),
-        flowLimits: config.flowLimits,
-        ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
-        innerHeaders: false,
-        crashDir: config.crashDir,
-        onTemplate: templateLogger(deps.log),
-      },
-      saved,
-      deps.protocols,
-    );
+    this.decoderOptions = {
+      withFields: false,
+      withAddresses: false,
+      defaultSamplingRate: config.defaultSamplingRate,
+      samplingRules: config.samplingRules,
+      ...(config.outerFlowLabelExporters ? { outerFlowLabelExporters: config.outerFlowLabelExporters } : {}),
+      flowLimits: config.flowLimits,
+      ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
+      innerHeaders: false,
+      crashDir: config.crashDir,
+      onTemplate: templateLogger(deps.log),
+    };
+    this.decoder = new DatagramDecoder(this.decoderOptions, saved, deps.protocols);
     this.decoder.onCrash = (c) => logCrash(deps.log, c);
     if (deps.fireflies) this.decoder.fireflies = deps.fireflies;
     watchDecoder(this.decoder, deps.log);
@@ -225,7 +224,7 @@ export class InlineDecodeStage implements DecodeStage {
 
   /** Warms the decode path up (warmup.ts) so the first live datagrams meet optimised code. */
   ready(): Promise<void> {
-    const w = warmUp();
+    const w = warmUp(undefined, undefined, this.decoderOptions);
     this.deps.log.debug(`decode path warmed up: ${w.datagrams} synthetic datagrams, ${w.records} records in ${Math.round(w.ms)} ms`, {
       datagrams: w.datagrams,
       records: w.records,

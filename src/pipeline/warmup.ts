@@ -10,7 +10,7 @@ import { createAggregator } from '../aggregate/index.js';
 import { Enricher } from '../enrich/enricher.js';
 import { Nat64Prefixes, WELL_KNOWN_NAT64_PREFIX } from '../enrich/nat64.js';
 import { EVERY_PAIR_REGISTERED } from '../enrich/series.js';
-import { DatagramDecoder, DEFAULT_DECODER_OPTIONS } from './decoder.js';
+import { DatagramDecoder, type DatagramDecoderOptions, DEFAULT_DECODER_OPTIONS } from './decoder.js';
 
 const RECORDS_PER_DATAGRAM = 8;
 
@@ -345,10 +345,27 @@ export function warmUpDatagrams(nowMs: number): { protocol: string; payload: Uin
 
 /** Datagrams per exporter session in a warm-up cycle: templates in the first only. */
 const CYCLE = 8;
+/** Source ports a cycle uses (one per protocol, from 1000). */
+const CYCLE_PORTS = 4;
 
-export function warmUp(rounds = 150, nowMs = Date.now()): WarmUpResult {
+/**
+ * The live decoder's options made harmless for scratch use: no crash fixtures, no template
+ * log lines, rate limits that never refuse. Their shape stays the live one, so the branches
+ * the live options take (the rate-limit checks above all) are compiled, not deoptimisation
+ * points: without them the first new session after the warm-up deoptimised decodeInto and
+ * TurboFan compiled it again under load.
+ */
+export function warmUpOptions(live: DatagramDecoderOptions): DatagramDecoderOptions {
+  const opts: DatagramDecoderOptions = { ...live, crashDir: '' };
+  if (live.onTemplate !== undefined) opts.onTemplate = () => {};
+  if (live.rateLimits !== undefined)
+    opts.rateLimits = { datagramsPerSecond: Number.MAX_SAFE_INTEGER, newSessionsPerSecond: Number.MAX_SAFE_INTEGER };
+  return opts;
+}
+
+export function warmUp(rounds = 150, nowMs = Date.now(), liveOptions: DatagramDecoderOptions = DEFAULT_DECODER_OPTIONS): WarmUpResult {
   const t0 = performance.now();
-  const decoder = new DatagramDecoder(DEFAULT_DECODER_OPTIONS);
+  const decoder = new DatagramDecoder(warmUpOptions(liveOptions));
   const discard = { kind: 'warm-up', writeRows: () => Promise.resolve() };
   const aggregator = createAggregator({}, { now: () => nowMs, store: discard, registry: () => EVERY_PAIR_REGISTERED });
   // Through an Enricher, as live records go: its code is warmed too, and the decoder's call to
@@ -369,9 +386,14 @@ export function warmUp(rounds = 150, nowMs = Date.now()): WarmUpResult {
   let errors = 0;
   for (let r = 0; r < rounds; r++) {
     // Several exporters (TEST-NET-1 addresses, RFC 5737: never real ones), so lookups see
-    // more than one key.
+    // more than one key. In the second half every round is a new transport session (an
+    // exporter restarting, a new sender): its cycle starts with templates, as a new session's
+    // does, and the new-session path runs in optimised code.
     const exporter = `192.0.2.${1 + (r % 4)}`;
-    for (const d of cycle) errors += decoder.decodeInto(d.payload, exporter, d.port, nowMs, 'any', target).errors.length;
+    const portShift = r < rounds / 2 ? 0 : CYCLE_PORTS * r;
+    // The receive clock moves (1 ms a round), as it does live: the rate limiters refill.
+    const receivedMs = nowMs + r;
+    for (const d of cycle) errors += decoder.decodeInto(d.payload, exporter, d.port + portShift, receivedMs, 'any', target).errors.length;
   }
   return { datagrams: rounds * cycle.length, records: decoder.totals.records, errors, ms: performance.now() - t0 };
 }
