@@ -573,6 +573,8 @@ export async function startOurs(proto: Proto, port: number, dir: string, extra: 
       `  ipfix: ${listener(proto === 'ipfix' ? port : 0)}`,
       `  netflow: ${listener(proto === 'netflow9' ? port : 0)}`,
       `  sflow: ${listener(proto === 'sflow' ? port : 0)}`,
+      // Off: its default port (10514) would collide with a collector already running here.
+      `  firefly: ${listener(0)}`,
       `api: { port: ${api}, bind: 127.0.0.1 }`,
       `store: { type: sqlite, path: ${JSON.stringify(join(dir, 'bench.sqlite'))} }`,
       `registry: { url: '', cacheFile: '' }`,
