@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
@@ -12,7 +12,8 @@ import { createInfluxStore } from '../../src/store/influx/store.js';
 import type { TrafficRow } from '../../src/store/types.js';
 import { type Daemon, type DaemonPorts, freePorts, getJson, metricValue, scrape, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
-import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxdAvailable } from '../support/influxd.js';
+import { useInfluxd } from '../support/use-influxd.js';
 
 interface Health {
   status: string;
@@ -20,13 +21,7 @@ interface Health {
 }
 
 describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real influxd', () => {
-  let db: InfluxdHandle;
-  beforeAll(async () => {
-    db = await startInfluxd();
-  });
-  afterAll(async () => {
-    await db?.destroy();
-  });
+  const influxd = useInfluxd();
 
   const registry = () => loadSnapshot(0);
   const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
@@ -46,7 +41,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
   });
   const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
     createInfluxStore(
-      { ...influxStoreSchema.parse({ type: 'influx', url: db.url }), database, spoolDir, timeoutMs: 2000, continuousQueries: false },
+      { ...influxStoreSchema.parse({ type: 'influx', url: influxd().url }), database, spoolDir, timeoutMs: 2000, continuousQueries: false },
       { registry, links: [], log: silentLogger(), bucketSeconds: 60 },
     );
   type Capture = (typeof CORPUS_CAPTURES)[number];
@@ -63,7 +58,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
     });
   /** The per-experiment totals in `database` are exactly the ground truth of the captures sent. */
   const expectExactTotals = async (database: string, captures: Capture[]): Promise<void> => {
-    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });
+    const influx = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database });
     const pairs = await influx.query<{ community_id: string; activity_id: string; bytes: number; packets: number; records: number }>(
       'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" GROUP BY "community_id", "activity_id"',
     );
@@ -81,7 +76,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
     ).toEqual(want);
   };
   const scitagsBytes = async (database: string): Promise<unknown[]> =>
-    (await new InfluxDB({ host: '127.0.0.1', port: db.port, database }).query('SELECT "bytes" FROM "scitags_traffic"')).map((r) => [
+    (await new InfluxDB({ host: '127.0.0.1', port: influxd().port, database }).query('SELECT "bytes" FROM "scitags_traffic"')).map((r) => [
       (r as unknown as { time: Date }).time.getTime(),
       (r as unknown as { bytes: unknown }).bytes,
     ]);
@@ -89,7 +84,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
   it('a database dropped while running is provisioned again on the next write (counted); nothing written after the drop is lost', async () => {
     const store = await mk('dropped');
     await store.writeRows([row(T0, 1000)]);
-    const admin = new InfluxDB({ host: '127.0.0.1', port: db.port });
+    const admin = new InfluxDB({ host: '127.0.0.1', port: influxd().port });
     await admin.dropDatabase('dropped');
     await store.writeRows([row(T0 + 60_000, 2000)]); // 404 database not found: spooled, provisioning due
     expect(store.writeHealth()).toMatchObject({ failures: 1, consecutiveFailures: 1, lastErrorClass: 'http_404', lastErrorStatus: 404 });
@@ -109,7 +104,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
   it('a batch InfluxDB refuses with 400 (field type conflict) is dead-lettered, counted, and never blocks later batches', async () => {
     const spoolDir = mkdtempSync(join(tmpdir(), 'spool-'));
     const store = await mk('conflict', spoolDir);
-    const raw = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'conflict' });
+    const raw = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database: 'conflict' });
     // bytes as a string in the shard of T0 - 10 d: every integer bytes point there conflicts.
     const OLD = T0 - 10 * 86_400_000;
     await raw.writePoints([
@@ -120,11 +115,11 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
     expect(store.writeHealth()).toMatchObject({ deadLetterBatches: 1, failures: 1, consecutiveFailures: 0, lastErrorStatus: 400 });
     expect(store.spooled).toBe(0);
     // The same from the spool: a refused batch at its head is moved aside and the next one goes out.
-    await db.stop();
+    await influxd().stop();
     await store.writeRows([row(OLD, 2)]);
     await store.writeRows([row(T0 + 60_000, 2000)]);
     expect(store.spooled).toBe(2);
-    await db.restart();
+    await influxd().restart();
     await waitFor(async () => {
       await store.flush().catch(() => undefined);
       return store.spooled === 0;
@@ -154,7 +149,11 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
 
   it('influxd stopped mid-run: /health degraded with the store reason within seconds, failures counted, totals exact after the restart', async () => {
     const ports = await freePorts();
-    const d = await startDaemon(ports, [`--store=influx://127.0.0.1:${db.port}/outage`, '--store-stats-interval-seconds=1', '--workers=1']);
+    const d = await startDaemon(ports, [
+      `--store=influx://127.0.0.1:${influxd().port}/outage`,
+      '--store-stats-interval-seconds=1',
+      '--workers=1',
+    ]);
     const [before, during] = [CORPUS_CAPTURES[0], CORPUS_CAPTURES[2]];
     const send = (c: Capture): Promise<number> => sendCapture(ports, c);
     const counted = (n: number): Promise<void> => waitCounted(d, n);
@@ -162,7 +161,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       let datagrams = await send(before);
       await counted(datagrams);
       expect((await getJson<Health>(`${d.apiUrl}/health`)).status).toBe('ok');
-      await db.stop();
+      await influxd().stop();
       const stoppedAt = Date.now();
       datagrams += await send(during);
       await counted(datagrams);
@@ -182,7 +181,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       expect(metricValue(metrics, 'scitags_store_last_error_timestamp_seconds') * 1000).toBeGreaterThanOrEqual(stoppedAt - 1000);
       expect(metrics).toMatch(/scitags_store_last_error_info\{class="(connection|timeout|http_5xx)"\} 1/);
       console.log(`health degraded ${degradedAfterMs} ms after influxd stopped`);
-      await db.restart();
+      await influxd().restart();
       await waitFor(async () => (await getJson<Health>(`${d.apiUrl}/health`)).status === 'ok', 30_000);
     } finally {
       expect(await d.stop('SIGTERM')).toBe(0);
@@ -194,7 +193,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
   it('influxd frozen (SIGSTOP): the /ping probe shows store_unreachable within interval + timeout, ok after SIGCONT, totals exact', async () => {
     const ports = await freePorts();
     const d = await startDaemon(ports, [
-      `--store=influx://127.0.0.1:${db.port}/frozen`,
+      `--store=influx://127.0.0.1:${influxd().port}/frozen`,
       '--store-probe-interval-seconds=1',
       '--store-timeout-ms=2000',
       '--workers=1',
@@ -208,7 +207,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       await counted(datagrams);
       expect((await getJson<Health>(`${d.apiUrl}/health`)).status).toBe('ok');
       expect(await scrape(d.apiUrl, 'scitags_store_probe_ok')).toBe(1);
-      db.signal('SIGSTOP');
+      influxd().signal('SIGSTOP');
       frozen = true;
       const frozenAt = Date.now();
       let health: Health | undefined;
@@ -230,12 +229,12 @@ describe.skipIf(!influxdAvailable())('InfluxDB faults handled against a real inf
       // Traffic while frozen: written at the stop, after the thaw (spooled if a write timed out meanwhile).
       datagrams += await send(during);
       await counted(datagrams);
-      db.signal('SIGCONT');
+      influxd().signal('SIGCONT');
       frozen = false;
       await waitFor(async () => (await getJson<Health>(`${d.apiUrl}/health`)).status === 'ok', 30_000);
       expect(await scrape(d.apiUrl, 'scitags_store_probe_ok')).toBe(1);
     } finally {
-      if (frozen) db.signal('SIGCONT');
+      if (frozen) influxd().signal('SIGCONT');
       expect(await d.stop('SIGTERM')).toBe(0);
     }
     await expectExactTotals('frozen', [before, during]);

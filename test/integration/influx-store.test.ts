@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { replayDatagrams } from '../../collectors/replay.js';
 import { influxStoreSchema } from '../../src/config/schema.js';
@@ -14,17 +14,12 @@ import { createSocket } from 'node:dgram';
 import { f, ipfixDataSet, ipfixMessage, ipfixOptionsTemplateSet, ipfixTemplateSet, VARLEN } from '../builders/ipfix.js';
 import { type Daemon, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, CORPUS_CAPTURES, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
-import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxdAvailable, startInfluxd } from '../support/influxd.js';
+import { useInfluxd } from '../support/use-influxd.js';
 import { fireflyRow } from '../builders/rows.js';
 
 describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', () => {
-  let db: InfluxdHandle;
-  beforeAll(async () => {
-    db = await startInfluxd();
-  });
-  afterAll(async () => {
-    await db?.destroy();
-  });
+  const influxd = useInfluxd();
 
   it('corpus replayed through serve: InfluxDB totals equal the truth, and the REST API answers as over SQLite', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'scitags-influx-'));
@@ -32,7 +27,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const sqlitePorts = await freePorts();
     const t0 = Date.now();
     const daemons: Daemon[] = [
-      await startDaemon(influxPorts, [`--store=influx://127.0.0.1:${db.port}/scitags`]),
+      await startDaemon(influxPorts, [`--store=influx://127.0.0.1:${influxd().port}/scitags`]),
       await startDaemon(sqlitePorts, [`--store=sqlite:${join(dir, 'scitags.sqlite')}`]),
     ];
     let datagrams = 0;
@@ -52,7 +47,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     for (const d of daemons) expect(await d.stop('SIGTERM')).toBe(0);
 
     // What InfluxDB holds, read with plain InfluxQL.
-    const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database: 'scitags' });
+    const influx = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database: 'scitags' });
     const pairs = await influx.query<{ community_id: string; activity_id: string; bytes: number; packets: number; records: number }>(
       'SELECT sum("bytes") AS "bytes", sum("packets") AS "packets", sum("records") AS "records" FROM "scitags_traffic" GROUP BY "community_id", "activity_id"',
     );
@@ -83,7 +78,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     expect([stats[0]?.datagrams, stats[0]?.records]).toEqual([datagrams, 43 + 43 + 1448]);
 
     // The REST API over each store gives the same answers.
-    const overInflux = await startDaemon(await freePorts(), [`--store=influx://127.0.0.1:${db.port}/scitags`]);
+    const overInflux = await startDaemon(await freePorts(), [`--store=influx://127.0.0.1:${influxd().port}/scitags`]);
     const overSqlite = await startDaemon(await freePorts(), [`--store=sqlite:${join(dir, 'scitags.sqlite')}`]);
     try {
       const from = Math.floor(t0 / 60_000) * 60 - 600;
@@ -109,7 +104,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
 
   it('survives an InfluxDB outage: writes spool to disk, replay in order, totals equal an uninterrupted run', async () => {
     const registry = () => loadSnapshot(0);
-    const base = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${db.port}` });
+    const base = influxStoreSchema.parse({ type: 'influx', url: `http://127.0.0.1:${influxd().port}` });
     const mk = (database: string, spoolDir = mkdtempSync(join(tmpdir(), 'spool-'))) =>
       createInfluxStore(
         { ...base, database, spoolDir, timeoutMs: 2000, continuousQueries: false },
@@ -151,7 +146,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     const first = await mk('outage', spoolDir);
     await first.writeRows(batches[0]!);
     expect(first.spoolStats()).toEqual({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined, rejectedBatches: 0, lastErrorMs: undefined });
-    await db.stop();
+    await influxd().stop();
     const failedFrom = Date.now();
     await first.writeRows(batches[1]!);
     await first.writeRows(batches[2]!);
@@ -168,7 +163,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     // ...and the next run picks it up.
     const store = await mk('outage', spoolDir);
     expect(store.spooled).toBe(2);
-    await db.restart();
+    await influxd().restart();
     await store.writeRows(batches[3]!); // queued behind the spool, not ahead of it
     expect(store.spooled).toBe(3);
     // node-influx backs off from a host that failed; the spool drains once it is retried.
@@ -179,7 +174,7 @@ describe.skipIf(!influxdAvailable())('InfluxDB store against a real influxd', ()
     expect(store.spoolStats()).toMatchObject({ batches: 0, rows: 0, bytes: 0, oldestMs: undefined });
 
     const read = async (database: string) => {
-      const influx = new InfluxDB({ host: '127.0.0.1', port: db.port, database });
+      const influx = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database });
       return {
         scitags: await influx.query('SELECT "bytes", "packets", "records", "community_id" FROM "scitags_traffic"'),
         links: await influx.query('SELECT "bytes", "class", "in_capacity_bps", "in_link", "out_link" FROM "link_traffic"'),

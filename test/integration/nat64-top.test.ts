@@ -8,10 +8,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { f, templatesThenData } from '../builders/ipfix.js';
 import { freePorts, getJson, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
-import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxdAvailable } from '../support/influxd.js';
+import { useInfluxd } from '../support/use-influxd.js';
 
 const V6 = [
   f('sourceIPv6Address', 16),
@@ -113,15 +114,9 @@ describe('NAT64 IPv4 destinations (IPFIX over loopback, stop and restart on one 
 });
 
 describe.skipIf(!influxdAvailable())('NAT64 IPv4 destinations on a real InfluxDB', () => {
-  let db: InfluxdHandle;
-  beforeAll(async () => {
-    db = await startInfluxd();
-  });
-  afterAll(async () => {
-    await db?.destroy();
-  });
+  const influxd = useInfluxd();
 
   it('the same answers from scitags_nat64_top', async () => {
-    check(await runAndQuery(`influx://127.0.0.1:${db.port}/scitags`, ['--workers=1']));
+    check(await runAndQuery(`influx://127.0.0.1:${influxd().port}/scitags`, ['--workers=1']));
   });
 });

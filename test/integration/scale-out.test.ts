@@ -3,12 +3,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../collectors/pcap.js';
 import { loadSnapshot } from '../../src/registry/loader.js';
 import { type Daemon, type DaemonPorts, freePorts, getJson, startDaemon, waitFor } from '../support/daemon.js';
 import { addCounts, type ExpectedCounts, expectedTotals, fixturePath, loadTruth } from '../support/expected.js';
-import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxdAvailable } from '../support/influxd.js';
+import { useInfluxd } from '../support/use-influxd.js';
 
 /**
  * The scale-out shape (docs/scale-out.md, "Beyond one machine"): several collector instances,
@@ -257,13 +258,7 @@ async function exportersOf(d: Daemon): Promise<ExporterInfo[]> {
 // ---------------------------------------------------------------------------------------
 
 describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint exporters share one InfluxDB', () => {
-  let db: InfluxdHandle;
-  beforeAll(async () => {
-    db = await startInfluxd();
-  });
-  afterAll(async () => {
-    await db?.destroy();
-  });
+  const influxd = useInfluxd();
 
   it('the two instances write disjoint series whose totals equal one instance fed everything, and the truth', async () => {
     const expected = buildExpected();
@@ -275,7 +270,7 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
     const dir = mkdtempSync(join(tmpdir(), 'scitags-scale-out-'));
     const config = join(dir, 'collector.yaml');
     writeFileSync(config, 'aggregation:\n  graceSeconds: 3600\n');
-    const store = (database: string) => `--store=influx://127.0.0.1:${db.port}/${database}`;
+    const store = (database: string) => `--store=influx://127.0.0.1:${influxd().port}/${database}`;
     const ports = { A: await freePorts(), B: await freePorts(), S: await freePorts() };
     // A and B start together: both provision the shared database (create it, its retention
     // policies and continuous queries) at the same time. S starts afterwards: provisioning looks
@@ -307,8 +302,8 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
         expect(await seen(d), `instance ${owner ?? 'S'}`).toEqual(want(owner));
       }
 
-      const shared = new InfluxDB({ host: '127.0.0.1', port: db.port, database: SHARED_DB });
-      const single = new InfluxDB({ host: '127.0.0.1', port: db.port, database: SINGLE_DB });
+      const shared = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database: SHARED_DB });
+      const single = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database: SINGLE_DB });
       // Concurrent provisioning left one set of continuous queries on the shared database, not
       // an error or a duplicate. (SHOW CONTINUOUS QUERIES lists every database: pick ours.)
       const cqs =
@@ -383,7 +378,7 @@ describe.skipIf(!influxdAvailable())('scale-out: two instances owning disjoint e
     } finally {
       expect(await reader.stop()).toBe(0);
     }
-    const shared = new InfluxDB({ host: '127.0.0.1', port: db.port, database: SHARED_DB });
+    const shared = new InfluxDB({ host: '127.0.0.1', port: influxd().port, database: SHARED_DB });
     expect(await readTotals(shared)).toEqual(expected);
   });
 });

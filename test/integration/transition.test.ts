@@ -9,10 +9,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { f, templatesThenData } from '../builders/ipfix.js';
 import { freePorts, getJson, sendUdp, startDaemon, waitFor } from '../support/daemon.js';
-import { influxdAvailable, startInfluxd, type InfluxdHandle } from '../support/influxd.js';
+import { influxdAvailable } from '../support/influxd.js';
+import { useInfluxd } from '../support/use-influxd.js';
 
 const V6 = [
   f('sourceIPv6Address', 16),
@@ -205,15 +206,9 @@ describe('IPv6 transition and site-pair views (IPFIX over loopback)', () => {
 });
 
 describe.skipIf(!influxdAvailable())('IPv6 transition and site-pair views on a real InfluxDB', () => {
-  let db: InfluxdHandle;
-  beforeAll(async () => {
-    db = await startInfluxd();
-  });
-  afterAll(async () => {
-    await db?.destroy();
-  });
+  const influxd = useInfluxd();
 
   it('the same answers from scitags_traffic / link_traffic (nat64 tag) and scitags_site_traffic', async () => {
-    checkAnswers(await runAndQuery(`influx://127.0.0.1:${db.port}/scitags`, ['--workers=1'], 2), 2);
+    checkAnswers(await runAndQuery(`influx://127.0.0.1:${influxd().port}/scitags`, ['--workers=1'], 2), 2);
   });
 });
