@@ -345,8 +345,6 @@ export function warmUpDatagrams(nowMs: number): { protocol: string; payload: Uin
 
 /** Datagrams per exporter session in a warm-up cycle: templates in the first only. */
 const CYCLE = 8;
-/** Source ports a cycle uses (one per protocol, from 1000). */
-const CYCLE_PORTS = 4;
 
 /**
  * The live decoder's options made harmless for scratch use: no crash fixtures, no template
@@ -383,6 +381,8 @@ export function warmUp(rounds = 150, nowMs = Date.now(), liveOptions: DatagramDe
     cycle.push({ payload: netflow5(i, nowMs), port: 1002 });
     cycle.push({ payload: sflow(i), port: 1003 });
   }
+  // Source ports the cycle uses (one per protocol, consecutive): a new session's ports follow them.
+  const cyclePorts = new Set(cycle.map((d) => d.port)).size;
   let errors = 0;
   for (let r = 0; r < rounds; r++) {
     // Several exporters (TEST-NET-1 addresses, RFC 5737: never real ones), so lookups see
@@ -390,7 +390,7 @@ export function warmUp(rounds = 150, nowMs = Date.now(), liveOptions: DatagramDe
     // exporter restarting, a new sender): its cycle starts with templates, as a new session's
     // does, and the new-session path runs in optimised code.
     const exporter = `192.0.2.${1 + (r % 4)}`;
-    const portShift = r < rounds / 2 ? 0 : CYCLE_PORTS * r;
+    const portShift = r < rounds / 2 ? 0 : cyclePorts * r;
     // The receive clock moves (1 ms a round), as it does live: the rate limiters refill.
     const receivedMs = nowMs + r;
     for (const d of cycle) errors += decoder.decodeInto(d.payload, exporter, d.port + portShift, receivedMs, 'any', target).errors.length;
